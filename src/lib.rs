@@ -1,1 +1,12 @@
+//! OmniMemory: an LLM-context compression service with API keys, limits, quotas and usage.
+//!
+//! The engine (`compress`, `tokens`) lives in the `omnimemory-engine` crate and is re-exported
+//! here; this crate adds configuration, keys, storage, the HTTP service and the admin CLI.
 
+pub mod admin;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod store;
+
+pub use omnimemory_engine::{compress, tokens};

@@ -1,0 +1,522 @@
+//! The admin CLI: `omnimemory admin <command>`, working on the storage directly (no server).
+//!
+//! Each command returns an [`Outcome`]: text for a terminal and a JSON value for `--json`.
+//! Exit codes: 0 success, 1 a failed check or operation, 2 a usage error (clap's own).
+//! Keys are named by the full key or by their public id; secrets are printed only by
+//! `create-key`, once.
+
+mod render;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::config::{Settings, TierLimits};
+use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, Tier};
+use crate::store::{Store, UsageSummary, quota_period};
+use render::{Page, new_table, thousands, usage_bar};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an API key (shown once).
+    CreateKey {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long, value_parser = parse_tier)]
+        tier: Tier,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        company: Option<String>,
+    },
+    /// Check a key and show its owner, status and this month's usage.
+    VerifyKey { key: String },
+    /// Usage totals of a key over the last N days.
+    UsageStats {
+        key: String,
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Break the totals down by model.
+        #[arg(long)]
+        detailed: bool,
+    },
+    /// List keys, newest first.
+    ListUsers {
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Refuse a key from now on (within a second on a running server).
+    DeactivateKey { key: String },
+    /// Accept a deactivated key again.
+    ActivateKey { key: String },
+    /// Reset this month's quota usage: all keys, or a user's, or one key.
+    ResetUsage {
+        #[arg(long, conflicts_with = "key")]
+        user_id: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Limits of a key and the state of its buckets.
+    RateLimitInfo { key: String },
+    /// Where the data is and how much of it there is.
+    DatabaseInfo,
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    s.to_ascii_lowercase()
+        .parse()
+        .map_err(|e: keys::UnknownTier| e.to_string())
+}
+
+/// What a command produced: shown as text, or as JSON with `--json`.
+pub struct Outcome {
+    pub success: bool,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+impl Outcome {
+    fn ok(text: String, json: serde_json::Value) -> Outcome {
+        Outcome {
+            success: true,
+            text,
+            json,
+        }
+    }
+    fn failed(message: &str, json: serde_json::Value) -> Outcome {
+        Outcome {
+            success: false,
+            text: format!("✗ {message}\n"),
+            json,
+        }
+    }
+}
+
+/// Runs one command; `Err` is an operational failure (storage), also exit code 1.
+pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let store = Store::open(&settings.home).await?;
+    let outcome = dispatch(&args.command, args.json, settings, &store).await;
+    store.close().await;
+    outcome
+}
+
+async fn dispatch(
+    cmd: &AdminCommand,
+    json: bool,
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<Outcome> {
+    use AdminCommand::*;
+    match cmd {
+        CreateKey {
+            user_id,
+            tier,
+            email,
+            company,
+        } => {
+            create_key(
+                store,
+                settings,
+                user_id,
+                *tier,
+                email.as_deref(),
+                company.as_deref(),
+            )
+            .await
+        }
+        VerifyKey { key } => verify_key(store, settings, key).await,
+        UsageStats {
+            key,
+            days,
+            detailed,
+        } => usage_stats(store, key, *days, *detailed).await,
+        ListUsers { tier, limit } => list_users(store, *tier, *limit).await,
+        DeactivateKey { key } => set_active(store, key, false).await,
+        ActivateKey { key } => set_active(store, key, true).await,
+        ResetUsage { user_id, key, yes } => {
+            reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await
+        }
+        RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
+        DatabaseInfo => database_info(store).await,
+    }
+}
+
+/// Finds a key by its full form or its public id. `Ok(Err(outcome))` is a failed lookup.
+async fn find_key(store: &Store, given: &str) -> anyhow::Result<Result<KeyRecord, Outcome>> {
+    let given = given.trim();
+    let found = if let Ok(key) = ApiKey::parse(given) {
+        store.key_by_hash(&key.hash()).await?
+    } else if keys::is_public_id(given) {
+        store.key_by_public_id(given).await?
+    } else {
+        return Ok(Err(Outcome::failed(
+            "Not an API key or key id (expected om_<tier>_…)",
+            json!({"valid": false, "error": "malformed_key"}),
+        )));
+    };
+    Ok(found.ok_or_else(|| {
+        Outcome::failed(
+            "Key not found",
+            json!({"valid": false, "error": "not_found"}),
+        )
+    }))
+}
+
+macro_rules! found_or_return {
+    ($lookup:expr) => {
+        match $lookup? {
+            Ok(record) => record,
+            Err(outcome) => return Ok(outcome),
+        }
+    };
+}
+
+fn limits_of(settings: &Settings, tier: Tier) -> TierLimits {
+    settings
+        .tiers
+        .get(&tier)
+        .copied()
+        .unwrap_or_else(|| TierLimits::default_for(tier))
+}
+
+fn limit_text(limit: Option<u64>) -> String {
+    limit.map_or_else(
+        || "unlimited".to_string(),
+        |l| format!("{} tokens", thousands(l)),
+    )
+}
+
+async fn create_key(
+    store: &Store,
+    settings: &Settings,
+    user_id: &str,
+    tier: Tier,
+    email: Option<&str>,
+    company: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let request = match KeyRequest::parse(user_id, tier.as_str(), email, company) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Outcome::failed(
+                &e.to_string(),
+                json!({"created": false, "error": e.to_string()}),
+            ));
+        }
+    };
+    let (key, new) = request.issue();
+    let record = store.insert_key(&new).await?;
+    let limits = limits_of(settings, record.tier);
+    let text = Page::default()
+        .banner("✓ API key created")
+        .field("API Key", key.expose_secret())
+        .field("Key ID", &record.public_id)
+        .field("User ID", &record.user_id)
+        .field("Tier", record.tier)
+        .field("Email", record.email.as_deref().unwrap_or("-"))
+        .field("Company", record.company.as_deref().unwrap_or("-"))
+        .field("Created", record.created_at)
+        .field("Monthly limit", limit_text(limits.monthly_tokens))
+        .field(
+            "Rate limit",
+            format!(
+                "{} req/s (burst {})",
+                limits.requests_per_second, limits.burst
+            ),
+        )
+        .line("\n  Store this key now: it is shown only once.")
+        .finish();
+    let json = json!({
+        "created": true, "api_key": key.expose_secret(), "key_id": record.public_id,
+        "user_id": record.user_id, "tier": record.tier, "email": record.email,
+        "company": record.company, "created_at": record.created_at,
+    });
+    Ok(Outcome::ok(text, json))
+}
+
+async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::Result<Outcome> {
+    let record = found_or_return!(find_key(store, given).await);
+    let now = jiff::Timestamp::now();
+    let period = quota_period(now);
+    let used = store.quota_used(record.id, &period).await?;
+    let limit = limits_of(settings, record.tier).monthly_tokens;
+    let status = if !record.active {
+        "deactivated"
+    } else if record.is_expired(now) {
+        "expired"
+    } else {
+        "active"
+    };
+    let valid = status == "active";
+    let mut page = Page::default();
+    page.banner(if valid {
+        "✓ Valid API key"
+    } else {
+        "✗ API key not usable"
+    })
+    .field("Key ID", &record.public_id)
+    .field("User ID", &record.user_id)
+    .field("Tier", record.tier)
+    .field("Status", status)
+    .field("Email", record.email.as_deref().unwrap_or("-"))
+    .field("Company", record.company.as_deref().unwrap_or("-"))
+    .field("Created", record.created_at)
+    .section(&format!("Usage this month ({period})"))
+    .field("Used", format!("{} tokens", thousands(used)))
+    .field("Monthly limit", limit_text(limit));
+    if let Some(l) = limit {
+        page.field(
+            "Remaining",
+            format!("{} tokens", thousands(l.saturating_sub(used))),
+        );
+    }
+    page.line(format!("  {}", usage_bar(used, limit)));
+    let json = json!({
+        "valid": valid, "status": status, "key_id": record.public_id, "user_id": record.user_id,
+        "tier": record.tier, "email": record.email, "company": record.company,
+        "created_at": record.created_at, "period": period,
+        "usage": {"current_usage": used, "monthly_limit": limit,
+                  "remaining": limit.map(|l| l.saturating_sub(used)), "unlimited": limit.is_none()},
+    });
+    Ok(Outcome {
+        success: valid,
+        text: page.finish(),
+        json,
+    })
+}
+
+async fn usage_stats(
+    store: &Store,
+    given: &str,
+    days: u32,
+    detailed: bool,
+) -> anyhow::Result<Outcome> {
+    let record = found_or_return!(find_key(store, given).await);
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
+    let stats: UsageSummary = store.usage_summary(record.id, since).await?;
+    let mut page = Page::default();
+    page.banner(&format!(
+        "Usage of {} over the last {days} days",
+        record.public_id
+    ))
+    .field("User ID", &record.user_id)
+    .field("Tier", record.tier)
+    .field("Compressions", thousands(stats.total_compressions))
+    .field("Original tokens", thousands(stats.total_original_tokens))
+    .field(
+        "Compressed tokens",
+        thousands(stats.total_compressed_tokens),
+    )
+    .field("Tokens saved", thousands(stats.total_tokens_saved))
+    .field(
+        "Avg compression",
+        format!("{:.1}%", stats.avg_compression_ratio * 100.0),
+    )
+    .field("Avg quality", format!("{:.3}", stats.avg_quality_score));
+    if detailed {
+        let mut table = new_table(&["Model", "Compressions", "Tokens saved"]);
+        for m in &stats.by_model {
+            table.add_row([
+                m.model_id.clone(),
+                thousands(m.count),
+                thousands(m.tokens_saved),
+            ]);
+        }
+        page.section("By model").table(&table);
+    }
+    let json = json!({"key_id": record.public_id, "user_id": record.user_id, "days": days, "stats": stats});
+    Ok(Outcome::ok(page.finish(), json))
+}
+
+async fn list_users(store: &Store, tier: Option<Tier>, limit: u32) -> anyhow::Result<Outcome> {
+    let keys = store.list_keys(tier, limit).await?;
+    let mut table = new_table(&[
+        "Key ID", "User ID", "Tier", "Email", "Company", "Status", "Created",
+    ]);
+    for k in &keys {
+        table.add_row([
+            k.public_id.clone(),
+            k.user_id.clone(),
+            k.tier.to_string(),
+            k.email.clone().unwrap_or_default(),
+            k.company.clone().unwrap_or_default(),
+            (if k.active { "active" } else { "deactivated" }).to_string(),
+            k.created_at.strftime("%Y-%m-%d %H:%M").to_string(),
+        ]);
+    }
+    let title = match tier {
+        Some(t) => format!("API keys ({t}): {}", keys.len()),
+        None => format!("API keys: {}", keys.len()),
+    };
+    let text = Page::default().banner(&title).table(&table).finish();
+    Ok(Outcome::ok(
+        text,
+        json!({"count": keys.len(), "keys": keys}),
+    ))
+}
+
+async fn set_active(store: &Store, given: &str, active: bool) -> anyhow::Result<Outcome> {
+    let record = found_or_return!(find_key(store, given).await);
+    store.set_key_active(record.id, active).await?;
+    let verb = if active { "activated" } else { "deactivated" };
+    let text = Page::default()
+        .banner(&format!("✓ Key {verb}"))
+        .field("Key ID", &record.public_id)
+        .field("User ID", &record.user_id)
+        .field(
+            "Was",
+            if record.active {
+                "active"
+            } else {
+                "deactivated"
+            },
+        )
+        .finish();
+    Ok(Outcome::ok(
+        text,
+        json!({"key_id": record.public_id, "user_id": record.user_id, "active": active}),
+    ))
+}
+
+async fn reset_usage(
+    store: &Store,
+    user_id: Option<&str>,
+    key: Option<&str>,
+    yes: bool,
+    json_output: bool,
+) -> anyhow::Result<Outcome> {
+    let (scope, ids) = match (user_id, key) {
+        (_, Some(given)) => {
+            let record = found_or_return!(find_key(store, given).await);
+            (format!("key {}", record.public_id), Some(vec![record.id]))
+        }
+        (Some(user), None) => {
+            let keys = store.keys_of_user(user).await?;
+            if keys.is_empty() {
+                return Ok(Outcome::failed(
+                    &format!("No keys for user {user}"),
+                    json!({"reset": false, "error": "not_found"}),
+                ));
+            }
+            (
+                format!("user {user} ({} keys)", keys.len()),
+                Some(keys.iter().map(|k| k.id).collect()),
+            )
+        }
+        (None, None) => ("ALL keys".to_string(), None),
+    };
+    let period = quota_period(jiff::Timestamp::now());
+    if !yes
+        && !confirm(
+            &format!("Reset {period} quota usage of {scope}?"),
+            json_output,
+        )?
+    {
+        return Ok(Outcome::failed(
+            "Aborted: nothing was reset",
+            json!({"reset": false, "error": "aborted"}),
+        ));
+    }
+    let rows = store.reset_quota(ids.as_deref(), &period).await?;
+    let text = Page::default()
+        .banner("✓ Usage reset")
+        .field("Scope", &scope)
+        .field("Period", &period)
+        .field("Ledgers reset", thousands(rows))
+        .finish();
+    Ok(Outcome::ok(
+        text,
+        json!({"reset": true, "scope": scope, "period": period, "ledgers_reset": rows}),
+    ))
+}
+
+/// Asks on the terminal; anything but `y`/`yes` (or end of input) declines.
+fn confirm(question: &str, quiet: bool) -> anyhow::Result<bool> {
+    let mut err = std::io::stderr();
+    if !quiet || std::io::stdin().is_terminal() {
+        write!(err, "{question} [y/N] ")?;
+        err.flush()?;
+    }
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+async fn rate_limit_info(
+    store: &Store,
+    settings: &Settings,
+    given: &str,
+) -> anyhow::Result<Outcome> {
+    let record = found_or_return!(find_key(store, given).await);
+    let limits = limits_of(settings, record.tier);
+    let token_rate = limits
+        .tokens_per_second
+        .map_or_else(|| "unlimited".to_string(), |r| format!("{r:.2} tokens/s"));
+    let text = Page::default()
+        .banner(&format!("Rate limits of {}", record.public_id))
+        .field("Tier", record.tier)
+        .field(
+            "Requests",
+            format!(
+                "{} req/s, burst {}",
+                limits.requests_per_second, limits.burst
+            ),
+        )
+        .field("Token refill", token_rate)
+        .field("Token capacity", limit_text(limits.monthly_tokens))
+        .finish();
+    let json = json!({
+        "key_id": record.public_id, "tier": record.tier,
+        "requests_per_second": limits.requests_per_second, "burst": limits.burst,
+        "tokens_per_second": limits.tokens_per_second, "tokens_capacity": limits.monthly_tokens,
+    });
+    Ok(Outcome::ok(text, json))
+}
+
+async fn database_info(store: &Store) -> anyhow::Result<Outcome> {
+    let info = store.database_info().await?;
+    let mut page = Page::default();
+    page.banner("Database")
+        .field("Backend", info.backend)
+        .field("Location", &info.location)
+        .field("Schema version", info.schema_version)
+        .field(
+            "Keys",
+            format!(
+                "{} ({} active)",
+                thousands(info.total_keys),
+                thousands(info.active_keys)
+            ),
+        )
+        .field("Usage records", thousands(info.usage_records));
+    let mut files = new_table(&["File", "Size (bytes)"]);
+    for f in &info.files {
+        files.add_row([f.path.clone(), thousands(f.bytes)]);
+    }
+    let mut tiers = new_table(&["Tier", "Keys"]);
+    for (tier, n) in &info.keys_by_tier {
+        tiers.add_row([tier.to_string(), thousands(*n)]);
+    }
+    page.section("Files")
+        .table(&files)
+        .section("Keys by tier")
+        .table(&tiers);
+    Ok(Outcome::ok(page.finish(), serde_json::to_value(&info)?))
+}

@@ -1,0 +1,317 @@
+//! Settings: command-line flag, then environment variable, then `$OMNIMEMORY_HOME/config.toml`,
+//! then the built-in default, in that order of precedence.
+//!
+//! Parsed once at start into plain values; nothing downstream reads the environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::keys::Tier;
+
+pub const DEFAULT_PORT: u16 = 8001;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot find a home directory; set OMNIMEMORY_HOME")]
+    NoHome,
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{name}={value:?} is not valid: {message}")]
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// The admin secret. Compared in constant time; `Debug` never shows it.
+#[derive(Clone)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    pub fn new(secret: String) -> Option<AdminKey> {
+        (!secret.is_empty()).then_some(AdminKey(secret))
+    }
+
+    /// Constant-time in the candidate's content (length differences leak only the length).
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminKey(<redacted>)")
+    }
+}
+
+/// Limits of one tier; `None` for a token figure means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TierLimits {
+    pub monthly_tokens: Option<u64>,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    /// Token-bucket refill per second; `None` = unlimited, defaults to monthly / 30 days.
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
+}
+
+/// Seconds in the 30-day month the token bucket refills over.
+pub const REFILL_PERIOD_SECS: f64 = 2_592_000.0;
+
+impl TierLimits {
+    pub fn default_for(tier: Tier) -> TierLimits {
+        match tier {
+            Tier::Free => TierLimits {
+                monthly_tokens: Some(1_000_000),
+                requests_per_second: 1.0,
+                burst: 1,
+                tokens_per_second: Some(1_000_000.0 / REFILL_PERIOD_SECS),
+            },
+            Tier::Pro => TierLimits {
+                monthly_tokens: Some(100_000_000),
+                requests_per_second: 10.0,
+                burst: 10,
+                tokens_per_second: Some(100_000_000.0 / REFILL_PERIOD_SECS),
+            },
+            Tier::Enterprise => TierLimits {
+                monthly_tokens: Some(1_000_000_000),
+                requests_per_second: 100.0,
+                burst: 100,
+                tokens_per_second: None,
+            },
+        }
+    }
+}
+
+/// An operator's partial override of a tier, as written in `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierOverride {
+    monthly_tokens: Option<u64>,
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    admin_key: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    tiers: BTreeMap<Tier, TierOverride>,
+}
+
+/// Flags given on the command line; `None` when absent.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub home: PathBuf,
+    pub addr: SocketAddr,
+    pub admin_key: Option<AdminKey>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub tiers: BTreeMap<Tier, TierLimits>,
+}
+
+impl Settings {
+    /// Reads the process environment and the config file.
+    pub fn load(flags: &Overrides) -> Result<Settings, ConfigError> {
+        Self::load_from(flags, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    pub fn load_from(
+        flags: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let home = match env("OMNIMEMORY_HOME") {
+            Some(h) => PathBuf::from(h),
+            None => std::env::home_dir()
+                .ok_or(ConfigError::NoHome)?
+                .join(".omnimemory"),
+        };
+        let file = read_file_config(&home.join("config.toml"))?;
+
+        let env_addr = match env("OMNIMEMORY_ADDR") {
+            Some(value) => Some(value.parse::<SocketAddr>().map_err(|e| ConfigError::Env {
+                name: "OMNIMEMORY_ADDR",
+                value: value.clone(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let host = flags
+            .host
+            .or(env_addr.map(|a| a.ip()))
+            .or(file.host)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let port = flags
+            .port
+            .or(env_addr.map(|a| a.port()))
+            .or(file.port)
+            .unwrap_or(DEFAULT_PORT);
+
+        let max_body_bytes = match env("OMNIMEMORY_MAX_BODY_BYTES") {
+            Some(value) => value.parse().map_err(|_| ConfigError::Env {
+                name: "OMNIMEMORY_MAX_BODY_BYTES",
+                value: value.clone(),
+                message: "expected a number of bytes".into(),
+            })?,
+            None => file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        };
+
+        let tiers = Tier::ALL
+            .into_iter()
+            .map(|tier| {
+                let mut limits = TierLimits::default_for(tier);
+                if let Some(o) = file.tiers.get(&tier) {
+                    if let Some(m) = o.monthly_tokens {
+                        limits.monthly_tokens = Some(m);
+                        if limits.tokens_per_second.is_some() {
+                            limits.tokens_per_second = Some(m as f64 / REFILL_PERIOD_SECS);
+                        }
+                    }
+                    limits.requests_per_second =
+                        o.requests_per_second.unwrap_or(limits.requests_per_second);
+                    limits.burst = o.burst.unwrap_or(limits.burst);
+                }
+                (tier, limits)
+            })
+            .collect();
+
+        Ok(Settings {
+            home,
+            addr: SocketAddr::new(host, port),
+            admin_key: env("OMNIMEMORY_ADMIN_KEY")
+                .or(file.admin_key)
+                .and_then(AdminKey::new),
+            database_url: env("OMNIMEMORY_DATABASE_URL").or(file.database_url),
+            redis_url: env("OMNIMEMORY_REDIS_URL").or(file.redis_url),
+            max_body_bytes,
+            tiers,
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_then_env_then_file_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_string_lossy().to_string();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "port = 9000\nmax_body_bytes = 2048\n[tiers.free]\nburst = 3\nmonthly_tokens = 2592000\n",
+        )
+        .unwrap();
+
+        let only_file = Settings::load_from(
+            &Overrides::default(),
+            env_of(&[("OMNIMEMORY_HOME", home.clone())]),
+        )
+        .unwrap();
+        assert_eq!(only_file.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(only_file.max_body_bytes, 2048);
+        let free = only_file.tiers[&Tier::Free];
+        assert_eq!(
+            (free.burst, free.monthly_tokens, free.tokens_per_second),
+            (3, Some(2_592_000), Some(1.0))
+        );
+        assert_eq!(
+            only_file.tiers[&Tier::Pro],
+            TierLimits::default_for(Tier::Pro)
+        );
+        assert!(only_file.admin_key.is_none());
+
+        let env = env_of(&[
+            ("OMNIMEMORY_HOME", home.clone()),
+            ("OMNIMEMORY_ADDR", "0.0.0.0:7000".into()),
+            ("OMNIMEMORY_ADMIN_KEY", "s3cret".into()),
+        ]);
+        let with_env = Settings::load_from(&Overrides::default(), &env).unwrap();
+        assert_eq!(with_env.addr, "0.0.0.0:7000".parse().unwrap());
+        assert!(with_env.admin_key.unwrap().matches("s3cret"));
+
+        let flags = Overrides {
+            host: None,
+            port: Some(7100),
+        };
+        assert_eq!(
+            Settings::load_from(&flags, &env).unwrap().addr,
+            "0.0.0.0:7100".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_broken_config_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), "[tiers.gold]\nburst = 1\n").unwrap();
+        let home = dir.path().to_string_lossy().to_string();
+        let err = Settings::load_from(&Overrides::default(), env_of(&[("OMNIMEMORY_HOME", home)]))
+            .unwrap_err();
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+
+    #[test]
+    fn admin_key_debug_is_redacted() {
+        let key = AdminKey::new("hunter2".into()).unwrap();
+        assert!(!format!("{key:?}").contains("hunter2"));
+        assert!(!key.matches("hunter3"));
+        assert!(!key.matches("hunter"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The HTTP service: routes, shared state, the auth extractor, and the error table.
+//!
+//! A request's path: `Authenticated` (key lookup by hash) → handler (parse the body into
+//! domain types) → engine → JSON response. Every failure becomes an `ApiError`, which is the
+//! only place that knows status codes.
+
+mod admin;
+mod auth;
+mod compress;
+mod error;
+mod json;
+mod usage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::config::Settings;
+use crate::store::Store;
+use omnimemory_engine::tokens::Registry;
+
+/// Cheap handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/compress", post(compress::compress))
+        .route("/count-tokens", post(compress::count_tokens))
+        .route("/validate", post(compress::validate))
+        .route("/usage/stats", get(usage::stats))
+        .route("/admin/api-key", post(admin::create_key))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    storage: &'static str,
+    version: &'static str,
+}
+
+async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    state
+        .store
+        .check_health(Duration::from_secs(1))
+        .await
+        .map_err(ApiError::StorageUnavailable)?;
+    Ok(axum::Json(Health {
+        status: "healthy",
+        storage: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let store = Store::open(&settings.home)
+        .await
+        .context("cannot open storage")?;
+    let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    tracing::info!(
+        "listening on http://{} (data folder {})",
+        listener.local_addr()?,
+        settings.home.display()
+    );
+    let state = AppState {
+        store: store.clone(),
+        registry: Arc::new(registry),
+        settings: Arc::new(settings),
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

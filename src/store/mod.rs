@@ -1,0 +1,96 @@
+//! Storage: API keys and usage records, behind intention-named methods.
+//!
+//! The default backend is SQLite in the data folder: `api_keys.db` (keys) and `usage.db`
+//! (usage records, quota ledger, bucket state), both in WAL mode with `synchronous=FULL`, so
+//! a committed write survives a crash of the process or the machine. Schemas are versioned
+//! with `PRAGMA user_version` and migrated forward at open.
+//!
+//! Invariants: no full API key is ever written here (keys are stored as SHA-256 hashes);
+//! lookups by hash are an indexed query; timestamps are UTC text `YYYY-MM-DDTHH:MM:SS.mmmZ`,
+//! so text order is time order.
+
+mod sqlite;
+
+pub use sqlite::Store;
+
+use crate::keys::{KeyHash, Tier};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data folder {path}: {source}")]
+    CreateHome {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("storage did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// A key to be inserted; the hash is all that is kept of the secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub hash: KeyHash,
+    pub public_id: String,
+    pub user_id: String,
+    pub tier: Tier,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+/// Totals of a key's usage records over a period (all zeros when there are none).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct UsageSummary {
+    pub total_compressions: u64,
+    pub total_original_tokens: u64,
+    pub total_compressed_tokens: u64,
+    pub total_tokens_saved: u64,
+    pub avg_compression_ratio: f64,
+    pub avg_quality_score: f64,
+    pub by_model: Vec<ModelUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelUsage {
+    pub model_id: String,
+    pub count: u64,
+    pub tokens_saved: u64,
+}
+
+/// What `admin database-info` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatabaseInfo {
+    pub backend: &'static str,
+    pub location: String,
+    pub files: Vec<DatabaseFile>,
+    pub schema_version: i64,
+    pub total_keys: u64,
+    pub active_keys: u64,
+    pub keys_by_tier: Vec<(Tier, u64)>,
+    pub usage_records: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatabaseFile {
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The quota period a timestamp falls in: its calendar month in UTC, `YYYY-MM`.
+pub fn quota_period(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m").to_string()
+}
+
+/// Formats a timestamp the way every table stores it.
+pub fn format_timestamp(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
