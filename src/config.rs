@@ -237,7 +237,7 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    fn env_of(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+    fn env_of(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
         let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))

@@ -183,8 +183,7 @@ mod tests {
         for tier in Tier::ALL {
             let key = ApiKey::generate(tier);
             let s = key.expose_secret();
-            let secret = s.rsplit('_').next().unwrap();
-            assert!(s.starts_with(&format!("om_{tier}_")));
+            let secret = s.strip_prefix(&format!("om_{tier}_")).unwrap();
             assert_eq!(secret.len(), 43, "{s}");
             assert_eq!(ApiKey::parse(s).unwrap(), key);
             assert!(is_public_id(&key.public_id()));

@@ -1,0 +1,237 @@
+//! Service foundation: health, authentication, the admin endpoint, the error shape, secrets.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{ADMIN_KEY, Server, cli, client, error_code};
+
+#[tokio::test]
+async fn serve_creates_the_data_folder_and_reports_health() {
+    let server = Server::start();
+    assert!(!server.base.ends_with(":0"));
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    for file in ["api_keys.db", "usage.db"] {
+        assert!(server.home.join(file).exists(), "{file} missing");
+    }
+    let logs = server.logs();
+    let line = logs.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(line.contains(&server.base) && line.contains(&server.home.display().to_string()), "{line}");
+}
+
+#[tokio::test]
+async fn health_is_503_with_the_reason_while_storage_does_not_answer() {
+    use sqlx::Connection as _;
+    let server = Server::start();
+    let url = format!("sqlite://{}", server.home.join("usage.db").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("Storage unavailable"), "{body}");
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start();
+    assert_eq!(client().get(server.url("/health")).send().await.unwrap().status(), 200);
+    let status = server.signal("TERM");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(server.logs().contains("stopped"), "{}", server.logs());
+}
+
+#[tokio::test]
+async fn every_kind_of_bad_credential_is_401_with_its_own_code() {
+    let server = Server::start();
+    let key = server.create_key("alice", "pro");
+    let url = server.url("/count-tokens");
+    let body = json!({"text": "hello world"});
+    let c = client();
+
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "missing_api_key"),
+        (Some(format!("Basic {key}")), "missing_api_key"),
+        (Some("Bearer".into()), "missing_api_key"),
+        (Some("Bearer not-a-key".into()), "invalid_api_key"),
+        (Some(format!("Bearer om_pro_{}", "A".repeat(43))), "invalid_api_key"),
+        (Some(format!("Bearer {}x", key)), "invalid_api_key"),
+    ];
+    for (header, code) in cases {
+        let mut req = c.post(&url).json(&body);
+        if let Some(h) = &header {
+            req = req.header("Authorization", h);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{header:?}");
+        assert_eq!(error_code(resp, 401).await, code, "{header:?}");
+    }
+    let ok = c.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_deactivated_key_is_refused_at_once_and_accepted_again_after_activation() {
+    let server = Server::start();
+    let key = server.create_key("bob", "free");
+    let c = client();
+    let count = || c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
+
+    assert_eq!(count().await.unwrap().status(), 200);
+    assert_eq!(cli(&server.home, &["admin", "deactivate-key", &key], None).code, 0);
+    assert_eq!(error_code(count().await.unwrap(), 401).await, "api_key_deactivated");
+    assert_eq!(cli(&server.home, &["admin", "activate-key", &key], None).code, 0);
+    assert_eq!(count().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused() {
+    use sqlx::Connection as _;
+    let server = Server::start();
+    let key = server.create_key("carol", "pro");
+    let url = format!("sqlite://{}", server.home.join("api_keys.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE api_keys SET expires_at = '2020-01-01T00:00:00.000Z'").execute(&mut db).await.unwrap();
+    let resp = client().post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await;
+    assert_eq!(error_code(resp.unwrap(), 401).await, "api_key_expired");
+}
+
+#[tokio::test]
+async fn admin_endpoint_is_403_while_no_admin_key_is_configured() {
+    let server = Server::builder().start();
+    let resp = client()
+        .post(server.url("/admin/api-key"))
+        .header("X-Admin-Key", "")
+        .json(&json!({"user_id": "u", "tier": "pro", "admin_key": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp, 403).await, "admin_forbidden");
+}
+
+#[tokio::test]
+async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key() {
+    let server = Server::start();
+    let c = client();
+    let create = |admin_header: Option<&str>, body: serde_json::Value| {
+        let mut req = c.post(server.url("/admin/api-key")).json(&body);
+        if let Some(h) = admin_header {
+            req = req.header("X-Admin-Key", h);
+        }
+        req.send()
+    };
+    let body = json!({"user_id": "dave", "tier": "enterprise", "email": "d@corp.io", "company": "Corp"});
+
+    let wrong = create(Some("wrong"), body.clone()).await.unwrap();
+    assert_eq!(error_code(wrong, 403).await, "admin_forbidden");
+    let none = create(None, body.clone()).await.unwrap();
+    assert_eq!(error_code(none, 403).await, "admin_forbidden");
+
+    let resp = create(Some(ADMIN_KEY), body.clone()).await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: serde_json::Value = resp.json().await.unwrap();
+    let key = created["api_key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("om_enterprise_"), "{created}");
+    assert_eq!((created["email"].as_str(), created["company"].as_str()), (Some("d@corp.io"), Some("Corp")));
+
+    let mut in_body = body.clone();
+    in_body["admin_key"] = json!(ADMIN_KEY);
+    assert_eq!(create(None, in_body).await.unwrap().status(), 201);
+
+    let bad_tier = create(Some(ADMIN_KEY), json!({"user_id": "e", "tier": "gold"})).await.unwrap();
+    assert_eq!(error_code(bad_tier, 422).await, "invalid_request");
+    let no_user = create(Some(ADMIN_KEY), json!({"tier": "pro"})).await.unwrap();
+    assert_eq!(error_code(no_user, 422).await, "invalid_request");
+
+    let used = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send().await;
+    assert_eq!(used.unwrap().status(), 200);
+    let listed = cli(&server.home, &["admin", "list-users", "--json"], None);
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let dave = listed["keys"].as_array().unwrap().iter().find(|k| k["user_id"] == "dave").unwrap();
+    assert_eq!((dave["email"].as_str(), dave["company"].as_str()), (Some("d@corp.io"), Some("Corp")));
+    assert!(!server.logs().contains(ADMIN_KEY));
+}
+
+#[tokio::test]
+async fn every_error_has_the_same_shape() {
+    let server = Server::builder()
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_BODY_BYTES", "2048")
+        .start();
+    let key = server.create_key("erin", "pro");
+    let c = client();
+    let url = server.url("/count-tokens");
+
+    let malformed = c.post(&url).bearer_auth(&key).header("content-type", "application/json").body("{\"text\": ");
+    assert_eq!(error_code(malformed.send().await.unwrap(), 400).await, "invalid_json");
+    let wrong_type = c.post(&url).bearer_auth(&key).header("content-type", "text/plain").body("{\"text\": \"x\"}");
+    assert_eq!(error_code(wrong_type.send().await.unwrap(), 415).await, "unsupported_media_type");
+    let missing_field = c.post(&url).bearer_auth(&key).json(&json!({"txt": "x"}));
+    assert_eq!(error_code(missing_field.send().await.unwrap(), 422).await, "invalid_request");
+    let too_big = c.post(&url).bearer_auth(&key).json(&json!({"text": "x".repeat(4096)}));
+    assert_eq!(error_code(too_big.send().await.unwrap(), 413).await, "payload_too_large");
+    let unknown = c.get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(error_code(unknown, 404).await, "not_found");
+    let wrong_method = c.get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(error_code(wrong_method, 405).await, "method_not_allowed");
+    let bad_days = c.get(server.url("/usage/stats?days=zero")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(error_code(bad_days, 422).await, "invalid_request");
+    let bad_target = c
+        .post(server.url("/compress"))
+        .bearer_auth(&key)
+        .json(&json!({"context": "some text", "target_compression": 1.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(bad_target, 422).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn the_secret_never_reaches_the_data_folder_or_the_logs() {
+    let mut server = Server::start();
+    let c = client();
+    let from_cli = server.create_key("frank", "pro");
+    let resp = c
+        .post(server.url("/admin/api-key"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"user_id": "gina", "tier": "free"}))
+        .send()
+        .await
+        .unwrap();
+    let from_http = resp.json::<serde_json::Value>().await.unwrap()["api_key"].as_str().unwrap().to_string();
+    for key in [&from_cli, &from_http] {
+        let resp = c.post(server.url("/compress")).bearer_auth(key).json(&json!({"context": "a b c"})).send().await;
+        assert_eq!(resp.unwrap().status(), 200);
+        let verify = cli(&server.home, &["admin", "verify-key", key], None);
+        assert_eq!(verify.code, 0);
+    }
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut files = 0;
+    for entry in std::fs::read_dir(&server.home).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        files += 1;
+        for key in [&from_cli, &from_http] {
+            let secret = &key[key.len() - 43..];
+            assert!(!contains(&bytes, key.as_bytes()) && !contains(&bytes, secret.as_bytes()), "{path:?}");
+        }
+    }
+    assert!(files >= 2);
+    let logs = server.logs();
+    assert!(!logs.contains(&from_cli) && !logs.contains(&from_http));
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

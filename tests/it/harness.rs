@@ -1,0 +1,175 @@
+//! Starts the real `omnimemory` binary on port 0 with a temporary data folder, and runs the CLI.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "test-admin-secret-0123456789";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_omnimemory")
+}
+
+/// A running server; killed on drop if not stopped.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub home: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub struct ServerBuilder {
+    env: Vec<(String, String)>,
+    home: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    /// Uses an existing data folder (to restart a server on the same data).
+    #[allow(dead_code)]
+    pub fn home(mut self, home: &Path) -> Self {
+        self.home = Some(home.to_path_buf());
+        self
+    }
+    pub fn start(self) -> Server {
+        let (dir, home) = match self.home {
+            Some(h) => (None, h),
+            None => {
+                let d = tempfile::tempdir().unwrap();
+                let h = d.path().join("data");
+                (Some(d), h)
+            }
+        };
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--port", "0"])
+            .env("OMNIMEMORY_HOME", &home)
+            .env_remove("OMNIMEMORY_ADMIN_KEY")
+            .env_remove("OMNIMEMORY_ADDR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start omnimemory serve");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            panic!("server did not start; logs: {:?}", logs.lock().unwrap());
+        });
+        Server { child: Some(child), base: format!("http://{addr}"), home, logs, _dir: dir }
+    }
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { env: Vec::new(), home: None }
+    }
+
+    /// A server with the admin key configured.
+    pub fn start() -> Server {
+        Server::builder().env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY).start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Sends a signal and waits for the exit; returns the exit status.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                // Give the log reader a moment to drain the pipe.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit after SIG{signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Creates a key through the CLI against this server's data folder; returns the full key.
+    pub fn create_key(&self, user: &str, tier: &str) -> String {
+        let out = cli(&self.home, &["admin", "create-key", "--user-id", user, "--tier", tier, "--json"], None);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["api_key"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `omnimemory ARGS` with `OMNIMEMORY_HOME=home`, feeding `stdin` if given.
+pub fn cli(home: &Path, args: &[&str], stdin: Option<&str>) -> CliOutput {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("OMNIMEMORY_HOME", home)
+        .env_remove("OMNIMEMORY_ADMIN_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Asserts the one error shape and returns the `code`.
+pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
+    let got = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("error body is JSON");
+    assert_eq!(got, status, "body: {body}");
+    assert!(body["detail"].is_string(), "no detail in {body}");
+    body["code"].as_str().expect("code is a string").to_string()
+}

@@ -1,0 +1,5 @@
+//! Black-box tests: the real binary, a temporary data folder, HTTP and the CLI.
+
+mod admin_cli;
+mod foundation;
+mod harness;
