@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::keys::Tier;
+use crate::keys::{LimitOverride, Tier};
 
 pub const DEFAULT_PORT: u16 = 8001;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -20,18 +20,11 @@ pub enum ConfigError {
     #[error("cannot find a home directory; set OMNIMEMORY_HOME")]
     NoHome,
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{name}={value:?} is not valid: {message}")]
-    Env {
-        name: &'static str,
-        value: String,
-        message: String,
-    },
+    Env { name: &'static str, value: String, message: String },
 }
 
 /// The admin secret. Compared in constant time; `Debug` never shows it.
@@ -136,22 +129,21 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads the process environment and the config file.
-    pub fn load(flags: &Overrides) -> Result<Settings, ConfigError> {
-        Self::load_from(flags, |name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+    /// Effective limits of a key: its tier's, with the key's own override applied.
+    pub fn limits_for(&self, key: &crate::keys::KeyRecord) -> TierLimits {
+        let tier = self.tiers.get(&key.tier).copied().unwrap_or_else(|| TierLimits::default_for(key.tier));
+        key.limits.apply(tier)
     }
 
-    pub fn load_from(
-        flags: &Overrides,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Settings, ConfigError> {
+    /// Reads the process environment and the config file.
+    pub fn load(flags: &Overrides) -> Result<Settings, ConfigError> {
+        Self::load_from(flags, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn load_from(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
         let home = match env("OMNIMEMORY_HOME") {
             Some(h) => PathBuf::from(h),
-            None => std::env::home_dir()
-                .ok_or(ConfigError::NoHome)?
-                .join(".omnimemory"),
+            None => std::env::home_dir().ok_or(ConfigError::NoHome)?.join(".omnimemory"),
         };
         let file = read_file_config(&home.join("config.toml"))?;
 
@@ -163,16 +155,8 @@ impl Settings {
             })?),
             None => None,
         };
-        let host = flags
-            .host
-            .or(env_addr.map(|a| a.ip()))
-            .or(file.host)
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let port = flags
-            .port
-            .or(env_addr.map(|a| a.port()))
-            .or(file.port)
-            .unwrap_or(DEFAULT_PORT);
+        let host = flags.host.or(env_addr.map(|a| a.ip())).or(file.host).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let port = flags.port.or(env_addr.map(|a| a.port())).or(file.port).unwrap_or(DEFAULT_PORT);
 
         let max_body_bytes = match env("OMNIMEMORY_MAX_BODY_BYTES") {
             Some(value) => value.parse().map_err(|_| ConfigError::Env {
@@ -186,18 +170,16 @@ impl Settings {
         let tiers = Tier::ALL
             .into_iter()
             .map(|tier| {
-                let mut limits = TierLimits::default_for(tier);
-                if let Some(o) = file.tiers.get(&tier) {
-                    if let Some(m) = o.monthly_tokens {
-                        limits.monthly_tokens = Some(m);
-                        if limits.tokens_per_second.is_some() {
-                            limits.tokens_per_second = Some(m as f64 / REFILL_PERIOD_SECS);
-                        }
+                let limits = TierLimits::default_for(tier);
+                let limits = match file.tiers.get(&tier) {
+                    Some(o) => LimitOverride {
+                        monthly_tokens: o.monthly_tokens,
+                        requests_per_second: o.requests_per_second,
+                        burst: o.burst,
                     }
-                    limits.requests_per_second =
-                        o.requests_per_second.unwrap_or(limits.requests_per_second);
-                    limits.burst = o.burst.unwrap_or(limits.burst);
-                }
+                    .apply(limits),
+                    None => limits,
+                };
                 (tier, limits)
             })
             .collect();
@@ -205,9 +187,7 @@ impl Settings {
         Ok(Settings {
             home,
             addr: SocketAddr::new(host, port),
-            admin_key: env("OMNIMEMORY_ADMIN_KEY")
-                .or(file.admin_key)
-                .and_then(AdminKey::new),
+            admin_key: env("OMNIMEMORY_ADMIN_KEY").or(file.admin_key).and_then(AdminKey::new),
             database_url: env("OMNIMEMORY_DATABASE_URL").or(file.database_url),
             redis_url: env("OMNIMEMORY_REDIS_URL").or(file.redis_url),
             max_body_bytes,
@@ -221,16 +201,10 @@ fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
         Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
+            return Err(ConfigError::Read { path: path.to_path_buf(), source });
         }
     };
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -238,16 +212,8 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     #[test]
@@ -260,22 +226,13 @@ mod tests {
         )
         .unwrap();
 
-        let only_file = Settings::load_from(
-            &Overrides::default(),
-            env_of(&[("OMNIMEMORY_HOME", home.clone())]),
-        )
-        .unwrap();
+        let only_file =
+            Settings::load_from(&Overrides::default(), env_of(&[("OMNIMEMORY_HOME", home.clone())])).unwrap();
         assert_eq!(only_file.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(only_file.max_body_bytes, 2048);
         let free = only_file.tiers[&Tier::Free];
-        assert_eq!(
-            (free.burst, free.monthly_tokens, free.tokens_per_second),
-            (3, Some(2_592_000), Some(1.0))
-        );
-        assert_eq!(
-            only_file.tiers[&Tier::Pro],
-            TierLimits::default_for(Tier::Pro)
-        );
+        assert_eq!((free.burst, free.monthly_tokens, free.tokens_per_second), (3, Some(2_592_000), Some(1.0)));
+        assert_eq!(only_file.tiers[&Tier::Pro], TierLimits::default_for(Tier::Pro));
         assert!(only_file.admin_key.is_none());
 
         let env = env_of(&[
@@ -287,14 +244,8 @@ mod tests {
         assert_eq!(with_env.addr, "0.0.0.0:7000".parse().unwrap());
         assert!(with_env.admin_key.unwrap().matches("s3cret"));
 
-        let flags = Overrides {
-            host: None,
-            port: Some(7100),
-        };
-        assert_eq!(
-            Settings::load_from(&flags, &env).unwrap().addr,
-            "0.0.0.0:7100".parse().unwrap()
-        );
+        let flags = Overrides { host: None, port: Some(7100) };
+        assert_eq!(Settings::load_from(&flags, &env).unwrap().addr, "0.0.0.0:7100".parse().unwrap());
     }
 
     #[test]
@@ -302,8 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), "[tiers.gold]\nburst = 1\n").unwrap();
         let home = dir.path().to_string_lossy().to_string();
-        let err = Settings::load_from(&Overrides::default(), env_of(&[("OMNIMEMORY_HOME", home)]))
-            .unwrap_err();
+        let err = Settings::load_from(&Overrides::default(), env_of(&[("OMNIMEMORY_HOME", home)])).unwrap_err();
         assert!(err.to_string().contains("config.toml"), "{err}");
     }
 

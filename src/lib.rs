@@ -7,6 +7,9 @@ pub mod admin;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod limits;
+pub mod quota;
 pub mod store;
+pub mod usage;
 
 pub use omnimemory_engine::{compress, tokens};

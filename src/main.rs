@@ -8,11 +8,7 @@ use omnimemory::admin::{self, AdminArgs};
 use omnimemory::config::{Overrides, Settings};
 
 #[derive(Parser)]
-#[command(
-    name = "omnimemory",
-    version,
-    about = "LLM-context compression service"
-)]
+#[command(name = "omnimemory", version, about = "LLM-context compression service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,8 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -55,17 +50,15 @@ fn main() -> ExitCode {
             report(result.map(|()| true))
         }
         Command::Admin(args) => {
-            let result = Settings::load(&Overrides::default())
-                .map_err(anyhow::Error::from)
-                .and_then(|settings| {
-                    let outcome = runtime.block_on(admin::run(&args, &settings))?;
-                    if args.json {
-                        println!("{}", serde_json::to_string_pretty(&outcome.json)?);
-                    } else {
-                        print!("{}", outcome.text);
-                    }
-                    Ok(outcome.success)
-                });
+            let result = Settings::load(&Overrides::default()).map_err(anyhow::Error::from).and_then(|settings| {
+                let outcome = runtime.block_on(admin::run(&args, &settings))?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&outcome.json)?);
+                } else {
+                    print!("{}", outcome.text);
+                }
+                Ok(outcome.success)
+            });
             report(result)
         }
     }

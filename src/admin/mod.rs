@@ -12,9 +12,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::config::{Settings, TierLimits};
-use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, Tier};
-use crate::store::{Store, UsageSummary, quota_period};
+use crate::config::Settings;
+use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
+use crate::limits::{KeyPolicy, Limiter};
+use crate::quota::period_of as quota_period;
+use crate::store::{Store, UsageSummary};
 use render::{Page, new_table, thousands, usage_bar};
 
 #[derive(Debug, Args)]
@@ -38,6 +40,15 @@ pub enum AdminCommand {
         email: Option<String>,
         #[arg(long)]
         company: Option<String>,
+        /// This key's own monthly token limit (instead of the tier's).
+        #[arg(long)]
+        monthly_tokens: Option<u64>,
+        /// This key's own request rate (instead of the tier's).
+        #[arg(long)]
+        requests_per_second: Option<f64>,
+        /// This key's own request burst (instead of the tier's).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        burst: Option<u32>,
     },
     /// Check a key and show its owner, status and this month's usage.
     VerifyKey { key: String },
@@ -49,6 +60,9 @@ pub enum AdminCommand {
         /// Break the totals down by model.
         #[arg(long)]
         detailed: bool,
+        /// Break the totals down by the value of this metadata tag.
+        #[arg(long)]
+        group_by: Option<String>,
     },
     /// List keys, newest first.
     ListUsers {
@@ -78,9 +92,7 @@ pub enum AdminCommand {
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
-    s.to_ascii_lowercase()
-        .parse()
-        .map_err(|e: keys::UnknownTier| e.to_string())
+    s.to_ascii_lowercase().parse().map_err(|e: keys::UnknownTier| e.to_string())
 }
 
 /// What a command produced: shown as text, or as JSON with `--json`.
@@ -92,18 +104,10 @@ pub struct Outcome {
 
 impl Outcome {
     fn ok(text: String, json: serde_json::Value) -> Outcome {
-        Outcome {
-            success: true,
-            text,
-            json,
-        }
+        Outcome { success: true, text, json }
     }
     fn failed(message: &str, json: serde_json::Value) -> Outcome {
-        Outcome {
-            success: false,
-            text: format!("✗ {message}\n"),
-            json,
-        }
+        Outcome { success: false, text: format!("✗ {message}\n"), json }
     }
 }
 
@@ -115,42 +119,25 @@ pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcom
     outcome
 }
 
-async fn dispatch(
-    cmd: &AdminCommand,
-    json: bool,
-    settings: &Settings,
-    store: &Store,
-) -> anyhow::Result<Outcome> {
+async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &Store) -> anyhow::Result<Outcome> {
     use AdminCommand::*;
     match cmd {
-        CreateKey {
-            user_id,
-            tier,
-            email,
-            company,
-        } => {
-            create_key(
-                store,
-                settings,
-                user_id,
-                *tier,
-                email.as_deref(),
-                company.as_deref(),
-            )
-            .await
+        CreateKey { user_id, tier, email, company, monthly_tokens, requests_per_second, burst } => {
+            let limits = LimitOverride {
+                monthly_tokens: *monthly_tokens,
+                requests_per_second: *requests_per_second,
+                burst: *burst,
+            };
+            create_key(store, settings, user_id, *tier, email.as_deref(), company.as_deref(), limits).await
         }
         VerifyKey { key } => verify_key(store, settings, key).await,
-        UsageStats {
-            key,
-            days,
-            detailed,
-        } => usage_stats(store, key, *days, *detailed).await,
+        UsageStats { key, days, detailed, group_by } => {
+            usage_stats(store, key, *days, *detailed, group_by.as_deref()).await
+        }
         ListUsers { tier, limit } => list_users(store, *tier, *limit).await,
         DeactivateKey { key } => set_active(store, key, false).await,
         ActivateKey { key } => set_active(store, key, true).await,
-        ResetUsage { user_id, key, yes } => {
-            reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await
-        }
+        ResetUsage { user_id, key, yes } => reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await,
         RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
         DatabaseInfo => database_info(store).await,
     }
@@ -169,12 +156,7 @@ async fn find_key(store: &Store, given: &str) -> anyhow::Result<Result<KeyRecord
             json!({"valid": false, "error": "malformed_key"}),
         )));
     };
-    Ok(found.ok_or_else(|| {
-        Outcome::failed(
-            "Key not found",
-            json!({"valid": false, "error": "not_found"}),
-        )
-    }))
+    Ok(found.ok_or_else(|| Outcome::failed("Key not found", json!({"valid": false, "error": "not_found"}))))
 }
 
 macro_rules! found_or_return {
@@ -186,19 +168,8 @@ macro_rules! found_or_return {
     };
 }
 
-fn limits_of(settings: &Settings, tier: Tier) -> TierLimits {
-    settings
-        .tiers
-        .get(&tier)
-        .copied()
-        .unwrap_or_else(|| TierLimits::default_for(tier))
-}
-
 fn limit_text(limit: Option<u64>) -> String {
-    limit.map_or_else(
-        || "unlimited".to_string(),
-        |l| format!("{} tokens", thousands(l)),
-    )
+    limit.map_or_else(|| "unlimited".to_string(), |l| format!("{} tokens", thousands(l)))
 }
 
 async fn create_key(
@@ -208,19 +179,23 @@ async fn create_key(
     tier: Tier,
     email: Option<&str>,
     company: Option<&str>,
+    limits: LimitOverride,
 ) -> anyhow::Result<Outcome> {
+    if limits.requests_per_second.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Ok(Outcome::failed(
+            "--requests-per-second must be a positive number",
+            json!({"created": false, "error": "invalid_rate"}),
+        ));
+    }
     let request = match KeyRequest::parse(user_id, tier.as_str(), email, company) {
-        Ok(r) => r,
+        Ok(r) => KeyRequest { limits, ..r },
         Err(e) => {
-            return Ok(Outcome::failed(
-                &e.to_string(),
-                json!({"created": false, "error": e.to_string()}),
-            ));
+            return Ok(Outcome::failed(&e.to_string(), json!({"created": false, "error": e.to_string()})));
         }
     };
     let (key, new) = request.issue();
     let record = store.insert_key(&new).await?;
-    let limits = limits_of(settings, record.tier);
+    let limits = settings.limits_for(&record);
     let text = Page::default()
         .banner("✓ API key created")
         .field("API Key", key.expose_secret())
@@ -231,13 +206,7 @@ async fn create_key(
         .field("Company", record.company.as_deref().unwrap_or("-"))
         .field("Created", record.created_at)
         .field("Monthly limit", limit_text(limits.monthly_tokens))
-        .field(
-            "Rate limit",
-            format!(
-                "{} req/s (burst {})",
-                limits.requests_per_second, limits.burst
-            ),
-        )
+        .field("Rate limit", format!("{} req/s (burst {})", limits.requests_per_second, limits.burst))
         .line("\n  Store this key now: it is shown only once.")
         .finish();
     let json = json!({
@@ -253,7 +222,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
     let now = jiff::Timestamp::now();
     let period = quota_period(now);
     let used = store.quota_used(record.id, &period).await?;
-    let limit = limits_of(settings, record.tier).monthly_tokens;
+    let limit = settings.limits_for(&record).monthly_tokens;
     let status = if !record.active {
         "deactivated"
     } else if record.is_expired(now) {
@@ -263,26 +232,19 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
     };
     let valid = status == "active";
     let mut page = Page::default();
-    page.banner(if valid {
-        "✓ Valid API key"
-    } else {
-        "✗ API key not usable"
-    })
-    .field("Key ID", &record.public_id)
-    .field("User ID", &record.user_id)
-    .field("Tier", record.tier)
-    .field("Status", status)
-    .field("Email", record.email.as_deref().unwrap_or("-"))
-    .field("Company", record.company.as_deref().unwrap_or("-"))
-    .field("Created", record.created_at)
-    .section(&format!("Usage this month ({period})"))
-    .field("Used", format!("{} tokens", thousands(used)))
-    .field("Monthly limit", limit_text(limit));
+    page.banner(if valid { "✓ Valid API key" } else { "✗ API key not usable" })
+        .field("Key ID", &record.public_id)
+        .field("User ID", &record.user_id)
+        .field("Tier", record.tier)
+        .field("Status", status)
+        .field("Email", record.email.as_deref().unwrap_or("-"))
+        .field("Company", record.company.as_deref().unwrap_or("-"))
+        .field("Created", record.created_at)
+        .section(&format!("Usage this month ({period})"))
+        .field("Used", format!("{} tokens", thousands(used)))
+        .field("Monthly limit", limit_text(limit));
     if let Some(l) = limit {
-        page.field(
-            "Remaining",
-            format!("{} tokens", thousands(l.saturating_sub(used))),
-        );
+        page.field("Remaining", format!("{} tokens", thousands(l.saturating_sub(used))));
     }
     page.line(format!("  {}", usage_bar(used, limit)));
     let json = json!({
@@ -292,11 +254,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
         "usage": {"current_usage": used, "monthly_limit": limit,
                   "remaining": limit.map(|l| l.saturating_sub(used)), "unlimited": limit.is_none()},
     });
-    Ok(Outcome {
-        success: valid,
-        text: page.finish(),
-        json,
-    })
+    Ok(Outcome { success: valid, text: page.finish(), json })
 }
 
 async fn usage_stats(
@@ -304,49 +262,60 @@ async fn usage_stats(
     given: &str,
     days: u32,
     detailed: bool,
+    group_by: Option<&str>,
 ) -> anyhow::Result<Outcome> {
+    if let Some(tag) = group_by
+        && (tag.is_empty() || tag.len() > 64 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+    {
+        return Ok(Outcome::failed(
+            "--group-by takes a tag name of 1 to 64 characters of A-Z a-z 0-9 _ - .",
+            json!({"error": "invalid_group_by"}),
+        ));
+    }
     let record = found_or_return!(find_key(store, given).await);
     let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
     let stats: UsageSummary = store.usage_summary(record.id, since).await?;
     let mut page = Page::default();
-    page.banner(&format!(
-        "Usage of {} over the last {days} days",
-        record.public_id
-    ))
-    .field("User ID", &record.user_id)
-    .field("Tier", record.tier)
-    .field("Compressions", thousands(stats.total_compressions))
-    .field("Original tokens", thousands(stats.total_original_tokens))
-    .field(
-        "Compressed tokens",
-        thousands(stats.total_compressed_tokens),
-    )
-    .field("Tokens saved", thousands(stats.total_tokens_saved))
-    .field(
-        "Avg compression",
-        format!("{:.1}%", stats.avg_compression_ratio * 100.0),
-    )
-    .field("Avg quality", format!("{:.3}", stats.avg_quality_score));
+    page.banner(&format!("Usage of {} over the last {days} days", record.public_id))
+        .field("User ID", &record.user_id)
+        .field("Tier", record.tier)
+        .field("Compressions", thousands(stats.total_compressions))
+        .field("Original tokens", thousands(stats.total_original_tokens))
+        .field("Compressed tokens", thousands(stats.total_compressed_tokens))
+        .field("Tokens saved", thousands(stats.total_tokens_saved))
+        .field("Avg compression", format!("{:.1}%", stats.avg_compression_ratio * 100.0))
+        .field("Avg quality", format!("{:.3}", stats.avg_quality_score));
     if detailed {
         let mut table = new_table(&["Model", "Compressions", "Tokens saved"]);
         for m in &stats.by_model {
-            table.add_row([
-                m.model_id.clone(),
-                thousands(m.count),
-                thousands(m.tokens_saved),
-            ]);
+            table.add_row([m.model_id.clone(), thousands(m.count), thousands(m.tokens_saved)]);
         }
         page.section("By model").table(&table);
     }
-    let json = json!({"key_id": record.public_id, "user_id": record.user_id, "days": days, "stats": stats});
+    let groups = match group_by {
+        Some(tag) => Some(store.usage_by_tag(record.id, since, tag).await?),
+        None => None,
+    };
+    if let (Some(tag), Some(groups)) = (group_by, &groups) {
+        let mut table = new_table(&[tag, "Compressions", "Original tokens", "Tokens saved"]);
+        for g in groups {
+            table.add_row([
+                g.value.clone().unwrap_or_else(|| "(untagged)".into()),
+                thousands(g.count),
+                thousands(g.original_tokens),
+                thousands(g.tokens_saved),
+            ]);
+        }
+        page.section(&format!("By {tag}")).table(&table);
+    }
+    let json = json!({"key_id": record.public_id, "user_id": record.user_id, "days": days, "stats": stats,
+                      "group_by": group_by, "groups": groups});
     Ok(Outcome::ok(page.finish(), json))
 }
 
 async fn list_users(store: &Store, tier: Option<Tier>, limit: u32) -> anyhow::Result<Outcome> {
     let keys = store.list_keys(tier, limit).await?;
-    let mut table = new_table(&[
-        "Key ID", "User ID", "Tier", "Email", "Company", "Status", "Created",
-    ]);
+    let mut table = new_table(&["Key ID", "User ID", "Tier", "Email", "Company", "Status", "Created"]);
     for k in &keys {
         table.add_row([
             k.public_id.clone(),
@@ -363,10 +332,7 @@ async fn list_users(store: &Store, tier: Option<Tier>, limit: u32) -> anyhow::Re
         None => format!("API keys: {}", keys.len()),
     };
     let text = Page::default().banner(&title).table(&table).finish();
-    Ok(Outcome::ok(
-        text,
-        json!({"count": keys.len(), "keys": keys}),
-    ))
+    Ok(Outcome::ok(text, json!({"count": keys.len(), "keys": keys})))
 }
 
 async fn set_active(store: &Store, given: &str, active: bool) -> anyhow::Result<Outcome> {
@@ -377,19 +343,9 @@ async fn set_active(store: &Store, given: &str, active: bool) -> anyhow::Result<
         .banner(&format!("✓ Key {verb}"))
         .field("Key ID", &record.public_id)
         .field("User ID", &record.user_id)
-        .field(
-            "Was",
-            if record.active {
-                "active"
-            } else {
-                "deactivated"
-            },
-        )
+        .field("Was", if record.active { "active" } else { "deactivated" })
         .finish();
-    Ok(Outcome::ok(
-        text,
-        json!({"key_id": record.public_id, "user_id": record.user_id, "active": active}),
-    ))
+    Ok(Outcome::ok(text, json!({"key_id": record.public_id, "user_id": record.user_id, "active": active})))
 }
 
 async fn reset_usage(
@@ -412,24 +368,13 @@ async fn reset_usage(
                     json!({"reset": false, "error": "not_found"}),
                 ));
             }
-            (
-                format!("user {user} ({} keys)", keys.len()),
-                Some(keys.iter().map(|k| k.id).collect()),
-            )
+            (format!("user {user} ({} keys)", keys.len()), Some(keys.iter().map(|k| k.id).collect()))
         }
         (None, None) => ("ALL keys".to_string(), None),
     };
     let period = quota_period(jiff::Timestamp::now());
-    if !yes
-        && !confirm(
-            &format!("Reset {period} quota usage of {scope}?"),
-            json_output,
-        )?
-    {
-        return Ok(Outcome::failed(
-            "Aborted: nothing was reset",
-            json!({"reset": false, "error": "aborted"}),
-        ));
+    if !yes && !confirm(&format!("Reset {period} quota usage of {scope}?"), json_output)? {
+        return Ok(Outcome::failed("Aborted: nothing was reset", json!({"reset": false, "error": "aborted"})));
     }
     let rows = store.reset_quota(ids.as_deref(), &period).await?;
     let text = Page::default()
@@ -438,10 +383,7 @@ async fn reset_usage(
         .field("Period", &period)
         .field("Ledgers reset", thousands(rows))
         .finish();
-    Ok(Outcome::ok(
-        text,
-        json!({"reset": true, "scope": scope, "period": period, "ledgers_reset": rows}),
-    ))
+    Ok(Outcome::ok(text, json!({"reset": true, "scope": scope, "period": period, "ledgers_reset": rows})))
 }
 
 /// Asks on the terminal; anything but `y`/`yes` (or end of input) declines.
@@ -453,41 +395,57 @@ fn confirm(question: &str, quiet: bool) -> anyhow::Result<bool> {
     }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-async fn rate_limit_info(
-    store: &Store,
-    settings: &Settings,
-    given: &str,
-) -> anyhow::Result<Outcome> {
+/// Limits of a key and its buckets as last saved by a server (a running server saves them
+/// with every batch of usage records, and all of them when it stops).
+async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> anyhow::Result<Outcome> {
     let record = found_or_return!(find_key(store, given).await);
-    let limits = limits_of(settings, record.tier);
-    let token_rate = limits
-        .tokens_per_second
-        .map_or_else(|| "unlimited".to_string(), |r| format!("{r:.2} tokens/s"));
-    let text = Page::default()
-        .banner(&format!("Rate limits of {}", record.public_id))
+    let limits = settings.limits_for(&record);
+    let policy = KeyPolicy::new(record.tier, limits);
+    let now = jiff::Timestamp::now();
+    let saved = store.bucket_snapshot(record.id).await?;
+    let used = store.quota_used(record.id, &quota_period(now)).await?;
+    // Replaying the saved levels through the limiter gives the levels as of now.
+    let limiter = Limiter::default();
+    limiter.load(record.id, &policy, saved, used, now);
+    let status = limiter.status(record.id, &policy, now).ok_or_else(|| anyhow::anyhow!("limiter state missing"))?;
+    let mut page = Page::default();
+    page.banner(&format!("Rate limits of {}", record.public_id))
         .field("Tier", record.tier)
-        .field(
-            "Requests",
-            format!(
-                "{} req/s, burst {}",
-                limits.requests_per_second, limits.burst
-            ),
-        )
-        .field("Token refill", token_rate)
-        .field("Token capacity", limit_text(limits.monthly_tokens))
-        .finish();
+        .field("State", if saved.is_some() { "as last saved by the server" } else { "full (never used)" })
+        .section("Requests")
+        .field("Rate", format!("{} req/s, burst {}", limits.requests_per_second, limits.burst))
+        .field("Available now", thousands(status.requests_remaining))
+        .field("Full in", format!("{} s", status.requests_reset_secs))
+        .section("Tokens");
+    match &status.tokens {
+        Some(t) => {
+            page.field("Refill", format!("{:.2} tokens/s", t.per_second))
+                .field("Capacity", format!("{} tokens", thousands(t.capacity as u64)))
+                .field("Available now", format!("{} tokens", thousands(t.available.floor() as u64)))
+                .line(format!("  {}", usage_bar((t.capacity - t.available).max(0.0) as u64, Some(t.capacity as u64))));
+        }
+        None => {
+            page.field("Refill", "unlimited");
+        }
+    }
+    page.section(&format!("Monthly quota ({})", status.period))
+        .field("Used", format!("{} tokens", thousands(status.used)))
+        .field("Limit", limit_text(status.monthly_limit))
+        .field("Resets at", status.resets_at);
     let json = json!({
-        "key_id": record.public_id, "tier": record.tier,
+        "key_id": record.public_id, "tier": record.tier, "saved_state": saved.is_some(),
         "requests_per_second": limits.requests_per_second, "burst": limits.burst,
-        "tokens_per_second": limits.tokens_per_second, "tokens_capacity": limits.monthly_tokens,
+        "requests_available": status.requests_remaining, "requests_full_in_secs": status.requests_reset_secs,
+        "tokens_per_second": status.tokens.as_ref().map(|t| t.per_second),
+        "tokens_capacity": status.tokens.as_ref().map(|t| t.capacity as u64),
+        "tokens_available": status.tokens.as_ref().map(|t| t.available.floor() as u64),
+        "monthly_limit": status.monthly_limit, "used": status.used, "period": status.period,
+        "resets_at": status.resets_at,
     });
-    Ok(Outcome::ok(text, json))
+    Ok(Outcome::ok(page.finish(), json))
 }
 
 async fn database_info(store: &Store) -> anyhow::Result<Outcome> {
@@ -497,14 +455,7 @@ async fn database_info(store: &Store) -> anyhow::Result<Outcome> {
         .field("Backend", info.backend)
         .field("Location", &info.location)
         .field("Schema version", info.schema_version)
-        .field(
-            "Keys",
-            format!(
-                "{} ({} active)",
-                thousands(info.total_keys),
-                thousands(info.active_keys)
-            ),
-        )
+        .field("Keys", format!("{} ({} active)", thousands(info.total_keys), thousands(info.active_keys)))
         .field("Usage records", thousands(info.usage_records));
     let mut files = new_table(&["File", "Size (bytes)"]);
     for f in &info.files {
@@ -514,9 +465,6 @@ async fn database_info(store: &Store) -> anyhow::Result<Outcome> {
     for (tier, n) in &info.keys_by_tier {
         tiers.add_row([tier.to_string(), thousands(*n)]);
     }
-    page.section("Files")
-        .table(&files)
-        .section("Keys by tier")
-        .table(&tiers);
+    page.section("Files").table(&files).section("Keys by tier").table(&tiers);
     Ok(Outcome::ok(page.finish(), serde_json::to_value(&info)?))
 }

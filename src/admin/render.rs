@@ -19,11 +19,7 @@ impl Page {
     }
 
     pub fn section(&mut self, title: &str) -> &mut Self {
-        let _ = writeln!(
-            self.0,
-            "\n  {title}\n  {}",
-            "-".repeat(title.chars().count())
-        );
+        let _ = writeln!(self.0, "\n  {title}\n  {}", "-".repeat(title.chars().count()));
         self
     }
 
@@ -53,7 +49,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -66,26 +62,14 @@ pub fn usage_bar(used: u64, limit: Option<u64>) -> String {
     let Some(limit) = limit else {
         return format!("[{}] unlimited", "░".repeat(BAR_WIDTH));
     };
-    let percent = if limit == 0 {
-        100.0
-    } else {
-        used as f64 * 100.0 / limit as f64
-    };
-    let filled = ((percent / 100.0) * BAR_WIDTH as f64)
-        .round()
-        .clamp(0.0, BAR_WIDTH as f64) as usize;
-    format!(
-        "[{}{}] {percent:.1}%",
-        "█".repeat(filled),
-        "░".repeat(BAR_WIDTH - filled)
-    )
+    let percent = if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 };
+    let filled = ((percent / 100.0) * BAR_WIDTH as f64).round().clamp(0.0, BAR_WIDTH as f64) as usize;
+    format!("[{}{}] {percent:.1}%", "█".repeat(filled), "░".repeat(BAR_WIDTH - filled))
 }
 
 pub fn new_table(header: &[&str]) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
-    table
-        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(header.iter().copied());
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(header.iter().copied());
     table
 }
 
@@ -106,11 +90,7 @@ mod tests {
         for (used, limit, filled) in [(0, 100, 0), (25, 100, 10), (100, 100, 40), (500, 100, 40)] {
             let bar = usage_bar(used, Some(limit));
             let inside: String = bar.chars().skip(1).take(BAR_WIDTH).collect();
-            assert_eq!(
-                inside.chars().filter(|&c| c == '█').count(),
-                filled,
-                "{bar}"
-            );
+            assert_eq!(inside.chars().filter(|&c| c == '█').count(), filled, "{bar}");
             assert_eq!(inside.chars().count(), BAR_WIDTH);
         }
         assert!(usage_bar(25, Some(100)).ends_with("] 25.0%"));

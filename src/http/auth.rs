@@ -15,25 +15,15 @@ pub struct Authenticated(pub KeyRecord);
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::MissingApiKey)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingApiKey)?;
         let value = header.to_str().map_err(|_| ApiError::InvalidApiKey)?.trim();
         let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingApiKey)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::MissingApiKey);
         }
         let key = ApiKey::parse(token.trim()).map_err(|_| ApiError::InvalidApiKey)?;
-        let record = state
-            .store
-            .key_by_hash(&key.hash())
-            .await?
-            .ok_or(ApiError::InvalidApiKey)?;
+        let record = state.store.key_by_hash(&key.hash()).await?.ok_or(ApiError::InvalidApiKey)?;
         if !record.active {
             return Err(ApiError::ApiKeyDeactivated);
         }

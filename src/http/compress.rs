@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::limits::{admit, rate_headers};
+use crate::usage::UsageRecord;
 use omnimemory_engine::compress::{self, Budget, CompressRequest};
 
 const DEFAULT_MODEL: &str = "gpt-4";
@@ -53,84 +55,106 @@ pub struct CompressResponse {
 fn budget_of(body: &CompressBody) -> Result<Budget, ApiError> {
     if let Some(tokens) = body.target_tokens {
         if tokens == 0 {
-            return Err(ApiError::InvalidRequest(
-                "target_tokens must be at least 1".into(),
-            ));
+            return Err(ApiError::InvalidRequest("target_tokens must be at least 1".into()));
         }
-        return Ok(Budget::Tokens(
-            usize::try_from(tokens).unwrap_or(usize::MAX),
-        ));
+        return Ok(Budget::Tokens(usize::try_from(tokens).unwrap_or(usize::MAX)));
     }
     let ratio = body.target_compression.unwrap_or(DEFAULT_TARGET);
     if !(0.0..1.0).contains(&ratio) {
-        return Err(ApiError::InvalidRequest(format!(
-            "target_compression must be a number in [0, 1), got {ratio}"
-        )));
+        return Err(ApiError::InvalidRequest(format!("target_compression must be a number in [0, 1), got {ratio}")));
     }
     Ok(Budget::Ratio(ratio))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
+    headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
 pub async fn compress(
     State(state): State<AppState>,
-    Authenticated(_key): Authenticated,
+    Authenticated(key): Authenticated,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<CompressBody>,
-) -> Result<axum::Json<CompressResponse>, ApiError> {
+) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
     let budget = budget_of(&body)?;
-    if let Some(tool) = header_str(&headers, "x-tool-id") {
-        body.tool_id = Some(tool.to_string());
-    }
-    if let Some(session) = header_str(&headers, "x-session-id") {
-        body.session_id = Some(session.to_string());
-    }
-    let model_id = body
-        .model_id
-        .take()
-        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let metadata = metadata_of(body.metadata.take())?;
+    let tool_id = header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take());
+    let session_id = header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take());
+    let model_id = body.model_id.take().unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let encoding = state.registry.resolve(&model_id).encoding;
     let large = body.context.len() > INLINE_LIMIT_BYTES;
+
+    let original_tokens = if large {
+        let context = body.context.clone();
+        run_blocking(move || encoding.count(&context)).await?
+    } else {
+        encoding.count(&body.context)
+    };
+    let admission = admit(&state, &key, original_tokens as u64, true).await?;
+    let timestamp = state.clock.now();
+
     let run = move || {
-        let request = CompressRequest {
-            context: &body.context,
-            query: body.query.as_deref(),
-            budget,
-        };
+        let request = CompressRequest { context: &body.context, query: body.query.as_deref(), budget };
         compress::compress(&request, encoding)
     };
-    let out = if large {
-        run_blocking(run).await?
-    } else {
-        run()
+    let out = if large { run_blocking(run).await? } else { run() };
+    let response = response_of(out, model_id, encoding);
+
+    let request_id = format!("{:032x}", rand::random::<u128>());
+    let record = UsageRecord {
+        request_id: request_id.clone(),
+        api_key: key.public_id.clone(),
+        key_id: key.id,
+        user_id: key.user_id.clone(),
+        operation: "compress",
+        original_tokens: original_tokens as u64,
+        compressed_tokens: response.compressed_tokens as u64,
+        model_id: response.model_id.clone(),
+        compression_ratio: response.compression_ratio,
+        quality_score: Some(response.quality_score),
+        tool_id,
+        session_id,
+        metadata,
+        timestamp,
     };
-    let out = out_with_model(out, model_id, encoding);
-    Ok(axum::Json(out))
+    let mut out_headers = HeaderMap::new();
+    rate_headers(&mut out_headers, &admission.status);
+    state.writer.record(record, admission).await?;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        out_headers.insert("x-request-id", v);
+    }
+    Ok((out_headers, axum::Json(response)))
 }
 
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+const MAX_METADATA_ENTRIES: usize = 32;
+const MAX_METADATA_KEY: usize = 64;
+const MAX_METADATA_VALUE: usize = 512;
+
+/// Cost-allocation tags, stored as a JSON object of strings.
+fn metadata_of(tags: Option<BTreeMap<String, String>>) -> Result<Option<String>, ApiError> {
+    let Some(tags) = tags.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let fits = tags.len() <= MAX_METADATA_ENTRIES
+        && tags.iter().all(|(k, v)| !k.is_empty() && k.len() <= MAX_METADATA_KEY && v.len() <= MAX_METADATA_VALUE);
+    if !fits {
+        return Err(ApiError::InvalidRequest(format!(
+            "metadata takes at most {MAX_METADATA_ENTRIES} tags, keys of 1 to {MAX_METADATA_KEY} bytes, \
+             values of at most {MAX_METADATA_VALUE} bytes"
+        )));
+    }
+    serde_json::to_string(&tags).map(Some).map_err(|e| ApiError::Internal(e.into()))
 }
 
-fn out_with_model(
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn response_of(
     out: compress::Compressed,
     model_id: String,
     encoding: omnimemory_engine::tokens::Encoding,
 ) -> CompressResponse {
-    let compression_ratio = if out.original_tokens == 0 {
-        0.0
-    } else {
-        1.0 - out.compressed_tokens as f64 / out.original_tokens as f64
-    };
+    let compression_ratio =
+        if out.original_tokens == 0 { 0.0 } else { 1.0 - out.compressed_tokens as f64 / out.original_tokens as f64 };
     CompressResponse {
         original_tokens: out.original_tokens,
         compressed_tokens: out.compressed_tokens,
@@ -173,9 +197,13 @@ pub struct CountMetadata {
 
 pub async fn count_tokens(
     State(state): State<AppState>,
-    Authenticated(_key): Authenticated,
+    Authenticated(key): Authenticated,
     ApiJson(body): ApiJson<CountBody>,
-) -> Result<axum::Json<CountResponse>, ApiError> {
+) -> Result<(HeaderMap, axum::Json<CountResponse>), ApiError> {
+    let admission = admit(&state, &key, 0, false).await?;
+    let mut headers = HeaderMap::new();
+    rate_headers(&mut headers, &admission.status);
+    state.writer.touch(admission);
     let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let info = state.registry.resolve(&model_id);
     let encoding = info.encoding;
@@ -186,18 +214,17 @@ pub async fn count_tokens(
     } else {
         encoding.count(&text)
     };
-    Ok(axum::Json(CountResponse {
-        token_count,
-        model_id,
-        tokenizer: encoding.name(),
-        strategy_used: encoding.strategy(),
-        is_exact: encoding.is_exact(),
-        metadata: CountMetadata {
-            family: info.family,
-            context_window: info.context_window,
-            characters,
-        },
-    }))
+    Ok((
+        headers,
+        axum::Json(CountResponse {
+            token_count,
+            model_id,
+            tokenizer: encoding.name(),
+            strategy_used: encoding.strategy(),
+            is_exact: encoding.is_exact(),
+            metadata: CountMetadata { family: info.family, context_window: info.context_window, characters },
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,20 +244,24 @@ pub struct ValidateResponse {
 }
 
 pub async fn validate(
-    Authenticated(_key): Authenticated,
+    State(state): State<AppState>,
+    Authenticated(key): Authenticated,
     ApiJson(body): ApiJson<ValidateBody>,
-) -> Result<axum::Json<ValidateResponse>, ApiError> {
+) -> Result<(HeaderMap, axum::Json<ValidateResponse>), ApiError> {
+    let admission = admit(&state, &key, 0, false).await?;
+    let mut headers = HeaderMap::new();
+    rate_headers(&mut headers, &admission.status);
+    state.writer.touch(admission);
     let large = body.original.len() + body.compressed.len() > INLINE_LIMIT_BYTES;
     let run = move || compress::validate(&body.original, &body.compressed, body.query.as_deref());
-    let v = if large {
-        run_blocking(run).await?
-    } else {
-        run()
-    };
-    Ok(axum::Json(ValidateResponse {
-        passed: v.passed,
-        rouge_l_score: v.rouge_l_score,
-        bertscore_f1: None,
-        details: v.details,
-    }))
+    let v = if large { run_blocking(run).await? } else { run() };
+    Ok((
+        headers,
+        axum::Json(ValidateResponse {
+            passed: v.passed,
+            rouge_l_score: v.rouge_l_score,
+            bertscore_f1: None,
+            details: v.details,
+        }),
+    ))
 }

@@ -5,7 +5,10 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::limits::rate_headers;
+use crate::limits::{RateStatus, Refusal};
 use crate::store::StoreError;
+use crate::usage::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -31,6 +34,12 @@ pub enum ApiError {
     NotFound,
     #[error("Method not allowed on this endpoint")]
     MethodNotAllowed,
+    #[error("Request rate limit exceeded for tier '{}'", .status.tier)]
+    RequestRateLimited { retry_after: u64, status: Box<RateStatus> },
+    #[error("Token rate limit exceeded for tier '{}'", .status.tier)]
+    TokenRateLimited { retry_after: u64, status: Box<RateStatus> },
+    #[error("Monthly token quota exceeded ({used} of {limit} tokens used); it resets at {resets_at}")]
+    QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
     #[error("Storage unavailable: {0}")]
     StorageUnavailable(StoreError),
     #[error("Internal error")]
@@ -53,8 +62,32 @@ impl ApiError {
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
+            TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),
+            QuotaExceeded { .. } => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::RequestRate { retry_after, status } => ApiError::RequestRateLimited { retry_after, status },
+            Refusal::TokenRate { retry_after, status } => ApiError::TokenRateLimited { retry_after, status },
+            Refusal::QuotaExceeded { limit, used, resets_at, status } => {
+                ApiError::QuotaExceeded { limit, used, resets_at, status }
+            }
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(e) => ApiError::StorageUnavailable(e),
+            WriteError::Stopped => ApiError::Internal(e.into()),
         }
     }
 }
@@ -63,9 +96,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Timeout(_) => ApiError::StorageUnavailable(e),
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
-            ) => ApiError::StorageUnavailable(e),
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                ApiError::StorageUnavailable(e)
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -92,18 +125,27 @@ impl IntoResponse for ApiError {
             }
             tracing::error!(code, "{self}{chain}");
         }
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                detail: self.to_string(),
-                code,
-            }),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let mut response = (status, Json(ErrorBody { detail: self.to_string(), code })).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::MissingApiKey
+            | ApiError::InvalidApiKey
+            | ApiError::ApiKeyDeactivated
+            | ApiError::ApiKeyExpired => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RequestRateLimited { retry_after, status }
+            | ApiError::TokenRateLimited { retry_after, status } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                rate_headers(headers, status);
+            }
+            ApiError::QuotaExceeded { resets_at, status, .. } => {
+                if let Ok(v) = HeaderValue::from_str(&resets_at.to_string()) {
+                    headers.insert("x-quota-reset", v);
+                }
+                rate_headers(headers, status);
+            }
+            _ => {}
         }
         response
     }

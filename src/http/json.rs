@@ -25,9 +25,7 @@ fn map_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::JsonDataError(e) => ApiError::InvalidRequest(e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(limit)
-        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit),
         other => ApiError::InvalidJson(other.body_text()),
     }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod compress;
 mod error;
 mod json;
+mod limits;
 mod usage;
 
 use std::sync::Arc;
@@ -21,7 +22,9 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::config::Settings;
+use crate::limits::{Clock, Limiter, SystemClock};
 use crate::store::Store;
+use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;
 
 /// Cheap handles shared by every request.
@@ -30,6 +33,43 @@ pub struct AppState {
     pub store: Store,
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
+    pub limiter: Limiter,
+    pub writer: UsageWriter,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The service's state plus its background writer; `shutdown` drains and closes them.
+pub struct Service {
+    pub state: AppState,
+    writer_task: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Service> {
+        use anyhow::Context as _;
+        let store = Store::open(&settings.home).await.context("cannot open storage")?;
+        let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
+        let limiter = Limiter::default();
+        let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
+        let state =
+            AppState { store, registry: Arc::new(registry), settings: Arc::new(settings), limiter, writer, clock };
+        Ok(Service { state, writer_task })
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Call once every router clone is gone: flushes the usage writer and closes storage.
+    pub async fn shutdown(self) {
+        let Service { state, writer_task } = self;
+        let store = state.store.clone();
+        drop(state);
+        if let Err(e) = writer_task.await {
+            tracing::error!("usage writer failed: {e}");
+        }
+        store.close().await;
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -40,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/count-tokens", post(compress::count_tokens))
         .route("/validate", post(compress::validate))
         .route("/usage/stats", get(usage::stats))
+        .route("/usage/quota", get(usage::quota))
         .route("/admin/api-key", post(admin::create_key))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -55,42 +96,19 @@ struct Health {
 }
 
 async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    state
-        .store
-        .check_health(Duration::from_secs(1))
-        .await
-        .map_err(ApiError::StorageUnavailable)?;
-    Ok(axum::Json(Health {
-        status: "healthy",
-        storage: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    }))
+    state.store.check_health(Duration::from_secs(1)).await.map_err(ApiError::StorageUnavailable)?;
+    Ok(axum::Json(Health { status: "healthy", storage: "ok", version: env!("CARGO_PKG_VERSION") }))
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let store = Store::open(&settings.home)
-        .await
-        .context("cannot open storage")?;
-    let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
-    let listener = tokio::net::TcpListener::bind(settings.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    tracing::info!(
-        "listening on http://{} (data folder {})",
-        listener.local_addr()?,
-        settings.home.display()
-    );
-    let state = AppState {
-        store: store.clone(),
-        registry: Arc::new(registry),
-        settings: Arc::new(settings),
-    };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    store.close().await;
+    let (addr, home) = (settings.addr, settings.home.clone());
+    let service = Service::open(settings, Arc::new(SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("listening on http://{} (data folder {})", listener.local_addr()?, home.display());
+    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    service.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,13 +6,17 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
-use crate::store::UsageSummary;
+use super::limits::{ensure_loaded, policy_of};
+use crate::keys::Tier;
+use crate::store::{TagUsage, UsageSummary};
 
 pub const MAX_DAYS: u32 = 3650;
 
+/// Only these parameters are read; anything naming another key or user is ignored.
 #[derive(Debug, Deserialize)]
 pub struct StatsParams {
     pub days: Option<String>,
+    pub group_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -20,15 +24,27 @@ pub struct StatsResponse {
     pub tracking_enabled: bool,
     pub days: u32,
     pub stats: UsageSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<TagUsage>>,
+}
+
+/// A metadata key to group by: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub fn parse_group_by(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(tag) = raw.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let ok = tag.len() <= 64 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !ok {
+        return Err(ApiError::InvalidRequest("group_by must be 1 to 64 characters of A-Z a-z 0-9 _ - .".into()));
+    }
+    Ok(Some(tag.to_string()))
 }
 
 pub fn parse_days(raw: Option<&str>) -> Result<u32, ApiError> {
     let Some(raw) = raw else { return Ok(30) };
     match raw.parse::<u32>() {
         Ok(d) if (1..=MAX_DAYS).contains(&d) => Ok(d),
-        _ => Err(ApiError::InvalidRequest(format!(
-            "days must be an integer from 1 to {MAX_DAYS}, got {raw:?}"
-        ))),
+        _ => Err(ApiError::InvalidRequest(format!("days must be an integer from 1 to {MAX_DAYS}, got {raw:?}"))),
     }
 }
 
@@ -38,11 +54,93 @@ pub async fn stats(
     Query(params): Query<StatsParams>,
 ) -> Result<axum::Json<StatsResponse>, ApiError> {
     let days = parse_days(params.days.as_deref())?;
-    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
+    let group_by = parse_group_by(params.group_by.as_deref())?;
+    let since = state.clock.now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
     let stats = state.store.usage_summary(key.id, since).await?;
-    Ok(axum::Json(StatsResponse {
-        tracking_enabled: true,
-        days,
-        stats,
+    let groups = match &group_by {
+        Some(tag) => Some(state.store.usage_by_tag(key.id, since, tag).await?),
+        None => None,
+    };
+    Ok(axum::Json(StatsResponse { tracking_enabled: true, days, stats, group_by, groups }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuotaResponse {
+    pub authenticated: bool,
+    pub tier: Tier,
+    pub user_id: String,
+    pub key_id: String,
+    pub quota: Quota,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Quota {
+    pub usage: QuotaUsage,
+    pub rate_limit: QuotaRate,
+}
+
+/// Limits that are unlimited are `null`, with `unlimited: true`.
+#[derive(Debug, Serialize)]
+pub struct QuotaUsage {
+    pub monthly_limit: Option<u64>,
+    pub current_usage: u64,
+    pub reserved: u64,
+    pub remaining: Option<u64>,
+    pub usage_percent: Option<f64>,
+    pub unlimited: bool,
+    pub period: String,
+    pub resets_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuotaRate {
+    pub tier: Tier,
+    pub tokens_available: Option<u64>,
+    pub tokens_capacity: Option<u64>,
+    pub refill_rate: Option<f64>,
+    pub unlimited: bool,
+    pub requests_per_second: f64,
+    pub burst: u64,
+    pub requests_available: u64,
+}
+
+pub async fn quota(
+    State(state): State<AppState>,
+    Authenticated(key): Authenticated,
+) -> Result<axum::Json<QuotaResponse>, ApiError> {
+    let policy = policy_of(&state, &key);
+    ensure_loaded(&state, &key, &policy).await?;
+    let status = state
+        .limiter
+        .status(key.id, &policy, state.clock.now())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("limiter state of key {} missing", key.id)))?;
+    let limit = status.monthly_limit;
+    let usage = QuotaUsage {
+        monthly_limit: limit,
+        current_usage: status.used,
+        reserved: status.reserved,
+        remaining: limit.map(|l| l.saturating_sub(status.used)),
+        usage_percent: limit.map(|l| if l == 0 { 100.0 } else { status.used as f64 * 100.0 / l as f64 }),
+        unlimited: limit.is_none(),
+        period: status.period.clone(),
+        resets_at: status.resets_at,
+    };
+    let tokens = status.tokens.as_ref();
+    let rate_limit = QuotaRate {
+        tier: key.tier,
+        tokens_available: tokens.map(|t| t.available.floor() as u64),
+        tokens_capacity: tokens.map(|t| t.capacity as u64),
+        refill_rate: tokens.map(|t| (t.per_second * 100.0).round() / 100.0),
+        unlimited: tokens.is_none(),
+        requests_per_second: status.requests_per_second,
+        burst: status.burst,
+        requests_available: status.requests_remaining,
+    };
+    Ok(axum::Json(QuotaResponse {
+        authenticated: true,
+        tier: key.tier,
+        user_id: key.user_id,
+        key_id: key.public_id,
+        quota: Quota { usage, rate_limit },
     }))
 }

@@ -17,9 +17,7 @@ const PUBLIC_SECRET_CHARS: usize = 8;
 /// 32 random bytes encode to 43 base64url characters without padding.
 const SECRET_CHARS: usize = 43;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Free,
@@ -84,17 +82,12 @@ impl ApiKey {
         let rest = s.strip_prefix("om_").ok_or(MalformedKey)?;
         let (tier, secret) = rest.split_once('_').ok_or(MalformedKey)?;
         let tier: Tier = tier.parse().map_err(|_| MalformedKey)?;
-        let well_formed = secret.len() == SECRET_CHARS
-            && secret
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let well_formed =
+            secret.len() == SECRET_CHARS && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !well_formed {
             return Err(MalformedKey);
         }
-        Ok(ApiKey {
-            full: s.to_string(),
-            tier,
-        })
+        Ok(ApiKey { full: s.to_string(), tier })
     }
 
     /// The tier written in the key. The stored record's tier is authoritative.
@@ -131,11 +124,7 @@ pub struct KeyHash(pub [u8; 32]);
 
 impl fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "KeyHash({:02x}{:02x}{:02x}{:02x}…)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
+        write!(f, "KeyHash({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
     }
 }
 
@@ -149,9 +138,7 @@ pub fn is_public_id(s: &str) -> bool {
     };
     tier.parse::<Tier>().is_ok()
         && head.len() == PUBLIC_SECRET_CHARS
-        && head
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A stored key, as the service and the admin CLI see it.
@@ -166,6 +153,32 @@ pub struct KeyRecord {
     pub active: bool,
     pub created_at: jiff::Timestamp,
     pub expires_at: Option<jiff::Timestamp>,
+    /// The key's own limits, each `None` where the tier's apply.
+    pub limits: LimitOverride,
+}
+
+/// Per-key limits that win over the tier's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LimitOverride {
+    pub monthly_tokens: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+impl LimitOverride {
+    /// The tier's limits with this override applied; a monthly override also moves the
+    /// token refill rate (monthly / 30 days) unless the tier's token rate is unlimited.
+    pub fn apply(&self, mut tier: crate::config::TierLimits) -> crate::config::TierLimits {
+        if let Some(m) = self.monthly_tokens {
+            tier.monthly_tokens = Some(m);
+            if tier.tokens_per_second.is_some() {
+                tier.tokens_per_second = Some(m as f64 / crate::config::REFILL_PERIOD_SECS);
+            }
+        }
+        tier.requests_per_second = self.requests_per_second.unwrap_or(tier.requests_per_second);
+        tier.burst = self.burst.unwrap_or(tier.burst);
+        tier
+    }
 }
 
 impl KeyRecord {
@@ -233,6 +246,7 @@ pub struct KeyRequest {
     pub tier: Tier,
     pub email: Option<String>,
     pub company: Option<String>,
+    pub limits: LimitOverride,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -254,8 +268,7 @@ impl KeyRequest {
         email: Option<&str>,
         company: Option<&str>,
     ) -> Result<KeyRequest, KeyRequestError> {
-        let printable =
-            |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
+        let printable = |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
         let user_id = user_id.trim();
         if user_id.is_empty() || !printable(user_id, 128) {
             return Err(KeyRequestError::UserId);
@@ -263,9 +276,7 @@ impl KeyRequest {
         let tier = tier.trim().to_ascii_lowercase().parse()?;
         let email = email.map(str::trim).filter(|e| !e.is_empty());
         if let Some(e) = email {
-            let shaped = e
-                .split_once('@')
-                .is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty());
+            let shaped = e.split_once('@').is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty());
             if !shaped || !printable(e, 254) || e.contains(char::is_whitespace) {
                 return Err(KeyRequestError::Email);
             }
@@ -279,6 +290,7 @@ impl KeyRequest {
             tier,
             email: email.map(str::to_string),
             company: company.map(str::to_string),
+            limits: LimitOverride::default(),
         })
     }
 
@@ -293,6 +305,7 @@ impl KeyRequest {
             email: self.email,
             company: self.company,
             expires_at: None,
+            limits: self.limits,
         };
         (key, new)
     }
@@ -305,29 +318,11 @@ mod request_tests {
     #[test]
     fn key_requests_are_validated() {
         let ok = KeyRequest::parse(" u1 ", "Pro", Some("a@b.c"), Some("")).unwrap();
-        assert_eq!(
-            (ok.user_id.as_str(), ok.tier, ok.company),
-            ("u1", Tier::Pro, None)
-        );
-        assert_eq!(
-            KeyRequest::parse("", "pro", None, None),
-            Err(KeyRequestError::UserId)
-        );
-        assert!(matches!(
-            KeyRequest::parse("u", "gold", None, None),
-            Err(KeyRequestError::Tier(_))
-        ));
-        assert_eq!(
-            KeyRequest::parse("u", "free", Some("nope"), None),
-            Err(KeyRequestError::Email)
-        );
-        assert_eq!(
-            KeyRequest::parse("u\n", "free", None, None).map(|r| r.user_id),
-            Ok("u".into())
-        );
-        assert_eq!(
-            KeyRequest::parse("a\u{7}b", "free", None, None),
-            Err(KeyRequestError::UserId)
-        );
+        assert_eq!((ok.user_id.as_str(), ok.tier, ok.company), ("u1", Tier::Pro, None));
+        assert_eq!(KeyRequest::parse("", "pro", None, None), Err(KeyRequestError::UserId));
+        assert!(matches!(KeyRequest::parse("u", "gold", None, None), Err(KeyRequestError::Tier(_))));
+        assert_eq!(KeyRequest::parse("u", "free", Some("nope"), None), Err(KeyRequestError::Email));
+        assert_eq!(KeyRequest::parse("u\n", "free", None, None).map(|r| r.user_id), Ok("u".into()));
+        assert_eq!(KeyRequest::parse("a\u{7}b", "free", None, None), Err(KeyRequestError::UserId));
     }
 }

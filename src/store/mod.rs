@@ -18,10 +18,7 @@ use crate::keys::{KeyHash, Tier};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data folder {path}: {source}")]
-    CreateHome {
-        path: String,
-        source: std::io::Error,
-    },
+    CreateHome { path: String, source: std::io::Error },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored data is not valid: {0}")]
@@ -40,6 +37,7 @@ pub struct NewKey {
     pub email: Option<String>,
     pub company: Option<String>,
     pub expires_at: Option<jiff::Timestamp>,
+    pub limits: crate::keys::LimitOverride,
 }
 
 /// Totals of a key's usage records over a period (all zeros when there are none).
@@ -58,6 +56,16 @@ pub struct UsageSummary {
 pub struct ModelUsage {
     pub model_id: String,
     pub count: u64,
+    pub tokens_saved: u64,
+}
+
+/// Totals of the records carrying one value of a metadata tag (`value: None` = untagged).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TagUsage {
+    pub value: Option<String>,
+    pub count: u64,
+    pub original_tokens: u64,
+    pub compressed_tokens: u64,
     pub tokens_saved: u64,
 }
 
@@ -80,17 +88,11 @@ pub struct DatabaseFile {
     pub bytes: u64,
 }
 
-/// The quota period a timestamp falls in: its calendar month in UTC, `YYYY-MM`.
-pub fn quota_period(ts: jiff::Timestamp) -> String {
-    ts.strftime("%Y-%m").to_string()
-}
-
 /// Formats a timestamp the way every table stores it.
 pub fn format_timestamp(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, StoreError> {
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+    s.parse().map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
 }

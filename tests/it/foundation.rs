@@ -82,7 +82,7 @@ async fn every_kind_of_bad_credential_is_401_with_its_own_code() {
 #[tokio::test]
 async fn a_deactivated_key_is_refused_at_once_and_accepted_again_after_activation() {
     let server = Server::start();
-    let key = server.create_key("bob", "free");
+    let key = server.create_key("bob", "pro");
     let c = client();
     let count = || c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
 
@@ -163,10 +163,8 @@ async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key() {
 
 #[tokio::test]
 async fn every_error_has_the_same_shape() {
-    let server = Server::builder()
-        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
-        .env("OMNIMEMORY_MAX_BODY_BYTES", "2048")
-        .start();
+    let server =
+        Server::builder().env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY).env("OMNIMEMORY_MAX_BODY_BYTES", "2048").start();
     let key = server.create_key("erin", "pro");
     let c = client();
     let url = server.url("/count-tokens");

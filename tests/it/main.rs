@@ -3,3 +3,4 @@
 mod admin_cli;
 mod foundation;
 mod harness;
+mod limits;

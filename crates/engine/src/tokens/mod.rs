@@ -30,11 +30,7 @@ impl Encoding {
     }
     /// `bpe` or `approximation`.
     pub fn strategy(&self) -> &'static str {
-        if self.is_exact() {
-            "bpe"
-        } else {
-            "approximation"
-        }
+        if self.is_exact() { "bpe" } else { "approximation" }
     }
 }
 
@@ -49,10 +45,7 @@ pub struct ModelInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read model registry {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("model registry {path} is not valid: {message}")]
     Parse { path: String, message: String },
 }
@@ -73,10 +66,6 @@ impl Registry {
     /// Never fails: unknown ids get the approximation.
     pub fn resolve(&self, model_id: &str) -> ModelInfo {
         let _ = model_id;
-        ModelInfo {
-            family: "unknown".into(),
-            encoding: Encoding::Approx,
-            context_window: 8192,
-        }
+        ModelInfo { family: "unknown".into(), encoding: Encoding::Approx, context_window: 8192 }
     }
 }

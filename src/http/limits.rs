@@ -1,0 +1,56 @@
+//! Admission on the request path: loads a key's limiter state from storage on first use,
+//! admits or refuses, and writes the rate-limit headers (on refusals and on successes).
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::keys::KeyRecord;
+use crate::limits::{Admission, KeyPolicy, RateStatus};
+use crate::quota::period_of;
+
+pub fn policy_of(state: &AppState, key: &KeyRecord) -> KeyPolicy {
+    KeyPolicy::new(key.tier, state.settings.limits_for(key))
+}
+
+/// Makes sure the key's buckets and ledger are in memory, loading them from storage once.
+pub async fn ensure_loaded(state: &AppState, key: &KeyRecord, policy: &KeyPolicy) -> Result<(), ApiError> {
+    if state.limiter.is_loaded(key.id) {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    let saved = state.store.bucket_snapshot(key.id).await?;
+    let used = state.store.quota_used(key.id, &period_of(now)).await?;
+    state.limiter.load(key.id, policy, saved, used, now);
+    Ok(())
+}
+
+/// Admits one request of `key`, charging `tokens` to its token bucket and quota if `charge`.
+pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64, charge: bool) -> Result<Admission, ApiError> {
+    let policy = policy_of(state, key);
+    ensure_loaded(state, key, &policy).await?;
+    Ok(state.limiter.admit(key.id, &policy, tokens, charge, state.clock.now())?)
+}
+
+/// `X-RateLimit-*` (request bucket) and the IETF `RateLimit-Policy` / `RateLimit` fields
+/// (request bucket, and token bucket when the key has a token rate).
+pub fn rate_headers(headers: &mut HeaderMap, status: &RateStatus) {
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-ratelimit-limit", status.burst.to_string());
+    put("x-ratelimit-remaining", status.requests_remaining.to_string());
+    put("x-ratelimit-reset", status.requests_reset_secs.to_string());
+    let window = (status.burst as f64 / status.requests_per_second.max(f64::MIN_POSITIVE)).ceil().max(1.0);
+    let mut policy = format!("\"requests\";q={};w={window}", status.burst);
+    let mut current = format!("\"requests\";r={};t={}", status.requests_remaining, status.requests_reset_secs);
+    if let Some(t) = &status.tokens {
+        let window = (t.capacity / t.per_second.max(f64::MIN_POSITIVE)).ceil();
+        policy.push_str(&format!(", \"tokens\";q={};w={window}", t.capacity as u64));
+        current.push_str(&format!(", \"tokens\";r={};t={}", t.available.floor() as u64, t.reset_secs));
+    }
+    put("ratelimit-policy", policy);
+    put("ratelimit", current);
+}

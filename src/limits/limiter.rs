@@ -1,0 +1,340 @@
+//! The per-key limiter: a request bucket, a token bucket and a quota ledger per key, checked
+//! together under one lock so that a request refused by one check consumes nothing of the
+//! others. An [`Admission`] holds what a request took; dropping it unsettled gives it back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Bucket, Denied, Rate};
+use crate::config::{REFILL_PERIOD_SECS, TierLimits};
+use crate::keys::Tier;
+use crate::quota::{Ledger, period_of, resets_at};
+
+/// A key's effective limits (its tier's, with the key's own override applied).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyPolicy {
+    pub tier: Tier,
+    pub requests: Rate,
+    /// `None`: the token rate is unlimited.
+    pub tokens: Option<Rate>,
+    /// `None`: the monthly quota is unlimited.
+    pub monthly_limit: Option<u64>,
+}
+
+impl KeyPolicy {
+    pub fn new(tier: Tier, limits: TierLimits) -> KeyPolicy {
+        let token_rate = limits
+            .tokens_per_second
+            .map(|per_second| Rate { capacity: limits.monthly_tokens.map_or(f64::MAX, |m| m as f64), per_second });
+        KeyPolicy {
+            tier,
+            requests: Rate { capacity: f64::from(limits.burst.max(1)), per_second: limits.requests_per_second },
+            tokens: token_rate,
+            monthly_limit: limits.monthly_tokens,
+        }
+    }
+}
+
+/// Bucket levels of one key, for storage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeySnapshot {
+    pub key_id: i64,
+    pub requests: Bucket,
+    pub tokens: Option<Bucket>,
+}
+
+/// What the rate headers and `/usage/quota` report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateStatus {
+    pub tier: Tier,
+    pub burst: u64,
+    pub requests_per_second: f64,
+    pub requests_remaining: u64,
+    pub requests_reset_secs: u64,
+    /// `None` when the token rate is unlimited.
+    pub tokens: Option<TokenStatus>,
+    pub monthly_limit: Option<u64>,
+    pub used: u64,
+    pub reserved: u64,
+    pub period: String,
+    pub resets_at: jiff::Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenStatus {
+    pub available: f64,
+    pub capacity: f64,
+    pub per_second: f64,
+    pub reset_secs: u64,
+}
+
+/// Why a request was refused; each carries what the client needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    RequestRate { retry_after: u64, status: Box<RateStatus> },
+    TokenRate { retry_after: u64, status: Box<RateStatus> },
+    QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
+}
+
+struct KeyState {
+    requests: Bucket,
+    tokens: Option<Bucket>,
+    ledger: Ledger,
+}
+
+#[derive(Clone, Default)]
+pub struct Limiter {
+    keys: Arc<Mutex<HashMap<i64, KeyState>>>,
+}
+
+impl Limiter {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, KeyState>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_loaded(&self, key_id: i64) -> bool {
+        self.lock().contains_key(&key_id)
+    }
+
+    /// Installs a key's state from storage, unless another request did so first.
+    /// Missing buckets start full; `used` is the key's durable usage in `period`.
+    pub fn load(&self, key_id: i64, policy: &KeyPolicy, saved: Option<KeySnapshot>, used: u64, now: jiff::Timestamp) {
+        let now_ms = now.as_millisecond();
+        let period = period_of(now);
+        self.lock().entry(key_id).or_insert_with(|| KeyState {
+            requests: saved.map_or(Bucket::full(policy.requests, now_ms), |s| s.requests),
+            tokens: policy.tokens.map(|rate| saved.and_then(|s| s.tokens).unwrap_or(Bucket::full(rate, now_ms))),
+            ledger: Ledger::new(period, used),
+        });
+    }
+
+    /// Replaces a key's durable `used` (after an admin reset), keeping its reservations.
+    pub fn reload_used(&self, key_id: i64, period: &str, used: u64) {
+        if let Some(state) = self.lock().get_mut(&key_id) {
+            state.ledger.period = period.to_string();
+            state.ledger.used = used;
+        }
+    }
+
+    pub fn loaded_keys(&self) -> Vec<i64> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Takes one request, and `tokens` from the token bucket and the quota when `charge` is
+    /// set; all or nothing. The key must be loaded.
+    pub fn admit(
+        &self,
+        key_id: i64,
+        policy: &KeyPolicy,
+        tokens: u64,
+        charge: bool,
+        now: jiff::Timestamp,
+    ) -> Result<Admission, Refusal> {
+        let now_ms = now.as_millisecond();
+        let period = period_of(now);
+        let mut keys = self.lock();
+        let state = keys.entry(key_id).or_insert_with(|| KeyState {
+            requests: Bucket::full(policy.requests, now_ms),
+            tokens: policy.tokens.map(|r| Bucket::full(r, now_ms)),
+            ledger: Ledger::new(period.clone(), 0),
+        });
+        let before = (state.requests, state.tokens);
+
+        if let Err(denied) = state.requests.take(policy.requests, 1.0, now_ms) {
+            let retry_after = retry_secs(denied);
+            return Err(Refusal::RequestRate { retry_after, status: Box::new(status_of(state, policy, now)) });
+        }
+        if charge {
+            if let Err(e) = state.ledger.reserve(policy.monthly_limit, tokens, &period) {
+                (state.requests, state.tokens) = before;
+                return Err(Refusal::QuotaExceeded {
+                    limit: e.limit,
+                    used: e.used,
+                    resets_at: resets_at(now),
+                    status: Box::new(status_of(state, policy, now)),
+                });
+            }
+            if let (Some(rate), Some(bucket)) = (policy.tokens, state.tokens.as_mut())
+                && let Err(denied) = bucket.take(rate, tokens as f64, now_ms)
+            {
+                state.ledger.refund(tokens);
+                (state.requests, state.tokens) = before;
+                let retry_after = retry_secs(denied);
+                return Err(Refusal::TokenRate { retry_after, status: Box::new(status_of(state, policy, now)) });
+            }
+        }
+        let status = status_of(state, policy, now);
+        Ok(Admission {
+            limiter: self.clone(),
+            key_id,
+            policy: *policy,
+            tokens: if charge { tokens } else { 0 },
+            period,
+            status,
+            settled: false,
+        })
+    }
+
+    /// Current state of a loaded key.
+    pub fn status(&self, key_id: i64, policy: &KeyPolicy, now: jiff::Timestamp) -> Option<RateStatus> {
+        self.lock().get(&key_id).map(|s| status_of(s, policy, now))
+    }
+
+    pub fn snapshot(&self, key_id: i64) -> Option<KeySnapshot> {
+        self.lock().get(&key_id).map(|s| KeySnapshot { key_id, requests: s.requests, tokens: s.tokens })
+    }
+
+    fn settle(&self, key_id: i64, tokens: u64, period: &str) {
+        if let Some(state) = self.lock().get_mut(&key_id) {
+            state.ledger.settle(tokens, period);
+        }
+    }
+
+    fn refund(&self, admission: &Admission) {
+        if let Some(state) = self.lock().get_mut(&admission.key_id) {
+            state.ledger.refund(admission.tokens);
+            state.requests.give_back(admission.policy.requests, 1.0);
+            if let (Some(rate), Some(bucket)) = (admission.policy.tokens, state.tokens.as_mut()) {
+                bucket.give_back(rate, admission.tokens as f64);
+            }
+        }
+    }
+}
+
+fn retry_secs(denied: Denied) -> u64 {
+    match denied {
+        Denied::RetryAfter(s) => s,
+        // More than the bucket can ever hold: retrying is pointless before the limits change.
+        Denied::Never => REFILL_PERIOD_SECS as u64,
+    }
+}
+
+fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> RateStatus {
+    let now_ms = now.as_millisecond();
+    let tokens = match (policy.tokens, state.tokens) {
+        (Some(rate), Some(bucket)) => Some(TokenStatus {
+            available: bucket.available(rate, now_ms),
+            capacity: rate.capacity,
+            per_second: rate.per_second,
+            reset_secs: bucket.seconds_to_full(rate, now_ms),
+        }),
+        _ => None,
+    };
+    let this_period = period_of(now);
+    let used = if state.ledger.period == this_period { state.ledger.used } else { 0 };
+    RateStatus {
+        tier: policy.tier,
+        burst: policy.requests.capacity as u64,
+        requests_per_second: policy.requests.per_second,
+        requests_remaining: state.requests.available(policy.requests, now_ms).floor() as u64,
+        requests_reset_secs: state.requests.seconds_to_full(policy.requests, now_ms),
+        tokens,
+        monthly_limit: policy.monthly_limit,
+        used,
+        reserved: state.ledger.reserved,
+        period: this_period,
+        resets_at: resets_at(now),
+    }
+}
+
+/// What one admitted request holds. Settle it once its usage record is durable; dropped
+/// unsettled (a failed or abandoned request), it gives everything back.
+pub struct Admission {
+    limiter: Limiter,
+    pub key_id: i64,
+    policy: KeyPolicy,
+    pub tokens: u64,
+    pub period: String,
+    pub status: RateStatus,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("key_id", &self.key_id).field("tokens", &self.tokens).finish()
+    }
+}
+
+impl Admission {
+    /// The request's record is committed: its reservation becomes durable use.
+    pub fn settle(mut self) {
+        self.settled = true;
+        self.limiter.settle(self.key_id, self.tokens, &self.period);
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.limiter.refund(self);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(tier: Tier, monthly: u64, rps: f64, burst: u32) -> KeyPolicy {
+        let mut limits = TierLimits::default_for(tier);
+        limits.monthly_tokens = Some(monthly);
+        limits.tokens_per_second = limits.tokens_per_second.map(|_| monthly as f64 / REFILL_PERIOD_SECS);
+        limits.requests_per_second = rps;
+        limits.burst = burst;
+        KeyPolicy::new(tier, limits)
+    }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_refusal_by_the_quota_consumes_no_request_and_no_tokens() {
+        let limiter = Limiter::default();
+        let p = policy(Tier::Pro, 1_000, 10.0, 10);
+        let now = at("2026-11-27T10:00:00Z");
+        let a = limiter.admit(1, &p, 600, true, now).unwrap();
+        let before = limiter.status(1, &p, now).unwrap();
+        let refused = limiter.admit(1, &p, 600, true, now).unwrap_err();
+        assert!(matches!(refused, Refusal::QuotaExceeded { limit: 1_000, used: 600, .. }), "{refused:?}");
+        assert_eq!(limiter.status(1, &p, now).unwrap(), before);
+        a.settle();
+        assert_eq!(limiter.status(1, &p, now).unwrap().used, 600);
+    }
+
+    #[test]
+    fn a_dropped_admission_gives_everything_back() {
+        let limiter = Limiter::default();
+        let p = policy(Tier::Free, 1_000, 1.0, 1);
+        let now = at("2026-11-27T10:00:00Z");
+        drop(limiter.admit(7, &p, 500, true, now).unwrap());
+        let s = limiter.status(7, &p, now).unwrap();
+        assert_eq!((s.requests_remaining, s.reserved, s.used), (1, 0, 0));
+        assert_eq!(s.tokens.unwrap().available, 1_000.0);
+    }
+
+    #[test]
+    fn a_request_rate_refusal_says_when_to_retry() {
+        let limiter = Limiter::default();
+        let p = policy(Tier::Free, 1_000_000, 1.0, 1);
+        let now = at("2026-11-27T10:00:00Z");
+        limiter.admit(3, &p, 10, true, now).unwrap().settle();
+        match limiter.admit(3, &p, 10, true, now) {
+            Err(Refusal::RequestRate { retry_after, .. }) => assert_eq!(retry_after, 1),
+            other => panic!("{:?}", other.err()),
+        }
+        assert!(limiter.admit(3, &p, 10, true, now + jiff::SignedDuration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn the_quota_turns_over_with_the_month() {
+        let limiter = Limiter::default();
+        let p = policy(Tier::Enterprise, 100, 100.0, 100);
+        let nov = at("2026-11-30T23:59:59Z");
+        limiter.admit(9, &p, 100, true, nov).unwrap().settle();
+        assert!(matches!(limiter.admit(9, &p, 1, true, nov), Err(Refusal::QuotaExceeded { .. })));
+        let dec = at("2026-12-01T00:00:00Z");
+        limiter.admit(9, &p, 100, true, dec).unwrap().settle();
+        assert_eq!(limiter.status(9, &p, dec).unwrap().used, 100);
+    }
+}

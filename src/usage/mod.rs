@@ -1,0 +1,187 @@
+//! Usage records and the `UsageWriter`, a group-commit writer: handlers hand it a record with
+//! the request's `Admission` and wait; it commits records in batches (one durable transaction
+//! per batch, with the quota charges and bucket levels), then settles the admissions and
+//! answers. A response is therefore sent only after its record is durable; a failed commit
+//! refunds the admissions and the handler answers 503.
+//!
+//! The writer also notices admin quota resets (via storage) between batches, and on shutdown
+//! drains what it holds and saves every loaded key's bucket levels.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use std::sync::Arc;
+
+use crate::limits::{Admission, Clock, Limiter};
+use crate::quota::period_of;
+use crate::store::{Store, StoreError};
+
+/// The most jobs one transaction takes.
+const MAX_BATCH: usize = 1024;
+/// How often an idle writer looks for admin quota resets.
+const RESET_POLL: Duration = Duration::from_millis(250);
+
+/// One row of `usage_records` (`tokens_saved` is derived when stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub request_id: String,
+    /// The key's public id, never the secret.
+    pub api_key: String,
+    pub key_id: i64,
+    pub user_id: String,
+    pub operation: &'static str,
+    pub original_tokens: u64,
+    pub compressed_tokens: u64,
+    pub model_id: String,
+    pub compression_ratio: f64,
+    pub quality_score: Option<f64>,
+    pub tool_id: Option<String>,
+    pub session_id: Option<String>,
+    /// JSON object of string tags, as text.
+    pub metadata: Option<String>,
+    pub timestamp: jiff::Timestamp,
+}
+
+enum Job {
+    Record {
+        record: Box<UsageRecord>,
+        admission: Admission,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Save this key's bucket levels with the next batch (requests that leave no record).
+    Touch {
+        key_id: i64,
+        admission: Admission,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("usage writer stopped")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct UsageWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl UsageWriter {
+    /// Starts the writer task; it ends once every `UsageWriter` clone is dropped and the
+    /// queue is drained.
+    pub fn start(store: Store, limiter: Limiter, clock: Arc<dyn Clock>) -> (UsageWriter, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        let task = tokio::spawn(run(store, limiter, clock, rx));
+        (UsageWriter { jobs: tx }, task)
+    }
+
+    /// Queues the record and waits until it is durable (its admission then settled).
+    pub async fn record(&self, record: UsageRecord, admission: Admission) -> Result<(), WriteError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Record { record: Box::new(record), admission, done })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        wait.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::from)
+    }
+
+    /// Settles an admission that leaves no record (it charged no tokens) and saves the
+    /// key's bucket levels with the next batch, without waiting.
+    pub fn touch(&self, admission: Admission) {
+        let key_id = admission.key_id;
+        if let Err(mpsc::error::TrySendError::Full(Job::Touch { admission, .. })) =
+            self.jobs.try_send(Job::Touch { key_id, admission })
+        {
+            // The queue is full: the request still happened, so it keeps what it took.
+            admission.settle();
+        }
+    }
+}
+
+async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Job>) {
+    let mut seen_reset = store.latest_quota_reset().await.unwrap_or(0);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = tokio::time::sleep(RESET_POLL) => {
+                seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&store, &limiter, &mut batch).await;
+        seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
+    }
+    // Shutdown: every handler is gone; save the bucket levels of every key this process used.
+    let snapshots: Vec<_> = limiter.loaded_keys().into_iter().filter_map(|k| limiter.snapshot(k)).collect();
+    if let Err(e) = store.commit_usage(&[], &[], &snapshots).await {
+        tracing::error!("cannot save rate-limit state at shutdown: {e}");
+    }
+}
+
+async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
+    let mut records = Vec::new();
+    let mut charges: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut touched = BTreeSet::new();
+    for job in batch.iter() {
+        match job {
+            Job::Record { record, admission, .. } => {
+                records.push(UsageRecord::clone(record));
+                *charges.entry((record.key_id, admission.period.clone())).or_default() += admission.tokens;
+                touched.insert(record.key_id);
+            }
+            Job::Touch { key_id, .. } => {
+                touched.insert(*key_id);
+            }
+        }
+    }
+    let charges: Vec<_> = charges.into_iter().map(|((k, p), t)| (k, p, t)).collect();
+    let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
+    let result = store.commit_usage(&records, &charges, &snapshots).await;
+    if let Err(e) = &result {
+        tracing::error!("usage batch of {} records not committed: {e}", records.len());
+    }
+    for job in batch.drain(..) {
+        match job {
+            Job::Record { admission, done, .. } => {
+                match &result {
+                    Ok(()) => admission.settle(),
+                    Err(_) => drop(admission),
+                }
+                let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
+            }
+            Job::Touch { admission, .. } => admission.settle(),
+        }
+    }
+}
+
+/// After an admin reset, reloads the durable usage of every key held in memory.
+async fn reload_after_reset(store: &Store, limiter: &Limiter, now: jiff::Timestamp, seen: i64) -> i64 {
+    let latest = match store.latest_quota_reset().await {
+        Ok(id) if id > seen => id,
+        _ => return seen,
+    };
+    let period = period_of(now);
+    for key_id in limiter.loaded_keys() {
+        match store.quota_used(key_id, &period).await {
+            Ok(used) => limiter.reload_used(key_id, &period, used),
+            Err(e) => {
+                tracing::error!("cannot reload quota after a reset: {e}");
+                return seen;
+            }
+        }
+    }
+    latest
+}

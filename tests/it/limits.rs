@@ -1,0 +1,436 @@
+//! Rate limits, quotas and usage on the request path.
+//!
+//! Tests that move time run the real router in-process on a loopback port with a fake clock;
+//! the others drive the real binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use omnimemory::config::{Overrides, Settings};
+use omnimemory::http::Service;
+use omnimemory::limits::FakeClock;
+use serde_json::json;
+
+use crate::harness::{Server, cli, client, error_code};
+
+/// The real router on a loopback port, with a fake clock.
+struct InProcess {
+    base: String,
+    home: tempfile::TempDir,
+    clock: Arc<FakeClock>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    async fn start(now: &str, config_toml: &str) -> InProcess {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("config.toml"), config_toml).unwrap();
+        let home_str = home.path().to_string_lossy().to_string();
+        let settings =
+            Settings::load_from(&Overrides::default(), |k| (k == "OMNIMEMORY_HOME").then(|| home_str.clone())).unwrap();
+        let clock = Arc::new(FakeClock::new(now.parse().unwrap()));
+        let service = Service::open(settings, clock.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = service.router();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        InProcess { base, home, clock, _task: task }
+    }
+
+    fn key(&self, user: &str, tier: &str, extra: &[&str]) -> String {
+        let mut args = vec!["admin", "create-key", "--user-id", user, "--tier", tier, "--json"];
+        args.extend_from_slice(extra);
+        let out = cli(self.home.path(), &args, None);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string()
+    }
+
+    async fn compress(&self, key: &str, context: &str) -> reqwest::Response {
+        client()
+            .post(format!("{}/compress", self.base))
+            .bearer_auth(key)
+            .json(&json!({"context": context, "target_compression": 0.5}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_free_keys_second_request_waits_one_second() {
+    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+    let key = app.key("free-user", "free", &[]);
+
+    let first = app.compress(&key, "The quick brown fox jumps over the lazy dog.").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit"], "1");
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "0");
+    assert!(first.headers()["ratelimit-policy"].to_str().unwrap().contains("\"requests\";q=1;w=1"));
+
+    let second = app.compress(&key, "The quick brown fox jumps over the lazy dog.").await;
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert_eq!(second.headers()["x-ratelimit-remaining"], "0");
+    assert!(second.headers().contains_key("ratelimit"));
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["code"], "request_rate_limited");
+    assert_eq!(body["detail"], "Request rate limit exceeded for tier 'free'");
+
+    app.clock.advance(jiff::SignedDuration::from_millis(999));
+    assert_eq!(app.compress(&key, "still too early").await.status(), 429);
+    app.clock.advance(jiff::SignedDuration::from_millis(1));
+    assert_eq!(app.compress(&key, "now it is time").await.status(), 200);
+}
+
+#[tokio::test]
+async fn twelve_rapid_requests_on_a_pro_key_admit_exactly_ten() {
+    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+    let key = app.key("pro-user", "pro", &[]);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (url, key) = (format!("{}/compress", app.base), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"context": "Some short text to compress."});
+            client().post(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 2, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn the_quota_is_402_until_the_month_turns() {
+    let app = InProcess::start("2026-11-30T23:59:00Z", "").await;
+    let text = "Monthly quotas are counted in original tokens of each request.";
+    // Enterprise: no token rate, so only the monthly ledger stands in the way.
+    let key = app.key("quota-user", "enterprise", &["--monthly-tokens", "30"]);
+
+    let mut spent = 0;
+    loop {
+        let resp = app.compress(&key, text).await;
+        if resp.status() != 200 {
+            assert_eq!(resp.headers()["x-quota-reset"], "2026-12-01T00:00:00Z");
+            let detail = resp.json::<serde_json::Value>().await.unwrap();
+            assert_eq!(detail["code"], "quota_exceeded", "{detail}");
+            assert!(detail["detail"].as_str().unwrap().contains("2026-12-01T00:00:00Z"), "{detail}");
+            break;
+        }
+        spent += resp.json::<serde_json::Value>().await.unwrap()["original_tokens"].as_u64().unwrap();
+        app.clock.advance(jiff::SignedDuration::from_secs(1));
+    }
+    assert!(spent <= 30 && spent > 0);
+    let quota: serde_json::Value =
+        client().get(format!("{}/usage/quota", app.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(spent), "{quota}");
+    assert_eq!(quota["quota"]["usage"]["monthly_limit"], 30);
+
+    app.clock.set("2026-12-01T00:00:01Z".parse().unwrap());
+    assert_eq!(app.compress(&key, text).await.status(), 200);
+}
+
+#[tokio::test]
+async fn unlimited_values_are_null_with_unlimited_true() {
+    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+    let key = app.key("ent", "enterprise", &[]);
+    let quota: serde_json::Value =
+        client().get(format!("{}/usage/quota", app.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let rate = &quota["quota"]["rate_limit"];
+    assert_eq!((rate["tokens_available"].is_null(), rate["unlimited"].as_bool()), (true, Some(true)), "{quota}");
+    assert_eq!(quota["quota"]["usage"]["monthly_limit"], 1_000_000_000);
+    assert_eq!(quota["tier"], "enterprise");
+
+    let free = app.key("f", "free", &[]);
+    let quota: serde_json::Value = client()
+        .get(format!("{}/usage/quota", app.base))
+        .bearer_auth(&free)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(quota["quota"]["rate_limit"]["tokens_capacity"], 1_000_000);
+    assert_eq!(quota["quota"]["rate_limit"]["refill_rate"], 0.39);
+    assert_eq!(quota["quota"]["usage"]["remaining"], 1_000_000);
+}
+
+/// A short context for the tests that count requests rather than text.
+const TEXT: &str = "Quota reservations are atomic under concurrency.";
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n() {
+    let server = Server::start();
+    let probe = server.create_key("probe", "pro");
+    let counted: serde_json::Value = client()
+        .post(server.url("/count-tokens"))
+        .bearer_auth(&probe)
+        .json(&json!({"text": TEXT, "model_id": "gpt-4"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let per_request = counted["token_count"].as_u64().unwrap();
+    let n = 37;
+    let limit = (per_request * n).to_string();
+    let out = cli(
+        &server.home,
+        &[
+            "admin",
+            "create-key",
+            "--user-id",
+            "racer",
+            "--tier",
+            "enterprise",
+            "--monthly-tokens",
+            &limit,
+            "--requests-per-second",
+            "100000",
+            "--burst",
+            "100000",
+            "--json",
+        ],
+        None,
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+
+    let c = client();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (c, url, key) = (c.clone(), server.url("/compress"), key.clone());
+        tasks.push(tokio::spawn(async move {
+            c.post(url).bearer_auth(key).json(&json!({"context": TEXT})).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count() as u64, n, "{statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 402), "{statuses:?}");
+
+    let quota: serde_json::Value =
+        c.get(server.url("/usage/quota")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(per_request * n), "{quota}");
+    let stats: serde_json::Value =
+        c.get(server.url("/usage/stats")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["stats"]["total_compressions"].as_u64(), Some(n));
+    assert_eq!(stats["stats"]["total_original_tokens"].as_u64(), Some(per_request * n));
+}
+
+#[tokio::test]
+async fn a_key_reads_nothing_of_another_keys_usage() {
+    let server = Server::start();
+    let a = server.create_key("alice", "pro");
+    let b = server.create_key("bob", "pro");
+    let c = client();
+    let resp = c.post(server.url("/compress")).bearer_auth(&b).json(&json!({"context": TEXT})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let b_id = &b[..15];
+    for query in [
+        String::new(),
+        format!("?api_key={b}"),
+        format!("?key_id={b_id}&user_id=bob"),
+        "?user_id=bob&days=30".to_string(),
+        format!("?group_by=team&api_key={b}"),
+    ] {
+        let stats: serde_json::Value = c
+            .get(server.url(&format!("/usage/stats{query}")))
+            .bearer_auth(&a)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["stats"]["total_compressions"], 0, "{query}: {stats}");
+        let quota: serde_json::Value = c
+            .get(server.url(&format!("/usage/quota{query}")))
+            .bearer_auth(&a)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (quota["user_id"].as_str(), quota["quota"]["usage"]["current_usage"].as_u64()),
+            (Some("alice"), Some(0))
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body() {
+    let server = Server::start();
+    let key = server.create_key("tagger", "pro");
+    let c = client();
+    for (team, n) in [("search", 2), ("chat", 1)] {
+        for _ in 0..n {
+            let resp = c
+                .post(server.url("/compress"))
+                .bearer_auth(&key)
+                .header("X-Tool-ID", "from-header")
+                .json(&json!({"context": TEXT, "tool_id": "from-body", "session_id": "s1",
+                              "metadata": {"team": team}, "prefer_online": null, "memory_layer": null}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let stats: serde_json::Value = c
+        .get(server.url("/usage/stats?days=1&group_by=team"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let groups = stats["groups"].as_array().unwrap();
+    let count = |v: &str| groups.iter().find(|g| g["value"] == v).map(|g| g["count"].as_u64().unwrap());
+    assert_eq!((count("search"), count("chat")), (Some(2), Some(1)), "{stats}");
+
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", server.home.join("usage.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tools: Vec<(String, String)> =
+        sqlx::query_as("SELECT tool_id, session_id FROM usage_records").fetch_all(&mut db).await.unwrap();
+    assert_eq!(tools.len(), 3);
+    assert!(tools.iter().all(|(t, s)| t == "from-header" && s == "s1"), "{tools:?}");
+
+    let cli_stats =
+        cli(&server.home, &["admin", "usage-stats", &key, "--days", "1", "--group-by", "team", "--json"], None);
+    let cli_stats: serde_json::Value = serde_json::from_str(&cli_stats.stdout).unwrap();
+    assert_eq!(cli_stats["stats"]["total_compressions"], 3);
+    assert_eq!(cli_stats["groups"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn restarting_the_server_is_no_way_around_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.toml"), "[tiers.free]\nrequests_per_second = 0.01\nburst = 2\n").unwrap();
+    let mut server = Server::builder().home(&home).start();
+    let key = server.create_key("slow", "free");
+    let c = client();
+    for _ in 0..2 {
+        let r = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await;
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    server.signal("TERM");
+    let info = cli(&home, &["admin", "rate-limit-info", &key, "--json"], None);
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!((info["saved_state"].as_bool(), info["requests_available"].as_u64()), (Some(true), Some(0)), "{info}");
+
+    let server = Server::builder().home(&home).start();
+    let r = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await.unwrap();
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(error_code(r, 429).await, "request_rate_limited");
+}
+
+#[tokio::test]
+async fn admin_reset_usage_frees_the_quota_of_a_running_server() {
+    let server = Server::start();
+    let out = cli(
+        &server.home,
+        &["admin", "create-key", "--user-id", "resetme", "--tier", "enterprise", "--monthly-tokens", "20", "--json"],
+        None,
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+    let c = client();
+    let send = || c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    assert_eq!(send().await.unwrap().status(), 200);
+    assert_eq!(error_code(send().await.unwrap(), 402).await, "quota_exceeded");
+
+    let verify = cli(&server.home, &["admin", "verify-key", &key, "--json"], None);
+    let verify: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap();
+    assert!(verify["usage"]["current_usage"].as_u64().unwrap() > 0, "{verify}");
+
+    assert_eq!(cli(&server.home, &["admin", "reset-usage", "--key", &key, "--yes"], None).code, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let status = send().await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "quota still refused after the reset");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_crash_every_acknowledged_request_has_its_record() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder().home(&home).start();
+    let out = cli(
+        &home,
+        &[
+            "admin",
+            "create-key",
+            "--user-id",
+            "crash",
+            "--tier",
+            "enterprise",
+            "--requests-per-second",
+            "100000",
+            "--burst",
+            "100000",
+            "--json",
+        ],
+        None,
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (c, url, key, acked, stop) = (client(), server.url("/compress"), key.clone(), acked.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(resp) = c.post(&url).bearer_auth(&key).json(&json!({"context": TEXT})).send().await else {
+                    break;
+                };
+                if resp.status() == 200 {
+                    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+                    acked.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("KILL");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let restarted = Server::builder().home(&home).start();
+    let url = format!("sqlite://{}", home.join("usage.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT request_id FROM usage_records").fetch_all(&mut db).await.unwrap();
+    let ids: std::collections::HashSet<String> = ids.into_iter().map(|(id,)| id).collect();
+    let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} acknowledged requests have no record", acked.len());
+    let (sum,): (i64,) =
+        sqlx::query_as("SELECT SUM(original_tokens) FROM usage_records").fetch_one(&mut db).await.unwrap();
+    let (used,): (i64,) = sqlx::query_as("SELECT SUM(used) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
+    assert_eq!(used, sum);
+    let quota: serde_json::Value =
+        client().get(restarted.url("/usage/quota")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(sum), "{quota}");
+}
