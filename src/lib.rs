@@ -4,10 +4,13 @@
 //! here; this crate adds configuration, keys, storage, the HTTP service and the admin CLI.
 
 pub mod admin;
+pub mod api;
+pub mod bench;
 pub mod config;
 pub mod http;
 pub mod keys;
 pub mod limits;
+pub mod local;
 pub mod quota;
 pub mod store;
 pub mod usage;

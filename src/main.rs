@@ -1,11 +1,14 @@
 //! The `omnimemory` binary: parses the command line and dispatches to the library.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use omnimemory::admin::{self, AdminArgs};
 use omnimemory::config::{Overrides, Settings};
+use omnimemory::local;
+use omnimemory::tokens::Registry;
 
 #[derive(Parser)]
 #[command(name = "omnimemory", version, about = "LLM-context compression service")]
@@ -23,8 +26,56 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Compress a file or stdin locally (no server, no key).
+    Compress {
+        /// The text to compress; stdin when absent or `-`.
+        file: Option<PathBuf>,
+        #[arg(long)]
+        query: Option<String>,
+        /// Fraction of tokens to remove, in [0, 1).
+        #[arg(long)]
+        target: Option<f64>,
+        /// Absolute token budget; wins over --target.
+        #[arg(long)]
+        target_tokens: Option<u64>,
+        #[arg(long)]
+        model: Option<String>,
+        /// Print the `/compress` response as JSON.
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Batch mode: each line of this file is a `/compress` request body.
+        #[arg(long, conflicts_with = "file")]
+        jsonl: Option<PathBuf>,
+        /// Where batch mode writes its responses (stdout by default).
+        #[arg(long, requires = "jsonl")]
+        out: Option<PathBuf>,
+    },
+    /// Count the tokens of a file or stdin for a model.
+    CountTokens {
+        file: Option<PathBuf>,
+        #[arg(long, default_value = "gpt-4")]
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Administer keys, usage and storage.
     Admin(AdminArgs),
+    /// Print performance figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Records per second through the group-commit usage writer.
+    Writer {
+        #[arg(long, default_value_t = 20_000)]
+        records: u64,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,33 +86,59 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match cli.command {
+    report(run(cli.command))
+}
+
+fn run(command: Command) -> anyhow::Result<bool> {
+    let runtime = || tokio::runtime::Runtime::new().map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"));
+    match command {
         Command::Serve { host, port } => {
-            let result = Settings::load(&Overrides { host, port })
-                .map_err(anyhow::Error::from)
-                .and_then(|settings| runtime.block_on(omnimemory::http::serve(settings)));
-            report(result.map(|()| true))
+            let settings = Settings::load(&Overrides { host, port })?;
+            runtime()?.block_on(omnimemory::http::serve(settings))?;
+            Ok(true)
+        }
+        Command::Compress { file, query, target, target_tokens, model, json, jsonl, out } => {
+            let registry = local_registry()?;
+            if let Some(input) = jsonl {
+                let failed = local::compress_jsonl(&input, out.as_deref(), &registry)?;
+                return Ok(failed == 0);
+            }
+            let args = local::CompressArgs { file, query, target, target_tokens, model, json };
+            local::compress(args, &registry)?;
+            Ok(true)
+        }
+        Command::CountTokens { file, model, json } => {
+            local::count_tokens(file.as_deref(), &model, json, &local_registry()?)?;
+            Ok(true)
         }
         Command::Admin(args) => {
-            let result = Settings::load(&Overrides::default()).map_err(anyhow::Error::from).and_then(|settings| {
-                let outcome = runtime.block_on(admin::run(&args, &settings))?;
-                if args.json {
-                    println!("{}", serde_json::to_string_pretty(&outcome.json)?);
-                } else {
-                    print!("{}", outcome.text);
-                }
-                Ok(outcome.success)
-            });
-            report(result)
+            let settings = Settings::load(&Overrides::default())?;
+            let outcome = runtime()?.block_on(admin::run(&args, &settings))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&outcome.json)?);
+            } else {
+                print!("{}", outcome.text);
+            }
+            Ok(outcome.success)
+        }
+        Command::Bench { what: BenchCommand::Writer { records, concurrency } } => {
+            let report = runtime()?.block_on(omnimemory::bench::usage_writer(records, concurrency))?;
+            println!(
+                "usage writer: {} records, {} concurrent requests, {:.2} s, {:.0} records/s (durable, SQLite WAL, synchronous=FULL)",
+                report.records,
+                report.concurrency,
+                report.seconds,
+                report.per_second()
+            );
+            Ok(true)
         }
     }
+}
+
+/// The model registry of the data folder, for local commands.
+fn local_registry() -> anyhow::Result<Registry> {
+    let settings = Settings::load(&Overrides::default())?;
+    Ok(Registry::load(&settings.home)?)
 }
 
 fn report(result: anyhow::Result<bool>) -> ExitCode {

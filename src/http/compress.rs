@@ -12,59 +12,11 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use super::limits::{admit, rate_headers};
 use crate::usage::UsageRecord;
-use omnimemory_engine::compress::{self, Budget, CompressRequest};
+use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL};
+use omnimemory_engine::compress::{self, CompressRequest};
 
-const DEFAULT_MODEL: &str = "gpt-4";
-const DEFAULT_TARGET: f64 = 0.944;
 /// Above this many bytes a compression runs on the blocking pool, off the async executor.
 const INLINE_LIMIT_BYTES: usize = 32 * 1024;
-
-/// The request body. Optional fields accept `null` as absent; unknown fields are ignored.
-#[derive(Debug, Deserialize)]
-pub struct CompressBody {
-    pub context: String,
-    pub query: Option<String>,
-    pub model_id: Option<String>,
-    pub target_compression: Option<f64>,
-    pub target_tokens: Option<u64>,
-    pub tool_id: Option<String>,
-    pub session_id: Option<String>,
-    pub metadata: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CompressResponse {
-    pub original_tokens: usize,
-    pub compressed_tokens: usize,
-    pub compression_ratio: f64,
-    pub quality_score: f64,
-    pub compressed_text: String,
-    pub model_id: String,
-    pub content_type: &'static str,
-    pub tokenizer: &'static str,
-    pub is_exact_tokenization: bool,
-    pub tokenizer_strategy: &'static str,
-    pub retained_indices: Vec<usize>,
-    /// The budget the request asked for, in tokens.
-    pub budget_tokens: usize,
-    /// True when the protected content alone exceeded the budget and was kept anyway.
-    pub over_budget: bool,
-}
-
-/// Parses the budget fields into the engine's `Budget`.
-fn budget_of(body: &CompressBody) -> Result<Budget, ApiError> {
-    if let Some(tokens) = body.target_tokens {
-        if tokens == 0 {
-            return Err(ApiError::InvalidRequest("target_tokens must be at least 1".into()));
-        }
-        return Ok(Budget::Tokens(usize::try_from(tokens).unwrap_or(usize::MAX)));
-    }
-    let ratio = body.target_compression.unwrap_or(DEFAULT_TARGET);
-    if !(0.0..1.0).contains(&ratio) {
-        return Err(ApiError::InvalidRequest(format!("target_compression must be a number in [0, 1), got {ratio}")));
-    }
-    Ok(Budget::Ratio(ratio))
-}
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
@@ -76,11 +28,11 @@ pub async fn compress(
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<CompressBody>,
 ) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
-    let budget = budget_of(&body)?;
+    let budget = body.budget().map_err(ApiError::InvalidRequest)?;
     let metadata = metadata_of(body.metadata.take())?;
     let tool_id = header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take());
     let session_id = header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take());
-    let model_id = body.model_id.take().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let model_id = body.model_id().to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let large = body.context.len() > INLINE_LIMIT_BYTES;
 
@@ -98,7 +50,7 @@ pub async fn compress(
         compress::compress(&request, encoding)
     };
     let out = if large { run_blocking(run).await? } else { run() };
-    let response = response_of(out, model_id, encoding);
+    let response = CompressResponse::new(out, model_id, encoding);
 
     let request_id = format!("{:032x}", rand::random::<u128>());
     let record = UsageRecord {
@@ -148,51 +100,10 @@ async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.into()))
 }
 
-fn response_of(
-    out: compress::Compressed,
-    model_id: String,
-    encoding: omnimemory_engine::tokens::Encoding,
-) -> CompressResponse {
-    let compression_ratio =
-        if out.original_tokens == 0 { 0.0 } else { 1.0 - out.compressed_tokens as f64 / out.original_tokens as f64 };
-    CompressResponse {
-        original_tokens: out.original_tokens,
-        compressed_tokens: out.compressed_tokens,
-        compression_ratio,
-        quality_score: out.quality_score,
-        compressed_text: out.text,
-        model_id,
-        content_type: out.content_type.as_str(),
-        tokenizer: encoding.name(),
-        is_exact_tokenization: encoding.is_exact(),
-        tokenizer_strategy: encoding.strategy(),
-        retained_indices: out.retained_indices,
-        budget_tokens: out.budget_tokens,
-        over_budget: out.over_budget,
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub struct CountBody {
     pub text: String,
     pub model_id: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CountResponse {
-    pub token_count: usize,
-    pub model_id: String,
-    pub tokenizer: &'static str,
-    pub strategy_used: &'static str,
-    pub is_exact: bool,
-    pub metadata: CountMetadata,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CountMetadata {
-    pub family: String,
-    pub context_window: u32,
-    pub characters: usize,
 }
 
 pub async fn count_tokens(
@@ -205,26 +116,11 @@ pub async fn count_tokens(
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
     let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
-    let info = state.registry.resolve(&model_id);
-    let encoding = info.encoding;
-    let text = body.text;
-    let characters = text.chars().count();
-    let token_count = if text.len() > INLINE_LIMIT_BYTES {
-        run_blocking(move || encoding.count(&text)).await?
-    } else {
-        encoding.count(&text)
-    };
-    Ok((
-        headers,
-        axum::Json(CountResponse {
-            token_count,
-            model_id,
-            tokenizer: encoding.name(),
-            strategy_used: encoding.strategy(),
-            is_exact: encoding.is_exact(),
-            metadata: CountMetadata { family: info.family, context_window: info.context_window, characters },
-        }),
-    ))
+    let large = body.text.len() > INLINE_LIMIT_BYTES;
+    let registry = state.registry.clone();
+    let count = move || CountResponse::count(&registry, &model_id, &body.text);
+    let response = if large { run_blocking(count).await? } else { count() };
+    Ok((headers, axum::Json(response)))
 }
 
 #[derive(Debug, Deserialize)]
