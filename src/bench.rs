@@ -27,7 +27,7 @@ impl WriterReport {
 
 pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<WriterReport> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
+    let store = Store::open(dir.path(), None).await?;
     let request = KeyRequest::parse("bench", "enterprise", None, None)?;
     let (_key, new) = KeyRequest { limits: LimitOverride::default(), ..request }.issue();
     let key = store.insert_key(&new).await?;

@@ -113,7 +113,7 @@ impl Outcome {
 
 /// Runs one command; `Err` is an operational failure (storage), also exit code 1.
 pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcome> {
-    let store = Store::open(&settings.home).await?;
+    let store = Store::open(&settings.home, settings.database_url.as_deref()).await?;
     let outcome = dispatch(&args.command, args.json, settings, &store).await;
     store.close().await;
     outcome

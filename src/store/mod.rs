@@ -9,9 +9,9 @@
 //! lookups by hash are an indexed query; timestamps are UTC text `YYYY-MM-DDTHH:MM:SS.mmmZ`,
 //! so text order is time order.
 
-mod sqlite;
+mod sql;
 
-pub use sqlite::Store;
+pub use sql::{Dialect, Store};
 
 use crate::keys::{KeyHash, Tier};
 

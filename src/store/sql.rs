@@ -1,0 +1,679 @@
+//! The SQL backends (see the parent module for the guarantees): one implementation over
+//! sqlx's `Any` driver, for SQLite and PostgreSQL. Queries use `$N` placeholders, which both
+//! understand; the few statements that differ (schemas, the health probe, reading a JSON tag)
+//! come from [`Dialect`].
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
+
+use super::{
+    DatabaseFile, DatabaseInfo, ModelUsage, NewKey, StoreError, TagUsage, UsageSummary, format_timestamp,
+    parse_timestamp,
+};
+use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
+use crate::limits::{Bucket, KeySnapshot};
+use crate::usage::UsageRecord;
+
+const SQLITE_KEYS_SCHEMA: &[&str] = &["
+CREATE TABLE api_keys (
+    id                   INTEGER PRIMARY KEY,
+    key_hash             BLOB NOT NULL UNIQUE,
+    public_id            TEXT NOT NULL UNIQUE,
+    user_id              TEXT NOT NULL,
+    tier                 TEXT NOT NULL CHECK (tier IN ('free', 'pro', 'enterprise')),
+    email                TEXT,
+    company              TEXT,
+    active               INTEGER NOT NULL DEFAULT 1,
+    created_at           TEXT NOT NULL,
+    expires_at           TEXT,
+    -- the key's own limits; NULL means the tier's
+    monthly_tokens       INTEGER,
+    requests_per_second  REAL,
+    burst                INTEGER
+);
+CREATE INDEX api_keys_user_id ON api_keys (user_id);
+"];
+
+const SQLITE_USAGE_SCHEMA: &[&str] = &["
+CREATE TABLE usage_records (
+    id                 INTEGER PRIMARY KEY,
+    request_id         TEXT NOT NULL,
+    api_key            TEXT NOT NULL,
+    key_id             INTEGER NOT NULL,
+    user_id            TEXT NOT NULL,
+    operation          TEXT NOT NULL,
+    original_tokens    INTEGER NOT NULL,
+    compressed_tokens  INTEGER NOT NULL,
+    tokens_saved       INTEGER NOT NULL,
+    model_id           TEXT NOT NULL,
+    compression_ratio  REAL NOT NULL,
+    quality_score      REAL,
+    tool_id            TEXT,
+    session_id         TEXT,
+    metadata           TEXT,
+    timestamp          TEXT NOT NULL
+);
+CREATE INDEX usage_records_key_time ON usage_records (key_id, timestamp);
+CREATE INDEX usage_records_time ON usage_records (timestamp);
+-- used = the sum of original_tokens of the key's records in the period, updated in the same
+-- transaction as the records (or zeroed by an admin reset, which appends to quota_resets).
+CREATE TABLE quota_ledger (
+    key_id  INTEGER NOT NULL,
+    period  TEXT NOT NULL,
+    used    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+);
+CREATE TABLE quota_resets (
+    id      INTEGER PRIMARY KEY,
+    key_id  INTEGER,
+    period  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE TABLE rate_buckets (
+    key_id          INTEGER PRIMARY KEY,
+    requests_level  REAL NOT NULL,
+    requests_at_ms  INTEGER NOT NULL,
+    tokens_level    REAL,
+    tokens_at_ms    INTEGER
+);
+"];
+
+/// PostgreSQL keeps everything in one database; same tables and columns as SQLite.
+const POSTGRES_SCHEMA: &[&str] = &["
+CREATE TABLE api_keys (
+    id                   BIGSERIAL PRIMARY KEY,
+    key_hash             BYTEA NOT NULL UNIQUE,
+    public_id            TEXT NOT NULL UNIQUE,
+    user_id              TEXT NOT NULL,
+    tier                 TEXT NOT NULL CHECK (tier IN ('free', 'pro', 'enterprise')),
+    email                TEXT,
+    company              TEXT,
+    active               BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at           TEXT NOT NULL,
+    expires_at           TEXT,
+    monthly_tokens       BIGINT,
+    requests_per_second  DOUBLE PRECISION,
+    burst                BIGINT
+);
+CREATE INDEX api_keys_user_id ON api_keys (user_id);
+CREATE TABLE usage_records (
+    id                 BIGSERIAL PRIMARY KEY,
+    request_id         TEXT NOT NULL,
+    api_key            TEXT NOT NULL,
+    key_id             BIGINT NOT NULL,
+    user_id            TEXT NOT NULL,
+    operation          TEXT NOT NULL,
+    original_tokens    BIGINT NOT NULL,
+    compressed_tokens  BIGINT NOT NULL,
+    tokens_saved       BIGINT NOT NULL,
+    model_id           TEXT NOT NULL,
+    compression_ratio  DOUBLE PRECISION NOT NULL,
+    quality_score      DOUBLE PRECISION,
+    tool_id            TEXT,
+    session_id         TEXT,
+    metadata           TEXT,
+    timestamp          TEXT NOT NULL
+);
+CREATE INDEX usage_records_key_time ON usage_records (key_id, timestamp);
+CREATE INDEX usage_records_time ON usage_records (timestamp);
+CREATE TABLE quota_ledger (
+    key_id  BIGINT NOT NULL,
+    period  TEXT NOT NULL,
+    used    BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+);
+CREATE TABLE quota_resets (
+    id      BIGSERIAL PRIMARY KEY,
+    key_id  BIGINT,
+    period  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE TABLE rate_buckets (
+    key_id          BIGINT PRIMARY KEY,
+    requests_level  DOUBLE PRECISION NOT NULL,
+    requests_at_ms  BIGINT NOT NULL,
+    tokens_level    DOUBLE PRECISION,
+    tokens_at_ms    BIGINT
+);
+"];
+
+const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \
+                           CASE WHEN active THEN 1 ELSE 0 END AS active, created_at, expires_at, \
+                           monthly_tokens, requests_per_second, burst";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    dialect: Dialect,
+    /// Where the data is: the data folder (SQLite) or the server (PostgreSQL, no credentials).
+    location: String,
+    home: Option<PathBuf>,
+    keys: AnyPool,
+    /// The same pool as `keys` on PostgreSQL.
+    usage: AnyPool,
+}
+
+impl Store {
+    /// SQLite in `home` (created on first use), or PostgreSQL when `database_url` is given;
+    /// migrates the schema forward either way.
+    pub async fn open(home: &Path, database_url: Option<&str>) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        match database_url {
+            Some(url) => Self::open_postgres(url).await,
+            None => Self::open_sqlite(home).await,
+        }
+    }
+
+    async fn open_sqlite(home: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(home)
+            .map_err(|source| StoreError::CreateHome { path: home.display().to_string(), source })?;
+        let keys = open_sqlite_pool(&home.join("api_keys.db")).await?;
+        migrate_sqlite(&keys, SQLITE_KEYS_SCHEMA).await?;
+        let usage = open_sqlite_pool(&home.join("usage.db")).await?;
+        migrate_sqlite(&usage, SQLITE_USAGE_SCHEMA).await?;
+        let location = home.display().to_string();
+        Ok(Store { dialect: Dialect::Sqlite, location, home: Some(home.to_path_buf()), keys, usage })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        migrate_postgres(&pool).await?;
+        Ok(Store {
+            dialect: Dialect::Postgres,
+            location: redact_url(url),
+            home: None,
+            keys: pool.clone(),
+            usage: pool,
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn close(&self) {
+        self.keys.close().await;
+        self.usage.close().await;
+    }
+
+    /// Proves the databases answer (on SQLite: can take the write lock) within `within`.
+    pub async fn check_health(&self, within: Duration) -> Result<(), StoreError> {
+        let probe = async {
+            match self.dialect {
+                Dialect::Sqlite => {
+                    for pool in [&self.keys, &self.usage] {
+                        let mut conn = pool.acquire().await?;
+                        conn.execute("BEGIN IMMEDIATE").await?;
+                        conn.execute("ROLLBACK").await?;
+                    }
+                }
+                Dialect::Postgres => {
+                    let mut conn = self.usage.acquire().await?;
+                    conn.execute("SELECT 1 FROM api_keys LIMIT 1").await?;
+                    conn.execute("SELECT 1 FROM usage_records LIMIT 1").await?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        };
+        tokio::time::timeout(within, probe).await.map_err(|_| StoreError::Timeout(within))?
+    }
+
+    pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
+        let now = jiff::Timestamp::now();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO api_keys (key_hash, public_id, user_id, tier, email, company, active, created_at, expires_at,
+                                   monthly_tokens, requests_per_second, burst)
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $10, $11) RETURNING {KEY_COLUMNS}"
+        )))
+        .bind(key.hash.0.to_vec())
+        .bind(&key.public_id)
+        .bind(&key.user_id)
+        .bind(key.tier.as_str())
+        .bind(&key.email)
+        .bind(&key.company)
+        .bind(format_timestamp(now))
+        .bind(key.expires_at.map(format_timestamp))
+        .bind(key.limits.monthly_tokens.map(|m| m.min(i64::MAX as u64) as i64))
+        .bind(key.limits.requests_per_second)
+        .bind(key.limits.burst.map(i64::from))
+        .fetch_one(&self.keys)
+        .await?;
+        key_from_row(&row)
+    }
+
+    pub async fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1")))
+            .bind(hash.0.to_vec())
+            .fetch_optional(&self.keys)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub async fn key_by_public_id(&self, public_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE public_id = $1")))
+            .bind(public_id)
+            .fetch_optional(&self.keys)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub async fn keys_of_user(&self, user_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id")))
+            .bind(user_id)
+            .fetch_all(&self.keys)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Returns false when no key has this id.
+    pub async fn set_key_active(&self, key_id: i64, active: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET active = $1 WHERE id = $2")
+            .bind(active)
+            .bind(key_id)
+            .execute(&self.keys)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Newest first.
+    pub async fn list_keys(&self, tier: Option<Tier>, limit: u32) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = match tier {
+            Some(tier) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE tier = $1 ORDER BY id DESC LIMIT $2"
+                )))
+                .bind(tier.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.keys)
+                .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id DESC LIMIT $1")))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.keys)
+                    .await?
+            }
+        };
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Totals of one key's records since `since` (inclusive).
+    pub async fn usage_summary(&self, key_id: i64, since: jiff::Timestamp) -> Result<UsageSummary, StoreError> {
+        let since = format_timestamp(since);
+        let totals = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(compressed_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(tokens_saved), 0) AS BIGINT),
+                    COALESCE(AVG(compression_ratio), 0.0), COALESCE(AVG(quality_score), 0.0)
+             FROM usage_records WHERE key_id = $1 AND timestamp >= $2",
+        )
+        .bind(key_id)
+        .bind(&since)
+        .fetch_one(&self.usage)
+        .await?;
+        let by_model = sqlx::query(
+            "SELECT model_id, COUNT(*), CAST(COALESCE(SUM(tokens_saved), 0) AS BIGINT) FROM usage_records
+             WHERE key_id = $1 AND timestamp >= $2 GROUP BY model_id ORDER BY COUNT(*) DESC, model_id",
+        )
+        .bind(key_id)
+        .bind(&since)
+        .fetch_all(&self.usage)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ModelUsage { model_id: r.try_get(0)?, count: get_u64(r, 1)?, tokens_saved: get_u64(r, 2)? })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(UsageSummary {
+            total_compressions: get_u64(&totals, 0)?,
+            total_original_tokens: get_u64(&totals, 1)?,
+            total_compressed_tokens: get_u64(&totals, 2)?,
+            total_tokens_saved: get_u64(&totals, 3)?,
+            avg_compression_ratio: totals.try_get(4)?,
+            avg_quality_score: totals.try_get(5)?,
+            by_model,
+        })
+    }
+
+    /// One key's totals since `since`, grouped by the value of metadata tag `tag`
+    /// (a plain name; the caller validates it).
+    pub async fn usage_by_tag(&self, key_id: i64, since: jiff::Timestamp, tag: &str) -> Result<Vec<TagUsage>, StoreError> {
+        let (tag_expr, tag_arg) = match self.dialect {
+            Dialect::Sqlite => ("json_extract(metadata, $1)", format!("$.\"{tag}\"")),
+            Dialect::Postgres => ("(CAST(metadata AS JSONB) ->> CAST($1 AS TEXT))", tag.to_string()),
+        };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {tag_expr} AS tag, COUNT(*), CAST(SUM(original_tokens) AS BIGINT),
+                    CAST(SUM(compressed_tokens) AS BIGINT), CAST(SUM(tokens_saved) AS BIGINT)
+             FROM usage_records WHERE key_id = $2 AND timestamp >= $3
+             GROUP BY 1 ORDER BY 3 DESC, 1"
+        )))
+        .bind(tag_arg)
+        .bind(key_id)
+        .bind(format_timestamp(since))
+        .fetch_all(&self.usage)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TagUsage {
+                    value: r.try_get(0)?,
+                    count: get_u64(r, 1)?,
+                    original_tokens: get_u64(r, 2)?,
+                    compressed_tokens: get_u64(r, 3)?,
+                    tokens_saved: get_u64(r, 4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Tokens charged to a key's quota in `period` (`YYYY-MM`, UTC).
+    pub async fn quota_used(&self, key_id: i64, period: &str) -> Result<u64, StoreError> {
+        let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
+            .bind(key_id)
+            .bind(period)
+            .fetch_optional(&self.usage)
+            .await?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Zeroes the current quota usage of the keys in `keys` (all keys when `None`) and appends
+    /// to `quota_resets`, through which running servers notice and reload their ledgers.
+    /// Returns how many ledger rows were reset. Usage records, the billing history, stay.
+    pub async fn reset_quota(&self, keys: Option<&[i64]>, period: &str) -> Result<u64, StoreError> {
+        let at = format_timestamp(jiff::Timestamp::now());
+        let mut tx = self.usage.begin().await?;
+        let mut n = 0;
+        let targets: Vec<Option<i64>> = match keys {
+            None => vec![None],
+            Some(ids) => ids.iter().copied().map(Some).collect(),
+        };
+        for key_id in targets {
+            n += sqlx::query("UPDATE quota_ledger SET used = 0 WHERE period = $1 AND ($2 IS NULL OR key_id = $2) AND used <> 0")
+                .bind(period)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("INSERT INTO quota_resets (key_id, period, at) VALUES ($1, $2, $3)")
+                .bind(key_id)
+                .bind(period)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The id of the latest admin quota reset (0 when there was none).
+    pub async fn latest_quota_reset(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM quota_resets").fetch_one(&self.usage).await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// A key's saved bucket levels, if it has any.
+    pub async fn bucket_snapshot(&self, key_id: i64) -> Result<Option<KeySnapshot>, StoreError> {
+        let row = sqlx::query(
+            "SELECT requests_level, requests_at_ms, tokens_level, tokens_at_ms FROM rate_buckets WHERE key_id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.usage)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let tokens = match (row.try_get::<Option<f64>, _>(2)?, row.try_get::<Option<i64>, _>(3)?) {
+            (Some(level), Some(at_ms)) => Some(Bucket { level, at_ms }),
+            _ => None,
+        };
+        Ok(Some(KeySnapshot { key_id, requests: Bucket { level: row.try_get(0)?, at_ms: row.try_get(1)? }, tokens }))
+    }
+
+    /// Group commit: records, their quota charges and the keys' bucket levels, in one
+    /// durable transaction. `charges` are (key_id, period, tokens), summed per key.
+    pub async fn commit_usage(
+        &self,
+        records: &[UsageRecord],
+        charges: &[(i64, String, u64)],
+        snapshots: &[KeySnapshot],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.usage.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO usage_records (request_id, api_key, key_id, user_id, operation, original_tokens,
+                    compressed_tokens, tokens_saved, model_id, compression_ratio, quality_score, tool_id,
+                    session_id, metadata, timestamp)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&r.request_id)
+            .bind(&r.api_key)
+            .bind(r.key_id)
+            .bind(&r.user_id)
+            .bind(r.operation)
+            .bind(r.original_tokens as i64)
+            .bind(r.compressed_tokens as i64)
+            .bind(r.original_tokens.saturating_sub(r.compressed_tokens) as i64)
+            .bind(&r.model_id)
+            .bind(r.compression_ratio)
+            .bind(r.quality_score)
+            .bind(&r.tool_id)
+            .bind(&r.session_id)
+            .bind(&r.metadata)
+            .bind(format_timestamp(r.timestamp))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key_id, period, tokens) in charges {
+            sqlx::query(
+                "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
+                 ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
+            )
+            .bind(key_id)
+            .bind(period)
+            .bind(*tokens as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in snapshots {
+            sqlx::query(
+                "INSERT INTO rate_buckets (key_id, requests_level, requests_at_ms, tokens_level, tokens_at_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (key_id) DO UPDATE SET requests_level = excluded.requests_level,
+                    requests_at_ms = excluded.requests_at_ms, tokens_level = excluded.tokens_level,
+                    tokens_at_ms = excluded.tokens_at_ms",
+            )
+            .bind(s.key_id)
+            .bind(s.requests.level)
+            .bind(s.requests.at_ms)
+            .bind(s.tokens.map(|t| t.level))
+            .bind(s.tokens.map(|t| t.at_ms))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn database_info(&self) -> Result<DatabaseInfo, StoreError> {
+        let counts = sqlx::query(
+            "SELECT tier, COUNT(*), CAST(COALESCE(SUM(CASE WHEN active THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM api_keys GROUP BY tier",
+        )
+        .fetch_all(&self.keys)
+        .await?;
+        let mut keys_by_tier = Vec::new();
+        let (mut total_keys, mut active_keys) = (0, 0);
+        for tier in Tier::ALL {
+            let row = counts.iter().find(|r| r.try_get::<String, _>(0).is_ok_and(|t| t == tier.as_str()));
+            let (n, active) = match row {
+                Some(r) => (get_u64(r, 1)?, get_u64(r, 2)?),
+                None => (0, 0),
+            };
+            keys_by_tier.push((tier, n));
+            total_keys += n;
+            active_keys += active;
+        }
+        let usage_records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records").fetch_one(&self.usage).await?;
+        let schema_version: i64 = match self.dialect {
+            Dialect::Sqlite => sqlx::query_scalar("PRAGMA user_version").fetch_one(&self.usage).await?,
+            Dialect::Postgres => {
+                sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM omnimemory_schema").fetch_one(&self.usage).await?
+            }
+        };
+        let files = match &self.home {
+            Some(home) => ["api_keys.db", "usage.db"]
+                .iter()
+                .map(|name| {
+                    let path = home.join(name);
+                    let bytes = ["", "-wal"]
+                        .iter()
+                        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+                        .map(|m| m.len())
+                        .sum();
+                    DatabaseFile { path: path.display().to_string(), bytes }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(DatabaseInfo {
+            backend: match self.dialect {
+                Dialect::Sqlite => "sqlite",
+                Dialect::Postgres => "postgres",
+            },
+            location: self.location.clone(),
+            files,
+            schema_version,
+            total_keys,
+            active_keys,
+            keys_by_tier,
+            usage_records: usage_records.max(0) as u64,
+        })
+    }
+}
+
+fn get_u64(row: &AnyRow, index: usize) -> Result<u64, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(index)?.max(0) as u64)
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`: the password never leaves.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(cred, host)| (scheme, cred, host))) {
+        Some((scheme, cred, host)) => {
+            let user = cred.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A pool on one SQLite file: created if missing, WAL (a persistent property of the file,
+/// set once here), `synchronous=FULL` and a busy timeout on every connection.
+async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
+    let setup = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    sqlx::SqliteConnection::connect_with(&setup).await?.close().await?;
+    let url = format!("sqlite://{}", path.display());
+    let pool = AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the schema steps past the file's `user_version` in one write transaction.
+async fn migrate_sqlite(pool: &AnyPool, steps: &[&'static str]) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    conn.execute("BEGIN IMMEDIATE").await?;
+    let result = async {
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
+        check_version(version, steps.len())?;
+        for step in &steps[version as usize..] {
+            conn.execute(*step).await?;
+        }
+        conn.execute(AssertSqlSafe(format!("PRAGMA user_version = {}", steps.len()))).await?;
+        Ok(())
+    }
+    .await;
+    conn.execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }).await?;
+    result
+}
+
+/// Applies the schema steps past `omnimemory_schema`'s version under an advisory lock, so
+/// instances starting together migrate once.
+async fn migrate_postgres(pool: &AnyPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7207305917)").await?;
+    tx.execute("CREATE TABLE IF NOT EXISTS omnimemory_schema (version BIGINT NOT NULL)").await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM omnimemory_schema").fetch_one(&mut *tx).await?;
+    let version = version.unwrap_or(0);
+    check_version(version, POSTGRES_SCHEMA.len())?;
+    for step in &POSTGRES_SCHEMA[version as usize..] {
+        tx.execute(*step).await?;
+    }
+    sqlx::query("DELETE FROM omnimemory_schema").execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO omnimemory_schema (version) VALUES ($1)")
+        .bind(POSTGRES_SCHEMA.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn check_version(version: i64, known: usize) -> Result<(), StoreError> {
+    if version < 0 || version as usize > known {
+        return Err(StoreError::Corrupt(format!("schema version {version} is newer than this binary knows ({known})")));
+    }
+    Ok(())
+}
+
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
+    let tier: String = row.try_get("tier")?;
+    let created_at: String = row.try_get("created_at")?;
+    let expires_at: Option<String> = row.try_get("expires_at")?;
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        public_id: row.try_get("public_id")?,
+        user_id: row.try_get("user_id")?,
+        tier: Tier::from_str(&tier).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        email: row.try_get("email")?,
+        company: row.try_get("company")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        created_at: parse_timestamp(&created_at)?,
+        expires_at: expires_at.as_deref().map(parse_timestamp).transpose()?,
+        limits: LimitOverride {
+            monthly_tokens: row.try_get::<Option<i64>, _>("monthly_tokens")?.map(|m| m.max(0) as u64),
+            requests_per_second: row.try_get("requests_per_second")?,
+            burst: row.try_get::<Option<i64>, _>("burst")?.map(|b| b.clamp(1, i64::from(u32::MAX)) as u32),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_urls_lose_their_password() {
+        assert_eq!(super::redact_url("postgres://u:pw@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}
