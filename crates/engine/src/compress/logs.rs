@@ -201,8 +201,7 @@ fn line_relevance(line: &str, phrases: &[String], words: &[String]) -> f64 {
 /// `n + 1`); `render(k)` builds the text of the first `k` units. The real `count` decides:
 /// the estimate only guides the search, so the counter need not be additive. Returns the
 /// best fitting `(k, text)` with `k >= 1`, or `None` when even one unit does not fit.
-/// Shared with `code.rs`.
-pub(super) fn fit_prefix(
+fn fit_prefix(
     est_prefix: &[usize],
     render: &dyn Fn(usize) -> String,
     count: &dyn Fn(&str) -> usize,
@@ -249,6 +248,61 @@ pub(super) fn fit_prefix(
         }
     }
     (lo > 0).then_some((lo, lo_text))
+}
+
+/// Chooses units by priority so that the rendering fits `budget`: the longest fitting
+/// prefix of `order` (see [`fit_prefix`]), then later units that still fit in what is left
+/// (a large unit does not stop smaller ones after it). `est[i]` estimates the tokens of
+/// `order[i]`; `parent(u)` is a unit that must be shown for `u` to be shown. Returns the
+/// chosen units (any order) and their rendering, which the real `count` says fits.
+/// Shared with `code.rs`.
+pub(super) fn fit_units(
+    order: &[usize],
+    est: &[usize],
+    parent: &dyn Fn(usize) -> Option<usize>,
+    render: &dyn Fn(&[usize]) -> String,
+    count: &dyn Fn(&str) -> usize,
+    budget: usize,
+) -> Option<(Vec<usize>, String)> {
+    let mut est_prefix = Vec::with_capacity(est.len() + 1);
+    est_prefix.push(0usize);
+    for &e in est {
+        let last = *est_prefix.last().unwrap_or(&0);
+        est_prefix.push(last + e);
+    }
+    let (k, out) = fit_prefix(&est_prefix, &|k| render(&order[..k]), count, budget)?;
+    let c = count(&out);
+    if k == order.len() || c * 100 >= budget * 95 {
+        return Some((order[..k].to_vec(), out));
+    }
+    let mut best = (order[..k].to_vec(), out);
+    let slack = budget - c;
+    let max_unit = order.iter().copied().max().unwrap_or(0);
+    for factor in [1.0, 0.6, 0.3] {
+        let mut room = (slack as f64 * factor) as usize;
+        let mut chosen = best.0.clone();
+        let mut included = vec![false; max_unit + 1];
+        for &u in &chosen {
+            included[u] = true;
+        }
+        let before = chosen.len();
+        for (pos, &u) in order.iter().enumerate().skip(k) {
+            if est[pos] <= room && parent(u).is_none_or(|p| included[p]) {
+                room -= est[pos];
+                included[u] = true;
+                chosen.push(u);
+            }
+        }
+        if chosen.len() == before {
+            break;
+        }
+        let text = render(&chosen);
+        if count(&text) <= budget {
+            best = (chosen, text);
+            break;
+        }
+    }
+    Some(best)
 }
 
 /// Compresses log text; see the module docs.
@@ -313,8 +367,7 @@ pub fn compress_logs(
 
     // Estimated cost of each unit: its line, a newline, and a share for a marker.
     let marker_cost = count(&format!("{MARKER_PREFIX}37{MARKER_SUFFIX}")) + 1;
-    let mut est_prefix = Vec::with_capacity(n + 1);
-    est_prefix.push(0usize);
+    let mut est = Vec::with_capacity(n);
     let mut seen_template = vec![false; template_size.len()];
     for &i in &order {
         let mut c = count(lines[i]) + 1;
@@ -323,15 +376,14 @@ pub fn compress_logs(
         {
             c += marker_cost;
         }
-        let last = *est_prefix.last().unwrap_or(&0);
-        est_prefix.push(last + c);
+        est.push(c);
     }
 
-    let render = |k: usize| -> String { render_selection(&lines, &template, &order[..k]).0 };
-    let (k, out) = fit_prefix(&est_prefix, &render, count, budget)?;
-    let (_, kept) = render_selection(&lines, &template, &order[..k]);
+    let render = |chosen: &[usize]| -> String { render_selection(&lines, &template, chosen).0 };
+    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
+    let (_, kept) = render_selection(&lines, &template, &chosen);
 
-    let mut retained_indices: Vec<usize> = order[..k].to_vec();
+    let mut retained_indices = chosen;
     retained_indices.sort_unstable();
     let kept_information = information(&template, &template_size, &sev, &kept, n);
     Some(Packed {
