@@ -40,6 +40,12 @@ use tree_sitter::{Language, Node, Parser, Tree};
 use super::Packed;
 use super::logs::fit_units;
 
+/// Container nesting (class in class…) segmented at most this deep; deeper items are whole.
+const MAX_DEPTH: usize = 16;
+
+/// Text with a longer line is not handled as code (minified or generated code).
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
 /// Bytes of the text looked at to guess the language.
 const SAMPLE_BYTES: usize = 64 * 1024;
 
@@ -284,7 +290,7 @@ impl Segmenter<'_> {
             self.push(vec![(first, last)], parent, PieceKind::Import, depth);
             return;
         }
-        if self.whole_only {
+        if self.whole_only || depth > MAX_DEPTH {
             let k = if is_definition(kind) {
                 PieceKind::Signature
             } else {
@@ -568,6 +574,10 @@ pub fn compress_code(
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
+    // Minified or generated code: whole-line selection has nothing to work with.
+    if text.split('\n').any(|l| l.len() > MAX_LINE_BYTES) {
+        return None;
+    }
     let candidates = guess_languages(text);
     let mut chosen: Option<(Lang, Tree)> = None;
     for &lang in &candidates {
@@ -584,7 +594,8 @@ pub fn compress_code(
     }
     let (lang, tree) = chosen?;
     let lines: Vec<&str> = text.split('\n').collect();
-    if count(text) <= budget {
+    let total_tokens = count(text);
+    if total_tokens <= budget {
         return Some(Packed {
             text: text.to_string(),
             retained_indices: (0..lines.len()).collect(),
@@ -592,6 +603,8 @@ pub fn compress_code(
         });
     }
     let input_had_errors = tree.root_node().has_error();
+    // Pieces are estimated at the text's average density; the real count decides the fit.
+    let tokens_per_byte = total_tokens as f64 / text.len().max(1) as f64;
     let mut line_starts = Vec::with_capacity(lines.len());
     let mut offset = 0;
     for l in &lines {
@@ -621,9 +634,15 @@ pub fn compress_code(
         if pieces.is_empty() {
             return None;
         }
-        let Some((out, kept)) = select(&lines, &pieces, &query_words, budget, count) else {
-            continue;
-        };
+        // When the finer pieces cannot fit, whole items cannot either.
+        let (out, kept) = select(
+            &lines,
+            &pieces,
+            &query_words,
+            budget,
+            count,
+            tokens_per_byte,
+        )?;
         let parses =
             input_had_errors || parse(lang, &out).is_some_and(|t| !t.root_node().has_error());
         if !parses && !whole_only {
@@ -648,18 +667,26 @@ fn select(
     query_words: &[String],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    tokens_per_byte: f64,
 ) -> Option<(String, Vec<bool>)> {
-    let piece_text = |p: &Piece| -> String {
-        let mut s = String::new();
-        for &(a, b) in &p.lines {
-            for l in &lines[a..=b.min(lines.len() - 1)] {
-                s.push_str(l);
-                s.push('\n');
+    // Each line's text is counted for the first piece that covers it only, so that items
+    // sharing one long line (minified code) cannot make this quadratic.
+    let mut owned = vec![false; lines.len()];
+    let texts: Vec<String> = pieces
+        .iter()
+        .map(|p| {
+            let mut s = String::new();
+            for &(a, b) in &p.lines {
+                for i in a..=b.min(lines.len() - 1) {
+                    if !std::mem::replace(&mut owned[i], true) {
+                        s.push_str(lines[i]);
+                        s.push('\n');
+                    }
+                }
             }
-        }
-        s
-    };
-    let texts: Vec<String> = pieces.iter().map(piece_text).collect();
+            s
+        })
+        .collect();
     let score: Vec<f64> = pieces
         .iter()
         .zip(&texts)
@@ -707,7 +734,10 @@ fn select(
             order.push(c);
         }
     }
-    let est: Vec<usize> = order.iter().map(|&p| count(&texts[p])).collect();
+    let est: Vec<usize> = order
+        .iter()
+        .map(|&p| (texts[p].len() as f64 * tokens_per_byte).ceil() as usize)
+        .collect();
     let trailing_newline = lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty());
     let render = |chosen: &[usize]| {
         let mut out = render_lines(lines, pieces, chosen).0;
@@ -1239,5 +1269,92 @@ func (inv *Inventory) Save() error {
         let p = compress_code(GO, None, 100_000, &approx).unwrap();
         assert_eq!(p.text, GO);
         assert_eq!(p.kept_information, 1.0);
+    }
+
+    #[test]
+    fn every_budget_gives_parseable_input_lines_within_budget() {
+        let samples = [
+            (Lang::Rust, RUST),
+            (Lang::Python, PYTHON),
+            (Lang::JavaScript, JS),
+            (Lang::TypeScript, TS),
+            (Lang::Go, GO),
+        ];
+        for (lang, src) in samples {
+            let n = approx(src);
+            for pct in (2..100).step_by(7) {
+                let budget = n * pct / 100;
+                for query in [None, Some("quantity overstocked warning")] {
+                    let Some(p) = compress_code(src, query, budget, &approx) else {
+                        assert!(budget < 20, "{lang:?} refused at {pct}%");
+                        continue;
+                    };
+                    assert!(approx(&p.text) <= budget);
+                    assert!(!p.text.is_empty());
+                    let tree = parse(lang, &p.text).unwrap();
+                    assert!(
+                        !tree.root_node().has_error(),
+                        "{lang:?} at {pct}%:\n{}",
+                        p.text
+                    );
+                    assert!(p.retained_indices.windows(2).all(|w| w[0] < w[1]));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn python_decorators_nested_classes_and_docstrings_stay_valid() {
+        let src = r#"import functools
+
+
+def traced(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        print("calling", f.__name__, args, kwargs)
+        result = f(*args, **kwargs)
+        print("returned", result)
+        return result
+    return wrapper
+
+
+class Outer:
+    """Outer docs
+    span two lines.
+
+    And a blank line inside the docstring.
+    """
+
+    class Inner:
+        def method(self):
+            value = 1
+            value += 2
+            value *= 3
+            return value
+
+    @traced
+    def run(self, n):
+        total = 0
+        for i in range(n):
+            total += i
+        return total
+"#;
+        for pct in [20, 35, 50, 70] {
+            let budget = approx(src) * pct / 100;
+            let p = compress_code(src, None, budget, &approx).unwrap();
+            let tree = parse(Lang::Python, &p.text).unwrap();
+            assert!(!tree.root_node().has_error(), "at {pct}%:\n{}", p.text);
+            assert!(p.text.starts_with("import functools"));
+        }
+    }
+
+    #[test]
+    fn huge_lines_are_refused_fast() {
+        let start = std::time::Instant::now();
+        let a = "a".repeat(1 << 20);
+        assert!(compress_code(&a, None, 100, &approx).is_none());
+        let minified = "const x = require('y'); ".repeat(44_000);
+        assert!(compress_code(&minified, None, 1000, &approx).is_none());
+        assert!(start.elapsed().as_secs_f64() < 1.0);
     }
 }

@@ -25,9 +25,10 @@
 //! budget gives `None`, the caller then treats the text as prose), and it does not reorder.
 //!
 //! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
-//! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information` is
-//! the fraction of distinct templates shown (weighted 3 for errors and warnings, 1 otherwise)
-//! times the fraction of lines represented (shown or counted by a marker); 1.0 only when
+//! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information`
+//! averages over templates (weighted `ln(1 + lines)`, times 3 for errors, traces and
+//! warnings): 0 for a
+//! template with no line shown, else `0.5 + 0.5 × shown/total` of its lines; 1.0 only when
 //! nothing was dropped.
 
 use std::collections::HashMap;
@@ -385,7 +386,7 @@ pub fn compress_logs(
 
     let mut retained_indices = chosen;
     retained_indices.sort_unstable();
-    let kept_information = information(&template, &template_size, &sev, &kept, n);
+    let kept_information = information(&template, &template_size, &sev, &kept);
     Some(Packed {
         text: out,
         retained_indices,
@@ -435,44 +436,39 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (St
             out.push_str(MARKER_SUFFIX);
         }
     }
-    // Lines represented by a marker count as kept for the information estimate.
-    let mut represented = shown.clone();
-    for i in 0..n {
-        if !shown[i] && (last_shown.contains_key(&template[i])) {
-            represented[i] = true;
-        }
-    }
-    (out, represented)
+    (out, shown)
 }
 
+/// Kept information: per template (weighted `ln(1 + lines)`, times 3 for errors, traces and
+/// warnings),
+/// 0 when none of its lines is shown, else `0.5 + 0.5 × shown/total` of its lines (a marker
+/// tells the repeats happened but not their details).
 fn information(
     template: &[usize],
     template_size: &[usize],
     sev: &[Severity],
-    represented: &[bool],
-    n: usize,
+    shown: &[bool],
 ) -> f64 {
-    let mut weight = vec![1.0f64; template_size.len()];
-    let mut shown = vec![false; template_size.len()];
-    for i in 0..n {
-        if sev[i] != Severity::Other {
-            weight[template[i]] = 3.0;
+    let mut weight: Vec<f64> = template_size
+        .iter()
+        .map(|&s| (1.0 + s as f64).ln())
+        .collect();
+    let mut shown_count = vec![0usize; template_size.len()];
+    let mut severe = vec![false; template_size.len()];
+    for (i, &t) in template.iter().enumerate() {
+        if sev[i] != Severity::Other && !std::mem::replace(&mut severe[t], true) {
+            weight[t] *= 3.0;
         }
-        if represented[i] {
-            shown[template[i]] = true;
+        if shown[i] {
+            shown_count[t] += 1;
         }
     }
     let total: f64 = weight.iter().sum();
-    let kept: f64 = weight
-        .iter()
-        .zip(&shown)
-        .filter(|(_, s)| **s)
-        .map(|(w, _)| w)
+    let kept: f64 = (0..template_size.len())
+        .filter(|&t| shown_count[t] > 0)
+        .map(|t| weight[t] * (0.5 + 0.5 * shown_count[t] as f64 / template_size[t] as f64))
         .sum();
-    let lines_share = represented.iter().filter(|r| **r).count() as f64 / n.max(1) as f64;
-    let info = kept / total.max(1.0) * lines_share;
-    // Dropping repeats always loses something (their exact numbers), so never claim 1.0.
-    info.min(0.999)
+    (kept / total.max(1.0)).min(0.999)
 }
 
 #[cfg(test)]
@@ -588,5 +584,34 @@ mod tests {
         let p = compress_logs(log, None, 100, &approx).unwrap();
         assert_eq!(p.text, log);
         assert_eq!(p.retained_indices, vec![0, 1]);
+    }
+
+    #[test]
+    fn python_traceback_is_kept_with_its_error() {
+        let mut log = String::new();
+        for i in 0..400 {
+            log.push_str(&format!("[{i:05}] DEBUG polling queue depth={}\n", i % 7));
+        }
+        log.push_str("[00400] ERROR task crashed\n");
+        log.push_str("Traceback (most recent call last):\n");
+        log.push_str("  File \"/app/worker.py\", line 12, in run\n");
+        log.push_str("    result = handler(job)\n");
+        log.push_str("ZeroDivisionError: division by zero\n");
+        for i in 401..800 {
+            log.push_str(&format!("[{i:05}] DEBUG polling queue depth={}\n", i % 7));
+        }
+        let budget = approx(&log) / 20;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        for needle in [
+            "ERROR task crashed",
+            "Traceback (most recent call last):",
+            "  File \"/app/worker.py\", line 12, in run",
+            "    result = handler(job)",
+            "ZeroDivisionError: division by zero",
+        ] {
+            assert!(p.text.contains(needle), "lost {needle}:\n{}", p.text);
+        }
+        assert!(approx(&p.text) <= budget);
+        assert!(p.kept_information < 0.9);
     }
 }
