@@ -532,6 +532,36 @@ fn function_body<'t>(node: Node<'t>) -> Option<Node<'t>> {
     }
 }
 
+/// Bytes covered by error and missing nodes (outermost ones only).
+fn error_bytes(tree: &Tree) -> usize {
+    let root = tree.root_node();
+    if !root.has_error() {
+        return 0;
+    }
+    let mut total = 0;
+    let mut cursor = root.walk();
+    loop {
+        let node = cursor.node();
+        let descend = if node.is_error() || node.is_missing() {
+            total += (node.end_byte() - node.start_byte()).max(1);
+            false
+        } else {
+            node.has_error()
+        };
+        if descend && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return total;
+            }
+        }
+    }
+}
+
 /// Lower-case words of a text, identifiers split on `_` and camelCase (and kept whole).
 fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -579,20 +609,23 @@ pub fn compress_code(
         return None;
     }
     let candidates = guess_languages(text);
-    let mut chosen: Option<(Lang, Tree)> = None;
+    // The first candidate that parses cleanly; else the one with the least text in error
+    // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
+    let mut chosen: Option<(Lang, Tree, usize)> = None;
     for &lang in &candidates {
         let Some(tree) = parse(lang, text) else {
             continue;
         };
-        if !tree.root_node().has_error() {
-            chosen = Some((lang, tree));
+        let errors = error_bytes(&tree);
+        if errors == 0 {
+            chosen = Some((lang, tree, 0));
             break;
         }
-        if chosen.is_none() {
-            chosen = Some((lang, tree));
+        if errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
+            chosen = Some((lang, tree, errors));
         }
     }
-    let (lang, tree) = chosen?;
+    let (lang, tree, _) = chosen?;
     let lines: Vec<&str> = text.split('\n').collect();
     let total_tokens = count(text);
     if total_tokens <= budget {
@@ -1266,6 +1299,8 @@ func (inv *Inventory) Save() error {
             )
             .is_none()
         );
+        let java = "package demo;\n\npublic class Main {\n    private int count;\n\n    public static void main(String[] args) {\n        System.out.println(\"hi\");\n        int[] xs = new int[] {1, 2};\n        for (int x : xs) {\n            count += x;\n        }\n    }\n}\n";
+        assert!(compress_code(java, None, 10, &approx).is_none());
         let p = compress_code(GO, None, 100_000, &approx).unwrap();
         assert_eq!(p.text, GO);
         assert_eq!(p.kept_information, 1.0);

@@ -13,9 +13,11 @@
 //!    labelled lines are at least 10% of the non-blank lines.
 //! 3. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
 //!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start.
-//! 4. Markdown / code: markdown when the sample has a code fence, or headings/lists/tables make
-//!    up a larger share than code-looking lines; code when at least 30% of the non-blank lines
-//!    look like code (keywords at the start, lines ending in `{ } ; :` or `)`, indentation).
+//! 4. Markdown / code: markdown when the sample has a code fence; code when at least two lines
+//!    and 30% of the non-blank lines look like code (keywords at the start, lines ending in
+//!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
+//!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
+//!    quotes or links make up 10% of the lines (at least two of them).
 //! 5. Prose otherwise.
 //!
 //! It does not decide the programming language; `code.rs` does that.
@@ -177,17 +179,22 @@ pub fn detect(text: &str) -> ContentType {
     let fence = lines.iter().any(|l| l.trim_start().starts_with("```"));
     let md = lines.iter().filter(|l| is_markdown_line(l)).count();
     let code = lines.iter().filter(|l| is_code_line(l)).count();
-    if fence && md + 1 >= 2 {
+    if fence {
         return ContentType::Markdown;
     }
-    if code * 10 >= n * 3 && code > md && n >= 2 {
+    // `# text` is a level-1 heading or a Python/shell comment: code decides on the rest.
+    let hash_comments = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("# "))
+        .count();
+    if code * 10 >= n * 3 && code > md.saturating_sub(hash_comments) && code >= 2 {
         return ContentType::Code;
     }
     let headings = lines.iter().filter(|l| is_heading(l)).count();
-    if (md >= 2 && md * 10 >= n) || (headings >= 1 && md >= 1 && n <= 5) || fence {
+    if (md >= 2 && md * 10 >= n) || (headings >= 1 && md >= 1 && n <= 5) {
         return ContentType::Markdown;
     }
-    if code * 10 >= n * 3 && n >= 2 {
+    if code * 10 >= n * 3 && code >= 2 {
         return ContentType::Code;
     }
     ContentType::Prose
@@ -314,7 +321,7 @@ fn is_code_line(line: &str) -> bool {
         return true;
     }
     let last = t.as_bytes()[t.len() - 1];
-    if matches!(last, b'{' | b'}' | b';' | b'(' | b',') && !t.ends_with(". {") {
+    if matches!(last, b'{' | b'}' | b';' | b'(') && !t.ends_with(". {") {
         return true;
     }
     if last == b':' && line.starts_with(char::is_alphabetic) && t.contains('(') {
@@ -324,7 +331,29 @@ fn is_code_line(line: &str) -> bool {
         // Indented lines with code punctuation.
         return t.contains(" = ") || t.contains("()") || t.contains("->") || t.contains("=>");
     }
-    t.contains(" = ") && (t.ends_with(')') || t.ends_with(']') || t.ends_with('"'))
+    if t.starts_with("\"\"\"") || t.starts_with("'use strict'") {
+        return true;
+    }
+    is_assignment(t)
+        || (t.contains(" = ") && (t.ends_with(')') || t.ends_with(']') || t.ends_with('"')))
+}
+
+/// `name = …`, `obj.field += …`, `items[0] = …`: an identifier path, then an assignment.
+fn is_assignment(t: &str) -> bool {
+    let lhs_end = t
+        .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '$')))
+        .unwrap_or(t.len());
+    if lhs_end == 0 || t[..lhs_end].starts_with(|c: char| c.is_ascii_digit()) {
+        return false;
+    }
+    let rest = &t[lhs_end..];
+    let assigned = [" = ", " += ", " -= ", " := "]
+        .iter()
+        .any(|op| rest.starts_with(op));
+    let annotated = [": str", ": int", ": bool", ": float"]
+        .iter()
+        .any(|ty| rest == *ty || rest.strip_prefix(ty).is_some_and(|r| r.starts_with(" =")));
+    assigned || annotated
 }
 
 #[cfg(test)]
@@ -381,6 +410,8 @@ mod tests {
         assert_eq!(detect(py), ContentType::Code);
         let go = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hi\")\n}\n";
         assert_eq!(detect(go), ContentType::Code);
+        let commented = "#!/usr/bin/env python3\n# Copyright 2024 Acme\n# Licensed under MIT\n\n# Helpers for paths.\nimport os\n\n\n# Return the home folder.\ndef home():\n    # may be unset\n    return os.environ.get(\"HOME\")\n";
+        assert_eq!(detect(commented), ContentType::Code);
         let js =
             "const x = require('x');\nfunction f(a) {\n  return a + 1;\n}\nmodule.exports = f;\n";
         assert_eq!(detect(js), ContentType::Code);
