@@ -1,8 +1,10 @@
 //! Source-code compression with tree-sitter: imports and signatures before bodies.
 //!
-//! Languages: Rust, Python, JavaScript, TypeScript and Go, told apart by keyword heuristics
-//! and confirmed by parsing (the best-scoring grammar that parses without errors wins; any
-//! other text is `None`).
+//! Languages: Rust, Python, JavaScript, TypeScript (parsed with the TSX grammar) and Go, told
+//! apart by keyword heuristics and confirmed by parsing: the best-guessed grammar that parses
+//! without errors wins; failing that, the one whose error nodes cover least of the text, if
+//! under 10%. Anything else (other languages, prose, minified code with a line over 16 KiB)
+//! is `None`.
 //!
 //! Segments are the input's lines (split on `\n`), and the output is always a subset of
 //! whole input lines in input order, byte-exact, joined by `\n`: nothing is added, nothing is
@@ -10,11 +12,15 @@
 //! *pieces* that are kept or dropped whole:
 //! - an import (`use`, `import`, `from … import`, `package`, `extern crate`, `mod x;`);
 //! - a definition kept whole (struct, enum, type, const, interface, short functions…);
-//! - a function's *skeleton*: its doc comments and attributes, the signature lines up to and
+//! - a function's *skeleton*: its attributes and summary line, the signature lines up to and
 //!   including the line of the body's `{`, and the line of the closing `}` — an empty body,
 //!   which still parses. In Python, where a body cannot be empty, the skeleton keeps the
 //!   signature plus one short statement of the body (the docstring when there is one);
-//! - a function's *body*: the remaining lines, shown only together with its skeleton;
+//! - a function's *body statements*: each direct statement (or comment) of the body, as whole
+//!   lines, shown only together with the skeleton — so a long body can be kept in part, from
+//!   its start (without a query) or its statements mentioning the query first;
+//! - *doc comments*: attributes, decorators and a one-line first comment (the summary) belong
+//!   to the item's skeleton; further comment lines above the item are a piece of their own;
 //! - a container's skeleton (`impl X {` … `}`, `class A:` plus one member), whose members are
 //!   pieces of their own.
 //!
@@ -22,13 +28,23 @@
 //! the lines between them cannot leave half a statement; otherwise the function is kept or
 //! dropped whole.
 //!
-//! Priority: imports; then skeletons and definitions (top level first); then bodies — with a
-//! query, bodies and items mentioning the query's words come first (identifiers are split on
-//! `_` and camelCase), without one short bodies come first. Lines outside any item (stray
-//! statements, unattached comments) come last. Blank lines are kept only between kept lines.
+//! Priority: imports; then skeletons and definitions (top level first, compact ones first);
+//! then doc comments; then body statements — with a query, bodies and statements mentioning
+//! the query's words come first (identifiers are split on `_` and camelCase), without one
+//! short bodies come first, each from its start. Lines outside any item (stray statements,
+//! unattached comments) come last. Blank lines are kept only between kept lines, one per run.
+//! A piece is only shown with the pieces it needs (a statement with its function's skeleton,
+//! a method with its class's), and the longest prefix of this order that fits is kept, then
+//! smaller later pieces fill what is left.
 //!
 //! The result is parsed again with the same grammar; when it has errors that the input did
-//! not have, the selection is redone with whole top-level items only.
+//! not have, the selection is redone with whole top-level items only (that result is returned
+//! as it is).
+//!
+//! What it does not do: no placeholder (`...`, `{ … }`, "N lines omitted") is ever inserted,
+//! since kept text must be input text; it never keeps part of a line or of a multi-line
+//! statement inside a body; it does not cut inside huge single expressions (a 3,000-line
+//! `module.exports = {…}` is one piece, kept or dropped whole).
 //!
 //! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
 //! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information` is the
@@ -76,8 +92,8 @@ fn parse(lang: Lang, text: &str) -> Option<Tree> {
     parser.parse(text, None)
 }
 
-/// Guesses the language from keyword patterns; candidates ordered best first, only those
-/// with some evidence.
+/// Guesses the language from keyword patterns: up to three candidates with evidence, best
+/// first; all five, best first, when none has enough evidence (the parse then decides).
 pub fn guess_languages(text: &str) -> Vec<Lang> {
     let mut end = text.len().min(SAMPLE_BYTES);
     while !text.is_char_boundary(end) {
@@ -165,11 +181,17 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
         Lang::Go,
     ];
     langs.sort_by_key(|&l| std::cmp::Reverse(score[l as usize]));
-    langs
-        .into_iter()
+    let strong: Vec<Lang> = langs
+        .iter()
+        .copied()
         .filter(|&l| score[l as usize] >= 3)
         .take(3)
-        .collect()
+        .collect();
+    if strong.is_empty() {
+        // Little evidence (a short snippet): let the parsers decide, best guesses first.
+        return langs.to_vec();
+    }
+    strong
 }
 
 /// Inclusive range of line numbers.
@@ -180,6 +202,9 @@ enum PieceKind {
     Import,
     /// A definition kept whole, or a function/container skeleton.
     Signature,
+    /// Doc comments beyond an item's first line.
+    Doc,
+    /// A statement of a function body, or a function that cannot collapse.
     Body,
     Other,
 }
@@ -191,6 +216,10 @@ struct Piece {
     parent: Option<usize>,
     kind: PieceKind,
     depth: usize,
+    /// The function body a statement piece belongs to (an index into the body ranges).
+    group: Option<usize>,
+    /// Position of a statement in its body.
+    seq: usize,
 }
 
 /// Splits the tree into pieces; `whole_only` keeps every top-level item whole.
@@ -199,6 +228,8 @@ struct Segmenter<'a> {
     lang: Lang,
     line_starts: &'a [usize],
     pieces: Vec<Piece>,
+    /// Interior line ranges of the function bodies split into statements.
+    groups: Vec<LineRange>,
     whole_only: bool,
 }
 
@@ -234,7 +265,7 @@ impl Segmenter<'_> {
                 pending.push(node);
                 continue;
             }
-            // Comments directly above (no blank line between) belong to the item.
+            // Comments and attributes directly above (no blank line between) belong to the item.
             let mut first = node.start_position().row;
             let mut attached = 0;
             for c in pending.iter().rev() {
@@ -249,8 +280,8 @@ impl Segmenter<'_> {
             for c in pending.drain(..loose) {
                 self.push_other(c, parent_piece, depth);
             }
-            pending.clear();
-            self.item(node, first, parent_piece, depth);
+            let attached: Vec<Node<'_>> = std::mem::take(&mut pending);
+            self.item(node, &attached, parent_piece, depth);
         }
         for c in pending {
             self.push_other(c, parent_piece, depth);
@@ -258,12 +289,12 @@ impl Segmenter<'_> {
     }
 
     fn push_other(&mut self, node: Node<'_>, parent: Option<usize>, depth: usize) {
-        self.pieces.push(Piece {
-            lines: vec![(node.start_position().row, node.end_position().row)],
+        self.push(
+            vec![(node.start_position().row, node.end_position().row)],
             parent,
-            kind: PieceKind::Other,
+            PieceKind::Other,
             depth,
-        });
+        );
     }
 
     fn push(
@@ -278,12 +309,47 @@ impl Segmenter<'_> {
             parent,
             kind,
             depth,
+            group: None,
+            seq: 0,
         });
         self.pieces.len() - 1
     }
 
-    /// One item whose lines start at `first` (attached comments included).
-    fn item(&mut self, node: Node<'_>, first: usize, parent: Option<usize>, depth: usize) {
+    /// One item with the comments and attributes attached above it: attributes and a
+    /// one-line first comment (the summary) go with the item, further comments become a
+    /// `Doc` piece that needs the item.
+    fn item(&mut self, node: Node<'_>, attached: &[Node<'_>], parent: Option<usize>, depth: usize) {
+        let mut with_item: Vec<LineRange> = Vec::new();
+        let mut doc: Vec<LineRange> = Vec::new();
+        let mut summary_taken = false;
+        for c in attached {
+            let range = (c.start_position().row, c.end_position().row);
+            if matches!(
+                c.kind(),
+                "attribute_item" | "inner_attribute_item" | "decorator"
+            ) {
+                with_item.push(range);
+            } else if !summary_taken && range.0 == range.1 {
+                summary_taken = true;
+                with_item.push(range);
+            } else {
+                summary_taken = true;
+                doc.push(range);
+            }
+        }
+        let before = self.pieces.len();
+        self.item_body(node, parent, depth);
+        // The item's first piece is its skeleton or the whole item.
+        if self.pieces.len() > before {
+            self.pieces[before].lines.extend(with_item);
+            if !doc.is_empty() {
+                self.push(doc, Some(before), PieceKind::Doc, depth);
+            }
+        }
+    }
+
+    fn item_body(&mut self, node: Node<'_>, parent: Option<usize>, depth: usize) {
+        let first = node.start_position().row;
         let last = node.end_position().row;
         let kind = node.kind();
         if is_import(kind, node) {
@@ -329,17 +395,30 @@ impl Segmenter<'_> {
         if let Some(body) = function_body(target) {
             if let Some((head, tail)) = self.split(first, last, body) {
                 let mut lines = vec![head];
-                let body_lines = if self.lang == Lang::Python {
-                    let anchor = self.python_anchor(body);
-                    lines.extend(anchor);
-                    vec![(head.1 + 1, last)]
+                let interior = if self.lang == Lang::Python {
+                    lines.extend(self.python_anchor(body));
+                    (head.1 + 1, last)
                 } else {
                     lines.extend(tail);
-                    let (b0, b1) = (head.1 + 1, tail.map_or(last, |t| t.0.saturating_sub(1)));
-                    vec![(b0, b1)]
+                    (head.1 + 1, tail.map_or(last, |t| t.0.saturating_sub(1)))
                 };
                 let skeleton = self.push(lines, parent, PieceKind::Signature, depth);
-                self.push(body_lines, Some(skeleton), PieceKind::Body, depth);
+                // Each statement of the body is a piece of its own, so a budget can hold the
+                // start of a long body; the group ranks the body as a whole.
+                let group = self.groups.len();
+                self.groups.push(interior);
+                let mut cursor = body.walk();
+                let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
+                for (seq, stmt) in stmts.into_iter().enumerate() {
+                    let s = stmt.start_position().row.max(interior.0);
+                    let e = stmt.end_position().row.min(interior.1);
+                    if s > e {
+                        continue;
+                    }
+                    let p = self.push(vec![(s, e)], Some(skeleton), PieceKind::Body, depth);
+                    self.pieces[p].group = Some(group);
+                    self.pieces[p].seq = seq;
+                }
                 return;
             }
             // A function that cannot collapse: short ones read like signatures.
@@ -660,10 +739,11 @@ pub fn compress_code(
             lang,
             line_starts: &line_starts,
             pieces: Vec::new(),
+            groups: Vec::new(),
             whole_only,
         };
         seg.children(tree.root_node(), None, 0);
-        let pieces = seg.pieces;
+        let (pieces, groups) = (seg.pieces, seg.groups);
         if pieces.is_empty() {
             return None;
         }
@@ -671,6 +751,7 @@ pub fn compress_code(
         let (out, kept) = select(
             &lines,
             &pieces,
+            &groups,
             &query_words,
             budget,
             count,
@@ -697,6 +778,7 @@ pub fn compress_code(
 fn select(
     lines: &[&str],
     pieces: &[Piece],
+    groups: &[LineRange],
     query_words: &[String],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
@@ -720,17 +802,29 @@ fn select(
             s
         })
         .collect();
+    let relevance = |t: &str| -> f64 {
+        if query_words.is_empty() {
+            return 0.0;
+        }
+        let ws = words(t);
+        let hits = query_words.iter().filter(|q| ws.contains(q)).count();
+        hits as f64 / query_words.len() as f64
+    };
+    let group_rel: Vec<f64> = groups
+        .iter()
+        .map(|&(a, b)| {
+            if query_words.is_empty() || a > b {
+                0.0
+            } else {
+                relevance(&lines[a..=b.min(lines.len() - 1)].join("\n"))
+            }
+        })
+        .collect();
     let score: Vec<f64> = pieces
         .iter()
         .zip(&texts)
         .map(|(p, t)| {
-            let rel = if query_words.is_empty() {
-                0.0
-            } else {
-                let ws = words(t);
-                let hits = query_words.iter().filter(|q| ws.contains(q)).count();
-                hits as f64 / query_words.len() as f64
-            };
+            let rel = relevance(t);
             let line_count: usize = p.lines.iter().map(|(a, b)| b - a + 1).sum();
             let depth = p.depth as f64;
             match p.kind {
@@ -739,10 +833,23 @@ fn select(
                 PieceKind::Signature => {
                     60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64)
                 }
-                PieceKind::Body if query_words.is_empty() => {
-                    20.0 + 5.0 / (1.0 + line_count as f64 / 10.0)
+                PieceKind::Doc => 30.0 + 20.0 * rel,
+                // Statements: short bodies first, each body from its start; with a query,
+                // bodies about it first and matching statements first within them.
+                PieceKind::Body => {
+                    let (body_lines, body_rel) = p.group.map_or((line_count, rel), |g| {
+                        (
+                            groups[g].1 + 1 - groups[g].0.min(groups[g].1 + 1),
+                            group_rel[g],
+                        )
+                    });
+                    let seq = p.seq.min(1000) as f64;
+                    if query_words.is_empty() {
+                        20.0 + 5.0 / (1.0 + body_lines as f64 / 10.0) - 0.001 * seq
+                    } else {
+                        20.0 + 15.0 * body_rel + 15.0 * rel - 0.001 * seq
+                    }
                 }
-                PieceKind::Body => 20.0 + 30.0 * rel,
                 PieceKind::Other => 12.0 + 30.0 * rel,
             }
         })
