@@ -442,15 +442,15 @@ impl Ctx<'_> {
         c
     }
 
-    /// Children of a container in the order they should be considered.
+    /// Children of a container in the order they should be considered: by relevance, then
+    /// array elements that bring keys not seen in earlier elements (the schema stays
+    /// visible), then input order.
     fn priority(&self, idx: usize) -> Vec<usize> {
         let node = &self.nodes[idx];
-        let mut order: Vec<usize> = node.children.clone();
-        // Elements that bring keys not seen in earlier elements show the schema.
-        let mut novel = vec![false; self.nodes.len()];
+        let mut novel = vec![false; node.children.len()];
         if node.kind == Kind::Array {
             let mut seen: Vec<&str> = Vec::new();
-            for &c in &node.children {
+            for (pos, &c) in node.children.iter().enumerate() {
                 let child = &self.nodes[c];
                 if child.kind != Kind::Object {
                     continue;
@@ -458,25 +458,23 @@ impl Ctx<'_> {
                 for &g in &child.children {
                     if let Some((s, e)) = self.nodes[g].key {
                         let k = &self.m[s..e];
-                        if !seen.contains(&k) && seen.len() < 256 {
+                        if seen.len() < 256 && !seen.contains(&k) {
                             seen.push(k);
-                            novel[c] = true;
+                            novel[pos] = true;
                         }
                     }
                 }
             }
         }
-        let pos: Vec<usize> = (0..order.len()).collect();
-        let mut keyed: Vec<(usize, usize)> = order.iter().copied().zip(pos).collect();
-        keyed.sort_by(|a, b| {
-            let ra = self.rel[a.0];
-            let rb = self.rel[b.0];
-            rb.total_cmp(&ra)
-                .then(novel[b.0].cmp(&novel[a.0]))
-                .then(a.1.cmp(&b.1))
+        let mut positions: Vec<usize> = (0..node.children.len()).collect();
+        positions.sort_by(|&a, &b| {
+            let (ca, cb) = (node.children[a], node.children[b]);
+            self.rel[cb]
+                .total_cmp(&self.rel[ca])
+                .then(novel[b].cmp(&novel[a]))
+                .then(a.cmp(&b))
         });
-        order = keyed.into_iter().map(|(c, _)| c).collect();
-        order
+        positions.into_iter().map(|p| node.children[p]).collect()
     }
 
     /// Chooses what of container `idx` to keep within `budget` estimated tokens
@@ -605,15 +603,19 @@ pub fn compress_json(
     let m = minify(trimmed);
     let nodes = parse_spans(&m)?;
     let top: Vec<usize> = nodes.first()?.children.clone();
-    if count(text) <= budget {
+    let original = count(text);
+    if original <= budget {
         return Some(Packed {
             text: text.to_string(),
             retained_indices: (0..top.len()).collect(),
             kept_information: 1.0,
         });
     }
-    let full = count(&m);
-    if full <= budget {
+    // Minifying rarely saves more than a third of the tokens: only count the minified text
+    // when it may fit (the selection below would find it anyway, only slower).
+    let may_fit = budget as f64 >= original as f64 * 0.6;
+    let full = if may_fit { count(&m) } else { original };
+    if may_fit && full <= budget {
         return Some(Packed {
             text: m,
             retained_indices: (0..top.len()).collect(),
@@ -634,44 +636,41 @@ pub fn compress_json(
     // Scale the internal budget until the rendered text fits and lands close under the budget.
     let mut best: Option<(String, Vec<Sel>, usize)> = None;
     let mut internal = budget;
-    let mut low_fail: Option<usize> = None; // smallest internal budget that went over
-    for _ in 0..10 {
+    let mut fits_at = 0usize; // largest internal budget whose rendering fit
+    let mut fails_at = usize::MAX; // smallest internal budget whose rendering did not
+    for _ in 0..12 {
         let mut sel = vec![Sel::Dropped; nodes.len()];
         ctx.select(0, internal, 0, &mut sel);
         let mut out = String::new();
         render(&m, &nodes, 0, &sel, &mut out);
         let c = count(&out);
-        if c <= budget {
-            let better = best.as_ref().is_none_or(|(_, _, bc)| c > *bc);
-            if better {
+        let next = if c <= budget {
+            fits_at = internal;
+            if best.as_ref().is_none_or(|(_, _, bc)| c > *bc) {
                 best = Some((out, sel, c));
             }
-            if c * 100 >= budget * 95 {
+            if c * 100 >= budget * 95 || internal > full.saturating_mul(2) {
                 break;
             }
-            // Too far under: grow, but stay below a size known to be too big.
-            let grown = (internal as f64 * budget as f64 / c.max(1) as f64).ceil() as usize;
-            let grown = grown.max(internal + 1);
-            internal = match low_fail {
-                Some(f) if grown >= f => (internal + f) / 2,
-                _ => grown,
-            };
-            if low_fail.is_some_and(|f| internal >= f) || internal > full * 2 {
-                break;
-            }
+            (internal as f64 * budget as f64 / c.max(1) as f64).ceil() as usize
         } else {
-            low_fail = Some(low_fail.map_or(internal, |f| f.min(internal)));
-            let shrunk = (internal as f64 * budget as f64 / c as f64 * 0.97) as usize;
-            let shrunk = shrunk.min(internal.saturating_sub(1));
-            if let Some((_, _, _)) = best {
-                // Between the best fitting size and the failing one.
-                internal = shrunk.max(internal / 2);
-            } else {
-                internal = shrunk;
-            }
-            if internal == 0 {
-                break;
-            }
+            fails_at = internal;
+            (internal as f64 * budget as f64 / c as f64 * 0.97) as usize
+        };
+        // Interpolate, but stay strictly inside the bracket; bisect when that fails.
+        internal = if next > fits_at && next < fails_at {
+            next
+        } else if fails_at == usize::MAX {
+            internal.saturating_mul(2).max(internal + 1)
+        } else {
+            fits_at + (fails_at - fits_at) / 2
+        };
+        // Whole members make the result a step function: stop when the bracket is tight.
+        if fails_at != usize::MAX && fails_at - fits_at <= (budget / 100).max(1) {
+            break;
+        }
+        if internal == 0 {
+            break;
         }
     }
     let (out, sel) = match best {
