@@ -13,10 +13,17 @@
 //!   BM25-like overlap of query words with keys and values. Without a query: input order,
 //!   except that array elements introducing keys not seen before come first (schema stays
 //!   visible) and small members are kept whole before large ones are sampled.
+//! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
+//!   selection runs against an internal budget, and that internal budget is searched
+//!   (interpolation inside a bracket, at most 12 rounds) until the real `count` of the rendered
+//!   text fits and is within 5% under the budget, or the step of one whole member makes that
+//!   impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
+//!   `[]`, still valid JSON and non-empty); `None` only when even those do not fit.
 //!
 //! What it does not do: it never rewrites a key or value, never cuts inside a string or
 //! number, and never inserts elision markers (`"..."` would not be input text); a dropped
-//! member is simply absent. It does not repair invalid JSON.
+//! member is simply absent. It does not repair invalid JSON, and it does not handle JSON
+//! Lines or a bare scalar document (`None`).
 //!
 //! Invariants of `Some(p)`: `p.text` parses as JSON; every key and scalar in it is byte-exact
 //! from the input; members stay in input order; `count(&p.text) <= budget` (checked with
@@ -26,8 +33,8 @@
 
 use super::Packed;
 
-/// Deepest nesting accepted, as in `serde_json`'s own recursion limit.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting accepted: `serde_json::Value` parsing refuses 128 levels.
+pub const MAX_DEPTH: usize = 127;
 
 /// Nodes visited by the partial (recursive) selection are limited to this depth.
 const MAX_PARTIAL_DEPTH: usize = 48;
@@ -754,6 +761,20 @@ mod tests {
                 assert!(approx(&p.text) * 100 >= budget * 90, "far under budget");
             }
         }
+    }
+
+    #[test]
+    fn depth_limit_matches_serde_json() {
+        let at_limit = format!(
+            "[{}{}, 1]",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&at_limit).is_ok());
+        assert!(compress_json(&at_limit, None, 1, &approx).is_some());
+        let over = format!("[{}{}]", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(serde_json::from_str::<serde_json::Value>(&over).is_err());
+        assert!(compress_json(&over, None, 1, &approx).is_none());
     }
 
     #[test]
