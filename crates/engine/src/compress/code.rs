@@ -1499,4 +1499,34 @@ class Outer:
         assert!(compress_code(&minified, None, 1000, &approx).is_none());
         assert!(start.elapsed().as_secs_f64() < 1.0);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn random_edits_of_code_never_panic_and_obey_the_rules(
+            sample in 0usize..5,
+            cut in 0usize..4000,
+            junk in "[ -~\\PC\t\n]{0,30}",
+            pct in 5usize..95,
+        ) {
+            let src = [RUST, PYTHON, JS, TS, GO][sample];
+            let mut at = cut.min(src.len());
+            while !src.is_char_boundary(at) {
+                at -= 1;
+            }
+            let text = format!("{}{junk}{}", &src[..at], &src[at..]);
+            let budget = approx(&text) * pct / 100;
+            if let Some(p) = compress_code(&text, Some("quantity"), budget, &approx) {
+                proptest::prop_assert!(approx(&p.text) <= budget);
+                proptest::prop_assert!(!p.text.is_empty());
+                let input: Vec<&str> = text.split('\n').collect();
+                let mut pos = 0;
+                for l in p.text.split('\n') {
+                    let found = input[pos..].iter().position(|x| *x == l);
+                    proptest::prop_assert!(found.is_some(), "line not from input: {l:?}");
+                    pos += found.unwrap_or(0) + 1;
+                }
+            }
+        }
+    }
 }

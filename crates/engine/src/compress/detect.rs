@@ -446,4 +446,11 @@ mod tests {
         assert_ne!(detect(&brackets), ContentType::Json);
         assert!(start.elapsed().as_secs_f64() < 1.0);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_text_never_panics(text in "\\PC{0,300}|[\\[\\]{}\"\\\\:, \n0-9a-z]{0,300}") {
+            let _ = detect(&text);
+        }
+    }
 }

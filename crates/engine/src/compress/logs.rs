@@ -614,4 +614,27 @@ mod tests {
         assert!(approx(&p.text) <= budget);
         assert!(p.kept_information < 0.9);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_text_never_panics_and_obeys_the_budget(
+            lines in proptest::collection::vec("[ -~\\PC\t\r]{0,40}", 0..60),
+            budget in 0usize..200,
+        ) {
+            let text = lines.join("\n");
+            if let Some(p) = compress_logs(&text, Some("error 42"), budget, &approx) {
+                proptest::prop_assert!(approx(&p.text) <= budget);
+                proptest::prop_assert!(!p.text.is_empty());
+                proptest::prop_assert!(p.retained_indices.windows(2).all(|w| w[0] < w[1]));
+                // Every output line is an input line or a marker.
+                for l in p.text.split('\n') {
+                    proptest::prop_assert!(
+                        text.split('\n').any(|x| x == l)
+                            || (l.starts_with(MARKER_PREFIX) && l.ends_with(MARKER_SUFFIX))
+                    );
+                }
+            }
+        }
+    }
 }
