@@ -14,12 +14,15 @@
 //! 5. the remaining (repeated) lines.
 //!
 //! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of the same
-//! template as a kept line were dropped, exactly one marker line follows that kept line:
+//! template as a kept line were dropped, a marker line follows it:
 //! `  [× N similar lines]` (two spaces, `[`, U+00D7 MULTIPLICATION SIGN, a space, the
 //! decimal N, ` similar lines]`). N counts the dropped lines attributed to that kept line:
 //! each dropped line goes to the nearest kept line of its template before it (or, when there
-//! is none, the first one after it). The marker is the only text this module adds. Lines of
-//! a template with no kept line are dropped without a marker.
+//! is none, the first one after it). When M ≥ 2 consecutive output lines each have the same
+//! N, one marker follows the last of them instead:
+//! `  [× N similar lines for each of the M lines above]` (a repeated stack trace gets one
+//! marker, not one per frame). Markers are the only text this module adds. Lines of a
+//! template with no kept line are dropped without a marker.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
 //! budget gives `None`, the caller then treats the text as prose), and it does not reorder.
@@ -38,7 +41,9 @@ use super::Packed;
 
 /// Marker prefix; see the module docs for the exact form.
 const MARKER_PREFIX: &str = "  [\u{d7} ";
-const MARKER_SUFFIX: &str = " similar lines]";
+const MARKER_SUFFIX: &str = " similar lines";
+const MARKER_EACH: &str = " for each of the ";
+const MARKER_EACH_END: &str = " lines above";
 
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "is", "are", "was", "were", "be", "of", "in", "on", "at", "to", "for",
@@ -367,7 +372,7 @@ pub fn compress_logs(
     order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
 
     // Estimated cost of each unit: its line, a newline, and a share for a marker.
-    let marker_cost = count(&format!("{MARKER_PREFIX}37{MARKER_SUFFIX}")) + 1;
+    let marker_cost = count(&format!("{MARKER_PREFIX}37{MARKER_SUFFIX}]")) + 1;
     let mut est = Vec::with_capacity(n);
     let mut seen_template = vec![false; template_size.len()];
     for &i in &order {
@@ -420,20 +425,34 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (St
             *orphans.entry(t).or_insert(0) += 1;
         }
     }
+    // Consecutive shown lines with the same count share one marker (a repeated stack trace
+    // gets one marker, not one per frame).
+    let shown_lines: Vec<usize> = (0..n).filter(|&i| shown[i]).collect();
     let mut out = String::new();
-    for i in 0..n {
-        if !shown[i] {
-            continue;
-        }
+    let mut run = 0usize;
+    for (k, &i) in shown_lines.iter().enumerate() {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(lines[i]);
-        if folded[i] > 0 {
+        if folded[i] == 0 {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        let next_same = shown_lines
+            .get(k + 1)
+            .is_some_and(|&j| folded[j] == folded[i]);
+        if !next_same {
             out.push('\n');
             out.push_str(MARKER_PREFIX);
             out.push_str(&folded[i].to_string());
             out.push_str(MARKER_SUFFIX);
+            if run > 1 {
+                out.push_str(&format!("{MARKER_EACH}{run}{MARKER_EACH_END}"));
+            }
+            out.push(']');
+            run = 0;
         }
     }
     (out, shown)
@@ -539,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_stack_trace_gets_one_marker() {
+        let mut log = String::new();
+        for i in 0..50 {
+            log.push_str(&format!("12:00:{:02} ERROR request {i} failed\n", i % 60));
+            log.push_str("java.lang.IllegalStateException: closed\n");
+            log.push_str("    at com.acme.Pool.get(Pool.java:10)\n");
+            log.push_str("    at com.acme.Handler.run(Handler.java:20)\n");
+        }
+        let budget = approx(&log) / 10;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        assert!(
+            p.text.starts_with(
+                "12:00:00 ERROR request 0 failed\n\
+                 java.lang.IllegalStateException: closed\n\
+                 \x20   at com.acme.Pool.get(Pool.java:10)\n\
+                 \x20   at com.acme.Handler.run(Handler.java:20)\n"
+            ),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text.contains("similar lines for each of the"),
+            "{}",
+            p.text
+        );
+        assert!(approx(&p.text) <= budget);
+    }
+
+    #[test]
     fn query_lines_come_before_plain_repeats() {
         let mut log = String::new();
         for i in 0..300 {
@@ -631,7 +679,7 @@ mod tests {
                 for l in p.text.split('\n') {
                     proptest::prop_assert!(
                         text.split('\n').any(|x| x == l)
-                            || (l.starts_with(MARKER_PREFIX) && l.ends_with(MARKER_SUFFIX))
+                            || (l.starts_with(MARKER_PREFIX) && l.ends_with(']'))
                     );
                 }
             }
