@@ -1491,6 +1491,16 @@ class Outer:
     }
 
     #[test]
+    fn crlf_line_endings_survive() {
+        let src = GO.replace('\n', "\r\n");
+        let budget = approx(&src) / 3;
+        let p = compress_code(&src, None, budget, &approx).unwrap();
+        assert!(approx(&p.text) <= budget);
+        assert!(p.text.contains("func (inv *Inventory) Save() error {\r\n"), "{}", p.text);
+        assert!(!parse(Lang::Go, &p.text).unwrap().root_node().has_error());
+    }
+
+    #[test]
     fn huge_lines_are_refused_fast() {
         let start = std::time::Instant::now();
         let a = "a".repeat(1 << 20);
