@@ -20,7 +20,8 @@
 //!   lines, shown only together with the skeleton — so a long body can be kept in part, from
 //!   its start (without a query) or its statements mentioning the query first;
 //! - *doc comments*: attributes, decorators and a one-line first comment (the summary) belong
-//!   to the item's skeleton; further comment lines above the item are a piece of their own;
+//!   to the item's skeleton; each further comment above the item (a `///` line, a `/** */`
+//!   block) is a piece of its own, kept in order;
 //! - a container's skeleton (`impl X {` … `}`, `class A:` plus one member), whose members are
 //!   pieces of their own.
 //!
@@ -65,6 +66,7 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Bytes of the text looked at to guess the language.
 const SAMPLE_BYTES: usize = 64 * 1024;
 
+/// A language this module parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Rust,
@@ -316,7 +318,7 @@ impl Segmenter<'_> {
     }
 
     /// One item with the comments and attributes attached above it: attributes and a
-    /// one-line first comment (the summary) go with the item, further comments become a
+    /// one-line first comment (the summary) go with the item, each further comment becomes a
     /// `Doc` piece that needs the item.
     fn item(&mut self, node: Node<'_>, attached: &[Node<'_>], parent: Option<usize>, depth: usize) {
         let mut with_item: Vec<LineRange> = Vec::new();
@@ -342,8 +344,10 @@ impl Segmenter<'_> {
         // The item's first piece is its skeleton or the whole item.
         if self.pieces.len() > before {
             self.pieces[before].lines.extend(with_item);
-            if !doc.is_empty() {
-                self.push(doc, Some(before), PieceKind::Doc, depth);
+            // One piece per comment node (a `///` line, a `/** … */` block), kept in order.
+            for (seq, range) in doc.into_iter().enumerate() {
+                let p = self.push(vec![range], Some(before), PieceKind::Doc, depth);
+                self.pieces[p].seq = seq;
             }
         }
     }
@@ -833,7 +837,7 @@ fn select(
                 PieceKind::Signature => {
                     60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64)
                 }
-                PieceKind::Doc => 30.0 + 20.0 * rel,
+                PieceKind::Doc => 30.0 + 20.0 * rel - 0.001 * p.seq.min(1000) as f64,
                 // Statements: short bodies first, each body from its start; with a query,
                 // bodies about it first and matching statements first within them.
                 PieceKind::Body => {
@@ -1496,7 +1500,11 @@ class Outer:
         let budget = approx(&src) / 3;
         let p = compress_code(&src, None, budget, &approx).unwrap();
         assert!(approx(&p.text) <= budget);
-        assert!(p.text.contains("func (inv *Inventory) Save() error {\r\n"), "{}", p.text);
+        assert!(
+            p.text.contains("func (inv *Inventory) Save() error {\r\n"),
+            "{}",
+            p.text
+        );
         assert!(!parse(Lang::Go, &p.text).unwrap().root_node().has_error());
     }
 
