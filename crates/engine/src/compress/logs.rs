@@ -1,9 +1,688 @@
-//! Placeholder owned by the structure helper.
+//! Log compression: collapse repeats, keep errors, warnings and stack traces first.
+//!
+//! Segments are the input's lines (split on `\n`; a trailing newline does not make an extra
+//! line). Each line gets a *template*: the line with every alphanumeric run that contains a
+//! digit masked (timestamps, counters, ids, hex, UUIDs, durations, IPs all mask alike).
+//!
+//! Priority, highest first (ties in chronological order):
+//! 1. the first line of each error template (`ERROR`, `FATAL`, `CRITICAL`, `panicked`,
+//!    `Traceback`, `…Exception`, `…Error`, …) and the stack-trace lines that follow it
+//!    (indented lines, `at …`, `Caused by:`);
+//! 2. the first line of each warning template (`WARN`, `WARNING`);
+//! 3. lines matching the query's words or quoted phrases;
+//! 4. the first line of every other template, rare templates before frequent ones;
+//! 5. the remaining (repeated) lines.
+//!
+//! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of the same
+//! template as a kept line were dropped, a marker line follows it:
+//! `  [× N similar lines]` (two spaces, `[`, U+00D7 MULTIPLICATION SIGN, a space, the
+//! decimal N, ` similar lines]`). N counts the dropped lines attributed to that kept line:
+//! each dropped line goes to the nearest kept line of its template before it (or, when there
+//! is none, the first one after it). When M ≥ 2 consecutive output lines each have the same
+//! N, one marker follows the last of them instead:
+//! `  [× N similar lines for each of the M lines above]` (a repeated stack trace gets one
+//! marker, not one per frame). Markers are the only text this module adds. Lines of a
+//! template with no kept line are dropped without a marker.
+//!
+//! What it does not do: it never rewrites or truncates a line (a single line larger than the
+//! budget gives `None`, the caller then treats the text as prose), and it does not reorder.
+//!
+//! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
+//! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information`
+//! averages over templates (weighted `ln(1 + lines)`, times 3 for errors, traces and
+//! warnings): 0 for a
+//! template with no line shown, else `0.5 + 0.5 × shown/total` of its lines; 1.0 only when
+//! nothing was dropped.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use super::Packed;
 
-/// Returns None when the text cannot be handled as this kind or cannot fit the budget.
-pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
-    let _ = (text, query, budget, count);
-    None
+/// Marker prefix; see the module docs for the exact form.
+const MARKER_PREFIX: &str = "  [\u{d7} ";
+const MARKER_SUFFIX: &str = " similar lines";
+const MARKER_EACH: &str = " for each of the ";
+const MARKER_EACH_END: &str = " lines above";
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "is", "are", "was", "were", "be", "of", "in", "on", "at", "to", "for",
+    "with", "by", "and", "or", "what", "which", "who", "when", "where", "why", "how", "does", "do",
+    "did", "this", "that", "it", "its", "from", "as", "log", "logs", "line", "lines",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Severity {
+    Other,
+    Warn,
+    /// A stack-trace or continuation line of an error block.
+    Trace,
+    Error,
+}
+
+/// Hash of the line with digit-bearing alphanumeric runs masked.
+fn template_hash(line: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut run_has_digit = false;
+    let mut in_run = false;
+    for c in line.chars() {
+        if c.is_alphanumeric() {
+            in_run = true;
+            run_has_digit |= c.is_ascii_digit();
+            continue;
+        }
+        if in_run {
+            h.write_u8(if run_has_digit { 1 } else { 2 });
+            in_run = false;
+            run_has_digit = false;
+        }
+        c.hash(&mut h);
+    }
+    if in_run {
+        h.write_u8(if run_has_digit { 1 } else { 2 });
+    }
+    // Runs without digits must still differ by content: hash the words too.
+    for w in line.split(|c: char| !c.is_alphanumeric()) {
+        if !w.is_empty() && !w.bytes().any(|b| b.is_ascii_digit()) {
+            w.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn word_severity(line: &str) -> Severity {
+    let mut sev = Severity::Other;
+    for w in line
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 3)
+        .take(64)
+    {
+        let lw = w.to_ascii_lowercase();
+        let error = matches!(
+            lw.as_str(),
+            "error"
+                | "err"
+                | "fatal"
+                | "critical"
+                | "crit"
+                | "severe"
+                | "panic"
+                | "panicked"
+                | "exception"
+                | "traceback"
+                | "emerg"
+                | "alert"
+        ) || (w.len() > 5
+            && w.as_bytes()[0].is_ascii_uppercase()
+            && (lw.ends_with("error") || lw.ends_with("exception")));
+        if error {
+            return Severity::Error;
+        }
+        if matches!(lw.as_str(), "warn" | "warning") {
+            sev = Severity::Warn;
+        }
+    }
+    sev
+}
+
+fn is_continuation(line: &str) -> bool {
+    let t = line.trim_start();
+    if t.is_empty() {
+        return false;
+    }
+    line.starts_with([' ', '\t'])
+        || t.starts_with("at ")
+        || t.starts_with("Caused by")
+        || t.starts_with("... ")
+        || t.starts_with("stack backtrace")
+        || t.starts_with("note: run with")
+}
+
+fn severities(lines: &[&str]) -> Vec<Severity> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut in_error_block = false;
+    for line in lines {
+        let sev = word_severity(line);
+        let sev = if sev == Severity::Error {
+            in_error_block = true;
+            Severity::Error
+        } else if in_error_block && is_continuation(line) {
+            Severity::Trace
+        } else {
+            in_error_block = false;
+            sev
+        };
+        out.push(sev);
+    }
+    out
+}
+
+fn query_words(query: &str) -> (Vec<String>, Vec<String>) {
+    let mut phrases = Vec::new();
+    let parts: Vec<&str> = query.split('"').collect();
+    for (k, p) in parts.iter().enumerate() {
+        if k % 2 == 1 && k + 1 < parts.len() && !p.trim().is_empty() {
+            phrases.push(p.trim().to_lowercase());
+        }
+    }
+    let mut words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .collect();
+    words.sort();
+    words.dedup();
+    (phrases, words)
+}
+
+/// Share of the query matched by a line, in [0, 1].
+fn line_relevance(line: &str, phrases: &[String], words: &[String]) -> f64 {
+    if phrases.is_empty() && words.is_empty() {
+        return 0.0;
+    }
+    let lower = line.to_lowercase();
+    let mut hit = vec![false; words.len()];
+    for w in lower.split(|c: char| !c.is_alphanumeric()) {
+        if let Ok(k) = words.binary_search_by(|x| x.as_str().cmp(w)) {
+            hit[k] = true;
+        }
+    }
+    let word_share = hit.iter().filter(|h| **h).count() as f64 / words.len().max(1) as f64;
+    let phrase_share = phrases
+        .iter()
+        .filter(|p| lower.contains(p.as_str()))
+        .count() as f64
+        / phrases.len().max(1) as f64;
+    if phrases.is_empty() {
+        word_share
+    } else {
+        (word_share + 2.0 * phrase_share) / 3.0
+    }
+}
+
+/// Finds the largest prefix of a priority order whose rendering fits `budget`.
+///
+/// `est_prefix[k]` is an estimate of the tokens of the first `k` units (ascending, length
+/// `n + 1`); `render(k)` builds the text of the first `k` units. The real `count` decides:
+/// the estimate only guides the search, so the counter need not be additive. Returns the
+/// best fitting `(k, text)` with `k >= 1`, or `None` when even one unit does not fit.
+fn fit_prefix(
+    est_prefix: &[usize],
+    render: &dyn Fn(usize) -> String,
+    count: &dyn Fn(&str) -> usize,
+    budget: usize,
+) -> Option<(usize, String)> {
+    let n = est_prefix.len().saturating_sub(1);
+    if n == 0 {
+        return None;
+    }
+    let largest_with = |est: f64| -> usize {
+        // Largest k in 1..=n with est_prefix[k] <= est (at least 1).
+        let p = est_prefix.partition_point(|&e| (e as f64) <= est);
+        p.saturating_sub(1).clamp(1, n)
+    };
+    let mut lo = 0usize; // largest k known to fit
+    let mut lo_text = String::new();
+    let mut hi = n + 1; // smallest k known not to fit
+    let mut k = largest_with(budget as f64);
+    for _ in 0..24 {
+        let text = render(k);
+        let c = count(&text);
+        if c <= budget {
+            lo = k;
+            lo_text = text;
+            if k == n || c * 100 >= budget * 95 {
+                break;
+            }
+            let target = est_prefix[k] as f64 * budget as f64 / c.max(1) as f64;
+            k = largest_with(target).max(k + 1);
+        } else {
+            hi = k;
+            let target = est_prefix[k] as f64 * budget as f64 / c as f64 * 0.99;
+            k = largest_with(target).min(k - 1);
+        }
+        if k <= lo || k >= hi {
+            // Interpolation left the bracket: bisect.
+            if hi - lo <= 1 {
+                break;
+            }
+            k = lo + (hi - lo) / 2;
+        }
+        if k == 0 {
+            break;
+        }
+    }
+    (lo > 0).then_some((lo, lo_text))
+}
+
+/// Chooses units by priority so that the rendering fits `budget`: the longest fitting
+/// prefix of `order` (see [`fit_prefix`]), then later units that still fit in what is left
+/// (a large unit does not stop smaller ones after it). `est[i]` estimates the tokens of
+/// `order[i]`; `parent(u)` is a unit that must be shown for `u` to be shown. Returns the
+/// chosen units (any order) and their rendering, which the real `count` says fits.
+/// Shared with `code.rs`.
+pub(super) fn fit_units(
+    order: &[usize],
+    est: &[usize],
+    parent: &dyn Fn(usize) -> Option<usize>,
+    render: &dyn Fn(&[usize]) -> String,
+    count: &dyn Fn(&str) -> usize,
+    budget: usize,
+) -> Option<(Vec<usize>, String)> {
+    let mut est_prefix = Vec::with_capacity(est.len() + 1);
+    est_prefix.push(0usize);
+    for &e in est {
+        let last = *est_prefix.last().unwrap_or(&0);
+        est_prefix.push(last + e);
+    }
+    let (k, out) = fit_prefix(&est_prefix, &|k| render(&order[..k]), count, budget)?;
+    let c = count(&out);
+    if k == order.len() || c * 100 >= budget * 95 {
+        return Some((order[..k].to_vec(), out));
+    }
+    let mut best = (order[..k].to_vec(), out);
+    let slack = budget - c;
+    let max_unit = order.iter().copied().max().unwrap_or(0);
+    for factor in [1.0, 0.6, 0.3] {
+        let mut room = (slack as f64 * factor) as usize;
+        let mut chosen = best.0.clone();
+        let mut included = vec![false; max_unit + 1];
+        for &u in &chosen {
+            included[u] = true;
+        }
+        let before = chosen.len();
+        for (pos, &u) in order.iter().enumerate().skip(k) {
+            if est[pos] <= room && parent(u).is_none_or(|p| included[p]) {
+                room -= est[pos];
+                included[u] = true;
+                chosen.push(u);
+            }
+        }
+        if chosen.len() == before {
+            break;
+        }
+        let text = render(&chosen);
+        if count(&text) <= budget {
+            best = (chosen, text);
+            break;
+        }
+    }
+    Some(best)
+}
+
+/// Compresses log text; see the module docs.
+pub fn compress_logs(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Option<Packed> {
+    if budget == 0 || text.trim().is_empty() {
+        return None;
+    }
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let n = lines.len();
+    if count(text) <= budget {
+        return Some(Packed {
+            text: text.to_string(),
+            retained_indices: (0..n).collect(),
+            kept_information: 1.0,
+        });
+    }
+
+    // Templates: id per line, and how many lines share it.
+    let mut ids: HashMap<u64, usize> = HashMap::new();
+    let mut template = Vec::with_capacity(n);
+    let mut template_size: Vec<usize> = Vec::new();
+    for line in &lines {
+        let next = ids.len();
+        let id = *ids.entry(template_hash(line)).or_insert(next);
+        if id == template_size.len() {
+            template_size.push(0);
+        }
+        template_size[id] += 1;
+        template.push(id);
+    }
+    let sev = severities(&lines);
+    let (phrases, words) = query_words(query.unwrap_or(""));
+
+    // Priority of each line.
+    let mut first_seen = vec![false; template_size.len()];
+    let mut score = Vec::with_capacity(n);
+    for i in 0..n {
+        let rel = line_relevance(lines[i], &phrases, &words);
+        let is_first = !std::mem::replace(&mut first_seen[template[i]], true);
+        let blank = lines[i].trim().is_empty();
+        let base = match (is_first, sev[i]) {
+            _ if blank => 0.0,
+            (true, Severity::Error) => 100.0,
+            (true, Severity::Trace) => 95.0,
+            (true, Severity::Warn) => 80.0,
+            (true, Severity::Other) => 40.0 + 10.0 / template_size[template[i]] as f64,
+            (false, Severity::Error | Severity::Trace) => 20.0,
+            (false, _) => 10.0,
+        };
+        score.push(base + 55.0 * rel);
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+
+    // Estimated cost of each unit: its line, a newline, and a share for a marker.
+    let marker_cost = count(&format!("{MARKER_PREFIX}37{MARKER_SUFFIX}]")) + 1;
+    let mut est = Vec::with_capacity(n);
+    let mut seen_template = vec![false; template_size.len()];
+    for &i in &order {
+        let mut c = count(lines[i]) + 1;
+        if !std::mem::replace(&mut seen_template[template[i]], true)
+            && template_size[template[i]] > 1
+        {
+            c += marker_cost;
+        }
+        est.push(c);
+    }
+
+    let render = |chosen: &[usize]| -> String { render_selection(&lines, &template, chosen).0 };
+    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
+    let (_, kept) = render_selection(&lines, &template, &chosen);
+
+    let mut retained_indices = chosen;
+    retained_indices.sort_unstable();
+    let kept_information = information(&template, &template_size, &sev, &kept);
+    Some(Packed {
+        text: out,
+        retained_indices,
+        kept_information,
+    })
+}
+
+/// Renders the chosen lines in input order with their markers. Returns the text and, per
+/// line, whether it is shown.
+fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (String, Vec<bool>) {
+    let n = lines.len();
+    let mut shown = vec![false; n];
+    for &i in chosen {
+        shown[i] = true;
+    }
+    // Attribute each dropped line to the nearest earlier shown line of its template, or
+    // the first later one.
+    let mut folded = vec![0usize; n];
+    let mut last_shown: HashMap<usize, usize> = HashMap::new();
+    let mut orphans: HashMap<usize, usize> = HashMap::new();
+    for i in 0..n {
+        let t = template[i];
+        if shown[i] {
+            last_shown.insert(t, i);
+            if let Some(o) = orphans.remove(&t) {
+                folded[i] += o;
+            }
+        } else if let Some(&s) = last_shown.get(&t) {
+            folded[s] += 1;
+        } else {
+            *orphans.entry(t).or_insert(0) += 1;
+        }
+    }
+    // Consecutive shown lines with the same count share one marker (a repeated stack trace
+    // gets one marker, not one per frame).
+    let shown_lines: Vec<usize> = (0..n).filter(|&i| shown[i]).collect();
+    let mut out = String::new();
+    let mut run = 0usize;
+    for (k, &i) in shown_lines.iter().enumerate() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(lines[i]);
+        if folded[i] == 0 {
+            run = 0;
+            continue;
+        }
+        run += 1;
+        let next_same = shown_lines
+            .get(k + 1)
+            .is_some_and(|&j| folded[j] == folded[i]);
+        if !next_same {
+            out.push('\n');
+            out.push_str(MARKER_PREFIX);
+            out.push_str(&folded[i].to_string());
+            out.push_str(MARKER_SUFFIX);
+            if run > 1 {
+                out.push_str(&format!("{MARKER_EACH}{run}{MARKER_EACH_END}"));
+            }
+            out.push(']');
+            run = 0;
+        }
+    }
+    (out, shown)
+}
+
+/// Kept information: per template (weighted `ln(1 + lines)`, times 3 for errors, traces and
+/// warnings),
+/// 0 when none of its lines is shown, else `0.5 + 0.5 × shown/total` of its lines (a marker
+/// tells the repeats happened but not their details).
+fn information(
+    template: &[usize],
+    template_size: &[usize],
+    sev: &[Severity],
+    shown: &[bool],
+) -> f64 {
+    let mut weight: Vec<f64> = template_size
+        .iter()
+        .map(|&s| (1.0 + s as f64).ln())
+        .collect();
+    let mut shown_count = vec![0usize; template_size.len()];
+    let mut severe = vec![false; template_size.len()];
+    for (i, &t) in template.iter().enumerate() {
+        if sev[i] != Severity::Other && !std::mem::replace(&mut severe[t], true) {
+            weight[t] *= 3.0;
+        }
+        if shown[i] {
+            shown_count[t] += 1;
+        }
+    }
+    let total: f64 = weight.iter().sum();
+    let kept: f64 = (0..template_size.len())
+        .filter(|&t| shown_count[t] > 0)
+        .map(|t| weight[t] * (0.5 + 0.5 * shown_count[t] as f64 / template_size[t] as f64))
+        .sum();
+    (kept / total.max(1.0)).min(0.999)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approx(s: &str) -> usize {
+        s.len().div_ceil(4)
+    }
+
+    fn service_log() -> String {
+        let mut log = String::new();
+        for i in 0..500 {
+            log.push_str(&format!(
+                "2024-05-01T10:{:02}:{:02}.{:03}Z INFO http: GET /api/items/{} 200 {}ms\n",
+                i / 60 % 60,
+                i % 60,
+                i * 7 % 1000,
+                1000 + i,
+                3 + i % 17
+            ));
+            if i == 250 {
+                log.push_str(
+                    "2024-05-01T10:04:10.000Z WARN pool: connection pool at 90% capacity\n",
+                );
+                log.push_str("2024-05-01T10:04:11.000Z ERROR worker: job 8812 failed: NullPointerException\n");
+                log.push_str("java.lang.NullPointerException: value was null\n");
+                log.push_str("    at com.acme.Worker.run(Worker.java:42)\n");
+                log.push_str("    at java.lang.Thread.run(Thread.java:829)\n");
+            }
+        }
+        log
+    }
+
+    #[test]
+    fn repeated_lines_collapse_with_count_and_errors_survive() {
+        let log = service_log();
+        let budget = approx(&log) / 10;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        assert!(approx(&p.text) <= budget);
+        assert!(p.text.contains("ERROR worker: job 8812 failed"));
+        assert!(
+            p.text
+                .contains("    at com.acme.Worker.run(Worker.java:42)")
+        );
+        assert!(
+            p.text
+                .contains("    at java.lang.Thread.run(Thread.java:829)")
+        );
+        assert!(p.text.contains("WARN pool"));
+        assert!(p.text.contains("similar lines]"), "{}", p.text);
+        // Chronological order is kept.
+        let warn = p.text.find("WARN pool").unwrap();
+        let err = p.text.find("ERROR worker").unwrap();
+        assert!(warn < err);
+        assert!(p.kept_information > 0.0 && p.kept_information < 1.0);
+        assert!(p.retained_indices.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn markers_count_every_dropped_repeat() {
+        let log = "start\n".to_string() + &"same line again\n".repeat(500) + "end\n";
+        let p = compress_logs(&log, None, 16, &approx).unwrap();
+        assert_eq!(
+            p.text,
+            "start\nsame line again\n  [\u{d7} 499 similar lines]\nend"
+        );
+    }
+
+    #[test]
+    fn a_repeated_stack_trace_gets_one_marker() {
+        let mut log = String::new();
+        for i in 0..50 {
+            log.push_str(&format!("12:00:{:02} ERROR request {i} failed\n", i % 60));
+            log.push_str("java.lang.IllegalStateException: closed\n");
+            log.push_str("    at com.acme.Pool.get(Pool.java:10)\n");
+            log.push_str("    at com.acme.Handler.run(Handler.java:20)\n");
+        }
+        let budget = approx(&log) / 10;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        assert!(
+            p.text.starts_with(
+                "12:00:00 ERROR request 0 failed\n\
+                 java.lang.IllegalStateException: closed\n\
+                 \x20   at com.acme.Pool.get(Pool.java:10)\n\
+                 \x20   at com.acme.Handler.run(Handler.java:20)\n"
+            ),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text.contains("similar lines for each of the"),
+            "{}",
+            p.text
+        );
+        assert!(approx(&p.text) <= budget);
+    }
+
+    #[test]
+    fn query_lines_come_before_plain_repeats() {
+        let mut log = String::new();
+        for i in 0..300 {
+            log.push_str(&format!(
+                "10:00:{:02} INFO request {} served user=u{}\n",
+                i % 60,
+                i,
+                i
+            ));
+        }
+        log.push_str("10:01:00 INFO cache refreshed for tenant zephyr\n");
+        for i in 0..300 {
+            log.push_str(&format!(
+                "10:02:{:02} INFO request {} served user=u{}\n",
+                i % 60,
+                i,
+                i
+            ));
+        }
+        let budget = approx(&log) / 20;
+        let p = compress_logs(
+            &log,
+            Some("when was the zephyr cache refreshed"),
+            budget,
+            &approx,
+        )
+        .unwrap();
+        assert!(p.text.contains("tenant zephyr"));
+        assert!(approx(&p.text) <= budget);
+    }
+
+    #[test]
+    fn one_huge_line_is_refused_quickly() {
+        let line = "a".repeat(1 << 20);
+        let start = std::time::Instant::now();
+        assert!(compress_logs(&line, None, 100, &approx).is_none());
+        assert!(start.elapsed().as_secs_f64() < 1.0);
+    }
+
+    #[test]
+    fn fitting_log_is_unchanged() {
+        let log = "INFO a\nERROR b\n";
+        let p = compress_logs(log, None, 100, &approx).unwrap();
+        assert_eq!(p.text, log);
+        assert_eq!(p.retained_indices, vec![0, 1]);
+    }
+
+    #[test]
+    fn python_traceback_is_kept_with_its_error() {
+        let mut log = String::new();
+        for i in 0..400 {
+            log.push_str(&format!("[{i:05}] DEBUG polling queue depth={}\n", i % 7));
+        }
+        log.push_str("[00400] ERROR task crashed\n");
+        log.push_str("Traceback (most recent call last):\n");
+        log.push_str("  File \"/app/worker.py\", line 12, in run\n");
+        log.push_str("    result = handler(job)\n");
+        log.push_str("ZeroDivisionError: division by zero\n");
+        for i in 401..800 {
+            log.push_str(&format!("[{i:05}] DEBUG polling queue depth={}\n", i % 7));
+        }
+        let budget = approx(&log) / 20;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        for needle in [
+            "ERROR task crashed",
+            "Traceback (most recent call last):",
+            "  File \"/app/worker.py\", line 12, in run",
+            "    result = handler(job)",
+            "ZeroDivisionError: division by zero",
+        ] {
+            assert!(p.text.contains(needle), "lost {needle}:\n{}", p.text);
+        }
+        assert!(approx(&p.text) <= budget);
+        assert!(p.kept_information < 0.9);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_text_never_panics_and_obeys_the_budget(
+            lines in proptest::collection::vec("[ -~\\PC\t\r]{0,40}", 0..60),
+            budget in 0usize..200,
+        ) {
+            let text = lines.join("\n");
+            if let Some(p) = compress_logs(&text, Some("error 42"), budget, &approx) {
+                proptest::prop_assert!(approx(&p.text) <= budget);
+                proptest::prop_assert!(!p.text.is_empty());
+                proptest::prop_assert!(p.retained_indices.windows(2).all(|w| w[0] < w[1]));
+                // Every output line is an input line or a marker.
+                for l in p.text.split('\n') {
+                    proptest::prop_assert!(
+                        text.split('\n').any(|x| x == l)
+                            || (l.starts_with(MARKER_PREFIX) && l.ends_with(']'))
+                    );
+                }
+            }
+        }
+    }
 }

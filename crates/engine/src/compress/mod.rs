@@ -87,7 +87,11 @@ pub struct Validation {
 
 pub fn validate(original: &str, compressed: &str, query: Option<&str>) -> Validation {
     let _ = (original, compressed, query);
-    Validation { passed: false, rouge_l_score: 0.0, details: serde_json::Map::new() }
+    Validation {
+        passed: false,
+        rouge_l_score: 0.0,
+        details: serde_json::Map::new(),
+    }
 }
 
 pub mod code;

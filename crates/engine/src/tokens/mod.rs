@@ -30,7 +30,11 @@ impl Encoding {
     }
     /// `bpe` or `approximation`.
     pub fn strategy(&self) -> &'static str {
-        if self.is_exact() { "bpe" } else { "approximation" }
+        if self.is_exact() {
+            "bpe"
+        } else {
+            "approximation"
+        }
     }
 }
 
@@ -45,7 +49,10 @@ pub struct ModelInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read model registry {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("model registry {path} is not valid: {message}")]
     Parse { path: String, message: String },
 }
@@ -66,6 +73,10 @@ impl Registry {
     /// Never fails: unknown ids get the approximation.
     pub fn resolve(&self, model_id: &str) -> ModelInfo {
         let _ = model_id;
-        ModelInfo { family: "unknown".into(), encoding: Encoding::Approx, context_window: 8192 }
+        ModelInfo {
+            family: "unknown".into(),
+            encoding: Encoding::Approx,
+            context_window: 8192,
+        }
     }
 }
