@@ -75,8 +75,11 @@ pub struct CompressResponse {
 
 impl CompressResponse {
     pub fn new(out: compress::Compressed, model_id: String, encoding: Encoding) -> CompressResponse {
-        let compression_ratio =
-            if out.original_tokens == 0 { 0.0 } else { 1.0 - out.compressed_tokens as f64 / out.original_tokens as f64 };
+        let compression_ratio = if out.original_tokens == 0 {
+            0.0
+        } else {
+            1.0 - out.compressed_tokens as f64 / out.original_tokens as f64
+        };
         CompressResponse {
             original_tokens: out.original_tokens,
             compressed_tokens: out.compressed_tokens,

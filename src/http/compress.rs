@@ -11,8 +11,8 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::limits::{admit, rate_headers};
-use crate::usage::UsageRecord;
 use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL};
+use crate::usage::UsageRecord;
 use omnimemory_engine::compress::{self, CompressRequest};
 
 /// Above this many bytes a compression runs on the blocking pool, off the async executor.

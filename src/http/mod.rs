@@ -47,7 +47,8 @@ pub struct Service {
 impl Service {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Service> {
         use anyhow::Context as _;
-        let store = Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
+        let store =
+            Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::default();
         let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());

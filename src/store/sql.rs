@@ -186,19 +186,10 @@ impl Store {
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        let pool = AnyPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await?;
+        let pool =
+            AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         migrate_postgres(&pool).await?;
-        Ok(Store {
-            dialect: Dialect::Postgres,
-            location: redact_url(url),
-            home: None,
-            keys: pool.clone(),
-            usage: pool,
-        })
+        Ok(Store { dialect: Dialect::Postgres, location: redact_url(url), home: None, keys: pool.clone(), usage: pool })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -272,10 +263,11 @@ impl Store {
     }
 
     pub async fn keys_of_user(&self, user_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id")))
-            .bind(user_id)
-            .fetch_all(&self.keys)
-            .await?;
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id")))
+                .bind(user_id)
+                .fetch_all(&self.keys)
+                .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -333,9 +325,7 @@ impl Store {
         .fetch_all(&self.usage)
         .await?
         .iter()
-        .map(|r| {
-            Ok(ModelUsage { model_id: r.try_get(0)?, count: get_u64(r, 1)?, tokens_saved: get_u64(r, 2)? })
-        })
+        .map(|r| Ok(ModelUsage { model_id: r.try_get(0)?, count: get_u64(r, 1)?, tokens_saved: get_u64(r, 2)? }))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(UsageSummary {
             total_compressions: get_u64(&totals, 0)?,
@@ -350,7 +340,12 @@ impl Store {
 
     /// One key's totals since `since`, grouped by the value of metadata tag `tag`
     /// (a plain name; the caller validates it).
-    pub async fn usage_by_tag(&self, key_id: i64, since: jiff::Timestamp, tag: &str) -> Result<Vec<TagUsage>, StoreError> {
+    pub async fn usage_by_tag(
+        &self,
+        key_id: i64,
+        since: jiff::Timestamp,
+        tag: &str,
+    ) -> Result<Vec<TagUsage>, StoreError> {
         let (tag_expr, tag_arg) = match self.dialect {
             Dialect::Sqlite => ("json_extract(metadata, $1)", format!("$.\"{tag}\"")),
             Dialect::Postgres => ("(CAST(metadata AS JSONB) ->> CAST($1 AS TEXT))", tag.to_string()),
@@ -402,12 +397,14 @@ impl Store {
             Some(ids) => ids.iter().copied().map(Some).collect(),
         };
         for key_id in targets {
-            n += sqlx::query("UPDATE quota_ledger SET used = 0 WHERE period = $1 AND ($2 IS NULL OR key_id = $2) AND used <> 0")
-                .bind(period)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            n += sqlx::query(
+                "UPDATE quota_ledger SET used = 0 WHERE period = $1 AND ($2 IS NULL OR key_id = $2) AND used <> 0",
+            )
+            .bind(period)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             sqlx::query("INSERT INTO quota_resets (key_id, period, at) VALUES ($1, $2, $3)")
                 .bind(key_id)
                 .bind(period)
@@ -525,11 +522,14 @@ impl Store {
             total_keys += n;
             active_keys += active;
         }
-        let usage_records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records").fetch_one(&self.usage).await?;
+        let usage_records: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM usage_records").fetch_one(&self.usage).await?;
         let schema_version: i64 = match self.dialect {
             Dialect::Sqlite => sqlx::query_scalar("PRAGMA user_version").fetch_one(&self.usage).await?,
             Dialect::Postgres => {
-                sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM omnimemory_schema").fetch_one(&self.usage).await?
+                sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM omnimemory_schema")
+                    .fetch_one(&self.usage)
+                    .await?
             }
         };
         let files = match &self.home {
@@ -569,7 +569,8 @@ fn get_u64(row: &AnyRow, index: usize) -> Result<u64, sqlx::Error> {
 
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`: the password never leaves.
 fn redact_url(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(cred, host)| (scheme, cred, host))) {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(cred, host)| (scheme, cred, host)))
+    {
         Some((scheme, cred, host)) => {
             let user = cred.split(':').next().unwrap_or("");
             format!("{scheme}://{user}@{host}")
@@ -581,10 +582,7 @@ fn redact_url(url: &str) -> String {
 /// A pool on one SQLite file: created if missing, WAL (a persistent property of the file,
 /// set once here), `synchronous=FULL` and a busy timeout on every connection.
 async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
-    let setup = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal);
+    let setup = SqliteConnectOptions::new().filename(path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     sqlx::SqliteConnection::connect_with(&setup).await?.close().await?;
     let url = format!("sqlite://{}", path.display());
     let pool = AnyPoolOptions::new()
