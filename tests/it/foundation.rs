@@ -4,31 +4,38 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{ADMIN_KEY, Server, cli, client, error_code};
+use sqlx::Executor as _;
 
-#[tokio::test]
-async fn serve_creates_the_data_folder_and_reports_health() {
-    let server = Server::start();
+use crate::harness::{ADMIN_KEY, Backend, Server, client, error_code};
+
+async fn serve_creates_the_data_folder_and_reports_health(backend: Backend) {
+    let server = Server::start(&backend);
     assert!(!server.base.ends_with(":0"));
     let resp = client().get(server.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
-    for file in ["api_keys.db", "usage.db"] {
-        assert!(server.home.join(file).exists(), "{file} missing");
+    if let Backend::Sqlite = backend {
+        for file in ["api_keys.db", "usage.db"] {
+            assert!(server.home.join(file).exists(), "{file} missing");
+        }
     }
     let logs = server.logs();
     let line = logs.lines().find(|l| l.contains("listening on")).unwrap();
     assert!(line.contains(&server.base) && line.contains(&server.home.display().to_string()), "{line}");
 }
 
-#[tokio::test]
-async fn health_is_503_with_the_reason_while_storage_does_not_answer() {
-    use sqlx::Connection as _;
-    let server = Server::start();
-    let url = format!("sqlite://{}", server.home.join("usage.db").display());
-    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+async fn health_is_503_with_the_reason_while_storage_does_not_answer(backend: Backend) {
+    let server = Server::start(&backend);
+    // Another process holds the write lock (SQLite) or an exclusive table lock (PostgreSQL).
+    let mut blocker = server.db("usage_records").await;
+    match backend {
+        Backend::Sqlite => blocker.execute("BEGIN IMMEDIATE").await.unwrap(),
+        Backend::Postgres { .. } => {
+            blocker.execute("BEGIN").await.unwrap();
+            blocker.execute("LOCK TABLE usage_records IN ACCESS EXCLUSIVE MODE").await.unwrap()
+        }
+    };
 
     let resp = client().get(server.url("/health")).send().await.unwrap();
     let status = resp.status().as_u16();
@@ -36,23 +43,21 @@ async fn health_is_503_with_the_reason_while_storage_does_not_answer() {
     assert_eq!((status, body["code"].as_str()), (503, Some("storage_unavailable")), "{body}");
     assert!(body["detail"].as_str().unwrap().contains("Storage unavailable"), "{body}");
 
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.execute("ROLLBACK").await.unwrap();
     let resp = client().get(server.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 
-#[tokio::test]
-async fn sigterm_stops_the_server_cleanly() {
-    let mut server = Server::start();
+async fn sigterm_stops_the_server_cleanly(backend: Backend) {
+    let mut server = Server::start(&backend);
     assert_eq!(client().get(server.url("/health")).send().await.unwrap().status(), 200);
     let status = server.signal("TERM");
     assert!(status.success(), "exit status {status:?}");
     assert!(server.logs().contains("stopped"), "{}", server.logs());
 }
 
-#[tokio::test]
-async fn every_kind_of_bad_credential_is_401_with_its_own_code() {
-    let server = Server::start();
+async fn every_kind_of_bad_credential_is_401_with_its_own_code(backend: Backend) {
+    let server = Server::start(&backend);
     let key = server.create_key("alice", "pro");
     let url = server.url("/count-tokens");
     let body = json!({"text": "hello world"});
@@ -79,35 +84,30 @@ async fn every_kind_of_bad_credential_is_401_with_its_own_code() {
     assert_eq!(ok.status(), 200);
 }
 
-#[tokio::test]
-async fn a_deactivated_key_is_refused_at_once_and_accepted_again_after_activation() {
-    let server = Server::start();
+async fn a_deactivated_key_is_refused_at_once_and_accepted_again_after_activation(backend: Backend) {
+    let server = Server::start(&backend);
     let key = server.create_key("bob", "pro");
     let c = client();
     let count = || c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
 
     assert_eq!(count().await.unwrap().status(), 200);
-    assert_eq!(cli(&server.home, &["admin", "deactivate-key", &key], None).code, 0);
+    assert_eq!(server.cli(&["admin", "deactivate-key", &key], None).code, 0);
     assert_eq!(error_code(count().await.unwrap(), 401).await, "api_key_deactivated");
-    assert_eq!(cli(&server.home, &["admin", "activate-key", &key], None).code, 0);
+    assert_eq!(server.cli(&["admin", "activate-key", &key], None).code, 0);
     assert_eq!(count().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn an_expired_key_is_refused() {
-    use sqlx::Connection as _;
-    let server = Server::start();
+async fn an_expired_key_is_refused(backend: Backend) {
+    let server = Server::start(&backend);
     let key = server.create_key("carol", "pro");
-    let url = format!("sqlite://{}", server.home.join("api_keys.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE api_keys SET expires_at = '2020-01-01T00:00:00.000Z'").execute(&mut db).await.unwrap();
+    let mut db = server.db("api_keys").await;
+    db.execute("UPDATE api_keys SET expires_at = '2020-01-01T00:00:00.000Z'").await.unwrap();
     let resp = client().post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await;
     assert_eq!(error_code(resp.unwrap(), 401).await, "api_key_expired");
 }
 
-#[tokio::test]
-async fn admin_endpoint_is_403_while_no_admin_key_is_configured() {
-    let server = Server::builder().start();
+async fn admin_endpoint_is_403_while_no_admin_key_is_configured(backend: Backend) {
+    let server = Server::builder(&backend).start();
     let resp = client()
         .post(server.url("/admin/api-key"))
         .header("X-Admin-Key", "")
@@ -118,9 +118,8 @@ async fn admin_endpoint_is_403_while_no_admin_key_is_configured() {
     assert_eq!(error_code(resp, 403).await, "admin_forbidden");
 }
 
-#[tokio::test]
-async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key() {
-    let server = Server::start();
+async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key(backend: Backend) {
+    let server = Server::start(&backend);
     let c = client();
     let create = |admin_header: Option<&str>, body: serde_json::Value| {
         let mut req = c.post(server.url("/admin/api-key")).json(&body);
@@ -154,17 +153,18 @@ async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key() {
 
     let used = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send().await;
     assert_eq!(used.unwrap().status(), 200);
-    let listed = cli(&server.home, &["admin", "list-users", "--json"], None);
+    let listed = server.cli(&["admin", "list-users", "--json"], None);
     let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     let dave = listed["keys"].as_array().unwrap().iter().find(|k| k["user_id"] == "dave").unwrap();
     assert_eq!((dave["email"].as_str(), dave["company"].as_str()), (Some("d@corp.io"), Some("Corp")));
     assert!(!server.logs().contains(ADMIN_KEY));
 }
 
-#[tokio::test]
-async fn every_error_has_the_same_shape() {
-    let server =
-        Server::builder().env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY).env("OMNIMEMORY_MAX_BODY_BYTES", "2048").start();
+async fn every_error_has_the_same_shape(backend: Backend) {
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_BODY_BYTES", "2048")
+        .start();
     let key = server.create_key("erin", "pro");
     let c = client();
     let url = server.url("/count-tokens");
@@ -193,9 +193,8 @@ async fn every_error_has_the_same_shape() {
     assert_eq!(error_code(bad_target, 422).await, "invalid_request");
 }
 
-#[tokio::test]
-async fn the_secret_never_reaches_the_data_folder_or_the_logs() {
-    let mut server = Server::start();
+async fn the_secret_never_reaches_the_data_folder_or_the_logs(backend: Backend) {
+    let mut server = Server::start(&backend);
     let c = client();
     let from_cli = server.create_key("frank", "pro");
     let resp = c
@@ -209,27 +208,55 @@ async fn the_secret_never_reaches_the_data_folder_or_the_logs() {
     for key in [&from_cli, &from_http] {
         let resp = c.post(server.url("/compress")).bearer_auth(key).json(&json!({"context": "a b c"})).send().await;
         assert_eq!(resp.unwrap().status(), 200);
-        let verify = cli(&server.home, &["admin", "verify-key", key], None);
+        let verify = server.cli(&["admin", "verify-key", key], None);
         assert_eq!(verify.code, 0);
     }
     server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let mut files = 0;
-    for entry in std::fs::read_dir(&server.home).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        files += 1;
-        for key in [&from_cli, &from_http] {
-            let secret = &key[key.len() - 43..];
-            assert!(!contains(&bytes, key.as_bytes()) && !contains(&bytes, secret.as_bytes()), "{path:?}");
+    let keys = [&from_cli, &from_http];
+    let leaks = |bytes: &[u8]| {
+        keys.iter().any(|k| contains(bytes, k.as_bytes()) || contains(bytes, &k.as_bytes()[k.len() - 43..]))
+    };
+    match &backend {
+        Backend::Sqlite => {
+            let mut files = 0;
+            for entry in std::fs::read_dir(&server.home).unwrap() {
+                let path = entry.unwrap().path();
+                assert!(!leaks(&std::fs::read(&path).unwrap()), "{path:?}");
+                files += 1;
+            }
+            assert!(files >= 2);
+        }
+        Backend::Postgres { .. } => {
+            let mut db = server.db("api_keys").await;
+            for table in ["api_keys", "usage_records", "quota_ledger", "quota_resets", "rate_buckets"] {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT CAST(t AS TEXT) FROM {table} t")))
+                        .fetch_all(&mut db)
+                        .await
+                        .unwrap();
+                assert!(rows.iter().all(|(row,)| !leaks(row.as_bytes())), "{table}");
+            }
         }
     }
-    assert!(files >= 2);
     let logs = server.logs();
     assert!(!logs.contains(&from_cli) && !logs.contains(&from_http));
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+crate::on_both_backends! {
+    serve_creates_the_data_folder_and_reports_health,
+    health_is_503_with_the_reason_while_storage_does_not_answer,
+    sigterm_stops_the_server_cleanly,
+    every_kind_of_bad_credential_is_401_with_its_own_code,
+    a_deactivated_key_is_refused_at_once_and_accepted_again_after_activation,
+    an_expired_key_is_refused,
+    admin_endpoint_is_403_while_no_admin_key_is_configured,
+    admin_endpoint_creates_working_keys_and_never_logs_the_admin_key,
+    every_error_has_the_same_shape,
+    the_secret_never_reaches_the_data_folder_or_the_logs,
 }

@@ -8,6 +8,97 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_KEY: &str = "test-admin-secret-0123456789";
 
+/// Where a test's server keeps its data: SQLite in its data folder, or a fresh schema of the
+/// PostgreSQL database named by `OMNIMEMORY_TEST_DATABASE_URL`.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { url: String },
+}
+
+impl Backend {
+    /// A new empty schema, or `None` when no test database is configured.
+    pub async fn postgres() -> Option<Backend> {
+        use sqlx::{Connection as _, Executor as _};
+        let base = std::env::var("OMNIMEMORY_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let schema = format!("it_{}_{nanos:x}_{n}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to OMNIMEMORY_TEST_DATABASE_URL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Some(Backend::Postgres { url: format!("{base}{sep}options[search_path]={schema}") })
+    }
+
+    /// Environment that points the binary at this backend.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Backend::Sqlite => vec![],
+            Backend::Postgres { url } => vec![("OMNIMEMORY_DATABASE_URL", url.clone())],
+        }
+    }
+
+    /// A connection to the database holding `table`'s data (`api_keys.db` or `usage.db` on SQLite).
+    pub async fn connect(&self, home: &Path, table: &str) -> sqlx::AnyConnection {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let url = match self {
+            Backend::Sqlite => {
+                let file = if table == "api_keys" { "api_keys.db" } else { "usage.db" };
+                format!("sqlite://{}", home.join(file).display())
+            }
+            Backend::Postgres { url } => url.clone(),
+        };
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    }
+}
+
+/// Runs each named `async fn(Backend)` as a test on SQLite, and on PostgreSQL when
+/// `OMNIMEMORY_TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(backend) = $crate::harness::Backend::postgres().await {
+                    super::$name(backend).await
+                }
+            })*
+        }
+    };
+}
+
+/// A data folder and a backend, for tests that run the CLI without a server.
+pub struct TestEnv {
+    pub home: PathBuf,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new(backend: Backend) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        TestEnv { home: dir.path().join("data"), backend, _dir: dir }
+    }
+
+    /// The CLI on an existing data folder (its owner keeps the folder alive).
+    pub fn at(home: &Path, backend: Backend) -> TestEnv {
+        TestEnv { home: home.to_path_buf(), backend, _dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
+        cli_with(&self.home, &self.backend.env(), args, stdin)
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_omnimemory")
 }
@@ -17,6 +108,7 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub home: PathBuf,
+    pub backend: Backend,
     logs: Arc<Mutex<Vec<String>>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -24,6 +116,7 @@ pub struct Server {
 pub struct ServerBuilder {
     env: Vec<(String, String)>,
     home: Option<PathBuf>,
+    backend: Backend,
 }
 
 impl ServerBuilder {
@@ -32,7 +125,6 @@ impl ServerBuilder {
         self
     }
     /// Uses an existing data folder (to restart a server on the same data).
-    #[allow(dead_code)]
     pub fn home(mut self, home: &Path) -> Self {
         self.home = Some(home.to_path_buf());
         self
@@ -51,10 +143,14 @@ impl ServerBuilder {
             .env("OMNIMEMORY_HOME", &home)
             .env_remove("OMNIMEMORY_ADMIN_KEY")
             .env_remove("OMNIMEMORY_ADDR")
+            .env_remove("OMNIMEMORY_DATABASE_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        for (k, v) in &self.backend.env() {
+            cmd.env(k, v);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -75,18 +171,27 @@ impl ServerBuilder {
         let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
             panic!("server did not start; logs: {:?}", logs.lock().unwrap());
         });
-        Server { child: Some(child), base: format!("http://{addr}"), home, logs, _dir: dir }
+        Server { child: Some(child), base: format!("http://{addr}"), home, backend: self.backend, logs, _dir: dir }
     }
 }
 
 impl Server {
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder { env: Vec::new(), home: None }
+    pub fn builder(backend: &Backend) -> ServerBuilder {
+        ServerBuilder { env: Vec::new(), home: None, backend: backend.clone() }
     }
 
     /// A server with the admin key configured.
-    pub fn start() -> Server {
-        Server::builder().env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY).start()
+    pub fn start(backend: &Backend) -> Server {
+        Server::builder(backend).env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY).start()
+    }
+
+    /// Runs the CLI against this server's data.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
+        cli_with(&self.home, &self.backend.env(), args, stdin)
+    }
+
+    pub async fn db(&self, table: &str) -> sqlx::AnyConnection {
+        self.backend.connect(&self.home, table).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,7 +220,7 @@ impl Server {
 
     /// Creates a key through the CLI against this server's data folder; returns the full key.
     pub fn create_key(&self, user: &str, tier: &str) -> String {
-        let out = cli(&self.home, &["admin", "create-key", "--user-id", user, "--tier", tier, "--json"], None);
+        let out = self.cli(&["admin", "create-key", "--user-id", user, "--tier", tier, "--json"], None);
         assert_eq!(out.code, 0, "{}", out.stderr);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         v["api_key"].as_str().unwrap().to_string()
@@ -138,10 +243,12 @@ pub struct CliOutput {
 }
 
 /// Runs `omnimemory ARGS` with `OMNIMEMORY_HOME=home`, feeding `stdin` if given.
-pub fn cli(home: &Path, args: &[&str], stdin: Option<&str>) -> CliOutput {
+pub fn cli_with(home: &Path, env: &[(&str, String)], args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut child = Command::new(bin())
         .args(args)
         .env("OMNIMEMORY_HOME", home)
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("OMNIMEMORY_ADMIN_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -11,23 +11,25 @@ use omnimemory::http::Service;
 use omnimemory::limits::FakeClock;
 use serde_json::json;
 
-use crate::harness::{Server, cli, client, error_code};
+use crate::harness::{Backend, Server, cli_with, client, error_code};
 
 /// The real router on a loopback port, with a fake clock.
 struct InProcess {
     base: String,
     home: tempfile::TempDir,
+    backend: Backend,
     clock: Arc<FakeClock>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl InProcess {
-    async fn start(now: &str, config_toml: &str) -> InProcess {
+    async fn start(backend: &Backend, now: &str, config_toml: &str) -> InProcess {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("config.toml"), config_toml).unwrap();
-        let home_str = home.path().to_string_lossy().to_string();
-        let settings =
-            Settings::load_from(&Overrides::default(), |k| (k == "OMNIMEMORY_HOME").then(|| home_str.clone())).unwrap();
+        let mut env = backend.env();
+        env.push(("OMNIMEMORY_HOME", home.path().to_string_lossy().to_string()));
+        let lookup = |k: &str| env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone());
+        let settings = Settings::load_from(&Overrides::default(), lookup).unwrap();
         let clock = Arc::new(FakeClock::new(now.parse().unwrap()));
         let service = Service::open(settings, clock.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -36,13 +38,13 @@ impl InProcess {
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        InProcess { base, home, clock, _task: task }
+        InProcess { base, home, backend: backend.clone(), clock, _task: task }
     }
 
     fn key(&self, user: &str, tier: &str, extra: &[&str]) -> String {
         let mut args = vec!["admin", "create-key", "--user-id", user, "--tier", tier, "--json"];
         args.extend_from_slice(extra);
-        let out = cli(self.home.path(), &args, None);
+        let out = cli_with(self.home.path(), &self.backend.env(), &args, None);
         assert_eq!(out.code, 0, "{}", out.stderr);
         serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string()
     }
@@ -58,9 +60,8 @@ impl InProcess {
     }
 }
 
-#[tokio::test]
-async fn a_free_keys_second_request_waits_one_second() {
-    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+async fn a_free_keys_second_request_waits_one_second(backend: Backend) {
+    let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("free-user", "free", &[]);
 
     let first = app.compress(&key, "The quick brown fox jumps over the lazy dog.").await;
@@ -83,9 +84,8 @@ async fn a_free_keys_second_request_waits_one_second() {
     assert_eq!(app.compress(&key, "now it is time").await.status(), 200);
 }
 
-#[tokio::test]
-async fn twelve_rapid_requests_on_a_pro_key_admit_exactly_ten() {
-    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+async fn twelve_rapid_requests_on_a_pro_key_admit_exactly_ten(backend: Backend) {
+    let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("pro-user", "pro", &[]);
     let mut tasks = Vec::new();
     for _ in 0..12 {
@@ -103,9 +103,8 @@ async fn twelve_rapid_requests_on_a_pro_key_admit_exactly_ten() {
     assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 2, "{statuses:?}");
 }
 
-#[tokio::test]
-async fn the_quota_is_402_until_the_month_turns() {
-    let app = InProcess::start("2026-11-30T23:59:00Z", "").await;
+async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
+    let app = InProcess::start(&backend, "2026-11-30T23:59:00Z", "").await;
     let text = "Monthly quotas are counted in original tokens of each request.";
     // Enterprise: no token rate, so only the monthly ledger stands in the way.
     let key = app.key("quota-user", "enterprise", &["--monthly-tokens", "30"]);
@@ -133,9 +132,8 @@ async fn the_quota_is_402_until_the_month_turns() {
     assert_eq!(app.compress(&key, text).await.status(), 200);
 }
 
-#[tokio::test]
-async fn unlimited_values_are_null_with_unlimited_true() {
-    let app = InProcess::start("2026-11-27T10:00:00Z", "").await;
+async fn unlimited_values_are_null_with_unlimited_true(backend: Backend) {
+    let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("ent", "enterprise", &[]);
     let quota: serde_json::Value =
         client().get(format!("{}/usage/quota", app.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
@@ -162,9 +160,8 @@ async fn unlimited_values_are_null_with_unlimited_true() {
 /// A short context for the tests that count requests rather than text.
 const TEXT: &str = "Quota reservations are atomic under concurrency.";
 
-#[tokio::test]
-async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n() {
-    let server = Server::start();
+async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n(backend: Backend) {
+    let server = Server::start(&backend);
     let probe = server.create_key("probe", "pro");
     let counted: serde_json::Value = client()
         .post(server.url("/count-tokens"))
@@ -179,8 +176,7 @@ async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n() {
     let per_request = counted["token_count"].as_u64().unwrap();
     let n = 37;
     let limit = (per_request * n).to_string();
-    let out = cli(
-        &server.home,
+    let out = server.cli(
         &[
             "admin",
             "create-key",
@@ -224,9 +220,8 @@ async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n() {
     assert_eq!(stats["stats"]["total_original_tokens"].as_u64(), Some(per_request * n));
 }
 
-#[tokio::test]
-async fn a_key_reads_nothing_of_another_keys_usage() {
-    let server = Server::start();
+async fn a_key_reads_nothing_of_another_keys_usage(backend: Backend) {
+    let server = Server::start(&backend);
     let a = server.create_key("alice", "pro");
     let b = server.create_key("bob", "pro");
     let c = client();
@@ -266,9 +261,8 @@ async fn a_key_reads_nothing_of_another_keys_usage() {
     }
 }
 
-#[tokio::test]
-async fn usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body() {
-    let server = Server::start();
+async fn usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body(backend: Backend) {
+    let server = Server::start(&backend);
     let key = server.create_key("tagger", "pro");
     let c = client();
     for (team, n) in [("search", 2), ("chat", 1)] {
@@ -298,28 +292,25 @@ async fn usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body() {
     let count = |v: &str| groups.iter().find(|g| g["value"] == v).map(|g| g["count"].as_u64().unwrap());
     assert_eq!((count("search"), count("chat")), (Some(2), Some(1)), "{stats}");
 
-    use sqlx::Connection as _;
-    let url = format!("sqlite://{}", server.home.join("usage.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut db = server.db("usage_records").await;
     let tools: Vec<(String, String)> =
         sqlx::query_as("SELECT tool_id, session_id FROM usage_records").fetch_all(&mut db).await.unwrap();
     assert_eq!(tools.len(), 3);
     assert!(tools.iter().all(|(t, s)| t == "from-header" && s == "s1"), "{tools:?}");
 
-    let cli_stats =
-        cli(&server.home, &["admin", "usage-stats", &key, "--days", "1", "--group-by", "team", "--json"], None);
+    let cli_stats = server.cli(&["admin", "usage-stats", &key, "--days", "1", "--group-by", "team", "--json"], None);
     let cli_stats: serde_json::Value = serde_json::from_str(&cli_stats.stdout).unwrap();
     assert_eq!(cli_stats["stats"]["total_compressions"], 3);
     assert_eq!(cli_stats["groups"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn restarting_the_server_is_no_way_around_a_limit() {
+async fn restarting_the_server_is_no_way_around_a_limit(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("data");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join("config.toml"), "[tiers.free]\nrequests_per_second = 0.01\nburst = 2\n").unwrap();
-    let mut server = Server::builder().home(&home).start();
+    let mut server = Server::builder(&backend).home(&home).start();
+    let env = crate::harness::TestEnv::at(&home, backend.clone());
     let key = server.create_key("slow", "free");
     let c = client();
     for _ in 0..2 {
@@ -327,21 +318,19 @@ async fn restarting_the_server_is_no_way_around_a_limit() {
         assert_eq!(r.unwrap().status(), 200);
     }
     server.signal("TERM");
-    let info = cli(&home, &["admin", "rate-limit-info", &key, "--json"], None);
+    let info = env.cli(&["admin", "rate-limit-info", &key, "--json"], None);
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!((info["saved_state"].as_bool(), info["requests_available"].as_u64()), (Some(true), Some(0)), "{info}");
 
-    let server = Server::builder().home(&home).start();
+    let server = Server::builder(&backend).home(&home).start();
     let r = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await.unwrap();
     assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(error_code(r, 429).await, "request_rate_limited");
 }
 
-#[tokio::test]
-async fn admin_reset_usage_frees_the_quota_of_a_running_server() {
-    let server = Server::start();
-    let out = cli(
-        &server.home,
+async fn admin_reset_usage_frees_the_quota_of_a_running_server(backend: Backend) {
+    let server = Server::start(&backend);
+    let out = server.cli(
         &["admin", "create-key", "--user-id", "resetme", "--tier", "enterprise", "--monthly-tokens", "20", "--json"],
         None,
     );
@@ -351,11 +340,11 @@ async fn admin_reset_usage_frees_the_quota_of_a_running_server() {
     assert_eq!(send().await.unwrap().status(), 200);
     assert_eq!(error_code(send().await.unwrap(), 402).await, "quota_exceeded");
 
-    let verify = cli(&server.home, &["admin", "verify-key", &key, "--json"], None);
+    let verify = server.cli(&["admin", "verify-key", &key, "--json"], None);
     let verify: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap();
     assert!(verify["usage"]["current_usage"].as_u64().unwrap() > 0, "{verify}");
 
-    assert_eq!(cli(&server.home, &["admin", "reset-usage", "--key", &key, "--yes"], None).code, 0);
+    assert_eq!(server.cli(&["admin", "reset-usage", "--key", &key, "--yes"], None).code, 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
         let status = send().await.unwrap().status();
@@ -367,14 +356,12 @@ async fn admin_reset_usage_frees_the_quota_of_a_running_server() {
     }
 }
 
-#[tokio::test]
-async fn after_a_crash_every_acknowledged_request_has_its_record() {
-    use sqlx::Connection as _;
+async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("data");
-    let mut server = Server::builder().home(&home).start();
-    let out = cli(
-        &home,
+    let mut server = Server::builder(&backend).home(&home).start();
+    let env = crate::harness::TestEnv::at(&home, backend.clone());
+    let out = env.cli(
         &[
             "admin",
             "create-key",
@@ -419,18 +406,33 @@ async fn after_a_crash_every_acknowledged_request_has_its_record() {
     }
     let acked = acked.lock().unwrap().clone();
 
-    let restarted = Server::builder().home(&home).start();
-    let url = format!("sqlite://{}", home.join("usage.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let restarted = Server::builder(&backend).home(&home).start();
+    let mut db = restarted.db("usage_records").await;
     let ids: Vec<(String,)> = sqlx::query_as("SELECT request_id FROM usage_records").fetch_all(&mut db).await.unwrap();
     let ids: std::collections::HashSet<String> = ids.into_iter().map(|(id,)| id).collect();
     let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
     assert_eq!(missing, 0, "{missing} of {} acknowledged requests have no record", acked.len());
-    let (sum,): (i64,) =
-        sqlx::query_as("SELECT SUM(original_tokens) FROM usage_records").fetch_one(&mut db).await.unwrap();
-    let (used,): (i64,) = sqlx::query_as("SELECT SUM(used) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
+    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(SUM(original_tokens) AS BIGINT) FROM usage_records")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let (used,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(used) AS BIGINT) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
     assert_eq!(used, sum);
     let quota: serde_json::Value =
         client().get(restarted.url("/usage/quota")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(sum), "{quota}");
+}
+
+crate::on_both_backends! {
+    a_free_keys_second_request_waits_one_second,
+    twelve_rapid_requests_on_a_pro_key_admit_exactly_ten,
+    the_quota_is_402_until_the_month_turns,
+    unlimited_values_are_null_with_unlimited_true,
+    two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n,
+    a_key_reads_nothing_of_another_keys_usage,
+    usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body,
+    restarting_the_server_is_no_way_around_a_limit,
+    admin_reset_usage_frees_the_quota_of_a_running_server,
+    after_a_crash_every_acknowledged_request_has_its_record,
 }
