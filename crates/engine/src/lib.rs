@@ -4,4 +4,5 @@
 //! an optional model-registry file when asked to. The service crate wraps it.
 
 pub mod compress;
+pub mod eval;
 pub mod tokens;
