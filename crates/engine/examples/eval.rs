@@ -12,6 +12,8 @@ fn main() {
     let mut modes = vec![true];
     let mut limit = usize::MAX;
     let mut show_missed = false;
+    // --dump OUT.jsonl: also write every output (id, ratio, query mode, answers, text, retained).
+    let mut dump: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ratios" => {
@@ -26,6 +28,7 @@ fn main() {
             "--both" => modes = vec![true, false],
             "--limit" => limit = args.next().and_then(|n| n.parse().ok()).expect("--limit N"),
             "--missed" => show_missed = true,
+            "--dump" => dump = args.next(),
             _ => path = Some(a),
         }
     }
@@ -38,6 +41,31 @@ fn main() {
         }
     };
     items.truncate(limit);
+    if let Some(out) = &dump {
+        use omnimemory_engine::compress::{Budget, CompressRequest, compress};
+        use omnimemory_engine::tokens::Encoding;
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(out).expect("dump file"));
+        for use_query in &modes {
+            for item in &items {
+                for &k in &ratios {
+                    let c = compress(
+                        &CompressRequest {
+                            context: &item.context,
+                            query: if *use_query { item.query.as_deref() } else { None },
+                            budget: Budget::Ratio(1.0 - 1.0 / k),
+                        },
+                        Encoding::Cl100k,
+                    );
+                    let line = serde_json::json!({
+                        "id": item.id, "ratio": k, "query": use_query, "answers": item.answers,
+                        "retained": eval::retained(&c.text, &item.answers), "text": c.text,
+                    });
+                    writeln!(f, "{line}").unwrap();
+                }
+            }
+        }
+    }
     for use_query in modes {
         let t0 = std::time::Instant::now();
         let report = eval::run(&items, &ratios, use_query, &mut || {});

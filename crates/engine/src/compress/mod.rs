@@ -172,8 +172,17 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     };
     let segs = segment::segment(text, opts);
     let mut analysis = rank::Analysis::new(text, &segs);
-    let utility = rank::utilities(&mut analysis, &segs, query);
-    let packing = pack::pack(text, &segs, &analysis, &utility, budget, &count);
+    let qterms = match query {
+        Some(q) => rank::query_terms(&mut analysis, q),
+        None => Vec::new(),
+    };
+    let packing = if qterms.is_empty() {
+        // No usable query: keep the most informative words of every sentence.
+        pack::pack_words(text, &segs, &analysis, budget, &count)
+    } else {
+        let utility = rank::utilities(&mut analysis, &segs, query);
+        pack::pack(text, &segs, &analysis, &utility, budget, &count)
+    };
 
     let total_weight: f64 = (0..segs.len()).map(|i| analysis.seg_info(i)).sum();
     let info = if total_weight > 0.0 {
@@ -182,8 +191,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         packing.text.len() as f64 / text.len() as f64
     };
     let quality = match query {
-        Some(q) => {
-            let qterms = rank::query_terms(&mut analysis, q);
+        Some(_) => {
             if qterms.is_empty() {
                 info
             } else {

@@ -373,6 +373,228 @@ pub fn pack(
     }
 }
 
+/// Word-level packing for the query-agnostic mode: every sentence may lose its least
+/// informative words. Units are white-space separated chunks (CJK characters one by one), so
+/// numbers, URLs and identifiers stay whole; tables, code blocks and speaker labels are single
+/// units. A chunk's score is the highest weight of its words; a short linking word between two
+/// capitalised chunks ("Bank *of* America") takes the score of its weaker neighbour so names stay
+/// in one piece. The best chunks are kept, in input order, as many as the budget allows (checked
+/// by counting the rendered text).
+pub fn pack_words(
+    text: &str,
+    segs: &[Segment],
+    analysis: &Analysis,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Packing {
+    struct Chunk {
+        start: usize,
+        end: usize,
+        seg: usize,
+        score: f64,
+        weight: f64,
+        cost: usize,
+    }
+    let mut cost_cache: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut cost_of = |cs: usize, ce: usize| -> usize {
+        let piece: &str = &text[cs..ce];
+        if piece.len() > 64 {
+            return count(piece).max(1);
+        }
+        *cost_cache
+            .entry(piece)
+            .or_insert_with(|| count(piece).max(1))
+    };
+    let mut chunks_all: Vec<Chunk> = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let range = analysis.seg_range(i);
+        let words = &analysis.words[range.clone()];
+        let weights = &analysis.word_weight[range];
+        let whole = matches!(
+            s.kind,
+            SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label
+        );
+        let pieces = if whole {
+            vec![(s.start, s.end)]
+        } else {
+            chunks(text, s.start, s.end)
+        };
+        let mut k = 0;
+        for (cs, ce) in pieces {
+            let mut best = 0.0f64;
+            let mut sum = 0.0;
+            while k < words.len() && words[k].start < ce {
+                if words[k].start >= cs {
+                    best = best.max(weights[k]);
+                    sum += weights[k];
+                }
+                k += 1;
+            }
+            let score = match s.kind {
+                SegKind::Label => f64::MAX,
+                SegKind::Header => best * 1.3,
+                SegKind::Code | SegKind::TableRow | SegKind::TableHead => {
+                    sum / (ce - cs).max(1) as f64 * 4.0
+                }
+                _ => best,
+            };
+            chunks_all.push(Chunk {
+                start: cs,
+                end: ce,
+                seg: i,
+                score,
+                weight: sum,
+                cost: cost_of(cs, ce),
+            });
+        }
+    }
+    // Names stay whole: a run of capitalised chunks scores as its best member.
+    let mut x = 0;
+    while x < chunks_all.len() {
+        let mut y = x;
+        while y < chunks_all.len()
+            && chunks_all[y].seg == chunks_all[x].seg
+            && segs[chunks_all[y].seg].kind == SegKind::Sentence
+            && text[chunks_all[y].start..chunks_all[y].end]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase)
+        {
+            y += 1;
+        }
+        if y > x + 1 {
+            let best = chunks_all[x..y].iter().map(|c| c.score).fold(0.0, f64::max);
+            for c in &mut chunks_all[x..y] {
+                c.score = c.score.max(best * 0.98);
+            }
+        }
+        x = y.max(x + 1);
+    }
+    // Glue: keep names with linking words together.
+    let capitalised = |c: &Chunk| text[c.start..c.end].chars().next().is_some_and(char::is_uppercase);
+    for x in 1..chunks_all.len().saturating_sub(1) {
+        let w = &text[chunks_all[x].start..chunks_all[x].end];
+        let linking = matches!(
+            w,
+            "of" | "and" | "the" | "de" | "for" | "on" | "in" | "at" | "la" | "le" | "von" | "van"
+                | "du" | "del" | "da" | "&" | "y"
+        );
+        if linking
+            && chunks_all[x - 1].seg == chunks_all[x].seg
+            && chunks_all[x + 1].seg == chunks_all[x].seg
+            && capitalised(&chunks_all[x - 1])
+            && capitalised(&chunks_all[x + 1])
+        {
+            chunks_all[x].score = chunks_all[x - 1].score.min(chunks_all[x + 1].score) * 0.99;
+        }
+    }
+    let n = chunks_all.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        chunks_all[b]
+            .score
+            .total_cmp(&chunks_all[a].score)
+            .then(a.cmp(&b))
+    });
+    let render = |k: usize| -> String {
+        let mut keep = vec![false; n];
+        for &i in &order[..k] {
+            keep[i] = true;
+        }
+        let crlf = text.contains("\r\n");
+        let mut out = String::new();
+        let mut prev: Option<(usize, usize, usize)> = None;
+        for (i, c) in chunks_all.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            let cur = (c.start, c.end, segs[c.seg].block);
+            if let Some(p) = prev {
+                out.push_str(separator(text, p, cur, crlf));
+            }
+            out.push_str(&text[c.start..c.end]);
+            prev = Some(cur);
+        }
+        out
+    };
+    // Estimate k, then correct it with real counts.
+    let mut k = 0;
+    let mut est = 0;
+    while k < n && est + chunks_all[order[k]].cost <= budget {
+        est += chunks_all[order[k]].cost;
+        k += 1;
+    }
+    let mut best: Option<(usize, String, usize)> = None;
+    let (mut lo, mut hi) = (0usize, n); // k is known to fit for lo, unknown above
+    for _ in 0..12 {
+        let r = render(k);
+        let t = count(&r);
+        if t <= budget {
+            lo = lo.max(k);
+            if best.as_ref().is_none_or(|b| k > b.0) {
+                best = Some((k, r, t));
+            }
+            if t >= budget - budget / 40 || k >= hi.min(n) {
+                break;
+            }
+            // Grow by the estimated number of chunks the gap holds.
+            let mut add = 0;
+            let mut room = budget - t;
+            while k + add < n && chunks_all[order[k + add]].cost <= room {
+                room -= chunks_all[order[k + add]].cost;
+                add += 1;
+            }
+            let next = (k + add.max(1)).min(hi.saturating_sub(1).max(k + 1)).min(n);
+            if next <= k {
+                break;
+            }
+            k = next;
+        } else {
+            hi = k;
+            // Shrink by the excess.
+            let mut drop = 0;
+            let mut excess = t - budget;
+            while drop < k && excess > 0 {
+                excess = excess.saturating_sub(chunks_all[order[k - 1 - drop]].cost);
+                drop += 1;
+            }
+            k = (k - drop.max(1)).max(lo);
+            if k == lo && best.as_ref().is_some_and(|b| b.0 == lo) {
+                break;
+            }
+        }
+    }
+    let (k, rendered, tokens) = best.unwrap_or((0, String::new(), 0));
+    let mut kept_seg = vec![false; segs.len()];
+    let mut kept_weight = 0.0;
+    for &i in &order[..k] {
+        kept_seg[chunks_all[i].seg] = true;
+        kept_weight += chunks_all[i].weight;
+    }
+    if rendered.is_empty() && !text.trim().is_empty() {
+        let seg_order: Vec<usize> = {
+            let mut v: Vec<usize> = (0..segs.len()).collect();
+            v.sort_by(|&a, &b| analysis.seg_info(b).total_cmp(&analysis.seg_info(a)));
+            v
+        };
+        let (p, t, over) = smallest_piece(text, segs, &seg_order, budget, count);
+        return Packing {
+            text: text[p.start..p.end].to_string(),
+            tokens: t,
+            kept: vec![p.seg],
+            over_budget: over,
+            kept_weight: 0.0,
+        };
+    }
+    Packing {
+        text: rendered,
+        tokens,
+        kept: (0..segs.len()).filter(|&i| kept_seg[i]).collect(),
+        over_budget: false,
+        kept_weight,
+    }
+}
+
 /// The best window of chunks of one not-yet-kept sentence that fits in `avail` tokens
 /// (counted alone; the caller checks the whole output).
 fn best_partial(

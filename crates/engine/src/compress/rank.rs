@@ -16,7 +16,8 @@
 //!    Whole good passages therefore come first, then the best sentences of the next passages.
 //!
 //! **Without a query**: a sentence's utility is its information, the sum of its words' weights
-//! (idf; stopwords 0; numbers and capitalised words inside a sentence × 1.5), with a bonus for
+//! (idf; stopwords ≈ 0; frequent English words × 0.5; numbers and capitalised words inside a
+//! sentence × 1.5), with a bonus for
 //! the first sentence of a block and for headers.
 //!
 //! The packer divides utility by token cost, so utilities only need to be comparable, not
@@ -25,7 +26,7 @@
 //! information kept.
 
 use super::segment::{SegKind, Segment};
-use super::text::{Lexicon, for_each_word};
+use super::text::{Lexicon, for_each_word, is_common};
 
 /// One word occurrence inside a segment.
 #[derive(Debug, Clone, Copy)]
@@ -84,19 +85,45 @@ impl Analysis {
             .map(|&d| (1.0 + (n - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
             .collect();
 
+        // Word weights use block-level idf when there are enough blocks (passages): a name
+        // repeated inside its own passage is that passage's topic, not filler.
+        let nblocks = segs.last().map_or(0, |s| s.block + 1);
+        let weight_idf: Vec<f64> = if nblocks >= 4 {
+            let mut dfb = vec![0u32; nterms];
+            let mut last_block = vec![usize::MAX; nterms];
+            for (si, w) in seg_words.windows(2).enumerate() {
+                let b = segs[si].block;
+                for word in &words[w[0]..w[1]] {
+                    let t = word.term as usize;
+                    if last_block[t] != b {
+                        last_block[t] = b;
+                        dfb[t] += 1;
+                    }
+                }
+            }
+            let nb = nblocks as f64;
+            dfb.iter()
+                .map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
+                .collect()
+        } else {
+            idf.clone()
+        };
+
         let mut word_weight = Vec::with_capacity(words.len());
         for w in seg_words.windows(2) {
             for (k, word) in words[w[0]..w[1]].iter().enumerate() {
                 let t = word.term as usize;
-                if lexicon.is_stop(word.term) {
+                let surface = &text[word.start..word.end];
+                let capitalised = k > 0 && surface.chars().next().is_some_and(char::is_uppercase);
+                if lexicon.is_stop(word.term) && !capitalised {
                     word_weight.push(0.05);
                     continue;
                 }
-                let surface = &text[word.start..word.end];
-                let mut weight = idf[t];
-                if surface.bytes().any(|b| b.is_ascii_digit()) {
-                    weight *= 1.5;
-                } else if k > 0 && surface.chars().next().is_some_and(char::is_uppercase) {
+                let mut weight = weight_idf[t];
+                if surface.len() <= 12 && is_common(&surface.to_ascii_lowercase()) {
+                    weight *= 0.5;
+                }
+                if surface.bytes().any(|b| b.is_ascii_digit()) || capitalised {
                     weight *= 1.5;
                 }
                 word_weight.push(weight);

@@ -35,6 +35,8 @@ pub enum SegKind {
     TableHead,
     /// Fenced code block, atomic.
     Code,
+    /// Body row of a markdown table, atomic.
+    TableRow,
     /// A sentence or a line of text.
     Sentence,
 }
@@ -162,7 +164,7 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             let mut j = i + 2;
             while j < lines.len() && text[lines[j].0..lines[j].1].trim().starts_with('|') {
                 let (rs, re) = trim_range(text, lines[j].0, lines[j].1);
-                push_capped(&mut out, text, rs, re, block, Some(sep), SegKind::Sentence);
+                push_capped(&mut out, text, rs, re, block, Some(sep), SegKind::TableRow);
                 j += 1;
             }
             i = j;

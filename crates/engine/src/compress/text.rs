@@ -259,6 +259,40 @@ const STOPWORDS: &[&str] = &[
     "yourselves",
 ];
 
+/// Frequent English content words: they carry some meaning but rarely the answer to anything.
+/// Their weight is halved when ranking words without a query.
+pub fn is_common(lower: &str) -> bool {
+    COMMON.binary_search(&lower).is_ok()
+}
+
+/// Sorted, for binary search.
+const COMMON: &[&str] = &[
+    "able", "according", "across", "actually", "added", "after", "age", "ago", "along", "already",
+    "although", "among", "another", "around", "asked", "away", "back", "based", "became", "become",
+    "becomes", "began", "begin", "beginning", "behind", "best", "better", "big", "born", "brought",
+    "called", "came", "case", "caused", "century", "certain", "change", "changed", "city", "close",
+    "come", "comes", "common", "considered", "continued", "country", "course", "created", "current", "day",
+    "days", "death", "described", "despite", "did", "different", "due", "during", "early", "end",
+    "ended", "even", "ever", "every", "example", "face", "fact", "family", "far", "final",
+    "first", "five", "followed", "following", "form", "formed", "found", "four", "full", "further",
+    "gave", "general", "get", "given", "gives", "go", "going", "good", "great", "group",
+    "half", "head", "held", "help", "high", "however", "important", "included", "includes", "including",
+    "known", "large", "largely", "last", "late", "later", "lead", "least", "left", "less",
+    "life", "like", "line", "little", "long", "look", "lost", "made", "main", "major",
+    "make", "makes", "making", "man", "many", "may", "means", "men", "might", "much",
+    "must", "name", "named", "near", "nearly", "need", "never", "new", "next", "number",
+    "often", "old", "one", "order", "originally", "part", "people", "period", "place", "played",
+    "point", "possible", "power", "present", "previous", "probably", "put", "rather", "real", "received",
+    "recent", "recorded", "referred", "related", "released", "remained", "reported", "result", "return", "returned",
+    "right", "said", "saw", "say", "says", "second", "see", "seen", "series", "set",
+    "several", "short", "show", "shown", "side", "similar", "since", "single", "small", "something",
+    "sometimes", "son", "soon", "started", "state", "states", "still", "story", "take", "taken",
+    "team", "term", "things", "third", "thought", "three", "time", "times", "today", "together",
+    "told", "took", "total", "towards", "turn", "two", "type", "under", "united", "upon",
+    "use", "used", "uses", "using", "usually", "various", "version", "way", "week", "well",
+    "went", "whether", "whole", "within", "without", "work", "world", "year", "years", "young",
+];
+
 /// A word that must be kept byte-exact and whole: it holds a digit, or looks like a URL, a path
 /// or a code identifier (`snake_case`, `camelCase`, `a.b.c`).
 pub fn is_protected(word: &str) -> bool {
@@ -280,8 +314,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stopword_list_is_sorted() {
+    fn word_lists_are_sorted() {
         assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(COMMON.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
