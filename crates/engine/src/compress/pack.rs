@@ -380,6 +380,9 @@ pub fn pack(
 /// capitalised chunks ("Bank *of* America") takes the score of its weaker neighbour so names stay
 /// in one piece. The best chunks are kept, in input order, as many as the budget allows (checked
 /// by counting the rendered text).
+/// How strongly a block's centrality scales its words in [`pack_words`].
+const CENTRALITY_POWER: f64 = 2.0;
+
 pub fn pack_words(
     text: &str,
     segs: &[Segment],
@@ -430,7 +433,8 @@ pub fn pack_words(
                 }
                 k += 1;
             }
-            let score = match s.kind {
+            let central = analysis.block_centrality[s.block];
+            let score = central.powf(CENTRALITY_POWER) * match s.kind {
                 SegKind::Label => f64::MAX,
                 SegKind::Header => best * 1.3,
                 SegKind::Code | SegKind::TableRow | SegKind::TableHead => {

@@ -44,6 +44,9 @@ pub struct Analysis {
     /// Information weight of each word (same indexing as `words`).
     pub word_weight: Vec<f64>,
     pub idf: Vec<f64>,
+    /// Per block, in [0, 1]: how much of its vocabulary it shares with other blocks (1 = the most
+    /// central block). All 1.0 when there are fewer than 4 blocks.
+    pub block_centrality: Vec<f64>,
     pub lexicon: Lexicon,
 }
 
@@ -88,6 +91,7 @@ impl Analysis {
         // Word weights use block-level idf when there are enough blocks (passages): a name
         // repeated inside its own passage is that passage's topic, not filler.
         let nblocks = segs.last().map_or(0, |s| s.block + 1);
+        let mut block_centrality = vec![1.0; nblocks];
         let weight_idf: Vec<f64> = if nblocks >= 4 {
             let mut dfb = vec![0u32; nterms];
             let mut last_block = vec![usize::MAX; nterms];
@@ -102,9 +106,34 @@ impl Analysis {
                 }
             }
             let nb = nblocks as f64;
-            dfb.iter()
+            let weights: Vec<f64> = dfb
+                .iter()
                 .map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
-                .collect()
+                .collect();
+            // Centrality, linear time: each distinct content term of a block adds its idf times
+            // the number of other blocks that share it; divided by the block's distinct terms.
+            let mut score = vec![0.0f64; nblocks];
+            let mut distinct = vec![0usize; nblocks];
+            last_block.iter_mut().for_each(|x| *x = usize::MAX);
+            for (si, w) in seg_words.windows(2).enumerate() {
+                let b = segs[si].block;
+                for word in &words[w[0]..w[1]] {
+                    let t = word.term as usize;
+                    if last_block[t] != b && !lexicon.is_stop(word.term) {
+                        last_block[t] = b;
+                        distinct[b] += 1;
+                        score[b] += weights[t] * (dfb[t] - 1) as f64;
+                    }
+                }
+            }
+            for (s, d) in score.iter_mut().zip(&distinct) {
+                *s /= (*d).max(1) as f64;
+            }
+            let best = score.iter().cloned().fold(0.0, f64::max);
+            if best > 0.0 {
+                block_centrality = score.iter().map(|s| s / best).collect();
+            }
+            weights
         } else {
             idf.clone()
         };
@@ -134,6 +163,7 @@ impl Analysis {
             seg_words,
             word_weight,
             idf,
+            block_centrality,
             lexicon,
         }
     }
