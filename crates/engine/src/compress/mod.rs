@@ -180,7 +180,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         // No usable query: keep the most informative words of every sentence.
         pack::pack_words(text, &segs, &analysis, budget, &count)
     } else {
-        let utility = rank::utilities(&mut analysis, &segs, query);
+        let utility = rank::utilities(&mut analysis, text, &segs, query);
         pack::pack(text, &segs, &analysis, &utility, budget, &count)
     };
 

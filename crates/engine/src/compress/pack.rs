@@ -217,6 +217,14 @@ pub fn pack(
         }
         added[mark..].reverse();
     };
+    // Parents (titles, headings, labels) come in only with a child: alone they say little.
+    let mut is_parent = vec![false; n];
+    for s in segs {
+        if let Some(p) = s.parent {
+            is_parent[p] = true;
+        }
+    }
+    order.retain(|&i| !is_parent[i]);
     for &i in &order {
         if st.full[i] {
             continue;
@@ -264,6 +272,11 @@ pub fn pack(
         tokens = count(&rendered);
     }
 
+    // Parents left without children go too.
+    drop_orphans(&mut st, &is_parent);
+    rendered = st.render();
+    tokens = count(&rendered);
+
     // 3. Fill with whole segments by estimate, then verify.
     let floor95 = budget - budget / 20;
     if tokens < budget {
@@ -285,6 +298,7 @@ pub fn pack(
             rendered = st.render();
             tokens = count(&rendered);
             while tokens > budget && !fill.is_empty() {
+                drop_orphans(&mut st, &is_parent);
                 // Undo the fill, last added first (children before their parents).
                 let excess = tokens - budget;
                 let mut removed = 0;
@@ -306,6 +320,15 @@ pub fn pack(
     // 4. A window of words from the best sentence not yet kept.
     if tokens < budget && (tokens < floor95 || tokens == 0) {
         if let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count) {
+            let mut parents = Vec::new();
+            let mut up = segs[p.seg].parent;
+            while let Some(j) = up {
+                if !st.full[j] {
+                    st.set_full(j, true);
+                    parents.push(j);
+                }
+                up = segs[j].parent;
+            }
             st.partial = Some(p);
             let mut r = st.render();
             let mut t = count(&r);
@@ -326,8 +349,11 @@ pub fn pack(
                 r = st.render();
                 t = count(&r);
             }
-            if t > budget {
+            if t > budget || st.partial.is_none() {
                 st.partial = None;
+                for j in parents {
+                    st.set_full(j, false);
+                }
             } else {
                 rendered = r;
                 tokens = t;
@@ -599,6 +625,22 @@ pub fn pack_words(
     }
 }
 
+/// Unkeeps kept parents none of whose children are kept (deepest first).
+fn drop_orphans(st: &mut State, is_parent: &[bool]) {
+    let n = st.segs.len();
+    let mut kids = vec![0usize; n];
+    for i in (0..n).rev() {
+        if st.full[i] && is_parent[i] && kids[i] == 0 && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i)) {
+            st.set_full(i, false);
+        }
+        if st.full[i]
+            && let Some(p) = st.segs[i].parent
+        {
+            kids[p] += 1;
+        }
+    }
+}
+
 /// The best window of chunks of one not-yet-kept sentence that fits in `avail` tokens
 /// (counted alone; the caller checks the whole output).
 fn best_partial(
@@ -623,10 +665,10 @@ fn best_partial(
             }
             p = segs[j].parent;
         }
-        if parent_cost > 0 {
-            continue; // keep it simple: only sentences whose parents are already kept
+        let room = avail.saturating_sub(1 + parent_cost + usize::from(parent_cost > 0));
+        if parent_cost > 0 && room < 4 {
+            continue; // not worth a title for a word or two
         }
-        let room = avail.saturating_sub(1);
         if room == 0 {
             return None;
         }

@@ -209,9 +209,16 @@ const PROXIMITY_WEIGHT: f64 = 1.0;
 const TAU: f64 = 6.0;
 const ALPHA: f64 = 0.3;
 const LEAD: f64 = 0.2;
+const SPILL: f64 = 0.25;
+const ANSWER_SHAPE: f64 = 0.4;
 
 /// Utility of every segment.
-pub fn utilities(analysis: &mut Analysis, segs: &[Segment], query: Option<&str>) -> Vec<f64> {
+pub fn utilities(
+    analysis: &mut Analysis,
+    text: &str,
+    segs: &[Segment],
+    query: Option<&str>,
+) -> Vec<f64> {
     let qterms = match query {
         Some(q) => query_terms(analysis, q),
         None => Vec::new(),
@@ -219,7 +226,71 @@ pub fn utilities(analysis: &mut Analysis, segs: &[Segment], query: Option<&str>)
     if qterms.is_empty() {
         return info_utilities(analysis, segs);
     }
-    query_utilities(analysis, segs, &qterms)
+    let kind = answer_kind(query.unwrap_or(""));
+    query_utilities(analysis, text, segs, &qterms, kind)
+}
+
+/// What kind of answer a question asks for, from its wh-word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// who / whom / whose
+    Person,
+    /// when / what year / what date
+    Time,
+    /// how many / how much / how long / how old / how far
+    Quantity,
+    /// where
+    Place,
+    Other,
+}
+
+pub fn answer_kind(query: &str) -> AnswerKind {
+    let q = format!(" {} ", query.to_lowercase());
+    let has = |w: &str| q.contains(w);
+    if has(" how many ")
+        || has(" how much ")
+        || has(" how long ")
+        || has(" how old ")
+        || has(" how far ")
+        || has(" how tall ")
+        || has(" how big ")
+        || has(" percentage ")
+    {
+        AnswerKind::Quantity
+    } else if has(" when ") || has(" what year ") || has(" which year ") || has(" what date ") {
+        AnswerKind::Time
+    } else if has(" who ") || has(" whom ") || has(" whose ") {
+        AnswerKind::Person
+    } else if has(" where ") {
+        AnswerKind::Place
+    } else {
+        AnswerKind::Other
+    }
+}
+
+const MONTHS: &[&str] = &[
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+];
+
+/// Does the sentence hold a plausible answer of `kind` (a name that is not in the query, a year
+/// or month, a number)?
+fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: AnswerKind) -> bool {
+    match kind {
+        AnswerKind::Other => false,
+        AnswerKind::Person | AnswerKind::Place => words.iter().skip(1).any(|w| {
+            text[w.start..w.end].chars().next().is_some_and(char::is_uppercase)
+                && !qterms.iter().any(|&(t, _)| t == w.term)
+        }),
+        AnswerKind::Time => words.iter().any(|w| {
+            let s = &text[w.start..w.end];
+            (s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) && (s.starts_with('1') || s.starts_with("20")))
+                || (s.len() >= 3 && MONTHS.contains(&s.to_lowercase().as_str()))
+        }),
+        AnswerKind::Quantity => words
+            .iter()
+            .any(|w| text[w.start..w.end].bytes().any(|b| b.is_ascii_digit())),
+    }
 }
 
 fn info_utilities(a: &Analysis, segs: &[Segment]) -> Vec<f64> {
@@ -294,7 +365,13 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
     bonus
 }
 
-fn query_utilities(a: &Analysis, segs: &[Segment], qterms: &[(u32, f64)]) -> Vec<f64> {
+fn query_utilities(
+    a: &Analysis,
+    text: &str,
+    segs: &[Segment],
+    qterms: &[(u32, f64)],
+    kind: AnswerKind,
+) -> Vec<f64> {
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
     // Block word ranges (segments of a block are contiguous).
     let mut block_range = vec![(usize::MAX, 0usize); nblocks];
@@ -347,11 +424,23 @@ fn query_utilities(a: &Analysis, segs: &[Segment], qterms: &[(u32, f64)]) -> Vec
         } else {
             1.0
         };
-        let rel = if best_in_block[s.block] > 0.0 {
-            sent_score[i] / best_in_block[s.block]
-        } else {
-            0.0
+        let rel_of = |k: usize| {
+            if best_in_block[segs[k].block] > 0.0 {
+                sent_score[k] / best_in_block[segs[k].block]
+            } else {
+                0.0
+            }
         };
+        let mut rel = rel_of(i);
+        // The sentence after a matching one often carries the answer ("He …", "It …").
+        if i > 0 && segs[i - 1].block == s.block && segs[i - 1].kind == SegKind::Sentence {
+            rel += SPILL * rel_of(i - 1);
+        }
+        if s.kind == SegKind::Sentence
+            && has_answer_shape(text, &a.words[a.seg_range(i)], qterms, kind)
+        {
+            rel += ANSWER_SHAPE;
+        }
         let first = i == 0
             || segs[i - 1].block != s.block
             || (segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence);
