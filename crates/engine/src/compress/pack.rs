@@ -224,7 +224,17 @@ pub fn pack(
             is_parent[p] = true;
         }
     }
-    order.retain(|&i| !is_parent[i]);
+    // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
+    // only wastes tokens.
+    let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
+    if !parents_alone {
+        order.retain(|&i| !is_parent[i]);
+    }
+    let is_parent: Vec<bool> = if parents_alone {
+        vec![false; n]
+    } else {
+        is_parent
+    };
     for &i in &order {
         if st.full[i] {
             continue;
