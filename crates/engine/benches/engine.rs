@@ -14,16 +14,68 @@ use std::hint::black_box;
 /// A deterministic multi-passage text in the shape of the nq-multidoc items.
 fn passages(n: usize, seed: u64) -> String {
     const WORDS: &[&str] = &[
-        "the", "song", "was", "released", "by", "band", "in", "1971", "album", "first", "single",
-        "written", "Barry", "Robin", "Gibb", "chart", "reached", "number", "one", "weeks",
-        "United", "States", "film", "directed", "Steven", "Spielberg", "based", "life", "of",
-        "river", "mountain", "capital", "city", "population", "3.2", "million", "war", "treaty",
-        "signed", "president", "elected", "season", "episode", "character", "played", "actor",
-        "protein", "cell", "membrane", "energy", "and", "a", "with", "for", "its", "which",
+        "the",
+        "song",
+        "was",
+        "released",
+        "by",
+        "band",
+        "in",
+        "1971",
+        "album",
+        "first",
+        "single",
+        "written",
+        "Barry",
+        "Robin",
+        "Gibb",
+        "chart",
+        "reached",
+        "number",
+        "one",
+        "weeks",
+        "United",
+        "States",
+        "film",
+        "directed",
+        "Steven",
+        "Spielberg",
+        "based",
+        "life",
+        "of",
+        "river",
+        "mountain",
+        "capital",
+        "city",
+        "population",
+        "3.2",
+        "million",
+        "war",
+        "treaty",
+        "signed",
+        "president",
+        "elected",
+        "season",
+        "episode",
+        "character",
+        "played",
+        "actor",
+        "protein",
+        "cell",
+        "membrane",
+        "energy",
+        "and",
+        "a",
+        "with",
+        "for",
+        "its",
+        "which",
     ];
     let mut x = seed;
     let mut next = || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) as usize
     };
     let mut out = String::new();
@@ -31,7 +83,10 @@ fn passages(n: usize, seed: u64) -> String {
         if p > 0 {
             out.push_str("\n\n");
         }
-        out.push_str(&format!("Title: Passage {p} {}\n", WORDS[next() % WORDS.len()]));
+        out.push_str(&format!(
+            "Title: Passage {p} {}\n",
+            WORDS[next() % WORDS.len()]
+        ));
         for s in 0..5 {
             let len = 12 + next() % 14;
             for w in 0..len {
@@ -71,7 +126,10 @@ fn counting(c: &mut Criterion) {
 
 fn compress_items(c: &mut Criterion) {
     let item = passages(20, 2);
-    eprintln!("nq-like item: {} cl100k tokens", Encoding::Cl100k.count(&item));
+    eprintln!(
+        "nq-like item: {} cl100k tokens",
+        Encoding::Cl100k.count(&item)
+    );
     let query = "who wrote the first single of the band album";
     let mut g = c.benchmark_group("compress");
     g.bench_function("item_2500_tokens_query_4x", |b| {
@@ -99,7 +157,10 @@ fn compress_items(c: &mut Criterion) {
         })
     });
     let big = passages(800, 3);
-    eprintln!("big document: {} cl100k tokens", Encoding::Cl100k.count(&big));
+    eprintln!(
+        "big document: {} cl100k tokens",
+        Encoding::Cl100k.count(&big)
+    );
     g.sample_size(10);
     g.bench_function("doc_100k_tokens_query_2x", |b| {
         b.iter(|| {

@@ -52,7 +52,11 @@ fn main() {
                     let c = compress(
                         &CompressRequest {
                             context: &item.context,
-                            query: if *use_query { item.query.as_deref() } else { None },
+                            query: if *use_query {
+                                item.query.as_deref()
+                            } else {
+                                None
+                            },
                             budget: Budget::Ratio(1.0 - 1.0 / k),
                         },
                         Encoding::Cl100k,

@@ -144,8 +144,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         && let Some(p) = handler(text, query, budget, &count)
     {
         let t = count(&p.text);
-        let valid = content_type != ContentType::Json
-            || serde_json::from_str::<serde::de::IgnoredAny>(&p.text).is_ok();
+        let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
         if t <= budget && valid && !p.text.is_empty() {
             let dropped = p.text != text;
             return Compressed {
@@ -161,9 +160,9 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         }
     }
     if content_type == ContentType::Json
-        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(minified) = json_syntax::minify(text)
     {
-        return json_fallback(text, &value, original_tokens, budget, &count);
+        return json_fallback(text, minified, original_tokens, budget, &count);
     }
 
     let opts = segment::SegmentOptions {
@@ -231,28 +230,29 @@ fn clamp_quality(q: f64, dropped: bool) -> f64 {
     if dropped { q.min(0.999) } else { 1.0 }
 }
 
-/// Starts with `{` or `[` and parses as JSON.
+/// Starts with `{` or `[` and is valid JSON (at any depth).
 fn looks_like_json(text: &str) -> bool {
     let t = text.trim_start();
-    (t.starts_with('{') || t.starts_with('['))
-        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    (t.starts_with('{') || t.starts_with('[')) && json_syntax::minify(text).is_some()
 }
 
 /// Last resort when the JSON handler gave up: the minified document if it fits, else an empty
 /// container of the same kind (still valid JSON), else the original (over budget).
 fn json_fallback(
     text: &str,
-    value: &serde_json::Value,
+    minified: String,
     original_tokens: usize,
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Compressed {
-    let minified = serde_json::to_string(value).unwrap_or_default();
-    let (out, quality) = match value {
-        _ if count(&minified) <= budget && !minified.is_empty() => (minified, 0.999),
-        serde_json::Value::Object(_) => ("{}".to_string(), 0.0),
-        serde_json::Value::Array(_) => ("[]".to_string(), 0.0),
-        _ => (text.to_string(), 1.0),
+    let (out, quality) = if count(&minified) <= budget && !minified.is_empty() {
+        (minified, 0.999)
+    } else if minified.starts_with('{') {
+        ("{}".to_string(), 0.0)
+    } else if minified.starts_with('[') {
+        ("[]".to_string(), 0.0)
+    } else {
+        (text.to_string(), 1.0)
     };
     let t = count(&out);
     Compressed {
@@ -272,6 +272,7 @@ pub use validate::{Validation, validate};
 pub mod code;
 pub mod detect;
 pub mod json;
+pub mod json_syntax;
 pub mod logs;
 pub mod pack;
 pub mod rank;

@@ -470,14 +470,15 @@ pub fn pack_words(
                 k += 1;
             }
             let central = analysis.block_centrality[s.block];
-            let score = central.powf(CENTRALITY_POWER) * match s.kind {
-                SegKind::Label => f64::MAX,
-                SegKind::Header => best * 1.3,
-                SegKind::Code | SegKind::TableRow | SegKind::TableHead => {
-                    sum / (ce - cs).max(1) as f64 * 4.0
-                }
-                _ => best,
-            };
+            let score = central.powf(CENTRALITY_POWER)
+                * match s.kind {
+                    SegKind::Label => f64::MAX,
+                    SegKind::Header => best * 1.3,
+                    SegKind::Code | SegKind::TableRow | SegKind::TableHead => {
+                        sum / (ce - cs).max(1) as f64 * 4.0
+                    }
+                    _ => best,
+                };
             chunks_all.push(Chunk {
                 start: cs,
                 end: ce,
@@ -511,13 +512,32 @@ pub fn pack_words(
         x = y.max(x + 1);
     }
     // Glue: keep names with linking words together.
-    let capitalised = |c: &Chunk| text[c.start..c.end].chars().next().is_some_and(char::is_uppercase);
+    let capitalised = |c: &Chunk| {
+        text[c.start..c.end]
+            .chars()
+            .next()
+            .is_some_and(char::is_uppercase)
+    };
     for x in 1..chunks_all.len().saturating_sub(1) {
         let w = &text[chunks_all[x].start..chunks_all[x].end];
         let linking = matches!(
             w,
-            "of" | "and" | "the" | "de" | "for" | "on" | "in" | "at" | "la" | "le" | "von" | "van"
-                | "du" | "del" | "da" | "&" | "y"
+            "of" | "and"
+                | "the"
+                | "de"
+                | "for"
+                | "on"
+                | "in"
+                | "at"
+                | "la"
+                | "le"
+                | "von"
+                | "van"
+                | "du"
+                | "del"
+                | "da"
+                | "&"
+                | "y"
         );
         if linking
             && chunks_all[x - 1].seg == chunks_all[x].seg
@@ -640,7 +660,11 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) {
     let n = st.segs.len();
     let mut kids = vec![0usize; n];
     for i in (0..n).rev() {
-        if st.full[i] && is_parent[i] && kids[i] == 0 && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i)) {
+        if st.full[i]
+            && is_parent[i]
+            && kids[i] == 0
+            && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i))
+        {
             st.set_full(i, false);
         }
         if st.full[i]

@@ -269,8 +269,18 @@ pub fn answer_kind(query: &str) -> AnswerKind {
 }
 
 const MONTHS: &[&str] = &[
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// Does the sentence hold a plausible answer of `kind` (a name that is not in the query, a year
@@ -279,12 +289,17 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
     match kind {
         AnswerKind::Other => false,
         AnswerKind::Person | AnswerKind::Place => words.iter().skip(1).any(|w| {
-            text[w.start..w.end].chars().next().is_some_and(char::is_uppercase)
+            text[w.start..w.end]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase)
                 && !qterms.iter().any(|&(t, _)| t == w.term)
         }),
         AnswerKind::Time => words.iter().any(|w| {
             let s = &text[w.start..w.end];
-            (s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) && (s.starts_with('1') || s.starts_with("20")))
+            (s.len() == 4
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s.starts_with('1') || s.starts_with("20")))
                 || (s.len() >= 3 && MONTHS.contains(&s.to_lowercase().as_str()))
         }),
         AnswerKind::Quantity => words
