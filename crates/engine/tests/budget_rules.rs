@@ -59,8 +59,9 @@ fn check(
         assert!(!c.text.is_empty(), "non-empty input gave empty output");
     }
     assert!((0.0..=1.0).contains(&c.quality_score));
-    if c.text != text {
-        assert!(c.quality_score < 1.0);
+    // 1.0 only when nothing but surrounding white space was dropped.
+    if c.text.trim() != text.trim() {
+        assert!(c.quality_score < 1.0, "{:?} from {:?}", c.text, text);
     }
     assert!(c.retained_indices.windows(2).all(|w| w[0] < w[1]));
     assert!(

@@ -85,12 +85,7 @@ impl State<'_> {
 }
 
 /// The white space to put between two kept pieces `a` and `b` (a before b).
-fn separator<'t>(
-    text: &'t str,
-    a: (usize, usize, usize),
-    b: (usize, usize, usize),
-    crlf: bool,
-) -> &'t str {
+fn separator(text: &str, a: (usize, usize, usize), b: (usize, usize, usize), crlf: bool) -> &str {
     let gap = &text[a.1..b.0];
     if gap.trim().is_empty() {
         return gap; // adjacent in the input: its own white space
@@ -255,9 +250,9 @@ pub fn pack(
         let excess = tokens - budget;
         let mut removed = 0;
         let mut kids = vec![0usize; n];
-        for k in 0..n {
+        for (k, s) in segs.iter().enumerate() {
             if st.full[k]
-                && let Some(p) = segs[k].parent
+                && let Some(p) = s.parent
             {
                 kids[p] += 1;
             }
@@ -328,8 +323,11 @@ pub fn pack(
     }
 
     // 4. A window of words from the best sentence not yet kept.
-    if tokens < budget && (tokens < floor95 || tokens == 0) {
-        if let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count) {
+    if tokens < budget
+        && (tokens < floor95 || tokens == 0)
+        && let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count)
+    {
+        {
             let mut parents = Vec::new();
             let mut up = segs[p.seg].parent;
             while let Some(j) = up {
