@@ -272,12 +272,12 @@ pub use validate::{Validation, validate};
 pub mod code;
 pub mod detect;
 pub mod json;
-pub mod json_syntax;
+pub(crate) mod json_syntax;
 pub mod logs;
-pub mod pack;
-pub mod rank;
-pub mod segment;
-pub mod text;
+pub(crate) mod pack;
+pub(crate) mod rank;
+pub(crate) mod segment;
+pub(crate) mod text;
 pub mod validate;
 
 /// What a content-specific compressor returns: text within its budget, plus bookkeeping.

@@ -327,45 +327,43 @@ pub fn pack(
         && (tokens < floor95 || tokens == 0)
         && let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count)
     {
-        {
-            let mut parents = Vec::new();
-            let mut up = segs[p.seg].parent;
-            while let Some(j) = up {
-                if !st.full[j] {
-                    st.set_full(j, true);
-                    parents.push(j);
-                }
-                up = segs[j].parent;
+        let mut parents = Vec::new();
+        let mut up = segs[p.seg].parent;
+        while let Some(j) = up {
+            if !st.full[j] {
+                st.set_full(j, true);
+                parents.push(j);
             }
-            st.partial = Some(p);
-            let mut r = st.render();
-            let mut t = count(&r);
-            let mut shrink = 0;
-            while t > budget && shrink < 8 {
-                shrink += 1;
-                // Drop the last chunk of the window.
-                let p = st.partial.unwrap();
-                let ch = chunks(text, p.start, p.end);
-                if ch.len() <= 1 {
-                    st.partial = None;
-                } else {
-                    st.partial = Some(Partial {
-                        end: ch[ch.len() - 2].1,
-                        ..p
-                    });
-                }
-                r = st.render();
-                t = count(&r);
-            }
-            if t > budget || st.partial.is_none() {
+            up = segs[j].parent;
+        }
+        st.partial = Some(p);
+        let mut r = st.render();
+        let mut t = count(&r);
+        let mut shrink = 0;
+        while t > budget && shrink < 8 {
+            shrink += 1;
+            // Drop the last chunk of the window.
+            let p = st.partial.unwrap();
+            let ch = chunks(text, p.start, p.end);
+            if ch.len() <= 1 {
                 st.partial = None;
-                for j in parents {
-                    st.set_full(j, false);
-                }
             } else {
-                rendered = r;
-                tokens = t;
+                st.partial = Some(Partial {
+                    end: ch[ch.len() - 2].1,
+                    ..p
+                });
             }
+            r = st.render();
+            t = count(&r);
+        }
+        if t > budget || st.partial.is_none() {
+            st.partial = None;
+            for j in parents {
+                st.set_full(j, false);
+            }
+        } else {
+            rendered = r;
+            tokens = t;
         }
     }
 

@@ -6,13 +6,6 @@
 
 use std::collections::HashMap;
 
-/// A word occurrence: byte range into the text it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WordSpan {
-    pub start: usize,
-    pub end: usize,
-}
-
 /// Calls `f(start, end)` for every maximal run of alphanumeric characters (Unicode-aware).
 /// CJK ideographs and kana are yielded one character at a time, since CJK has no spaces.
 pub fn for_each_word(text: &str, mut f: impl FnMut(usize, usize)) {
@@ -75,10 +68,6 @@ impl Lexicon {
     /// Number of distinct term ids handed out so far.
     pub fn len(&self) -> usize {
         self.stop.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.stop.is_empty()
     }
 
     pub fn is_stop(&self, term: u32) -> bool {
