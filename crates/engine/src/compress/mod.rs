@@ -179,7 +179,8 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         // No usable query: keep the most informative words of every sentence.
         pack::pack_words(text, &segs, &analysis, budget, &count)
     } else {
-        let utility = rank::utilities(&mut analysis, text, &segs, query);
+        let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
+        let utility = rank::utilities(&mut analysis, text, &segs, query, keep_fraction);
         pack::pack(text, &segs, &analysis, &utility, budget, &count)
     };
 

@@ -10,7 +10,8 @@
 //!    plus a bonus for query terms in its title/heading, plus a proximity bonus for pairs of query
 //!    terms that stand next to each other in the query and within a few content words in the block;
 //! 2. each sentence is scored the same way on its own words;
-//! 3. a sentence's utility is `exp(τ·(z_block − 1)) · (α + rel_sentence + lead)`, where `z_block` is
+//! 3. a sentence's utility is `exp(τ·(z_block − 1)) · (α + rel_sentence + lead)`, where α grows
+//!    with the share of the input the budget keeps (whole passages when it is generous), `z_block` is
 //!    the block score divided by the best block score and `rel_sentence` the sentence score divided
 //!    by the best sentence score of the block, `lead` a small bonus for a block's first sentence.
 //!    Whole good passages therefore come first, then the best sentences of the next passages.
@@ -208,16 +209,21 @@ const TITLE_WEIGHT: f64 = 1.0;
 const PROXIMITY_WEIGHT: f64 = 1.0;
 const TAU: f64 = 6.0;
 const ALPHA: f64 = 0.3;
+const ALPHA_GROWTH: f64 = 2.4;
 const LEAD: f64 = 0.2;
 const SPILL: f64 = 0.25;
 const ANSWER_SHAPE: f64 = 0.4;
 
 /// Utility of every segment.
+/// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
+/// a passage's weaker sentences are worth almost as much as its best ones (whole passages are
+/// kept), with a tight one only the best sentences count.
 pub fn utilities(
     analysis: &mut Analysis,
     text: &str,
     segs: &[Segment],
     query: Option<&str>,
+    keep_fraction: f64,
 ) -> Vec<f64> {
     let qterms = match query {
         Some(q) => query_terms(analysis, q),
@@ -227,7 +233,8 @@ pub fn utilities(
         return info_utilities(analysis, segs);
     }
     let kind = answer_kind(query.unwrap_or(""));
-    query_utilities(analysis, text, segs, &qterms, kind)
+    let alpha = ALPHA + ALPHA_GROWTH * (keep_fraction - 0.1).max(0.0);
+    query_utilities(analysis, text, segs, &qterms, kind, alpha)
 }
 
 /// What kind of answer a question asks for, from its wh-word.
@@ -386,6 +393,7 @@ fn query_utilities(
     segs: &[Segment],
     qterms: &[(u32, f64)],
     kind: AnswerKind,
+    alpha: f64,
 ) -> Vec<f64> {
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
     // Block word ranges (segments of a block are contiguous).
@@ -461,7 +469,7 @@ fn query_utilities(
             || (segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence);
         let lead = if first { LEAD } else { 0.0 };
         let kind = if s.kind == SegKind::Header { 0.5 } else { 1.0 };
-        out.push(kind * (TAU * (z - 1.0)).exp() * (ALPHA + rel + lead));
+        out.push(kind * (TAU * (z - 1.0)).exp() * (alpha + rel + lead));
     }
     out
 }
