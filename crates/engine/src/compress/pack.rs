@@ -1,0 +1,868 @@
+//! Packing: choose segments by utility per token until the budget is met, then fill the rest.
+//!
+//! 1. Every segment's cost is its own token count (plus its unkept parents'); candidates are
+//!    taken greedily by `utility / cost`, each with its parent chain (title, heading, speaker).
+//! 2. The output is rendered and counted **as a whole**: token counts are not additive across
+//!    joins, so the estimate is checked, and segments are taken back (lowest value first) while
+//!    the real count is over budget.
+//! 3. Leftover budget is filled with more whole segments, then with the best window of words of
+//!    one more sentence (cut only at white space, or between CJK characters, so numbers, URLs,
+//!    paths and identifiers are kept whole or not at all), again checked by a real count.
+//!
+//! Output pieces are byte ranges of the input, in input order. Between two pieces that were
+//! adjacent in the input the original white space is kept; across a gap the join is the
+//! original white space next to the pieces (the stronger of the two: a newline beats a space),
+//! or a blank line between blocks. Nothing else is ever inserted.
+
+use super::rank::Analysis;
+use super::segment::{SegKind, Segment, ceil_char_boundary, floor_char_boundary};
+use super::text::{is_cjk, is_protected};
+
+pub struct Packing {
+    pub text: String,
+    pub tokens: usize,
+    /// Segments kept whole or in part, ascending.
+    pub kept: Vec<usize>,
+    pub over_budget: bool,
+    /// Sum of the word weights kept (see [`Analysis::word_weight`]).
+    pub kept_weight: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Partial {
+    seg: usize,
+    start: usize,
+    end: usize,
+}
+
+struct State<'a> {
+    text: &'a str,
+    segs: &'a [Segment],
+    full: Vec<bool>,
+    partial: Option<Partial>,
+    crlf: bool,
+    /// Number of fully kept segments per block.
+    block_kept: Vec<usize>,
+}
+
+impl State<'_> {
+    fn set_full(&mut self, i: usize, keep: bool) {
+        if self.full[i] != keep {
+            self.full[i] = keep;
+            let b = self.segs[i].block;
+            if keep {
+                self.block_kept[b] += 1;
+            } else {
+                self.block_kept[b] -= 1;
+            }
+        }
+    }
+
+    fn spans(&self) -> Vec<(usize, usize, usize)> {
+        let mut v = Vec::new();
+        for (i, s) in self.segs.iter().enumerate() {
+            if self.full[i] {
+                v.push((s.start, s.end, s.block));
+            } else if let Some(p) = self.partial.filter(|p| p.seg == i) {
+                v.push((p.start, p.end, s.block));
+            }
+        }
+        v
+    }
+
+    fn render(&self) -> String {
+        let spans = self.spans();
+        let mut out = String::with_capacity(spans.iter().map(|s| s.1 - s.0 + 2).sum());
+        for (k, &(s, e, b)) in spans.iter().enumerate() {
+            if k > 0 {
+                let (ps, pe, pb) = spans[k - 1];
+                out.push_str(separator(self.text, (ps, pe, pb), (s, e, b), self.crlf));
+            }
+            out.push_str(&self.text[s..e]);
+        }
+        out
+    }
+}
+
+/// The white space to put between two kept pieces `a` and `b` (a before b).
+fn separator(text: &str, a: (usize, usize, usize), b: (usize, usize, usize), crlf: bool) -> &str {
+    let gap = &text[a.1..b.0];
+    if gap.trim().is_empty() {
+        return gap; // adjacent in the input: its own white space
+    }
+    if a.2 != b.2 {
+        return if crlf { "\r\n\r\n" } else { "\n\n" };
+    }
+    let after = &gap[..gap.len() - gap.trim_start().len()];
+    let before = &gap[gap.trim_end().len()..];
+    let newlines = |s: &str| s.bytes().filter(|&c| c == b'\n').count();
+    let pick = if newlines(after) > newlines(before) {
+        after
+    } else {
+        before
+    };
+    if !pick.is_empty() {
+        if pick.len() <= 64 {
+            return pick;
+        }
+        return if newlines(pick) > 0 {
+            if crlf { "\r\n" } else { "\n" }
+        } else {
+            " "
+        };
+    }
+    // No white space on either side (CJK, or a piece cut out of a long run).
+    let left = text[..a.1].chars().next_back();
+    let right = text[b.0..].chars().next();
+    match (left, right) {
+        (Some(l), Some(r))
+            if l.is_alphanumeric() && r.is_alphanumeric() && !is_cjk(l) && !is_cjk(r) =>
+        {
+            " "
+        }
+        _ => "",
+    }
+}
+
+/// Byte ranges of the pieces a partial sentence may be cut into: white-space separated runs,
+/// with CJK characters standing alone.
+fn chunks(text: &str, s: usize, e: usize) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in text[s..e].char_indices() {
+        let i = s + i;
+        if c.is_whitespace() {
+            if let Some(st) = start.take() {
+                v.push((st, i));
+            }
+        } else if is_cjk(c) {
+            if let Some(st) = start.take() {
+                v.push((st, i));
+            }
+            v.push((i, i + c.len_utf8()));
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(st) = start {
+        v.push((st, e));
+    }
+    v
+}
+
+pub fn pack(
+    text: &str,
+    segs: &[Segment],
+    analysis: &Analysis,
+    utility: &[f64],
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Packing {
+    let n = segs.len();
+    let costs: Vec<usize> = segs
+        .iter()
+        .map(|s| count(&text[s.start..s.end]).max(1))
+        .collect();
+    let chain_cost = |i: usize, full: &[bool]| -> usize {
+        let mut c = 0;
+        let mut p = segs[i].parent;
+        while let Some(j) = p {
+            if full[j] {
+                break;
+            }
+            c += costs[j];
+            p = segs[j].parent;
+        }
+        c
+    };
+    let no_full = vec![false; n];
+    let key: Vec<f64> = (0..n)
+        .map(|i| utility[i] / (costs[i] + chain_cost(i, &no_full)) as f64)
+        .collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| key[b].total_cmp(&key[a]).then(a.cmp(&b)));
+
+    let nblocks = segs.last().map_or(0, |s| s.block + 1);
+    let mut st = State {
+        text,
+        segs,
+        full: vec![false; n],
+        partial: None,
+        crlf: text.contains("\r\n"),
+        block_kept: vec![0; nblocks],
+    };
+    // A new block costs about one token for its blank line.
+    let sep_cost =
+        |i: usize, st: &State| -> usize { usize::from(st.block_kept[segs[i].block] == 0) };
+
+    // 1. Greedy by estimate.
+    let mut est = 0usize;
+    let mut added: Vec<usize> = Vec::new();
+    // Keeps `i` and its parent chain; `added` gets parents before children.
+    let select = |st: &mut State, i: usize, added: &mut Vec<usize>| {
+        let mark = added.len();
+        let mut p = Some(i);
+        while let Some(j) = p {
+            if st.full[j] {
+                break;
+            }
+            st.set_full(j, true);
+            added.push(j);
+            p = segs[j].parent;
+        }
+        added[mark..].reverse();
+    };
+    // Parents (titles, headings, labels) come in only with a child: alone they say little.
+    let mut is_parent = vec![false; n];
+    for s in segs {
+        if let Some(p) = s.parent {
+            is_parent[p] = true;
+        }
+    }
+    // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
+    // only wastes tokens.
+    let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
+    if !parents_alone {
+        order.retain(|&i| !is_parent[i]);
+    }
+    let is_parent: Vec<bool> = if parents_alone {
+        vec![false; n]
+    } else {
+        is_parent
+    };
+    for &i in &order {
+        if st.full[i] {
+            continue;
+        }
+        let c = costs[i] + chain_cost(i, &st.full) + sep_cost(i, &st);
+        if est + c <= budget {
+            est += c;
+            select(&mut st, i, &mut added);
+        }
+    }
+
+    // 2. Check and take back.
+    let mut rendered = st.render();
+    let mut tokens = count(&rendered);
+    let mut rounds = 0;
+    while tokens > budget && rounds < 64 {
+        rounds += 1;
+        let excess = tokens - budget;
+        let mut removed = 0;
+        let mut kids = vec![0usize; n];
+        for (k, s) in segs.iter().enumerate() {
+            if st.full[k]
+                && let Some(p) = s.parent
+            {
+                kids[p] += 1;
+            }
+        }
+        // Lowest key first, leaves only (no kept child depends on it).
+        for &i in order.iter().rev() {
+            if removed >= excess {
+                break;
+            }
+            if st.full[i] && kids[i] == 0 {
+                st.set_full(i, false);
+                if let Some(p) = segs[i].parent {
+                    kids[p] -= 1;
+                }
+                removed += costs[i];
+            }
+        }
+        if removed == 0 {
+            break;
+        }
+        rendered = st.render();
+        tokens = count(&rendered);
+    }
+
+    // Parents left without children go too.
+    drop_orphans(&mut st, &is_parent);
+    rendered = st.render();
+    tokens = count(&rendered);
+
+    // 3. Fill with whole segments by estimate, then verify.
+    let floor95 = budget - budget / 20;
+    if tokens < budget {
+        let mut est = tokens;
+        let mut fill: Vec<usize> = Vec::new();
+        for &i in &order {
+            if st.full[i] {
+                continue;
+            }
+            let c = costs[i] + chain_cost(i, &st.full) + sep_cost(i, &st);
+            if est + c <= budget {
+                est += c;
+                let before = fill.len();
+                select(&mut st, i, &mut fill);
+                debug_assert!(fill.len() > before);
+            }
+        }
+        if !fill.is_empty() {
+            rendered = st.render();
+            tokens = count(&rendered);
+            while tokens > budget && !fill.is_empty() {
+                drop_orphans(&mut st, &is_parent);
+                // Undo the fill, last added first (children before their parents).
+                let excess = tokens - budget;
+                let mut removed = 0;
+                while removed < excess {
+                    match fill.pop() {
+                        Some(j) => {
+                            st.set_full(j, false);
+                            removed += costs[j];
+                        }
+                        None => break,
+                    }
+                }
+                rendered = st.render();
+                tokens = count(&rendered);
+            }
+        }
+    }
+
+    // 4. A window of words from the best sentence not yet kept.
+    if tokens < budget
+        && (tokens < floor95 || tokens == 0)
+        && let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count)
+    {
+        let mut parents = Vec::new();
+        let mut up = segs[p.seg].parent;
+        while let Some(j) = up {
+            if !st.full[j] {
+                st.set_full(j, true);
+                parents.push(j);
+            }
+            up = segs[j].parent;
+        }
+        st.partial = Some(p);
+        let mut r = st.render();
+        let mut t = count(&r);
+        let mut shrink = 0;
+        while t > budget && shrink < 8 {
+            shrink += 1;
+            // Drop the last chunk of the window.
+            let p = st.partial.unwrap();
+            let ch = chunks(text, p.start, p.end);
+            if ch.len() <= 1 {
+                st.partial = None;
+            } else {
+                st.partial = Some(Partial {
+                    end: ch[ch.len() - 2].1,
+                    ..p
+                });
+            }
+            r = st.render();
+            t = count(&r);
+        }
+        if t > budget || st.partial.is_none() {
+            st.partial = None;
+            for j in parents {
+                st.set_full(j, false);
+            }
+        } else {
+            rendered = r;
+            tokens = t;
+        }
+    }
+
+    // 5. Never empty: the smallest useful piece, cut if need be.
+    let mut over_budget = false;
+    if rendered.is_empty() && !text.trim().is_empty() {
+        let (piece, t, over) = smallest_piece(text, segs, &order, budget, count);
+        st.partial = Some(piece);
+        rendered = st.render();
+        tokens = t;
+        over_budget = over;
+        if !over {
+            tokens = count(&rendered);
+        }
+    }
+
+    let mut kept_weight = 0.0;
+    let mut kept = Vec::new();
+    for i in 0..n {
+        if st.full[i] {
+            kept.push(i);
+            kept_weight += analysis.seg_info(i);
+        } else if let Some(p) = st.partial.filter(|p| p.seg == i) {
+            kept.push(i);
+            for k in analysis.seg_range(i) {
+                let w = analysis.words[k];
+                if w.start >= p.start && w.end <= p.end {
+                    kept_weight += analysis.word_weight[k];
+                }
+            }
+        }
+    }
+    Packing {
+        text: rendered,
+        tokens,
+        kept,
+        over_budget,
+        kept_weight,
+    }
+}
+
+/// Word-level packing for the query-agnostic mode: every sentence may lose its least
+/// informative words. Units are white-space separated chunks (CJK characters one by one), so
+/// numbers, URLs and identifiers stay whole; tables, code blocks and speaker labels are single
+/// units. A chunk's score is the highest weight of its words; a short linking word between two
+/// capitalised chunks ("Bank *of* America") takes the score of its weaker neighbour so names stay
+/// in one piece. The best chunks are kept, in input order, as many as the budget allows (checked
+/// by counting the rendered text).
+/// How strongly a block's centrality scales its words in [`pack_words`].
+const CENTRALITY_POWER: f64 = 2.0;
+
+pub fn pack_words(
+    text: &str,
+    segs: &[Segment],
+    analysis: &Analysis,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Packing {
+    struct Chunk {
+        start: usize,
+        end: usize,
+        seg: usize,
+        score: f64,
+        weight: f64,
+        cost: usize,
+    }
+    let mut cost_cache: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut cost_of = |cs: usize, ce: usize| -> usize {
+        let piece: &str = &text[cs..ce];
+        if piece.len() > 64 {
+            return count(piece).max(1);
+        }
+        *cost_cache
+            .entry(piece)
+            .or_insert_with(|| count(piece).max(1))
+    };
+    let mut chunks_all: Vec<Chunk> = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let range = analysis.seg_range(i);
+        let words = &analysis.words[range.clone()];
+        let weights = &analysis.word_weight[range];
+        let whole = matches!(
+            s.kind,
+            SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label
+        );
+        let pieces = if whole {
+            vec![(s.start, s.end)]
+        } else {
+            chunks(text, s.start, s.end)
+        };
+        let mut k = 0;
+        for (cs, ce) in pieces {
+            let mut best = 0.0f64;
+            let mut sum = 0.0;
+            while k < words.len() && words[k].start < ce {
+                if words[k].start >= cs {
+                    best = best.max(weights[k]);
+                    sum += weights[k];
+                }
+                k += 1;
+            }
+            let central = analysis.block_centrality[s.block];
+            let score = central.powf(CENTRALITY_POWER)
+                * match s.kind {
+                    SegKind::Label => f64::MAX,
+                    SegKind::Header => best * 1.3,
+                    SegKind::Code | SegKind::TableRow | SegKind::TableHead => {
+                        sum / (ce - cs).max(1) as f64 * 4.0
+                    }
+                    _ => best,
+                };
+            chunks_all.push(Chunk {
+                start: cs,
+                end: ce,
+                seg: i,
+                score,
+                weight: sum,
+                cost: cost_of(cs, ce),
+            });
+        }
+    }
+    // Names stay whole: a run of capitalised chunks scores as its best member.
+    let mut x = 0;
+    while x < chunks_all.len() {
+        let mut y = x;
+        while y < chunks_all.len()
+            && chunks_all[y].seg == chunks_all[x].seg
+            && segs[chunks_all[y].seg].kind == SegKind::Sentence
+            && text[chunks_all[y].start..chunks_all[y].end]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase)
+        {
+            y += 1;
+        }
+        if y > x + 1 {
+            let best = chunks_all[x..y].iter().map(|c| c.score).fold(0.0, f64::max);
+            for c in &mut chunks_all[x..y] {
+                c.score = c.score.max(best * 0.98);
+            }
+        }
+        x = y.max(x + 1);
+    }
+    // Glue: keep names with linking words together.
+    let capitalised = |c: &Chunk| {
+        text[c.start..c.end]
+            .chars()
+            .next()
+            .is_some_and(char::is_uppercase)
+    };
+    for x in 1..chunks_all.len().saturating_sub(1) {
+        let w = &text[chunks_all[x].start..chunks_all[x].end];
+        let linking = matches!(
+            w,
+            "of" | "and"
+                | "the"
+                | "de"
+                | "for"
+                | "on"
+                | "in"
+                | "at"
+                | "la"
+                | "le"
+                | "von"
+                | "van"
+                | "du"
+                | "del"
+                | "da"
+                | "&"
+                | "y"
+        );
+        if linking
+            && chunks_all[x - 1].seg == chunks_all[x].seg
+            && chunks_all[x + 1].seg == chunks_all[x].seg
+            && capitalised(&chunks_all[x - 1])
+            && capitalised(&chunks_all[x + 1])
+        {
+            chunks_all[x].score = chunks_all[x - 1].score.min(chunks_all[x + 1].score) * 0.99;
+        }
+    }
+    let n = chunks_all.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        chunks_all[b]
+            .score
+            .total_cmp(&chunks_all[a].score)
+            .then(a.cmp(&b))
+    });
+    let render = |k: usize| -> String {
+        let mut keep = vec![false; n];
+        for &i in &order[..k] {
+            keep[i] = true;
+        }
+        let crlf = text.contains("\r\n");
+        let mut out = String::new();
+        let mut prev: Option<(usize, usize, usize)> = None;
+        for (i, c) in chunks_all.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            let cur = (c.start, c.end, segs[c.seg].block);
+            if let Some(p) = prev {
+                out.push_str(separator(text, p, cur, crlf));
+            }
+            out.push_str(&text[c.start..c.end]);
+            prev = Some(cur);
+        }
+        out
+    };
+    // Estimate k, then correct it with real counts.
+    let mut k = 0;
+    let mut est = 0;
+    while k < n && est + chunks_all[order[k]].cost <= budget {
+        est += chunks_all[order[k]].cost;
+        k += 1;
+    }
+    let mut best: Option<(usize, String, usize)> = None;
+    let (mut lo, mut hi) = (0usize, n); // k is known to fit for lo, unknown above
+    for _ in 0..12 {
+        let r = render(k);
+        let t = count(&r);
+        if t <= budget {
+            lo = lo.max(k);
+            if best.as_ref().is_none_or(|b| k > b.0) {
+                best = Some((k, r, t));
+            }
+            if t >= budget - budget / 40 || k >= hi.min(n) {
+                break;
+            }
+            // Grow by the estimated number of chunks the gap holds.
+            let mut add = 0;
+            let mut room = budget - t;
+            while k + add < n && chunks_all[order[k + add]].cost <= room {
+                room -= chunks_all[order[k + add]].cost;
+                add += 1;
+            }
+            let next = (k + add.max(1)).min(hi.saturating_sub(1).max(k + 1)).min(n);
+            if next <= k {
+                break;
+            }
+            k = next;
+        } else {
+            hi = k;
+            // Shrink by the excess.
+            let mut drop = 0;
+            let mut excess = t - budget;
+            while drop < k && excess > 0 {
+                excess = excess.saturating_sub(chunks_all[order[k - 1 - drop]].cost);
+                drop += 1;
+            }
+            k = (k - drop.max(1)).max(lo);
+            if k == lo && best.as_ref().is_some_and(|b| b.0 == lo) {
+                break;
+            }
+        }
+    }
+    let (k, rendered, tokens) = best.unwrap_or((0, String::new(), 0));
+    let mut kept_seg = vec![false; segs.len()];
+    let mut kept_weight = 0.0;
+    for &i in &order[..k] {
+        kept_seg[chunks_all[i].seg] = true;
+        kept_weight += chunks_all[i].weight;
+    }
+    if rendered.is_empty() && !text.trim().is_empty() {
+        let seg_order: Vec<usize> = {
+            let mut v: Vec<usize> = (0..segs.len()).collect();
+            v.sort_by(|&a, &b| analysis.seg_info(b).total_cmp(&analysis.seg_info(a)));
+            v
+        };
+        let (p, t, over) = smallest_piece(text, segs, &seg_order, budget, count);
+        return Packing {
+            text: text[p.start..p.end].to_string(),
+            tokens: t,
+            kept: vec![p.seg],
+            over_budget: over,
+            kept_weight: 0.0,
+        };
+    }
+    Packing {
+        text: rendered,
+        tokens,
+        kept: (0..segs.len()).filter(|&i| kept_seg[i]).collect(),
+        over_budget: false,
+        kept_weight,
+    }
+}
+
+/// Unkeeps kept parents none of whose children are kept (deepest first).
+fn drop_orphans(st: &mut State, is_parent: &[bool]) {
+    let n = st.segs.len();
+    let mut kids = vec![0usize; n];
+    for i in (0..n).rev() {
+        if st.full[i]
+            && is_parent[i]
+            && kids[i] == 0
+            && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i))
+        {
+            st.set_full(i, false);
+        }
+        if st.full[i]
+            && let Some(p) = st.segs[i].parent
+        {
+            kids[p] += 1;
+        }
+    }
+}
+
+/// The best window of chunks of one not-yet-kept sentence that fits in `avail` tokens
+/// (counted alone; the caller checks the whole output).
+fn best_partial(
+    st: &State,
+    order: &[usize],
+    analysis: &Analysis,
+    costs: &[usize],
+    avail: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Option<Partial> {
+    let segs = st.segs;
+    // Candidates: best first; the parent chain must already be kept or fit too.
+    for &i in order.iter().take(64) {
+        if st.full[i] || segs[i].kind != SegKind::Sentence {
+            continue;
+        }
+        let mut parent_cost = 0;
+        let mut p = segs[i].parent;
+        while let Some(j) = p {
+            if !st.full[j] {
+                parent_cost += costs[j];
+            }
+            p = segs[j].parent;
+        }
+        let room = avail.saturating_sub(1 + parent_cost + usize::from(parent_cost > 0));
+        if parent_cost > 0 && room < 4 {
+            continue; // not worth a title for a word or two
+        }
+        if room == 0 {
+            return None;
+        }
+        let s = segs[i];
+        let ch = chunks(st.text, s.start, s.end);
+        if ch.len() < 2 {
+            continue;
+        }
+        // Weight of each chunk: sum of the word weights starting inside it.
+        let range = analysis.seg_range(i);
+        let mut cw = vec![0.0; ch.len()];
+        let mut k = 0;
+        for w in range {
+            let ws = analysis.words[w].start;
+            while k + 1 < ch.len() && ws >= ch[k].1 {
+                k += 1;
+            }
+            cw[k] += analysis.word_weight[w];
+        }
+        let mut prefix = vec![0.0; ch.len() + 1];
+        for (x, w) in cw.iter().enumerate() {
+            prefix[x + 1] = prefix[x] + w;
+        }
+        let best_window = |len: usize| -> (usize, usize) {
+            let mut best = (0, len);
+            let mut best_w = f64::MIN;
+            for from in 0..=ch.len() - len {
+                let w = prefix[from + len] - prefix[from];
+                if w > best_w + 1e-12 {
+                    best_w = w;
+                    best = (from, from + len);
+                }
+            }
+            best
+        };
+        let fits = |len: usize| -> Option<Partial> {
+            let (a, b) = best_window(len);
+            let p = Partial {
+                seg: i,
+                start: ch[a].0,
+                end: ch[b - 1].1,
+            };
+            (count(&st.text[p.start..p.end]) <= room).then_some(p)
+        };
+        // Largest window (in chunks) that fits, by binary search; one chunk less than whole.
+        let (mut lo, mut hi) = (0usize, ch.len() - 1);
+        let mut found = None;
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            match fits(mid) {
+                Some(p) => {
+                    found = Some(p);
+                    lo = mid;
+                }
+                None => hi = mid - 1,
+            }
+        }
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// When nothing fits: the best segment's first chunk, or a char-boundary cut of it when the
+/// chunk is not protected. Returns the piece, its token count, and whether it is over budget.
+fn smallest_piece(
+    text: &str,
+    segs: &[Segment],
+    order: &[usize],
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> (Partial, usize, bool) {
+    let i = order[0];
+    let s = segs[i];
+    let ch = chunks(text, s.start, s.end);
+    let (cs, ce) = ch.first().copied().unwrap_or((s.start, s.end));
+    let t = count(&text[cs..ce]);
+    if t <= budget {
+        return (
+            Partial {
+                seg: i,
+                start: cs,
+                end: ce,
+            },
+            t,
+            false,
+        );
+    }
+    if budget > 0 && !is_protected(&text[cs..ce]) {
+        // Binary search the longest char-boundary prefix within budget.
+        let (mut lo, mut hi) = (cs, ce);
+        while lo < hi {
+            let mid = ceil_char_boundary(text, (lo + hi).div_ceil(2));
+            let mid = if mid >= hi {
+                floor_char_boundary(text, hi - 1).max(lo)
+            } else {
+                mid
+            };
+            if mid <= lo {
+                break;
+            }
+            if count(&text[cs..mid]) <= budget {
+                lo = mid;
+            } else {
+                hi = floor_char_boundary(text, mid - 1).max(lo);
+                if hi == lo {
+                    break;
+                }
+            }
+        }
+        if lo > cs {
+            let t = count(&text[cs..lo]);
+            return (
+                Partial {
+                    seg: i,
+                    start: cs,
+                    end: lo,
+                },
+                t,
+                false,
+            );
+        }
+    }
+    // Protected or budget 0: the whole chunk, over budget; at least one char.
+    let end = if is_protected(&text[cs..ce]) {
+        ce
+    } else {
+        ceil_char_boundary(text, cs + 1)
+    };
+    let t = count(&text[cs..end]);
+    (
+        Partial {
+            seg: i,
+            start: cs,
+            end,
+        },
+        t,
+        t > budget,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_on_white_space_and_cjk() {
+        let t = "ab  3.14 東京x y";
+        let c: Vec<&str> = chunks(t, 0, t.len())
+            .iter()
+            .map(|&(s, e)| &t[s..e])
+            .collect();
+        assert_eq!(c, ["ab", "3.14", "東", "京", "x", "y"]);
+    }
+
+    #[test]
+    fn separators_keep_original_white_space() {
+        let t = "A one.\nB two. C three.\n\nD four.";
+        // adjacent
+        assert_eq!(separator(t, (0, 6, 0), (7, 13, 0), false), "\n");
+        // gap inside a block: the stronger white space
+        assert_eq!(separator(t, (0, 6, 0), (14, 22, 0), false), "\n");
+        // across blocks
+        assert_eq!(separator(t, (0, 6, 0), (24, 31, 1), false), "\n\n");
+    }
+}

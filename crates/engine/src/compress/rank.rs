@@ -1,0 +1,475 @@
+//! Ranking: how useful each segment is, with or without a query.
+//!
+//! Both modes share one analysis: every word gets a term id (lower-cased, Snowball-stemmed),
+//! and every term an inverse document frequency computed **within the input** over its
+//! segments (`idf = ln(1 + (S − df + ½) / (df + ½))`), so rare words, names and numbers weigh more
+//! than words every sentence repeats. No corpus statistics, no model, no I/O.
+//!
+//! **With a query** (passage-then-sentence):
+//! 1. each block (passage) is scored by BM25 of the query's content terms over the block's words,
+//!    plus a bonus for query terms in its title/heading, plus a proximity bonus for pairs of query
+//!    terms that stand next to each other in the query and within a few content words in the block;
+//! 2. each sentence is scored the same way on its own words;
+//! 3. a sentence's utility is `exp(τ·(z_block − 1)) · (α + rel_sentence + lead)`, where α grows
+//!    with the share of the input the budget keeps (whole passages when it is generous), `z_block` is
+//!    the block score divided by the best block score and `rel_sentence` the sentence score divided
+//!    by the best sentence score of the block, `lead` a small bonus for a block's first sentence.
+//!    Whole good passages therefore come first, then the best sentences of the next passages.
+//!
+//! **Without a query**: a sentence's utility is its information, the sum of its words' weights
+//! (idf; stopwords ≈ 0; frequent English words × 0.5; numbers and capitalised words inside a
+//! sentence × 1.5), with a bonus for
+//! the first sentence of a block and for headers.
+//!
+//! The packer divides utility by token cost, so utilities only need to be comparable, not
+//! normalised. Word weights are also returned: the packer uses them to pick the best window of
+//! words when it fills the last bit of budget, and `quality_score` uses them to measure the
+//! information kept.
+
+use super::segment::{SegKind, Segment};
+use super::text::{Lexicon, for_each_word, is_common};
+
+/// One word occurrence inside a segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Word {
+    pub start: usize,
+    pub end: usize,
+    pub term: u32,
+}
+
+/// Per-input analysis shared by ranking, packing and scoring.
+pub struct Analysis {
+    pub words: Vec<Word>,
+    /// `seg_words[i]..seg_words[i + 1]` are the words of segment `i`.
+    pub seg_words: Vec<usize>,
+    /// Information weight of each word (same indexing as `words`).
+    pub word_weight: Vec<f64>,
+    pub idf: Vec<f64>,
+    /// Per block, in [0, 1]: how much of its vocabulary it shares with other blocks (1 = the most
+    /// central block). All 1.0 when there are fewer than 4 blocks.
+    pub block_centrality: Vec<f64>,
+    pub lexicon: Lexicon,
+}
+
+impl Analysis {
+    pub fn new(text: &str, segs: &[Segment]) -> Self {
+        let mut lexicon = Lexicon::new();
+        let mut words = Vec::with_capacity(text.len() / 5);
+        let mut seg_words = Vec::with_capacity(segs.len() + 1);
+        for s in segs {
+            seg_words.push(words.len());
+            let base = s.start;
+            for_each_word(&text[s.start..s.end], |a, b| {
+                let term = lexicon.term(&text[base + a..base + b]);
+                words.push(Word {
+                    start: base + a,
+                    end: base + b,
+                    term,
+                });
+            });
+        }
+        seg_words.push(words.len());
+
+        // Sentence-level document frequency.
+        let nterms = lexicon.len();
+        let mut df = vec![0u32; nterms];
+        let mut last_seen = vec![u32::MAX; nterms];
+        for (si, w) in seg_words.windows(2).enumerate() {
+            for word in &words[w[0]..w[1]] {
+                let t = word.term as usize;
+                if last_seen[t] != si as u32 {
+                    last_seen[t] = si as u32;
+                    df[t] += 1;
+                }
+            }
+        }
+        let n = segs.len().max(1) as f64;
+        let idf: Vec<f64> = df
+            .iter()
+            .map(|&d| (1.0 + (n - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
+            .collect();
+
+        // Word weights use block-level idf when there are enough blocks (passages): a name
+        // repeated inside its own passage is that passage's topic, not filler.
+        let nblocks = segs.last().map_or(0, |s| s.block + 1);
+        let mut block_centrality = vec![1.0; nblocks];
+        let weight_idf: Vec<f64> = if nblocks >= 4 {
+            let mut dfb = vec![0u32; nterms];
+            let mut last_block = vec![usize::MAX; nterms];
+            for (si, w) in seg_words.windows(2).enumerate() {
+                let b = segs[si].block;
+                for word in &words[w[0]..w[1]] {
+                    let t = word.term as usize;
+                    if last_block[t] != b {
+                        last_block[t] = b;
+                        dfb[t] += 1;
+                    }
+                }
+            }
+            let nb = nblocks as f64;
+            let weights: Vec<f64> = dfb
+                .iter()
+                .map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
+                .collect();
+            // Centrality, linear time: each distinct content term of a block adds its idf times
+            // the number of other blocks that share it; divided by the block's distinct terms.
+            let mut score = vec![0.0f64; nblocks];
+            let mut distinct = vec![0usize; nblocks];
+            last_block.iter_mut().for_each(|x| *x = usize::MAX);
+            for (si, w) in seg_words.windows(2).enumerate() {
+                let b = segs[si].block;
+                for word in &words[w[0]..w[1]] {
+                    let t = word.term as usize;
+                    if last_block[t] != b && !lexicon.is_stop(word.term) {
+                        last_block[t] = b;
+                        distinct[b] += 1;
+                        score[b] += weights[t] * (dfb[t] - 1) as f64;
+                    }
+                }
+            }
+            for (s, d) in score.iter_mut().zip(&distinct) {
+                *s /= (*d).max(1) as f64;
+            }
+            let best = score.iter().cloned().fold(0.0, f64::max);
+            if best > 0.0 {
+                block_centrality = score.iter().map(|s| s / best).collect();
+            }
+            weights
+        } else {
+            idf.clone()
+        };
+
+        let mut word_weight = Vec::with_capacity(words.len());
+        for w in seg_words.windows(2) {
+            for (k, word) in words[w[0]..w[1]].iter().enumerate() {
+                let t = word.term as usize;
+                let surface = &text[word.start..word.end];
+                let capitalised = k > 0 && surface.chars().next().is_some_and(char::is_uppercase);
+                if lexicon.is_stop(word.term) && !capitalised {
+                    word_weight.push(0.05);
+                    continue;
+                }
+                let mut weight = weight_idf[t];
+                if surface.len() <= 12 && is_common(&surface.to_ascii_lowercase()) {
+                    weight *= 0.5;
+                }
+                if surface.bytes().any(|b| b.is_ascii_digit()) || capitalised {
+                    weight *= 1.5;
+                }
+                word_weight.push(weight);
+            }
+        }
+        Analysis {
+            words,
+            seg_words,
+            word_weight,
+            idf,
+            block_centrality,
+            lexicon,
+        }
+    }
+
+    pub fn seg_range(&self, i: usize) -> std::ops::Range<usize> {
+        self.seg_words[i]..self.seg_words[i + 1]
+    }
+
+    /// Information weight of segment `i` (sum of its word weights).
+    pub fn seg_info(&self, i: usize) -> f64 {
+        self.word_weight[self.seg_range(i)].iter().sum()
+    }
+}
+
+/// Content terms of the query that occur in the input, in query order, with their idf.
+pub fn query_terms(analysis: &mut Analysis, query: &str) -> Vec<(u32, f64)> {
+    let mut terms: Vec<u32> = Vec::new();
+    let mut all: Vec<u32> = Vec::new();
+    for_each_word(query, |a, b| {
+        if let Some(t) = analysis.lexicon.lookup(&query[a..b]) {
+            all.push(t);
+            if !analysis.lexicon.is_stop(t) {
+                terms.push(t);
+            }
+        }
+    });
+    if terms.is_empty() {
+        terms = all;
+    }
+    let mut seen = std::collections::HashSet::new();
+    terms
+        .into_iter()
+        .filter(|t| seen.insert(*t))
+        .map(|t| (t, analysis.idf[t as usize]))
+        .collect()
+}
+
+/// Tuning constants, named so the doc above can refer to them.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+const TITLE_WEIGHT: f64 = 1.0;
+const PROXIMITY_WEIGHT: f64 = 1.0;
+const TAU: f64 = 6.0;
+const ALPHA: f64 = 0.3;
+const ALPHA_GROWTH: f64 = 2.4;
+const LEAD: f64 = 0.2;
+const SPILL: f64 = 0.25;
+const ANSWER_SHAPE: f64 = 0.4;
+
+/// Utility of every segment.
+/// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
+/// a passage's weaker sentences are worth almost as much as its best ones (whole passages are
+/// kept), with a tight one only the best sentences count.
+pub fn utilities(
+    analysis: &mut Analysis,
+    text: &str,
+    segs: &[Segment],
+    query: Option<&str>,
+    keep_fraction: f64,
+) -> Vec<f64> {
+    let qterms = match query {
+        Some(q) => query_terms(analysis, q),
+        None => Vec::new(),
+    };
+    if qterms.is_empty() {
+        return info_utilities(analysis, segs);
+    }
+    let kind = answer_kind(query.unwrap_or(""));
+    let alpha = ALPHA + ALPHA_GROWTH * (keep_fraction - 0.1).max(0.0);
+    query_utilities(analysis, text, segs, &qterms, kind, alpha)
+}
+
+/// What kind of answer a question asks for, from its wh-word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// who / whom / whose
+    Person,
+    /// when / what year / what date
+    Time,
+    /// how many / how much / how long / how old / how far
+    Quantity,
+    /// where
+    Place,
+    Other,
+}
+
+pub fn answer_kind(query: &str) -> AnswerKind {
+    let q = format!(" {} ", query.to_lowercase());
+    let has = |w: &str| q.contains(w);
+    if has(" how many ")
+        || has(" how much ")
+        || has(" how long ")
+        || has(" how old ")
+        || has(" how far ")
+        || has(" how tall ")
+        || has(" how big ")
+        || has(" percentage ")
+    {
+        AnswerKind::Quantity
+    } else if has(" when ") || has(" what year ") || has(" which year ") || has(" what date ") {
+        AnswerKind::Time
+    } else if has(" who ") || has(" whom ") || has(" whose ") {
+        AnswerKind::Person
+    } else if has(" where ") {
+        AnswerKind::Place
+    } else {
+        AnswerKind::Other
+    }
+}
+
+const MONTHS: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Does the sentence hold a plausible answer of `kind` (a name that is not in the query, a year
+/// or month, a number)?
+fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: AnswerKind) -> bool {
+    match kind {
+        AnswerKind::Other => false,
+        AnswerKind::Person | AnswerKind::Place => words.iter().skip(1).any(|w| {
+            text[w.start..w.end]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase)
+                && !qterms.iter().any(|&(t, _)| t == w.term)
+        }),
+        AnswerKind::Time => words.iter().any(|w| {
+            let s = &text[w.start..w.end];
+            (s.len() == 4
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s.starts_with('1') || s.starts_with("20")))
+                || (s.len() >= 3 && MONTHS.contains(&s.to_lowercase().as_str()))
+        }),
+        AnswerKind::Quantity => words
+            .iter()
+            .any(|w| text[w.start..w.end].bytes().any(|b| b.is_ascii_digit())),
+    }
+}
+
+fn info_utilities(a: &Analysis, segs: &[Segment]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(segs.len());
+    for (i, s) in segs.iter().enumerate() {
+        let mut u = a.seg_info(i);
+        let first_in_block = i == 0 || segs[i - 1].block != s.block;
+        if first_in_block
+            || segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence && {
+                segs[i - 1].block == s.block
+            }
+        {
+            u *= 1.3;
+        }
+        if s.kind == SegKind::Header {
+            u *= 1.5;
+        }
+        out.push(u);
+    }
+    out
+}
+
+/// BM25 of `qterms` over the words `words`, with document length `len` and average `avg`.
+fn bm25(tf: &[(u32, u32)], qterms: &[(u32, f64)], len: f64, avg: f64) -> f64 {
+    let mut score = 0.0;
+    for &(t, idf) in qterms {
+        if let Some(&(_, f)) = tf.iter().find(|(x, _)| *x == t) {
+            let f = f as f64;
+            score += idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * len / avg.max(1.0)));
+        }
+    }
+    score
+}
+
+/// Query-term frequencies among `words` (only query terms are counted).
+fn qtf(words: &[Word], qterms: &[(u32, f64)]) -> Vec<(u32, u32)> {
+    let mut tf: Vec<(u32, u32)> = qterms.iter().map(|&(t, _)| (t, 0)).collect();
+    for w in words {
+        if let Some(e) = tf.iter_mut().find(|(t, _)| *t == w.term) {
+            e.1 += 1;
+        }
+    }
+    tf.retain(|e| e.1 > 0);
+    tf
+}
+
+/// Bonus for pairs of terms adjacent in the query found within 3 content words of each other.
+fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
+    let qpos = |t: u32| qterms.iter().position(|&(q, _)| q == t);
+    let content: Vec<(usize, u32)> = words
+        .iter()
+        .filter(|w| !a.lexicon.is_stop(w.term))
+        .enumerate()
+        .filter_map(|(k, w)| qpos(w.term).map(|p| (k, p as u32)))
+        .collect();
+    let mut found: Vec<(u32, u32)> = Vec::new();
+    let mut bonus = 0.0;
+    for (x, &(ka, pa)) in content.iter().enumerate() {
+        for &(kb, pb) in content[x + 1..].iter() {
+            if kb - ka > 3 {
+                break;
+            }
+            if pa.abs_diff(pb) == 1 {
+                let key = (pa.min(pb), pa.max(pb));
+                if !found.contains(&key) {
+                    found.push(key);
+                    bonus += (qterms[pa as usize].1 + qterms[pb as usize].1) / 2.0;
+                }
+            }
+        }
+    }
+    bonus
+}
+
+fn query_utilities(
+    a: &Analysis,
+    text: &str,
+    segs: &[Segment],
+    qterms: &[(u32, f64)],
+    kind: AnswerKind,
+    alpha: f64,
+) -> Vec<f64> {
+    let nblocks = segs.last().map_or(0, |s| s.block + 1);
+    // Block word ranges (segments of a block are contiguous).
+    let mut block_range = vec![(usize::MAX, 0usize); nblocks];
+    for (i, s) in segs.iter().enumerate() {
+        let r = a.seg_range(i);
+        let e = &mut block_range[s.block];
+        e.0 = e.0.min(r.start);
+        e.1 = e.1.max(r.end);
+    }
+    let avg_block = a.words.len() as f64 / nblocks.max(1) as f64;
+    let mut block_score = vec![0.0; nblocks];
+    for (b, &(ws, we)) in block_range.iter().enumerate() {
+        if ws == usize::MAX {
+            continue;
+        }
+        let words = &a.words[ws..we];
+        let tf = qtf(words, qterms);
+        block_score[b] = bm25(&tf, qterms, words.len() as f64, avg_block)
+            + PROXIMITY_WEIGHT * proximity(words, a, qterms);
+    }
+    // Title bonus.
+    for (i, s) in segs.iter().enumerate() {
+        if s.kind == SegKind::Header {
+            let tf = qtf(&a.words[a.seg_range(i)], qterms);
+            block_score[s.block] +=
+                TITLE_WEIGHT * tf.iter().map(|&(t, _)| a.idf[t as usize]).sum::<f64>();
+        }
+    }
+    let best_block = block_score.iter().cloned().fold(0.0, f64::max);
+
+    let avg_seg = a.words.len() as f64 / segs.len().max(1) as f64;
+    let mut sent_score: Vec<f64> = Vec::with_capacity(segs.len());
+    for i in 0..segs.len() {
+        let words = &a.words[a.seg_range(i)];
+        let tf = qtf(words, qterms);
+        sent_score.push(
+            bm25(&tf, qterms, words.len() as f64, avg_seg)
+                + PROXIMITY_WEIGHT * proximity(words, a, qterms),
+        );
+    }
+    let mut best_in_block = vec![0.0f64; nblocks];
+    for (i, s) in segs.iter().enumerate() {
+        best_in_block[s.block] = best_in_block[s.block].max(sent_score[i]);
+    }
+
+    let mut out = Vec::with_capacity(segs.len());
+    for (i, s) in segs.iter().enumerate() {
+        let z = if best_block > 0.0 {
+            block_score[s.block] / best_block
+        } else {
+            1.0
+        };
+        let rel_of = |k: usize| {
+            if best_in_block[segs[k].block] > 0.0 {
+                sent_score[k] / best_in_block[segs[k].block]
+            } else {
+                0.0
+            }
+        };
+        let mut rel = rel_of(i);
+        // The sentence after a matching one often carries the answer ("He …", "It …").
+        if i > 0 && segs[i - 1].block == s.block && segs[i - 1].kind == SegKind::Sentence {
+            rel += SPILL * rel_of(i - 1);
+        }
+        if s.kind == SegKind::Sentence
+            && has_answer_shape(text, &a.words[a.seg_range(i)], qterms, kind)
+        {
+            rel += ANSWER_SHAPE;
+        }
+        let first = i == 0
+            || segs[i - 1].block != s.block
+            || (segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence);
+        let lead = if first { LEAD } else { 0.0 };
+        let kind = if s.kind == SegKind::Header { 0.5 } else { 1.0 };
+        out.push(kind * (TAU * (z - 1.0)).exp() * (alpha + rel + lead));
+    }
+    out
+}

@@ -1,0 +1,666 @@
+//! Segmentation of prose, markdown and chat into the units the packer keeps or drops.
+//!
+//! A text is cut into **blocks** (separated by blank lines; a fenced code block is one block even
+//! when it holds blank lines) and each block into **segments**:
+//! - a `Title: …` line or a markdown heading: a header segment, the *parent* of what follows it
+//!   (a heading stays the parent until a heading of the same or a higher level);
+//! - a speaker label (`User:`, `Assistant:`, `Bob:` …) at the start of a line: a tiny label
+//!   segment, parent of the turn's sentences (until the next label), so that kept sentences keep
+//!   their speaker;
+//! - a markdown table: the header row and the `|---|` row are parents of the body rows;
+//! - a fenced code block: one atomic segment;
+//! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter
+//!   continues the sentence); other newlines end a segment (list items, lines of a poem, …).
+//!
+//! Sentence ends: `.`, `!`, `?`, `…` (plus closing quotes and brackets) followed by white space
+//! and not by a lower-case letter, except after abbreviations ("Dr.", "e.g.", "U.S.", initials
+//! like "J."); decimals ("3.14") and URLs never split because no white space follows the dot.
+//! CJK `。！？` end a sentence with or without white space after them.
+//!
+//! Invariants: segments are non-empty, ascending, non-overlapping byte ranges on char
+//! boundaries, never start or end with white space, and together cover every non-white-space
+//! byte of the input. A parent always comes before its children. A run of more than
+//! [`MAX_SEGMENT`] bytes without a sentence end is cut into pieces (at white space when there is
+//! some), so no segment is huge; a run of > 4 KiB without any white space is the only thing ever
+//! cut inside a "word".
+
+/// What role a segment plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegKind {
+    /// `Title: …` line or markdown heading.
+    Header,
+    /// Speaker label such as `User:`.
+    Label,
+    /// Table header or separator row.
+    TableHead,
+    /// Fenced code block, atomic.
+    Code,
+    /// Body row of a markdown table, atomic.
+    TableRow,
+    /// A sentence or a line of text.
+    Sentence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub end: usize,
+    /// Index of the block (blank-line separated) the segment belongs to.
+    pub block: usize,
+    /// Segment that must be kept whenever this one is.
+    pub parent: Option<usize>,
+    pub kind: SegKind,
+}
+
+/// Longest segment, in bytes, before a sentence is cut into pieces.
+pub const MAX_SEGMENT: usize = 2048;
+
+/// Options that depend on the detected content type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SegmentOptions {
+    /// Speaker labels stay parents across blank lines (chat transcripts).
+    pub chat: bool,
+    /// Every line is a segment of its own (code and logs when their handler gave up).
+    pub lines: bool,
+}
+
+pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    let lines = lines_of(text);
+    // heading stack: (level, segment index)
+    let mut headings: Vec<(usize, usize)> = Vec::new();
+    let mut label: Option<usize> = None;
+    let mut block = 0usize;
+    let mut in_block = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let (ls, le) = lines[i];
+        let line = &text[ls..le];
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            if in_block {
+                block += 1;
+                in_block = false;
+                if !opts.chat {
+                    label = None;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        in_block = true;
+        let (ts, te) = trim_range(text, ls, le);
+        if opts.lines {
+            push_capped(&mut out, text, ts, te, block, None, SegKind::Sentence);
+            i += 1;
+            continue;
+        }
+        let section_parent = |label: Option<usize>, headings: &Vec<(usize, usize)>| {
+            label.or(headings.last().map(|h| h.1))
+        };
+
+        // Fenced code block: atomic, up to the closing fence (or the end).
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            let fence = &trimmed[..3];
+            let mut j = i + 1;
+            while j < lines.len() && !text[lines[j].0..lines[j].1].trim_start().starts_with(fence) {
+                j += 1;
+            }
+            let last = j.min(lines.len() - 1);
+            let (_, end) = trim_range(text, ls, lines[last].1);
+            push_capped(
+                &mut out,
+                text,
+                ts,
+                end,
+                block,
+                section_parent(label, &headings),
+                SegKind::Code,
+            );
+            i = last + 1;
+            continue;
+        }
+
+        // Markdown heading.
+        if let Some(level) = heading_level(trimmed) {
+            while headings.last().is_some_and(|&(l, _)| l >= level) {
+                headings.pop();
+            }
+            let parent = headings.last().map(|h| h.1);
+            let idx = out.len();
+            push_capped(&mut out, text, ts, te, block, parent, SegKind::Header);
+            headings.push((level, idx));
+            label = None;
+            i += 1;
+            continue;
+        }
+
+        // "Title: …" line: header of its block.
+        if trimmed.starts_with("Title:") {
+            let idx = out.len();
+            push_capped(&mut out, text, ts, te, block, None, SegKind::Header);
+            label = Some(idx);
+            i += 1;
+            continue;
+        }
+
+        // Markdown table: header and separator rows are parents of the body rows.
+        if trimmed.starts_with('|')
+            && i + 1 < lines.len()
+            && is_table_separator(text[lines[i + 1].0..lines[i + 1].1].trim())
+        {
+            let parent = section_parent(label, &headings);
+            let head = out.len();
+            push_capped(&mut out, text, ts, te, block, parent, SegKind::TableHead);
+            let (ss, se) = trim_range(text, lines[i + 1].0, lines[i + 1].1);
+            let sep = out.len();
+            out.push(Segment {
+                start: ss,
+                end: se,
+                block,
+                parent: Some(head),
+                kind: SegKind::TableHead,
+            });
+            let mut j = i + 2;
+            while j < lines.len() && text[lines[j].0..lines[j].1].trim().starts_with('|') {
+                let (rs, re) = trim_range(text, lines[j].0, lines[j].1);
+                push_capped(&mut out, text, rs, re, block, Some(sep), SegKind::TableRow);
+                j += 1;
+            }
+            i = j;
+            continue;
+        }
+
+        // Speaker label at the start of the line.
+        let mut body_start = ts;
+        if let Some(len) = speaker_label_len(&text[ts..te]) {
+            let idx = out.len();
+            out.push(Segment {
+                start: ts,
+                end: ts + len,
+                block,
+                parent: None,
+                kind: SegKind::Label,
+            });
+            label = Some(idx);
+            body_start = ts + len;
+            while body_start < te && text.as_bytes()[body_start].is_ascii_whitespace() {
+                body_start += 1;
+            }
+        }
+
+        // A paragraph: this line plus hard-wrapped continuation lines.
+        let mut j = i;
+        let mut end = te;
+        while j + 1 < lines.len() {
+            let next = text[lines[j + 1].0..lines[j + 1].1].trim_start();
+            let prev = text[lines[j].0..lines[j].1].trim_end();
+            let continues = next.chars().next().is_some_and(char::is_lowercase)
+                && !prev.ends_with(['.', '!', '?', ':', '。', '！', '？'])
+                && !is_list_item(next);
+            if !continues {
+                break;
+            }
+            j += 1;
+            end = trim_range(text, lines[j].0, lines[j].1).1;
+        }
+        if body_start < end {
+            let parent = section_parent(label, &headings);
+            split_sentences(text, body_start, end, |s, e| {
+                push_capped(&mut out, text, s, e, block, parent, SegKind::Sentence);
+            });
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Byte ranges of lines, without their line terminators.
+fn lines_of(text: &str) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if b == b'\n' {
+            let end = if i > start && text.as_bytes()[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
+            v.push((start, end));
+            start = i + 1;
+        }
+    }
+    if start < text.len() {
+        v.push((start, text.len()));
+    }
+    v
+}
+
+fn trim_range(text: &str, s: usize, e: usize) -> (usize, usize) {
+    let slice = &text[s..e];
+    let lead = slice.len() - slice.trim_start().len();
+    let trail = slice.len() - slice.trim_end().len();
+    if lead == slice.len() {
+        return (s, s);
+    }
+    (s + lead, e - trail)
+}
+
+/// Pushes a segment, cutting it into pieces of at most `MAX_SEGMENT` bytes (at white space
+/// when possible, otherwise at a char boundary).
+fn push_capped(
+    out: &mut Vec<Segment>,
+    text: &str,
+    mut s: usize,
+    e: usize,
+    block: usize,
+    parent: Option<usize>,
+    kind: SegKind,
+) {
+    // Code blocks and headers are kept atomic up to a larger size.
+    let cap = if kind == SegKind::Code {
+        4 * MAX_SEGMENT
+    } else {
+        MAX_SEGMENT
+    };
+    while e - s > cap {
+        let mut cut = floor_char_boundary(text, s + cap);
+        // Prefer the last white space in the second half of the window.
+        let window = &text[s..cut];
+        if let Some(ws) = window.rfind(char::is_whitespace)
+            && ws > cap / 2
+        {
+            cut = s + ws;
+        } else if e - s <= 2 * cap
+            && let Some(ws) = text[s..e].rfind(char::is_whitespace)
+            && ws > 0
+        {
+            cut = s + ws;
+        } else if cut <= s {
+            cut = ceil_char_boundary(text, s + 1);
+        }
+        let (ps, pe) = trim_range(text, s, cut);
+        if ps < pe {
+            out.push(Segment {
+                start: ps,
+                end: pe,
+                block,
+                parent,
+                kind,
+            });
+        }
+        s = cut;
+        while s < e {
+            let c = text[s..].chars().next().unwrap();
+            if !c.is_whitespace() {
+                break;
+            }
+            s += c.len_utf8();
+        }
+    }
+    let (ps, pe) = trim_range(text, s, e);
+    if ps < pe {
+        out.push(Segment {
+            start: ps,
+            end: pe,
+            block,
+            parent,
+            kind,
+        });
+    }
+}
+
+pub fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    if i >= text.len() {
+        return text.len();
+    }
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+pub fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
+    if i >= text.len() {
+        return text.len();
+    }
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn heading_level(line: &str) -> Option<usize> {
+    let hashes = line.bytes().take_while(|&b| b == b'#').count();
+    if (1..=6).contains(&hashes)
+        && line.len() > hashes
+        && line.as_bytes()[hashes].is_ascii_whitespace()
+    {
+        Some(hashes)
+    } else {
+        None
+    }
+}
+
+fn is_table_separator(line: &str) -> bool {
+    line.starts_with('|')
+        && line.contains('-')
+        && line
+            .chars()
+            .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+}
+
+fn is_list_item(line: &str) -> bool {
+    let b = line.as_bytes();
+    if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' {
+        return true;
+    }
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    digits > 0
+        && digits < 4
+        && b.len() > digits + 1
+        && matches!(b[digits], b'.' | b')')
+        && b[digits + 1] == b' '
+}
+
+/// Length of a speaker label (`User:`, `Assistant:`, `Dr. Smith:`, `[10:32] Bob:` is not one)
+/// at the start of a line: 1–3 words of letters, then `:` and white space.
+fn speaker_label_len(line: &str) -> Option<usize> {
+    let colon = line.find(':')?;
+    if colon == 0 || colon > 32 {
+        return None;
+    }
+    let name = &line[..colon];
+    let after = &line[colon + 1..];
+    if !after.starts_with([' ', '\t']) || after.trim().is_empty() {
+        return None;
+    }
+    let words = name.split_whitespace().count();
+    let first = name.chars().next()?;
+    if words == 0
+        || words > 3
+        || !first.is_uppercase()
+        || !name
+            .chars()
+            .all(|c| c.is_alphabetic() || c == ' ' || c == '.' || c == '-' || c == '_')
+    {
+        return None;
+    }
+    Some(colon + 1)
+}
+
+/// Words after which a period does not end a sentence (compared lower-cased, without the dot).
+const ABBREVIATIONS: &[&str] = &[
+    "al", "approx", "apr", "aug", "ave", "blvd", "capt", "cf", "co", "col", "corp", "dec", "dept",
+    "dr", "e.g", "eg", "est", "etc", "feb", "fig", "figs", "gen", "gov", "i.e", "ie", "inc", "jan",
+    "jr", "jul", "jun", "lt", "ltd", "mar", "mr", "mrs", "ms", "mt", "no", "nos", "nov", "oct",
+    "op", "p", "pp", "prof", "rep", "rev", "sen", "sep", "sept", "sgt", "sr", "st", "vol", "vs",
+];
+
+/// Calls `f(start, end)` for each sentence in `text[s..e]` (trimmed, non-empty).
+pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, usize)) {
+    let bytes = text.as_bytes();
+    let mut start = s;
+    let mut i = s;
+    while i < e {
+        let c = text[i..].chars().next().unwrap();
+        let clen = c.len_utf8();
+        let cjk_end = matches!(c, '。' | '！' | '？');
+        let latin_end = matches!(c, '.' | '!' | '?' | '…');
+        if !cjk_end && !latin_end {
+            i += clen;
+            continue;
+        }
+        // Swallow repeated end marks and closing quotes/brackets.
+        let mut j = i + clen;
+        while j < e {
+            let d = text[j..].chars().next().unwrap();
+            if matches!(
+                d,
+                '.' | '!'
+                    | '?'
+                    | '…'
+                    | '"'
+                    | '\''
+                    | ')'
+                    | ']'
+                    | '”'
+                    | '’'
+                    | '」'
+                    | '』'
+                    | '）'
+                    | '。'
+                    | '！'
+                    | '？'
+            ) {
+                j += d.len_utf8();
+            } else {
+                break;
+            }
+        }
+        if cjk_end {
+            f_trimmed(text, start, j, &mut f);
+            start = j;
+            i = j;
+            continue;
+        }
+        // Latin: needs white space after, then not a lower-case start.
+        if j >= e || !bytes[j].is_ascii_whitespace() {
+            i = j;
+            continue;
+        }
+        let mut k = j;
+        while k < e && bytes[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        let next = text[k..e].chars().next();
+        let lower_next = next.is_some_and(|n| n.is_lowercase());
+        if lower_next || (c == '.' && j == i + 1 && is_abbreviation(text, start, i)) {
+            i = j;
+            continue;
+        }
+        f_trimmed(text, start, j, &mut f);
+        start = k;
+        i = k;
+    }
+    if start < e {
+        f_trimmed(text, start, e, &mut f);
+    }
+}
+
+fn f_trimmed(text: &str, s: usize, e: usize, f: &mut impl FnMut(usize, usize)) {
+    let (ts, te) = trim_range(text, s, e);
+    if ts < te {
+        f(ts, te);
+    }
+}
+
+/// Is the word ending just before the period at `dot` an abbreviation?
+fn is_abbreviation(text: &str, sentence_start: usize, dot: usize) -> bool {
+    let before = &text[sentence_start..dot];
+    let word = before
+        .rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"')
+        .next()
+        .unwrap_or("");
+    if word.is_empty() {
+        return false;
+    }
+    let mut chars = word.chars();
+    let first = chars.next().unwrap();
+    // Single capital letter: an initial ("J. R. R. Tolkien").
+    if chars.next().is_none() && first.is_uppercase() {
+        return true;
+    }
+    // Dotted acronyms: "U.S", "e.g", "Ph.D".
+    if word.contains('.')
+        && word
+            .split('.')
+            .all(|p| p.chars().count() <= 2 && !p.is_empty())
+    {
+        return true;
+    }
+    let lower = word.to_lowercase();
+    ABBREVIATIONS.binary_search(&lower.as_str()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentences(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        split_sentences(text, 0, text.len(), |s, e| v.push(&text[s..e]));
+        v
+    }
+
+    fn segs(text: &str) -> Vec<&str> {
+        segment(text, SegmentOptions::default())
+            .iter()
+            .map(|s| &text[s.start..s.end])
+            .collect()
+    }
+
+    #[test]
+    fn abbreviation_list_is_sorted() {
+        assert!(ABBREVIATIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn sentences_survive_abbreviations_decimals_and_urls() {
+        let text = "Dr. Smith paid $3.14 in the U.S. Army store. See https://example.com/a.b?x=1. \
+                    J. R. R. Tolkien wrote it, e.g. in 1937! Really? Yes.";
+        assert_eq!(
+            sentences(text),
+            [
+                "Dr. Smith paid $3.14 in the U.S. Army store.",
+                "See https://example.com/a.b?x=1.",
+                "J. R. R. Tolkien wrote it, e.g. in 1937!",
+                "Really?",
+                "Yes."
+            ]
+        );
+    }
+
+    #[test]
+    fn cjk_punctuation_ends_sentences() {
+        assert_eq!(
+            sentences("今日は晴れです。明日は雨！本当？「はい。」終わり"),
+            [
+                "今日は晴れです。",
+                "明日は雨！",
+                "本当？",
+                "「はい。」",
+                "終わり"
+            ]
+        );
+    }
+
+    #[test]
+    fn quotes_stay_with_their_sentence() {
+        assert_eq!(
+            sentences("He said \"Stop.\" Then he left."),
+            ["He said \"Stop.\"", "Then he left."]
+        );
+    }
+
+    #[test]
+    fn titles_are_parents_of_their_passage() {
+        let text = "Title: Bee Gees\nThey sang. They danced.\n\nTitle: Other\nText here.";
+        let s = segment(text, SegmentOptions::default());
+        let texts: Vec<&str> = s.iter().map(|x| &text[x.start..x.end]).collect();
+        assert_eq!(
+            texts,
+            [
+                "Title: Bee Gees",
+                "They sang.",
+                "They danced.",
+                "Title: Other",
+                "Text here."
+            ]
+        );
+        assert_eq!(s[1].parent, Some(0));
+        assert_eq!(s[4].parent, Some(3));
+        assert_eq!(s[4].block, 1);
+        assert_eq!(s[0].kind, SegKind::Header);
+    }
+
+    #[test]
+    fn markdown_structure() {
+        let text = "# Top\n\nIntro text.\n\n## Sub\n\n- item one\n- item two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode\n\nmore\n```\n";
+        let s = segment(text, SegmentOptions::default());
+        let texts: Vec<&str> = s.iter().map(|x| &text[x.start..x.end]).collect();
+        assert_eq!(
+            texts,
+            [
+                "# Top",
+                "Intro text.",
+                "## Sub",
+                "- item one",
+                "- item two",
+                "| a | b |",
+                "|---|---|",
+                "| 1 | 2 |",
+                "```\ncode\n\nmore\n```"
+            ]
+        );
+        assert_eq!(s[1].parent, Some(0));
+        assert_eq!(s[2].parent, Some(0));
+        assert_eq!(s[3].parent, Some(2));
+        assert_eq!(s[7].parent, Some(6));
+        assert_eq!(s[6].parent, Some(5));
+        assert_eq!(s[8].kind, SegKind::Code);
+    }
+
+    #[test]
+    fn speaker_labels_are_kept_apart_as_parents() {
+        let text = "User: Hello there. How are you?\nAssistant: Fine. Thanks!";
+        let s = segment(
+            text,
+            SegmentOptions {
+                chat: true,
+                ..Default::default()
+            },
+        );
+        let texts: Vec<&str> = s.iter().map(|x| &text[x.start..x.end]).collect();
+        assert_eq!(
+            texts,
+            [
+                "User:",
+                "Hello there.",
+                "How are you?",
+                "Assistant:",
+                "Fine.",
+                "Thanks!"
+            ]
+        );
+        assert_eq!(s[2].parent, Some(0));
+        assert_eq!(s[5].parent, Some(3));
+    }
+
+    #[test]
+    fn hard_wrapped_lines_are_joined() {
+        assert_eq!(
+            segs("The quick brown fox\njumps over the dog. Next one.\nNew line here"),
+            [
+                "The quick brown fox\njumps over the dog.",
+                "Next one.",
+                "New line here"
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_runs_are_cut_into_bounded_pieces() {
+        let text = "a".repeat(10_000);
+        let s = segment(&text, SegmentOptions::default());
+        assert!(s.len() >= 5);
+        assert!(s.iter().all(|x| x.end - x.start <= MAX_SEGMENT));
+        assert_eq!(s.iter().map(|x| x.end - x.start).sum::<usize>(), 10_000);
+        let text = "é".repeat(3_000);
+        let s = segment(&text, SegmentOptions::default());
+        assert!(
+            s.iter()
+                .all(|x| text.is_char_boundary(x.start) && text.is_char_boundary(x.end))
+        );
+    }
+}
