@@ -126,6 +126,24 @@ pub fn count_tokens(file: Option<&Path>, model: &str, json: bool, registry: &Reg
     Ok(())
 }
 
+/// `omnimemory eval`: retention, JSON validity and achieved ratio per ratio (EVAL.md).
+pub fn eval(data: &Path, ratios: &[f64], use_query: bool, json: bool) -> anyhow::Result<()> {
+    if let Some(bad) = ratios.iter().find(|r| !(r.is_finite() && **r >= 1.0)) {
+        anyhow::bail!("--ratios takes numbers of at least 1 (2 keeps half the tokens), got {bad}");
+    }
+    let items = omnimemory_engine::eval::load_jsonl(data).map_err(anyhow::Error::msg)?;
+    let progress = progress_bar(items.len() as u64);
+    let report = omnimemory_engine::eval::run(&items, ratios, use_query, &mut || progress.inc(1));
+    progress.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}: {} items", data.display(), items.len());
+        print!("{report}");
+    }
+    Ok(())
+}
+
 /// A progress bar on stderr when it is a terminal; hidden when piped.
 pub fn progress_bar(len: u64) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -58,6 +58,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the EVAL.md protocol (answer retention per ratio) on a JSONL file of
+    /// `{id, query, answers, context}` items.
+    Eval {
+        data: PathBuf,
+        /// Compression ratios to measure (2 = keep half the tokens).
+        #[arg(long, value_delimiter = ',', default_values_t = [2.0, 4.0, 10.0])]
+        ratios: Vec<f64>,
+        /// Compress without the query (query-agnostic mode).
+        #[arg(long)]
+        no_query: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Administer keys, usage and storage.
     Admin(AdminArgs),
     /// Print performance figures.
@@ -109,6 +123,10 @@ fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::CountTokens { file, model, json } => {
             local::count_tokens(file.as_deref(), &model, json, &local_registry()?)?;
+            Ok(true)
+        }
+        Command::Eval { data, ratios, no_query, json } => {
+            local::eval(&data, &ratios, !no_query, json)?;
             Ok(true)
         }
         Command::Admin(args) => {

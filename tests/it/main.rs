@@ -1,6 +1,8 @@
 //! Black-box tests: the real binary, a temporary data folder, HTTP and the CLI.
 
 mod admin_cli;
+mod compress_api;
 mod foundation;
 mod harness;
 mod limits;
+mod local_cli;

@@ -1,0 +1,78 @@
+//! `/compress`, `/count-tokens` and `/validate` over HTTP, as the original SDK calls them.
+
+use serde_json::json;
+
+use crate::harness::{Backend, Server, client};
+
+async fn post(server: &Server, key: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let resp = client().post(server.url(path)).bearer_auth(key).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn json_in_gives_valid_json_out_within_budget() {
+    let server = Server::start(&Backend::Sqlite);
+    let key = server.create_key("json", "enterprise");
+    let object: serde_json::Map<String, serde_json::Value> =
+        (0..60).map(|i| (format!("key-{i:03}"), json!(format!("value number {i} of the map")))).collect();
+    let context = serde_json::to_string_pretty(&object).unwrap();
+    let out = post(
+        &server,
+        &key,
+        "/compress",
+        json!({"context": context, "query": "What is the value of \"key-042\"?", "target_compression": 0.9,
+               "model_id": "gpt-4o", "prefer_online": null, "metrics": null, "file_path": null}),
+    )
+    .await;
+    let text = out["compressed_text"].as_str().unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(text).expect("output parses as JSON");
+    assert_eq!(parsed["key-042"], "value number 42 of the map", "{text}");
+    assert_eq!((out["content_type"].as_str(), out["tokenizer"].as_str()), (Some("json"), Some("o200k_base")));
+    assert!(out["compressed_tokens"].as_u64().unwrap() <= out["budget_tokens"].as_u64().unwrap());
+    assert_eq!(out["model_id"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn prose_keeps_input_order_and_honours_target_tokens() {
+    let server = Server::start(&Backend::Sqlite);
+    let key = server.create_key("prose", "enterprise");
+    let sentences: Vec<String> =
+        (0..40).map(|i| format!("Sentence {i} talks about topic {} with detail number {}.", i % 7, i * 13)).collect();
+    let context = sentences.join(" ");
+    let out =
+        post(&server, &key, "/compress", json!({"context": context, "target_tokens": 120, "target_compression": 0.1}))
+            .await;
+    assert!(out["compressed_tokens"].as_u64().unwrap() <= 120, "{out}");
+    assert_eq!(out["budget_tokens"], 120);
+    let indices: Vec<u64> = out["retained_indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(!indices.is_empty() && indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+    assert!(out["quality_score"].as_f64().unwrap() < 1.0 && out["quality_score"].as_f64().unwrap() > 0.0);
+    let ratio = out["compression_ratio"].as_f64().unwrap();
+    let expected = 1.0 - out["compressed_tokens"].as_f64().unwrap() / out["original_tokens"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9);
+
+    let empty = post(&server, &key, "/compress", json!({"context": ""})).await;
+    assert_eq!((empty["original_tokens"].as_u64(), empty["compression_ratio"].as_f64()), (Some(0), Some(0.0)));
+    let tiny = post(&server, &key, "/compress", json!({"context": "Keep me."})).await;
+    assert_eq!((tiny["compressed_text"].as_str(), tiny["quality_score"].as_f64()), (Some("Keep me."), Some(1.0)));
+}
+
+#[tokio::test]
+async fn count_tokens_and_validate_answer_the_documented_shapes() {
+    let server = Server::start(&Backend::Sqlite);
+    let key = server.create_key("shapes", "enterprise");
+    let count = post(&server, &key, "/count-tokens", json!({"text": "hello world", "model_id": "gpt-4o-mini"})).await;
+    assert_eq!((count["token_count"].as_u64(), count["tokenizer"].as_str()), (Some(2), Some("o200k_base")));
+    assert_eq!((count["is_exact"].as_bool(), count["strategy_used"].as_str()), (Some(true), Some("bpe")));
+    let unknown = post(&server, &key, "/count-tokens", json!({"text": "hello world", "model_id": "my-model"})).await;
+    assert_eq!(unknown["is_exact"], false);
+
+    let original = "The launch is on 12 March 2027 in Lisbon. Tickets cost 40 euros.";
+    let same = post(&server, &key, "/validate", json!({"original": original, "compressed": original})).await;
+    assert_eq!((same["passed"].as_bool(), same["bertscore_f1"].is_null()), (Some(true), true), "{same}");
+    assert!(same["rouge_l_score"].as_f64().unwrap() > 0.99);
+    let lossy = post(&server, &key, "/validate", json!({"original": original, "compressed": "Tickets."})).await;
+    assert!(lossy["rouge_l_score"].as_f64().unwrap() < same["rouge_l_score"].as_f64().unwrap());
+    assert!(lossy["details"].as_object().is_some_and(|d| !d.is_empty()), "{lossy}");
+}
