@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::config::TierLimits;
 use crate::keys::{KeyRequest, LimitOverride, Tier};
-use crate::limits::{KeyPolicy, Limiter, SystemClock};
+use crate::limits::{KeyPolicy, Limiter, LocalLimiter, SystemClock};
 use crate::store::Store;
 use crate::usage::{UsageRecord, UsageWriter};
 
@@ -34,15 +34,16 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
     let mut limits = TierLimits::default_for(Tier::Enterprise);
     (limits.monthly_tokens, limits.requests_per_second, limits.burst) = (None, 1e12, u32::MAX);
     let policy = KeyPolicy::new(Tier::Enterprise, limits);
-    let limiter = Limiter::default();
-    limiter.load(key.id, &policy, None, 0, jiff::Timestamp::now());
-    let (writer, task) = UsageWriter::start(store.clone(), limiter.clone(), Arc::new(SystemClock));
+    let local = LocalLimiter::default();
+    local.load(key.id, &policy, None, 0, jiff::Timestamp::now());
+    let limiter = Limiter::Local(local.clone());
+    let (writer, task) = UsageWriter::start(store.clone(), limiter, Arc::new(SystemClock));
 
     let started = Instant::now();
     let mut workers = Vec::new();
     let per_worker = records.div_ceil(concurrency as u64);
     for w in 0..concurrency {
-        let (writer, limiter, key) = (writer.clone(), limiter.clone(), key.clone());
+        let (writer, limiter, key) = (writer.clone(), local.clone(), key.clone());
         workers.push(tokio::spawn(async move {
             for i in 0..per_worker {
                 let admission = limiter

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::keys::{LimitOverride, Tier};
+use crate::limits::FailureMode;
 
 pub const DEFAULT_PORT: u16 = 8001;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -105,6 +106,9 @@ struct FileConfig {
     admin_key: Option<String>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    redis_rate_failure: Option<FailureMode>,
+    redis_quota_failure: Option<FailureMode>,
     max_body_bytes: Option<usize>,
     #[serde(default)]
     tiers: BTreeMap<Tier, TierOverride>,
@@ -124,6 +128,11 @@ pub struct Settings {
     pub admin_key: Option<AdminKey>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Namespace of this deployment's keys in Redis.
+    pub redis_prefix: String,
+    /// While Redis is unreachable: rate limits fail open by default, the quota closed.
+    pub redis_rate_failure: FailureMode,
+    pub redis_quota_failure: FailureMode,
     pub max_body_bytes: usize,
     pub tiers: BTreeMap<Tier, TierLimits>,
 }
@@ -190,9 +199,25 @@ impl Settings {
             admin_key: env("OMNIMEMORY_ADMIN_KEY").or(file.admin_key).and_then(AdminKey::new),
             database_url: env("OMNIMEMORY_DATABASE_URL").or(file.database_url),
             redis_url: env("OMNIMEMORY_REDIS_URL").or(file.redis_url),
+            redis_prefix: env("OMNIMEMORY_REDIS_PREFIX").or(file.redis_prefix).unwrap_or_else(|| "omnimemory".into()),
+            redis_rate_failure: failure_mode(&env, "OMNIMEMORY_REDIS_RATE_FAILURE")?
+                .or(file.redis_rate_failure)
+                .unwrap_or(FailureMode::Open),
+            redis_quota_failure: failure_mode(&env, "OMNIMEMORY_REDIS_QUOTA_FAILURE")?
+                .or(file.redis_quota_failure)
+                .unwrap_or(FailureMode::Closed),
             max_body_bytes,
             tiers,
         })
+    }
+}
+
+fn failure_mode(env: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<FailureMode>, ConfigError> {
+    match env(name) {
+        Some(value) => {
+            value.parse().map(Some).map_err(|message| ConfigError::Env { name, value: value.clone(), message })
+        }
+        None => Ok(None),
     }
 }
 

@@ -405,16 +405,22 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
     let limits = settings.limits_for(&record);
     let policy = KeyPolicy::new(record.tier, limits);
     let now = jiff::Timestamp::now();
+    // The levels as of now: Redis holds them live; otherwise the levels the server last saved,
+    // refilled up to now by the same limiter code the server runs.
     let saved = store.bucket_snapshot(record.id).await?;
-    let used = store.quota_used(record.id, &quota_period(now)).await?;
-    // Replaying the saved levels through the limiter gives the levels as of now.
-    let limiter = Limiter::default();
-    limiter.load(record.id, &policy, saved, used, now);
-    let status = limiter.status(record.id, &policy, now).ok_or_else(|| anyhow::anyhow!("limiter state missing"))?;
+    let limiter = Limiter::from_settings(settings)?;
+    let status = limiter.status(store, record.id, &policy, now).await?;
     let mut page = Page::default();
     page.banner(&format!("Rate limits of {}", record.public_id))
         .field("Tier", record.tier)
-        .field("State", if saved.is_some() { "as last saved by the server" } else { "full (never used)" })
+        .field(
+            "State",
+            match (&limiter, saved.is_some()) {
+                (Limiter::Redis(_), _) => "live, from Redis",
+                (Limiter::Local(_), true) => "as last saved by the server",
+                (Limiter::Local(_), false) => "full (never used)",
+            },
+        )
         .section("Requests")
         .field("Rate", format!("{} req/s, burst {}", limits.requests_per_second, limits.burst))
         .field("Available now", thousands(status.requests_remaining))
@@ -436,7 +442,8 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
         .field("Limit", limit_text(status.monthly_limit))
         .field("Resets at", status.resets_at);
     let json = json!({
-        "key_id": record.public_id, "tier": record.tier, "saved_state": saved.is_some(),
+        "key_id": record.public_id, "tier": record.tier,
+        "saved_state": saved.is_some() || matches!(limiter, Limiter::Redis(_)),
         "requests_per_second": limits.requests_per_second, "burst": limits.burst,
         "requests_available": status.requests_remaining, "requests_full_in_secs": status.requests_reset_secs,
         "tokens_per_second": status.tokens.as_ref().map(|t| t.per_second),

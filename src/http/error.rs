@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::limits::rate_headers;
-use crate::limits::{RateStatus, Refusal};
+use crate::limits::{AdmitError, RateStatus, Refusal};
 use crate::store::StoreError;
 use crate::usage::WriteError;
 
@@ -40,6 +40,8 @@ pub enum ApiError {
     TokenRateLimited { retry_after: u64, status: Box<RateStatus> },
     #[error("Monthly token quota exceeded ({used} of {limit} tokens used); it resets at {resets_at}")]
     QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
+    #[error("Rate limiter unavailable: {0}")]
+    LimiterUnavailable(String),
     #[error("Storage unavailable: {0}")]
     StorageUnavailable(StoreError),
     #[error("Internal error")]
@@ -65,6 +67,7 @@ impl ApiError {
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
             TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),
             QuotaExceeded { .. } => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded"),
+            LimiterUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -79,6 +82,16 @@ impl From<Refusal> for ApiError {
             Refusal::QuotaExceeded { limit, used, resets_at, status } => {
                 ApiError::QuotaExceeded { limit, used, resets_at, status }
             }
+        }
+    }
+}
+
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::Refused(r) => r.into(),
+            AdmitError::Unavailable(reason) => ApiError::LimiterUnavailable(reason),
+            AdmitError::Store(e) => e.into(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Admission on the request path: loads a key's limiter state from storage on first use,
-//! admits or refuses, and writes the rate-limit headers (on refusals and on successes).
+//! Admission on the request path: admits or refuses through the limiter, and writes the
+//! rate-limit headers (on refusals and on successes).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -7,29 +7,15 @@ use super::AppState;
 use super::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::limits::{Admission, KeyPolicy, RateStatus};
-use crate::quota::period_of;
 
 pub fn policy_of(state: &AppState, key: &KeyRecord) -> KeyPolicy {
     KeyPolicy::new(key.tier, state.settings.limits_for(key))
 }
 
-/// Makes sure the key's buckets and ledger are in memory, loading them from storage once.
-pub async fn ensure_loaded(state: &AppState, key: &KeyRecord, policy: &KeyPolicy) -> Result<(), ApiError> {
-    if state.limiter.is_loaded(key.id) {
-        return Ok(());
-    }
-    let now = state.clock.now();
-    let saved = state.store.bucket_snapshot(key.id).await?;
-    let used = state.store.quota_used(key.id, &period_of(now)).await?;
-    state.limiter.load(key.id, policy, saved, used, now);
-    Ok(())
-}
-
 /// Admits one request of `key`, charging `tokens` to its token bucket and quota if `charge`.
 pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64, charge: bool) -> Result<Admission, ApiError> {
     let policy = policy_of(state, key);
-    ensure_loaded(state, key, &policy).await?;
-    Ok(state.limiter.admit(key.id, &policy, tokens, charge, state.clock.now())?)
+    Ok(state.limiter.admit(&state.store, key.id, &policy, tokens, charge, state.clock.now()).await?)
 }
 
 /// `X-RateLimit-*` (request bucket) and the IETF `RateLimit-Policy` / `RateLimit` fields

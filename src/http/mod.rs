@@ -50,7 +50,7 @@ impl Service {
         let store =
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
-        let limiter = Limiter::default();
+        let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
         let state =
             AppState { store, registry: Arc::new(registry), settings: Arc::new(settings), limiter, writer, clock };
@@ -93,12 +93,23 @@ pub fn router(state: AppState) -> Router {
 struct Health {
     status: &'static str,
     storage: &'static str,
+    limits: String,
     version: &'static str,
 }
 
+/// 200 when storage and the limiter answer; 200 `degraded` when Redis is down but every
+/// failure mode is open; 503 with the reason otherwise.
 async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.store.check_health(Duration::from_secs(1)).await.map_err(ApiError::StorageUnavailable)?;
-    Ok(axum::Json(Health { status: "healthy", storage: "ok", version: env!("CARGO_PKG_VERSION") }))
+    let (status, limits) = match (state.limiter.problem().await, &state.limiter) {
+        (Some(p), _) if p.refuses => {
+            return Err(ApiError::LimiterUnavailable(format!("{}; requests that need it are refused", p.reason)));
+        }
+        (Some(p), _) => ("degraded", format!("{}; limits are not enforced meanwhile (failing open)", p.reason)),
+        (None, Limiter::Redis(_)) => ("healthy", "redis ok".to_string()),
+        (None, Limiter::Local(_)) => ("healthy", "in process".to_string()),
+    };
+    Ok(axum::Json(Health { status, storage: "ok", limits, version: env!("CARGO_PKG_VERSION") }))
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.

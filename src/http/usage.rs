@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
-use super::limits::{ensure_loaded, policy_of};
+use super::limits::policy_of;
 use crate::keys::Tier;
 use crate::store::{TagUsage, UsageSummary};
 
@@ -109,11 +109,7 @@ pub async fn quota(
     Authenticated(key): Authenticated,
 ) -> Result<axum::Json<QuotaResponse>, ApiError> {
     let policy = policy_of(&state, &key);
-    ensure_loaded(&state, &key, &policy).await?;
-    let status = state
-        .limiter
-        .status(key.id, &policy, state.clock.now())
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("limiter state of key {} missing", key.id)))?;
+    let status = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await?;
     let limit = status.monthly_limit;
     let usage = QuotaUsage {
         monthly_limit: limit,

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 use std::sync::Arc;
 
 use crate::limits::{Admission, Clock, Limiter};
-use crate::quota::period_of;
 use crate::store::{Store, StoreError};
 
 /// The most jobs one transaction takes.
@@ -125,7 +124,7 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
         seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
     }
     // Shutdown: every handler is gone; save the bucket levels of every key this process used.
-    let snapshots: Vec<_> = limiter.loaded_keys().into_iter().filter_map(|k| limiter.snapshot(k)).collect();
+    let snapshots = limiter.all_snapshots();
     if let Err(e) = store.commit_usage(&[], &[], &snapshots).await {
         tracing::error!("cannot save rate-limit state at shutdown: {e}");
     }
@@ -167,21 +166,17 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
     }
 }
 
-/// After an admin reset, reloads the durable usage of every key held in memory.
+/// After an admin reset, makes the limiter forget the quota use it held.
 async fn reload_after_reset(store: &Store, limiter: &Limiter, now: jiff::Timestamp, seen: i64) -> i64 {
     let latest = match store.latest_quota_reset().await {
         Ok(id) if id > seen => id,
         _ => return seen,
     };
-    let period = period_of(now);
-    for key_id in limiter.loaded_keys() {
-        match store.quota_used(key_id, &period).await {
-            Ok(used) => limiter.reload_used(key_id, &period, used),
-            Err(e) => {
-                tracing::error!("cannot reload quota after a reset: {e}");
-                return seen;
-            }
+    match limiter.after_quota_reset(store, now).await {
+        Ok(()) => latest,
+        Err(e) => {
+            tracing::error!("cannot reload quota after a reset: {e}");
+            seen
         }
     }
-    latest
 }

@@ -13,7 +13,11 @@ pub const ADMIN_KEY: &str = "test-admin-secret-0123456789";
 #[derive(Debug, Clone)]
 pub enum Backend {
     Sqlite,
-    Postgres { url: String },
+    /// PostgreSQL, plus Redis limits (under a prefix of its own) when `OMNIMEMORY_TEST_REDIS_URL` is set.
+    Postgres {
+        url: String,
+        redis: Option<(String, String)>,
+    },
 }
 
 impl Backend {
@@ -28,14 +32,23 @@ impl Backend {
         let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to OMNIMEMORY_TEST_DATABASE_URL");
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
-        Some(Backend::Postgres { url: format!("{base}{sep}options[search_path]={schema}") })
+        let redis =
+            std::env::var("OMNIMEMORY_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()).map(|u| (u, schema.clone()));
+        Some(Backend::Postgres { url: format!("{base}{sep}options[search_path]={schema}"), redis })
     }
 
     /// Environment that points the binary at this backend.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Backend::Sqlite => vec![],
-            Backend::Postgres { url } => vec![("OMNIMEMORY_DATABASE_URL", url.clone())],
+            Backend::Postgres { url, redis } => {
+                let mut env = vec![("OMNIMEMORY_DATABASE_URL", url.clone())];
+                if let Some((redis_url, prefix)) = redis {
+                    env.push(("OMNIMEMORY_REDIS_URL", redis_url.clone()));
+                    env.push(("OMNIMEMORY_REDIS_PREFIX", prefix.clone()));
+                }
+                env
+            }
         }
     }
 
@@ -48,7 +61,7 @@ impl Backend {
                 let file = if table == "api_keys" { "api_keys.db" } else { "usage.db" };
                 format!("sqlite://{}", home.join(file).display())
             }
-            Backend::Postgres { url } => url.clone(),
+            Backend::Postgres { url, .. } => url.clone(),
         };
         sqlx::AnyConnection::connect(&url).await.unwrap()
     }
@@ -248,6 +261,7 @@ pub fn cli_with(home: &Path, env: &[(&str, String)], args: &[&str], stdin: Optio
         .args(args)
         .env("OMNIMEMORY_HOME", home)
         .env_remove("OMNIMEMORY_DATABASE_URL")
+        .env_remove("OMNIMEMORY_REDIS_URL")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("OMNIMEMORY_ADMIN_KEY")
         .stdin(Stdio::piped())

@@ -330,8 +330,9 @@ async fn restarting_the_server_is_no_way_around_a_limit(backend: Backend) {
 
 async fn admin_reset_usage_frees_the_quota_of_a_running_server(backend: Backend) {
     let server = Server::start(&backend);
+    // TEXT is 8 cl100k tokens: a quota of 12 covers one request and not two.
     let out = server.cli(
-        &["admin", "create-key", "--user-id", "resetme", "--tier", "enterprise", "--monthly-tokens", "20", "--json"],
+        &["admin", "create-key", "--user-id", "resetme", "--tier", "enterprise", "--monthly-tokens", "12", "--json"],
         None,
     );
     let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();

@@ -1,80 +1,14 @@
-//! The per-key limiter: a request bucket, a token bucket and a quota ledger per key, checked
+//! The in-process limiter: a request bucket, a token bucket and a quota ledger per key, checked
 //! together under one lock so that a request refused by one check consumes nothing of the
 //! others. An [`Admission`] holds what a request took; dropping it unsettled gives it back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Bucket, Denied, Rate};
-use crate::config::{REFILL_PERIOD_SECS, TierLimits};
-use crate::keys::Tier;
+use super::{Admission, Bucket, Holder, retry_secs};
 use crate::quota::{Ledger, period_of, resets_at};
 
-/// A key's effective limits (its tier's, with the key's own override applied).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeyPolicy {
-    pub tier: Tier,
-    pub requests: Rate,
-    /// `None`: the token rate is unlimited.
-    pub tokens: Option<Rate>,
-    /// `None`: the monthly quota is unlimited.
-    pub monthly_limit: Option<u64>,
-}
-
-impl KeyPolicy {
-    pub fn new(tier: Tier, limits: TierLimits) -> KeyPolicy {
-        let token_rate = limits
-            .tokens_per_second
-            .map(|per_second| Rate { capacity: limits.monthly_tokens.map_or(f64::MAX, |m| m as f64), per_second });
-        KeyPolicy {
-            tier,
-            requests: Rate { capacity: f64::from(limits.burst.max(1)), per_second: limits.requests_per_second },
-            tokens: token_rate,
-            monthly_limit: limits.monthly_tokens,
-        }
-    }
-}
-
-/// Bucket levels of one key, for storage.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeySnapshot {
-    pub key_id: i64,
-    pub requests: Bucket,
-    pub tokens: Option<Bucket>,
-}
-
-/// What the rate headers and `/usage/quota` report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateStatus {
-    pub tier: Tier,
-    pub burst: u64,
-    pub requests_per_second: f64,
-    pub requests_remaining: u64,
-    pub requests_reset_secs: u64,
-    /// `None` when the token rate is unlimited.
-    pub tokens: Option<TokenStatus>,
-    pub monthly_limit: Option<u64>,
-    pub used: u64,
-    pub reserved: u64,
-    pub period: String,
-    pub resets_at: jiff::Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenStatus {
-    pub available: f64,
-    pub capacity: f64,
-    pub per_second: f64,
-    pub reset_secs: u64,
-}
-
-/// Why a request was refused; each carries what the client needs to know.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
-    RequestRate { retry_after: u64, status: Box<RateStatus> },
-    TokenRate { retry_after: u64, status: Box<RateStatus> },
-    QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
-}
+use super::{KeyPolicy, KeySnapshot, RateStatus, Refusal, TokenStatus};
 
 struct KeyState {
     requests: Bucket,
@@ -83,11 +17,11 @@ struct KeyState {
 }
 
 #[derive(Clone, Default)]
-pub struct Limiter {
+pub struct LocalLimiter {
     keys: Arc<Mutex<HashMap<i64, KeyState>>>,
 }
 
-impl Limiter {
+impl LocalLimiter {
     fn lock(&self) -> MutexGuard<'_, HashMap<i64, KeyState>> {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,15 +98,8 @@ impl Limiter {
             }
         }
         let status = status_of(state, policy, now);
-        Ok(Admission {
-            limiter: self.clone(),
-            key_id,
-            policy: *policy,
-            tokens: if charge { tokens } else { 0 },
-            period,
-            status,
-            settled: false,
-        })
+        let tokens = if charge { tokens } else { 0 };
+        Ok(Admission::new(Holder::Local(self.clone()), key_id, *policy, tokens, period, status))
     }
 
     /// Current state of a loaded key.
@@ -184,28 +111,20 @@ impl Limiter {
         self.lock().get(&key_id).map(|s| KeySnapshot { key_id, requests: s.requests, tokens: s.tokens })
     }
 
-    fn settle(&self, key_id: i64, tokens: u64, period: &str) {
+    pub(super) fn settle(&self, key_id: i64, tokens: u64, period: &str) {
         if let Some(state) = self.lock().get_mut(&key_id) {
             state.ledger.settle(tokens, period);
         }
     }
 
-    fn refund(&self, admission: &Admission) {
-        if let Some(state) = self.lock().get_mut(&admission.key_id) {
-            state.ledger.refund(admission.tokens);
-            state.requests.give_back(admission.policy.requests, 1.0);
-            if let (Some(rate), Some(bucket)) = (admission.policy.tokens, state.tokens.as_mut()) {
-                bucket.give_back(rate, admission.tokens as f64);
+    pub(super) fn refund(&self, key_id: i64, policy: &KeyPolicy, tokens: u64) {
+        if let Some(state) = self.lock().get_mut(&key_id) {
+            state.ledger.refund(tokens);
+            state.requests.give_back(policy.requests, 1.0);
+            if let (Some(rate), Some(bucket)) = (policy.tokens, state.tokens.as_mut()) {
+                bucket.give_back(rate, tokens as f64);
             }
         }
-    }
-}
-
-fn retry_secs(denied: Denied) -> u64 {
-    match denied {
-        Denied::RetryAfter(s) => s,
-        // More than the bucket can ever hold: retrying is pointless before the limits change.
-        Denied::Never => REFILL_PERIOD_SECS as u64,
     }
 }
 
@@ -237,43 +156,12 @@ fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> Rate
     }
 }
 
-/// What one admitted request holds. Settle it once its usage record is durable; dropped
-/// unsettled (a failed or abandoned request), it gives everything back.
-pub struct Admission {
-    limiter: Limiter,
-    pub key_id: i64,
-    policy: KeyPolicy,
-    pub tokens: u64,
-    pub period: String,
-    pub status: RateStatus,
-    settled: bool,
-}
-
-impl std::fmt::Debug for Admission {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admission").field("key_id", &self.key_id).field("tokens", &self.tokens).finish()
-    }
-}
-
-impl Admission {
-    /// The request's record is committed: its reservation becomes durable use.
-    pub fn settle(mut self) {
-        self.settled = true;
-        self.limiter.settle(self.key_id, self.tokens, &self.period);
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.limiter.refund(self);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{REFILL_PERIOD_SECS, TierLimits};
+    use crate::keys::Tier;
+    use crate::limits::{KeyPolicy, Refusal};
 
     fn policy(tier: Tier, monthly: u64, rps: f64, burst: u32) -> KeyPolicy {
         let mut limits = TierLimits::default_for(tier);
@@ -290,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_refusal_by_the_quota_consumes_no_request_and_no_tokens() {
-        let limiter = Limiter::default();
+        let limiter = LocalLimiter::default();
         let p = policy(Tier::Pro, 1_000, 10.0, 10);
         let now = at("2026-11-27T10:00:00Z");
         let a = limiter.admit(1, &p, 600, true, now).unwrap();
@@ -304,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_dropped_admission_gives_everything_back() {
-        let limiter = Limiter::default();
+        let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
         drop(limiter.admit(7, &p, 500, true, now).unwrap());
@@ -315,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_request_rate_refusal_says_when_to_retry() {
-        let limiter = Limiter::default();
+        let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
         limiter.admit(3, &p, 10, true, now).unwrap().settle();
@@ -328,7 +216,7 @@ mod tests {
 
     #[test]
     fn the_quota_turns_over_with_the_month() {
-        let limiter = Limiter::default();
+        let limiter = LocalLimiter::default();
         let p = policy(Tier::Enterprise, 100, 100.0, 100);
         let nov = at("2026-11-30T23:59:59Z");
         limiter.admit(9, &p, 100, true, nov).unwrap().settle();

@@ -1,0 +1,442 @@
+//! Limits shared by several instances: each key's buckets and quota reservations live in
+//! Redis and change only inside server-side Lua scripts, so concurrent instances see one
+//! consistent state. PostgreSQL (the store) stays the ledger of record: a key's durable quota
+//! use is loaded from it whenever Redis lacks it (first use, a new month, a Redis restart,
+//! after an admin reset).
+//!
+//! Layout, under a configurable prefix P: `P:b:{key}` (hash: request and token bucket levels
+//! and their times), `P:q:{key}:{YYYY-MM}` (hash: `used`, a copy of the store's ledger that
+//! expires every few seconds), `P:r:{key}` (sorted set of
+//! reservations `id|tokens|period`, scored by expiry, so an instance that dies mid-request
+//! cannot hold tokens forever). Times come from the caller's clock.
+//!
+//! While Redis is unreachable the configured [`FailureMode`]s decide: rate limits fail open by
+//! default (requests pass unlimited), the quota fails closed (requests that charge it get 503).
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::{Admission, AdmitError, Holder, KeyPolicy, RateStatus, Refusal, TokenStatus};
+use crate::quota::{period_of, resets_at};
+use crate::store::Store;
+
+/// How long a reservation is held if its instance never settles nor refunds it.
+const RESERVATION_TTL_MS: i64 = 120_000;
+/// How long Redis trusts its copy of a key's durable quota use before reloading it from
+/// storage. Between reloads it is exact (settles add to it); a reload bounds any drift left by
+/// a crashed instance or a Redis restart. Unsettled work stays counted through its reservation,
+/// so drift can only make the limiter stricter, never let a key past its quota.
+const QUOTA_CACHE_MS: i64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Admit without limits while Redis is unreachable.
+    Open,
+    /// Refuse with 503 while Redis is unreachable.
+    Closed,
+}
+
+impl std::str::FromStr for FailureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(FailureMode::Open),
+            "closed" => Ok(FailureMode::Closed),
+            other => Err(format!("expected open or closed, got {other:?}")),
+        }
+    }
+}
+
+/// Why the limiter is degraded, for `/health`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisFailure {
+    pub reason: String,
+    /// Whether some requests are refused meanwhile (a failure mode is `closed`).
+    pub refuses: bool,
+}
+
+#[derive(Clone)]
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    rates_on_failure: FailureMode,
+    quota_on_failure: FailureMode,
+}
+
+/// Admit (or, with `peek`, only report). KEYS: buckets, quota, reservations.
+/// ARGV: now_ms, req_cap, req_rate, has_tok, tok_cap, tok_rate, amount, charge, limit (-1 =
+/// unlimited), member, ttl_ms, db_used (-1 = unknown), period, peek, quota_cache_ms.
+/// Returns {kind, req_level, tok_level, used, reserved, extra}; kind `load` asks for db_used.
+static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local now = tonumber(ARGV[1])
+local req_cap, req_rate = tonumber(ARGV[2]), tonumber(ARGV[3])
+local has_tok = ARGV[4] == '1'
+local tok_cap, tok_rate = tonumber(ARGV[5]), tonumber(ARGV[6])
+local amount = tonumber(ARGV[7])
+local charge = ARGV[8] == '1'
+local limit = tonumber(ARGV[9])
+local member, ttl = ARGV[10], tonumber(ARGV[11])
+local db_used = tonumber(ARGV[12])
+local period = ARGV[13]
+local peek = ARGV[14] == '1'
+
+local function level(lf, tf, cap, rate)
+  local l = redis.call('HGET', KEYS[1], lf)
+  if not l then return cap end
+  local t = tonumber(redis.call('HGET', KEYS[1], tf)) or now
+  return math.min(cap, tonumber(l) + math.max(0, now - t) / 1000.0 * rate)
+end
+local function wait(missing, rate, cap, amt)
+  if amt > cap or rate <= 0 then return -1 end
+  return math.max(1, math.ceil(missing / rate))
+end
+
+local used = 0
+if charge or peek then
+  local u = redis.call('HGET', KEYS[2], 'used')
+  if not u then
+    if db_used < 0 then return {'load', '0', '0', '0', '0', '0'} end
+    redis.call('HSET', KEYS[2], 'used', db_used)
+    redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[15]))
+    u = db_used
+  end
+  used = tonumber(u)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local reserved = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  local tok, per = string.match(m, '^[^|]*|(%d+)|(.*)$')
+  if per == period then reserved = reserved + tonumber(tok) end
+end
+local req = level('rl', 'rt', req_cap, req_rate)
+local tok = -1
+if has_tok then tok = level('tl', 'tt', tok_cap, tok_rate) end
+local function reply(kind, extra)
+  return {kind, tostring(req), tostring(tok), tostring(used), tostring(reserved), tostring(extra)}
+end
+if peek then return reply('peek', 0) end
+if req < 1 then return reply('requests', wait(1 - req, req_rate, req_cap, 1)) end
+if charge then
+  if limit >= 0 and used + reserved + amount > limit then return reply('quota', used + reserved) end
+  if has_tok and tok < amount then return reply('tokens', wait(amount - tok, tok_rate, tok_cap, amount)) end
+end
+req = req - 1
+redis.call('HSET', KEYS[1], 'rl', tostring(req), 'rt', now)
+if charge and has_tok then
+  tok = tok - amount
+  redis.call('HSET', KEYS[1], 'tl', tostring(tok), 'tt', now)
+end
+if charge and amount > 0 then
+  redis.call('ZADD', KEYS[3], now + ttl, member)
+  reserved = reserved + amount
+end
+return reply('ok', 0)
+"#,
+    )
+});
+
+/// The record is durable: drop the reservation, count its tokens as used.
+/// KEYS: quota, reservations. ARGV: member, amount.
+static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
+return 1
+"#,
+    )
+});
+
+/// The request failed: drop the reservation, give back one request and the tokens.
+/// KEYS: buckets, reservations. ARGV: member, req_cap, has_tok, tok_cap, amount.
+static REFUND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('ZREM', KEYS[2], ARGV[1])
+local rl = redis.call('HGET', KEYS[1], 'rl')
+if rl then redis.call('HSET', KEYS[1], 'rl', tostring(math.min(tonumber(ARGV[2]), tonumber(rl) + 1))) end
+if ARGV[3] == '1' then
+  local tl = redis.call('HGET', KEYS[1], 'tl')
+  if tl then
+    redis.call('HSET', KEYS[1], 'tl', tostring(math.min(tonumber(ARGV[4]), tonumber(tl) + tonumber(ARGV[5]))))
+  end
+end
+return 1
+"#,
+    )
+});
+
+impl RedisLimiter {
+    /// Connects lazily: a server starts even while Redis is down (and applies the failure modes).
+    pub fn connect(
+        url: &str,
+        prefix: &str,
+        rates_on_failure: FailureMode,
+        quota_on_failure: FailureMode,
+    ) -> Result<RedisLimiter, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RedisLimiter { conn, prefix: prefix.into(), rates_on_failure, quota_on_failure })
+    }
+
+    fn keys(&self, key_id: i64, period: &str) -> [String; 3] {
+        let p = &self.prefix;
+        [format!("{p}:b:{key_id}"), format!("{p}:q:{key_id}:{period}"), format!("{p}:r:{key_id}")]
+    }
+
+    async fn run_admit(
+        &self,
+        store: &Store,
+        key_id: i64,
+        policy: &KeyPolicy,
+        tokens: u64,
+        charge: bool,
+        peek: bool,
+        member: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Result<Vec<String>, redis::RedisError>, AdmitError> {
+        let period = period_of(now);
+        let [buckets, quota, reservations] = self.keys(key_id, &period);
+        let mut db_used = -1i64;
+        loop {
+            let mut inv = ADMIT.prepare_invoke();
+            inv.key(&buckets).key(&quota).key(&reservations);
+            inv.arg(now.as_millisecond())
+                .arg(policy.requests.capacity)
+                .arg(policy.requests.per_second)
+                .arg(u8::from(policy.tokens.is_some()))
+                .arg(policy.tokens.map_or(0.0, |t| t.capacity))
+                .arg(policy.tokens.map_or(0.0, |t| t.per_second))
+                .arg(tokens)
+                .arg(u8::from(charge))
+                .arg(policy.monthly_limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64))
+                .arg(member)
+                .arg(RESERVATION_TTL_MS)
+                .arg(db_used)
+                .arg(&period)
+                .arg(u8::from(peek))
+                .arg(QUOTA_CACHE_MS);
+            let reply: Vec<String> = match inv.invoke_async(&mut self.conn.clone()).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            if reply.first().map(String::as_str) == Some("load") && db_used < 0 {
+                db_used = store.quota_used(key_id, &period).await? as i64;
+                continue;
+            }
+            return Ok(Ok(reply));
+        }
+    }
+
+    pub(super) async fn admit(
+        &self,
+        store: &Store,
+        key_id: i64,
+        policy: &KeyPolicy,
+        tokens: u64,
+        charge: bool,
+        now: jiff::Timestamp,
+    ) -> Result<Admission, AdmitError> {
+        let period = period_of(now);
+        let tokens = if charge { tokens } else { 0 };
+        let member = format!("{:016x}|{tokens}|{period}", rand::random::<u64>());
+        let reply = match self.run_admit(store, key_id, policy, tokens, charge, false, &member, now).await? {
+            Ok(reply) => reply,
+            Err(e) => {
+                let closed = self.rates_on_failure == FailureMode::Closed
+                    || (charge && self.quota_on_failure == FailureMode::Closed);
+                tracing::warn!("redis unreachable ({e}); failing {}", if closed { "closed" } else { "open" });
+                if closed {
+                    return Err(AdmitError::Unavailable(format!("redis unreachable: {e}")));
+                }
+                let status = full_status(policy, now);
+                return Ok(Admission::new(Holder::Unlimited, key_id, *policy, tokens, period, status));
+            }
+        };
+        let (kind, status, extra) = parse_reply(&reply, policy, now)?;
+        match kind.as_str() {
+            "ok" => {
+                let holder = Holder::Redis { limiter: self.clone(), member };
+                Ok(Admission::new(holder, key_id, *policy, tokens, period, status))
+            }
+            "requests" => Err(AdmitError::Refused(Refusal::RequestRate {
+                retry_after: retry_of(extra),
+                status: Box::new(status),
+            })),
+            "tokens" => {
+                Err(AdmitError::Refused(Refusal::TokenRate { retry_after: retry_of(extra), status: Box::new(status) }))
+            }
+            "quota" => Err(AdmitError::Refused(Refusal::QuotaExceeded {
+                limit: policy.monthly_limit.unwrap_or(0),
+                used: extra.max(0.0) as u64,
+                resets_at: resets_at(now),
+                status: Box::new(status),
+            })),
+            other => Err(AdmitError::Unavailable(format!("unexpected limiter reply {other:?}"))),
+        }
+    }
+
+    pub(super) async fn status(
+        &self,
+        store: &Store,
+        key_id: i64,
+        policy: &KeyPolicy,
+        now: jiff::Timestamp,
+    ) -> Result<RateStatus, AdmitError> {
+        let mut status = match self.run_admit(store, key_id, policy, 0, false, true, "", now).await? {
+            Ok(reply) => parse_reply(&reply, policy, now)?.1,
+            Err(e) => return Err(AdmitError::Unavailable(format!("redis unreachable: {e}"))),
+        };
+        // Report use from the ledger of record, not from Redis's cached copy.
+        status.used = store.quota_used(key_id, &status.period).await?;
+        Ok(status)
+    }
+
+    pub(super) fn settle(&self, key_id: i64, member: &str, tokens: u64, period: &str) {
+        let [_, quota, reservations] = self.keys(key_id, period);
+        let (member, mut conn) = (member.to_string(), self.conn.clone());
+        spawn_script(async move {
+            SETTLE.key(quota).key(reservations).arg(member).arg(tokens).invoke_async::<i64>(&mut conn).await
+        });
+    }
+
+    pub(super) fn refund(&self, key_id: i64, policy: &KeyPolicy, member: &str, tokens: u64) {
+        let [buckets, _, reservations] = self.keys(key_id, "");
+        let (member, mut conn, policy) = (member.to_string(), self.conn.clone(), *policy);
+        spawn_script(async move {
+            REFUND
+                .key(buckets)
+                .key(reservations)
+                .arg(member)
+                .arg(policy.requests.capacity)
+                .arg(u8::from(policy.tokens.is_some()))
+                .arg(policy.tokens.map_or(0.0, |t| t.capacity))
+                .arg(tokens)
+                .invoke_async::<i64>(&mut conn)
+                .await
+        });
+    }
+
+    /// Drops every key's cached quota use of `period`; the next request reloads it from storage.
+    pub(super) async fn forget_quota(&self, period: &str) -> Result<(), AdmitError> {
+        let pattern = format!("{}:q:*:{period}", self.prefix);
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| AdmitError::Unavailable(e.to_string()))?;
+            if !keys.is_empty() {
+                redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|e| AdmitError::Unavailable(e.to_string()))?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    pub(super) async fn problem(&self) -> Option<RedisFailure> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = tokio::time::timeout(Duration::from_secs(1), cmd.query_async::<String>(&mut conn));
+        let reason = match ping.await {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => format!("redis unreachable: {e}"),
+            Err(_) => "redis did not answer within 1 s".to_string(),
+        };
+        let refuses = self.rates_on_failure == FailureMode::Closed || self.quota_on_failure == FailureMode::Closed;
+        Some(RedisFailure { reason, refuses })
+    }
+}
+
+fn spawn_script<F>(run: F)
+where
+    F: std::future::Future<Output = Result<i64, redis::RedisError>> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::warn!("redis limiter update lost ({e}); the reservation expires by itself");
+                }
+            });
+        }
+        Err(_) => tracing::warn!("no runtime to update the redis limiter; the reservation expires by itself"),
+    }
+}
+
+fn retry_of(extra: f64) -> u64 {
+    if extra < 0.0 { crate::config::REFILL_PERIOD_SECS as u64 } else { (extra as u64).max(1) }
+}
+
+/// `{kind, req_level, tok_level, used, reserved, extra}` → the kind, the status, `extra`.
+fn parse_reply(
+    reply: &[String],
+    policy: &KeyPolicy,
+    now: jiff::Timestamp,
+) -> Result<(String, RateStatus, f64), AdmitError> {
+    let num = |i: usize| -> Result<f64, AdmitError> {
+        reply
+            .get(i)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| AdmitError::Unavailable(format!("malformed limiter reply {reply:?}")))
+    };
+    let (req, tok, used, reserved, extra) = (num(1)?, num(2)?, num(3)?, num(4)?, num(5)?);
+    let mut status = full_status(policy, now);
+    status.requests_remaining = req.max(0.0).floor() as u64;
+    status.requests_reset_secs = seconds_to(policy.requests.capacity - req, policy.requests.per_second);
+    if let (Some(rate), Some(t)) = (policy.tokens, status.tokens.as_mut()) {
+        t.available = tok.max(0.0);
+        t.reset_secs = seconds_to(rate.capacity - tok, rate.per_second);
+    }
+    status.used = used.max(0.0) as u64;
+    status.reserved = reserved.max(0.0) as u64;
+    Ok((reply[0].clone(), status, extra))
+}
+
+fn seconds_to(missing: f64, per_second: f64) -> u64 {
+    if missing <= 0.0 || per_second <= 0.0 { 0 } else { (missing / per_second).ceil() as u64 }
+}
+
+/// The status of a key with full buckets and no use (reported when admitted unlimited).
+fn full_status(policy: &KeyPolicy, now: jiff::Timestamp) -> RateStatus {
+    RateStatus {
+        tier: policy.tier,
+        burst: policy.requests.capacity as u64,
+        requests_per_second: policy.requests.per_second,
+        requests_remaining: policy.requests.capacity as u64,
+        requests_reset_secs: 0,
+        tokens: policy.tokens.map(|rate| TokenStatus {
+            available: rate.capacity,
+            capacity: rate.capacity,
+            per_second: rate.per_second,
+            reset_secs: 0,
+        }),
+        monthly_limit: policy.monthly_limit,
+        used: 0,
+        reserved: 0,
+        period: period_of(now),
+        resets_at: resets_at(now),
+    }
+}
