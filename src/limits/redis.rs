@@ -171,6 +171,18 @@ return 1
     )
 });
 
+/// The arguments of one run of the admit script.
+struct Call<'a> {
+    key_id: i64,
+    policy: &'a KeyPolicy,
+    tokens: u64,
+    charge: bool,
+    /// Only report the levels; change nothing.
+    peek: bool,
+    member: &'a str,
+    now: jiff::Timestamp,
+}
+
 impl RedisLimiter {
     /// Connects lazily: a server starts even while Redis is down (and applies the failure modes).
     pub fn connect(
@@ -197,14 +209,9 @@ impl RedisLimiter {
     async fn run_admit(
         &self,
         store: &Store,
-        key_id: i64,
-        policy: &KeyPolicy,
-        tokens: u64,
-        charge: bool,
-        peek: bool,
-        member: &str,
-        now: jiff::Timestamp,
+        call: Call<'_>,
     ) -> Result<Result<Vec<String>, redis::RedisError>, AdmitError> {
+        let Call { key_id, policy, tokens, charge, peek, member, now } = call;
         let period = period_of(now);
         let [buckets, quota, reservations] = self.keys(key_id, &period);
         let mut db_used = -1i64;
@@ -250,7 +257,8 @@ impl RedisLimiter {
         let period = period_of(now);
         let tokens = if charge { tokens } else { 0 };
         let member = format!("{:016x}|{tokens}|{period}", rand::random::<u64>());
-        let reply = match self.run_admit(store, key_id, policy, tokens, charge, false, &member, now).await? {
+        let call = Call { key_id, policy, tokens, charge, peek: false, member: &member, now };
+        let reply = match self.run_admit(store, call).await? {
             Ok(reply) => reply,
             Err(e) => {
                 let closed = self.rates_on_failure == FailureMode::Closed
@@ -293,7 +301,8 @@ impl RedisLimiter {
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<RateStatus, AdmitError> {
-        let mut status = match self.run_admit(store, key_id, policy, 0, false, true, "", now).await? {
+        let call = Call { key_id, policy, tokens: 0, charge: false, peek: true, member: "", now };
+        let mut status = match self.run_admit(store, call).await? {
             Ok(reply) => parse_reply(&reply, policy, now)?.1,
             Err(e) => return Err(AdmitError::Unavailable(format!("redis unreachable: {e}"))),
         };
