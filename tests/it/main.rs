@@ -6,3 +6,4 @@ mod foundation;
 mod harness;
 mod limits;
 mod local_cli;
+mod scale_out;

@@ -1,0 +1,244 @@
+//! Several instances on PostgreSQL + Redis: shared limits, the Redis failure modes.
+//! These run when both `OMNIMEMORY_TEST_DATABASE_URL` and `OMNIMEMORY_TEST_REDIS_URL` are set.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{Backend, Server, client, error_code};
+
+const TEXT: &str = "Quota reservations are atomic under concurrency.";
+
+/// PostgreSQL with Redis, or `None` (the test is skipped) when either is not configured.
+async fn shared_backend() -> Option<Backend> {
+    match Backend::postgres().await? {
+        b @ Backend::Postgres { redis: Some(_), .. } => Some(b),
+        _ => None,
+    }
+}
+
+/// A redis-server of the test's own, so stopping it disturbs no other test.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (.ci/run installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn with_private_redis(backend: Backend, redis: &PrivateRedis) -> Backend {
+    match backend {
+        Backend::Postgres { url, redis: Some((_, prefix)) } => {
+            Backend::Postgres { url, redis: Some((redis.url(), prefix)) }
+        }
+        other => other,
+    }
+}
+
+async fn status_and_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    (status, body["code"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_the_quota_fails_closed_and_rates_fail_open() {
+    let Some(shared) = shared_backend().await else { return };
+    let mut redis = PrivateRedis::start();
+    let backend = with_private_redis(shared, &redis);
+    let server = Server::start(&backend);
+    let key = server.create_key("outage", "pro");
+    let c = client();
+    let compress = || c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    let count = || c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": TEXT})).send();
+
+    assert_eq!(compress().await.unwrap().status(), 200);
+    let health: serde_json::Value = c.get(server.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["limits"], "redis ok", "{health}");
+
+    redis.stop();
+    assert_eq!(status_and_code(compress().await.unwrap()).await, (503, "limiter_unavailable".to_string()));
+    assert_eq!(count().await.unwrap().status(), 200, "rate limits fail open");
+    let health = c.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(error_code(health, 503).await, "limiter_unavailable");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if compress().await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.get(server.url("/health")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_may_let_the_quota_fail_open() {
+    let Some(shared) = shared_backend().await else { return };
+    let mut redis = PrivateRedis::start();
+    let backend = with_private_redis(shared, &redis);
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", crate::harness::ADMIN_KEY)
+        .env("OMNIMEMORY_REDIS_QUOTA_FAILURE", "open")
+        .start();
+    let key = server.create_key("lenient", "pro");
+    redis.stop();
+    let c = client();
+    let resp = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let health: serde_json::Value = c.get(server.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+}
+
+/// Sends `total` requests over `workers` tasks, alternating between the servers; returns the
+/// request ids of the 200s and the other statuses.
+async fn drive(servers: &[&Server], key: &str, workers: usize, total: usize) -> (Vec<String>, Vec<u16>) {
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/compress")).collect();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (c, urls, key, next) = (client(), urls.clone(), key.to_string(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut other) = (Vec::new(), Vec::new());
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return (ok, other);
+                }
+                let resp = c.post(&urls[i % urls.len()]).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+                let resp = resp.await.unwrap();
+                match resp.status().as_u16() {
+                    200 => ok.push(resp.headers()["x-request-id"].to_str().unwrap().to_string()),
+                    s => other.push(s),
+                }
+            }
+        }));
+    }
+    let (mut ok, mut other) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (o, x) = t.await.unwrap();
+        ok.extend(o);
+        other.extend(x);
+    }
+    (ok, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_keys_rate() {
+    let Some(backend) = shared_backend().await else { return };
+    let a = Server::start(&backend);
+    let b = Server::start(&backend);
+    let out = a.cli(
+        &[
+            "admin",
+            "create-key",
+            "--user-id",
+            "twin",
+            "--tier",
+            "pro",
+            "--requests-per-second",
+            "20",
+            "--burst",
+            "5",
+            "--json",
+        ],
+        None,
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let mut admitted = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        let (ok, other) = drive(&[&a, &b], &key, 8, 40).await;
+        assert!(other.iter().all(|&s| s == 429), "{other:?}");
+        admitted += ok.len();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let bound = 20.0 * elapsed + 5.0 + 1.0;
+    assert!((admitted as f64) <= bound, "{admitted} admitted in {elapsed:.2} s, bound {bound:.1}");
+    assert!((admitted as f64) >= 20.0 * elapsed * 0.5, "{admitted} admitted in {elapsed:.2} s: limiter too strict");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_never_pass_the_quota_and_record_each_request_once() {
+    let Some(backend) = shared_backend().await else { return };
+    let a = Server::start(&backend);
+    let b = Server::start(&backend);
+    let n = 50;
+    let limit = (8 * n).to_string(); // TEXT is 8 cl100k tokens
+    let out = a.cli(
+        &[
+            "admin",
+            "create-key",
+            "--user-id",
+            "quota-twin",
+            "--tier",
+            "enterprise",
+            "--monthly-tokens",
+            &limit,
+            "--requests-per-second",
+            "100000",
+            "--burst",
+            "100000",
+            "--json",
+        ],
+        None,
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+
+    let (ok, other) = drive(&[&a, &b], &key, 16, 200).await;
+    assert_eq!(ok.len(), n, "admitted; others: {other:?}");
+    assert!(other.iter().all(|&s| s == 402), "{other:?}");
+
+    let mut db = a.db("usage_records").await;
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT request_id FROM usage_records").fetch_all(&mut db).await.unwrap();
+    let recorded: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    assert_eq!(recorded.len(), n, "one record per acknowledged request");
+    assert_eq!(recorded.iter().collect::<HashSet<_>>(), ok.iter().collect::<HashSet<_>>());
+    let (used,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(used) AS BIGINT) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
+    assert_eq!(used, 8 * n as i64);
+}
