@@ -6,7 +6,12 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::keys::{ApiKey, KeyRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::keys::{ApiKey, KeyHash, KeyRecord};
+use crate::store::{Store, StoreError};
 
 /// The caller's key record, proven active and unexpired. Handlers that take it are authenticated.
 #[derive(Debug, Clone)]
@@ -23,7 +28,7 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::MissingApiKey);
         }
         let key = ApiKey::parse(token.trim()).map_err(|_| ApiError::InvalidApiKey)?;
-        let record = state.store.key_by_hash(&key.hash()).await?.ok_or(ApiError::InvalidApiKey)?;
+        let record = state.keys.lookup(&state.store, key.hash()).await?.ok_or(ApiError::InvalidApiKey)?;
         if !record.active {
             return Err(ApiError::ApiKeyDeactivated);
         }
@@ -31,6 +36,41 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::ApiKeyExpired);
         }
         Ok(Authenticated(record))
+    }
+}
+
+/// Found keys, remembered for half a second: a deactivation in storage reaches every
+/// instance within that time, and a busy key costs one lookup per interval, not per request.
+#[derive(Clone, Default)]
+pub struct KeyCache {
+    entries: Arc<Mutex<HashMap<KeyHash, (Instant, KeyRecord)>>>,
+}
+
+const KEY_CACHE_TTL: Duration = Duration::from_millis(500);
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    async fn lookup(&self, store: &Store, hash: KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let fresh = |at: &Instant| at.elapsed() < KEY_CACHE_TTL;
+        if let Some((at, record)) = self.lock().get(&hash)
+            && fresh(at)
+        {
+            return Ok(Some(record.clone()));
+        }
+        let found = store.key_by_hash(&hash).await?;
+        let mut entries = self.lock();
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, (at, _)| fresh(at));
+        }
+        match &found {
+            Some(record) => entries.insert(hash, (Instant::now(), record.clone())),
+            None => entries.remove(&hash),
+        };
+        Ok(found)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyHash, (Instant, KeyRecord)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

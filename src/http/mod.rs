@@ -35,6 +35,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub limiter: Limiter,
     pub writer: UsageWriter,
+    pub keys: auth::KeyCache,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -52,8 +53,15 @@ impl Service {
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
-        let state =
-            AppState { store, registry: Arc::new(registry), settings: Arc::new(settings), limiter, writer, clock };
+        let state = AppState {
+            store,
+            registry: Arc::new(registry),
+            settings: Arc::new(settings),
+            limiter,
+            writer,
+            keys: auth::KeyCache::default(),
+            clock,
+        };
         Ok(Service { state, writer_task })
     }
 
