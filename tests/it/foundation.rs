@@ -48,12 +48,14 @@ async fn health_is_503_with_the_reason_while_storage_does_not_answer(backend: Ba
     assert_eq!(resp.status(), 200);
 }
 
-async fn sigterm_stops_the_server_cleanly(backend: Backend) {
-    let mut server = Server::start(&backend);
-    assert_eq!(client().get(server.url("/health")).send().await.unwrap().status(), 200);
-    let status = server.signal("TERM");
-    assert!(status.success(), "exit status {status:?}");
-    assert!(server.logs().contains("stopped"), "{}", server.logs());
+async fn sigterm_and_ctrl_c_stop_the_server_cleanly(backend: Backend) {
+    for signal in ["TERM", "INT"] {
+        let mut server = Server::start(&backend);
+        assert_eq!(client().get(server.url("/health")).send().await.unwrap().status(), 200);
+        let status = server.signal(signal);
+        assert!(status.success(), "SIG{signal}: exit status {status:?}");
+        assert!(server.logs().contains("stopped"), "{}", server.logs());
+    }
 }
 
 async fn every_kind_of_bad_credential_is_401_with_its_own_code(backend: Backend) {
@@ -262,7 +264,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 crate::on_both_backends! {
     serve_creates_the_data_folder_and_reports_health,
     health_is_503_with_the_reason_while_storage_does_not_answer,
-    sigterm_stops_the_server_cleanly,
+    sigterm_and_ctrl_c_stop_the_server_cleanly,
     every_kind_of_bad_credential_is_401_with_its_own_code,
     a_deactivated_key_is_refused_within_a_second_and_accepted_again_after_activation,
     an_expired_key_is_refused,
