@@ -233,10 +233,14 @@ impl Server {
 
     /// Creates a key through the CLI against this server's data folder; returns the full key.
     pub fn create_key(&self, user: &str, tier: &str) -> String {
-        let out = self.cli(&["admin", "create-key", "--user-id", user, "--tier", tier, "--json"], None);
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        v["api_key"].as_str().unwrap().to_string()
+        self.create_key_with(user, tier, &[])
+    }
+
+    /// Same, with more `create-key` flags (the key's own limits).
+    pub fn create_key_with(&self, user: &str, tier: &str, flags: &[&str]) -> String {
+        created_key(
+            &self.cli(&[&["admin", "create-key", "--user-id", user, "--tier", tier, "--json"], flags].concat(), None),
+        )
     }
 }
 
@@ -247,6 +251,13 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The full key printed by `admin create-key --json`.
+pub fn created_key(out: &CliOutput) -> String {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v["api_key"].as_str().unwrap().to_string()
 }
 
 pub struct CliOutput {

@@ -11,7 +11,7 @@ use omnimemory::http::Service;
 use omnimemory::limits::FakeClock;
 use serde_json::json;
 
-use crate::harness::{Backend, Server, cli_with, client, error_code};
+use crate::harness::{Backend, Server, cli_with, client, created_key, error_code};
 
 /// The real router on a loopback port, with a fake clock.
 struct InProcess {
@@ -44,9 +44,7 @@ impl InProcess {
     fn key(&self, user: &str, tier: &str, extra: &[&str]) -> String {
         let mut args = vec!["admin", "create-key", "--user-id", user, "--tier", tier, "--json"];
         args.extend_from_slice(extra);
-        let out = cli_with(self.home.path(), &self.backend.env(), &args, None);
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string()
+        created_key(&cli_with(self.home.path(), &self.backend.env(), &args, None))
     }
 
     async fn compress(&self, key: &str, context: &str) -> reqwest::Response {
@@ -176,25 +174,11 @@ async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n(backen
     let per_request = counted["token_count"].as_u64().unwrap();
     let n = 37;
     let limit = (per_request * n).to_string();
-    let out = server.cli(
-        &[
-            "admin",
-            "create-key",
-            "--user-id",
-            "racer",
-            "--tier",
-            "enterprise",
-            "--monthly-tokens",
-            &limit,
-            "--requests-per-second",
-            "100000",
-            "--burst",
-            "100000",
-            "--json",
-        ],
-        None,
+    let key = server.create_key_with(
+        "racer",
+        "enterprise",
+        &["--monthly-tokens", &limit, "--requests-per-second", "100000", "--burst", "100000"],
     );
-    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
 
     let c = client();
     let mut tasks = Vec::new();
@@ -331,11 +315,7 @@ async fn restarting_the_server_is_no_way_around_a_limit(backend: Backend) {
 async fn admin_reset_usage_frees_the_quota_of_a_running_server(backend: Backend) {
     let server = Server::start(&backend);
     // TEXT is 8 cl100k tokens: a quota of 12 covers one request and not two.
-    let out = server.cli(
-        &["admin", "create-key", "--user-id", "resetme", "--tier", "enterprise", "--monthly-tokens", "12", "--json"],
-        None,
-    );
-    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+    let key = server.create_key_with("resetme", "enterprise", &["--monthly-tokens", "12"]);
     let c = client();
     let send = || c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
     assert_eq!(send().await.unwrap().status(), 200);
@@ -362,7 +342,7 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
     let home = dir.path().join("data");
     let mut server = Server::builder(&backend).home(&home).start();
     let env = crate::harness::TestEnv::at(&home, backend.clone());
-    let out = env.cli(
+    let key = created_key(&env.cli(
         &[
             "admin",
             "create-key",
@@ -377,8 +357,7 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
             "--json",
         ],
         None,
-    );
-    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+    ));
 
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

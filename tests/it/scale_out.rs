@@ -171,23 +171,7 @@ async fn two_instances_share_one_keys_rate() {
     let Some(backend) = shared_backend().await else { return };
     let a = Server::start(&backend);
     let b = Server::start(&backend);
-    let out = a.cli(
-        &[
-            "admin",
-            "create-key",
-            "--user-id",
-            "twin",
-            "--tier",
-            "pro",
-            "--requests-per-second",
-            "20",
-            "--burst",
-            "5",
-            "--json",
-        ],
-        None,
-    );
-    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
+    let key = a.create_key_with("twin", "pro", &["--requests-per-second", "20", "--burst", "5"]);
 
     let started = Instant::now();
     let mut admitted = 0;
@@ -209,25 +193,11 @@ async fn two_instances_never_pass_the_quota_and_record_each_request_once() {
     let b = Server::start(&backend);
     let n = 50;
     let limit = (8 * n).to_string(); // TEXT is 8 cl100k tokens
-    let out = a.cli(
-        &[
-            "admin",
-            "create-key",
-            "--user-id",
-            "quota-twin",
-            "--tier",
-            "enterprise",
-            "--monthly-tokens",
-            &limit,
-            "--requests-per-second",
-            "100000",
-            "--burst",
-            "100000",
-            "--json",
-        ],
-        None,
+    let key = a.create_key_with(
+        "quota-twin",
+        "enterprise",
+        &["--monthly-tokens", &limit, "--requests-per-second", "100000", "--burst", "100000"],
     );
-    let key = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_string();
 
     let (ok, other) = drive(&[&a, &b], &key, 16, 200).await;
     assert_eq!(ok.len(), n, "admitted; others: {other:?}");
