@@ -447,30 +447,33 @@ impl Store {
         snapshots: &[KeySnapshot],
     ) -> Result<(), StoreError> {
         let mut tx = self.usage.begin().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO usage_records (request_id, api_key, key_id, user_id, operation, original_tokens,
-                    compressed_tokens, tokens_saved, model_id, compression_ratio, quality_score, tool_id,
-                    session_id, metadata, timestamp)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(&r.request_id)
-            .bind(&r.api_key)
-            .bind(r.key_id)
-            .bind(&r.user_id)
-            .bind(r.operation)
-            .bind(r.original_tokens as i64)
-            .bind(r.compressed_tokens as i64)
-            .bind(r.original_tokens.saturating_sub(r.compressed_tokens) as i64)
-            .bind(&r.model_id)
-            .bind(r.compression_ratio)
-            .bind(r.quality_score)
-            .bind(&r.tool_id)
-            .bind(&r.session_id)
-            .bind(&r.metadata)
-            .bind(format_timestamp(r.timestamp))
-            .execute(&mut *tx)
-            .await?;
+        // Multi-row inserts: one round trip per chunk instead of one per record. Chunk sizes
+        // are powers of two, so a handful of distinct statements stay in the statement cache.
+        let mut rest = records;
+        while !rest.is_empty() {
+            let size = RECORDS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(AssertSqlSafe(insert_records_sql(chunk.len())));
+            for r in chunk {
+                query = query
+                    .bind(r.request_id.clone())
+                    .bind(r.api_key.clone())
+                    .bind(r.key_id)
+                    .bind(r.user_id.clone())
+                    .bind(r.operation)
+                    .bind(r.original_tokens as i64)
+                    .bind(r.compressed_tokens as i64)
+                    .bind(r.original_tokens.saturating_sub(r.compressed_tokens) as i64)
+                    .bind(r.model_id.clone())
+                    .bind(r.compression_ratio)
+                    .bind(r.quality_score)
+                    .bind(r.tool_id.clone())
+                    .bind(r.session_id.clone())
+                    .bind(r.metadata.clone())
+                    .bind(format_timestamp(r.timestamp));
+            }
+            query.execute(&mut *tx).await?;
         }
         for (key_id, period, tokens) in charges {
             sqlx::query(
@@ -561,6 +564,30 @@ impl Store {
             usage_records: usage_records.max(0) as u64,
         })
     }
+}
+
+/// Most records per multi-row insert (a power of two; 64 × 15 parameters is far below both
+/// backends' limits).
+const RECORDS_PER_INSERT: usize = 64;
+const RECORD_COLUMNS: usize = 15;
+
+fn insert_records_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO usage_records (request_id, api_key, key_id, user_id, operation, original_tokens, \
+         compressed_tokens, tokens_saved, model_id, compression_ratio, quality_score, tool_id, session_id, \
+         metadata, timestamp) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..RECORD_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * RECORD_COLUMNS + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 fn get_u64(row: &AnyRow, index: usize) -> Result<u64, sqlx::Error> {
