@@ -110,6 +110,33 @@ async fn a_deactivated_key_is_refused_within_a_second_and_accepted_again_after_a
     assert_eq!(within_a_second(401).await.status(), 200);
 }
 
+async fn keys_are_found_by_an_index_not_a_scan(backend: Backend) {
+    let server = Server::start(&backend);
+    server.create_key("indexed", "pro");
+    let mut db = server.db("api_keys").await;
+    let plan: Vec<String> = match backend {
+        Backend::Sqlite => {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as("EXPLAIN QUERY PLAN SELECT id FROM api_keys WHERE key_hash = x'00'")
+                    .fetch_all(&mut db)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|r| r.3).collect()
+        }
+        Backend::Postgres { .. } => {
+            db.execute("SET enable_seqscan = off").await.unwrap();
+            let rows: Vec<(String,)> = sqlx::query_as("EXPLAIN SELECT id FROM api_keys WHERE key_hash = '\\x00'")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+            rows.into_iter().map(|r| r.0).collect()
+        }
+    };
+    let plan = plan.join("\n");
+    assert!(plan.contains("INDEX") || plan.contains("Index"), "{plan}");
+    assert!(!plan.contains("SCAN api_keys") && !plan.contains("Seq Scan"), "{plan}");
+}
+
 async fn an_expired_key_is_refused(backend: Backend) {
     let server = Server::start(&backend);
     let key = server.create_key("carol", "pro");
@@ -262,6 +289,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 crate::on_both_backends! {
+    keys_are_found_by_an_index_not_a_scan,
     serve_creates_the_data_folder_and_reports_health,
     health_is_503_with_the_reason_while_storage_does_not_answer,
     sigterm_and_ctrl_c_stop_the_server_cleanly,

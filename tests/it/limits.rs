@@ -130,6 +130,40 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
     assert_eq!(app.compress(&key, text).await.status(), 200);
 }
 
+async fn usage_stats_honour_the_days_asked_for(backend: Backend) {
+    let app = InProcess::start(&backend, "2026-11-10T12:00:00Z", "").await;
+    let key = app.key("days", "enterprise", &[]);
+    assert_eq!(app.compress(&key, "An old request, ten days before the question.").await.status(), 200);
+    app.clock.advance(jiff::SignedDuration::from_hours(24 * 10));
+    assert_eq!(app.compress(&key, "A recent request, on the day of the question.").await.status(), 200);
+    let stats = |days: u32| {
+        let url = format!("{}/usage/stats?days={days}", app.base);
+        let key = key.clone();
+        async move { client().get(url).bearer_auth(key).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert_eq!(stats(7).await["stats"]["total_compressions"], 1);
+    assert_eq!(stats(30).await["stats"]["total_compressions"], 2);
+
+    // The CLI counts back from the real clock: move both records into the past by hand.
+    let mut db = backend.connect(app.home.path(), "usage_records").await;
+    let days_ago =
+        |d: i64| omnimemory::store::format_timestamp(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * d));
+    for (d, id) in [(20, 1), (2, 2)] {
+        sqlx::query("UPDATE usage_records SET timestamp = $1 WHERE id = $2")
+            .bind(days_ago(d))
+            .bind(id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    let cli = |days: &str| {
+        let out =
+            cli_with(app.home.path(), &backend.env(), &["admin", "usage-stats", &key, "--days", days, "--json"], None);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["stats"]["total_compressions"].clone()
+    };
+    assert_eq!((cli("7"), cli("30")), (serde_json::json!(1), serde_json::json!(2)));
+}
+
 async fn unlimited_values_are_null_with_unlimited_true(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("ent", "enterprise", &[]);
@@ -405,6 +439,7 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
 }
 
 crate::on_both_backends! {
+    usage_stats_honour_the_days_asked_for,
     a_free_keys_second_request_waits_one_second,
     twelve_rapid_requests_on_a_pro_key_admit_exactly_ten,
     the_quota_is_402_until_the_month_turns,
