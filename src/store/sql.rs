@@ -158,6 +158,8 @@ pub struct Store {
     /// Where the data is: the data folder (SQLite) or the server (PostgreSQL, no credentials).
     location: String,
     home: Option<PathBuf>,
+    /// Where the health probe connects (it never borrows a pooled connection).
+    probe_urls: Vec<String>,
     keys: AnyPool,
     /// The same pool as `keys` on PostgreSQL.
     usage: AnyPool,
@@ -177,19 +179,28 @@ impl Store {
     async fn open_sqlite(home: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(home)
             .map_err(|source| StoreError::CreateHome { path: home.display().to_string(), source })?;
+        let probe_urls = ["api_keys.db", "usage.db"].map(|f| sqlite_url(&home.join(f))).to_vec();
         let keys = open_sqlite_pool(&home.join("api_keys.db")).await?;
         migrate_sqlite(&keys, SQLITE_KEYS_SCHEMA).await?;
         let usage = open_sqlite_pool(&home.join("usage.db")).await?;
         migrate_sqlite(&usage, SQLITE_USAGE_SCHEMA).await?;
         let location = home.display().to_string();
-        Ok(Store { dialect: Dialect::Sqlite, location, home: Some(home.to_path_buf()), keys, usage })
+        Ok(Store { dialect: Dialect::Sqlite, location, home: Some(home.to_path_buf()), probe_urls, keys, usage })
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
         let pool =
             AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         migrate_postgres(&pool).await?;
-        Ok(Store { dialect: Dialect::Postgres, location: redact_url(url), home: None, keys: pool.clone(), usage: pool })
+        let probe_urls = vec![url.to_string()];
+        Ok(Store {
+            dialect: Dialect::Postgres,
+            location: redact_url(url),
+            home: None,
+            probe_urls,
+            keys: pool.clone(),
+            usage: pool,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -202,25 +213,34 @@ impl Store {
     }
 
     /// Proves the databases answer (on SQLite: can take the write lock) within `within`.
+    ///
+    /// Each probe uses a connection of its own that it closes, and waits for locks only as long
+    /// as the database's own timeout allows: a probe that gives up never leaves a half-done
+    /// transaction in the pool.
     pub async fn check_health(&self, within: Duration) -> Result<(), StoreError> {
+        let ms = within.as_millis().max(1);
         let probe = async {
-            match self.dialect {
-                Dialect::Sqlite => {
-                    for pool in [&self.keys, &self.usage] {
-                        let mut conn = pool.acquire().await?;
+            for url in &self.probe_urls {
+                let mut conn = sqlx::AnyConnection::connect(url).await?;
+                match self.dialect {
+                    Dialect::Sqlite => {
+                        conn.execute(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"))).await?;
                         conn.execute("BEGIN IMMEDIATE").await?;
                         conn.execute("ROLLBACK").await?;
                     }
+                    Dialect::Postgres => {
+                        conn.execute(AssertSqlSafe(format!("SET lock_timeout = {ms}"))).await?;
+                        conn.execute("SELECT 1 FROM api_keys LIMIT 1").await?;
+                        conn.execute("SELECT 1 FROM usage_records LIMIT 1").await?;
+                    }
                 }
-                Dialect::Postgres => {
-                    let mut conn = self.usage.acquire().await?;
-                    conn.execute("SELECT 1 FROM api_keys LIMIT 1").await?;
-                    conn.execute("SELECT 1 FROM usage_records LIMIT 1").await?;
-                }
+                conn.close().await?;
             }
             Ok::<(), StoreError>(())
         };
-        tokio::time::timeout(within, probe).await.map_err(|_| StoreError::Timeout(within))?
+        // The outer bound covers a connect that hangs; dropping it drops only the probe's own connection.
+        let bound = within * (self.probe_urls.len() as u32 + 1);
+        tokio::time::timeout(bound, probe).await.map_err(|_| StoreError::Timeout(bound))?
     }
 
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
@@ -606,12 +626,16 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 /// A pool on one SQLite file: created if missing, WAL (a persistent property of the file,
 /// set once here), `synchronous=FULL` and a busy timeout on every connection.
 async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
     let setup = SqliteConnectOptions::new().filename(path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     sqlx::SqliteConnection::connect_with(&setup).await?.close().await?;
-    let url = format!("sqlite://{}", path.display());
+    let url = sqlite_url(path);
     let pool = AnyPoolOptions::new()
         .max_connections(4)
         .after_connect(|conn, _| {

@@ -46,6 +46,10 @@ async fn health_is_503_with_the_reason_while_storage_does_not_answer(backend: Ba
     blocker.execute("ROLLBACK").await.unwrap();
     let resp = client().get(server.url("/health")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    // The failed probe left nothing stuck behind: requests that write still go through.
+    let key = server.create_key("after-outage", "pro");
+    let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": "still works"})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
 }
 
 async fn sigterm_and_ctrl_c_stop_the_server_cleanly(backend: Backend) {
