@@ -76,3 +76,26 @@ async fn count_tokens_and_validate_answer_the_documented_shapes() {
     assert!(lossy["rouge_l_score"].as_f64().unwrap() < same["rouge_l_score"].as_f64().unwrap());
     assert!(lossy["details"].as_object().is_some_and(|d| !d.is_empty()), "{lossy}");
 }
+
+#[tokio::test]
+async fn the_data_folders_model_registry_extends_the_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    std::fs::create_dir_all(&home).unwrap();
+    let registry = r#"{"models": [{"pattern": "acme-chat-*", "family": "acme", "encoding": "o200k_base", "context_window": 32768}]}"#;
+    std::fs::write(home.join("model_registry.json"), registry).unwrap();
+    let server = Server::builder(&Backend::Sqlite).home(&home).start();
+    let key = server.create_key("registry", "enterprise");
+    let count = post(&server, &key, "/count-tokens", json!({"text": "hello world", "model_id": "acme-chat-7b"})).await;
+    assert_eq!((count["tokenizer"].as_str(), count["is_exact"].as_bool()), (Some("o200k_base"), Some(true)), "{count}");
+    assert_eq!(
+        (count["metadata"]["family"].as_str(), count["metadata"]["context_window"].as_u64()),
+        (Some("acme"), Some(32768))
+    );
+
+    std::fs::write(home.join("model_registry.json"), r#"{"models": [{"pattern": "x", "encodin": "o200k_base"}]}"#)
+        .unwrap();
+    let out = crate::harness::cli_with(&home, &[], &["count-tokens", "--model", "x"], Some("hi"));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("model_registry.json"), "{}", out.stderr);
+}
