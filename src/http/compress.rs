@@ -38,7 +38,7 @@ pub async fn compress(
 
     let original_tokens = if large {
         let context = body.context.clone();
-        run_blocking(move || encoding.count(&context)).await?
+        run_blocking(&state, move || encoding.count(&context)).await?
     } else {
         encoding.count(&body.context)
     };
@@ -49,7 +49,7 @@ pub async fn compress(
         let request = CompressRequest { context: &body.context, query: body.query.as_deref(), budget };
         compress::compress(&request, encoding)
     };
-    let out = if large { run_blocking(run).await? } else { run() };
+    let out = if large { run_blocking(&state, run).await? } else { run() };
     let response = CompressResponse::new(out, model_id, encoding);
 
     let request_id = format!("{:032x}", rand::random::<u128>());
@@ -96,7 +96,13 @@ fn metadata_of(tags: Option<BTreeMap<String, String>>) -> Result<Option<String>,
     serde_json::to_string(&tags).map(Some).map_err(|e| ApiError::Internal(e.into()))
 }
 
-async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+/// Runs CPU-heavy work on the blocking pool, at most one job per core at a time, so large
+/// inputs neither stall the async executor nor pile up threads.
+async fn run_blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state.heavy_work.acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.into()))
 }
 
@@ -119,7 +125,7 @@ pub async fn count_tokens(
     let large = body.text.len() > INLINE_LIMIT_BYTES;
     let registry = state.registry.clone();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
-    let response = if large { run_blocking(count).await? } else { count() };
+    let response = if large { run_blocking(&state, count).await? } else { count() };
     Ok((headers, axum::Json(response)))
 }
 
@@ -150,7 +156,7 @@ pub async fn validate(
     state.writer.touch(admission);
     let large = body.original.len() + body.compressed.len() > INLINE_LIMIT_BYTES;
     let run = move || compress::validate(&body.original, &body.compressed, body.query.as_deref());
-    let v = if large { run_blocking(run).await? } else { run() };
+    let v = if large { run_blocking(&state, run).await? } else { run() };
     Ok((
         headers,
         axum::Json(ValidateResponse {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub limiter: Limiter,
     pub writer: UsageWriter,
     pub keys: auth::KeyCache,
+    /// Permits for CPU-heavy jobs on the blocking pool: one per core.
+    pub heavy_work: Arc<tokio::sync::Semaphore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -60,6 +62,9 @@ impl Service {
             limiter,
             writer,
             keys: auth::KeyCache::default(),
+            heavy_work: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
             clock,
         };
         Ok(Service { state, writer_task })

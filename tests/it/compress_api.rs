@@ -99,3 +99,18 @@ async fn the_data_folders_model_registry_extends_the_built_in_one() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("model_registry.json"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn large_inputs_are_compressed_off_the_executor_within_budget() {
+    let server = Server::start(&Backend::Sqlite);
+    let key = server.create_key("large", "enterprise");
+    let context: String =
+        (0..1200).map(|i| format!("Line {i} records event {} at node-{}.\n", i * 7 % 13, i % 17)).collect();
+    assert!(context.len() > 40 * 1024);
+    let (a, b) = tokio::join!(
+        post(&server, &key, "/compress", json!({"context": context, "target_compression": 0.8})),
+        post(&server, &key, "/count-tokens", json!({"text": context})),
+    );
+    assert!(a["compressed_tokens"].as_u64().unwrap() <= a["budget_tokens"].as_u64().unwrap(), "{}", a["budget_tokens"]);
+    assert_eq!(a["original_tokens"], b["token_count"]);
+}
