@@ -72,6 +72,8 @@ pub async fn compress(
     let mut out_headers = HeaderMap::new();
     rate_headers(&mut out_headers, &admission.status);
     state.writer.record(record, admission).await?;
+    metrics::counter!("omnimemory_compress_original_tokens_total").increment(original_tokens as u64);
+    metrics::counter!("omnimemory_compress_output_tokens_total").increment(response.compressed_tokens as u64);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         out_headers.insert("x-request-id", v);
     }

@@ -10,6 +10,7 @@ mod compress;
 mod error;
 mod json;
 mod limits;
+mod metrics;
 mod usage;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub struct Service {
 impl Service {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Service> {
         use anyhow::Context as _;
+        metrics::install();
         let store =
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::render))
         .route("/compress", post(compress::compress))
         .route("/count-tokens", post(compress::count_tokens))
         .route("/validate", post(compress::validate))
@@ -98,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-key", post(admin::create_key))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

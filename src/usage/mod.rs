@@ -149,6 +149,7 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
     let charges: Vec<_> = charges.into_iter().map(|((k, p), t)| (k, p, t)).collect();
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
     let result = store.commit_usage(&records, &charges, &snapshots).await;
+    metrics::histogram!("omnimemory_usage_batch_records").record(records.len() as f64);
     if let Err(e) = &result {
         tracing::error!("usage batch of {} records not committed: {e}", records.len());
     }

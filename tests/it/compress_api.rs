@@ -114,3 +114,18 @@ async fn large_inputs_are_compressed_off_the_executor_within_budget() {
     assert!(a["compressed_tokens"].as_u64().unwrap() <= a["budget_tokens"].as_u64().unwrap(), "{}", a["budget_tokens"]);
     assert_eq!(a["original_tokens"], b["token_count"]);
 }
+
+#[tokio::test]
+async fn metrics_are_exposed_without_a_key_and_name_routes_not_paths() {
+    let server = Server::start(&Backend::Sqlite);
+    let key = server.create_key("metrics", "pro");
+    post(&server, &key, "/compress", json!({"context": "Count me in the metrics, please, twice over."})).await;
+    let _ = client().get(server.url("/no/such/path/123")).send().await.unwrap();
+    let resp = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains(r#"omnimemory_http_requests_total{route="/compress",status="200"} 1"#), "{text}");
+    assert!(text.contains("omnimemory_compress_original_tokens_total"), "{text}");
+    assert!(text.contains(r#"route="unmatched""#) && !text.contains("/no/such/path"), "{text}");
+    assert!(!text.contains(&key[..15]));
+}
