@@ -30,6 +30,9 @@ impl Backend {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let schema = format!("it_{}_{nanos:x}_{n}", std::process::id());
         let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to OMNIMEMORY_TEST_DATABASE_URL");
+        if n == 0 {
+            drop_stale_schemas(&mut conn, nanos).await;
+        }
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let redis =
@@ -64,6 +67,22 @@ impl Backend {
             Backend::Postgres { url, .. } => url.clone(),
         };
         sqlx::AnyConnection::connect(&url).await.unwrap()
+    }
+}
+
+/// Drops the schemas of test runs that started over an hour ago, so the test database does not
+/// grow run after run.
+async fn drop_stale_schemas(conn: &mut sqlx::PgConnection, now_nanos: u128) {
+    use sqlx::Executor as _;
+    let names: Vec<(String,)> = sqlx::query_as("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'it\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+    for (name,) in names {
+        let started = name.split('_').nth(2).and_then(|hex| u128::from_str_radix(hex, 16).ok());
+        if started.is_some_and(|t| now_nanos.saturating_sub(t) > 3_600_000_000_000) {
+            let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE"))).await;
+        }
     }
 }
 
