@@ -4,8 +4,9 @@
 //! - Accepts a document whose trimmed text is a JSON object or array that `serde_json` accepts
 //!   and whose nesting depth is at most [`MAX_DEPTH`] (the limit `serde_json::Value` parsing
 //!   has, so every output also parses with it). Anything else is `None`.
-//! - Returns the input unchanged when it already fits; otherwise works on the *minified* text
-//!   (whitespace outside strings removed; this nearly always saves tokens) and keeps a subset
+//! - Returns the input unchanged when it already fits; otherwise works on the *compact* text
+//!   (whitespace outside strings removed except one space after each `:` and `,`, so keys,
+//!   values and elements stay separate words; this nearly always saves tokens) and keeps a subset
 //!   of the members/elements, recursively: a member too large to keep whole is kept partially
 //!   (its key, brackets and a selection of its own members/elements).
 //! - Ranking with a query: members whose key or string value equals a quoted phrase or an
@@ -146,7 +147,12 @@ fn max_depth_within(t: &str, limit: usize) -> bool {
     true
 }
 
-/// Removes whitespace outside strings. The input must be valid JSON.
+/// The compact form this module works on: white space outside strings removed, then one space
+/// after every `:` and `,` (`{"a": 1, "b": [1, 2]}`). The spaces keep keys, values and
+/// elements separate words for a reader (and for word-based retention metrics, which drop
+/// punctuation: `"k":"v"` would read as one word `kv`); they cost few tokens, since BPE
+/// vocabularies merge `": "` and `", "` as readily as `":"` and `","`. The input must be
+/// valid JSON.
 fn minify(t: &str) -> String {
     let mut out = Vec::with_capacity(t.len());
     let mut in_str = false;
@@ -169,10 +175,14 @@ fn minify(t: &str) -> String {
                 in_str = true;
                 out.push(b);
             }
+            b':' | b',' => {
+                out.push(b);
+                out.push(b' ');
+            }
             _ => out.push(b),
         }
     }
-    // Only ASCII whitespace outside strings was removed, so the bytes stay valid UTF-8.
+    // Only ASCII whitespace outside strings was removed or added, so the bytes stay valid UTF-8.
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -184,7 +194,7 @@ enum Kind {
     Other,
 }
 
-/// One member (with its key) or element, as spans of the minified text.
+/// One member (with its key) or element, as spans of the compact text.
 #[derive(Debug, Clone)]
 struct Node {
     /// Span of the key string including its quotes, for object members.
@@ -202,7 +212,7 @@ impl Node {
     }
 }
 
-/// Parses minified, valid JSON into a preorder node list (node 0 is the root). Iterative.
+/// Parses compact (see [`minify`]), valid JSON into a preorder node list (node 0 is the root). Iterative.
 fn parse_spans(m: &str) -> Option<Vec<Node>> {
     let b = m.as_bytes();
     let mut nodes: Vec<Node> = Vec::new();
@@ -241,7 +251,7 @@ fn parse_spans(m: &str) -> Option<Vec<Node>> {
             }
             let e = string_end(i)?;
             pending_key = Some((i, e));
-            i = e + 1; // skip ':'
+            i = e + 2; // skip ": "
             continue;
         }
         if !in_object && parent.is_some() && b[i] == b']' {
@@ -303,7 +313,7 @@ fn after_value(
         }
         match b.get(*i)? {
             b',' => {
-                *i += 1;
+                *i += 2; // skip ", "
                 return Some(true);
             }
             b'}' | b']' => {
@@ -568,7 +578,7 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
     let node = &nodes[idx];
     if let Some((s, e)) = node.key {
         out.push_str(&m[s..e]);
-        out.push(':');
+        out.push_str(": ");
     }
     match sel[idx] {
         Sel::Dropped => {}
@@ -586,7 +596,7 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
                     continue;
                 }
                 if !first {
-                    out.push(',');
+                    out.push_str(", ");
                 }
                 first = false;
                 render(m, nodes, c, sel, out);
@@ -844,9 +854,9 @@ mod tests {
     #[test]
     fn minified_when_that_is_enough() {
         let doc = "{\n    \"alpha\": 1,\n    \"beta\": [1, 2, 3]\n}";
-        let budget = approx("{\"alpha\":1,\"beta\":[1,2,3]}");
+        let budget = approx("{\"alpha\": 1, \"beta\": [1, 2, 3]}");
         let p = compress_json(doc, None, budget, &approx).unwrap();
-        assert_eq!(p.text, "{\"alpha\":1,\"beta\":[1,2,3]}");
+        assert_eq!(p.text, "{\"alpha\": 1, \"beta\": [1, 2, 3]}");
         assert_eq!(p.kept_information, 1.0);
     }
 
@@ -855,7 +865,7 @@ mod tests {
         let long = "x".repeat(4000);
         let doc = format!("{{\"small\": \"s\", \"big\": \"{long}\"}}");
         let p = compress_json(&doc, None, 100, &approx).unwrap();
-        assert_eq!(p.text, "{\"small\":\"s\"}");
+        assert_eq!(p.text, "{\"small\": \"s\"}");
     }
 
     const CONTAINER_OPENERS: [char; 2] = ['{', '['];
