@@ -1,6 +1,7 @@
 //! Packing: choose segments by utility per token until the budget is met, then fill the rest.
 //!
-//! 1. Every segment's cost is its own token count (plus its unkept parents'); candidates are
+//! 1. Every segment's cost is its token estimate from the input's one counting pass (plus its
+//!    unkept parents'); candidates are
 //!    taken greedily by `utility / cost`, each with its parent chain (title, heading, speaker).
 //! 2. The output is rendered and counted **as a whole**: token counts are not additive across
 //!    joins, so the estimate is checked, and segments are taken back (lowest value first) while
@@ -157,12 +158,10 @@ pub fn pack(
     utility: &[f64],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    est: &dyn Fn(usize, usize) -> usize,
 ) -> Packing {
     let n = segs.len();
-    let costs: Vec<usize> = segs
-        .iter()
-        .map(|s| count(&text[s.start..s.end]).max(1))
-        .collect();
+    let costs: Vec<usize> = segs.iter().map(|s| est(s.start, s.end).max(1)).collect();
     let chain_cost = |i: usize, full: &[bool]| -> usize {
         let mut c = 0;
         let mut p = segs[i].parent;
@@ -421,6 +420,7 @@ pub fn pack_words(
     analysis: &Analysis,
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    est: &dyn Fn(usize, usize) -> usize,
 ) -> Packing {
     struct Chunk {
         start: usize,
@@ -430,16 +430,7 @@ pub fn pack_words(
         weight: f64,
         cost: usize,
     }
-    let mut cost_cache: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut cost_of = |cs: usize, ce: usize| -> usize {
-        let piece: &str = &text[cs..ce];
-        if piece.len() > 64 {
-            return count(piece).max(1);
-        }
-        *cost_cache
-            .entry(piece)
-            .or_insert_with(|| count(piece).max(1))
-    };
+    let cost_of = |cs: usize, ce: usize| -> usize { est(cs, ce).max(1) };
     let mut chunks_all: Vec<Chunk> = Vec::new();
     for (i, s) in segs.iter().enumerate() {
         let range = analysis.seg_range(i);
