@@ -613,6 +613,17 @@ pub fn compress_json(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Packed> {
+    compress_json_counted(text, query, budget, count, &|| count(text))
+}
+
+/// [`compress_json`] for a caller that already knows `count(text)` (`total`, called at most once).
+pub(crate) fn compress_json_counted(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    total: &dyn Fn() -> usize,
+) -> Option<Packed> {
     if budget == 0 || !is_json_document(text) {
         return None;
     }
@@ -620,7 +631,7 @@ pub fn compress_json(
     let m = minify(trimmed);
     let nodes = parse_spans(&m)?;
     let top: Vec<usize> = nodes.first()?.children.clone();
-    let original = count(text);
+    let original = total();
     if original <= budget {
         return Some(Packed {
             text: text.to_string(),

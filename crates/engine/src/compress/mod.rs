@@ -137,13 +137,13 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 
     let handler = match content_type {
-        ContentType::Json => Some(json::compress_json as Handler),
-        ContentType::Code => Some(code::compress_code as Handler),
-        ContentType::Logs => Some(logs::compress_logs as Handler),
+        ContentType::Json => Some(json::compress_json_counted as Handler),
+        ContentType::Code => Some(code::compress_code_counted as Handler),
+        ContentType::Logs => Some(logs::compress_logs_counted as Handler),
         _ => None,
     };
     if let Some(handler) = handler
-        && let Some(p) = handler(text, query, budget, &count)
+        && let Some(p) = handler(text, query, budget, &count, &|| original_tokens)
     {
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
@@ -227,7 +227,8 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 }
 
-type Handler = fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize) -> Option<Packed>;
+type Handler =
+    fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize, &dyn Fn() -> usize) -> Option<Packed>;
 
 fn clamp_quality(q: f64, dropped: bool) -> f64 {
     let q = if q.is_finite() {

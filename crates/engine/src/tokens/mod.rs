@@ -54,13 +54,15 @@ use std::path::Path;
 /// encodings we ship apply no normalisation). [`PieceCounter::new`] counts the source once,
 /// remembering the count of every piece of at most [`PieceCounter::MAX_PIECE`] bytes; later
 /// calls still run the pre-tokenizer on their text but look each piece's count up instead of
-/// running the BPE again (new pieces, e.g. at a join, are encoded as usual, and remembered when
-/// they are slices of the source). The result is always exactly [`Encoding::count`].
+/// running the BPE again (new pieces, e.g. at a join or in a reformatted text, are encoded as
+/// usual and remembered too). The result is always exactly [`Encoding::count`].
 pub struct PieceCounter<'a> {
     encoding: Encoding,
     source: &'a str,
     source_tokens: usize,
     cache: std::cell::RefCell<std::collections::HashMap<&'a str, u32, FxBuild>>,
+    /// Pieces seen in texts that are not slices of the source (bounded in size).
+    other: std::cell::RefCell<std::collections::HashMap<Box<str>, u32, FxBuild>>,
     /// End offset of each piece of the source, ascending (pieces tile the source).
     piece_ends: Vec<usize>,
     /// `prefix[i]` = raw tokens of the first `i` pieces.
@@ -70,6 +72,8 @@ pub struct PieceCounter<'a> {
 impl<'a> PieceCounter<'a> {
     /// Longer pieces (a long run of letters or digits) are not remembered.
     pub const MAX_PIECE: usize = 128;
+    /// At most this many pieces from outside the source are remembered.
+    pub const MAX_OTHER: usize = 1 << 18;
 
     /// Counts `source` and remembers its pieces.
     pub fn new(encoding: Encoding, source: &'a str) -> Self {
@@ -78,6 +82,7 @@ impl<'a> PieceCounter<'a> {
             source,
             source_tokens: 0,
             cache: Default::default(),
+            other: Default::default(),
             piece_ends: Vec::new(),
             prefix: vec![0],
         };
@@ -168,15 +173,25 @@ impl<'a> PieceCounter<'a> {
                 tok.bpe.count(piece.as_bytes())
             } else if let Some(&n) = cache.get(piece) {
                 n as usize
-            } else {
+            } else if in_source {
                 let n = tok.bpe.count(piece.as_bytes());
-                if in_source {
-                    let off = piece.as_ptr() as usize - base;
-                    if let Some(p) = self.source.get(off..off + piece.len()) {
-                        cache.insert(p, n as u32);
-                    }
+                let off = piece.as_ptr() as usize - base;
+                if let Some(p) = self.source.get(off..off + piece.len()) {
+                    cache.insert(p, n as u32);
                 }
                 n
+            } else {
+                let mut other = self.other.borrow_mut();
+                match other.get(piece) {
+                    Some(&n) => n as usize,
+                    None => {
+                        let n = tok.bpe.count(piece.as_bytes());
+                        if other.len() < Self::MAX_OTHER {
+                            other.insert(piece.into(), n as u32);
+                        }
+                        n
+                    }
+                }
             };
             raw += n;
             each(end, n);
