@@ -16,7 +16,9 @@
 //! or a blank line between blocks. Nothing else is ever inserted.
 
 use super::rank::Analysis;
-use super::segment::{SegKind, Segment, ceil_char_boundary, floor_char_boundary};
+use super::segment::{
+    SegKind, Segment, ceil_char_boundary, floor_char_boundary, heading_level, is_list_item,
+};
 use super::text::{is_cjk, is_protected};
 
 pub struct Packing {
@@ -220,15 +222,12 @@ pub fn pack(
     }
     // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
     // only wastes tokens.
+    // A speaker label alone says nothing.
     let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
-    if !parents_alone {
-        order.retain(|&i| !is_parent[i]);
-    }
-    let is_parent: Vec<bool> = if parents_alone {
-        vec![false; n]
-    } else {
-        is_parent
-    };
+    let is_parent: Vec<bool> = (0..n)
+        .map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label))
+        .collect();
+    order.retain(|&i| !is_parent[i]);
     for &i in &order {
         if st.full[i] {
             continue;
@@ -436,10 +435,12 @@ pub fn pack_words(
         let range = analysis.seg_range(i);
         let words = &analysis.words[range.clone()];
         let weights = &analysis.word_weight[range];
+        // Markdown headings are kept or dropped whole: no `#` left without its title.
         let whole = matches!(
             s.kind,
             SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label
-        );
+        ) || (s.kind == SegKind::Header
+            && heading_level(&text[s.start..s.end]).is_some());
         let pieces = if whole {
             vec![(s.start, s.end)]
         } else {
@@ -536,19 +537,64 @@ pub fn pack_words(
         }
     }
     let n = chunks_all.len();
-    let mut order: Vec<usize> = (0..n).collect();
+    // Companions are shown exactly when something they introduce is: a speaker label with
+    // its turn's words, a list marker (`-`, `1.`) with its item's words. They are not ranked.
+    let mut companions: Vec<[Option<usize>; 2]> = vec![[None, None]; n];
+    let mut is_companion = vec![false; n];
+    {
+        let mut first_chunk: Vec<Option<usize>> = vec![None; segs.len()];
+        let mut chunk_count = vec![0usize; segs.len()];
+        for (i, c) in chunks_all.iter().enumerate() {
+            first_chunk[c.seg].get_or_insert(i);
+            chunk_count[c.seg] += 1;
+        }
+        for (i, c) in chunks_all.iter().enumerate() {
+            let s = &segs[c.seg];
+            if s.kind == SegKind::Label {
+                is_companion[i] = true;
+                continue;
+            }
+            let mut slot = 0;
+            if let Some(p) = s.parent
+                && segs[p].kind == SegKind::Label
+                && let Some(l) = first_chunk[p]
+            {
+                companions[i][slot] = Some(l);
+                slot += 1;
+            }
+            let first = first_chunk[c.seg] == Some(i);
+            if s.kind == SegKind::Sentence
+                && chunk_count[c.seg] >= 2
+                && is_list_item(&text[s.start..s.end])
+            {
+                if first {
+                    is_companion[i] = true;
+                } else {
+                    companions[i][slot] = first_chunk[c.seg];
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| !is_companion[i]).collect();
     order.sort_by(|&a, &b| {
         chunks_all[b]
             .score
             .total_cmp(&chunks_all[a].score)
             .then(a.cmp(&b))
     });
-    let render = |k: usize| -> String {
+    let keep_of = |k: usize| -> Vec<bool> {
         let mut keep = vec![false; n];
         for &i in &order[..k] {
             keep[i] = true;
+            for c in companions[i].into_iter().flatten() {
+                keep[c] = true;
+            }
         }
-        let crlf = text.contains("\r\n");
+        keep
+    };
+    let crlf = text.contains("\r\n");
+    let render = |k: usize| -> String {
+        let keep = keep_of(k);
         let mut out = String::new();
         let mut prev: Option<(usize, usize, usize)> = None;
         for (i, c) in chunks_all.iter().enumerate() {
@@ -564,13 +610,29 @@ pub fn pack_words(
         }
         out
     };
-    // Estimate k, then correct it with real counts.
+    // Estimate k (a chunk costs its companions too, the first time), then correct it with
+    // real counts.
     let mut k = 0;
     let mut est = 0;
-    while k < n && est + chunks_all[order[k]].cost <= budget {
-        est += chunks_all[order[k]].cost;
+    let mut shown = vec![false; n];
+    while k < order.len() {
+        let i = order[k];
+        let extra: usize = companions[i]
+            .into_iter()
+            .flatten()
+            .filter(|&c| !shown[c])
+            .map(|c| chunks_all[c].cost)
+            .sum();
+        if est + chunks_all[i].cost + extra > budget {
+            break;
+        }
+        est += chunks_all[i].cost + extra;
+        for c in companions[i].into_iter().flatten() {
+            shown[c] = true;
+        }
         k += 1;
     }
+    let n = order.len();
     let mut best: Option<(usize, String, usize)> = None;
     let (mut lo, mut hi) = (0usize, n); // k is known to fit for lo, unknown above
     for _ in 0..12 {
@@ -614,9 +676,11 @@ pub fn pack_words(
     let (k, rendered, tokens) = best.unwrap_or((0, String::new(), 0));
     let mut kept_seg = vec![false; segs.len()];
     let mut kept_weight = 0.0;
-    for &i in &order[..k] {
-        kept_seg[chunks_all[i].seg] = true;
-        kept_weight += chunks_all[i].weight;
+    for (i, kept) in keep_of(k).into_iter().enumerate() {
+        if kept {
+            kept_seg[chunks_all[i].seg] = true;
+            kept_weight += chunks_all[i].weight;
+        }
     }
     if rendered.is_empty() && !text.trim().is_empty() {
         let seg_order: Vec<usize> = {
@@ -713,8 +777,13 @@ fn best_partial(
         for (x, w) in cw.iter().enumerate() {
             prefix[x + 1] = prefix[x] + w;
         }
+        // A list item's window starts at its marker.
+        let list_item = is_list_item(&st.text[s.start..s.end]);
         let best_window = |len: usize| -> (usize, usize) {
             let mut best = (0, len);
+            if list_item {
+                return best;
+            }
             let mut best_w = f64::MIN;
             for from in 0..=ch.len() - len {
                 let w = prefix[from + len] - prefix[from];
