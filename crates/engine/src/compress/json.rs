@@ -15,10 +15,11 @@
 //!   except that array elements introducing keys not seen before come first (schema stays
 //!   visible) and small members are kept whole before large ones are sampled.
 //! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
-//!   selection runs against an internal budget, and that internal budget is searched
-//!   (interpolation inside a bracket, at most 12 rounds) until the real `count` of the rendered
-//!   text fits and is within 5% under the budget, or the step of one whole member makes that
-//!   impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
+//!   selection runs against an internal budget (greedy, then swapping kept members for larger
+//!   dropped ones while more than 5% is left), and that internal budget is searched
+//!   (interpolation inside a bracket, at most 12 rounds) until the real `count` of the
+//!   rendered text fits and is within 3% under the budget (aiming inside the 5% promise), or
+//!   the step of one whole member makes that impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
 //!   `[]`, still valid JSON and non-empty); `None` only when even those do not fit.
 //!
 //! What it does not do: it never rewrites a key or value, never cuts inside a string or
@@ -538,7 +539,63 @@ impl Ctx<'_> {
             left -= 1;
             used += self.select_member(c, share, depth, sel);
         }
-        used
+        used + self.swap_fill(&order, budget, budget.saturating_sub(used), sel)
+    }
+
+    /// Whole members make the fit a step function: when more than 5 % of `budget` is left,
+    /// swap kept members without relevance for larger dropped ones (largest first, each time
+    /// the smallest kept member that makes the swap fit), at most 64 swaps. Returns the
+    /// tokens added.
+    fn swap_fill(
+        &mut self,
+        order: &[usize],
+        budget: usize,
+        mut room: usize,
+        sel: &mut [Sel],
+    ) -> usize {
+        if room * 20 <= budget {
+            return 0;
+        }
+        let cost = |c: usize| self.cost[c].unwrap_or(usize::MAX);
+        let mut kept: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&c| sel[c] == Sel::Whole && self.rel[c] <= 0.0)
+            .collect();
+        if kept.is_empty() {
+            return 0;
+        }
+        kept.sort_by_key(|&c| cost(c));
+        let mut dropped: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&c| sel[c] == Sel::Dropped && self.cost[c].is_some())
+            .collect();
+        dropped.sort_by_key(|&c| std::cmp::Reverse(cost(c)));
+        let mut added = 0;
+        let mut swaps = 0;
+        for d in dropped {
+            if room == 0 || swaps >= 64 || kept.is_empty() {
+                break;
+            }
+            let cd = cost(d);
+            // The smallest kept member whose swap for `d` still fits and gains something.
+            let need = cd.saturating_sub(room);
+            let pos = kept.partition_point(|&k| cost(k) < need);
+            if pos >= kept.len() || cost(kept[pos]) >= cd {
+                continue;
+            }
+            let k = kept.remove(pos);
+            sel[k] = Sel::Dropped;
+            sel[d] = Sel::Whole;
+            let gain = cd - cost(k);
+            room -= gain;
+            added += gain;
+            swaps += 1;
+            let at = kept.partition_point(|&x| cost(x) < cd);
+            kept.insert(at, d);
+        }
+        added
     }
 
     /// Partial selection of a member whose value is a container; keeps nothing when even
@@ -677,7 +734,7 @@ pub(crate) fn compress_json_counted(
             if best.as_ref().is_none_or(|(_, _, bc)| c > *bc) {
                 best = Some((out, sel, c));
             }
-            if c * 100 >= budget * 95 || internal > full.saturating_mul(2) {
+            if c * 100 >= budget * 97 || internal > full.saturating_mul(2) {
                 break;
             }
             (internal as f64 * budget as f64 / c.max(1) as f64).ceil() as usize
