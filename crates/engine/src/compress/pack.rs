@@ -403,16 +403,19 @@ pub fn pack(
     }
 }
 
-/// Word-level packing for the query-agnostic mode: every sentence may lose its least
-/// informative words. Units are white-space separated chunks (CJK characters one by one), so
-/// numbers, URLs and identifiers stay whole; tables, code blocks and speaker labels are single
-/// units. A chunk's score is the highest weight of its words; a short linking word between two
-/// capitalised chunks ("Bank *of* America") takes the score of its weaker neighbour so names stay
-/// in one piece. The best chunks are kept, in input order, as many as the budget allows (checked
-/// by counting the rendered text).
 /// How strongly a block's centrality scales its words in [`pack_words`].
 const CENTRALITY_POWER: f64 = 2.0;
 
+/// Word-level packing for the query-agnostic mode: every sentence may lose its least
+/// informative words. Units are white-space separated chunks (CJK characters one by one), so
+/// numbers, URLs and identifiers stay whole; tables, code blocks, markdown headings and speaker
+/// labels are single units. A chunk's score is the highest weight of its words; a short linking
+/// word between two capitalised chunks ("Bank *of* America") takes the score of its weaker
+/// neighbour so names stay in one piece. The best chunks are kept, in input order, as many as
+/// the budget allows (checked by counting the rendered text). Speaker labels and list markers
+/// (`-`, `1.`) are not ranked: each is shown exactly when a word it introduces is, so no label
+/// or marker is left alone and no kept turn or item loses its own. Chunk costs are estimates
+/// from the input's one counting pass (`est`); only rendered candidates are counted.
 pub fn pack_words(
     text: &str,
     segs: &[Segment],

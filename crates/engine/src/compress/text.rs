@@ -99,6 +99,11 @@ impl Lexicon {
         id
     }
 
+    /// Every known lower-cased surface form with its term id.
+    pub fn surfaces(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.surface.iter().map(|(s, &t)| (s.as_str(), t))
+    }
+
     /// Term id of `word` if it is already known, without creating one.
     pub fn lookup(&mut self, word: &str) -> Option<u32> {
         self.buf.clear();
