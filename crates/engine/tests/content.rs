@@ -59,6 +59,13 @@ fn kv75_answer_is_retained_as_eval_measures_it_and_output_is_json() {
                 );
                 // The key is a separate word too.
                 assert!(eval::retained(&c.text, std::slice::from_ref(k)));
+                // Whole members, yet close to the budget.
+                assert!(
+                    c.compressed_tokens * 100 >= c.budget_tokens * 95,
+                    "{} of {} tokens at {ratio}",
+                    c.compressed_tokens,
+                    c.budget_tokens
+                );
             }
         }
     }

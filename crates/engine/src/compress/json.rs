@@ -16,7 +16,7 @@
 //!   visible) and small members are kept whole before large ones are sampled.
 //! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
 //!   selection runs against an internal budget (greedy, then swapping kept members for larger
-//!   dropped ones while more than 5% is left), and that internal budget is searched
+//!   dropped ones while more than 2% is left), and that internal budget is searched
 //!   (interpolation inside a bracket, at most 12 rounds) until the real `count` of the
 //!   rendered text fits and is within 3% under the budget (aiming inside the 5% promise), or
 //!   the step of one whole member makes that impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
@@ -542,7 +542,7 @@ impl Ctx<'_> {
         used + self.swap_fill(&order, budget, budget.saturating_sub(used), sel)
     }
 
-    /// Whole members make the fit a step function: when more than 5 % of `budget` is left,
+    /// Whole members make the fit a step function: when more than 2 % of `budget` is left,
     /// swap kept members without relevance for larger dropped ones (largest first, each time
     /// the smallest kept member that makes the swap fit), at most 64 swaps. Returns the
     /// tokens added.
@@ -553,7 +553,7 @@ impl Ctx<'_> {
         mut room: usize,
         sel: &mut [Sel],
     ) -> usize {
-        if room * 20 <= budget {
+        if room * 50 <= budget {
             return 0;
         }
         let cost = |c: usize| self.cost[c].unwrap_or(usize::MAX);
