@@ -73,7 +73,7 @@ impl<'a> PieceCounter<'a> {
     /// Longer pieces (a long run of letters or digits) are not remembered.
     pub const MAX_PIECE: usize = 128;
     /// At most this many pieces from outside the source are remembered.
-    pub const MAX_OTHER: usize = 1 << 18;
+    pub const MAX_OTHER: usize = 1 << 17;
 
     /// Counts `source` and remembers its pieces.
     pub fn new(encoding: Encoding, source: &'a str) -> Self {
