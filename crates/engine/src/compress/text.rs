@@ -104,6 +104,11 @@ impl Lexicon {
         self.surface.iter().map(|(s, &t)| (s.as_str(), t))
     }
 
+    /// Term id of an exact lower-cased surface form, if seen.
+    pub fn surface_id(&self, lower: &str) -> Option<u32> {
+        self.surface.get(lower).copied()
+    }
+
     /// Term id of `word` if it is already known, without creating one.
     pub fn lookup(&mut self, word: &str) -> Option<u32> {
         self.buf.clear();
