@@ -1,8 +1,10 @@
 //! Criterion benchmarks for the numbers the README quotes:
 //! - token counting, bpe-openai (ours) vs tiktoken-rs, on the same ~10 KB of text;
 //! - `compress` on a 2,500-token multi-passage item (with and without query, 4x);
-//! - `compress` on a ~100,000-token document;
-//! - no quadratic blow-up: 1 MB of one repeated character, and one 1 MB line of words.
+//! - `compress` on a ~100,000-token document (prose with and without query, and JSON, logs
+//!   and Rust code of about 100,000 tokens, each through its structure handler);
+//! - no quadratic blow-up: 1 MB of one repeated character, one 1 MB line of words, 1 MB of
+//!   JSON and 1 MB of logs.
 //!
 //! `cargo bench -p omnimemory-engine --bench engine`
 
@@ -11,104 +13,10 @@ use omnimemory_engine::compress::{Budget, CompressRequest, compress};
 use omnimemory_engine::tokens::Encoding;
 use std::hint::black_box;
 
-/// A deterministic multi-passage text in the shape of the nq-multidoc items.
-fn passages(n: usize, seed: u64) -> String {
-    const WORDS: &[&str] = &[
-        "the",
-        "song",
-        "was",
-        "released",
-        "by",
-        "band",
-        "in",
-        "1971",
-        "album",
-        "first",
-        "single",
-        "written",
-        "Barry",
-        "Robin",
-        "Gibb",
-        "chart",
-        "reached",
-        "number",
-        "one",
-        "weeks",
-        "United",
-        "States",
-        "film",
-        "directed",
-        "Steven",
-        "Spielberg",
-        "based",
-        "life",
-        "of",
-        "river",
-        "mountain",
-        "capital",
-        "city",
-        "population",
-        "3.2",
-        "million",
-        "war",
-        "treaty",
-        "signed",
-        "president",
-        "elected",
-        "season",
-        "episode",
-        "character",
-        "played",
-        "actor",
-        "protein",
-        "cell",
-        "membrane",
-        "energy",
-        "and",
-        "a",
-        "with",
-        "for",
-        "its",
-        "which",
-    ];
-    let mut x = seed;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 33) as usize
-    };
-    let mut out = String::new();
-    for p in 0..n {
-        if p > 0 {
-            out.push_str("\n\n");
-        }
-        out.push_str(&format!(
-            "Title: Passage {p} {}\n",
-            WORDS[next() % WORDS.len()]
-        ));
-        for s in 0..5 {
-            let len = 12 + next() % 14;
-            for w in 0..len {
-                let word = WORDS[next() % WORDS.len()];
-                if w == 0 {
-                    let mut c = word.chars();
-                    let first = c.next().unwrap().to_uppercase().collect::<String>();
-                    out.push_str(&first);
-                    out.push_str(c.as_str());
-                } else {
-                    out.push(' ');
-                    out.push_str(word);
-                }
-            }
-            out.push('.');
-            if s < 4 {
-                out.push(' ');
-            }
-        }
-    }
-    out
-}
+#[path = "support/inputs.rs"]
+mod inputs;
+
+use inputs::passages;
 
 fn counting(c: &mut Criterion) {
     let text = passages(20, 1);
@@ -156,7 +64,7 @@ fn compress_items(c: &mut Criterion) {
             )
         })
     });
-    let big = passages(800, 3);
+    let big = passages(880, 3);
     eprintln!(
         "big document: {} cl100k tokens",
         Encoding::Cl100k.count(&big)
@@ -186,6 +94,34 @@ fn compress_items(c: &mut Criterion) {
             )
         })
     });
+    let structured = [
+        (
+            "json_100k_tokens_query_4x",
+            inputs::json_records(350, 5),
+            Some("orders of user42@example.com"),
+        ),
+        ("logs_100k_tokens_4x", inputs::service_log(2300, 6), None),
+        (
+            "code_100k_tokens_query_4x",
+            inputs::rust_code(175, 7),
+            Some("update entries total"),
+        ),
+    ];
+    for (name, text, q) in &structured {
+        eprintln!("{name}: {} cl100k tokens", Encoding::Cl100k.count(text));
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                compress(
+                    &CompressRequest {
+                        context: black_box(text),
+                        query: *q,
+                        budget: Budget::Ratio(0.75),
+                    },
+                    Encoding::Cl100k,
+                )
+            })
+        });
+    }
     let same = "a".repeat(1 << 20);
     g.bench_function("one_char_1MB_4x", |b| {
         b.iter(|| {
@@ -213,6 +149,23 @@ fn compress_items(c: &mut Criterion) {
             )
         })
     });
+    for (name, text) in [
+        ("json_1MB_4x", inputs::json_records(1_000, 8)),
+        ("logs_1MB_4x", inputs::service_log(8_000, 9)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                compress(
+                    &CompressRequest {
+                        context: black_box(&text),
+                        query: None,
+                        budget: Budget::Ratio(0.75),
+                    },
+                    Encoding::Cl100k,
+                )
+            })
+        });
+    }
     g.finish();
 }
 

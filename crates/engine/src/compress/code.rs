@@ -648,16 +648,37 @@ fn error_bytes(tree: &Tree) -> usize {
 /// Lower-case words of a text, identifiers split on `_` and camelCase (and kept whole).
 fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
+    each_word(s, &mut |w| out.push(w.to_string()));
+    out
+}
+
+/// Calls `f` with what [`words`] returns, in order, without allocating per word: each
+/// lower-cased word, then, for identifiers, its parts (split on `_` and camelCase).
+fn each_word(s: &str, f: &mut dyn FnMut(&str)) {
+    let mut buf = String::new();
+    let mut part = String::new();
+    let lower = |buf: &mut String, w: &str| {
+        buf.clear();
+        if w.is_ascii() {
+            buf.push_str(w);
+            buf.make_ascii_lowercase();
+        } else {
+            buf.push_str(&w.to_lowercase());
+        }
+    };
     for w in s.split(|c: char| !c.is_alphanumeric() && c != '_') {
         if w.is_empty() {
             continue;
         }
-        out.push(w.to_lowercase());
-        let mut part = String::new();
+        lower(&mut buf, w);
+        f(&buf);
+        part.clear();
         let mut prev_lower = false;
         for c in w.chars() {
             if (c == '_' || (c.is_uppercase() && prev_lower)) && !part.is_empty() {
-                out.push(std::mem::take(&mut part).to_lowercase());
+                lower(&mut buf, &part);
+                f(&buf);
+                part.clear();
             }
             if c != '_' {
                 part.push(c);
@@ -665,10 +686,10 @@ fn words(s: &str) -> Vec<String> {
             prev_lower = c.is_lowercase() || c.is_ascii_digit();
         }
         if !part.is_empty() && part.len() < w.len() {
-            out.push(part.to_lowercase());
+            lower(&mut buf, &part);
+            f(&buf);
         }
     }
-    out
 }
 
 const STOPWORDS: &[&str] = &[
@@ -683,6 +704,17 @@ pub fn compress_code(
     query: Option<&str>,
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+) -> Option<Packed> {
+    compress_code_counted(text, query, budget, count, &|| count(text))
+}
+
+/// [`compress_code`] for a caller that already knows `count(text)` (`total`, called at most once).
+pub(crate) fn compress_code_counted(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    total: &dyn Fn() -> usize,
 ) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
@@ -710,7 +742,7 @@ pub fn compress_code(
     }
     let (lang, tree, _) = chosen?;
     let lines: Vec<&str> = text.split('\n').collect();
-    let total_tokens = count(text);
+    let total_tokens = total();
     if total_tokens <= budget {
         return Some(Packed {
             text: text.to_string(),
@@ -761,8 +793,11 @@ pub fn compress_code(
             count,
             tokens_per_byte,
         )?;
-        let parses =
-            input_had_errors || parse(lang, &out).is_some_and(|t| !t.root_node().has_error());
+        // Parsing the result again only matters when it may differ from a selection of whole
+        // top-level items (which is what the fallback below would return unchecked).
+        let parses = input_had_errors
+            || whole_items_only(&tree, &lines, &kept)
+            || parse(lang, &out).is_some_and(|t| !t.root_node().has_error());
         if !parses && !whole_only {
             continue;
         }
@@ -777,6 +812,24 @@ pub fn compress_code(
     None
 }
 
+/// True when every top-level node of `tree` has all or none of its non-blank lines shown.
+fn whole_items_only(tree: &Tree, lines: &[&str], shown: &[bool]) -> bool {
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    let last = lines.len().saturating_sub(1);
+    root.children(&mut cursor).all(|c| {
+        let (a, b) = (c.start_position().row, c.end_position().row.min(last));
+        let (mut any, mut all) = (false, true);
+        for i in a..=b {
+            if !lines[i].trim().is_empty() {
+                any |= shown[i];
+                all &= shown[i];
+            }
+        }
+        !any || all
+    })
+}
+
 /// Orders the pieces, then keeps the longest prefix that fits. Returns the text and which
 /// lines are shown.
 fn select(
@@ -788,47 +841,53 @@ fn select(
     count: &dyn Fn(&str) -> usize,
     tokens_per_byte: f64,
 ) -> Option<(String, Vec<bool>)> {
-    // Each line's text is counted for the first piece that covers it only, so that items
-    // sharing one long line (minified code) cannot make this quadratic.
-    let mut owned = vec![false; lines.len()];
-    let texts: Vec<String> = pieces
-        .iter()
-        .map(|p| {
-            let mut s = String::new();
-            for &(a, b) in &p.lines {
-                for i in a..=b.min(lines.len() - 1) {
-                    if !std::mem::replace(&mut owned[i], true) {
-                        s.push_str(lines[i]);
-                        s.push('\n');
-                    }
-                }
-            }
-            s
-        })
-        .collect();
-    let relevance = |t: &str| -> f64 {
+    // Share of the query's words found in some lines (words never span lines).
+    let relevance = |rows: &mut dyn Iterator<Item = usize>| -> f64 {
         if query_words.is_empty() {
             return 0.0;
         }
-        let ws = words(t);
-        let hits = query_words.iter().filter(|q| ws.contains(q)).count();
-        hits as f64 / query_words.len() as f64
+        let mut hit = vec![false; query_words.len()];
+        for i in rows {
+            each_word(lines[i], &mut |w| {
+                if let Ok(k) = query_words.binary_search_by(|q| q.as_str().cmp(w)) {
+                    hit[k] = true;
+                }
+            });
+        }
+        hit.iter().filter(|h| **h).count() as f64 / query_words.len() as f64
     };
+    // Each line's text is counted for the first piece that covers it only, so that items
+    // sharing one long line (minified code) cannot make this quadratic.
+    let mut owned = vec![false; lines.len()];
+    let mut piece_bytes = Vec::with_capacity(pieces.len());
+    let mut piece_rel = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        let mut rows = Vec::new();
+        for &(a, b) in &p.lines {
+            let b = b.min(lines.len() - 1);
+            for (i, o) in owned.iter_mut().enumerate().take(b + 1).skip(a) {
+                if !std::mem::replace(o, true) {
+                    rows.push(i);
+                }
+            }
+        }
+        piece_bytes.push(rows.iter().map(|&i| lines[i].len() + 1).sum::<usize>());
+        piece_rel.push(relevance(&mut rows.into_iter()));
+    }
     let group_rel: Vec<f64> = groups
         .iter()
         .map(|&(a, b)| {
             if query_words.is_empty() || a > b {
                 0.0
             } else {
-                relevance(&lines[a..=b.min(lines.len() - 1)].join("\n"))
+                relevance(&mut (a..=b.min(lines.len() - 1)))
             }
         })
         .collect();
     let score: Vec<f64> = pieces
         .iter()
-        .zip(&texts)
-        .map(|(p, t)| {
-            let rel = relevance(t);
+        .zip(&piece_rel)
+        .map(|(p, &rel)| {
             let line_count: usize = p.lines.iter().map(|(a, b)| b - a + 1).sum();
             let depth = p.depth as f64;
             match p.kind {
@@ -880,7 +939,7 @@ fn select(
     }
     let est: Vec<usize> = order
         .iter()
-        .map(|&p| (texts[p].len() as f64 * tokens_per_byte).ceil() as usize)
+        .map(|&p| (piece_bytes[p] as f64 * tokens_per_byte).ceil() as usize)
         .collect();
     let trailing_newline = lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty());
     let render = |chosen: &[usize]| {

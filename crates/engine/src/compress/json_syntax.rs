@@ -2,9 +2,10 @@
 //!
 //! `serde_json` stops at 128 levels of nesting; this scanner has no depth limit and no
 //! recursion, so "JSON in gives JSON out" also holds for deeply nested documents. It builds no
-//! values: it only checks RFC 8259 syntax and drops insignificant white space.
+//! values: it only checks RFC 8259 syntax and rewrites insignificant white space.
 
-/// The document without insignificant white space, or `None` when it is not valid JSON.
+/// The document in compact form (insignificant white space dropped, then one space after each
+/// `:` and `,`, as `json::compress_json` renders), or `None` when it is not valid JSON.
 pub fn minify(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -35,14 +36,14 @@ pub fn minify(text: &str) -> Option<String> {
                 if c != b':' {
                     return None;
                 }
-                out.push(':');
+                out.push_str(": ");
                 i += 1;
                 want = Want::Value;
             }
             Want::CommaOrClose => {
                 let top = *stack.last()?;
                 if c == b',' {
-                    out.push(',');
+                    out.push_str(", ");
                     want = if top == b'{' { Want::Key } else { Want::Value };
                 } else if (c == b'}' && top == b'{') || (c == b']' && top == b'[') {
                     out.push(c as char);

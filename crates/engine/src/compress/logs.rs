@@ -318,6 +318,17 @@ pub fn compress_logs(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Packed> {
+    compress_logs_counted(text, query, budget, count, &|| count(text))
+}
+
+/// [`compress_logs`] for a caller that already knows `count(text)` (`total`, called at most once).
+pub(crate) fn compress_logs_counted(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    total: &dyn Fn() -> usize,
+) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -326,7 +337,7 @@ pub fn compress_logs(
         lines.pop();
     }
     let n = lines.len();
-    if count(text) <= budget {
+    if total() <= budget {
         return Some(Packed {
             text: text.to_string(),
             retained_indices: (0..n).collect(),

@@ -34,7 +34,7 @@
 //!
 //! Not here: I/O, async, HTTP, storage. Everything is pure and deterministic.
 
-use crate::tokens::Encoding;
+use crate::tokens::{Encoding, PieceCounter};
 
 /// How much to keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,9 +106,11 @@ pub fn budget_tokens(budget: Budget, original_tokens: usize) -> usize {
 }
 
 pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
-    let count = |s: &str| encoding.count(s);
+    let counter = PieceCounter::new(encoding, req.context);
+    let count = |s: &str| counter.count(s);
     let text = req.context;
-    let original_tokens = count(text);
+    let original_tokens = counter.source_tokens();
+    let est = |a: usize, b: usize| counter.estimate(a, b);
     let budget = budget_tokens(req.budget, original_tokens);
     let mut content_type = detect::detect(text);
     if content_type != ContentType::Json && looks_like_json(text) {
@@ -135,13 +137,13 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 
     let handler = match content_type {
-        ContentType::Json => Some(json::compress_json as Handler),
-        ContentType::Code => Some(code::compress_code as Handler),
-        ContentType::Logs => Some(logs::compress_logs as Handler),
+        ContentType::Json => Some(json::compress_json_counted as Handler),
+        ContentType::Code => Some(code::compress_code_counted as Handler),
+        ContentType::Logs => Some(logs::compress_logs_counted as Handler),
         _ => None,
     };
     if let Some(handler) = handler
-        && let Some(p) = handler(text, query, budget, &count)
+        && let Some(p) = handler(text, query, budget, &count, &|| original_tokens)
     {
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
@@ -177,11 +179,11 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     };
     let packing = if qterms.is_empty() {
         // No usable query: keep the most informative words of every sentence.
-        pack::pack_words(text, &segs, &analysis, budget, &count)
+        pack::pack_words(text, &segs, &analysis, budget, &count, &est)
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
         let utility = rank::utilities(&mut analysis, text, &segs, query, keep_fraction);
-        pack::pack(text, &segs, &analysis, &utility, budget, &count)
+        pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
     };
 
     let total_weight: f64 = (0..segs.len()).map(|i| analysis.seg_info(i)).sum();
@@ -195,13 +197,18 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
             if qterms.is_empty() {
                 info
             } else {
-                let mut present = std::collections::HashSet::new();
+                let mut present = vec![false; analysis.lexicon.len()];
                 text::for_each_word(&packing.text, |a, b| {
-                    if let Some(t) = analysis.lexicon.lookup(&packing.text[a..b]) {
-                        present.insert(t);
+                    if let Some(t) = analysis.lexicon.lookup(&packing.text[a..b])
+                        && let Some(p) = present.get_mut(t as usize)
+                    {
+                        *p = true;
                     }
                 });
-                let covered = qterms.iter().filter(|(t, _)| present.contains(t)).count();
+                let covered = qterms
+                    .iter()
+                    .filter(|(t, _)| present.get(*t as usize).is_some_and(|p| *p))
+                    .count();
                 0.5 * info + 0.5 * covered as f64 / qterms.len() as f64
             }
         }
@@ -220,7 +227,8 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 }
 
-type Handler = fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize) -> Option<Packed>;
+type Handler =
+    fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize, &dyn Fn() -> usize) -> Option<Packed>;
 
 fn clamp_quality(q: f64, dropped: bool) -> f64 {
     let q = if q.is_finite() {

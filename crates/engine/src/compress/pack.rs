@@ -1,6 +1,7 @@
 //! Packing: choose segments by utility per token until the budget is met, then fill the rest.
 //!
-//! 1. Every segment's cost is its own token count (plus its unkept parents'); candidates are
+//! 1. Every segment's cost is its token estimate from the input's one counting pass (plus its
+//!    unkept parents'); candidates are
 //!    taken greedily by `utility / cost`, each with its parent chain (title, heading, speaker).
 //! 2. The output is rendered and counted **as a whole**: token counts are not additive across
 //!    joins, so the estimate is checked, and segments are taken back (lowest value first) while
@@ -15,7 +16,9 @@
 //! or a blank line between blocks. Nothing else is ever inserted.
 
 use super::rank::Analysis;
-use super::segment::{SegKind, Segment, ceil_char_boundary, floor_char_boundary};
+use super::segment::{
+    SegKind, Segment, ceil_char_boundary, floor_char_boundary, heading_level, is_list_item,
+};
 use super::text::{is_cjk, is_protected};
 
 pub struct Packing {
@@ -157,12 +160,10 @@ pub fn pack(
     utility: &[f64],
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    est: &dyn Fn(usize, usize) -> usize,
 ) -> Packing {
     let n = segs.len();
-    let costs: Vec<usize> = segs
-        .iter()
-        .map(|s| count(&text[s.start..s.end]).max(1))
-        .collect();
+    let costs: Vec<usize> = segs.iter().map(|s| est(s.start, s.end).max(1)).collect();
     let chain_cost = |i: usize, full: &[bool]| -> usize {
         let mut c = 0;
         let mut p = segs[i].parent;
@@ -221,15 +222,12 @@ pub fn pack(
     }
     // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
     // only wastes tokens.
+    // A speaker label alone says nothing.
     let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
-    if !parents_alone {
-        order.retain(|&i| !is_parent[i]);
-    }
-    let is_parent: Vec<bool> = if parents_alone {
-        vec![false; n]
-    } else {
-        is_parent
-    };
+    let is_parent: Vec<bool> = (0..n)
+        .map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label))
+        .collect();
+    order.retain(|&i| !is_parent[i]);
     for &i in &order {
         if st.full[i] {
             continue;
@@ -405,22 +403,26 @@ pub fn pack(
     }
 }
 
-/// Word-level packing for the query-agnostic mode: every sentence may lose its least
-/// informative words. Units are white-space separated chunks (CJK characters one by one), so
-/// numbers, URLs and identifiers stay whole; tables, code blocks and speaker labels are single
-/// units. A chunk's score is the highest weight of its words; a short linking word between two
-/// capitalised chunks ("Bank *of* America") takes the score of its weaker neighbour so names stay
-/// in one piece. The best chunks are kept, in input order, as many as the budget allows (checked
-/// by counting the rendered text).
 /// How strongly a block's centrality scales its words in [`pack_words`].
 const CENTRALITY_POWER: f64 = 2.0;
 
+/// Word-level packing for the query-agnostic mode: every sentence may lose its least
+/// informative words. Units are white-space separated chunks (CJK characters one by one), so
+/// numbers, URLs and identifiers stay whole; tables, code blocks, markdown headings and speaker
+/// labels are single units. A chunk's score is the highest weight of its words; a short linking
+/// word between two capitalised chunks ("Bank *of* America") takes the score of its weaker
+/// neighbour so names stay in one piece. The best chunks are kept, in input order, as many as
+/// the budget allows (checked by counting the rendered text). Speaker labels and list markers
+/// (`-`, `1.`) are not ranked: each is shown exactly when a word it introduces is, so no label
+/// or marker is left alone and no kept turn or item loses its own. Chunk costs are estimates
+/// from the input's one counting pass (`est`); only rendered candidates are counted.
 pub fn pack_words(
     text: &str,
     segs: &[Segment],
     analysis: &Analysis,
     budget: usize,
     count: &dyn Fn(&str) -> usize,
+    est: &dyn Fn(usize, usize) -> usize,
 ) -> Packing {
     struct Chunk {
         start: usize,
@@ -430,25 +432,18 @@ pub fn pack_words(
         weight: f64,
         cost: usize,
     }
-    let mut cost_cache: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut cost_of = |cs: usize, ce: usize| -> usize {
-        let piece: &str = &text[cs..ce];
-        if piece.len() > 64 {
-            return count(piece).max(1);
-        }
-        *cost_cache
-            .entry(piece)
-            .or_insert_with(|| count(piece).max(1))
-    };
+    let cost_of = |cs: usize, ce: usize| -> usize { est(cs, ce).max(1) };
     let mut chunks_all: Vec<Chunk> = Vec::new();
     for (i, s) in segs.iter().enumerate() {
         let range = analysis.seg_range(i);
         let words = &analysis.words[range.clone()];
         let weights = &analysis.word_weight[range];
+        // Markdown headings are kept or dropped whole: no `#` left without its title.
         let whole = matches!(
             s.kind,
             SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label
-        );
+        ) || (s.kind == SegKind::Header
+            && heading_level(&text[s.start..s.end]).is_some());
         let pieces = if whole {
             vec![(s.start, s.end)]
         } else {
@@ -545,19 +540,64 @@ pub fn pack_words(
         }
     }
     let n = chunks_all.len();
-    let mut order: Vec<usize> = (0..n).collect();
+    // Companions are shown exactly when something they introduce is: a speaker label with
+    // its turn's words, a list marker (`-`, `1.`) with its item's words. They are not ranked.
+    let mut companions: Vec<[Option<usize>; 2]> = vec![[None, None]; n];
+    let mut is_companion = vec![false; n];
+    {
+        let mut first_chunk: Vec<Option<usize>> = vec![None; segs.len()];
+        let mut chunk_count = vec![0usize; segs.len()];
+        for (i, c) in chunks_all.iter().enumerate() {
+            first_chunk[c.seg].get_or_insert(i);
+            chunk_count[c.seg] += 1;
+        }
+        for (i, c) in chunks_all.iter().enumerate() {
+            let s = &segs[c.seg];
+            if s.kind == SegKind::Label {
+                is_companion[i] = true;
+                continue;
+            }
+            let mut slot = 0;
+            if let Some(p) = s.parent
+                && segs[p].kind == SegKind::Label
+                && let Some(l) = first_chunk[p]
+            {
+                companions[i][slot] = Some(l);
+                slot += 1;
+            }
+            let first = first_chunk[c.seg] == Some(i);
+            if s.kind == SegKind::Sentence
+                && chunk_count[c.seg] >= 2
+                && is_list_item(&text[s.start..s.end])
+            {
+                if first {
+                    is_companion[i] = true;
+                } else {
+                    companions[i][slot] = first_chunk[c.seg];
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| !is_companion[i]).collect();
     order.sort_by(|&a, &b| {
         chunks_all[b]
             .score
             .total_cmp(&chunks_all[a].score)
             .then(a.cmp(&b))
     });
-    let render = |k: usize| -> String {
+    let keep_of = |k: usize| -> Vec<bool> {
         let mut keep = vec![false; n];
         for &i in &order[..k] {
             keep[i] = true;
+            for c in companions[i].into_iter().flatten() {
+                keep[c] = true;
+            }
         }
-        let crlf = text.contains("\r\n");
+        keep
+    };
+    let crlf = text.contains("\r\n");
+    let render = |k: usize| -> String {
+        let keep = keep_of(k);
         let mut out = String::new();
         let mut prev: Option<(usize, usize, usize)> = None;
         for (i, c) in chunks_all.iter().enumerate() {
@@ -573,13 +613,29 @@ pub fn pack_words(
         }
         out
     };
-    // Estimate k, then correct it with real counts.
+    // Estimate k (a chunk costs its companions too, the first time), then correct it with
+    // real counts.
     let mut k = 0;
     let mut est = 0;
-    while k < n && est + chunks_all[order[k]].cost <= budget {
-        est += chunks_all[order[k]].cost;
+    let mut shown = vec![false; n];
+    while k < order.len() {
+        let i = order[k];
+        let extra: usize = companions[i]
+            .into_iter()
+            .flatten()
+            .filter(|&c| !shown[c])
+            .map(|c| chunks_all[c].cost)
+            .sum();
+        if est + chunks_all[i].cost + extra > budget {
+            break;
+        }
+        est += chunks_all[i].cost + extra;
+        for c in companions[i].into_iter().flatten() {
+            shown[c] = true;
+        }
         k += 1;
     }
+    let n = order.len();
     let mut best: Option<(usize, String, usize)> = None;
     let (mut lo, mut hi) = (0usize, n); // k is known to fit for lo, unknown above
     for _ in 0..12 {
@@ -623,9 +679,11 @@ pub fn pack_words(
     let (k, rendered, tokens) = best.unwrap_or((0, String::new(), 0));
     let mut kept_seg = vec![false; segs.len()];
     let mut kept_weight = 0.0;
-    for &i in &order[..k] {
-        kept_seg[chunks_all[i].seg] = true;
-        kept_weight += chunks_all[i].weight;
+    for (i, kept) in keep_of(k).into_iter().enumerate() {
+        if kept {
+            kept_seg[chunks_all[i].seg] = true;
+            kept_weight += chunks_all[i].weight;
+        }
     }
     if rendered.is_empty() && !text.trim().is_empty() {
         let seg_order: Vec<usize> = {
@@ -722,8 +780,13 @@ fn best_partial(
         for (x, w) in cw.iter().enumerate() {
             prefix[x + 1] = prefix[x] + w;
         }
+        // A list item's window starts at its marker.
+        let list_item = is_list_item(&st.text[s.start..s.end]);
         let best_window = |len: usize| -> (usize, usize) {
             let mut best = (0, len);
+            if list_item {
+                return best;
+            }
             let mut best_w = f64::MIN;
             for from in 0..=ch.len() - len {
                 let w = prefix[from + len] - prefix[from];

@@ -9,6 +9,10 @@
 //! 1. each block (passage) is scored by BM25 of the query's content terms over the block's words,
 //!    plus a bonus for query terms in its title/heading, plus a proximity bonus for pairs of query
 //!    terms that stand next to each other in the query and within a few content words in the block;
+//!    Query words the stemmer does not join to an input word get weaker variants (a word that
+//!    extends or is extended by a query word of ≥ 6 letters by ≤ 3 letters, the compound of two
+//!    adjacent query words: `pace maker` → `pacemaker`, other spellings of small numbers:
+//!    `5` → `fifth`; see [`query_variants`]);
 //! 2. each sentence is scored the same way on its own words;
 //! 3. a sentence's utility is `exp(τ·(z_block − 1)) · (α + rel_sentence + lead)`, where α grows
 //!    with the share of the input the budget keeps (whole passages when it is generous), `z_block` is
@@ -27,7 +31,7 @@
 //! information kept.
 
 use super::segment::{SegKind, Segment};
-use super::text::{Lexicon, for_each_word, is_common};
+use super::text::{Lexicon, for_each_word, is_common, is_stopword};
 
 /// One word occurrence inside a segment.
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +206,114 @@ pub fn query_terms(analysis: &mut Analysis, query: &str) -> Vec<(u32, f64)> {
         .collect()
 }
 
+/// Input terms that are probably forms of the query's words the stemmer does not join, with
+/// [`VARIANT_WEIGHT`] times their idf: a word that extends a query word of at least 6 letters
+/// by at most 3 letters or that it extends (`europe`/`european`, `africa`/`african`), the
+/// compound of two adjacent query words (`pace maker` → `pacemaker`), and the other spellings
+/// of a number from 1 to 12 (`5`, `five`, `fifth`, `5th`). Terms already in `qterms` are left
+/// out.
+pub fn query_variants(analysis: &Analysis, query: &str, qterms: &[(u32, f64)]) -> Vec<(u32, f64)> {
+    let mut qwords: Vec<String> = Vec::new();
+    for_each_word(query, |a, b| {
+        let w = query[a..b].to_lowercase();
+        if w.bytes().all(|c| c.is_ascii_alphabetic()) && !is_stopword(&w) {
+            qwords.push(w);
+        }
+    });
+    let mut out: Vec<(u32, f64)> = Vec::new();
+    let add = |t: u32, out: &mut Vec<(u32, f64)>| {
+        if !qterms.iter().any(|&(q, _)| q == t) && !out.iter().any(|&(q, _)| q == t) {
+            out.push((t, VARIANT_WEIGHT * analysis.idf[t as usize]));
+        }
+    };
+    for pair in qwords.windows(2) {
+        let compound = format!("{}{}", pair[0], pair[1]);
+        if let Some(t) = analysis.lexicon.surface_id(&compound) {
+            add(t, &mut out);
+        }
+    }
+    // Numbers in the query: the other ways of writing them (`5`, `five`, `fifth`, `5th`).
+    let mut numbers: Vec<usize> = Vec::new();
+    for_each_word(query, |a, b| {
+        let w = query[a..b].to_lowercase();
+        if let Some(n) = NUMBER_WORDS
+            .iter()
+            .position(|&(c, o)| c == w || o == w)
+            .map(|i| i + 1)
+            .or_else(|| w.parse::<usize>().ok())
+            .or_else(|| {
+                w.strip_suffix(['t', 'd', 'h'].as_slice())
+                    .and_then(|x| x.strip_suffix(['s', 'n', 'r', 't'].as_slice()))
+                    .and_then(|x| x.parse().ok())
+            })
+            && (1..=NUMBER_WORDS.len()).contains(&n)
+        {
+            numbers.push(n);
+        }
+    });
+    for n in numbers {
+        let (cardinal, ordinal) = NUMBER_WORDS[n - 1];
+        let suffix = match n {
+            1 => "st",
+            2 => "nd",
+            3 => "rd",
+            _ => "th",
+        };
+        for form in [
+            n.to_string(),
+            cardinal.to_string(),
+            ordinal.to_string(),
+            format!("{n}{suffix}"),
+        ] {
+            if let Some(t) = analysis.lexicon.surface_id(&form)
+                && !analysis.lexicon.is_stop(t)
+            {
+                add(t, &mut out);
+            }
+        }
+    }
+    let long_words: Vec<&String> = qwords.iter().filter(|w| w.len() >= 6).collect();
+    if !long_words.is_empty() {
+        for (s, t) in analysis.lexicon.surfaces() {
+            if s.len() < 6 || !s.bytes().all(|c| c.is_ascii_alphabetic()) {
+                continue;
+            }
+            let related = long_words.iter().any(|q| {
+                let (short, long) = if q.len() <= s.len() {
+                    (q.as_str(), s)
+                } else {
+                    (s, q.as_str())
+                };
+                short != long && long.len() - short.len() <= 3 && long.starts_with(short)
+            });
+            if related && !analysis.lexicon.is_stop(t) {
+                add(t, &mut out);
+            }
+        }
+    }
+    out.sort_by_key(|&(t, _)| t);
+    out
+}
+
+/// Cardinal and ordinal words of 1 to 12.
+const NUMBER_WORDS: &[(&str, &str)] = &[
+    ("one", "first"),
+    ("two", "second"),
+    ("three", "third"),
+    ("four", "fourth"),
+    ("five", "fifth"),
+    ("six", "sixth"),
+    ("seven", "seventh"),
+    ("eight", "eighth"),
+    ("nine", "ninth"),
+    ("ten", "tenth"),
+    ("eleven", "eleventh"),
+    ("twelve", "twelfth"),
+];
+
+/// Weight of a query variant relative to its idf.
+const VARIANT_WEIGHT: f64 = 0.7;
+
 /// Tuning constants, named so the doc above can refer to them.
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -234,7 +346,14 @@ pub fn utilities(
     }
     let kind = answer_kind(query.unwrap_or(""));
     let alpha = ALPHA + ALPHA_GROWTH * (keep_fraction - 0.1).max(0.0);
-    query_utilities(analysis, text, segs, &qterms, kind, alpha)
+    // Variants follow the query's own terms, each after a term that never occurs, so that the
+    // proximity bonus (terms adjacent in the query) only pairs the query's own words.
+    let mut terms = qterms.clone();
+    for v in query_variants(analysis, query.unwrap_or(""), &qterms) {
+        terms.push((u32::MAX, 0.0));
+        terms.push(v);
+    }
+    query_utilities(analysis, text, segs, &terms, kind, alpha)
 }
 
 /// What kind of answer a question asks for, from its wh-word.
@@ -472,4 +591,35 @@ fn query_utilities(
         out.push(kind * (TAU * (z - 1.0)).exp() * (alpha + rel + lead));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::segment::{SegmentOptions, segment};
+
+    #[test]
+    fn query_variants_join_compounds_and_close_word_forms_only() {
+        let text = "A pacemaker regulates the heart. European ships sailed south. \
+                    The organization met. Maker faire. The fifth volume premiered.";
+        let segs = segment(text, SegmentOptions::default());
+        let mut a = Analysis::new(text, &segs);
+        let query = "which pace maker did the europe ships use for the organ in season 5";
+        let qterms = query_terms(&mut a, query);
+        let v = query_variants(&a, query, &qterms);
+        let (pacemaker, european, organization, maker) = (
+            a.lexicon.lookup("pacemaker").unwrap(),
+            a.lexicon.lookup("european").unwrap(),
+            a.lexicon.lookup("organization").unwrap(),
+            a.lexicon.lookup("maker").unwrap(),
+        );
+        let found: Vec<u32> = v.iter().map(|x| x.0).collect();
+        assert!(found.contains(&pacemaker), "{found:?}");
+        assert!(found.contains(&european));
+        assert!(found.contains(&a.lexicon.lookup("fifth").unwrap()));
+        // `organ` is too short to stand for `organization`; `maker` is a query term already.
+        assert!(!found.contains(&organization));
+        assert!(!found.contains(&maker));
+        assert!(v.iter().all(|&(_, w)| w > 0.0));
+    }
 }

@@ -206,7 +206,19 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
         }
         if body_start < end {
             let parent = section_parent(label, &headings);
-            split_sentences(text, body_start, end, |s, e| {
+            // A list marker (`-`, `1.`) starts the item's first sentence; it never ends one.
+            let marker = if is_list_item(&text[body_start..end]) {
+                text[body_start..end].find(' ').unwrap_or(0)
+            } else {
+                0
+            };
+            let mut first = true;
+            split_sentences(text, body_start + marker, end, |s, e| {
+                let s = if std::mem::take(&mut first) {
+                    body_start
+                } else {
+                    s
+                };
                 push_capped(&mut out, text, s, e, block, parent, SegKind::Sentence);
             });
         }
@@ -330,7 +342,7 @@ pub fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
-fn heading_level(line: &str) -> Option<usize> {
+pub(crate) fn heading_level(line: &str) -> Option<usize> {
     let hashes = line.bytes().take_while(|&b| b == b'#').count();
     if (1..=6).contains(&hashes)
         && line.len() > hashes
@@ -350,7 +362,7 @@ fn is_table_separator(line: &str) -> bool {
             .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
 }
 
-fn is_list_item(line: &str) -> bool {
+pub(crate) fn is_list_item(line: &str) -> bool {
     let b = line.as_bytes();
     if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' {
         return true;

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::tokens::FxBuild;
+
 /// Calls `f(start, end)` for every maximal run of alphanumeric characters (Unicode-aware).
 /// CJK ideographs and kana are yielded one character at a time, since CJK has no spaces.
 pub fn for_each_word(text: &str, mut f: impl FnMut(usize, usize)) {
@@ -40,9 +42,9 @@ pub fn is_cjk(c: char) -> bool {
 pub struct Lexicon {
     stemmer: rust_stemmers::Stemmer,
     /// lower-cased surface form -> term id
-    surface: HashMap<String, u32>,
+    surface: HashMap<String, u32, FxBuild>,
     /// stem -> term id
-    stems: HashMap<String, u32>,
+    stems: HashMap<String, u32, FxBuild>,
     /// term id -> is a stopword (decided on the first surface form seen, which is lower-cased)
     stop: Vec<bool>,
     buf: String,
@@ -58,8 +60,8 @@ impl Lexicon {
     pub fn new() -> Self {
         Lexicon {
             stemmer: rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English),
-            surface: HashMap::new(),
-            stems: HashMap::new(),
+            surface: HashMap::default(),
+            stems: HashMap::default(),
             stop: Vec::new(),
             buf: String::new(),
         }
@@ -95,6 +97,16 @@ impl Lexicon {
         }
         self.surface.insert(lower, id);
         id
+    }
+
+    /// Every known lower-cased surface form with its term id.
+    pub fn surfaces(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.surface.iter().map(|(s, &t)| (s.as_str(), t))
+    }
+
+    /// Term id of an exact lower-cased surface form, if seen.
+    pub fn surface_id(&self, lower: &str) -> Option<u32> {
+        self.surface.get(lower).copied()
     }
 
     /// Term id of `word` if it is already known, without creating one.

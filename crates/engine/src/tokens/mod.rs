@@ -47,6 +47,189 @@
 
 use std::path::Path;
 
+/// Counts many texts made of pieces of one source text (a compressor's candidate outputs) fast
+/// and exactly.
+///
+/// `bpe-openai` counts a text as the sum of the BPE counts of its pre-tokenizer pieces (the
+/// encodings we ship apply no normalisation). [`PieceCounter::new`] counts the source once,
+/// remembering the count of every piece of at most [`PieceCounter::MAX_PIECE`] bytes; later
+/// calls still run the pre-tokenizer on their text but look each piece's count up instead of
+/// running the BPE again (new pieces, e.g. at a join or in a reformatted text, are encoded as
+/// usual and remembered too). The result is always exactly [`Encoding::count`].
+pub struct PieceCounter<'a> {
+    encoding: Encoding,
+    source: &'a str,
+    source_tokens: usize,
+    cache: std::cell::RefCell<std::collections::HashMap<&'a str, u32, FxBuild>>,
+    /// Pieces seen in texts that are not slices of the source (bounded in size).
+    other: std::cell::RefCell<std::collections::HashMap<Box<str>, u32, FxBuild>>,
+    /// End offset of each piece of the source, ascending (pieces tile the source).
+    piece_ends: Vec<usize>,
+    /// `prefix[i]` = raw tokens of the first `i` pieces.
+    prefix: Vec<usize>,
+}
+
+impl<'a> PieceCounter<'a> {
+    /// Longer pieces (a long run of letters or digits) are not remembered.
+    pub const MAX_PIECE: usize = 128;
+    /// At most this many pieces from outside the source are remembered.
+    pub const MAX_OTHER: usize = 1 << 17;
+
+    /// Counts `source` and remembers its pieces.
+    pub fn new(encoding: Encoding, source: &'a str) -> Self {
+        let mut c = PieceCounter {
+            encoding,
+            source,
+            source_tokens: 0,
+            cache: Default::default(),
+            other: Default::default(),
+            piece_ends: Vec::new(),
+            prefix: vec![0],
+        };
+        let mut ends = Vec::new();
+        let mut prefix = vec![0usize];
+        let raw = c.count_pieces(source, &mut |end, n| {
+            ends.push(end);
+            prefix.push(prefix.last().copied().unwrap_or(0) + n);
+        });
+        c.piece_ends = ends;
+        c.prefix = prefix;
+        c.source_tokens = c.scale(raw);
+        c
+    }
+
+    /// An estimate, without any BPE work, of the tokens of `source[start..end]`: the tokens
+    /// of the source's pieces that end inside the range (a word's leading space belongs to
+    /// it), with pieces cut by the range edges counted in proportion to the bytes inside.
+    /// Exact when the range is a whole number of pieces; a count of the text itself may differ
+    /// by a token or so at each edge. Not additive across joins: check a rendering with
+    /// [`count`](Self::count).
+    pub fn estimate(&self, start: usize, end: usize) -> usize {
+        let end = end.min(self.source.len());
+        if start >= end {
+            return 0;
+        }
+        let ends = &self.piece_ends;
+        let piece_start = |i: usize| if i == 0 { 0 } else { ends[i - 1] };
+        let tokens = |i: usize| self.prefix[i + 1] - self.prefix[i];
+        let proportional = |i: usize, a: usize, b: usize| {
+            let len = ends[i] - piece_start(i);
+            (tokens(i) * (b - a)).div_ceil(len.max(1))
+        };
+        // Pieces i in [first, last) end inside (start, end].
+        let first = ends.partition_point(|&e| e <= start);
+        let last = ends.partition_point(|&e| e <= end);
+        let mut raw = 0;
+        if first < last {
+            raw = self.prefix[last] - self.prefix[first];
+            // A piece that began before the range (other than by the one leading space or
+            // punctuation character a word's piece carries) counts only its part inside.
+            let s0 = piece_start(first);
+            if s0 + 1 < start {
+                raw = raw - tokens(first) + proportional(first, start, ends[first]);
+            }
+        }
+        // The piece running past the end, if any.
+        if last < ends.len() && piece_start(last) < end {
+            raw += proportional(last, piece_start(last).max(start), end);
+        }
+        self.scale(raw)
+    }
+
+    fn scale(&self, raw: usize) -> usize {
+        match self.encoding {
+            Encoding::Approx => (raw * 11).div_ceil(10),
+            _ => raw,
+        }
+    }
+
+    /// `encoding.count(source)`.
+    pub fn source_tokens(&self) -> usize {
+        self.source_tokens
+    }
+
+    /// Exactly `encoding.count(text)`.
+    pub fn count(&self, text: &str) -> usize {
+        let raw = self.count_pieces(text, &mut |_, _| {});
+        self.scale(raw)
+    }
+
+    /// The raw (unscaled) count; `each(end, tokens)` sees every piece.
+    fn count_pieces(&self, text: &str, each: &mut dyn FnMut(usize, usize)) -> usize {
+        let tok = match self.encoding {
+            Encoding::Cl100k => bpe_openai::cl100k_base(),
+            Encoding::O200k | Encoding::Approx => bpe_openai::o200k_base(),
+        };
+        // A slice of the source can lend its pieces to the cache.
+        let base = self.source.as_ptr() as usize;
+        let at = text.as_ptr() as usize;
+        let in_source = at >= base && at + text.len() <= base + self.source.len();
+        let mut cache = self.cache.borrow_mut();
+        let mut raw = 0usize;
+        let text_at = text.as_ptr() as usize;
+        for piece in tok.split(text) {
+            let end = piece.as_ptr() as usize - text_at + piece.len();
+            let n = if piece.len() > Self::MAX_PIECE {
+                tok.bpe.count(piece.as_bytes())
+            } else if let Some(&n) = cache.get(piece) {
+                n as usize
+            } else if in_source {
+                let n = tok.bpe.count(piece.as_bytes());
+                let off = piece.as_ptr() as usize - base;
+                if let Some(p) = self.source.get(off..off + piece.len()) {
+                    cache.insert(p, n as u32);
+                }
+                n
+            } else {
+                let mut other = self.other.borrow_mut();
+                match other.get(piece) {
+                    Some(&n) => n as usize,
+                    None => {
+                        let n = tok.bpe.count(piece.as_bytes());
+                        if other.len() < Self::MAX_OTHER {
+                            other.insert(piece.into(), n as u32);
+                        }
+                        n
+                    }
+                }
+            };
+            raw += n;
+            each(end, n);
+        }
+        raw
+    }
+}
+
+/// A fast non-cryptographic hasher for short strings (FxHash's mixing step).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut last = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            last |= u64::from(b) << (8 * i);
+        }
+        self.0 = (self.0.rotate_left(5) ^ last ^ (bytes.len() as u64) << 56).wrapping_mul(K);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 /// How a model's text is turned into tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -361,6 +544,50 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    #[test]
+    fn piece_counter_is_exact_on_slices_joins_and_other_texts() {
+        let source = SAMPLES.join("\n\n");
+        for enc in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
+            let c = PieceCounter::new(enc, &source);
+            assert_eq!(c.source_tokens(), enc.count(&source));
+            let bounds: Vec<usize> = (0..=source.len())
+                .filter(|&i| source.is_char_boundary(i))
+                .step_by(7)
+                .collect();
+            for w in bounds.windows(3) {
+                let (a, b, e) = (w[0], w[1], w[2]);
+                for t in [&source[a..e], &source[b..], &source[..a]] {
+                    assert_eq!(c.count(t), enc.count(t), "{enc:?} {t:?}");
+                }
+                let joined = format!("{} {}", &source[a..b], &source[e..]);
+                assert_eq!(c.count(&joined), enc.count(&joined), "{enc:?} {joined:?}");
+            }
+            // Repeated calls give the same answer (from the cache).
+            for s in SAMPLES {
+                assert_eq!(c.count(s), enc.count(s));
+                assert_eq!(c.count(s), enc.count(s));
+            }
+            let long = "x".repeat(5000) + " y";
+            assert_eq!(c.count(&long), enc.count(&long));
+            // Estimates: exact on the whole source, close on words, sane inside long runs.
+            assert_eq!(c.estimate(0, source.len()), c.source_tokens());
+            assert_eq!(c.estimate(5, 5), 0);
+            for w in bounds.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let (e, n) = (c.estimate(a, b), enc.count(&source[a..b]));
+                assert!(
+                    e <= 2 * n + 2 && n <= 2 * e + 2,
+                    "{enc:?} {:?}: {e} vs {n}",
+                    &source[a..b]
+                );
+            }
+        }
+        let run = "z".repeat(100_000);
+        let c = PieceCounter::new(Encoding::Cl100k, &run);
+        let (part, whole) = (c.estimate(1000, 2000), c.source_tokens());
+        assert!(part > 0 && part * 50 < whole * 2, "{part} of {whole}");
     }
 
     #[test]

@@ -1,0 +1,263 @@
+//! Content types through the public entry point `compress::compress`: what each kind of input
+//! keeps, measured the way EVAL.md measures it.
+
+use omnimemory_engine::compress::{Budget, CompressRequest, ContentType, compress};
+use omnimemory_engine::eval;
+use omnimemory_engine::tokens::Encoding;
+
+/// A deterministic pseudo-UUID (lower-case hex, 8-4-4-4-12).
+fn uuid(i: u64) -> String {
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0123_4567_89AB_CDEF;
+    let g = h.rotate_left(23).wrapping_mul(0x2545_F491_4F6C_DD1D);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        h >> 32,
+        h & 0xffff,
+        g & 0xfff,
+        8 + (g >> 12) % 4,
+        (g >> 16) & 0xfff,
+        (g >> 28) & 0xffff_ffff_ffff
+    )
+}
+
+/// The kv75 construction of EVAL.md: a pretty-printed object of 75 UUID pairs.
+fn kv75(seed: u64) -> (String, Vec<(String, String)>) {
+    let pairs: Vec<(String, String)> = (0..75)
+        .map(|i| (uuid(seed * 1000 + 2 * i), uuid(seed * 1000 + 2 * i + 1)))
+        .collect();
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!(" \"{k}\": \"{v}\""))
+        .collect();
+    (format!("{{\n{}\n}}", body.join(",\n")), pairs)
+}
+
+#[test]
+fn kv75_answer_is_retained_as_eval_measures_it_and_output_is_json() {
+    for seed in 0..3 {
+        let (doc, pairs) = kv75(seed);
+        for (i, (k, v)) in pairs.iter().enumerate().step_by(11) {
+            let query = format!("What is the value associated with key \"{k}\"?");
+            for ratio in [0.5, 0.75, 0.9] {
+                let c = compress(
+                    &CompressRequest {
+                        context: &doc,
+                        query: Some(&query),
+                        budget: Budget::Ratio(ratio),
+                    },
+                    Encoding::Cl100k,
+                );
+                assert_eq!(c.content_type, ContentType::Json);
+                assert!(c.compressed_tokens <= c.budget_tokens, "over budget");
+                let parsed: serde_json::Value =
+                    serde_json::from_str(&c.text).expect("output parses as JSON");
+                assert_eq!(parsed[k.as_str()].as_str(), Some(v.as_str()));
+                assert!(
+                    eval::retained(&c.text, std::slice::from_ref(v)),
+                    "member {i} at {ratio}: the value is not a word of the normalised output: {}",
+                    c.text
+                );
+                // The key is a separate word too.
+                assert!(eval::retained(&c.text, std::slice::from_ref(k)));
+                // Whole members, yet close to the budget.
+                assert!(
+                    c.compressed_tokens * 100 >= c.budget_tokens * 95,
+                    "{} of {} tokens at {ratio}",
+                    c.compressed_tokens,
+                    c.budget_tokens
+                );
+            }
+        }
+    }
+}
+
+/// A markdown document: headings with words found nowhere else, lists, a table, prose.
+fn markdown_doc() -> String {
+    let topics = [
+        ("Kestrel", "installation"),
+        ("Osprey", "configuration"),
+        ("Plover", "networking"),
+        ("Heron", "storage"),
+        ("Avocet", "monitoring"),
+        ("Curlew", "upgrades"),
+    ];
+    let mut out = String::from("# Falconry operations handbook\n\n");
+    for (k, (bird, topic)) in topics.iter().enumerate() {
+        out.push_str(&format!("## {bird} {topic} notes\n\n"));
+        out.push_str(&format!(
+            "The {topic} procedure was revised in 20{:02} after the audit found {} gaps. \
+             Operators should read the whole section before changing anything in production. \
+             Most problems reported so far came from skipped steps rather than from defects.\n\n",
+            10 + k,
+            3 + k
+        ));
+        out.push_str(&format!(
+            "- Verify that release 4.{k}.2 is installed on every node before you start.\n\
+             - Back up the {topic} database to the archive volume and record its checksum.\n\
+             - Notify the on-call engineer through the paging channel at least one hour ahead.\n\
+             1. Drain traffic from the first region and wait for the queue to empty.\n\
+             2. Apply the {topic} change with the maintenance flag set to strict.\n\n"
+        ));
+        if k % 2 == 0 {
+            out.push_str(&format!(
+                "| setting | default | limit |\n|---|---|---|\n| {topic}_timeout | 30 | 300 |\n| {topic}_retries | 3 | 10 |\n\n"
+            ));
+        }
+    }
+    out
+}
+
+fn is_marker_only(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty()
+        && (t
+            .chars()
+            .all(|c| c == '#' || c == '-' || c == '*' || c == '+' || c == '|')
+            || (t.ends_with(['.', ')']) && t[..t.len() - 1].chars().all(|c| c.is_ascii_digit())))
+}
+
+fn list_marker(line: &str) -> bool {
+    let t = line.trim_start();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    t.starts_with("- ")
+        || t.starts_with("* ")
+        || t.starts_with("+ ")
+        || (digits > 0 && (t[digits..].starts_with(". ") || t[digits..].starts_with(") ")))
+}
+
+#[test]
+fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
+    let doc = markdown_doc();
+    let input_lines: Vec<&str> = doc.lines().collect();
+    let headings: Vec<&str> = input_lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with('#'))
+        .collect();
+    // Words that occur only in list items.
+    let word_set = |lines: &mut dyn Iterator<Item = &str>| {
+        let mut s = std::collections::HashSet::new();
+        for l in lines {
+            for w in l.split_whitespace() {
+                s.insert(w.to_string());
+            }
+        }
+        s
+    };
+    let list_words = word_set(&mut input_lines.iter().copied().filter(|l| list_marker(l)));
+    let other_words = word_set(&mut input_lines.iter().copied().filter(|l| !list_marker(l)));
+    let list_only: Vec<&String> = list_words.difference(&other_words).collect();
+    assert!(list_only.len() > 10);
+    for query in [None, Some("How do I back up the storage database?")] {
+        for ratio in [0.5, 0.75, 0.9] {
+            let c = compress(
+                &CompressRequest {
+                    context: &doc,
+                    query,
+                    budget: Budget::Ratio(ratio),
+                },
+                Encoding::Cl100k,
+            );
+            assert_eq!(c.content_type, ContentType::Markdown);
+            assert!(c.compressed_tokens <= c.budget_tokens);
+            let ctx = format!("query {query:?} ratio {ratio}:\n{}", c.text);
+            for line in c.text.lines() {
+                assert!(
+                    !is_marker_only(line),
+                    "orphan marker line {line:?} in {ctx}"
+                );
+                if line.trim_start().starts_with('#') {
+                    assert!(
+                        headings.contains(&line.trim()),
+                        "cut heading {line:?} in {ctx}"
+                    );
+                }
+                if line.trim_start().starts_with('|') {
+                    assert!(input_lines.contains(&line.trim()), "cut table row {line:?}");
+                }
+                if line
+                    .split_whitespace()
+                    .any(|w| list_only.iter().any(|l| *l == w))
+                {
+                    assert!(
+                        list_marker(line),
+                        "list item without marker {line:?} in {ctx}"
+                    );
+                }
+            }
+            // A heading's own words only come with the whole heading.
+            for h in &headings {
+                let bird = h.split_whitespace().nth(1).unwrap();
+                if c.text.split_whitespace().any(|w| w == bird) {
+                    assert!(c.text.lines().any(|l| l.trim() == *h), "{h:?} cut in {ctx}");
+                }
+            }
+            // Table rows come with their header.
+            if c.text.contains("_timeout |") {
+                assert!(c.text.contains("| setting | default | limit |"), "{ctx}");
+            }
+        }
+    }
+}
+
+/// A support chat: every turn one line, `User:` or `Assistant:` first.
+fn chat_doc() -> String {
+    let mut out = String::new();
+    let issues = [
+        "my invoice for March shows the wrong VAT number",
+        "the export to CSV stops at ten thousand rows",
+        "two-factor codes arrive after they have expired",
+        "the dashboard shows yesterday's numbers until noon",
+        "a deleted teammate still receives the weekly digest",
+    ];
+    for (k, issue) in issues.iter().enumerate() {
+        out.push_str(&format!(
+            "User: Hello again, I have another problem today. It seems that {issue}. \
+             I tried logging out and in, and it did not help at all.\n\n"
+        ));
+        out.push_str(&format!(
+            "Assistant: Thanks for the details, I am sorry about the trouble. I checked ticket \
+             84{k}3 and the cause is a stale cache on our side. I have cleared it, so the problem \
+             should be gone within five minutes. Let me know if it comes back.\n\n"
+        ));
+        out.push_str("User: Great, thank you very much for the quick help.\n\n");
+    }
+    out
+}
+
+#[test]
+fn chat_keeps_the_speaker_label_on_every_kept_turn() {
+    let doc = chat_doc();
+    let turns: Vec<&str> = doc.lines().filter(|l| !l.trim().is_empty()).collect();
+    for query in [None, Some("Why does the CSV export stop?")] {
+        for ratio in [0.5, 0.75, 0.9] {
+            let c = compress(
+                &CompressRequest {
+                    context: &doc,
+                    query,
+                    budget: Budget::Ratio(ratio),
+                },
+                Encoding::Cl100k,
+            );
+            assert_eq!(c.content_type, ContentType::Chat);
+            assert!(c.compressed_tokens <= c.budget_tokens);
+            for line in c.text.lines().filter(|l| !l.trim().is_empty()) {
+                let label = ["User: ", "Assistant: "]
+                    .into_iter()
+                    .find(|l| line.starts_with(l));
+                let Some(label) = label else {
+                    panic!("turn without its label: {line:?} in\n{}", c.text);
+                };
+                // The words after the label come from one turn of that speaker, in order.
+                let words: Vec<&str> = line[label.len()..].split_whitespace().collect();
+                let from_turn = turns.iter().any(|t| {
+                    t.starts_with(label) && {
+                        let mut it = t[label.len()..].split_whitespace();
+                        words.iter().all(|w| it.any(|x| x == *w))
+                    }
+                });
+                assert!(from_turn, "{line:?} is not from one {label:?} turn");
+            }
+        }
+    }
+}
