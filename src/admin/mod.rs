@@ -49,6 +49,9 @@ pub enum AdminCommand {
         /// This key's own request burst (instead of the tier's).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         burst: Option<u32>,
+        /// The key stops working this many days after creation.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
     },
     /// Check a key and show its owner, status and this month's usage.
     VerifyKey { key: String },
@@ -91,6 +94,12 @@ pub enum AdminCommand {
     DatabaseInfo,
 }
 
+/// What `create-key` may add to a key beyond its owner and tier.
+struct KeyExtras {
+    limits: LimitOverride,
+    expires_at: Option<jiff::Timestamp>,
+}
+
 fn parse_tier(s: &str) -> Result<Tier, String> {
     s.to_ascii_lowercase().parse().map_err(|e: keys::UnknownTier| e.to_string())
 }
@@ -122,13 +131,16 @@ pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcom
 async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &Store) -> anyhow::Result<Outcome> {
     use AdminCommand::*;
     match cmd {
-        CreateKey { user_id, tier, email, company, monthly_tokens, requests_per_second, burst } => {
+        CreateKey { user_id, tier, email, company, monthly_tokens, requests_per_second, burst, expires_in_days } => {
             let limits = LimitOverride {
                 monthly_tokens: *monthly_tokens,
                 requests_per_second: *requests_per_second,
                 burst: *burst,
             };
-            create_key(store, settings, user_id, *tier, email.as_deref(), company.as_deref(), limits).await
+            let expires_at =
+                expires_in_days.map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
+            let extras = KeyExtras { limits, expires_at };
+            create_key(store, settings, user_id, *tier, email.as_deref(), company.as_deref(), extras).await
         }
         VerifyKey { key } => verify_key(store, settings, key).await,
         UsageStats { key, days, detailed, group_by } => {
@@ -179,8 +191,9 @@ async fn create_key(
     tier: Tier,
     email: Option<&str>,
     company: Option<&str>,
-    limits: LimitOverride,
+    extras: KeyExtras,
 ) -> anyhow::Result<Outcome> {
+    let KeyExtras { limits, expires_at } = extras;
     if limits.requests_per_second.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Ok(Outcome::failed(
             "--requests-per-second must be a positive number",
@@ -188,7 +201,7 @@ async fn create_key(
         ));
     }
     let request = match KeyRequest::parse(user_id, tier.as_str(), email, company) {
-        Ok(r) => KeyRequest { limits, ..r },
+        Ok(r) => KeyRequest { limits, expires_at, ..r },
         Err(e) => {
             return Ok(Outcome::failed(&e.to_string(), json!({"created": false, "error": e.to_string()})));
         }
@@ -205,6 +218,7 @@ async fn create_key(
         .field("Email", record.email.as_deref().unwrap_or("-"))
         .field("Company", record.company.as_deref().unwrap_or("-"))
         .field("Created", record.created_at)
+        .field("Expires", record.expires_at.map_or_else(|| "never".to_string(), |t| t.to_string()))
         .field("Monthly limit", limit_text(limits.monthly_tokens))
         .field("Rate limit", format!("{} req/s (burst {})", limits.requests_per_second, limits.burst))
         .line("\n  Store this key now: it is shown only once.")
@@ -212,7 +226,7 @@ async fn create_key(
     let json = json!({
         "created": true, "api_key": key.expose_secret(), "key_id": record.public_id,
         "user_id": record.user_id, "tier": record.tier, "email": record.email,
-        "company": record.company, "created_at": record.created_at,
+        "company": record.company, "created_at": record.created_at, "expires_at": record.expires_at,
     });
     Ok(Outcome::ok(text, json))
 }
@@ -240,6 +254,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
         .field("Email", record.email.as_deref().unwrap_or("-"))
         .field("Company", record.company.as_deref().unwrap_or("-"))
         .field("Created", record.created_at)
+        .field("Expires", record.expires_at.map_or_else(|| "never".to_string(), |t| t.to_string()))
         .section(&format!("Usage this month ({period})"))
         .field("Used", format!("{} tokens", thousands(used)))
         .field("Monthly limit", limit_text(limit));
@@ -250,7 +265,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
     let json = json!({
         "valid": valid, "status": status, "key_id": record.public_id, "user_id": record.user_id,
         "tier": record.tier, "email": record.email, "company": record.company,
-        "created_at": record.created_at, "period": period,
+        "created_at": record.created_at, "expires_at": record.expires_at, "period": period,
         "usage": {"current_usage": used, "monthly_limit": limit,
                   "remaining": limit.map(|l| l.saturating_sub(used)), "unlimited": limit.is_none()},
     });

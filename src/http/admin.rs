@@ -18,6 +18,8 @@ pub struct CreateKeyBody {
     tier: Option<String>,
     email: Option<String>,
     company: Option<String>,
+    /// The key stops working this many days after creation (1 to 3650).
+    expires_in_days: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +31,7 @@ pub struct CreatedKey {
     email: Option<String>,
     company: Option<String>,
     created_at: jiff::Timestamp,
+    expires_at: Option<jiff::Timestamp>,
 }
 
 pub async fn create_key(
@@ -50,7 +53,14 @@ pub async fn create_key(
         body.company.as_deref(),
     )
     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let (key, new) = request.issue();
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(days @ 1..=3650) => Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(days))),
+        Some(other) => {
+            return Err(ApiError::InvalidRequest(format!("expires_in_days must be from 1 to 3650, got {other}")));
+        }
+    };
+    let (key, new) = KeyRequest { expires_at, ..request }.issue();
     let record = state.store.insert_key(&new).await?;
     tracing::info!(key = %record.public_id, user_id = %record.user_id, tier = %record.tier, "api key created");
     Ok((
@@ -63,6 +73,7 @@ pub async fn create_key(
             email: record.email,
             company: record.company,
             created_at: record.created_at,
+            expires_at: record.expires_at,
         }),
     ))
 }

@@ -247,6 +247,8 @@ pub struct KeyRequest {
     pub email: Option<String>,
     pub company: Option<String>,
     pub limits: LimitOverride,
+    /// When the key stops working; `None` = never.
+    pub expires_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -291,6 +293,7 @@ impl KeyRequest {
             email: email.map(str::to_string),
             company: company.map(str::to_string),
             limits: LimitOverride::default(),
+            expires_at: None,
         })
     }
 
@@ -304,7 +307,7 @@ impl KeyRequest {
             tier: self.tier,
             email: self.email,
             company: self.company,
-            expires_at: None,
+            expires_at: self.expires_at,
             limits: self.limits,
         };
         (key, new)

@@ -28,6 +28,26 @@ async fn create_verify_and_list_keys(backend: Backend) {
     assert_eq!(listed["count"], 0);
 }
 
+async fn a_key_may_expire(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let created = json(&env.cli(
+        &["admin", "create-key", "--user-id", "temp", "--tier", "free", "--expires-in-days", "7", "--json"],
+        None,
+    ));
+    let expires: jiff::Timestamp = created["expires_at"].as_str().unwrap().parse().unwrap();
+    let in_days = (expires - jiff::Timestamp::now()).as_secs_f64() / 86_400.0;
+    assert!((6.9..=7.0).contains(&in_days), "{in_days}");
+    let verified = json(&env.cli(&["admin", "verify-key", created["api_key"].as_str().unwrap(), "--json"], None));
+    assert_eq!(
+        (verified["status"].as_str(), verified["expires_at"].as_str()),
+        (Some("active"), created["expires_at"].as_str())
+    );
+    assert_eq!(
+        env.cli(&["admin", "create-key", "--user-id", "t", "--tier", "free", "--expires-in-days", "0"], None).code,
+        2
+    );
+}
+
 async fn exit_codes_are_zero_one_two(backend: Backend) {
     let env = TestEnv::new(backend);
     let unknown = format!("om_free_{}", "B".repeat(43));
@@ -81,6 +101,7 @@ async fn usage_and_limits_commands_show_real_zeros_for_a_new_key(backend: Backen
 }
 
 crate::on_both_backends! {
+    a_key_may_expire,
     create_verify_and_list_keys,
     exit_codes_are_zero_one_two,
     deactivate_then_activate_by_key_or_by_key_id,

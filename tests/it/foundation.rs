@@ -188,7 +188,9 @@ async fn admin_endpoint_creates_working_keys_and_never_logs_the_admin_key(backen
 
     let mut in_body = body.clone();
     in_body["admin_key"] = json!(ADMIN_KEY);
-    assert_eq!(create(None, in_body).await.unwrap().status(), 201);
+    in_body["expires_in_days"] = json!(30);
+    let expiring: serde_json::Value = create(None, in_body).await.unwrap().json().await.unwrap();
+    assert!(expiring["expires_at"].is_string() && created["expires_at"].is_null(), "{expiring}");
 
     let bad_tier = create(Some(ADMIN_KEY), json!({"user_id": "e", "tier": "gold"})).await.unwrap();
     assert_eq!(error_code(bad_tier, 422).await, "invalid_request");
