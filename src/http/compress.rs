@@ -30,8 +30,9 @@ pub async fn compress(
 ) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
     let budget = body.budget().map_err(ApiError::InvalidRequest)?;
     let metadata = metadata_of(body.metadata.take())?;
-    let tool_id = header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take());
-    let session_id = header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take());
+    let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
+    let session_id =
+        tag_of("session_id", header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take()))?;
     let model_id = body.model_id().to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let large = body.context.len() > INLINE_LIMIT_BYTES;
@@ -78,6 +79,18 @@ pub async fn compress(
         out_headers.insert("x-request-id", v);
     }
     Ok((out_headers, axum::Json(response)))
+}
+
+const MAX_TAG_BYTES: usize = 256;
+
+/// `tool_id` / `session_id`: at most 256 bytes, stored as given.
+fn tag_of(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.len() > MAX_TAG_BYTES => {
+            Err(ApiError::InvalidRequest(format!("{name} must be at most {MAX_TAG_BYTES} bytes")))
+        }
+        other => Ok(other),
+    }
 }
 
 const MAX_METADATA_ENTRIES: usize = 32;

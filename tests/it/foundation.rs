@@ -237,6 +237,15 @@ async fn every_error_has_the_same_shape(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(error_code(bad_target, 422).await, "invalid_request");
+    for bad in [
+        json!({"context": "x", "tool_id": "t".repeat(300)}),
+        json!({"context": "x", "metadata": {"team": 7}}),
+        json!({"context": "x", "target_tokens": -5}),
+        json!({"context": 12}),
+    ] {
+        let resp = c.post(server.url("/compress")).bearer_auth(&key).json(&bad).send().await.unwrap();
+        assert_eq!(error_code(resp, 422).await, "invalid_request", "{bad}");
+    }
 }
 
 async fn the_secret_never_reaches_the_data_folder_or_the_logs(backend: Backend) {
