@@ -462,7 +462,7 @@ impl Store {
     /// durable transaction. `charges` are (key_id, period, tokens), summed per key.
     pub async fn commit_usage(
         &self,
-        records: &[UsageRecord],
+        records: &[&UsageRecord],
         charges: &[(i64, String, u64)],
         snapshots: &[KeySnapshot],
     ) -> Result<(), StoreError> {

@@ -131,13 +131,13 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
 }
 
 async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
-    let mut records = Vec::new();
+    let mut records: Vec<&UsageRecord> = Vec::new();
     let mut charges: BTreeMap<(i64, String), u64> = BTreeMap::new();
     let mut touched = BTreeSet::new();
     for job in batch.iter() {
         match job {
             Job::Record { record, admission, .. } => {
-                records.push(UsageRecord::clone(record));
+                records.push(record);
                 *charges.entry((record.key_id, admission.period.clone())).or_default() += admission.tokens;
                 touched.insert(record.key_id);
             }
