@@ -98,6 +98,17 @@ struct TierOverride {
     burst: Option<u32>,
 }
 
+impl TierOverride {
+    fn apply(&self, limits: TierLimits) -> TierLimits {
+        LimitOverride {
+            monthly_tokens: self.monthly_tokens,
+            requests_per_second: self.requests_per_second,
+            burst: self.burst,
+        }
+        .apply(limits)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -112,6 +123,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     #[serde(default)]
     tiers: BTreeMap<Tier, TierOverride>,
+    /// Present: requests without a key are served, within these limits (free tier's by default).
+    anonymous: Option<TierOverride>,
 }
 
 /// Flags given on the command line; `None` when absent.
@@ -135,11 +148,16 @@ pub struct Settings {
     pub redis_quota_failure: FailureMode,
     pub max_body_bytes: usize,
     pub tiers: BTreeMap<Tier, TierLimits>,
+    /// `Some`: anonymous access is on, and all keyless traffic shares these limits.
+    pub anonymous: Option<TierLimits>,
 }
 
 impl Settings {
     /// Effective limits of a key: its tier's, with the key's own override applied.
     pub fn limits_for(&self, key: &crate::keys::KeyRecord) -> TierLimits {
+        if key.is_anonymous() {
+            return self.anonymous.unwrap_or_else(|| TierLimits::default_for(Tier::Free));
+        }
         let tier = self.tiers.get(&key.tier).copied().unwrap_or_else(|| TierLimits::default_for(key.tier));
         key.limits.apply(tier)
     }
@@ -176,22 +194,29 @@ impl Settings {
             None => file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         };
 
-        let tiers = Tier::ALL
+        let tiers: BTreeMap<Tier, TierLimits> = Tier::ALL
             .into_iter()
             .map(|tier| {
                 let limits = TierLimits::default_for(tier);
-                let limits = match file.tiers.get(&tier) {
-                    Some(o) => LimitOverride {
-                        monthly_tokens: o.monthly_tokens,
-                        requests_per_second: o.requests_per_second,
-                        burst: o.burst,
-                    }
-                    .apply(limits),
-                    None => limits,
-                };
-                (tier, limits)
+                (tier, file.tiers.get(&tier).map_or(limits, |o| o.apply(limits)))
             })
             .collect();
+        let anonymous_on = match env("OMNIMEMORY_ANONYMOUS").as_deref() {
+            Some("1" | "true" | "on") => true,
+            Some("0" | "false" | "off") => false,
+            Some(other) => {
+                return Err(ConfigError::Env {
+                    name: "OMNIMEMORY_ANONYMOUS",
+                    value: other.to_string(),
+                    message: "expected on or off".into(),
+                });
+            }
+            None => file.anonymous.is_some(),
+        };
+        let anonymous = anonymous_on.then(|| {
+            let free = tiers[&Tier::Free];
+            file.anonymous.as_ref().map_or(free, |o| o.apply(free))
+        });
 
         Ok(Settings {
             home,
@@ -208,6 +233,7 @@ impl Settings {
                 .unwrap_or(FailureMode::Closed),
             max_body_bytes,
             tiers,
+            anonymous,
         })
     }
 }

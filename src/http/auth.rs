@@ -21,7 +21,13 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingApiKey)?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            // Keyless requests are refused unless the operator turned anonymous access on.
+            return match state.settings.anonymous {
+                Some(_) => Ok(Authenticated(KeyRecord::anonymous(state.clock.now()))),
+                None => Err(ApiError::MissingApiKey),
+            };
+        };
         let value = header.to_str().map_err(|_| ApiError::InvalidApiKey)?.trim();
         let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingApiKey)?;
         if !scheme.eq_ignore_ascii_case("bearer") {

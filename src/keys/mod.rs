@@ -181,7 +181,30 @@ impl LimitOverride {
     }
 }
 
+/// The id anonymous traffic is accounted under (storage ids start at 1).
+pub const ANONYMOUS_KEY_ID: i64 = 0;
+
 impl KeyRecord {
+    /// The stand-in record of keyless requests when the operator turned anonymous access on.
+    pub fn anonymous(now: jiff::Timestamp) -> KeyRecord {
+        KeyRecord {
+            id: ANONYMOUS_KEY_ID,
+            public_id: "anonymous".into(),
+            user_id: "anonymous".into(),
+            tier: Tier::Free,
+            email: None,
+            company: None,
+            active: true,
+            created_at: now,
+            expires_at: None,
+            limits: LimitOverride::default(),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.id == ANONYMOUS_KEY_ID
+    }
+
     pub fn is_expired(&self, now: jiff::Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

@@ -164,6 +164,35 @@ async fn usage_stats_honour_the_days_asked_for(backend: Backend) {
     assert_eq!((cli("7"), cli("30")), (serde_json::json!(1), serde_json::json!(2)));
 }
 
+async fn anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.toml"), "[anonymous]\nrequests_per_second = 0.01\nburst = 2\n").unwrap();
+    let c = client();
+    let send = |server: &Server, key: Option<String>| {
+        let mut req = c.post(server.url("/compress")).json(&json!({"context": TEXT}));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req.send()
+    };
+
+    let off = Server::builder(&backend).home(&home).env("OMNIMEMORY_ANONYMOUS", "off").start();
+    assert_eq!(error_code(send(&off, None).await.unwrap(), 401).await, "missing_api_key");
+    drop(off);
+
+    let on = Server::builder(&backend).home(&home).start();
+    for _ in 0..2 {
+        assert_eq!(send(&on, None).await.unwrap().status(), 200);
+    }
+    assert_eq!(error_code(send(&on, None).await.unwrap(), 429).await, "request_rate_limited");
+    let key = on.create_key("keyed", "pro");
+    assert_eq!(send(&on, Some(key)).await.unwrap().status(), 200, "keys keep their own limits");
+    let stats: serde_json::Value = c.get(on.url("/usage/stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["stats"]["total_compressions"], 2, "{stats}");
+}
+
 async fn unlimited_values_are_null_with_unlimited_true(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("ent", "enterprise", &[]);
@@ -439,6 +468,7 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
 }
 
 crate::on_both_backends! {
+    anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits,
     usage_stats_honour_the_days_asked_for,
     a_free_keys_second_request_waits_one_second,
     twelve_rapid_requests_on_a_pro_key_admit_exactly_ten,
