@@ -672,6 +672,26 @@ mod tests {
     use crate::compress::segment::{SegmentOptions, segment};
 
     #[test]
+    fn semantic_relevance_lifts_a_paraphrasing_passage() {
+        // Neither of the first two passages shares a word with the query; only the semantic
+        // signal can tell that the first one is about it.
+        let text = "The doctor earns a good wage at the hospital every month.\n\n\
+                    The river flows slowly through the valley to the sea.\n\n\
+                    A salary survey was published in the spring.\n\n\
+                    Bright paint covered the old wooden fence.";
+        let segs = segment(text, SegmentOptions::default());
+        assert_eq!(segs.last().unwrap().block, 3, "{segs:?}");
+        let mut a = Analysis::new(text, &segs);
+        let u = utilities(&mut a, text, &segs, Some("physician salary"), 0.5);
+        let first = |b: usize| segs.iter().position(|s| s.block == b).unwrap();
+        assert!(u[first(0)] > u[first(1)], "{u:?}");
+        assert!(u[first(0)] > u[first(3)], "{u:?}");
+        let sem = block_semantic(&mut a, text, &segs, "physician salary").unwrap();
+        assert!(sem[0] > sem[1] && sem[0] > sem[3], "{sem:?}");
+        assert!(sem.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+
+    #[test]
     fn query_variants_join_compounds_and_close_word_forms_only() {
         let text = "A pacemaker regulates the heart. European ships sailed south. \
                     The organization met. Maker faire. The fifth volume premiered.";
