@@ -943,8 +943,9 @@ fn select(
         .collect();
     let trailing_newline = lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty());
     let render = |chosen: &[usize]| {
-        let mut out = render_lines(lines, pieces, chosen).0;
-        if trailing_newline && !out.is_empty() {
+        let (mut out, shown) = render_lines(lines, pieces, chosen);
+        // A piece that runs to the end of the input may already show the final empty line.
+        if trailing_newline && !out.is_empty() && !shown[lines.len() - 1] {
             out.push('\n');
         }
         out

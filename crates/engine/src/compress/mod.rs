@@ -286,6 +286,7 @@ pub mod logs;
 pub(crate) mod pack;
 pub(crate) mod rank;
 pub(crate) mod segment;
+pub(crate) mod semantic;
 pub(crate) mod text;
 pub mod validate;
 

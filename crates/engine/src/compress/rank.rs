@@ -3,7 +3,8 @@
 //! Both modes share one analysis: every word gets a term id (lower-cased, Snowball-stemmed),
 //! and every term an inverse document frequency computed **within the input** over its
 //! segments (`idf = ln(1 + (S − df + ½) / (df + ½))`), so rare words, names and numbers weigh more
-//! than words every sentence repeats. No corpus statistics, no model, no I/O.
+//! than words every sentence repeats. No corpus statistics and no I/O; the only model is the
+//! table of static word vectors of [`semantic`], compiled in.
 //!
 //! **With a query** (passage-then-sentence):
 //! 1. each block (passage) is scored by BM25 of the query's content terms over the block's words,
@@ -13,7 +14,13 @@
 //!    extends or is extended by a query word of ≥ 6 letters by ≤ 3 letters, the compound of two
 //!    adjacent query words: `pace maker` → `pacemaker`, other spellings of small numbers:
 //!    `5` → `fifth`; see [`query_variants`]);
-//! 2. each sentence is scored the same way on its own words;
+//!    a block's lexical score divided by the best block's (`z_block`) is then mixed with its
+//!    semantic relevance: `z_block += SEMANTIC_WEIGHT · (sem − 1)`, where `sem` is the cosine
+//!    between the static vectors of the query and of the block (distilled from all-MiniLM-L6-v2,
+//!    see [`semantic`]), min-max scaled over the blocks so the most similar block has 1. It
+//!    finds the passage that answers in other words than the question's;
+//! 2. each sentence is scored the same way on its own words (lexically only: the semantic
+//!    signal did not help at sentence level);
 //! 3. a sentence's utility is `exp(τ·(z_block − 1)) · (α + rel_sentence + lead)`, where α grows
 //!    with the share of the input the budget keeps (whole passages when it is generous), `z_block` is
 //!    the block score divided by the best block score and `rel_sentence` the sentence score divided
@@ -31,6 +38,7 @@
 //! information kept.
 
 use super::segment::{SegKind, Segment};
+use super::semantic;
 use super::text::{Lexicon, for_each_word, is_common, is_stopword};
 
 /// One word occurrence inside a segment.
@@ -325,6 +333,8 @@ const ALPHA_GROWTH: f64 = 2.4;
 const LEAD: f64 = 0.2;
 const SPILL: f64 = 0.25;
 const ANSWER_SHAPE: f64 = 0.4;
+/// Weight of the semantic block relevance next to the lexical one (`z_block` ∈ [0, 1]).
+const SEMANTIC_WEIGHT: f64 = 0.5;
 
 /// Utility of every segment.
 /// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
@@ -353,7 +363,66 @@ pub fn utilities(
         terms.push((u32::MAX, 0.0));
         terms.push(v);
     }
-    query_utilities(analysis, text, segs, &terms, kind, alpha)
+    let sem = block_semantic(analysis, text, segs, query.unwrap_or(""));
+    query_utilities(analysis, text, segs, &terms, kind, alpha, sem.as_deref())
+}
+
+/// Per-term static vectors (of the first surface form seen), zero for unknown words.
+fn term_vectors(a: &Analysis, text: &str) -> Vec<[f32; semantic::DIM]> {
+    let mut out = vec![[0.0f32; semantic::DIM]; a.lexicon.len()];
+    let mut done = vec![false; a.lexicon.len()];
+    let mut e = semantic::Embedder::new();
+    for w in &a.words {
+        let t = w.term as usize;
+        if !done[t] {
+            done[t] = true;
+            if let Some(v) = e.word(&text[w.start..w.end]) {
+                out[t] = v;
+            }
+        }
+    }
+    out
+}
+
+/// Semantic relevance of each block: the cosine between the query's and the block's static
+/// vectors (see [`semantic`]), min-max scaled to [0, 1] over the blocks. The query vector
+/// weights its content words by idf (words absent from the input get the highest idf: they are
+/// what lexical matching cannot see); a block's vector weights its words by `word_weight`.
+/// `None` when the input has fewer than two blocks or the similarities do not differ.
+fn block_semantic(a: &mut Analysis, text: &str, segs: &[Segment], query: &str) -> Option<Vec<f64>> {
+    let nblocks = segs.last().map_or(0, |s| s.block + 1);
+    if nblocks < 2 {
+        return None;
+    }
+    let tv = term_vectors(a, text);
+    let max_idf = (1.0 + (segs.len() as f64 + 0.5) / 0.5).ln();
+    let mut e = semantic::Embedder::new();
+    let mut qv = [0.0f32; semantic::DIM];
+    for_each_word(query, |x, y| {
+        let w = &query[x..y];
+        if is_stopword(&w.to_lowercase()) {
+            return;
+        }
+        let weight = match a.lexicon.lookup(w) {
+            Some(t) => a.idf[t as usize],
+            None => max_idf,
+        };
+        if let Some(v) = e.word(w) {
+            semantic::axpy(&mut qv, weight as f32, &v);
+        }
+    });
+    let mut bv = vec![[0.0f32; semantic::DIM]; nblocks];
+    for (i, s) in segs.iter().enumerate() {
+        for k in a.seg_range(i) {
+            let t = a.words[k].term as usize;
+            semantic::axpy(&mut bv[s.block], a.word_weight[k] as f32, &tv[t]);
+        }
+    }
+    let cos: Vec<f64> = bv.iter().map(|v| semantic::cosine(&qv, v) as f64).collect();
+    let (lo, hi) = cos
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), &c| (l.min(c), h.max(c)));
+    (hi > lo).then(|| cos.iter().map(|c| (c - lo) / (hi - lo)).collect())
 }
 
 /// What kind of answer a question asks for, from its wh-word.
@@ -513,6 +582,7 @@ fn query_utilities(
     qterms: &[(u32, f64)],
     kind: AnswerKind,
     alpha: f64,
+    sem: Option<&[f64]>,
 ) -> Vec<f64> {
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
     // Block word ranges (segments of a block are contiguous).
@@ -561,11 +631,14 @@ fn query_utilities(
 
     let mut out = Vec::with_capacity(segs.len());
     for (i, s) in segs.iter().enumerate() {
-        let z = if best_block > 0.0 {
+        let mut z = if best_block > 0.0 {
             block_score[s.block] / best_block
         } else {
             1.0
         };
+        if let Some(sem) = sem {
+            z += SEMANTIC_WEIGHT * (sem[s.block] - 1.0);
+        }
         let rel_of = |k: usize| {
             if best_in_block[segs[k].block] > 0.0 {
                 sent_score[k] / best_in_block[segs[k].block]
@@ -597,6 +670,26 @@ fn query_utilities(
 mod tests {
     use super::*;
     use crate::compress::segment::{SegmentOptions, segment};
+
+    #[test]
+    fn semantic_relevance_lifts_a_paraphrasing_passage() {
+        // Neither of the first two passages shares a word with the query; only the semantic
+        // signal can tell that the first one is about it.
+        let text = "The doctor earns a good wage at the hospital every month.\n\n\
+                    The river flows slowly through the valley to the sea.\n\n\
+                    A salary survey was published in the spring.\n\n\
+                    Bright paint covered the old wooden fence.";
+        let segs = segment(text, SegmentOptions::default());
+        assert_eq!(segs.last().unwrap().block, 3, "{segs:?}");
+        let mut a = Analysis::new(text, &segs);
+        let u = utilities(&mut a, text, &segs, Some("physician salary"), 0.5);
+        let first = |b: usize| segs.iter().position(|s| s.block == b).unwrap();
+        assert!(u[first(0)] > u[first(1)], "{u:?}");
+        assert!(u[first(0)] > u[first(3)], "{u:?}");
+        let sem = block_semantic(&mut a, text, &segs, "physician salary").unwrap();
+        assert!(sem[0] > sem[1] && sem[0] > sem[3], "{sem:?}");
+        assert!(sem.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
 
     #[test]
     fn query_variants_join_compounds_and_close_word_forms_only() {
