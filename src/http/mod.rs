@@ -56,6 +56,7 @@ impl Service {
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
+        tokio::task::spawn_blocking(warm_up_engine).await.context("engine warm-up failed")?;
         let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
         let state = AppState {
             store,
@@ -104,6 +105,19 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Builds the engine's lazily made tables (BPE vocabularies, word vectors) before the first
+/// request, so no client pays for them.
+fn warm_up_engine() {
+    use omnimemory_engine::compress::{Budget, CompressRequest, compress};
+    use omnimemory_engine::tokens::Encoding;
+    let context = "Warm-up text. The service builds its tokenizer tables and word vectors once, \
+                   at start, so that the first request of a client is as fast as any other request.";
+    for encoding in [Encoding::Cl100k, Encoding::O200k] {
+        let request = CompressRequest { context, query: Some("first request"), budget: Budget::Ratio(0.5) };
+        let _ = compress(&request, encoding);
+    }
 }
 
 #[derive(serde::Serialize)]
