@@ -301,7 +301,8 @@ pub fn cli_with(home: &Path, env: &[(&str, String)], args: &[&str], stdin: Optio
         .unwrap();
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
+        // A command that fails before reading its input closes the pipe; that is its answer.
+        let _ = input.write_all(s.as_bytes());
     }
     drop(input);
     let out = child.wait_with_output().unwrap();
@@ -314,6 +315,11 @@ pub fn cli_with(home: &Path, env: &[(&str, String)], args: &[&str], stdin: Optio
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
+}
+
+/// `GET url` with a key; the JSON body.
+pub async fn get_json(url: impl reqwest::IntoUrl, key: &str) -> serde_json::Value {
+    client().get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
 }
 
 /// Asserts the one error shape and returns the `code`.

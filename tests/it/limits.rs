@@ -11,7 +11,7 @@ use omnimemory::http::Service;
 use omnimemory::limits::FakeClock;
 use serde_json::json;
 
-use crate::harness::{Backend, Server, cli_with, client, created_key, error_code};
+use crate::harness::{Backend, Server, cli_with, client, created_key, error_code, get_json};
 
 /// The real router on a loopback port, with a fake clock.
 struct InProcess {
@@ -121,8 +121,7 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
         app.clock.advance(jiff::SignedDuration::from_secs(1));
     }
     assert!(spent <= 30 && spent > 0);
-    let quota: serde_json::Value =
-        client().get(format!("{}/usage/quota", app.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let quota: serde_json::Value = get_json(format!("{}/usage/quota", app.base), &key).await;
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(spent), "{quota}");
     assert_eq!(quota["quota"]["usage"]["monthly_limit"], 30);
 
@@ -196,23 +195,14 @@ async fn anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits(ba
 async fn unlimited_values_are_null_with_unlimited_true(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = app.key("ent", "enterprise", &[]);
-    let quota: serde_json::Value =
-        client().get(format!("{}/usage/quota", app.base)).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let quota: serde_json::Value = get_json(format!("{}/usage/quota", app.base), &key).await;
     let rate = &quota["quota"]["rate_limit"];
     assert_eq!((rate["tokens_available"].is_null(), rate["unlimited"].as_bool()), (true, Some(true)), "{quota}");
     assert_eq!(quota["quota"]["usage"]["monthly_limit"], 1_000_000_000);
     assert_eq!(quota["tier"], "enterprise");
 
     let free = app.key("f", "free", &[]);
-    let quota: serde_json::Value = client()
-        .get(format!("{}/usage/quota", app.base))
-        .bearer_auth(&free)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quota: serde_json::Value = get_json(format!("{}/usage/quota", app.base), &free).await;
     assert_eq!(quota["quota"]["rate_limit"]["tokens_capacity"], 1_000_000);
     assert_eq!(quota["quota"]["rate_limit"]["refill_rate"], 0.39);
     assert_eq!(quota["quota"]["usage"]["remaining"], 1_000_000);
@@ -258,11 +248,9 @@ async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n(backen
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count() as u64, n, "{statuses:?}");
     assert!(statuses.iter().all(|&s| s == 200 || s == 402), "{statuses:?}");
 
-    let quota: serde_json::Value =
-        c.get(server.url("/usage/quota")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let quota: serde_json::Value = get_json(server.url("/usage/quota"), &key).await;
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(per_request * n), "{quota}");
-    let stats: serde_json::Value =
-        c.get(server.url("/usage/stats")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let stats: serde_json::Value = get_json(server.url("/usage/stats"), &key).await;
     assert_eq!(stats["stats"]["total_compressions"].as_u64(), Some(n));
     assert_eq!(stats["stats"]["total_original_tokens"].as_u64(), Some(per_request * n));
 }
@@ -282,25 +270,9 @@ async fn a_key_reads_nothing_of_another_keys_usage(backend: Backend) {
         "?user_id=bob&days=30".to_string(),
         format!("?group_by=team&api_key={b}"),
     ] {
-        let stats: serde_json::Value = c
-            .get(server.url(&format!("/usage/stats{query}")))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: serde_json::Value = get_json(server.url(&format!("/usage/stats{query}")), &a).await;
         assert_eq!(stats["stats"]["total_compressions"], 0, "{query}: {stats}");
-        let quota: serde_json::Value = c
-            .get(server.url(&format!("/usage/quota{query}")))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let quota: serde_json::Value = get_json(server.url(&format!("/usage/quota{query}")), &a).await;
         assert_eq!(
             (quota["user_id"].as_str(), quota["quota"]["usage"]["current_usage"].as_u64()),
             (Some("alice"), Some(0))
@@ -326,15 +298,7 @@ async fn usage_is_tagged_for_cost_allocation_and_headers_win_over_the_body(backe
             assert_eq!(resp.status(), 200);
         }
     }
-    let stats: serde_json::Value = c
-        .get(server.url("/usage/stats?days=1&group_by=team"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: serde_json::Value = get_json(server.url("/usage/stats?days=1&group_by=team"), &key).await;
     let groups = stats["groups"].as_array().unwrap();
     let count = |v: &str| groups.iter().find(|g| g["value"] == v).map(|g| g["count"].as_u64().unwrap());
     assert_eq!((count("search"), count("chat")), (Some(2), Some(1)), "{stats}");
@@ -462,8 +426,7 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
     let (used,): (i64,) =
         sqlx::query_as("SELECT CAST(SUM(used) AS BIGINT) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
     assert_eq!(used, sum);
-    let quota: serde_json::Value =
-        client().get(restarted.url("/usage/quota")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let quota: serde_json::Value = get_json(restarted.url("/usage/quota"), &key).await;
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(sum), "{quota}");
 }
 
