@@ -1,8 +1,9 @@
 //! The HTTP service: routes, shared state, the auth extractor, and the error table.
 //!
 //! A request's path: `Authenticated` (key lookup by hash) → handler (parse the body into
-//! domain types) → engine → JSON response. Every failure becomes an `ApiError`, which is the
-//! only place that knows status codes.
+//! domain types) → limiter admission → engine → usage record → JSON response with the rate
+//! headers. Every failure becomes an `ApiError`, which is the only place that knows status
+//! codes.
 
 mod admin;
 mod auth;

@@ -3,7 +3,9 @@
 //! The default backend is SQLite in the data folder: `api_keys.db` (keys) and `usage.db`
 //! (usage records, quota ledger, bucket state), both in WAL mode with `synchronous=FULL`, so
 //! a committed write survives a crash of the process or the machine. Schemas are versioned
-//! with `PRAGMA user_version` and migrated forward at open.
+//! with `PRAGMA user_version` and migrated forward at open. With `OMNIMEMORY_DATABASE_URL`
+//! set, the same tables live in one PostgreSQL database shared by several instances (schema
+//! versioned in `omnimemory_schema`, migrated under an advisory lock).
 //!
 //! Invariants: no full API key is ever written here (keys are stored as SHA-256 hashes);
 //! lookups by hash are an indexed query; timestamps are UTC text `YYYY-MM-DDTHH:MM:SS.mmmZ`,
