@@ -144,7 +144,11 @@ pub fn is_public_id(s: &str) -> bool {
 /// A stored key, as the service and the admin CLI see it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KeyRecord {
+    /// Storage's row id: internal, never shown.
+    #[serde(skip)]
     pub id: i64,
+    /// Shown as `key_id`, like everywhere else in the API and the CLI.
+    #[serde(rename = "key_id")]
     pub public_id: String,
     pub user_id: String,
     pub tier: Tier,

@@ -26,6 +26,9 @@ async fn create_verify_and_list_keys(backend: Backend) {
     assert!(listed.stdout.contains(&key[..15]) && !listed.stdout.contains(&key), "{}", listed.stdout);
     let listed = json(&env.cli(&["admin", "list-users", "--tier", "free", "--json"], None));
     assert_eq!(listed["count"], 0);
+    let listed = json(&env.cli(&["admin", "list-users", "--json"], None));
+    assert_eq!(listed["keys"][0]["key_id"].as_str(), Some(&key[..15]));
+    assert!(listed["keys"][0].get("id").is_none() && !listed.to_string().contains(&key));
 }
 
 async fn a_key_may_expire(backend: Backend) {
