@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(openapi))
         .route("/compress", post(compress::compress))
         .route("/count-tokens", post(compress::count_tokens))
         .route("/validate", post(compress::validate))
@@ -106,6 +107,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The API's description (`docs/openapi.json`, kept true by a test over every route).
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../../docs/openapi.json"))
 }
 
 /// Builds the engine's lazily made tables (BPE vocabularies, word vectors) before the first

@@ -129,3 +129,33 @@ async fn metrics_are_exposed_without_a_key_and_name_routes_not_paths() {
     assert!(text.contains(r#"route="unmatched""#) && !text.contains("/no/such/path"), "{text}");
     assert!(!text.contains(&key[..15]));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes_the_server_has() {
+    let server = Server::start(&Backend::Sqlite);
+    let resp = client().get(server.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (path.clone(), m.clone())))
+        .collect();
+    // The routes as the router declares them: `.route("/path", get(…))`.
+    let source = include_str!("../../src/http/mod.rs");
+    let routed: std::collections::BTreeSet<(String, String)> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .map(|rest| {
+            let (path, call) = rest.split_once("\", ").unwrap();
+            (path.to_string(), call.split('(').next().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(documented, routed);
+    for (path, method) in &routed {
+        let resp = client().request(method.to_uppercase().parse().unwrap(), server.url(path)).send().await.unwrap();
+        assert!(![404, 405].contains(&resp.status().as_u16()), "{method} {path}");
+    }
+}
