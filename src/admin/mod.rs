@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
 use crate::limits::{KeyPolicy, Limiter};
 use crate::quota::period_of as quota_period;
-use crate::store::{Store, UsageSummary};
+use crate::store::{Store, UsageSummary, is_tag_name};
 use render::{Page, new_table, thousands, usage_bar};
 
 #[derive(Debug, Args)]
@@ -279,9 +279,7 @@ async fn usage_stats(
     detailed: bool,
     group_by: Option<&str>,
 ) -> anyhow::Result<Outcome> {
-    if let Some(tag) = group_by
-        && (tag.is_empty() || tag.len() > 64 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
-    {
+    if group_by.is_some_and(|tag| !is_tag_name(tag)) {
         return Ok(Outcome::failed(
             "--group-by takes a tag name of 1 to 64 characters of A-Z a-z 0-9 _ - .",
             json!({"error": "invalid_group_by"}),

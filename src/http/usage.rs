@@ -8,7 +8,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use super::limits::policy_of;
 use crate::keys::Tier;
-use crate::store::{TagUsage, UsageSummary};
+use crate::store::{TagUsage, UsageSummary, is_tag_name};
 
 pub const MAX_DAYS: u32 = 3650;
 
@@ -33,8 +33,7 @@ pub struct StatsResponse {
 /// A metadata key to group by: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub fn parse_group_by(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(tag) = raw.filter(|t| !t.is_empty()) else { return Ok(None) };
-    let ok = tag.len() <= 64 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    if !ok {
+    if !is_tag_name(tag) {
         return Err(ApiError::InvalidRequest("group_by must be 1 to 64 characters of A-Z a-z 0-9 _ - .".into()));
     }
     Ok(Some(tag.to_string()))

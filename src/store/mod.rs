@@ -61,6 +61,12 @@ pub struct ModelUsage {
     pub tokens_saved: u64,
 }
 
+/// Whether `tag` may name a metadata tag to group usage by: 1 to 64 of `A-Z a-z 0-9 _ - .`
+/// (it ends up inside a JSON path, so nothing else is let through).
+pub fn is_tag_name(tag: &str) -> bool {
+    (1..=64).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
 /// Totals of the records carrying one value of a metadata tag (`value: None` = untagged).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TagUsage {
@@ -97,4 +103,15 @@ pub fn format_timestamp(ts: jiff::Timestamp) -> String {
 
 pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tag_names_are_plain() {
+        assert!(super::is_tag_name("team") && super::is_tag_name("cost.center-2_b"));
+        for bad in ["", "a\"b", "a b", "$.x", "é", &"t".repeat(65)] {
+            assert!(!super::is_tag_name(bad), "{bad:?}");
+        }
+    }
 }

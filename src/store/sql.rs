@@ -359,7 +359,7 @@ impl Store {
     }
 
     /// One key's totals since `since`, grouped by the value of metadata tag `tag`
-    /// (a plain name; the caller validates it).
+    /// (a plain name the caller checked with [`super::is_tag_name`]).
     pub async fn usage_by_tag(
         &self,
         key_id: i64,
