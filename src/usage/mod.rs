@@ -4,7 +4,7 @@
 //! answers. A response is therefore sent only after its record is durable; a failed commit
 //! refunds the admissions and the handler answers 503.
 //!
-//! The writer also notices admin quota resets (via storage) between batches, and on shutdown
+//! The writer also looks for admin quota resets (in storage) every 250 ms, and on shutdown
 //! drains what it holds and saves every loaded key's bucket levels.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,10 +104,13 @@ impl UsageWriter {
 async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Job>) {
     let mut seen_reset = store.latest_quota_reset().await.unwrap_or(0);
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Resets are looked for every RESET_POLL, busy or idle, not after every batch.
+    let mut poll = tokio::time::interval(RESET_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
-            _ = tokio::time::sleep(RESET_POLL) => {
+            _ = poll.tick() => {
                 seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
                 continue;
             }
@@ -121,7 +124,6 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
             }
         }
         commit(&store, &limiter, &mut batch).await;
-        seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
     }
     // Shutdown: every handler is gone; save the bucket levels of every key this process used.
     let snapshots = limiter.all_snapshots();
