@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use omnimemory_engine::compress::{self, Budget, CompressRequest};
+use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
 use omnimemory_engine::tokens::{Encoding, Registry};
 
 pub const DEFAULT_MODEL: &str = "gpt-4";
@@ -23,6 +23,9 @@ pub struct CompressBody {
     pub tool_id: Option<String>,
     pub session_id: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// `"sentence"` (default: whole sentences, lines, items, rows) or `"word"` (opt-in word
+    /// pruning inside sentences).
+    pub granularity: Option<String>,
 }
 
 impl CompressBody {
@@ -41,6 +44,15 @@ impl CompressBody {
         Ok(Budget::Ratio(ratio))
     }
 
+    /// The `granularity` field as the engine's `Granularity`; the message explains a refusal.
+    pub fn granularity(&self) -> Result<Granularity, String> {
+        match self.granularity.as_deref() {
+            None | Some("sentence") => Ok(Granularity::Sentence),
+            Some("word") => Ok(Granularity::Word),
+            Some(other) => Err(format!("granularity must be \"sentence\" or \"word\", got {other:?}")),
+        }
+    }
+
     pub fn model_id(&self) -> &str {
         self.model_id.as_deref().unwrap_or(DEFAULT_MODEL)
     }
@@ -48,8 +60,9 @@ impl CompressBody {
     /// Compresses with no limits or records: what the local command does.
     pub fn run(&self, registry: &Registry) -> Result<CompressResponse, String> {
         let budget = self.budget()?;
+        let granularity = self.granularity()?;
         let encoding = registry.resolve(self.model_id()).encoding;
-        let request = CompressRequest { context: &self.context, query: self.query.as_deref(), budget };
+        let request = CompressRequest { context: &self.context, query: self.query.as_deref(), budget, granularity };
         Ok(CompressResponse::new(compress::compress(&request, encoding), self.model_id().to_string(), encoding))
     }
 }
@@ -71,6 +84,9 @@ pub struct CompressResponse {
     pub budget_tokens: usize,
     /// True when the protected content alone exceeded the budget and was kept anyway.
     pub over_budget: bool,
+    /// True when the text came back as it was sent: blank, under 16 tokens, or already within
+    /// the budget.
+    pub unchanged: bool,
 }
 
 impl CompressResponse {
@@ -94,6 +110,7 @@ impl CompressResponse {
             retained_indices: out.retained_indices,
             budget_tokens: out.budget_tokens,
             over_budget: out.over_budget,
+            unchanged: out.unchanged,
         }
     }
 }

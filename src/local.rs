@@ -32,6 +32,7 @@ pub struct CompressArgs {
     pub target: Option<f64>,
     pub target_tokens: Option<u64>,
     pub model: Option<String>,
+    pub granularity: Option<String>,
     pub json: bool,
 }
 
@@ -47,6 +48,7 @@ pub fn compress(args: CompressArgs, registry: &Registry) -> anyhow::Result<()> {
         tool_id: None,
         session_id: None,
         metadata: None,
+        granularity: args.granularity,
     };
     let response = body.run(registry).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut out = std::io::stdout().lock();

@@ -40,6 +40,9 @@ enum Command {
         target_tokens: Option<u64>,
         #[arg(long)]
         model: Option<String>,
+        /// `sentence` (default: whole sentences and lines) or `word` (prune words inside them).
+        #[arg(long, value_parser = ["sentence", "word"])]
+        granularity: Option<String>,
         /// Print the `/compress` response as JSON.
         #[arg(long, conflicts_with = "jsonl")]
         json: bool,
@@ -112,13 +115,13 @@ fn run(command: Command) -> anyhow::Result<bool> {
             runtime()?.block_on(omnimemory::http::serve(settings))?;
             Ok(true)
         }
-        Command::Compress { file, query, target, target_tokens, model, json, jsonl, out } => {
+        Command::Compress { file, query, target, target_tokens, model, granularity, json, jsonl, out } => {
             let registry = local_registry()?;
             if let Some(input) = jsonl {
                 let failed = local::compress_jsonl(&input, out.as_deref(), &registry)?;
                 return Ok(failed == 0);
             }
-            let args = local::CompressArgs { file, query, target, target_tokens, model, json };
+            let args = local::CompressArgs { file, query, target, target_tokens, model, granularity, json };
             local::compress(args, &registry)?;
             Ok(true)
         }

@@ -29,6 +29,7 @@ pub async fn compress(
     ApiJson(mut body): ApiJson<CompressBody>,
 ) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
     let budget = body.budget().map_err(ApiError::InvalidRequest)?;
+    let granularity = body.granularity().map_err(ApiError::InvalidRequest)?;
     let metadata = metadata_of(body.metadata.take())?;
     let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
     let session_id =
@@ -47,7 +48,7 @@ pub async fn compress(
     let timestamp = state.clock.now();
 
     let run = move || {
-        let request = CompressRequest { context: &body.context, query: body.query.as_deref(), budget };
+        let request = CompressRequest { context: &body.context, query: body.query.as_deref(), budget, granularity };
         compress::compress(&request, encoding)
     };
     let out = if large { run_blocking(&state, run).await? } else { run() };
@@ -149,6 +150,9 @@ pub struct ValidateBody {
     pub original: String,
     pub compressed: String,
     pub query: Option<String>,
+    /// Which metrics to report in `details` (all when absent); `bertscore` is accepted and
+    /// reported as `bertscore_f1: null`.
+    pub metrics: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,12 +169,27 @@ pub async fn validate(
     Authenticated(key): Authenticated,
     ApiJson(body): ApiJson<ValidateBody>,
 ) -> Result<(HeaderMap, axum::Json<ValidateResponse>), ApiError> {
+    let metrics = match &body.metrics {
+        None => compress::Metric::ALL.to_vec(),
+        Some(names) => names
+            .iter()
+            .filter(|n| !n.eq_ignore_ascii_case("bertscore"))
+            .map(|n| {
+                compress::Metric::parse(n).ok_or_else(|| {
+                    ApiError::InvalidRequest(format!(
+                        "metrics: unknown metric {n:?}; known: rouge-l, unigram_recall, number_retention, \
+                         entity_retention, query_coverage, novel_word_rate, length, bertscore"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let admission = admit(&state, &key, 0, false).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
     let large = body.original.len() + body.compressed.len() > INLINE_LIMIT_BYTES;
-    let run = move || compress::validate(&body.original, &body.compressed, body.query.as_deref());
+    let run = move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).only(&metrics);
     let v = if large { run_blocking(&state, run).await? } else { run() };
     Ok((
         headers,

@@ -122,7 +122,12 @@ fn warm_up_engine() {
     let context = "Warm-up text. The service builds its tokenizer tables and word vectors once, \
                    at start, so that the first request of a client is as fast as any other request.";
     for encoding in [Encoding::Cl100k, Encoding::O200k] {
-        let request = CompressRequest { context, query: Some("first request"), budget: Budget::Ratio(0.5) };
+        let request = CompressRequest {
+            context,
+            query: Some("first request"),
+            budget: Budget::Ratio(0.5),
+            granularity: Default::default(),
+        };
         let _ = compress(&request, encoding);
     }
 }

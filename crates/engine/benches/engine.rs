@@ -47,6 +47,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(&item),
                     query: Some(query),
                     budget: Budget::Ratio(0.75),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -59,6 +60,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(&item),
                     query: None,
                     budget: Budget::Ratio(0.75),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -77,6 +79,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(&big),
                     query: Some(query),
                     budget: Budget::Ratio(0.5),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -89,6 +92,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(&big),
                     query: None,
                     budget: Budget::Ratio(0.5),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -116,6 +120,7 @@ fn compress_items(c: &mut Criterion) {
                         context: black_box(text),
                         query: *q,
                         budget: Budget::Ratio(0.75),
+                        granularity: Default::default(),
                     },
                     Encoding::Cl100k,
                 )
@@ -130,6 +135,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(&same),
                     query: None,
                     budget: Budget::Ratio(0.75),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -144,6 +150,7 @@ fn compress_items(c: &mut Criterion) {
                     context: black_box(line),
                     query: Some(query),
                     budget: Budget::Ratio(0.75),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             )
@@ -160,6 +167,7 @@ fn compress_items(c: &mut Criterion) {
                         context: black_box(&text),
                         query: None,
                         budget: Budget::Ratio(0.75),
+                        granularity: Default::default(),
                     },
                     Encoding::Cl100k,
                 )

@@ -58,6 +58,7 @@ fn main() {
                                 None
                             },
                             budget: Budget::Ratio(1.0 - 1.0 / k),
+                            granularity: Default::default(),
                         },
                         Encoding::Cl100k,
                     );

@@ -76,6 +76,7 @@ fn main() {
                     context: text,
                     query: q,
                     budget: Budget::Ratio(r),
+                    granularity: Default::default(),
                 },
                 Encoding::Cl100k,
             );

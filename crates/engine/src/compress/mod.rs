@@ -45,11 +45,23 @@ pub enum Budget {
     Tokens(usize),
 }
 
+/// The smallest piece of prose the engine may keep or drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    /// Whole sentences, lines, list items, table rows, headings and code blocks (the default):
+    /// every kept piece reads as it did in the input.
+    #[default]
+    Sentence,
+    /// Words inside sentences may be dropped (opt-in): more facts per token, telegraphic text.
+    Word,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct CompressRequest<'a> {
     pub context: &'a str,
     pub query: Option<&'a str>,
     pub budget: Budget,
+    pub granularity: Granularity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +100,8 @@ pub struct Compressed {
     pub content_type: ContentType,
     /// Ascending indices of the input segments that were kept (whole or in part).
     pub retained_indices: Vec<usize>,
+    /// The input came back as it was: blank, under [`MIN_TOKENS`], or already within budget.
+    pub unchanged: bool,
 }
 
 /// Inputs with fewer tokens than this come back unchanged: there is nothing worth dropping.
@@ -131,6 +145,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         } else {
             vec![0]
         },
+        unchanged: true,
     };
     if text.trim().is_empty() || original_tokens <= budget || original_tokens < MIN_TOKENS {
         return unchanged(content_type);
@@ -158,6 +173,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
                 quality_score: clamp_quality(p.kept_information, dropped),
                 content_type,
                 retained_indices: p.retained_indices,
+                unchanged: false,
             };
         }
     }
@@ -177,9 +193,13 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         Some(q) => rank::query_terms(&mut analysis, q),
         None => Vec::new(),
     };
-    let packing = if qterms.is_empty() {
-        // No usable query: keep the most informative words of every sentence.
+    let packing = if req.granularity == Granularity::Word && qterms.is_empty() {
+        // Opt-in: keep the most informative words of every sentence.
         pack::pack_words(text, &segs, &analysis, budget, &count, &est)
+    } else if qterms.is_empty() {
+        let cost = |i: usize| est(segs[i].start, segs[i].end);
+        let utility = rank::agnostic_utilities(&analysis, &segs, &cost);
+        pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
         let utility = rank::utilities(&mut analysis, text, &segs, query, keep_fraction);
@@ -224,6 +244,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
         quality_score: clamp_quality(quality, dropped),
         content_type,
         retained_indices: packing.kept,
+        unchanged: false,
     }
 }
 
@@ -273,10 +294,11 @@ fn json_fallback(
         budget_tokens: budget,
         quality_score: quality,
         content_type: ContentType::Json,
+        unchanged: false,
     }
 }
 
-pub use validate::{Validation, validate};
+pub use validate::{Metric, Validation, validate};
 
 pub mod code;
 pub mod detect;

@@ -16,10 +16,8 @@
 //! or a blank line between blocks. Nothing else is ever inserted.
 
 use super::rank::Analysis;
-use super::segment::{
-    SegKind, Segment, ceil_char_boundary, floor_char_boundary, heading_level, is_list_item,
-};
-use super::text::{is_cjk, is_protected};
+use super::segment::{SegKind, Segment, heading_level, is_list_item};
+use super::text::{balanced, is_cjk};
 
 pub struct Packing {
     pub text: String,
@@ -281,7 +279,6 @@ pub fn pack(
     tokens = count(&rendered);
 
     // 3. Fill with whole segments by estimate, then verify.
-    let floor95 = budget - budget / 20;
     if tokens < budget {
         let mut est = tokens;
         let mut fill: Vec<usize> = Vec::new();
@@ -320,55 +317,10 @@ pub fn pack(
         }
     }
 
-    // 4. A window of words from the best sentence not yet kept.
-    if tokens < budget
-        && (tokens < floor95 || tokens == 0)
-        && let Some(p) = best_partial(&st, &order, analysis, &costs, budget - tokens, count)
-    {
-        let mut parents = Vec::new();
-        let mut up = segs[p.seg].parent;
-        while let Some(j) = up {
-            if !st.full[j] {
-                st.set_full(j, true);
-                parents.push(j);
-            }
-            up = segs[j].parent;
-        }
-        st.partial = Some(p);
-        let mut r = st.render();
-        let mut t = count(&r);
-        let mut shrink = 0;
-        while t > budget && shrink < 8 {
-            shrink += 1;
-            // Drop the last chunk of the window.
-            let p = st.partial.unwrap();
-            let ch = chunks(text, p.start, p.end);
-            if ch.len() <= 1 {
-                st.partial = None;
-            } else {
-                st.partial = Some(Partial {
-                    end: ch[ch.len() - 2].1,
-                    ..p
-                });
-            }
-            r = st.render();
-            t = count(&r);
-        }
-        if t > budget || st.partial.is_none() {
-            st.partial = None;
-            for j in parents {
-                st.set_full(j, false);
-            }
-        } else {
-            rendered = r;
-            tokens = t;
-        }
-    }
-
-    // 5. Never empty: the smallest useful piece, cut if need be.
+    // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
-        let (piece, t, over) = smallest_piece(text, segs, &order, budget, count);
+        let (piece, t, over) = best_phrase(text, segs, analysis, &order, budget, count);
         st.partial = Some(piece);
         rendered = st.render();
         tokens = t;
@@ -691,7 +643,7 @@ pub fn pack_words(
             v.sort_by(|&a, &b| analysis.seg_info(b).total_cmp(&analysis.seg_info(a)));
             v
         };
-        let (p, t, over) = smallest_piece(text, segs, &seg_order, budget, count);
+        let (p, t, over) = best_phrase(text, segs, analysis, &seg_order, budget, count);
         return Packing {
             text: text[p.start..p.end].to_string(),
             tokens: t,
@@ -729,175 +681,108 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) {
     }
 }
 
-/// The best window of chunks of one not-yet-kept sentence that fits in `avail` tokens
-/// (counted alone; the caller checks the whole output).
-fn best_partial(
-    st: &State,
-    order: &[usize],
+/// Segments a tiny budget may draw a phrase from: the best-ranked ones.
+const PHRASE_CANDIDATES: usize = 8;
+
+/// When no whole segment fits: the contiguous run of whole words (white-space separated
+/// chunks) of one segment that carries the most information and fits in `budget`, counted
+/// alone. A run holds at least one letter or digit and never breaks a bracket or a quote, so a
+/// list marker or a lone `(` is never the output. Runs that start a sentence or a clause (after
+/// `,` `;` `:`) and end one are preferred. When not even one word fits, the cheapest word of
+/// the best segment is returned whole, over budget. Returns the piece, its token count, and
+/// whether it is over budget.
+fn best_phrase(
+    text: &str,
+    segs: &[Segment],
     analysis: &Analysis,
-    costs: &[usize],
-    avail: usize,
+    order: &[usize],
+    budget: usize,
     count: &dyn Fn(&str) -> usize,
-) -> Option<Partial> {
-    let segs = st.segs;
-    // Candidates: best first; the parent chain must already be kept or fit too.
-    for &i in order.iter().take(64) {
-        if st.full[i] || segs[i].kind != SegKind::Sentence {
-            continue;
-        }
-        let mut parent_cost = 0;
-        let mut p = segs[i].parent;
-        while let Some(j) = p {
-            if !st.full[j] {
-                parent_cost += costs[j];
-            }
-            p = segs[j].parent;
-        }
-        let room = avail.saturating_sub(1 + parent_cost + usize::from(parent_cost > 0));
-        if parent_cost > 0 && room < 4 {
-            continue; // not worth a title for a word or two
-        }
-        if room == 0 {
-            return None;
-        }
+) -> (Partial, usize, bool) {
+    let all: Vec<usize>;
+    let candidates: &[usize] = if order.is_empty() {
+        all = (0..segs.len()).collect();
+        &all
+    } else {
+        order
+    };
+    let has_word = |s: &str| s.chars().any(char::is_alphanumeric);
+    // (score, piece, tokens)
+    let mut best: Option<(f64, Partial, usize)> = None;
+    for (rank, &i) in candidates.iter().take(PHRASE_CANDIDATES).enumerate() {
         let s = segs[i];
-        let ch = chunks(st.text, s.start, s.end);
-        if ch.len() < 2 {
+        let ch = chunks(text, s.start, s.end);
+        if ch.is_empty() {
             continue;
         }
-        // Weight of each chunk: sum of the word weights starting inside it.
-        let range = analysis.seg_range(i);
         let mut cw = vec![0.0; ch.len()];
         let mut k = 0;
-        for w in range {
+        for w in analysis.seg_range(i) {
             let ws = analysis.words[w].start;
             while k + 1 < ch.len() && ws >= ch[k].1 {
                 k += 1;
             }
             cw[k] += analysis.word_weight[w];
         }
-        let mut prefix = vec![0.0; ch.len() + 1];
-        for (x, w) in cw.iter().enumerate() {
-            prefix[x + 1] = prefix[x] + w;
-        }
-        // A list item's window starts at its marker.
-        let list_item = is_list_item(&st.text[s.start..s.end]);
-        let best_window = |len: usize| -> (usize, usize) {
-            let mut best = (0, len);
-            if list_item {
-                return best;
-            }
-            let mut best_w = f64::MIN;
-            for from in 0..=ch.len() - len {
-                let w = prefix[from + len] - prefix[from];
-                if w > best_w + 1e-12 {
-                    best_w = w;
-                    best = (from, from + len);
-                }
-            }
-            best
+        let clause_start = |a: usize| {
+            a == 0 || text[ch[a - 1].0..ch[a - 1].1].ends_with([',', ';', ':', '.', '!', '?'])
         };
-        let fits = |len: usize| -> Option<Partial> {
-            let (a, b) = best_window(len);
-            let p = Partial {
-                seg: i,
-                start: ch[a].0,
-                end: ch[b - 1].1,
-            };
-            (count(&st.text[p.start..p.end]) <= room).then_some(p)
+        let clause_end = |b: usize| {
+            b == ch.len()
+                || text[ch[b - 1].0..ch[b - 1].1].ends_with([',', ';', ':', '.', '!', '?'])
         };
-        // Largest window (in chunks) that fits, by binary search; one chunk less than whole.
-        let (mut lo, mut hi) = (0usize, ch.len() - 1);
-        let mut found = None;
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            match fits(mid) {
-                Some(p) => {
-                    found = Some(p);
-                    lo = mid;
-                }
-                None => hi = mid - 1,
+        let rank_factor = 1.0 / (1.0 + 0.15 * rank as f64);
+        // Sliding window: for each start, the longest run that fits.
+        let mut b = 0;
+        for a in 0..ch.len() {
+            b = b.max(a);
+            while b < ch.len() && count(&text[ch[a].0..ch[b].1]) <= budget {
+                b += 1;
             }
-        }
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
-}
-
-/// When nothing fits: the best segment's first chunk, or a char-boundary cut of it when the
-/// chunk is not protected. Returns the piece, its token count, and whether it is over budget.
-fn smallest_piece(
-    text: &str,
-    segs: &[Segment],
-    order: &[usize],
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> (Partial, usize, bool) {
-    let i = order[0];
-    let s = segs[i];
-    let ch = chunks(text, s.start, s.end);
-    let (cs, ce) = ch.first().copied().unwrap_or((s.start, s.end));
-    let t = count(&text[cs..ce]);
-    if t <= budget {
-        return (
-            Partial {
-                seg: i,
-                start: cs,
-                end: ce,
-            },
-            t,
-            false,
-        );
-    }
-    if budget > 0 && !is_protected(&text[cs..ce]) {
-        // Binary search the longest char-boundary prefix within budget.
-        let (mut lo, mut hi) = (cs, ce);
-        while lo < hi {
-            let mid = ceil_char_boundary(text, (lo + hi).div_ceil(2));
-            let mid = if mid >= hi {
-                floor_char_boundary(text, hi - 1).max(lo)
-            } else {
-                mid
-            };
-            if mid <= lo {
-                break;
-            }
-            if count(&text[cs..mid]) <= budget {
-                lo = mid;
-            } else {
-                hi = floor_char_boundary(text, mid - 1).max(lo);
-                if hi == lo {
+            // ch[a..b] is the longest fitting run from a (possibly empty).
+            let mut end = b;
+            while end > a {
+                let piece = &text[ch[a].0..ch[end - 1].1];
+                if has_word(piece) && balanced(piece) {
                     break;
                 }
+                end -= 1;
+            }
+            if end == a {
+                continue;
+            }
+            let weight: f64 = cw[a..end].iter().sum::<f64>() + 1e-6 * (end - a) as f64;
+            let shape =
+                if clause_start(a) { 1.1 } else { 1.0 } * if clause_end(end) { 1.1 } else { 1.0 };
+            let score = weight * shape * rank_factor;
+            if best.as_ref().is_none_or(|(bs, _, _)| score > *bs) {
+                let piece = Partial {
+                    seg: i,
+                    start: ch[a].0,
+                    end: ch[end - 1].1,
+                };
+                let t = count(&text[piece.start..piece.end]);
+                best = Some((score, piece, t));
             }
         }
-        if lo > cs {
-            let t = count(&text[cs..lo]);
-            return (
-                Partial {
-                    seg: i,
-                    start: cs,
-                    end: lo,
-                },
-                t,
-                false,
-            );
-        }
     }
-    // Protected or budget 0: the whole chunk, over budget; at least one char.
-    let end = if is_protected(&text[cs..ce]) {
-        ce
-    } else {
-        ceil_char_boundary(text, cs + 1)
-    };
-    let t = count(&text[cs..end]);
+    if let Some((_, piece, t)) = best {
+        return (piece, t, false);
+    }
+    // Not one word fits: the cheapest word of the best segment, whole.
+    let i = candidates[0];
+    let s = segs[i];
+    let (cs, ce) = chunks(text, s.start, s.end)
+        .into_iter()
+        .filter(|&(a, b)| has_word(&text[a..b]) && balanced(&text[a..b]))
+        .min_by_key(|&(a, b)| (count(&text[a..b]), a))
+        .unwrap_or((s.start, s.end));
+    let t = count(&text[cs..ce]);
     (
         Partial {
             seg: i,
             start: cs,
-            end,
+            end: ce,
         },
         t,
         t > budget,

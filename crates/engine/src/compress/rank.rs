@@ -352,7 +352,8 @@ pub fn utilities(
         None => Vec::new(),
     };
     if qterms.is_empty() {
-        return info_utilities(analysis, segs);
+        let cost = |i: usize| segs[i].end - segs[i].start;
+        return agnostic_utilities(analysis, segs, &cost);
     }
     let kind = answer_kind(query.unwrap_or(""));
     let alpha = ALPHA + ALPHA_GROWTH * (keep_fraction - 0.1).max(0.0);
@@ -503,24 +504,73 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
     }
 }
 
-fn info_utilities(a: &Analysis, segs: &[Segment]) -> Vec<f64> {
-    let mut out = Vec::with_capacity(segs.len());
+/// How much more a section's first sentence is worth than its second, and how fast the
+/// advantage of earlier sentences fades: the prior of the `j`-th sentence of a section is
+/// `1 + LEAD_PRIOR / (1 + j)^LEAD_DECAY` (101, 13.5, 4.7, 2.6, …).
+const LEAD_PRIOR: f64 = 100.0;
+const LEAD_DECAY: f64 = 3.0;
+/// Exponent of the block's centrality (relative to the mean) for sentences after the lead.
+const CENTRALITY_POWER: f64 = 0.5;
+
+/// Query-agnostic utilities, for packing whole segments. The *value* of a segment (what the
+/// packer sorts by, since it divides utility by cost) is
+/// - for a sentence: its position prior in its section (a passage, or the text under a
+///   heading), and, after the section's first sentence, times the square root of its block's
+///   centrality (over the mean): the leads of every passage first, in input order, then the
+///   next sentences, first of the passages that share most with the others;
+/// - for a header (`Title:` line, heading): the best sentence value, so titles come first when
+///   the budget lets titles stand alone (they name every passage for a few tokens).
+///
+/// Measured on the QA dev sets without a query (first 300 items each, 2x / 4x): titles and
+/// leads alone match `lead-rr`; centrality after the lead adds 1–3 points on nq-multidoc and
+/// multi-hop at 2x. Information density (weight per token) was tried as a factor and dropped:
+/// +1 point on SQuAD, −4 on nq at 4x. Centrality on the leads too gains 12 points on nq at 4x and
+/// loses 6 on SQuAD and multi-hop: it only rewards how those sets were built.
+///
+/// `cost(i)` is segment `i`'s token estimate. Returned utilities are value × cost.
+pub fn agnostic_utilities(
+    a: &Analysis,
+    segs: &[Segment],
+    cost: &dyn Fn(usize) -> usize,
+) -> Vec<f64> {
+    let n = segs.len();
+    let nblocks = a.block_centrality.len().max(1);
+    let mean_centrality = a.block_centrality.iter().sum::<f64>() / nblocks as f64;
+    let mut value = vec![0.0; n];
+    let mut j = 0usize;
     for (i, s) in segs.iter().enumerate() {
-        let mut u = a.seg_info(i);
-        let first_in_block = i == 0 || segs[i - 1].block != s.block;
-        if first_in_block
-            || segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence && {
-                segs[i - 1].block == s.block
-            }
-        {
-            u *= 1.3;
+        let new_section =
+            i == 0 || segs[i - 1].block != s.block || segs[i - 1].kind == SegKind::Header;
+        if new_section {
+            j = 0;
         }
         if s.kind == SegKind::Header {
-            u *= 1.5;
+            continue;
         }
-        out.push(u);
+        // Table headers and speaker labels come only with what they introduce; a piece without
+        // a word (a rule, a lone marker) says nothing.
+        if matches!(s.kind, SegKind::TableHead | SegKind::Label) || a.seg_info(i) <= 0.0 {
+            continue;
+        }
+        let prior = 1.0 + LEAD_PRIOR / ((1 + j) as f64).powf(LEAD_DECAY);
+        let centrality = match a.block_centrality.get(s.block) {
+            Some(&c) if j > 0 && mean_centrality > 0.0 => {
+                (c / mean_centrality).powf(CENTRALITY_POWER)
+            }
+            _ => 1.0,
+        };
+        value[i] = prior * centrality;
+        if s.kind == SegKind::Sentence {
+            j += 1;
+        }
     }
-    out
+    let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
+    for (i, s) in segs.iter().enumerate() {
+        if s.kind == SegKind::Header {
+            value[i] = best;
+        }
+    }
+    (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()
 }
 
 /// BM25 of `qterms` over the words `words`, with document length `len` and average `avg`.

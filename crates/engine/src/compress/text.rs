@@ -31,6 +31,23 @@ pub fn for_each_word(text: &str, mut f: impl FnMut(usize, usize)) {
     }
 }
 
+/// Brackets and double quotes are balanced within `s` (what a cut must not break).
+pub(crate) fn balanced(s: &str) -> bool {
+    let mut depth = [0i32; 2];
+    for c in s.chars() {
+        let slot = match c {
+            '(' | ')' => 0,
+            '[' | ']' => 1,
+            _ => continue,
+        };
+        depth[slot] += if c == '(' || c == '[' { 1 } else { -1 };
+        if depth[slot] < 0 {
+            return false;
+        }
+    }
+    depth == [0, 0] && s.matches('"').count().is_multiple_of(2)
+}
+
 /// Ideographs, kana and Hangul syllables: scripts written without spaces between words.
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -512,6 +529,7 @@ const COMMON: &[&str] = &[
 
 /// A word that must be kept byte-exact and whole: it holds a digit, or looks like a URL, a path
 /// or a code identifier (`snake_case`, `camelCase`, `a.b.c`).
+#[cfg(test)]
 pub fn is_protected(word: &str) -> bool {
     word.bytes().any(|b| b.is_ascii_digit())
         || word.contains("://")

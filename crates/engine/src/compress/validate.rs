@@ -14,15 +14,88 @@
 //!   (0 for an extractive compressor; > 0 means rewritten or invented content);
 //! - `original_words`, `compressed_words`, `length_ratio`.
 //!
-//! `passed` is true when the compressed text is faithful and kept the key facts:
-//! `novel_word_rate ≤ 0.02`, the mean of `number_retention` and `entity_retention` (each 1.0 when
-//! the original has none) ≥ 0.5, and `query_coverage ≥ 0.75` when a query is given.
-//! `rouge_l_score` is `rouge_l_f1`. No model is involved; `bertscore_f1` is left to the caller
-//! (null).
+//! `passed` is true when the compressed text is faithful and a reader loses little of the
+//! original ([`PASS_RULE`]): `rouge_l_f1 ≥ 0.5`, `unigram_recall ≥ 0.5`, the mean of
+//! `number_retention` and `entity_retention` (each 1.0 when the original has none) ≥ 0.5,
+//! `novel_word_rate ≤ 0.02`, and `query_coverage ≥ 0.75` when a query is given. A text cut to a
+//! few of the original's words cannot pass; text compressed 4x or more usually does not either,
+//! by design: its details say what was kept. The rule always uses every metric, whatever
+//! `metrics` asks to report. `rouge_l_score` is `rouge_l_f1`. No model is involved;
+//! `bertscore_f1` is left to the caller (null).
+//!
+//! [`Metric`] names what a caller may ask to see in `details` (`metrics` in `POST /validate`).
 
 use std::collections::HashSet;
 
 use super::text::{Lexicon, for_each_word, is_stopword};
+
+/// The rule behind `passed`, as the API documents it.
+pub const PASS_RULE: &str = "rouge_l_f1 >= 0.5, unigram_recall >= 0.5, mean of number_retention and entity_retention >= 0.5, novel_word_rate <= 0.02, query_coverage >= 0.75 with a query";
+
+/// A group of `details` a caller may select with `metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// `rouge_l_precision`, `rouge_l_recall`, `rouge_l_f1`.
+    RougeL,
+    UnigramRecall,
+    NumberRetention,
+    EntityRetention,
+    QueryCoverage,
+    NovelWordRate,
+    /// `original_words`, `compressed_words`, `length_ratio`.
+    Length,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::RougeL,
+        Metric::UnigramRecall,
+        Metric::NumberRetention,
+        Metric::EntityRetention,
+        Metric::QueryCoverage,
+        Metric::NovelWordRate,
+        Metric::Length,
+    ];
+
+    /// The metric a caller's name means: `rouge-l` (or `rouge`, `rouge_l`), `unigram_recall`,
+    /// `number_retention`, `entity_retention`, `query_coverage`, `novel_word_rate`, `length`.
+    pub fn parse(name: &str) -> Option<Metric> {
+        Some(match name.to_ascii_lowercase().replace('-', "_").as_str() {
+            "rouge_l" | "rouge" | "rougel" => Metric::RougeL,
+            "unigram_recall" => Metric::UnigramRecall,
+            "number_retention" => Metric::NumberRetention,
+            "entity_retention" => Metric::EntityRetention,
+            "query_coverage" => Metric::QueryCoverage,
+            "novel_word_rate" => Metric::NovelWordRate,
+            "length" => Metric::Length,
+            _ => return None,
+        })
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Metric::RougeL => &["rouge_l_precision", "rouge_l_recall", "rouge_l_f1"],
+            Metric::UnigramRecall => &["unigram_recall"],
+            Metric::NumberRetention => &["number_retention"],
+            Metric::EntityRetention => &["entity_retention"],
+            Metric::QueryCoverage => &["query_coverage"],
+            Metric::NovelWordRate => &["novel_word_rate"],
+            Metric::Length => &["original_words", "compressed_words", "length_ratio"],
+        }
+    }
+}
+
+impl Validation {
+    /// Keeps in `details` only the metrics asked for.
+    pub fn only(mut self, metrics: &[Metric]) -> Validation {
+        let keep: HashSet<&str> = metrics
+            .iter()
+            .flat_map(|m| m.keys().iter().copied())
+            .collect();
+        self.details.retain(|k, _| keep.contains(k.as_str()));
+        self
+    }
+}
 
 /// Retention metrics between an original and a compressed text (`POST /validate`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -211,7 +284,9 @@ pub fn validate(original: &str, compressed: &str, query: Option<&str>) -> Valida
         query_ok = coverage >= 0.75;
     }
 
-    let passed = novel_word_rate <= 0.02
+    let passed = f1 >= 0.5
+        && unigram_recall >= 0.5
+        && novel_word_rate <= 0.02
         && (number_retention + entity_retention) / 2.0 >= 0.5
         && query_ok
         && (original.trim().is_empty() || !compressed.trim().is_empty());
@@ -225,6 +300,31 @@ pub fn validate(original: &str, compressed: &str, query: Option<&str>) -> Valida
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_down_text_with_the_key_content_gone_does_not_pass() {
+        let original = "The quick brown fox jumps over the lazy dog near the old river bank today.";
+        assert!(!validate(original, "Fox dog.", None).passed);
+        assert!(!validate(original, "The", None).passed);
+        assert!(validate(original, original, None).passed);
+        assert!(
+            validate(
+                original,
+                "The quick brown fox jumps over the lazy dog near the old river.",
+                None
+            )
+            .passed
+        );
+    }
+
+    #[test]
+    fn metrics_select_what_is_reported() {
+        let v =
+            validate("One two three.", "One two.", None).only(&[Metric::parse("rouge-l").unwrap()]);
+        let keys: Vec<&String> = v.details.keys().collect();
+        assert_eq!(keys, ["rouge_l_f1", "rouge_l_precision", "rouge_l_recall"]);
+        assert_eq!(Metric::parse("bogus"), None);
+    }
 
     fn naive_lcs(a: &[u32], b: &[u32]) -> usize {
         let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];

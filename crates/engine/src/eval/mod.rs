@@ -13,7 +13,15 @@
 //!   and as the median per item; **within ±5 %**: share of items whose achieved ratio is within
 //!   5 % of `k` (`|achieved / k − 1| ≤ 0.05`); **over budget**: items above their budget.
 //!
+//! - **Baselines** ([`baselines`]): `head` and, with the query, `bm25-passage`, `bm25-sent`,
+//!   `bm25-fill`; without it, `lead-rr`; each at the same exact budget as the engine.
+//! - **Readability**, without a query: the share of output sentences that are whole input
+//!   sentences (`verbatim`) and the outputs with a bracket, quote or link broken that the input
+//!   had whole (`unbalanced`).
+//!
 //! No I/O except in [`load_jsonl`]; [`run`] is pure CPU and uses up to two threads.
+
+pub mod baselines;
 
 use std::sync::mpsc;
 
@@ -56,6 +64,22 @@ pub struct RatioReport {
     pub median_ms: f64,
     /// Ids of the items whose answer was lost.
     pub missed: Vec<String>,
+    /// The baselines at the same budgets.
+    pub baselines: Vec<BaselineReport>,
+    /// Share (percent) of output sentences that are whole input sentences.
+    pub verbatim_pct: f64,
+    /// Outputs with a bracket, quote or link broken that the input had whole.
+    pub unbalanced: usize,
+}
+
+/// One baseline's results at one ratio.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaselineReport {
+    pub name: &'static str,
+    pub retention_pct: f64,
+    /// Sum of original tokens / sum of output tokens.
+    pub achieved_ratio: f64,
+    pub over_budget: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -80,6 +104,7 @@ impl std::fmt::Display for Report {
             "over",
             "ms/item"
         )?;
+        let readability = !self.use_query;
         for r in &self.rows {
             let json = if r.json_items > 0 {
                 format!("{}/{}", r.json_valid, r.json_items)
@@ -99,6 +124,20 @@ impl std::fmt::Display for Report {
                 r.over_budget,
                 r.median_ms
             )?;
+            if readability {
+                writeln!(
+                    f,
+                    "{:>7}  verbatim sentences {:.1}%, unbalanced outputs {}",
+                    "", r.verbatim_pct, r.unbalanced
+                )?;
+            }
+            for b in &r.baselines {
+                writeln!(
+                    f,
+                    "{:>7}  {:<13} {:>7.1}% {:>10} {:>8.2}x {:>9} {:>8} {:>5}",
+                    "", b.name, b.retention_pct, "", b.achieved_ratio, "", "", b.over_budget
+                )?;
+            }
         }
         Ok(())
     }
@@ -157,6 +196,11 @@ struct Outcome {
     over: bool,
     ms: f64,
     id: String,
+    budget: usize,
+    /// Per baseline: (retained, output tokens).
+    baselines: Vec<(bool, usize)>,
+    /// (verbatim sentences, output sentences, unbalanced).
+    readability: (usize, usize, bool),
 }
 
 fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
@@ -177,12 +221,29 @@ fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
                     None
                 },
                 budget: Budget::Ratio(1.0 - 1.0 / k),
+                granularity: Default::default(),
             };
             let t0 = std::time::Instant::now();
             let c = compress(&req, Encoding::Cl100k);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             let json_ok =
                 is_json.then(|| serde_json::from_str::<serde::de::IgnoredAny>(&c.text).is_ok());
+            let query = if use_query {
+                item.query.as_deref().unwrap_or("")
+            } else {
+                ""
+            };
+            let base = if is_json {
+                Vec::new()
+            } else {
+                baselines::names(use_query)
+                    .iter()
+                    .map(|name| {
+                        let out = baselines::run(name, &item.context, query, c.budget_tokens);
+                        (retained(&out, &item.answers), Encoding::Cl100k.count(&out))
+                    })
+                    .collect()
+            };
             Outcome {
                 ratio_index: ri,
                 retained: retained(&c.text, &item.answers) && json_ok.unwrap_or(true),
@@ -195,6 +256,9 @@ fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 },
+                budget: c.budget_tokens,
+                baselines: base,
+                readability: baselines::readability(&item.context, &c.text),
             }
         })
         .collect()
@@ -289,6 +353,31 @@ pub fn run(
                 over_budget: rs.iter().filter(|o| o.over).count(),
                 median_ms: median(&mut ms),
                 missed,
+                baselines: baselines::names(use_query)
+                    .iter()
+                    .enumerate()
+                    .filter(|_| rs.iter().all(|o| !o.baselines.is_empty()) && n > 0)
+                    .map(|(bi, &name)| {
+                        let out: usize = rs.iter().map(|o| o.baselines[bi].1).sum();
+                        BaselineReport {
+                            name,
+                            retention_pct: pct(rs.iter().filter(|o| o.baselines[bi].0).count()),
+                            achieved_ratio: orig as f64 / out.max(1) as f64,
+                            over_budget: rs.iter().filter(|o| o.baselines[bi].1 > o.budget).count(),
+                        }
+                    })
+                    .collect(),
+                verbatim_pct: {
+                    let (v, all) = rs.iter().fold((0, 0), |(v, a), o| {
+                        (v + o.readability.0, a + o.readability.1)
+                    });
+                    if all == 0 {
+                        100.0
+                    } else {
+                        100.0 * v as f64 / all as f64
+                    }
+                },
+                unbalanced: rs.iter().filter(|o| o.readability.2).count(),
             }
         })
         .collect();
