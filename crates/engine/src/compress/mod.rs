@@ -280,6 +280,7 @@ pub use validate::{Validation, validate};
 
 pub mod code;
 pub mod detect;
+pub(crate) mod drain;
 pub mod json;
 pub(crate) mod json_syntax;
 pub mod logs;
