@@ -609,6 +609,42 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             "Starting thread to transfer block {b} to {ip}:{n}",
             2,
         ),
+        (
+            "INFO",
+            "dfs.DataNode",
+            "Changing block file offset of block {b} from {n} to {n} meta file offset to {n}",
+            0,
+        ),
+        (
+            "WARN",
+            "dfs.DataNode",
+            "Unexpected error trying to delete block {b}. BlockInfo not found in volumeMap.",
+            0,
+        ),
+        (
+            "INFO",
+            "dfs.FSNamesystem",
+            "BLOCK* NameSystem.addStoredBlock: Redundant addStoredBlock request received for {b} on {ip}:{n} size {n}",
+            0,
+        ),
+        (
+            "ERROR",
+            "dfs.DataNode",
+            "{ip}:{n}:DataXceiver: java.io.EOFException",
+            0,
+        ),
+        (
+            "INFO",
+            "dfs.DataNode",
+            "Received block {b} src: /{ip}:{n} dest: /{ip}:{n} of size {n}",
+            0,
+        ),
+        (
+            "INFO",
+            "dfs.FSNamesystem",
+            "Number of transactions: {n} Total time for transactions(ms): {n}",
+            0,
+        ),
     ];
     let hpc: &[Spec] = &[
         (
@@ -666,6 +702,21 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             "clusterfs server",
             "ClusterFileSystem: There is no server for ServerFileSystem domain storage{n}",
             4,
+        ),
+        ("", "node boot", "wait for ready (command {n})", 0),
+        ("ERROR", "node boot", "boot command failed (command {n})", 0),
+        (
+            "",
+            "unix.hw state_change.available",
+            "Component State Change: Component \"alt{n}\" is in the available state (HWID={n})",
+            0,
+        ),
+        ("", "switch_module link", "Link in reset", 0),
+        (
+            "",
+            "node console",
+            "ServerFileSystem: domain {w} is now online",
+            0,
         ),
     ];
     let syslog: &[Spec] = &[
@@ -730,6 +781,31 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             "Out of memory: Killed process {n} ({w}) total-vm:{n}kB",
             1,
         ),
+        (
+            "",
+            "sshd",
+            "Received disconnect from {ip} port {n}:11: Bye Bye [preauth]",
+            0,
+        ),
+        (
+            "",
+            "sudo",
+            "{w} : TTY=pts/{n} ; PWD=/home/{w} ; USER=root ; COMMAND=/usr/bin/apt update",
+            0,
+        ),
+        (
+            "ERROR",
+            "dhclient",
+            "No working leases in persistent database - sleeping.",
+            0,
+        ),
+        ("", "systemd", "Reloading.", 0),
+        (
+            "",
+            "kernel",
+            "usb 1-{n}: new high-speed USB device number {n} using xhci_hcd",
+            0,
+        ),
     ];
     let glog: &[Spec] = &[
         ("I", "server.cc", "Serving request {n} from {ip}", 40),
@@ -753,6 +829,10 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ("I", "gc.cc", "Compaction of {p} finished in {n} ms", 8),
         ("W", "quota.cc", "User {w} is over quota by {n} bytes", 3),
         ("I", "server.cc", "Listening on port {n}", 1),
+        ("I", "main.cc", "Flags: --threads={n} --cache_mb={n}", 0),
+        ("W", "rpc.cc", "Retrying call {w}.Lookup ({n} left)", 0),
+        ("E", "shard.cc", "Shard {n} lost its lease", 0),
+        ("I", "gc.cc", "Skipped compaction of {p}: nothing to do", 0),
     ];
     let tsv: &[Spec] = &[
         ("", "scheduler", "queued job {n} for {w}", 30),
@@ -770,6 +850,10 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ),
         ("", "cache", "evicted {n} entries", 5),
         ("", "scheduler", "retrying job {n} (attempt {n})", 3),
+        ("", "scheduler", "paused queue {w}", 0),
+        ("", "scheduler", "resumed queue {w}", 0),
+        ("ERROR", "worker", "out of memory while running job {n}", 0),
+        ("", "api", "POST {p} -> 201", 0),
     ];
     let mut out = Vec::new();
     let kinds: [(&str, &[Spec]); 5] = [
