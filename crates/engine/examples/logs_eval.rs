@@ -175,4 +175,30 @@ fn bench() {
     println!(
         "{tokens} tokens -> {out}: count {count_ms:.1} ms, piece counter {piece_ms:.1} ms, detect {detect_ms:.2} ms, compress {all_ms:.1} ms"
     );
+    // The handler alone, with the time and number of its counts.
+    let counter = omnimemory_engine::tokens::PieceCounter::new(Encoding::Cl100k, &text);
+    let calls = std::cell::Cell::new((0usize, 0.0f64));
+    let count = |s: &str| {
+        let t = Instant::now();
+        let n = counter.count(s);
+        let (c, ms) = calls.get();
+        calls.set((c + 1, ms + t.elapsed().as_secs_f64() * 1e3));
+        n
+    };
+    let (handler_ms, _) = best(&|| {
+        calls.set((0, 0.0));
+        omnimemory_engine::compress::logs::compress_logs(&text, None, tokens / 4, &count)
+            .map_or(0, |p| p.text.len())
+    });
+    let (c, ms) = calls.get();
+    println!("handler {handler_ms:.1} ms, of which {c} counts {ms:.1} ms");
+    let out = omnimemory_engine::compress::logs::compress_logs(&text, None, tokens / 4, &count)
+        .map(|p| p.text)
+        .unwrap_or_default();
+    let (whole_ms, _) = best(&|| counter.count(&text));
+    let (out_ms, _) = best(&|| counter.count(&out));
+    println!(
+        "cached count of the input {whole_ms:.1} ms, of the output ({} bytes) {out_ms:.1} ms",
+        out.len()
+    );
 }

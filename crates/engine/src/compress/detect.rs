@@ -273,7 +273,7 @@ fn is_regular_machine_text(lines: &[&str]) -> bool {
             shapes.push((shape, 1));
         }
     }
-    shapes.sort_by(|a, b| b.1.cmp(&a.1));
+    shapes.sort_by_key(|s| std::cmp::Reverse(s.1));
     let top: usize = shapes
         .iter()
         .take(3)

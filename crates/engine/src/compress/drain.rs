@@ -10,8 +10,9 @@
 //! token count and their first two constants that had nothing masked (usually a level, a component or a host,
 //! and the message's first word). Within a group a line joins the most similar template —
 //! similarity being the share of positions, besides the two key tokens and the positions
-//! where both are variable, that hold the same constant — when that share is at least
-//! [`SIMILARITY`]; the positions where they differ become variable. Otherwise it starts a new
+//! where both are variable, that hold the same constant, later positions weighing more (a
+//! header comes before its message) — when that share is at least [`SIMILARITY`] (or what
+//! the caller asks for the class); the positions where they differ become variable. Otherwise it starts a new
 //! template. Only the [`MAX_CANDIDATES`] latest templates of a group are compared, so the cost
 //! is linear in the input whatever it holds.
 //!
@@ -25,8 +26,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// Least similarity for a line to join a template.
-const SIMILARITY: f64 = 0.5;
+/// Least similarity for a line to join a template, unless the caller asks for more.
+pub(crate) const SIMILARITY: f64 = 0.5;
 /// Templates of a group a line is compared with (the latest ones).
 const MAX_CANDIDATES: usize = 48;
 /// Tokens of a line that grouping looks at.
@@ -149,8 +150,10 @@ fn hash_str(h: &mut Fx, s: &str) {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
-/// Mines the templates of `lines`; `class[i]` keeps lines of different classes apart.
-pub(crate) fn mine(lines: &[&str], class: &[u8]) -> Mined {
+/// Mines the templates of `lines`; `class[i]` keeps lines of different classes apart, and a
+/// line of class `c` joins a template when their similarity is at least `similarity[c]`
+/// ([`SIMILARITY`] for a class past its end).
+pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
     let mut groups: FxMap<(u8, usize, u64, u64), Vec<usize>> = FxMap::default();
     let mut templates: Vec<Vec<Option<u64>>> = Vec::new();
     let mut variants: FxMap<u64, usize> = FxMap::default();
@@ -197,23 +200,31 @@ pub(crate) fn mine(lines: &[&str], class: &[u8]) -> Mined {
         let members = groups
             .entry((class[i], tokens.len(), key[0], key[1]))
             .or_default();
+        let least = similarity
+            .get(usize::from(class[i]))
+            .copied()
+            .unwrap_or(SIMILARITY);
         let mut best: Option<(f64, usize)> = None;
         for &c in members.iter().rev().take(MAX_CANDIDATES) {
             let t = &templates[c];
+            // Later positions weigh more: a line's header (level, component, host) comes
+            // before its message, and agreeing on the header says little.
             let (mut same, mut compared) = (0usize, 0usize);
             for (p, (a, b)) in t.iter().zip(&tokens).enumerate() {
                 if p == key_at[0] || p == key_at[1] || (a.is_none() && b.is_none()) {
                     continue;
                 }
-                compared += 1;
-                same += usize::from(a.is_some() && a == b);
+                compared += p + 1;
+                if a.is_some() && a == b {
+                    same += p + 1;
+                }
             }
             let sim = if compared == 0 {
                 1.0
             } else {
                 same as f64 / compared as f64
             };
-            if sim >= SIMILARITY && best.is_none_or(|(s, _)| sim > s) {
+            if sim >= least && best.is_none_or(|(s, _)| sim > s) {
                 best = Some((sim, c));
             }
         }
@@ -258,7 +269,7 @@ mod tests {
             "Dec 10 07:02:47 LabSZ sshd[24203]: Invalid user test9 from 52.80.34.196",
             "Dec 10 07:08:28 LabSZ sshd[24208]: Invalid user admin from 5.188.10.180",
         ];
-        let m = mine(&lines, &[0; 6]);
+        let m = mine(&lines, &[0; 6], &[]);
         assert_eq!(m.template, vec![0, 0, 1, 2, 2, 2]);
         assert_eq!(m.templates, 3);
         // `webmaster` and `admin` are words: other variants of the same template.
@@ -268,7 +279,7 @@ mod tests {
     #[test]
     fn classes_never_share_a_template() {
         let lines = ["job 1 done", "job 2 done"];
-        let m = mine(&lines, &[0, 1]);
+        let m = mine(&lines, &[0, 1], &[]);
         assert_ne!(m.template[0], m.template[1]);
     }
 

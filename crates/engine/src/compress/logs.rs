@@ -9,7 +9,8 @@
 //! that follow an error (indented lines, `at …`, `Caused by:`); warning for `WARN`/`WARNING`
 //! (or a `W` level letter); other otherwise. Templates are mined from the lines themselves
 //! (see `drain.rs`: variable tokens are those with digits and dates in words; lines of
-//! different severity never share a template), so no log format needs to be known.
+//! different severity never share a template, and error lines need a closer match to share
+//! one), so no log format needs to be known.
 //!
 //! Priority, highest first:
 //! 1. one line of every error template (its first, cheapest templates first), then the first
@@ -56,6 +57,9 @@ const MARKER_SUFFIX: &str = " similar lines omitted";
 const MARKER_EACH: &str = " after each of the ";
 const MARKER_EACH_END: &str = " lines above";
 
+/// Least similarity for an error line to join a template (others: `drain::SIMILARITY`).
+const ERROR_SIMILARITY: f64 = 0.75;
+
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "is", "are", "was", "were", "be", "of", "in", "on", "at", "to", "for",
     "with", "by", "and", "or", "what", "which", "who", "when", "where", "why", "how", "does", "do",
@@ -79,6 +83,30 @@ pub fn is_collapse_line(line: &str) -> bool {
             || line.ends_with(&format!("{MARKER_EACH_END}]")))
 }
 
+/// Words (any case) that make a line an error line.
+const ERROR_WORDS: &[&str] = &[
+    "error",
+    "errors",
+    "err",
+    "fatal",
+    "critical",
+    "crit",
+    "severe",
+    "panic",
+    "panicked",
+    "exception",
+    "exceptions",
+    "traceback",
+    "emerg",
+    "alert",
+    "fail",
+    "fails",
+    "failed",
+    "failing",
+    "failure",
+    "failures",
+];
+
 fn word_severity(line: &str) -> Severity {
     let mut sev = Severity::Other;
     for w in line
@@ -86,36 +114,17 @@ fn word_severity(line: &str) -> Severity {
         .filter(|w| w.len() >= 3)
         .take(64)
     {
-        let lw = w.to_ascii_lowercase();
-        let error = matches!(
-            lw.as_str(),
-            "error"
-                | "errors"
-                | "err"
-                | "fatal"
-                | "critical"
-                | "crit"
-                | "severe"
-                | "panic"
-                | "panicked"
-                | "exception"
-                | "exceptions"
-                | "traceback"
-                | "emerg"
-                | "alert"
-                | "fail"
-                | "fails"
-                | "failed"
-                | "failing"
-                | "failure"
-                | "failures"
-        ) || (w.len() > 5
-            && w.as_bytes()[0].is_ascii_uppercase()
-            && (lw.ends_with("error") || lw.ends_with("exception")));
+        let ends_with = |suffix: &str| {
+            w.len() >= suffix.len() && w[w.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        };
+        let error = (w.len() <= 10 && ERROR_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)))
+            || (w.len() > 5
+                && w.as_bytes()[0].is_ascii_uppercase()
+                && (ends_with("error") || ends_with("exception")));
         if error {
             return Severity::Error;
         }
-        if matches!(lw.as_str(), "warn" | "warning") {
+        if w.eq_ignore_ascii_case("warn") || w.eq_ignore_ascii_case("warning") {
             sev = Severity::Warn;
         }
     }
@@ -319,7 +328,9 @@ pub(crate) fn compress_logs_counted(
 
     // Estimated tokens of each line with its newline, scaled to the real total.
     let rough: Vec<usize> = lines.iter().map(|l| rough_tokens(l) + 1).collect();
-    let scale = total_tokens as f64 / rough.iter().sum::<usize>().max(1) as f64;
+    // 2% over, so that the first rendering tried is usually just under the budget and one
+    // real count settles it.
+    let scale = 1.02 * total_tokens as f64 / rough.iter().sum::<usize>().max(1) as f64;
     let cost: Vec<usize> = rough
         .iter()
         .map(|&r| ((r as f64 * scale).ceil() as usize).max(1))
@@ -330,7 +341,10 @@ pub(crate) fn compress_logs_counted(
 
     let sev = severities(&lines);
     let class: Vec<u8> = sev.iter().map(|&s| s as u8).collect();
-    let mined = drain::mine(&lines, &class);
+    // Error lines split into templates more finely: every error message should be seen.
+    let mut similarity = [drain::SIMILARITY; 4];
+    similarity[Severity::Error as usize] = ERROR_SIMILARITY;
+    let mined = drain::mine(&lines, &class, &similarity);
     let (template, variant) = (&mined.template, &mined.variant);
     let mut template_size = vec![0usize; mined.templates];
     let mut variant_size = vec![0usize; mined.variants];
