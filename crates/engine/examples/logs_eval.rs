@@ -32,6 +32,10 @@ fn main() {
         .position(|a| a == "--variant")
         .and_then(|p| args.get(p + 1));
     let missed = args.iter().any(|a| a == "--missed");
+    if args.first().is_some_and(|a| a == "--detect") {
+        detect_files(&args[1..]);
+        return;
+    }
     if args.iter().any(|a| a == "--bench") {
         bench();
         return;
@@ -201,4 +205,37 @@ fn bench() {
         "cached count of the input {whole_ms:.1} ms, of the output ({} bytes) {out_ms:.1} ms",
         out.len()
     );
+}
+
+/// Prints how many of the files (or, for `.jsonl`, the lines' `context`) are detected as each
+/// content type, and names those detected as logs.
+fn detect_files(paths: &[String]) {
+    use omnimemory_engine::compress::detect::detect;
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for p in paths {
+        let Ok(text) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        let items: Vec<(String, String)> = if p.ends_with(".jsonl") {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| {
+                    Some((
+                        format!("{p}:{}", v.get("id")?),
+                        v.get("context")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        } else {
+            vec![(p.clone(), text)]
+        };
+        for (name, t) in items {
+            let kind = detect(&t).as_str();
+            *counts.entry(kind).or_default() += 1;
+            if kind == "logs" {
+                println!("logs: {name}");
+            }
+        }
+    }
+    println!("{counts:?}");
 }

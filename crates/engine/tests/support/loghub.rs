@@ -496,8 +496,8 @@ fn fill(pattern: &str, rng: &mut Rng) -> (String, String) {
 type Spec = (&'static str, &'static str, &'static str, usize);
 
 /// Synthetic logs in formats that `logs-dev` does not have, with the template of every line
-/// known: HDFS-like, HPC-like, RFC 5424 syslog, glog, and tab-separated lines with no
-/// timestamp. Invented messages, not real Loghub data.
+/// known: HDFS-like, HPC-like, RFC 5424 syslog, glog, tab-separated lines with no timestamp,
+/// JSON lines and logfmt with epoch seconds. Invented messages, not real Loghub data.
 pub fn synthetic_systems(lines: usize) -> Vec<System> {
     let hdfs: &[Spec] = &[
         (
@@ -856,12 +856,14 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ("", "api", "POST {p} -> 201", 0),
     ];
     let mut out = Vec::new();
-    let kinds: [(&str, &[Spec]); 5] = [
+    let kinds: [(&str, &[Spec]); 7] = [
         ("HDFS-like", hdfs),
         ("HPC-like", hpc),
         ("RFC5424", syslog),
         ("glog", glog),
         ("tsv-no-time", tsv),
+        ("json-lines", glog),
+        ("logfmt", tsv),
     ];
     for (k, (name, specs)) in kinds.into_iter().enumerate() {
         let mut rng = Rng::new(1000 + k as u64);
@@ -923,6 +925,22 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
                     rng.below(1_000_000),
                     rng.below(60_000),
                     10 + rng.below(900)
+                ),
+                "json-lines" => format!(
+                    "{{\"ts\": \"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z\", \"level\": \"{}\", \"logger\": \"{fields}\", \"msg\": \"{msg}\"}}",
+                    rng.below(1000),
+                    match level {
+                        "E" => "error",
+                        "F" => "fatal",
+                        "W" => "warning",
+                        _ => "info",
+                    }
+                ),
+                "logfmt" => format!(
+                    "at={} lvl={} src={fields} pid={} msg=\"{msg}\"",
+                    t_sec,
+                    if level.is_empty() { "info" } else { "error" },
+                    rng.below(60_000)
                 ),
                 _ => format!("{fields}\t{}\t{msg}", rng.below(60_000)),
             };
