@@ -13,9 +13,9 @@
 //! one), so no log format needs to be known.
 //!
 //! Priority, highest first:
-//! 1. one line of every error template (its first, cheapest templates first), then the first
+//! 1. the first line of every error template (cheapest templates first), then the first
 //!    line of every trace template (so a stack trace follows its error);
-//! 2. the line that best matches the query's words or quoted phrases, one per variant;
+//! 2. lines matching the query's words or quoted phrases, best first, one per variant;
 //! 3. one line of every warning template, then of every other template (the cheapest line of
 //!    the template; cheap templates first, so a tight budget shows as many as it can);
 //! 4. the first line of each variant not yet shown (a template's lines that differ in a
@@ -36,8 +36,8 @@
 //! the compressor, not the program that logged, wrote the line.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
-//! budget is never kept; if nothing fits it gives `None` and the caller packs the text as
-//! prose), and it does not reorder.
+//! budget is never kept; if nothing fits it gives `None` and the caller packs the text line
+//! by line), and it does not reorder.
 //!
 //! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
 //! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information`
@@ -77,10 +77,22 @@ enum Severity {
 
 /// Whether `line` is a collapse line this module writes (see the module docs).
 pub fn is_collapse_line(line: &str) -> bool {
-    line.starts_with(MARKER_PREFIX)
-        && line.ends_with(']')
-        && (line.ends_with(&format!("{MARKER_SUFFIX}]"))
-            || line.ends_with(&format!("{MARKER_EACH_END}]")))
+    let Some(rest) = line
+        .strip_prefix(MARKER_PREFIX)
+        .and_then(|r| r.strip_suffix(']'))
+    else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Some(rest) = rest[digits..].strip_prefix(MARKER_SUFFIX) else {
+        return false;
+    };
+    digits > 0
+        && (rest.is_empty()
+            || rest
+                .strip_prefix(MARKER_EACH)
+                .and_then(|r| r.strip_suffix(MARKER_EACH_END))
+                .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// Words (any case) that make a line an error line.
@@ -838,6 +850,19 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(compress_logs(&line, None, 100, &approx).is_none());
         assert!(start.elapsed().as_secs_f64() < 1.0);
+    }
+
+    #[test]
+    fn collapse_lines_are_recognised_exactly() {
+        assert!(is_collapse_line("  [\u{2026} 37 similar lines omitted]"));
+        assert!(is_collapse_line(
+            "  [\u{2026} 2 similar lines omitted after each of the 3 lines above]"
+        ));
+        assert!(!is_collapse_line("  [\u{2026} many similar lines omitted]"));
+        assert!(!is_collapse_line("[\u{2026} 37 similar lines omitted]"));
+        assert!(!is_collapse_line(
+            "  [\u{2026} 37 similar lines omitted] extra"
+        ));
     }
 
     #[test]
