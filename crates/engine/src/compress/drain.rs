@@ -16,12 +16,16 @@
 //! template. Only the [`MAX_CANDIDATES`] latest templates of a group are compared, so the cost
 //! is linear in the input whatever it holds.
 //!
-//! Each line also gets a *variant*: its class and token sequence with variable tokens masked.
-//! Lines of one template that differ in a constant word (`closed` / `reset`) have different
-//! variants, which the caller uses for a second example when the budget allows.
+//! Each line also gets a *variant*: its template and the words it has at the template's
+//! variable positions where few distinct words occur (at most [`MAX_VARIANT_WORDS`], and at
+//! most the square root of the template's lines). Lines of one template that differ in such
+//! a word (`closed` / `reset`) have different variants, which the caller uses for a second
+//! example when the budget allows; a position with many words (user names) is a parameter.
+//! Its *shape* (template and every token, parameters masked) is finer still: a third
+//! example, before the remaining repeats.
 //!
 //! What it does not do: it knows no log format, strips no header, and never looks past the
-//! first [`MAX_TOKENS`] tokens of a line when grouping (variants hash every token).
+//! first [`MAX_TOKENS`] tokens of a line.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -44,6 +48,10 @@ pub(crate) struct Mined {
     pub template: Vec<usize>,
     /// Per line, its variant id (dense, in order of first appearance).
     pub variant: Vec<usize>,
+    /// Per line, its exact shape: its template and all its tokens, parameters masked
+    /// (dense ids, in order of first appearance). Finer than its variant.
+    pub shape: Vec<usize>,
+    pub shapes: usize,
     pub templates: usize,
     pub variants: usize,
 }
@@ -156,16 +164,15 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
     let mut groups: FxMap<(u8, usize, u64, u64), Vec<usize>> = FxMap::default();
     let mut templates: Vec<Vec<Option<u64>>> = Vec::new();
-    let mut variants: FxMap<u64, usize> = FxMap::default();
     let mut template = Vec::with_capacity(lines.len());
-    let mut variant = Vec::with_capacity(lines.len());
+    // Every line's tokens, one after another: line i's are `all[starts[i]..starts[i + 1]]`.
+    let mut all: Vec<Option<u64>> = Vec::new();
+    let mut starts = vec![0usize];
     let mut tokens: Vec<Option<u64>> = Vec::with_capacity(MAX_TOKENS);
     let mut exact: Vec<bool> = Vec::with_capacity(MAX_TOKENS);
     for (i, line) in lines.iter().enumerate() {
         tokens.clear();
         exact.clear();
-        let mut h = Fx::default();
-        h.write_u64(u64::from(class[i]));
         for tok in line
             .split(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
             .filter(|t| !t.is_empty())
@@ -174,14 +181,13 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
                 Token::Param => (None, false),
                 Token::Const { id, exact } => (Some(id), exact),
             };
-            h.write_u64(id.unwrap_or(1));
             if tokens.len() < MAX_TOKENS {
                 tokens.push(id);
                 exact.push(is_exact);
             }
         }
-        let next = variants.len();
-        variant.push(*variants.entry(h.finish()).or_insert(next));
+        all.extend_from_slice(&tokens);
+        starts.push(all.len());
 
         // The group: class, length, first two exact constants (and where they are).
         let mut key_at = [usize::MAX; 2];
@@ -247,12 +253,86 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
     }
     // Template ids are created in line order, so they are dense and in order of first
     // appearance.
+    let line_tokens = |i: usize| &all[starts[i]..starts[i + 1]];
+    let (variant, variants) = variants(&templates, &template, &line_tokens);
+    let mut ids: FxMap<u64, usize> = FxMap::default();
+    let mut shape = Vec::with_capacity(template.len());
+    for (i, &t) in template.iter().enumerate() {
+        let mut h = Fx::default();
+        h.write_u64(t as u64);
+        for tok in line_tokens(i) {
+            h.write_u64(tok.unwrap_or(1));
+        }
+        let next = ids.len();
+        shape.push(*ids.entry(h.finish()).or_insert(next));
+    }
     Mined {
         templates: templates.len(),
-        variants: variants.len(),
+        variants,
+        shapes: ids.len(),
         template,
         variant,
+        shape,
     }
+}
+
+/// Most distinct words at a template's variable position for them to tell variants apart.
+const MAX_VARIANT_WORDS: usize = 4;
+
+/// Each line's variant: its template and the words it has at the template's variable
+/// positions that hold few distinct words (`closed` / `reset`), not at those that hold many
+/// (user names). Returns the variant of each line and how many there are.
+fn variants<'t>(
+    templates: &[Vec<Option<u64>>],
+    template: &[usize],
+    line_tokens: &dyn Fn(usize) -> &'t [Option<u64>],
+) -> (Vec<usize>, usize) {
+    // Per template, its lines and, per variable position, the distinct words seen (up to
+    // one more than the most that count).
+    let mut size = vec![0usize; templates.len()];
+    for &t in template {
+        size[t] += 1;
+    }
+    let mut words: Vec<Vec<Vec<u64>>> = templates
+        .iter()
+        .map(|t| vec![Vec::new(); t.len()])
+        .collect();
+    for (i, &t) in template.iter().enumerate() {
+        for (p, tok) in line_tokens(i).iter().enumerate() {
+            if templates[t][p].is_none()
+                && let Some(id) = tok
+            {
+                let seen = &mut words[t][p];
+                if seen.len() <= MAX_VARIANT_WORDS && !seen.contains(id) {
+                    seen.push(*id);
+                }
+            }
+        }
+    }
+    let telling: Vec<Vec<bool>> = words
+        .iter()
+        .enumerate()
+        .map(|(t, ws)| {
+            let most = MAX_VARIANT_WORDS.min(((size[t] as f64).sqrt().ceil() as usize).max(2));
+            ws.iter().map(|w| w.len() >= 2 && w.len() <= most).collect()
+        })
+        .collect();
+    let mut ids: FxMap<u64, usize> = FxMap::default();
+    let mut variant = Vec::with_capacity(template.len());
+    for (i, &t) in template.iter().enumerate() {
+        let mut h = Fx::default();
+        h.write_u64(t as u64);
+        for (p, tok) in line_tokens(i).iter().enumerate() {
+            if telling[t][p] {
+                h.write_u64(p as u64);
+                h.write_u64(tok.unwrap_or(1));
+            }
+        }
+        let next = ids.len();
+        variant.push(*ids.entry(h.finish()).or_insert(next));
+    }
+    let n = ids.len();
+    (variant, n)
 }
 
 #[cfg(test)]
@@ -272,8 +352,10 @@ mod tests {
         let m = mine(&lines, &[0; 6], &[]);
         assert_eq!(m.template, vec![0, 0, 1, 2, 2, 2]);
         assert_eq!(m.templates, 3);
-        // `webmaster` and `admin` are words: other variants of the same template.
+        // `webmaster` and `admin` are the 2 words of 3 lines (at most the square root, 2,
+        // tell variants apart): 2 variants, and a third for the parameter `test9`.
         assert_eq!(m.variant, vec![0, 0, 1, 2, 3, 4]);
+        assert_eq!(m.shape, vec![0, 0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -18,9 +18,10 @@
 //! 2. lines matching the query's words or quoted phrases, best first, one per variant;
 //! 3. one line of every warning template, then of every other template (the cheapest line of
 //!    the template; cheap templates first, so a tight budget shows as many as it can);
-//! 4. the first line of each variant not yet shown (a template's lines that differ in a
-//!    constant word), errors first, then larger variants first;
-//! 5. the remaining lines, each variant's second line before any third, and so on; blank
+//! 4. the first line of each variant not yet shown (a template's lines that differ in one of
+//!    a few words, `closed` / `reset`), then of each shape (every constant word), errors
+//!    first, then larger ones first;
+//! 5. the remaining lines, each shape's second line before any third, and so on; blank
 //!    lines last.
 //!
 //! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of a kept
@@ -479,7 +480,7 @@ fn priority_order(
         }
     }
 
-    // 4. One line of each variant not yet shown.
+    // 4. One line of each variant not yet shown, then of each shape.
     let mut variant_first = vec![usize::MAX; mined.variants];
     for i in (0..n).rev() {
         variant_first[variant[i]] = i;
@@ -499,12 +500,38 @@ fn priority_order(
     for i in rest {
         take(i, &mut order, &mut variant_shown);
     }
+    let shape = &mined.shape;
+    let mut shape_size = vec![0usize; mined.shapes];
+    let mut shape_first = vec![usize::MAX; mined.shapes];
+    for i in (0..n).rev() {
+        shape_size[shape[i]] += 1;
+        shape_first[shape[i]] = i;
+    }
+    let mut shape_shown = vec![false; mined.shapes];
+    for &i in &order {
+        shape_shown[shape[i]] = true;
+    }
+    let mut rest: Vec<usize> = shape_first
+        .iter()
+        .copied()
+        .filter(|&i| !shape_shown[shape[i]] && !blank[i])
+        .collect();
+    rest.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse((sev[i], shape_size[shape[i]])),
+            cost[i],
+            i,
+        )
+    });
+    for i in rest {
+        take(i, &mut order, &mut variant_shown);
+    }
 
-    // 5. The rest: each variant's k-th line before any (k+1)-th; blank lines last.
-    let mut rank = vec![0usize; mined.variants];
+    // 5. The rest: each shape's k-th line before any (k+1)-th; blank lines last.
+    let mut rank = vec![0usize; mined.shapes];
     let mut rest: Vec<(bool, usize, usize)> = Vec::with_capacity(n);
     for i in 0..n {
-        let r = &mut rank[variant[i]];
+        let r = &mut rank[shape[i]];
         rest.push((blank[i], *r, i));
         *r += 1;
     }

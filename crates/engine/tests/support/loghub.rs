@@ -855,8 +855,28 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ("ERROR", "worker", "out of memory while running job {n}", 0),
         ("", "api", "POST {p} -> 201", 0),
     ];
+    // Templates that differ in one word, and lists of any length: hard to tell apart.
+    let near: &[Spec] = &[
+        ("INFO", "net", "Connection to {ip} closed", 30),
+        ("INFO", "net", "Connection to {ip} reset", 5),
+        ("INFO", "net", "Connection to {ip} refused", 1),
+        ("INFO", "auth", "User {w} logged in", 30),
+        ("INFO", "auth", "User {w} logged out", 25),
+        ("WARN", "auth", "User {w} locked out", 1),
+        ("INFO", "cache", "Cache {w} warmed", 10),
+        ("INFO", "cache", "Cache {w} flushed", 0),
+        ("INFO", "http", "Request {n} took {n} ms", 40),
+        ("WARN", "http", "Request {n} took {n} ms (slow)", 3),
+        ("INFO", "boot", "Loaded plugins: {s}", 2),
+        ("INFO", "boot", "Enabled features: {s}", 0),
+        ("ERROR", "db", "Query {n} failed: deadlock detected", 1),
+        ("ERROR", "db", "Query {n} failed: lock timeout", 0),
+        ("INFO", "db", "Query {n} finished in {n} ms", 30),
+        ("INFO", "db", "Query {n} cancelled by {w}", 0),
+    ];
     let mut out = Vec::new();
-    let kinds: [(&str, &[Spec]); 7] = [
+    let kinds: [(&str, &[Spec]); 8] = [
+        ("near-duplicates", near),
         ("HDFS-like", hdfs),
         ("HPC-like", hpc),
         ("RFC5424", syslog),
@@ -935,6 +955,11 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
                         "W" => "warning",
                         _ => "info",
                     }
+                ),
+                "near-duplicates" => format!(
+                    "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02},{:03} [{}] {level} {fields} - {msg}",
+                    rng.below(1000),
+                    ["main", "worker-1", "worker-2", "io"][rng.below(4)]
                 ),
                 "logfmt" => format!(
                     "at={} lvl={} src={fields} pid={} msg=\"{msg}\"",
