@@ -87,7 +87,9 @@ pub(crate) fn token(token: &str) -> Token {
                 i += 1;
             }
             let run = &token[start..i];
-            if digit || (run.len() == 3 && CALENDAR.contains(&run)) {
+            let calendar =
+                run.len() == 3 && b[start].is_ascii_uppercase() && CALENDAR.contains(&run);
+            if digit || calendar {
                 masked = true;
                 h.write_u64(0x2a);
             } else {

@@ -130,14 +130,17 @@ fn word_severity(line: &str) -> Severity {
         let ends_with = |suffix: &str| {
             w.len() >= suffix.len() && w[w.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
         };
-        let error = (w.len() <= 10 && ERROR_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)))
+        let first = w.as_bytes()[0].to_ascii_lowercase();
+        let error = (w.len() <= 10
+            && matches!(first, b'e' | b'f' | b'c' | b's' | b'p' | b't' | b'a')
+            && ERROR_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)))
             || (w.len() > 5
                 && w.as_bytes()[0].is_ascii_uppercase()
                 && (ends_with("error") || ends_with("exception")));
         if error {
             return Severity::Error;
         }
-        if w.eq_ignore_ascii_case("warn") || w.eq_ignore_ascii_case("warning") {
+        if first == b'w' && (w.eq_ignore_ascii_case("warn") || w.eq_ignore_ascii_case("warning")) {
             sev = Severity::Warn;
         }
     }
@@ -389,9 +392,12 @@ pub(crate) fn compress_logs_counted(
         .filter(|&(_, e)| e <= budget)
         .unzip();
 
-    let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen).0 };
+    let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen) };
     let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
-    let (_, kept) = render_selection(&lines, template, &chosen);
+    let mut kept = vec![false; n];
+    for &i in &chosen {
+        kept[i] = true;
+    }
 
     let mut retained_indices = chosen;
     retained_indices.sort_unstable();
@@ -652,9 +658,8 @@ pub(super) fn fit_units(
     Some(best)
 }
 
-/// Renders the chosen lines in input order with their collapse lines. Returns the text and,
-/// per line, whether it is shown.
-fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (String, Vec<bool>) {
+/// Renders the chosen lines in input order with their collapse lines.
+fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> String {
     let n = lines.len();
     let mut shown = vec![false; n];
     for &i in chosen {
@@ -709,7 +714,7 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (St
             run = 0;
         }
     }
-    (out, shown)
+    out
 }
 
 /// Kept information: per template (weighted `ln(1 + lines)`, times 3 for errors, traces and
