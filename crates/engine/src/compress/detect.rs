@@ -12,7 +12,10 @@
 //!    `AI:`, `System:`, `[user]`, `### Assistant`…) from at least two different speakers, and
 //!    labelled lines are at least 10% of the non-blank lines.
 //! 3. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
-//!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start.
+//!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start; or, whatever the
+//!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
+//!    at least 60% of them begin with one of three *shapes* that look machine-written (see
+//!    [`is_regular_machine_text`]).
 //! 4. Markdown / code: markdown when the sample has a code fence; code when at least two lines
 //!    and 30% of the non-blank lines look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
@@ -172,7 +175,7 @@ pub fn detect(text: &str) -> ContentType {
     }
 
     let log_lines = lines.iter().filter(|l| is_log_line(l)).count();
-    if log_lines >= 3 && log_lines * 10 >= n * 4 {
+    if (log_lines >= 3 && log_lines * 10 >= n * 4) || is_regular_machine_text(&lines) {
         return ContentType::Logs;
     }
 
@@ -233,6 +236,129 @@ fn speaker_label(line: &str) -> Option<String> {
         || rest.starts_with("**:")
         || (t.starts_with('[') && (rest.is_empty() || rest.starts_with([' ', ':'])));
     (labelled && SPEAKERS.contains(&name.as_str())).then_some(name)
+}
+
+/// Lines needed before regularity alone says "logs".
+const REGULAR_MIN_LINES: usize = 8;
+
+/// Many lines sharing a machine-written shape: the test for logs in formats the timestamp and
+/// level tests do not know (`081109 203615 148 INFO dfs.DataNode…`, `134681 node-246 unix.hw
+/// …`, `1117838570 R02-M1 …`, `[notice] …`, `Step_LSC|30002312|…`).
+///
+/// Tokens are split on white space and `|`. A token's shape writes runs of digits `0` and
+/// runs of ASCII letters `a` (`081109` → `0`, `node-246` → `a-0`, `[notice]` → `[a]`). A
+/// token looks machine-written when it has a digit, one of `[ ] | < > { } _ $ @ \`, or a
+/// `:` `.` `/` `=` inside it (see [`looks_machine_written`]). A line's shape is its first
+/// token's shape when that token looks machine-written (then the class of the second
+/// token's first character); or, after a plain word (a host, a component), the second
+/// token's shape when it holds a digit (`sshd[24200]:`). Lines that start like markdown or
+/// comments (`#`, `|`, `>`, `-`, `*`, `+`, `/`, a backtick) or with punctuation alone,
+/// numbered-list items (`1.`), `word:` labels and chat lines with a `<nick>` have no shape.
+/// At least 60% of the lines must have one of the three most common shapes, each held by
+/// two lines or more.
+fn is_regular_machine_text(lines: &[&str]) -> bool {
+    let n = lines.len();
+    if n < REGULAR_MIN_LINES {
+        return false;
+    }
+    let mut shapes: Vec<(String, usize)> = Vec::new();
+    for line in lines {
+        let Some(shape) = machine_shape(line) else {
+            continue;
+        };
+        if let Some((_, c)) = shapes.iter_mut().find(|(s, _)| *s == shape) {
+            *c += 1;
+        } else if shapes.len() < 64 {
+            // Few shapes matter; a text with very many is not regular anyway.
+            shapes.push((shape, 1));
+        }
+    }
+    shapes.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let top: usize = shapes
+        .iter()
+        .take(3)
+        .map(|(_, c)| *c)
+        .filter(|&c| c >= 2)
+        .sum();
+    top * 10 >= n * 6
+}
+
+/// The machine-written shape of a line's start, if it has one; see
+/// [`is_regular_machine_text`].
+fn machine_shape(line: &str) -> Option<String> {
+    let mut tokens = line
+        .split(|c: char| c.is_whitespace() || c == '|')
+        .filter(|t| !t.is_empty());
+    let first = tokens.next()?;
+    let second = tokens.next().unwrap_or("");
+    let chat_nick = |t: &str| {
+        t.len() > 2 && t.starts_with('<') && !t[1..].starts_with(|c: char| c.is_ascii_digit())
+    };
+    if first.starts_with(['#', '|', '>', '-', '*', '+', '/', '`'])
+        || !first.contains(|c: char| c.is_alphanumeric())
+        || chat_nick(first)
+        || chat_nick(second)
+    {
+        return None;
+    }
+    let first_shape = token_shape(first);
+    if matches!(first_shape.as_str(), "0." | "0)" | "a:") {
+        return None;
+    }
+    if looks_machine_written(first) {
+        let mut shape = first_shape;
+        shape.push(' ');
+        shape.push(match second.chars().next() {
+            Some(c) if c.is_ascii_digit() => '0',
+            Some(c) if c.is_alphabetic() => 'a',
+            Some(c) => c,
+            None => '$',
+        });
+        return Some(shape);
+    }
+    // A word (a host, a component), then a field with a number (`sshd[24200]:`, a pid).
+    let second_shape = token_shape(second);
+    (first_shape == "a" && second_shape.contains('0')).then(|| format!("a {second_shape}"))
+}
+
+/// A token with runs of digits written `0` and runs of ASCII letters `a` (at most 48
+/// characters looked at).
+fn token_shape(token: &str) -> String {
+    let mut shape = String::new();
+    for c in token.chars().take(48) {
+        let class = if c.is_ascii_digit() {
+            '0'
+        } else if c.is_ascii_alphabetic() {
+            'a'
+        } else {
+            c
+        };
+        if !(matches!(class, '0' | 'a') && shape.ends_with(class)) {
+            shape.push(class);
+        }
+    }
+    shape
+}
+
+/// A digit, one of `[ ] | < > { } _ $ @ \`, or a `:` `.` `/` `=` between letters or digits
+/// with at least two of them after it (`dfs.DataNode`, `a=b0`, not `U.S.`).
+fn looks_machine_written(token: &str) -> bool {
+    let b = token.as_bytes();
+    if b.iter().any(|c| {
+        c.is_ascii_digit()
+            || matches!(
+                c,
+                b'[' | b']' | b'|' | b'<' | b'>' | b'{' | b'}' | b'_' | b'$' | b'@' | b'\\'
+            )
+    }) {
+        return true;
+    }
+    (1..b.len()).any(|i| {
+        matches!(b[i], b':' | b'.' | b'/' | b'=')
+            && b[i - 1].is_ascii_alphanumeric()
+            && b.get(i + 1..i + 3)
+                .is_some_and(|r| r.iter().all(u8::is_ascii_alphanumeric))
+    })
 }
 
 /// A timestamp or level word near the start of the line.
@@ -400,6 +526,50 @@ mod tests {
                       May  1 10:00:02 host sshd[123]: session opened\n\
                       May  1 10:00:03 host CRON[9]: job ran\n";
         assert_eq!(detect(syslog), ContentType::Logs);
+    }
+
+    #[test]
+    fn detects_logs_by_their_regularity() {
+        let hdfs = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating\n\
+                    081109 203807 222 INFO dfs.DataNode$PacketResponder: PacketResponder 0 for block blk_-6952295868487656571 terminating\n\
+                    081109 204005 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.addStoredBlock: blockMap updated: 10.251.73.220:50010 is added to blk_7128370237687728475 size 67108864\n\
+                    081109 204015 308 INFO dfs.DataNode$PacketResponder: PacketResponder 2 for block blk_8229193803249955061 terminating\n\
+                    081109 204106 329 INFO dfs.DataNode$PacketResponder: Received block blk_-6670958622368987959 of size 67108864 from /10.251.43.115\n";
+        assert_eq!(detect(&hdfs.repeat(2)), ContentType::Logs);
+        let hpc = "134681 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change: Component \\042alt0\\042 is in the unavailable state (HWID=5266)\n\
+                   134682 node-109 action start 1077804743 1 clusterAddMember (command 1902)\n\
+                   134683 node-246 unix.hw state_change.unavailable 1077804745 1 Component State Change: Component \\042alt0\\042 is in the unavailable state (HWID=5269)\n\
+                   134684 node-70 node status 1077804747 1 running\n\
+                   134685 node-71 node status 1077804748 1 running\n";
+        assert_eq!(detect(&hpc.repeat(2)), ContentType::Logs);
+        let no_time = "[notice] jk2_init() Found child 6725 in scoreboard slot 10\n\
+                       [error] mod_jk child workerEnv in error state 6\n\
+                       [notice] workerEnv.init() ok /etc/httpd/conf/workers2.properties\n\
+                       [notice] jk2_init() Found child 6726 in scoreboard slot 8\n\
+                       [error] mod_jk child workerEnv in error state 7\n";
+        assert_eq!(detect(&no_time.repeat(2)), ContentType::Logs);
+    }
+
+    #[test]
+    fn regular_text_that_is_not_machine_written_is_not_logs() {
+        let list = "1. Open the app.\n2. Sign in.\n3. Pick a plan.\n4. Pay.\n5. Enjoy it.\n6. Tell friends.\n";
+        assert_ne!(detect(&list.repeat(2)), ContentType::Logs);
+        let irc = "[01:35] <djtansey> i have a problem re: k3b\n\
+                   [01:36] <ubotu> try the forums\n\
+                   [01:36] <djtansey> which ones\n\
+                   [01:37] <nick3> the ubuntu ones\n\
+                   [01:38] <djtansey> thanks\n";
+        assert_ne!(detect(&irc.repeat(2)), ContentType::Logs);
+        let yaml = "name: app\nversion: 2\nimage: nginx\nreplicas: 3\nport: 8080\nhost: example\n";
+        assert_ne!(detect(&yaml.repeat(2)), ContentType::Logs);
+        let toc = "- [Install](#install)\n- [Usage](#usage)\n- [Config](#config)\n- [API](#api)\n- [FAQ](#faq)\n";
+        assert_ne!(detect(&toc.repeat(2)), ContentType::Logs);
+    }
+
+    #[test]
+    fn a_few_lines_with_urls_and_numbers_are_not_logs() {
+        let prose = "Title: Aaa\nhttps://example.com/a.b.\n\nU.S. Wacb. https://example.com/a.b a avb qf\n\nTitle: Rsu\n0 235 U.S. Dr. Ujk Xtgtnyl Dr. U.S..";
+        assert_eq!(detect(prose), ContentType::Prose);
     }
 
     #[test]

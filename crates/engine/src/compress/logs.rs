@@ -1,49 +1,65 @@
-//! Log compression: collapse repeats, keep errors, warnings and stack traces first.
+//! Log compression: one example of every template with a count of its repeats, errors and
+//! stack traces first.
 //!
 //! Segments are the input's lines (split on `\n`; a trailing newline does not make an extra
-//! line). Each line gets a *template*: the line with every alphanumeric run that contains a
-//! digit masked (timestamps, counters, ids, hex, UUIDs, durations, IPs all mask alike).
+//! line). Each line gets a *severity*: error when it carries an error, exception or failure
+//! word (`ERROR`, `FATAL`, `CRITICAL`, `SEVERE`, `panic`, `Traceback`, `failed`, `failure`,
+//! `…Exception`, `…Error`, …) or an error level letter (`E`/`F` in a column of one-letter
+//! levels, as in logcat, or leading a glog line, `E0612 …`); trace for the continuation lines
+//! that follow an error (indented lines, `at …`, `Caused by:`); warning for `WARN`/`WARNING`
+//! (or a `W` level letter); other otherwise. Templates are mined from the lines themselves
+//! (see `drain.rs`: variable tokens are those with digits and dates in words; lines of
+//! different severity never share a template, and error lines need a closer match to share
+//! one), so no log format needs to be known.
 //!
-//! Priority, highest first (ties in chronological order):
-//! 1. the first line of each error template (`ERROR`, `FATAL`, `CRITICAL`, `panicked`,
-//!    `Traceback`, `…Exception`, `…Error`, …) and the stack-trace lines that follow it
-//!    (indented lines, `at …`, `Caused by:`);
-//! 2. the first line of each warning template (`WARN`, `WARNING`);
-//! 3. lines matching the query's words or quoted phrases;
-//! 4. the first line of every other template, rare templates before frequent ones;
-//! 5. the remaining (repeated) lines.
+//! Priority, highest first:
+//! 1. the first line of every error template (cheapest templates first), then the first
+//!    line of every trace template (so a stack trace follows its error);
+//! 2. lines matching the query's words or quoted phrases, best first, one per variant;
+//! 3. one line of every warning template, then of every other template (the cheapest line of
+//!    the template; cheap templates first, so a tight budget shows as many as it can);
+//! 4. the first line of each variant not yet shown (a template's lines that differ in one of
+//!    a few words, `closed` / `reset`), then of each shape (every constant word), errors
+//!    first, then larger ones first;
+//! 5. the remaining lines, each shape's second line before any third, and so on; blank
+//!    lines last.
 //!
-//! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of the same
-//! template as a kept line were dropped, a marker line follows it:
-//! `  [× N similar lines]` (two spaces, `[`, U+00D7 MULTIPLICATION SIGN, a space, the
-//! decimal N, ` similar lines]`). N counts the dropped lines attributed to that kept line:
-//! each dropped line goes to the nearest kept line of its template before it (or, when there
-//! is none, the first one after it). When M ≥ 2 consecutive output lines each have the same
-//! N, one marker follows the last of them instead:
-//! `  [× N similar lines for each of the M lines above]` (a repeated stack trace gets one
-//! marker, not one per frame). Markers are the only text this module adds. Lines of a
-//! template with no kept line are dropped without a marker.
+//! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of a kept
+//! line's template were dropped, a *collapse line* follows it:
+//! `  [… N similar lines omitted]` (two spaces, `[`, U+2026 HORIZONTAL ELLIPSIS, a space, the
+//! decimal N, ` similar lines omitted]`). N counts the dropped lines attributed to that kept
+//! line: each dropped line goes to the nearest kept line of its template before it (or, when
+//! there is none, the first one after it). When M ≥ 2 consecutive output lines each have the
+//! same N, one collapse line follows the last of them instead:
+//! `  [… N similar lines omitted after each of the M lines above]` (a repeated stack trace
+//! gets one collapse line, not one per frame). Collapse lines are the only text this module
+//! adds; [`is_collapse_line`] recognises them. The ellipsis and the word "omitted" say that
+//! the compressor, not the program that logged, wrote the line.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
-//! budget gives `None`, the caller then treats the text as prose), and it does not reorder.
+//! budget is never kept; if nothing fits it gives `None` and the caller packs the text line
+//! by line), and it does not reorder.
 //!
 //! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
 //! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information`
 //! averages over templates (weighted `ln(1 + lines)`, times 3 for errors, traces and
-//! warnings): 0 for a
-//! template with no line shown, else `0.5 + 0.5 × shown/total` of its lines; 1.0 only when
-//! nothing was dropped.
-
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+//! warnings): 0 for a template with no line shown, else `0.5 + 0.5 × shown/total` of its
+//! lines; 1.0 only when nothing was dropped.
+//!
+//! Cost: linear in the input. Line costs are estimated from their characters and scaled to
+//! the input's real token count; only whole candidate outputs are counted, a few times.
 
 use super::Packed;
+use super::drain;
 
-/// Marker prefix; see the module docs for the exact form.
-const MARKER_PREFIX: &str = "  [\u{d7} ";
-const MARKER_SUFFIX: &str = " similar lines";
-const MARKER_EACH: &str = " for each of the ";
+/// Collapse-line pieces; see the module docs for the exact form.
+const MARKER_PREFIX: &str = "  [\u{2026} ";
+const MARKER_SUFFIX: &str = " similar lines omitted";
+const MARKER_EACH: &str = " after each of the ";
 const MARKER_EACH_END: &str = " lines above";
+
+/// Least similarity for an error line to join a template (others: `drain::SIMILARITY`).
+const ERROR_SIMILARITY: f64 = 0.75;
 
 const STOPWORDS: &[&str] = &[
     "a", "an", "the", "is", "are", "was", "were", "be", "of", "in", "on", "at", "to", "for",
@@ -60,35 +76,49 @@ enum Severity {
     Error,
 }
 
-/// Hash of the line with digit-bearing alphanumeric runs masked.
-fn template_hash(line: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let mut run_has_digit = false;
-    let mut in_run = false;
-    for c in line.chars() {
-        if c.is_alphanumeric() {
-            in_run = true;
-            run_has_digit |= c.is_ascii_digit();
-            continue;
-        }
-        if in_run {
-            h.write_u8(if run_has_digit { 1 } else { 2 });
-            in_run = false;
-            run_has_digit = false;
-        }
-        c.hash(&mut h);
-    }
-    if in_run {
-        h.write_u8(if run_has_digit { 1 } else { 2 });
-    }
-    // Runs without digits must still differ by content: hash the words too.
-    for w in line.split(|c: char| !c.is_alphanumeric()) {
-        if !w.is_empty() && !w.bytes().any(|b| b.is_ascii_digit()) {
-            w.hash(&mut h);
-        }
-    }
-    h.finish()
+/// Whether `line` is a collapse line this module writes (see the module docs).
+pub fn is_collapse_line(line: &str) -> bool {
+    let Some(rest) = line
+        .strip_prefix(MARKER_PREFIX)
+        .and_then(|r| r.strip_suffix(']'))
+    else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Some(rest) = rest[digits..].strip_prefix(MARKER_SUFFIX) else {
+        return false;
+    };
+    digits > 0
+        && (rest.is_empty()
+            || rest
+                .strip_prefix(MARKER_EACH)
+                .and_then(|r| r.strip_suffix(MARKER_EACH_END))
+                .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit())))
 }
+
+/// Words (any case) that make a line an error line.
+const ERROR_WORDS: &[&str] = &[
+    "error",
+    "errors",
+    "err",
+    "fatal",
+    "critical",
+    "crit",
+    "severe",
+    "panic",
+    "panicked",
+    "exception",
+    "exceptions",
+    "traceback",
+    "emerg",
+    "alert",
+    "fail",
+    "fails",
+    "failed",
+    "failing",
+    "failure",
+    "failures",
+];
 
 fn word_severity(line: &str) -> Severity {
     let mut sev = Severity::Other;
@@ -97,32 +127,60 @@ fn word_severity(line: &str) -> Severity {
         .filter(|w| w.len() >= 3)
         .take(64)
     {
-        let lw = w.to_ascii_lowercase();
-        let error = matches!(
-            lw.as_str(),
-            "error"
-                | "err"
-                | "fatal"
-                | "critical"
-                | "crit"
-                | "severe"
-                | "panic"
-                | "panicked"
-                | "exception"
-                | "traceback"
-                | "emerg"
-                | "alert"
-        ) || (w.len() > 5
-            && w.as_bytes()[0].is_ascii_uppercase()
-            && (lw.ends_with("error") || lw.ends_with("exception")));
+        let ends_with = |suffix: &str| {
+            w.len() >= suffix.len() && w[w.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        };
+        let first = w.as_bytes()[0].to_ascii_lowercase();
+        let error = (w.len() <= 10
+            && matches!(first, b'e' | b'f' | b'c' | b's' | b'p' | b't' | b'a')
+            && ERROR_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)))
+            || (w.len() > 5
+                && w.as_bytes()[0].is_ascii_uppercase()
+                && (ends_with("error") || ends_with("exception")));
         if error {
             return Severity::Error;
         }
-        if matches!(lw.as_str(), "warn" | "warning") {
+        if first == b'w' && (w.eq_ignore_ascii_case("warn") || w.eq_ignore_ascii_case("warning")) {
             sev = Severity::Warn;
         }
     }
     sev
+}
+
+fn letter_severity(letter: u8) -> Severity {
+    match letter {
+        b'E' | b'F' => Severity::Error,
+        b'W' => Severity::Warn,
+        _ => Severity::Other,
+    }
+}
+
+/// Tokens of a line that level letters are looked for in.
+const LEVEL_COLUMNS: usize = 6;
+
+/// The token position (among the first [`LEVEL_COLUMNS`]) that holds one-letter levels
+/// (`V D I W E F A`, as logcat writes them) in at least 30% of the lines, if any.
+fn level_letter_column(lines: &[&str]) -> Option<usize> {
+    let mut hits = [0usize; LEVEL_COLUMNS];
+    for line in lines {
+        for (p, tok) in line.split_whitespace().take(LEVEL_COLUMNS).enumerate() {
+            if tok.len() == 1 && b"VDIWEFA".contains(&tok.as_bytes()[0]) {
+                hits[p] += 1;
+            }
+        }
+    }
+    let (p, &best) = hits
+        .iter()
+        .enumerate()
+        .max_by_key(|&(p, h)| (*h, usize::MAX - p))?;
+    (best >= 3 && best * 10 >= lines.len() * 3).then_some(p)
+}
+
+/// The level letter of a glog-style line (`E0612 10:22:33.123456 …`).
+fn glog_letter(line: &str) -> Option<u8> {
+    let tok = line.split_whitespace().next()?.as_bytes();
+    (tok.len() >= 5 && b"IWEF".contains(&tok[0]) && tok[1..5].iter().all(u8::is_ascii_digit))
+        .then_some(tok[0])
 }
 
 fn is_continuation(line: &str) -> bool {
@@ -139,10 +197,20 @@ fn is_continuation(line: &str) -> bool {
 }
 
 fn severities(lines: &[&str]) -> Vec<Severity> {
+    let column = level_letter_column(lines);
     let mut out = Vec::with_capacity(lines.len());
     let mut in_error_block = false;
     for line in lines {
-        let sev = word_severity(line);
+        let mut sev = word_severity(line);
+        if sev != Severity::Error {
+            let letter = glog_letter(line).or_else(|| {
+                let tok = line.split_whitespace().nth(column?)?;
+                (tok.len() == 1).then(|| tok.as_bytes()[0])
+            });
+            if let Some(l) = letter {
+                sev = sev.max(letter_severity(l));
+            }
+        }
         let sev = if sev == Severity::Error {
             in_error_block = true;
             Severity::Error
@@ -199,6 +267,285 @@ fn line_relevance(line: &str, phrases: &[String], words: &[String]) -> f64 {
     } else {
         (word_share + 2.0 * phrase_share) / 3.0
     }
+}
+
+/// A rough token count of a line from its characters (runs of letters, digits, other
+/// characters), before scaling to the input's real count.
+fn rough_tokens(line: &str) -> usize {
+    let b = line.as_bytes();
+    let mut n = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c.is_ascii_alphabetic() {
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            n += 1 + (i - start) / 7;
+        } else if c.is_ascii_digit() {
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            n += (i - start).div_ceil(3);
+        } else if c == b' ' {
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            // One space joins the next word; longer runs are a token of their own.
+            n += usize::from(i - start > 1);
+        } else if c >= 0x80 {
+            while i < b.len() && b[i] >= 0x80 {
+                i += 1;
+            }
+            n += (i - start).div_ceil(2);
+        } else {
+            i += 1;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Compresses log text; see the module docs.
+pub fn compress_logs(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Option<Packed> {
+    compress_logs_counted(text, query, budget, count, &|| count(text))
+}
+
+/// [`compress_logs`] for a caller that already knows `count(text)` (`total`, called at most once).
+pub(crate) fn compress_logs_counted(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+    total: &dyn Fn() -> usize,
+) -> Option<Packed> {
+    if budget == 0 || text.trim().is_empty() {
+        return None;
+    }
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let n = lines.len();
+    let total_tokens = total();
+    if total_tokens <= budget {
+        return Some(Packed {
+            text: text.to_string(),
+            retained_indices: (0..n).collect(),
+            kept_information: 1.0,
+        });
+    }
+
+    // Estimated tokens of each line with its newline, scaled to the real total.
+    let rough: Vec<usize> = lines.iter().map(|l| rough_tokens(l) + 1).collect();
+    // 2% over, so that the first rendering tried is usually just under the budget and one
+    // real count settles it.
+    let scale = 1.02 * total_tokens as f64 / rough.iter().sum::<usize>().max(1) as f64;
+    let cost: Vec<usize> = rough
+        .iter()
+        .map(|&r| ((r as f64 * scale).ceil() as usize).max(1))
+        .collect();
+    if cost.iter().all(|&c| c > budget) {
+        return None;
+    }
+
+    let sev = severities(&lines);
+    let class: Vec<u8> = sev.iter().map(|&s| s as u8).collect();
+    // Error lines split into templates more finely: every error message should be seen.
+    let mut similarity = [drain::SIMILARITY; 4];
+    similarity[Severity::Error as usize] = ERROR_SIMILARITY;
+    let mined = drain::mine(&lines, &class, &similarity);
+    let (template, variant) = (&mined.template, &mined.variant);
+    let mut template_size = vec![0usize; mined.templates];
+    let mut variant_size = vec![0usize; mined.variants];
+    for i in 0..n {
+        template_size[template[i]] += 1;
+        variant_size[variant[i]] += 1;
+    }
+
+    let order = priority_order(&lines, query, &sev, &mined, &variant_size, &cost);
+
+    // Estimated cost of each unit: its line, and a collapse line for the first of a
+    // template with repeats.
+    let marker_cost = count(&format!("\n{MARKER_PREFIX}37{MARKER_SUFFIX}]"));
+    let mut est = Vec::with_capacity(order.len());
+    let mut seen_template = vec![false; mined.templates];
+    for &i in &order {
+        let mut c = cost[i];
+        if !std::mem::replace(&mut seen_template[template[i]], true)
+            && template_size[template[i]] > 1
+        {
+            c += marker_cost;
+        }
+        est.push(c);
+    }
+    // A unit that alone is larger than the budget can never be shown.
+    let (order, est): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .zip(est)
+        .filter(|&(_, e)| e <= budget)
+        .unzip();
+
+    let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen) };
+    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
+    let mut kept = vec![false; n];
+    for &i in &chosen {
+        kept[i] = true;
+    }
+
+    let mut retained_indices = chosen;
+    retained_indices.sort_unstable();
+    let kept_information = information(template, &template_size, &sev, &kept);
+    Some(Packed {
+        text: out,
+        retained_indices,
+        kept_information,
+    })
+}
+
+/// The lines in priority order; see the module docs.
+fn priority_order(
+    lines: &[&str],
+    query: Option<&str>,
+    sev: &[Severity],
+    mined: &drain::Mined,
+    variant_size: &[usize],
+    cost: &[usize],
+) -> Vec<usize> {
+    let n = lines.len();
+    let (template, variant) = (&mined.template, &mined.variant);
+    let blank: Vec<bool> = lines.iter().map(|l| l.trim().is_empty()).collect();
+    let mut taken = vec![false; n];
+    let mut variant_shown = vec![false; mined.variants];
+    let mut order = Vec::with_capacity(n);
+    let mut take = |i: usize, order: &mut Vec<usize>, variant_shown: &mut Vec<bool>| {
+        if !std::mem::replace(&mut taken[i], true) {
+            order.push(i);
+            variant_shown[variant[i]] = true;
+        }
+    };
+
+    // Per template: its first line, its cheapest line, its severity.
+    let mut first = vec![usize::MAX; mined.templates];
+    let mut cheapest = vec![usize::MAX; mined.templates];
+    for i in 0..n {
+        let t = template[i];
+        if first[t] == usize::MAX {
+            first[t] = i;
+        }
+        if cheapest[t] == usize::MAX || cost[i] < cost[cheapest[t]] {
+            cheapest[t] = i;
+        }
+    }
+    let by_cost = |mut reps: Vec<usize>| {
+        reps.sort_by_key(|&i| (cost[i], i));
+        reps
+    };
+    let reps_of = |s: Severity, pick: &[usize]| -> Vec<usize> {
+        (0..mined.templates)
+            .map(|t| pick[t])
+            .filter(|&i| sev[i] == s && !blank[i])
+            .collect()
+    };
+
+    // 1. Errors, then the first line of each trace template, in input order.
+    for i in by_cost(reps_of(Severity::Error, &first)) {
+        take(i, &mut order, &mut variant_shown);
+    }
+    let mut traces = reps_of(Severity::Trace, &first);
+    traces.sort_unstable();
+    for i in traces {
+        take(i, &mut order, &mut variant_shown);
+    }
+
+    // 2. Query matches, the best line of each variant.
+    let (phrases, words) = query_words(query.unwrap_or(""));
+    if !phrases.is_empty() || !words.is_empty() {
+        let mut rel: Vec<(f64, usize)> = (0..n)
+            .map(|i| (line_relevance(lines[i], &phrases, &words), i))
+            .filter(|&(r, i)| r > 0.0 && !blank[i])
+            .collect();
+        rel.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, i) in rel {
+            if !variant_shown[variant[i]] {
+                take(i, &mut order, &mut variant_shown);
+            }
+        }
+    }
+
+    // 3. Warnings, then every other template.
+    for s in [Severity::Warn, Severity::Other] {
+        for i in by_cost(reps_of(s, &cheapest)) {
+            take(i, &mut order, &mut variant_shown);
+        }
+    }
+
+    // 4. One line of each variant not yet shown, then of each shape.
+    let mut variant_first = vec![usize::MAX; mined.variants];
+    for i in (0..n).rev() {
+        variant_first[variant[i]] = i;
+    }
+    let mut rest: Vec<usize> = variant_first
+        .iter()
+        .copied()
+        .filter(|&i| !variant_shown[variant[i]] && !blank[i])
+        .collect();
+    rest.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse((sev[i], variant_size[variant[i]])),
+            cost[i],
+            i,
+        )
+    });
+    for i in rest {
+        take(i, &mut order, &mut variant_shown);
+    }
+    let shape = &mined.shape;
+    let mut shape_size = vec![0usize; mined.shapes];
+    let mut shape_first = vec![usize::MAX; mined.shapes];
+    for i in (0..n).rev() {
+        shape_size[shape[i]] += 1;
+        shape_first[shape[i]] = i;
+    }
+    let mut shape_shown = vec![false; mined.shapes];
+    for &i in &order {
+        shape_shown[shape[i]] = true;
+    }
+    let mut rest: Vec<usize> = shape_first
+        .iter()
+        .copied()
+        .filter(|&i| !shape_shown[shape[i]] && !blank[i])
+        .collect();
+    rest.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse((sev[i], shape_size[shape[i]])),
+            cost[i],
+            i,
+        )
+    });
+    for i in rest {
+        take(i, &mut order, &mut variant_shown);
+    }
+
+    // 5. The rest: each shape's k-th line before any (k+1)-th; blank lines last.
+    let mut rank = vec![0usize; mined.shapes];
+    let mut rest: Vec<(bool, usize, usize)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let r = &mut rank[shape[i]];
+        rest.push((blank[i], *r, i));
+        *r += 1;
+    }
+    rest.sort_unstable();
+    for (_, _, i) in rest {
+        take(i, &mut order, &mut variant_shown);
+    }
+    order
 }
 
 /// Finds the largest prefix of a priority order whose rendering fits `budget`.
@@ -311,108 +658,8 @@ pub(super) fn fit_units(
     Some(best)
 }
 
-/// Compresses log text; see the module docs.
-pub fn compress_logs(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> Option<Packed> {
-    compress_logs_counted(text, query, budget, count, &|| count(text))
-}
-
-/// [`compress_logs`] for a caller that already knows `count(text)` (`total`, called at most once).
-pub(crate) fn compress_logs_counted(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    total: &dyn Fn() -> usize,
-) -> Option<Packed> {
-    if budget == 0 || text.trim().is_empty() {
-        return None;
-    }
-    let mut lines: Vec<&str> = text.split('\n').collect();
-    if lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    let n = lines.len();
-    if total() <= budget {
-        return Some(Packed {
-            text: text.to_string(),
-            retained_indices: (0..n).collect(),
-            kept_information: 1.0,
-        });
-    }
-
-    // Templates: id per line, and how many lines share it.
-    let mut ids: HashMap<u64, usize> = HashMap::new();
-    let mut template = Vec::with_capacity(n);
-    let mut template_size: Vec<usize> = Vec::new();
-    for line in &lines {
-        let next = ids.len();
-        let id = *ids.entry(template_hash(line)).or_insert(next);
-        if id == template_size.len() {
-            template_size.push(0);
-        }
-        template_size[id] += 1;
-        template.push(id);
-    }
-    let sev = severities(&lines);
-    let (phrases, words) = query_words(query.unwrap_or(""));
-
-    // Priority of each line.
-    let mut first_seen = vec![false; template_size.len()];
-    let mut score = Vec::with_capacity(n);
-    for i in 0..n {
-        let rel = line_relevance(lines[i], &phrases, &words);
-        let is_first = !std::mem::replace(&mut first_seen[template[i]], true);
-        let blank = lines[i].trim().is_empty();
-        let base = match (is_first, sev[i]) {
-            _ if blank => 0.0,
-            (true, Severity::Error) => 100.0,
-            (true, Severity::Trace) => 95.0,
-            (true, Severity::Warn) => 80.0,
-            (true, Severity::Other) => 40.0 + 10.0 / template_size[template[i]] as f64,
-            (false, Severity::Error | Severity::Trace) => 20.0,
-            (false, _) => 10.0,
-        };
-        score.push(base + 55.0 * rel);
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
-
-    // Estimated cost of each unit: its line, a newline, and a share for a marker.
-    let marker_cost = count(&format!("{MARKER_PREFIX}37{MARKER_SUFFIX}]")) + 1;
-    let mut est = Vec::with_capacity(n);
-    let mut seen_template = vec![false; template_size.len()];
-    for &i in &order {
-        let mut c = count(lines[i]) + 1;
-        if !std::mem::replace(&mut seen_template[template[i]], true)
-            && template_size[template[i]] > 1
-        {
-            c += marker_cost;
-        }
-        est.push(c);
-    }
-
-    let render = |chosen: &[usize]| -> String { render_selection(&lines, &template, chosen).0 };
-    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
-    let (_, kept) = render_selection(&lines, &template, &chosen);
-
-    let mut retained_indices = chosen;
-    retained_indices.sort_unstable();
-    let kept_information = information(&template, &template_size, &sev, &kept);
-    Some(Packed {
-        text: out,
-        retained_indices,
-        kept_information,
-    })
-}
-
-/// Renders the chosen lines in input order with their markers. Returns the text and, per
-/// line, whether it is shown.
-fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (String, Vec<bool>) {
+/// Renders the chosen lines in input order with their collapse lines.
+fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> String {
     let n = lines.len();
     let mut shown = vec![false; n];
     for &i in chosen {
@@ -420,26 +667,25 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (St
     }
     // Attribute each dropped line to the nearest earlier shown line of its template, or
     // the first later one.
+    let templates = template.iter().max().map_or(0, |m| m + 1);
     let mut folded = vec![0usize; n];
-    let mut last_shown: HashMap<usize, usize> = HashMap::new();
-    let mut orphans: HashMap<usize, usize> = HashMap::new();
+    let mut last_shown = vec![usize::MAX; templates];
+    let mut orphans = vec![0usize; templates];
     for i in 0..n {
         let t = template[i];
         if shown[i] {
-            last_shown.insert(t, i);
-            if let Some(o) = orphans.remove(&t) {
-                folded[i] += o;
-            }
-        } else if let Some(&s) = last_shown.get(&t) {
-            folded[s] += 1;
+            last_shown[t] = i;
+            folded[i] += std::mem::take(&mut orphans[t]);
+        } else if last_shown[t] != usize::MAX {
+            folded[last_shown[t]] += 1;
         } else {
-            *orphans.entry(t).or_insert(0) += 1;
+            orphans[t] += 1;
         }
     }
-    // Consecutive shown lines with the same count share one marker (a repeated stack trace
-    // gets one marker, not one per frame).
+    // Consecutive shown lines with the same count share one collapse line (a repeated stack
+    // trace gets one, not one per frame).
     let shown_lines: Vec<usize> = (0..n).filter(|&i| shown[i]).collect();
-    let mut out = String::new();
+    let mut out = String::with_capacity(shown_lines.iter().map(|&i| lines[i].len() + 1).sum());
     let mut run = 0usize;
     for (k, &i) in shown_lines.iter().enumerate() {
         if !out.is_empty() {
@@ -460,19 +706,20 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> (St
             out.push_str(&folded[i].to_string());
             out.push_str(MARKER_SUFFIX);
             if run > 1 {
-                out.push_str(&format!("{MARKER_EACH}{run}{MARKER_EACH_END}"));
+                out.push_str(MARKER_EACH);
+                out.push_str(&run.to_string());
+                out.push_str(MARKER_EACH_END);
             }
             out.push(']');
             run = 0;
         }
     }
-    (out, shown)
+    out
 }
 
 /// Kept information: per template (weighted `ln(1 + lines)`, times 3 for errors, traces and
-/// warnings),
-/// 0 when none of its lines is shown, else `0.5 + 0.5 × shown/total` of its lines (a marker
-/// tells the repeats happened but not their details).
+/// warnings), 0 when none of its lines is shown, else `0.5 + 0.5 × shown/total` of its lines
+/// (a collapse line tells the repeats happened but not their details).
 fn information(
     template: &[usize],
     template_size: &[usize],
@@ -549,7 +796,7 @@ mod tests {
                 .contains("    at java.lang.Thread.run(Thread.java:829)")
         );
         assert!(p.text.contains("WARN pool"));
-        assert!(p.text.contains("similar lines]"), "{}", p.text);
+        assert!(p.text.contains("similar lines omitted]"), "{}", p.text);
         // Chronological order is kept.
         let warn = p.text.find("WARN pool").unwrap();
         let err = p.text.find("ERROR worker").unwrap();
@@ -564,7 +811,7 @@ mod tests {
         let p = compress_logs(&log, None, 16, &approx).unwrap();
         assert_eq!(
             p.text,
-            "start\nsame line again\n  [\u{d7} 499 similar lines]\nend"
+            "start\nsame line again\n  [\u{2026} 499 similar lines omitted]\nend"
         );
     }
 
@@ -590,7 +837,7 @@ mod tests {
             p.text
         );
         assert!(
-            p.text.contains("similar lines for each of the"),
+            p.text.contains("similar lines omitted after each of the"),
             "{}",
             p.text
         );
@@ -635,6 +882,19 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(compress_logs(&line, None, 100, &approx).is_none());
         assert!(start.elapsed().as_secs_f64() < 1.0);
+    }
+
+    #[test]
+    fn collapse_lines_are_recognised_exactly() {
+        assert!(is_collapse_line("  [\u{2026} 37 similar lines omitted]"));
+        assert!(is_collapse_line(
+            "  [\u{2026} 2 similar lines omitted after each of the 3 lines above]"
+        ));
+        assert!(!is_collapse_line("  [\u{2026} many similar lines omitted]"));
+        assert!(!is_collapse_line("[\u{2026} 37 similar lines omitted]"));
+        assert!(!is_collapse_line(
+            "  [\u{2026} 37 similar lines omitted] extra"
+        ));
     }
 
     #[test]
@@ -690,7 +950,7 @@ mod tests {
                 for l in p.text.split('\n') {
                     proptest::prop_assert!(
                         text.split('\n').any(|x| x == l)
-                            || (l.starts_with(MARKER_PREFIX) && l.ends_with(']'))
+                            || is_collapse_line(l)
                     );
                 }
             }

@@ -302,6 +302,7 @@ pub use validate::{Metric, Validation, validate};
 
 pub mod code;
 pub mod detect;
+pub(crate) mod drain;
 pub mod json;
 pub(crate) mod json_syntax;
 pub mod logs;
