@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::limits::rate_headers;
 use crate::limits::{AdmitError, RateStatus, Refusal};
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
 use crate::usage::WriteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +42,13 @@ pub enum ApiError {
     QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
     #[error("Rate limiter unavailable: {0}")]
     LimiterUnavailable(String),
-    #[error("Storage unavailable: {0}")]
-    StorageUnavailable(StoreError),
+    /// The client sees only the kind of outage; the driver's words go to the log.
+    #[error("Storage unavailable: {}; retry later", .outage.describe())]
+    StorageUnavailable {
+        outage: Outage,
+        #[source]
+        cause: StoreError,
+    },
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -68,9 +73,17 @@ impl ApiError {
             TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),
             QuotaExceeded { .. } => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded"),
             LimiterUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
-            StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            StorageUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
+    }
+}
+
+impl ApiError {
+    /// Storage failed: a 503 naming only the kind of outage, also for a failure that has none
+    /// (a health probe that fails for any reason says storage is not ok).
+    pub fn storage(cause: StoreError) -> ApiError {
+        ApiError::StorageUnavailable { outage: cause.outage().unwrap_or(Outage::Failed), cause }
     }
 }
 
@@ -99,20 +112,18 @@ impl From<AdmitError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Store(e) => ApiError::StorageUnavailable(e),
+            WriteError::Store(cause) => ApiError::storage(cause),
             WriteError::Stopped => ApiError::Internal(e.into()),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Timeout(_) => ApiError::StorageUnavailable(e),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                ApiError::StorageUnavailable(e)
-            }
-            other => ApiError::Internal(other.into()),
+    /// Storage that cannot serve now is a 503 the client may retry; anything else is a bug.
+    fn from(cause: StoreError) -> Self {
+        match cause.outage() {
+            Some(outage) => ApiError::StorageUnavailable { outage, cause },
+            None => ApiError::Internal(cause.into()),
         }
     }
 }

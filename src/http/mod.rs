@@ -15,7 +15,7 @@ mod metrics;
 mod usage;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,7 +25,7 @@ pub use error::ApiError;
 
 use crate::config::Settings;
 use crate::limits::{Clock, Limiter, SystemClock};
-use crate::store::Store;
+use crate::store::{Outage, Store, StoreError};
 use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;
 
@@ -41,6 +41,38 @@ pub struct AppState {
     /// Permits for CPU-heavy jobs on the blocking pool: one per core.
     pub heavy_work: Arc<tokio::sync::Semaphore>,
     pub clock: Arc<dyn Clock>,
+    pub storage_check: StorageCheck,
+}
+
+/// How long after a failed usage batch `/health` keeps answering 503 without a newer batch.
+const WRITE_FAILURE_WINDOW: Duration = Duration::from_secs(5);
+/// How long a passed storage probe is trusted.
+const PROBE_TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// The storage probe behind `/health`: one at a time, a pass trusted for a second, a result
+/// shared with every caller that waited for it. `/health` needs no key, so however often it is
+/// called, storage sees at most one probe running and about one write a second.
+#[derive(Clone, Default)]
+pub struct StorageCheck {
+    /// When the latest probe finished, and the outage it found (`None`: storage is fine).
+    last: Arc<tokio::sync::Mutex<Option<ProbeOutcome>>>,
+}
+
+type ProbeOutcome = (Instant, Option<Outage>);
+
+impl StorageCheck {
+    async fn run(&self, store: &Store) -> Result<(), StoreError> {
+        let asked = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((at, outcome)) = *last
+            && (at >= asked || (outcome.is_none() && at.elapsed() < PROBE_TRUSTED_FOR))
+        {
+            return outcome.map_or(Ok(()), |outage| Err(StoreError::Unavailable(outage)));
+        }
+        let result = store.check_health(Duration::from_secs(1)).await;
+        *last = Some((Instant::now(), result.as_ref().err().map(|e| e.outage().unwrap_or(Outage::Failed))));
+        result
+    }
 }
 
 /// The service's state plus its background writer; `shutdown` drains and closes them.
@@ -70,6 +102,7 @@ impl Service {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
             clock,
+            storage_check: StorageCheck::default(),
         };
         Ok(Service { state, writer_task })
     }
@@ -135,10 +168,14 @@ struct Health {
     version: &'static str,
 }
 
-/// 200 when storage and the limiter answer; 200 `degraded` when Redis is down but every
-/// failure mode is open; 503 with the reason otherwise.
+/// 200 when storage takes writes and the limiter answers; 200 `degraded` when Redis is down but
+/// every failure mode is open; 503 with the reason otherwise. Storage is not ok while usage
+/// batches fail (within the last few seconds, none committed since) or while the probe fails.
 async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    state.store.check_health(Duration::from_secs(1)).await.map_err(ApiError::StorageUnavailable)?;
+    if let Some(outage) = state.writer.recent_failure(WRITE_FAILURE_WINDOW) {
+        return Err(ApiError::storage(StoreError::Unavailable(outage)));
+    }
+    state.storage_check.run(&state.store).await.map_err(ApiError::storage)?;
     let (status, limits) = match (state.limiter.problem().await, &state.limiter) {
         (Some(p), _) if p.refuses => {
             return Err(ApiError::LimiterUnavailable(format!("{}; requests that need it are refused", p.reason)));

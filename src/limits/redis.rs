@@ -371,7 +371,11 @@ impl RedisLimiter {
         let ping = tokio::time::timeout(Duration::from_secs(1), cmd.query_async::<String>(&mut conn));
         let reason = match ping.await {
             Ok(Ok(_)) => return None,
-            Ok(Err(e)) => format!("redis unreachable: {e}"),
+            Ok(Err(e)) => {
+                // The driver's words stay in the log; /health shows anyone only the kind of problem.
+                tracing::warn!("redis health check failed: {e}");
+                "redis unreachable".to_string()
+            }
             Err(_) => "redis did not answer within 1 s".to_string(),
         };
         let refuses = self.rates_on_failure == FailureMode::Closed || self.quota_on_failure == FailureMode::Closed;

@@ -27,6 +27,53 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// Storage was found unable to serve (the cause was logged once where it was met): what
+    /// each request of a failed batch, or each caller of a shared health probe, gets.
+    #[error("{}", .0.describe())]
+    Unavailable(Outage),
+}
+
+/// Why storage cannot serve right now, in words that name no file, database or driver: what
+/// `/health` and a 503 tell a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Disk full, read-only, or an I/O error: writes fail.
+    CannotWrite,
+    /// Another writer holds the lock, or the database is overloaded.
+    Busy,
+    /// The database refuses or drops connections.
+    Unreachable,
+    /// Storage did not answer in time.
+    Slow,
+    /// Anything else that made a storage call fail.
+    Failed,
+}
+
+impl Outage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outage::CannotWrite => "storage cannot write (disk full, read-only or failing)",
+            Outage::Busy => "storage is busy",
+            Outage::Unreachable => "the database cannot be reached",
+            Outage::Slow => "storage did not answer in time",
+            Outage::Failed => "a storage operation failed",
+        }
+    }
+}
+
+impl StoreError {
+    /// `Some` when the failure is storage being unable to serve (full, read-only, locked,
+    /// unreachable, timed out): the request may succeed once that clears, so it is a 503, not a
+    /// bug. `None` for failures that retrying cannot fix (corrupt data, a decoding bug).
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            StoreError::Timeout(_) => Some(Outage::Slow),
+            StoreError::Unavailable(outage) => Some(*outage),
+            StoreError::CreateHome { .. } => Some(Outage::CannotWrite),
+            StoreError::Corrupt(_) => None,
+            StoreError::Database(e) => sql::outage_of(e),
+        }
+    }
 }
 
 /// A key to be inserted; the hash is all that is kept of the secret.

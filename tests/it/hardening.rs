@@ -1,0 +1,230 @@
+//! Bad days: a full disk, a database that refuses connections.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{Backend, Server, client, error_code};
+
+const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
+
+/// What the load saw: acknowledged request ids and every status.
+#[derive(Default)]
+struct Load {
+    acked: Mutex<Vec<String>>,
+    statuses: Mutex<std::collections::BTreeMap<u16, usize>>,
+    storage_refusals: Mutex<usize>,
+    other_codes: Mutex<Vec<String>>,
+}
+
+fn spawn_load(
+    server: &Server,
+    key: &str,
+    load: &Arc<Load>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..6)
+        .map(|_| {
+            let (c, url, key, load, stop) =
+                (client(), server.url("/compress"), key.to_string(), load.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(resp) = c.post(&url).bearer_auth(&key).json(&json!({"context": TEXT})).send().await else {
+                        break;
+                    };
+                    let status = resp.status().as_u16();
+                    *load.statuses.lock().unwrap().entry(status).or_default() += 1;
+                    if status == 200 {
+                        let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+                        load.acked.lock().unwrap().push(id);
+                    } else {
+                        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                        if status == 503 && body["code"] == "storage_unavailable" {
+                            *load.storage_refusals.lock().unwrap() += 1;
+                        } else {
+                            load.other_codes.lock().unwrap().push(format!("{status} {body}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Waits (without a timed assertion: the bound only stops a hung test) until `done` holds.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 503 from /health that names no file, database, driver or path.
+async fn health_says_storage_is_down(server: &Server, secrets: &[&str]) -> bool {
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    if resp.status() != 503 {
+        return false;
+    }
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "storage_unavailable", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    for secret in secrets {
+        assert!(!detail.to_lowercase().contains(&secret.to_lowercase()), "{detail:?} names {secret:?}");
+    }
+    true
+}
+
+async fn recorded_ids(server: &Server) -> std::collections::HashSet<String> {
+    let mut db = server.db("usage_records").await;
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT request_id FROM usage_records").fetch_all(&mut db).await.unwrap();
+    ids.into_iter().map(|(id,)| id).collect()
+}
+
+async fn ledger_matches_records(server: &Server) {
+    let mut db = server.db("usage_records").await;
+    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT) FROM usage_records")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let (used,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM quota_ledger")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(used, sum, "the quota ledger differs from the sum of the records");
+}
+
+fn fast_key(server: &Server, user: &str) -> String {
+    server.create_key_with(user, "enterprise", &["--requests-per-second", "100000", "--burst", "100000"])
+}
+
+/// A full disk under load, for real: the server may write no file past a size limit
+/// (`RLIMIT_FSIZE`), which makes SQLite's writes to its write-ahead log fail at commit as they
+/// do on a full disk; lifting the limit is the space coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_503_then_heals_by_itself_and_every_200_has_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder(&Backend::Sqlite).home(&home).file_size_limit(256 * 1024).start();
+    let key = fast_key(&server, "full-disk");
+    let (load, stop) = (Arc::new(Load::default()), Arc::new(AtomicBool::new(false)));
+    let workers = spawn_load(&server, &key, &load, &stop);
+    eventually("some requests acknowledged", async || load.acked.lock().unwrap().len() >= 20).await;
+
+    eventually("writes refused with 503 storage_unavailable", async || *load.storage_refusals.lock().unwrap() >= 20)
+        .await;
+    let secrets = ["usage.db", "sqlite", "disk is full", home.to_str().unwrap()];
+    eventually("/health says storage is down", async || health_says_storage_is_down(&server, &secrets).await).await;
+
+    // Space comes back: no restart, the same process serves again.
+    server.lift_file_size_limit();
+    let acked_before = load.acked.lock().unwrap().len();
+    eventually("requests acknowledged again", async || load.acked.lock().unwrap().len() >= acked_before + 20).await;
+    eventually("/health healthy again", async || {
+        client().get(server.url("/health")).send().await.unwrap().status() == 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let statuses = load.statuses.lock().unwrap().clone();
+    assert!(load.other_codes.lock().unwrap().is_empty(), "{:?} {statuses:?}", load.other_codes.lock().unwrap());
+    let acked = load.acked.lock().unwrap().clone();
+    let ids = recorded_ids(&server).await;
+    let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} acknowledged requests have no record", acked.len());
+    ledger_matches_records(&server).await;
+
+    // And after a crash: what was acknowledged is still there.
+    server.signal("KILL");
+    let restarted = Server::builder(&Backend::Sqlite).home(&home).start();
+    let ids = recorded_ids(&restarted).await;
+    let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
+    assert_eq!(missing, 0, "after SIGKILL, {missing} of {} acknowledged requests have no record", acked.len());
+    assert_eq!(ids.len(), acked.len(), "records of requests that were refused");
+    ledger_matches_records(&restarted).await;
+}
+
+/// A proxy in front of PostgreSQL that can refuse connections (accept and close at once) and
+/// cut the open ones: a database that went away.
+struct FlakyProxy {
+    addr: std::net::SocketAddr,
+    refusing: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl FlakyProxy {
+    async fn start(target: String) -> FlakyProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (r, g) = (refusing.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { break };
+                if r.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let mut cut = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        FlakyProxy { addr, refusing, generation }
+    }
+
+    fn go_down(&self) {
+        self.refusing.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn come_back(&self) {
+        self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL only (with `OMNIMEMORY_TEST_DATABASE_URL`): SQLite has no connections to refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_connections_is_503_not_500() {
+    let Some(Backend::Postgres { url, redis }) = Backend::postgres().await else { return };
+    // The test database's URL, with its host and port replaced by the proxy's.
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
+    let proxy = FlakyProxy::start(target).await;
+    let mut via_proxy = parsed.clone();
+    via_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let db_name = parsed.path().trim_start_matches('/').to_string();
+    let backend = Backend::Postgres { url: via_proxy.to_string(), redis };
+    let server = Server::start(&backend);
+    let key = fast_key(&server, "db-outage");
+    let compress = || client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    assert_eq!(compress().await.unwrap().status(), 200);
+
+    proxy.go_down();
+    let secrets = ["postgres", "refused", "127.0.0.1", db_name.as_str()];
+    eventually("/health says storage is down", async || health_says_storage_is_down(&server, &secrets).await).await;
+    for _ in 0..3 {
+        // Past the key cache's half second, so the key lookup meets the outage too.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let resp = compress().await.unwrap();
+        assert_eq!(error_code(resp, 503).await, "storage_unavailable");
+    }
+
+    proxy.come_back();
+    eventually("requests served again", async || compress().await.unwrap().status() == 200).await;
+    eventually("/health healthy again", async || {
+        client().get(server.url("/health")).send().await.unwrap().status() == 200
+    })
+    .await;
+}
