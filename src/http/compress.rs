@@ -11,7 +11,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::limits::{admit, rate_headers};
-use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL};
+use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::UsageRecord;
 use omnimemory_engine::compress::{self, CompressRequest};
 
@@ -33,7 +33,7 @@ pub async fn compress(
     let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
     let session_id =
         tag_of("session_id", header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take()))?;
-    let model_id = body.model_id().to_string();
+    let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let large = body.context.len() > INLINE_LIMIT_BYTES;
 
@@ -81,14 +81,15 @@ pub async fn compress(
     Ok((out_headers, axum::Json(response)))
 }
 
-const MAX_TAG_BYTES: usize = 256;
+pub const MAX_TAG_BYTES: usize = 256;
 
 /// `tool_id` / `session_id`: at most 256 bytes, stored as given.
 fn tag_of(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.len() > MAX_TAG_BYTES => {
-            Err(ApiError::InvalidRequest(format!("{name} must be at most {MAX_TAG_BYTES} bytes")))
-        }
+        Some(v) if v.len() > MAX_TAG_BYTES => Err(ApiError::InvalidRequest(format!(
+            "{name} must be at most {MAX_TAG_BYTES} bytes (got {} bytes)",
+            v.len()
+        ))),
         other => Ok(other),
     }
 }
@@ -100,13 +101,20 @@ const MAX_METADATA_VALUE: usize = 512;
 /// Cost-allocation tags, stored as a JSON object of strings.
 fn metadata_of(tags: Option<BTreeMap<String, String>>) -> Result<Option<String>, ApiError> {
     let Some(tags) = tags.filter(|t| !t.is_empty()) else { return Ok(None) };
-    let fits = tags.len() <= MAX_METADATA_ENTRIES
-        && tags.iter().all(|(k, v)| !k.is_empty() && k.len() <= MAX_METADATA_KEY && v.len() <= MAX_METADATA_VALUE);
-    if !fits {
-        return Err(ApiError::InvalidRequest(format!(
-            "metadata takes at most {MAX_METADATA_ENTRIES} tags, keys of 1 to {MAX_METADATA_KEY} bytes, \
-             values of at most {MAX_METADATA_VALUE} bytes"
-        )));
+    let refuse = |message: String| Err(ApiError::InvalidRequest(message));
+    if tags.len() > MAX_METADATA_ENTRIES {
+        return refuse(format!("metadata takes at most {MAX_METADATA_ENTRIES} tags (got {})", tags.len()));
+    }
+    for (k, v) in &tags {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY {
+            return refuse(format!("metadata keys must be 1 to {MAX_METADATA_KEY} bytes (got {} bytes)", k.len()));
+        }
+        if v.len() > MAX_METADATA_VALUE {
+            return refuse(format!(
+                "metadata value of {k:?} must be at most {MAX_METADATA_VALUE} bytes (got {} bytes)",
+                v.len()
+            ));
+        }
     }
     serde_json::to_string(&tags).map(Some).map_err(|e| ApiError::Internal(e.into()))
 }
@@ -132,11 +140,12 @@ pub async fn count_tokens(
     Authenticated(key): Authenticated,
     ApiJson(body): ApiJson<CountBody>,
 ) -> Result<(HeaderMap, axum::Json<CountResponse>), ApiError> {
+    let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    check_model_id(&model_id).map_err(ApiError::InvalidRequest)?;
     let admission = admit(&state, &key, 0, false).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
-    let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let large = body.text.len() > INLINE_LIMIT_BYTES;
     let registry = state.registry.clone();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);

@@ -1,4 +1,4 @@
-//! Bad days: a full disk, a database that refuses connections.
+//! Bad days: a full disk, a database that refuses connections, oversized strings.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, Server, client, error_code};
+use crate::harness::{ADMIN_KEY, Backend, Server, client, error_code};
 
 const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
 
@@ -227,4 +227,49 @@ async fn a_database_that_refuses_connections_is_503_not_500() {
         client().get(server.url("/health")).send().await.unwrap().status() == 200
     })
     .await;
+}
+
+async fn every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound(backend: Backend) {
+    let server = Server::start(&backend);
+    let key = server.create_key("bounds", "pro");
+    let c = client();
+    let cases = [
+        ("/compress", json!({"context": "a", "model_id": "x".repeat(9000)}), ["model_id", "128"]),
+        ("/compress", json!({"context": "a", "model_id": "gpt-4\n"}), ["model_id", "control"]),
+        ("/count-tokens", json!({"text": "a", "model_id": "x".repeat(129)}), ["model_id", "128"]),
+        ("/compress", json!({"context": "a", "tool_id": "t".repeat(257)}), ["tool_id", "256"]),
+        ("/compress", json!({"context": "a", "session_id": "s".repeat(257)}), ["session_id", "256"]),
+        ("/compress", json!({"context": "a", "metadata": {"k".repeat(65): "v"}}), ["metadata", "64"]),
+        ("/compress", json!({"context": "a", "metadata": {"team": "v".repeat(513)}}), ["metadata", "512"]),
+    ];
+    for (path, body, words) in cases {
+        let resp = c.post(server.url(path)).bearer_auth(&key).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 422);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let detail = body["detail"].as_str().unwrap();
+        assert!(words.iter().all(|w| detail.contains(w)) && detail.len() < 200, "{detail}");
+    }
+    let many: serde_json::Map<String, serde_json::Value> = (0..33).map(|i| (format!("t{i}"), json!("v"))).collect();
+    let resp = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": "a", "metadata": many}));
+    let body: serde_json::Value = resp.send().await.unwrap().json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("32"), "{body}");
+    let resp = c.post(server.url("/compress")).bearer_auth(&key).header("X-Tool-ID", "h".repeat(300));
+    let resp = resp.json(&json!({"context": "a"})).send().await.unwrap();
+    assert_eq!(error_code(resp, 422).await, "invalid_request");
+    let resp = c
+        .post(server.url("/admin/api-key"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"user_id": "u", "tier": "g".repeat(100_000)}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().len() < 200, "{body}");
+    // Nothing of the refused requests was stored.
+    let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+    assert_eq!(stats["stats"]["total_compressions"], 0, "{stats}");
+}
+
+crate::on_both_backends! {
+    every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
 }
