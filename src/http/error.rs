@@ -28,6 +28,10 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("Expected 'Content-Type: application/json'")]
     UnsupportedMediaType,
+    #[error("Content-Encoding '{0}' is not accepted; send the body uncompressed")]
+    UnsupportedEncoding(String),
+    #[error("The request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("Request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("No such endpoint")]
@@ -65,7 +69,10 @@ impl ApiError {
             AdminForbidden => (StatusCode::FORBIDDEN, "admin_forbidden"),
             InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            UnsupportedMediaType | UnsupportedEncoding(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -162,6 +169,9 @@ impl IntoResponse for ApiError {
             | ApiError::TokenRateLimited { retry_after, status } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 rate_headers(headers, status);
+            }
+            ApiError::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::QuotaExceeded { resets_at, status, .. } => {
                 if let Ok(v) = HeaderValue::from_str(&resets_at.to_string()) {

@@ -12,6 +12,7 @@ mod error;
 mod json;
 mod limits;
 mod metrics;
+pub mod server;
 mod usage;
 
 use std::sync::Arc;
@@ -137,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-key", post(admin::create_key))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json::refuse_unreadable_bodies))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -191,10 +193,14 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let (addr, home) = (settings.addr, settings.home.clone());
+    let limits = server::ConnectionLimits {
+        max_connections: server::fit_connection_cap(settings.max_connections, crate::config::DEFAULT_MAX_CONNECTIONS)?,
+        header_timeout: settings.header_timeout,
+    };
     let service = Service::open(settings, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on http://{} (data folder {})", listener.local_addr()?, home.display());
-    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    server::serve_connections(listener, service.router(), limits, shutdown_signal()).await;
     service.shutdown().await;
     tracing::info!("stopped");
     Ok(())

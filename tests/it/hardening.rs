@@ -1,10 +1,12 @@
-//! Bad days: a full disk, a database that refuses connections, oversized strings.
+//! Bad days: a full disk, a database that refuses connections, oversized strings, slow and
+//! idle clients, refusals decided before a body is read.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::{ADMIN_KEY, Backend, Server, client, error_code};
 
@@ -270,6 +272,127 @@ async fn every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_boun
     assert_eq!(stats["stats"]["total_compressions"], 0, "{stats}");
 }
 
+async fn refusals_decided_before_the_body_have_the_error_shape(backend: Backend) {
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_BODY_BYTES", "4096")
+        .start();
+    let key = server.create_key("shape", "pro");
+    let c = client();
+    let duplicated = c.get(server.url("/usage/stats?days=1&days=2")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(error_code(duplicated, 422).await, "invalid_request");
+    let gzip = c
+        .post(server.url("/compress"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(gzip, 415).await, "unsupported_media_type");
+
+    // A 100 GB Content-Length with 1 KB sent: refused at once, from the header alone.
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /compress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100000000000\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&[b' '; 1024]).await.unwrap();
+    let answer = read_answer(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\":\"payload_too_large\""), "{answer}");
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_answer(conn: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Err(_) => panic!("no answer; got {:?}", String::from_utf8_lossy(&answer)),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether the server closed `conn` (a read ends), as opposed to the test giving up.
+async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_health_still_answers() {
+    let server = Server::builder(&Backend::Sqlite)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_CONNECTIONS", "8")
+        .env("OMNIMEMORY_HEADER_TIMEOUT_SECS", "1")
+        .env("OMNIMEMORY_BODY_TIMEOUT_SECS", "1")
+        .start();
+    let key = server.create_key("patient", "pro");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Every connection the server will take: idle ones, and slowloris ones that trickle a header.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(conn);
+    }
+    let trickle = tokio::spawn(async move {
+        for i in 0.. {
+            for conn in slow.iter_mut() {
+                if conn.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+                    return slow;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    // More clients than the cap: /health answers once the server has shed the stalled ones.
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    for conn in idle.iter_mut() {
+        assert!(closed_by_server(conn).await, "an idle connection stayed open");
+    }
+    let mut slow = trickle.await.unwrap();
+    for conn in slow.iter_mut() {
+        assert!(closed_by_server(conn).await, "a slowloris connection stayed open");
+    }
+
+    // A body that stops arriving: 408 with the error shape, and the connection is closed.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /count-tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"text\": "
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+}
+
 crate::on_both_backends! {
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
+    refusals_decided_before_the_body_have_the_error_shape,
 }

@@ -35,9 +35,12 @@ impl InProcess {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = service.router();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let limits = omnimemory::http::server::ConnectionLimits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+        };
+        let task =
+            tokio::spawn(omnimemory::http::server::serve_connections(listener, router, limits, std::future::pending()));
         InProcess { base, home, backend: backend.clone(), clock, _task: task }
     }
 
