@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+/// `serve` refuses a shorter admin key: it guards key creation for every tier.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -38,6 +40,11 @@ pub struct AdminKey(String);
 impl AdminKey {
     pub fn new(secret: String) -> Option<AdminKey> {
         (!secret.is_empty()).then_some(AdminKey(secret))
+    }
+
+    /// At least [`MIN_ADMIN_KEY_CHARS`] characters.
+    pub fn is_long_enough(&self) -> bool {
+        self.0.chars().count() >= MIN_ADMIN_KEY_CHARS
     }
 
     /// Constant-time in the candidate's content (length differences leak only the length).

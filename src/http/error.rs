@@ -32,6 +32,8 @@ pub enum ApiError {
     UnsupportedEncoding(String),
     #[error("The request body did not arrive within {0} s")]
     RequestTimeout(u64),
+    #[error("Too many failed admin-key attempts from this address; retry after {retry_after} s")]
+    AdminRateLimited { retry_after: u64 },
     #[error("Request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("No such endpoint")]
@@ -73,6 +75,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            AdminRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "admin_rate_limited"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -169,6 +172,9 @@ impl IntoResponse for ApiError {
             | ApiError::TokenRateLimited { retry_after, status } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 rate_headers(headers, status);
+            }
+            ApiError::AdminRateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::RequestTimeout(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -26,7 +26,7 @@ pub use error::ApiError;
 
 use crate::config::Settings;
 use crate::limits::{Clock, Limiter, SystemClock};
-use crate::store::{Outage, Store, StoreError};
+use crate::store::{FolderLock, Outage, Store, StoreError};
 use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;
 
@@ -43,6 +43,7 @@ pub struct AppState {
     pub heavy_work: Arc<tokio::sync::Semaphore>,
     pub clock: Arc<dyn Clock>,
     pub storage_check: StorageCheck,
+    pub admin_throttle: admin::AdminThrottle,
 }
 
 /// How long after a failed usage batch `/health` keeps answering 503 without a newer batch.
@@ -80,12 +81,18 @@ impl StorageCheck {
 pub struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
+    /// SQLite only: this process's claim on the data folder, released after storage closes.
+    folder_lock: Option<FolderLock>,
 }
 
 impl Service {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Service> {
         use anyhow::Context as _;
         metrics::install();
+        let folder_lock = match settings.database_url {
+            Some(_) => None,
+            None => Some(FolderLock::acquire(&settings.home)?),
+        };
         let store =
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
@@ -104,8 +111,9 @@ impl Service {
             )),
             clock,
             storage_check: StorageCheck::default(),
+            admin_throttle: admin::AdminThrottle::default(),
         };
-        Ok(Service { state, writer_task })
+        Ok(Service { state, writer_task, folder_lock })
     }
 
     pub fn router(&self) -> Router {
@@ -114,13 +122,14 @@ impl Service {
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
     pub async fn shutdown(self) {
-        let Service { state, writer_task } = self;
+        let Service { state, writer_task, folder_lock } = self;
         let store = state.store.clone();
         drop(state);
         if let Err(e) = writer_task.await {
             tracing::error!("usage writer failed: {e}");
         }
         store.close().await;
+        drop(folder_lock);
     }
 }
 
@@ -192,6 +201,13 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 /// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    if settings.admin_key.as_ref().is_some_and(|k| !k.is_long_enough()) {
+        anyhow::bail!(
+            "the admin key is shorter than {} characters; set a longer OMNIMEMORY_ADMIN_KEY \
+             (e.g. `openssl rand -base64 32`), or unset it to turn the admin endpoint off",
+            crate::config::MIN_ADMIN_KEY_CHARS
+        );
+    }
     let (addr, home) = (settings.addr, settings.home.clone());
     let limits = server::ConnectionLimits {
         max_connections: server::fit_connection_cap(settings.max_connections, crate::config::DEFAULT_MAX_CONNECTIONS)?,

@@ -15,6 +15,33 @@ mod sql;
 
 pub use sql::{Dialect, Store};
 
+/// Held by a server on a SQLite data folder for as long as it runs: the kernel's lock on
+/// `serve.lock` (released when the process ends, however it ends), so that a second server on
+/// the same folder, which would apply every limit a second time on its own, refuses to start.
+/// The admin CLI takes no such lock: it works beside a running server.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    pub fn acquire(home: &std::path::Path) -> Result<FolderLock, StoreError> {
+        sql::create_private_dir(home)?;
+        let path = home.join("serve.lock");
+        let failed = |source| StoreError::CreateHome { path: path.display().to_string(), source };
+        let mut open = std::fs::OpenOptions::new();
+        open.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let file = open.open(&path).map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => Ok(FolderLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::FolderInUse { path: home.display().to_string() }),
+            Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+        }
+    }
+}
+
 use crate::keys::{KeyHash, Tier};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +52,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error(
+        "another omnimemory server is using the data folder {path} (it holds {path}/serve.lock); \
+         stop it, or point this one at another OMNIMEMORY_HOME or at a shared OMNIMEMORY_DATABASE_URL"
+    )]
+    FolderInUse { path: String },
     #[error("storage did not answer within {0:?}")]
     Timeout(std::time::Duration),
     /// Storage was found unable to serve (the cause was logged once where it was met): what
@@ -70,7 +102,7 @@ impl StoreError {
             StoreError::Timeout(_) => Some(Outage::Slow),
             StoreError::Unavailable(outage) => Some(*outage),
             StoreError::CreateHome { .. } => Some(Outage::CannotWrite),
-            StoreError::Corrupt(_) => None,
+            StoreError::Corrupt(_) | StoreError::FolderInUse { .. } => None,
             StoreError::Database(e) => sql::outage_of(e),
         }
     }

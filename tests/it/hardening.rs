@@ -1,5 +1,5 @@
-//! Bad days: a full disk, a database that refuses connections, oversized strings, slow and
-//! idle clients, refusals decided before a body is read.
+//! Bad days: a full disk, a database that refuses connections, slow and idle clients, a
+//! second server on the same folder, oversized strings, admin-key guessing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::harness::{ADMIN_KEY, Backend, Server, client, error_code};
+use crate::harness::{ADMIN_KEY, Backend, Server, bin, client, error_code};
 
 const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
 
@@ -231,6 +231,76 @@ async fn a_database_that_refuses_connections_is_503_not_500() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_sqlite_folder_refuses_to_start() {
+    let server = Server::start(&Backend::Sqlite);
+    let second = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", &server.home)
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .env_remove("OMNIMEMORY_ADMIN_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another omnimemory server is using the data folder"), "{stderr}");
+    // The admin CLI still works beside the running server, and the server still serves.
+    let key = server.create_key("beside", "pro");
+    let resp = client().post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_folder_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start(&Backend::Sqlite);
+    let mode = |name: &str| std::fs::metadata(server.home.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o700);
+    let key = server.create_key("private", "pro");
+    let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    for entry in std::fs::read_dir(&server.home).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert_eq!(mode(&name), 0o600, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_short_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", dir.path())
+        .env("OMNIMEMORY_ADMIN_KEY", "short-key")
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("shorter than 32 characters") && !stderr.contains("short-key"), "{stderr}");
+}
+
+async fn wrong_admin_keys_are_throttled_per_address(backend: Backend) {
+    let server = Server::start(&backend);
+    let c = client();
+    let attempt = |admin: &str| {
+        c.post(server.url("/admin/api-key")).header("X-Admin-Key", admin).json(&json!({"user_id": "u"})).send()
+    };
+    for i in 0..10 {
+        assert_eq!(error_code(attempt(&format!("guess-{i}")).await.unwrap(), 403).await, "admin_forbidden");
+    }
+    let throttled = attempt("guess-10").await.unwrap();
+    assert!(throttled.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(error_code(throttled, 429).await, "admin_rate_limited");
+    // While throttled the right key is refused too: the answers tell a guesser nothing.
+    assert_eq!(error_code(attempt(ADMIN_KEY).await.unwrap(), 429).await, "admin_rate_limited");
+    // Keys are not affected.
+    let key = server.create_key("unthrottled", "pro");
+    let resp = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+}
+
 async fn every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound(backend: Backend) {
     let server = Server::start(&backend);
     let key = server.create_key("bounds", "pro");
@@ -393,6 +463,7 @@ async fn slow_and_idle_connections_are_closed_and_health_still_answers() {
 }
 
 crate::on_both_backends! {
+    wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
     refusals_decided_before_the_body_have_the_error_shape,
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const ADMIN_KEY: &str = "test-admin-secret-0123456789";
+pub const ADMIN_KEY: &str = "test-admin-secret-0123456789abcdef";
 
 /// Where a test's server keeps its data: SQLite in its data folder, or a fresh schema of the
 /// PostgreSQL database named by `OMNIMEMORY_TEST_DATABASE_URL`.
