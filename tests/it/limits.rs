@@ -433,6 +433,21 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(sum), "{quota}");
 }
 
+/// Two instances whose clocks disagree share one Redis bucket: the one behind must not move the
+/// bucket's time backwards, which would refill it a second time for the same interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_behind_never_refills_a_shared_redis_bucket_twice() {
+    let Some(backend @ Backend::Postgres { redis: Some(_), .. }) = Backend::postgres().await else { return };
+    let ahead = InProcess::start(&backend, "2026-11-27T10:00:10Z", "").await;
+    let behind = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
+    let key = ahead.key("two-clocks", "pro", &["--requests-per-second", "1", "--burst", "2"]);
+    assert_eq!(ahead.compress(&key, "first of a burst of two").await.status(), 200);
+    assert_eq!(behind.compress(&key, "second of a burst of two").await.status(), 200);
+    // No time passed on either clock: the bucket is empty for both.
+    assert_eq!(ahead.compress(&key, "one too many").await.status(), 429);
+    assert_eq!(behind.compress(&key, "one too many").await.status(), 429);
+}
+
 crate::on_both_backends! {
     anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits,
     usage_stats_honour_the_days_asked_for,
