@@ -7,10 +7,9 @@ use axum::http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::limits::{admit, rate_headers};
+use super::limits::{Admissible, admit, rate_headers};
 use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::UsageRecord;
 use omnimemory_engine::compress::{self, CompressRequest};
@@ -24,7 +23,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 pub async fn compress(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<true>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<CompressBody>,
 ) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
@@ -137,7 +136,7 @@ pub struct CountBody {
 
 pub async fn count_tokens(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<false>,
     ApiJson(body): ApiJson<CountBody>,
 ) -> Result<(HeaderMap, axum::Json<CountResponse>), ApiError> {
     let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
@@ -171,7 +170,7 @@ pub struct ValidateResponse {
 
 pub async fn validate(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<false>,
     ApiJson(body): ApiJson<ValidateBody>,
 ) -> Result<(HeaderMap, axum::Json<ValidateResponse>), ApiError> {
     let admission = admit(&state, &key, 0, false).await?;

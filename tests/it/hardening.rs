@@ -462,8 +462,45 @@ async fn slow_and_idle_connections_are_closed_and_health_still_answers() {
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
 }
 
+/// Sends only the headers of a large request and returns the answer: one decided without the
+/// body (a server that waited for it would answer 408 after the body timeout instead).
+async fn answer_to_headers_alone(server: &Server, path: &str, key: &str) -> String {
+    let mut conn = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 5000000\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    read_answer(&mut conn).await
+}
+
+async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(backend: Backend) {
+    let server = Server::start(&backend);
+    let c = client();
+    // A spent quota: the first request takes exactly what the month allows.
+    let probe = server.create_key("probe", "pro");
+    let count = c.post(server.url("/count-tokens")).bearer_auth(&probe).json(&json!({"text": TEXT})).send().await;
+    let tokens = count.unwrap().json::<serde_json::Value>().await.unwrap()["token_count"].as_u64().unwrap();
+    let key = server.create_key_with("spent", "enterprise", &["--monthly-tokens", &tokens.to_string()]);
+    let first = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    let answer = answer_to_headers_alone(&server, "/compress", &key).await;
+    assert!(answer.starts_with("HTTP/1.1 402") && answer.contains("\"code\":\"quota_exceeded\""), "{answer}");
+
+    // An empty request bucket (one request per 1,000 s).
+    let slow = server.create_key_with("slow", "pro", &["--requests-per-second", "0.001", "--burst", "1"]);
+    let first = c.post(server.url("/count-tokens")).bearer_auth(&slow).json(&json!({"text": "hi"})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    for path in ["/count-tokens", "/validate", "/compress"] {
+        let answer = answer_to_headers_alone(&server, path, &slow).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":\"request_rate_limited\"") && answer.contains("retry-after: "), "{answer}");
+    }
+}
+
 crate::on_both_backends! {
     wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
     refusals_decided_before_the_body_have_the_error_shape,
+    a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
 }
