@@ -46,8 +46,13 @@ pub enum ApiError {
     TokenRateLimited { retry_after: u64, status: Box<RateStatus> },
     #[error("Monthly token quota exceeded ({used} of {limit} tokens used); it resets at {resets_at}")]
     QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
-    #[error("Rate limiter unavailable: {0}")]
-    LimiterUnavailable(String),
+    /// `reason` is for the client; the limiter's own words, if any, go to the log only.
+    #[error("Rate limiter unavailable: {reason}")]
+    LimiterUnavailable {
+        reason: String,
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The client sees only the kind of outage; the driver's words go to the log.
     #[error("Storage unavailable: {}; retry later", .outage.describe())]
     StorageUnavailable {
@@ -82,7 +87,7 @@ impl ApiError {
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
             TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),
             QuotaExceeded { .. } => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded"),
-            LimiterUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
+            LimiterUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
             StorageUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -113,7 +118,10 @@ impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         match e {
             AdmitError::Refused(r) => r.into(),
-            AdmitError::Unavailable(reason) => ApiError::LimiterUnavailable(reason),
+            AdmitError::Unavailable(detail) => ApiError::LimiterUnavailable {
+                reason: "the rate limiter cannot be reached; retry later".into(),
+                cause: Some(detail.into()),
+            },
             AdmitError::Store(e) => e.into(),
         }
     }

@@ -189,7 +189,8 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
     state.storage_check.run(&state.store).await.map_err(ApiError::storage)?;
     let (status, limits) = match (state.limiter.problem().await, &state.limiter) {
         (Some(p), _) if p.refuses => {
-            return Err(ApiError::LimiterUnavailable(format!("{}; requests that need it are refused", p.reason)));
+            let reason = format!("{}; requests that need it are refused", p.reason);
+            return Err(ApiError::LimiterUnavailable { reason, cause: None });
         }
         (Some(p), _) => ("degraded", format!("{}; limits are not enforced meanwhile (failing open)", p.reason)),
         (None, Limiter::Redis(_)) => ("healthy", "redis ok".to_string()),
