@@ -36,6 +36,12 @@ pub enum ApiError {
     AdminRateLimited { retry_after: u64 },
     #[error("Request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("Malformed HTTP request: it breaks HTTP/1.1 framing or header syntax")]
+    MalformedRequest,
+    #[error("Request URI is too long")]
+    UriTooLong,
+    #[error("Request headers are too large (at most 100 headers, about 400 KB in all)")]
+    HeadersTooLarge,
     #[error("No such endpoint")]
     NotFound,
     #[error("Method not allowed on this endpoint")]
@@ -82,6 +88,9 @@ impl ApiError {
             RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AdminRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "admin_rate_limited"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
@@ -143,6 +152,27 @@ impl From<StoreError> for ApiError {
             Some(outage) => ApiError::StorageUnavailable { outage, cause },
             None => ApiError::Internal(cause.into()),
         }
+    }
+}
+
+impl ApiError {
+    /// The complete response (head and `{"detail","code"}` body) for a request the HTTP library
+    /// refused while parsing it, before any handler ran (`status` is the one it chose).
+    pub fn framing_response(status: u16) -> Vec<u8> {
+        let error = match status {
+            414 => ApiError::UriTooLong,
+            431 => ApiError::HeadersTooLarge,
+            _ => ApiError::MalformedRequest,
+        };
+        let (status, code) = error.status_and_code();
+        let body = serde_json::to_string(&ErrorBody { detail: error.to_string(), code }).unwrap_or_default();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
     }
 }
 

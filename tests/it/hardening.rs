@@ -498,6 +498,42 @@ async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_http_layer_cannot_parse_get_the_error_shape_too() {
+    let server = Server::start(&Backend::Sqlite);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let many: String = (0..200).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n".to_vec(), "400", "malformed_request"),
+        (format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n").into_bytes(), "431", "headers_too_large"),
+        (
+            format!("GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20)).into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000)).into_bytes(), "414", "uri_too_long"),
+    ];
+    for (request, status, code) in cases {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // The server may answer and close before it has read everything sent.
+        let _ = conn.write_all(&request).await;
+        let answer = read_answer(&mut conn).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.contains("content-type: application/json"), "{answer}");
+        assert!(answer.contains(&format!("\"code\":\"{code}\"")), "{answer}");
+    }
+    // A good request before a bad one on the same connection is answered as usual.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nX-A: a\x00b\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.contains("\"status\":\"healthy\""), "{answer}");
+    assert!(answer.contains("\"code\":\"malformed_request\""), "{answer}");
+}
+
 crate::on_both_backends! {
     wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
