@@ -42,6 +42,10 @@ pub enum ApiError {
     UriTooLong,
     #[error("Request headers are too large (at most 100 headers, about 400 KB in all)")]
     HeadersTooLarge,
+    #[error("This Idempotency-Key was already used with another request body")]
+    IdempotencyKeyReused,
+    #[error("A request with this Idempotency-Key is still running; retry when it is answered")]
+    IdempotentRequestInProgress,
     #[error("No such endpoint")]
     NotFound,
     #[error("Method not allowed on this endpoint")]
@@ -91,6 +95,8 @@ impl ApiError {
             MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
             UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            IdempotentRequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),

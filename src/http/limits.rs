@@ -30,8 +30,10 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Authenticated(key) = Authenticated::from_request_parts(parts, state).await?;
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        // Chunked bodies declare no length: look at those too.
-        if declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES) {
+        // Chunked bodies declare no length: look at those too. A retry with an Idempotency-Key
+        // may be owed a stored answer whatever the buckets hold: no look for it.
+        let retry = parts.headers.contains_key("idempotency-key");
+        if !retry && declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES) {
             let policy = policy_of(state, &key);
             if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await
                 && let Some(refusal) = certain_refusal(status, CHARGES_TOKENS)

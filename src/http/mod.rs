@@ -44,6 +44,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub storage_check: StorageCheck,
     pub admin_throttle: admin::AdminThrottle,
+    /// `(key id, Idempotency-Key)` of the requests running now.
+    pub idempotent_in_flight: compress::InFlight,
 }
 
 /// How long after a failed usage batch `/health` keeps answering 503 without a newer batch.
@@ -112,6 +114,7 @@ impl Service {
             clock,
             storage_check: StorageCheck::default(),
             admin_throttle: admin::AdminThrottle::default(),
+            idempotent_in_flight: compress::InFlight::default(),
         };
         Ok(Service { state, writer_task, folder_lock })
     }

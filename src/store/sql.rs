@@ -17,7 +17,7 @@ use super::{
 };
 use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
-use crate::usage::UsageRecord;
+use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 
 const SQLITE_KEYS_SCHEMA: &[&str] = &[
     "
@@ -44,6 +44,18 @@ CREATE INDEX api_keys_user_id ON api_keys (user_id);
 
 /// One row that the health probe rewrites: proof that a durable write goes through.
 const PROBE_TABLE: &str = "CREATE TABLE storage_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)";
+/// The answers of `/compress` requests sent with an `Idempotency-Key`, written in the same
+/// transaction as their usage records (one schema step, the same text on both backends).
+const ANSWERS_TABLE: &str = "CREATE TABLE idempotent_answers (
+    key_id       BIGINT NOT NULL,
+    idem_key     TEXT NOT NULL,
+    body_sha256  TEXT NOT NULL,
+    request_id   TEXT NOT NULL,
+    answer       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (key_id, idem_key)
+)";
+
 const PROBE_WRITE: &str =
     "INSERT INTO storage_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
@@ -92,6 +104,7 @@ CREATE TABLE rate_buckets (
 );
 ",
     PROBE_TABLE,
+    ANSWERS_TABLE,
 ];
 
 /// PostgreSQL keeps everything in one database; same tables and columns as SQLite.
@@ -154,6 +167,7 @@ CREATE TABLE rate_buckets (
 );
 ",
     PROBE_TABLE,
+    ANSWERS_TABLE,
 ];
 
 const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \
@@ -488,6 +502,40 @@ impl Store {
         Ok(n)
     }
 
+    /// The answer stored for a key's `Idempotency-Key`, if one was stored at or after `since`.
+    pub async fn idempotent_answer(
+        &self,
+        key_id: i64,
+        idem_key: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body_sha256, request_id, answer FROM idempotent_answers
+             WHERE key_id = $1 AND idem_key = $2 AND created_at >= $3",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(format_timestamp(since))
+        .fetch_optional(&self.usage)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoredAnswer {
+            idem_key: idem_key.to_string(),
+            body_sha256: row.try_get(0)?,
+            request_id: row.try_get(1)?,
+            answer: row.try_get(2)?,
+        }))
+    }
+
+    /// Forgets the idempotent answers stored before `before`.
+    pub async fn forget_answers_before(&self, before: jiff::Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotent_answers WHERE created_at < $1")
+            .bind(format_timestamp(before))
+            .execute(&self.usage)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The id of the latest admin quota reset (0 when there was none).
     pub async fn latest_quota_reset(&self) -> Result<i64, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM quota_resets").fetch_one(&self.usage).await?;
@@ -546,6 +594,27 @@ impl Store {
                     .bind(format_timestamp(r.timestamp));
             }
             query.execute(&mut *tx.conn).await?;
+        }
+        for r in records {
+            let Some(answer) = &r.answer else { continue };
+            // An expired answer under the same key gives way; a live one stays (the in-process
+            // guard keeps two requests with one key from both getting here).
+            sqlx::query(
+                "INSERT INTO idempotent_answers (key_id, idem_key, body_sha256, request_id, answer, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key_id, idem_key) DO UPDATE SET body_sha256 = excluded.body_sha256,
+                    request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
+                 WHERE idempotent_answers.created_at < $7",
+            )
+            .bind(r.key_id)
+            .bind(&answer.idem_key)
+            .bind(&answer.body_sha256)
+            .bind(&r.request_id)
+            .bind(&answer.answer)
+            .bind(format_timestamp(r.timestamp))
+            .bind(format_timestamp(r.timestamp - ANSWERS_KEPT_FOR))
+            .execute(&mut *tx.conn)
+            .await?;
         }
         for (key_id, period, tokens) in charges {
             sqlx::query(

@@ -46,6 +46,24 @@ pub struct UsageRecord {
     /// JSON object of string tags, as text.
     pub metadata: Option<String>,
     pub timestamp: jiff::Timestamp,
+    /// With an `Idempotency-Key`: the answer, stored in the same transaction as the record.
+    pub answer: Option<StoredAnswer>,
+}
+
+/// How long the answer to a request sent with an `Idempotency-Key` is kept for its retries.
+pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+/// How often the writer forgets expired answers.
+const ANSWERS_PURGE: Duration = Duration::from_secs(600);
+
+/// The answer to a `/compress` request sent with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnswer {
+    pub idem_key: String,
+    /// SHA-256 (hex) of the request's fields: a retry must send the same.
+    pub body_sha256: String,
+    pub request_id: String,
+    /// The response body (JSON).
+    pub answer: String,
 }
 
 enum Job {
@@ -127,6 +145,7 @@ async fn run(
     let mut seen_reset = store.latest_quota_reset().await.unwrap_or(0);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut log_space_asked: Option<Instant> = None;
+    let mut answers_purged = Instant::now();
     // Resets are looked for every RESET_POLL, busy or idle, not after every batch.
     let mut poll = tokio::time::interval(RESET_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,6 +154,12 @@ async fn run(
             job = rx.recv() => job,
             _ = poll.tick() => {
                 seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
+                if answers_purged.elapsed() >= ANSWERS_PURGE {
+                    answers_purged = Instant::now();
+                    if let Err(e) = store.forget_answers_before(clock.now() - ANSWERS_KEPT_FOR).await {
+                        tracing::warn!("cannot forget expired idempotent answers: {e}");
+                    }
+                }
                 continue;
             }
         };

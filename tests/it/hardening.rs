@@ -462,6 +462,19 @@ async fn slow_and_idle_connections_are_closed_and_health_still_answers() {
     assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
 }
 
+/// Runs the futures at once and returns their outputs in order.
+async fn futures_join<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 /// Sends only the headers of a large request and returns the answer: one decided without the
 /// body (a server that waited for it would answer 408 after the body timeout instead).
 async fn answer_to_headers_alone(server: &Server, path: &str, key: &str) -> String {
@@ -534,9 +547,62 @@ async fn requests_the_http_layer_cannot_parse_get_the_error_shape_too() {
     assert!(answer.contains("\"code\":\"malformed_request\""), "{answer}");
 }
 
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder(&backend).home(&home).start();
+    let key = server.create_key("retrying", "pro");
+    let send = |server: &Server, idem: &str, context: &str| {
+        let req = client().post(server.url("/compress")).bearer_auth(&key).header("Idempotency-Key", idem);
+        req.json(&json!({"context": context, "metadata": {"order": "1"}})).send()
+    };
+    let first = send(&server, "order-1", TEXT).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let id = first.headers()["x-request-id"].to_str().unwrap().to_string();
+    let answer: serde_json::Value = first.json().await.unwrap();
+
+    let again = send(&server, "order-1", TEXT).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["x-request-id"].to_str().unwrap(), id);
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), answer);
+
+    let other_body = send(&server, "order-1", "Another text entirely.").await.unwrap();
+    assert_eq!(error_code(other_body, 422).await, "idempotency_key_reused");
+    let malformed = send(&server, "has space", TEXT).await.unwrap();
+    assert_eq!(error_code(malformed, 422).await, "invalid_request");
+    let another_key = send(&server, "order-2", TEXT).await.unwrap();
+    assert_eq!(another_key.status(), 200);
+
+    // Eight at once with one key: each is answered or told to retry (409), one is charged.
+    let burst: Vec<_> = (0..8).map(|_| send(&server, "order-3", TEXT)).collect();
+    let mut statuses = Vec::new();
+    for resp in futures_join(burst).await {
+        statuses.push(resp.unwrap().status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| [200, 409].contains(s)) && statuses.contains(&200), "{statuses:?}");
+
+    // Charged once per key, and the answer outlives a crash.
+    let charged = |stats: &serde_json::Value| stats["stats"]["total_compressions"].as_u64();
+    let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+    assert_eq!(charged(&stats), Some(3), "{stats}");
+    server.signal("KILL");
+    let restarted = Server::builder(&backend).home(&home).start();
+    let after = send(&restarted, "order-1", TEXT).await.unwrap();
+    assert_eq!(after.headers()["idempotent-replayed"], "true");
+    assert_eq!(after.headers()["x-request-id"].to_str().unwrap(), id);
+    let stats = crate::harness::get_json(restarted.url("/usage/stats"), &key).await;
+    assert_eq!(charged(&stats), Some(3), "{stats}");
+    let quota = crate::harness::get_json(restarted.url("/usage/quota"), &key).await;
+    let tokens = answer["original_tokens"].as_u64().unwrap();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(3 * tokens), "{quota}");
+}
+
 crate::on_both_backends! {
     wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
     refusals_decided_before_the_body_have_the_error_shape,
     a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
+    a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
 }
