@@ -281,6 +281,22 @@ async fn serve_refuses_a_short_admin_key() {
     assert!(stderr.contains("shorter than 32 characters") && !stderr.contains("short-key"), "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_connection_cap_the_descriptor_limit_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", dir.path())
+        .env("OMNIMEMORY_MAX_CONNECTIONS", "100000000")
+        .env_remove("OMNIMEMORY_ADMIN_KEY")
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("file descriptors") && stderr.contains("OMNIMEMORY_MAX_CONNECTIONS"), "{stderr}");
+}
+
 async fn wrong_admin_keys_are_throttled_per_address(backend: Backend) {
     let server = Server::start(&backend);
     let c = client();
