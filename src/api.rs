@@ -10,6 +10,20 @@ use omnimemory_engine::tokens::{Encoding, Registry};
 
 pub const DEFAULT_MODEL: &str = "gpt-4";
 pub const DEFAULT_TARGET: f64 = 0.944;
+/// `model_id` is echoed in every answer and stored in every usage record.
+pub const MAX_MODEL_ID_BYTES: usize = 128;
+
+/// A `model_id` as given, if it is 1 to [`MAX_MODEL_ID_BYTES`] bytes with no control
+/// characters; the message names the field and the bound.
+pub fn check_model_id(model_id: &str) -> Result<&str, String> {
+    if model_id.is_empty() || model_id.len() > MAX_MODEL_ID_BYTES || model_id.chars().any(char::is_control) {
+        return Err(format!(
+            "model_id must be 1 to {MAX_MODEL_ID_BYTES} bytes with no control characters (got {} bytes)",
+            model_id.len()
+        ));
+    }
+    Ok(model_id)
+}
 
 /// The `/compress` request body. Optional fields accept `null` as absent; unknown fields
 /// (those of older clients included) are ignored.
@@ -61,6 +75,7 @@ impl CompressBody {
     pub fn run(&self, registry: &Registry) -> Result<CompressResponse, String> {
         let budget = self.budget()?;
         let granularity = self.granularity()?;
+        check_model_id(self.model_id())?;
         let encoding = registry.resolve(self.model_id()).encoding;
         let request = CompressRequest { context: &self.context, query: self.query.as_deref(), budget, granularity };
         Ok(CompressResponse::new(compress::compress(&request, encoding), self.model_id().to_string(), encoding))

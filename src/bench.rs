@@ -64,6 +64,7 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
                     session_id: None,
                     metadata: Some(r#"{"team":"bench"}"#.into()),
                     timestamp: jiff::Timestamp::now(),
+                    answer: None,
                 };
                 writer.record(record, admission).await?;
             }

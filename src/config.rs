@@ -15,6 +15,11 @@ use crate::limits::FailureMode;
 
 pub const DEFAULT_PORT: u16 = 8001;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+/// `serve` refuses a shorter admin key: it guards key creation for every tier.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,6 +40,11 @@ pub struct AdminKey(String);
 impl AdminKey {
     pub fn new(secret: String) -> Option<AdminKey> {
         (!secret.is_empty()).then_some(AdminKey(secret))
+    }
+
+    /// At least [`MIN_ADMIN_KEY_CHARS`] characters.
+    pub fn is_long_enough(&self) -> bool {
+        self.0.chars().count() >= MIN_ADMIN_KEY_CHARS
     }
 
     /// Constant-time in the candidate's content (length differences leak only the length).
@@ -121,6 +131,9 @@ struct FileConfig {
     redis_rate_failure: Option<FailureMode>,
     redis_quota_failure: Option<FailureMode>,
     max_body_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
     #[serde(default)]
     tiers: BTreeMap<Tier, TierOverride>,
     /// Present: requests without a key are served, within these limits (free tier's by default).
@@ -147,6 +160,13 @@ pub struct Settings {
     pub redis_rate_failure: FailureMode,
     pub redis_quota_failure: FailureMode,
     pub max_body_bytes: usize,
+    /// Open connections at most; `None` = the default, lowered to fit the descriptor limit.
+    pub max_connections: Option<usize>,
+    /// A request's headers must arrive within this, from the connection's start or the end of
+    /// the previous response (so it is also the idle keep-alive timeout).
+    pub header_timeout: std::time::Duration,
+    /// A request's body must arrive within this once its handler starts reading it.
+    pub body_timeout: std::time::Duration,
     pub tiers: BTreeMap<Tier, TierLimits>,
     /// `Some`: anonymous access is on, and all keyless traffic shares these limits.
     pub anonymous: Option<TierLimits>,
@@ -194,6 +214,19 @@ impl Settings {
             None => file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         };
 
+        let max_connections =
+            number(&env, "OMNIMEMORY_MAX_CONNECTIONS", "a number of connections")?.or(file.max_connections);
+        let seconds = |name, from_file: Option<u64>, default| -> Result<std::time::Duration, ConfigError> {
+            let secs = number(&env, name, "a whole number of seconds, at least 1")?.or(from_file).unwrap_or(default);
+            if secs == 0 {
+                return Err(ConfigError::Env { name, value: "0".into(), message: "must be at least 1".into() });
+            }
+            Ok(std::time::Duration::from_secs(secs))
+        };
+        let header_timeout =
+            seconds("OMNIMEMORY_HEADER_TIMEOUT_SECS", file.header_timeout_secs, DEFAULT_HEADER_TIMEOUT_SECS)?;
+        let body_timeout = seconds("OMNIMEMORY_BODY_TIMEOUT_SECS", file.body_timeout_secs, DEFAULT_BODY_TIMEOUT_SECS)?;
+
         let tiers: BTreeMap<Tier, TierLimits> = Tier::ALL
             .into_iter()
             .map(|tier| {
@@ -232,9 +265,28 @@ impl Settings {
                 .or(file.redis_quota_failure)
                 .unwrap_or(FailureMode::Closed),
             max_body_bytes,
+            max_connections,
+            header_timeout,
+            body_timeout,
             tiers,
             anonymous,
         })
+    }
+}
+
+/// A numeric variable, if set; `expected` says what it should be when it does not parse.
+fn number<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &str,
+) -> Result<Option<T>, ConfigError> {
+    match env(name) {
+        Some(value) => value.trim().parse().map(Some).map_err(|_| ConfigError::Env {
+            name,
+            value: value.clone(),
+            message: format!("expected {expected}"),
+        }),
+        None => Ok(None),
     }
 }
 

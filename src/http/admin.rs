@@ -1,5 +1,13 @@
 //! `POST /admin/api-key`: create a key. The admin key comes in `X-Admin-Key` or the body's
 //! `admin_key`, never in the URL; without a configured admin key the answer is always 403.
+//!
+//! Guessing is throttled per client address: 10 failed attempts, then one more a minute;
+//! while an address is throttled even the right key is 429 `admin_rate_limited`, so the
+//! answers tell a guesser nothing. Successes cost nothing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -9,7 +17,48 @@ use super::AppState;
 use super::auth::is_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::server::ClientAddr;
 use crate::keys::{KeyRequest, Tier};
+use crate::limits::{Bucket, Denied, Rate};
+
+const ADMIN_FAILURES: Rate = Rate { capacity: 10.0, per_second: 1.0 / 60.0 };
+/// Addresses tracked at once; past it, those that have recovered are forgotten first.
+const ADMIN_THROTTLE_MAX: usize = 10_000;
+
+/// Failed admin-key attempts per client address (a token bucket each).
+#[derive(Clone, Default)]
+pub struct AdminThrottle {
+    failures: Arc<Mutex<HashMap<Option<IpAddr>, Bucket>>>,
+}
+
+impl AdminThrottle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, Bucket>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Err(retry_after)` while `addr` may not try again.
+    fn check(&self, addr: Option<IpAddr>, now_ms: i64) -> Result<(), u64> {
+        match self.lock().get(&addr) {
+            Some(bucket) if bucket.available(ADMIN_FAILURES, now_ms) < 1.0 => {
+                let mut probe = *bucket;
+                match probe.take(ADMIN_FAILURES, 1.0, now_ms) {
+                    Err(Denied::RetryAfter(s)) => Err(s),
+                    _ => Err(1),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, addr: Option<IpAddr>, now_ms: i64) {
+        let mut failures = self.lock();
+        if failures.len() >= ADMIN_THROTTLE_MAX && !failures.contains_key(&addr) {
+            failures.retain(|_, b| b.available(ADMIN_FAILURES, now_ms) < ADMIN_FAILURES.capacity);
+        }
+        let bucket = failures.entry(addr).or_insert_with(|| Bucket::full(ADMIN_FAILURES, now_ms));
+        let _ = bucket.take(ADMIN_FAILURES, 1.0, now_ms);
+    }
+}
 
 #[derive(Deserialize)]
 pub struct CreateKeyBody {
@@ -36,13 +85,20 @@ pub struct CreatedKey {
 
 pub async fn create_key(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: Result<ApiJson<CreateKeyBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    state.admin_throttle.check(addr, now_ms).map_err(|retry_after| ApiError::AdminRateLimited { retry_after })?;
     let header = headers.get("x-admin-key").and_then(|v| v.to_str().ok());
     let body_key = body.as_ref().ok().and_then(|b| b.0.admin_key.as_deref());
     // The admin check comes first: a caller without the admin key learns nothing about the body.
     if !is_admin(&state, header, body_key) {
+        // Only a guess counts: with no admin key configured nothing can be guessed.
+        if state.settings.admin_key.is_some() {
+            state.admin_throttle.failed(addr, now_ms);
+        }
         return Err(ApiError::AdminForbidden);
     }
     let ApiJson(body) = body?;

@@ -1,18 +1,19 @@
 //! `POST /compress`, `POST /count-tokens`, `POST /validate`: the engine behind HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::limits::{admit, rate_headers};
-use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL};
-use crate::usage::UsageRecord;
+use super::limits::{Admissible, admit, rate_headers};
+use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL, check_model_id};
+use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 use omnimemory_engine::compress::{self, CompressRequest};
 
 /// Above this many bytes a compression runs on the blocking pool, off the async executor.
@@ -24,17 +25,33 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 pub async fn compress(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<true>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<CompressBody>,
-) -> Result<(HeaderMap, axum::Json<CompressResponse>), ApiError> {
+) -> Result<Response, ApiError> {
+    // With an Idempotency-Key: a retry of an answered request gets that answer, uncharged.
+    let idempotency = match idempotency_key(&headers)? {
+        Some(idem_key) => {
+            let digest = body_digest(&body, &headers);
+            let guard = state.idempotent_in_flight.claim(key.id, &idem_key)?;
+            let since = state.clock.now() - ANSWERS_KEPT_FOR;
+            if let Some(stored) = state.store.idempotent_answer(key.id, &idem_key, since).await? {
+                if stored.body_sha256 != digest {
+                    return Err(ApiError::IdempotencyKeyReused);
+                }
+                return Ok(replay(stored));
+            }
+            Some((idem_key, digest, guard))
+        }
+        None => None,
+    };
     let budget = body.budget().map_err(ApiError::InvalidRequest)?;
     let granularity = body.granularity().map_err(ApiError::InvalidRequest)?;
     let metadata = metadata_of(body.metadata.take())?;
     let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
     let session_id =
         tag_of("session_id", header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take()))?;
-    let model_id = body.model_id().to_string();
+    let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let large = body.context.len() > INLINE_LIMIT_BYTES;
 
@@ -70,6 +87,15 @@ pub async fn compress(
         session_id,
         metadata,
         timestamp,
+        answer: None,
+    };
+    let (record, _in_flight) = match idempotency {
+        Some((idem_key, body_sha256, guard)) => {
+            let answer = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
+            let stored = StoredAnswer { idem_key, body_sha256, request_id: request_id.clone(), answer };
+            (UsageRecord { answer: Some(stored), ..record }, Some(guard))
+        }
+        None => (record, None),
     };
     let mut out_headers = HeaderMap::new();
     rate_headers(&mut out_headers, &admission.status);
@@ -79,17 +105,92 @@ pub async fn compress(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         out_headers.insert("x-request-id", v);
     }
-    Ok((out_headers, axum::Json(response)))
+    Ok((out_headers, axum::Json(response)).into_response())
 }
 
-const MAX_TAG_BYTES: usize = 256;
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY_BYTES || !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters (got {} bytes)",
+            bytes.len()
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// SHA-256 (hex) of what decides a `/compress` answer and its record: the body's fields and
+/// the tag headers. A retry must send the same.
+fn body_digest(body: &CompressBody, headers: &HeaderMap) -> String {
+    use sha2::Digest as _;
+    let fields = serde_json::json!([
+        body.context,
+        body.query,
+        body.model_id,
+        body.target_compression,
+        body.target_tokens,
+        body.tool_id,
+        body.session_id,
+        body.metadata,
+        header_str(headers, "x-tool-id"),
+        header_str(headers, "x-session-id"),
+    ]);
+    let digest = sha2::Sha256::digest(fields.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stored answer, sent again: same body and `X-Request-Id`, marked as a replay.
+fn replay(stored: StoredAnswer) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], stored.answer).into_response();
+    if let Ok(v) = HeaderValue::from_str(&stored.request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// The `Idempotency-Key`s of requests running in this process: a second request with the same
+/// key waits for no one, it is told to retry (409), so one key is never charged twice here.
+#[derive(Clone, Default)]
+pub struct InFlight {
+    keys: Arc<Mutex<HashSet<(i64, String)>>>,
+}
+
+/// Releases its key when the request ends, however it ends.
+pub struct InFlightGuard {
+    keys: Arc<Mutex<HashSet<(i64, String)>>>,
+    entry: (i64, String),
+}
+
+impl InFlight {
+    fn claim(&self, key_id: i64, idem_key: &str) -> Result<InFlightGuard, ApiError> {
+        let entry = (key_id, idem_key.to_string());
+        if !self.keys.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.clone()) {
+            return Err(ApiError::IdempotentRequestInProgress);
+        }
+        Ok(InFlightGuard { keys: self.keys.clone(), entry })
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.entry);
+    }
+}
+
+pub const MAX_TAG_BYTES: usize = 256;
 
 /// `tool_id` / `session_id`: at most 256 bytes, stored as given.
 fn tag_of(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.len() > MAX_TAG_BYTES => {
-            Err(ApiError::InvalidRequest(format!("{name} must be at most {MAX_TAG_BYTES} bytes")))
-        }
+        Some(v) if v.len() > MAX_TAG_BYTES => Err(ApiError::InvalidRequest(format!(
+            "{name} must be at most {MAX_TAG_BYTES} bytes (got {} bytes)",
+            v.len()
+        ))),
         other => Ok(other),
     }
 }
@@ -101,13 +202,20 @@ const MAX_METADATA_VALUE: usize = 512;
 /// Cost-allocation tags, stored as a JSON object of strings.
 fn metadata_of(tags: Option<BTreeMap<String, String>>) -> Result<Option<String>, ApiError> {
     let Some(tags) = tags.filter(|t| !t.is_empty()) else { return Ok(None) };
-    let fits = tags.len() <= MAX_METADATA_ENTRIES
-        && tags.iter().all(|(k, v)| !k.is_empty() && k.len() <= MAX_METADATA_KEY && v.len() <= MAX_METADATA_VALUE);
-    if !fits {
-        return Err(ApiError::InvalidRequest(format!(
-            "metadata takes at most {MAX_METADATA_ENTRIES} tags, keys of 1 to {MAX_METADATA_KEY} bytes, \
-             values of at most {MAX_METADATA_VALUE} bytes"
-        )));
+    let refuse = |message: String| Err(ApiError::InvalidRequest(message));
+    if tags.len() > MAX_METADATA_ENTRIES {
+        return refuse(format!("metadata takes at most {MAX_METADATA_ENTRIES} tags (got {})", tags.len()));
+    }
+    for (k, v) in &tags {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY {
+            return refuse(format!("metadata keys must be 1 to {MAX_METADATA_KEY} bytes (got {} bytes)", k.len()));
+        }
+        if v.len() > MAX_METADATA_VALUE {
+            return refuse(format!(
+                "metadata value of {k:?} must be at most {MAX_METADATA_VALUE} bytes (got {} bytes)",
+                v.len()
+            ));
+        }
     }
     serde_json::to_string(&tags).map(Some).map_err(|e| ApiError::Internal(e.into()))
 }
@@ -130,14 +238,15 @@ pub struct CountBody {
 
 pub async fn count_tokens(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<false>,
     ApiJson(body): ApiJson<CountBody>,
 ) -> Result<(HeaderMap, axum::Json<CountResponse>), ApiError> {
+    let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    check_model_id(&model_id).map_err(ApiError::InvalidRequest)?;
     let admission = admit(&state, &key, 0, false).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
-    let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let large = body.text.len() > INLINE_LIMIT_BYTES;
     let registry = state.registry.clone();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
@@ -166,7 +275,7 @@ pub struct ValidateResponse {
 
 pub async fn validate(
     State(state): State<AppState>,
-    Authenticated(key): Authenticated,
+    Admissible(key): Admissible<false>,
     ApiJson(body): ApiJson<ValidateBody>,
 ) -> Result<(HeaderMap, axum::Json<ValidateResponse>), ApiError> {
     let metrics = match &body.metrics {

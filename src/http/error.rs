@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::limits::rate_headers;
 use crate::limits::{AdmitError, RateStatus, Refusal};
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
 use crate::usage::WriteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +28,24 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("Expected 'Content-Type: application/json'")]
     UnsupportedMediaType,
+    #[error("Content-Encoding '{0}' is not accepted; send the body uncompressed")]
+    UnsupportedEncoding(String),
+    #[error("The request body did not arrive within {0} s")]
+    RequestTimeout(u64),
+    #[error("Too many failed admin-key attempts from this address; retry after {retry_after} s")]
+    AdminRateLimited { retry_after: u64 },
     #[error("Request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("Malformed HTTP request: it breaks HTTP/1.1 framing or header syntax")]
+    MalformedRequest,
+    #[error("Request URI is too long")]
+    UriTooLong,
+    #[error("Request headers are too large (at most 100 headers, about 400 KB in all)")]
+    HeadersTooLarge,
+    #[error("This Idempotency-Key was already used with another request body")]
+    IdempotencyKeyReused,
+    #[error("A request with this Idempotency-Key is still running; retry when it is answered")]
+    IdempotentRequestInProgress,
     #[error("No such endpoint")]
     NotFound,
     #[error("Method not allowed on this endpoint")]
@@ -40,10 +56,20 @@ pub enum ApiError {
     TokenRateLimited { retry_after: u64, status: Box<RateStatus> },
     #[error("Monthly token quota exceeded ({used} of {limit} tokens used); it resets at {resets_at}")]
     QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
-    #[error("Rate limiter unavailable: {0}")]
-    LimiterUnavailable(String),
-    #[error("Storage unavailable: {0}")]
-    StorageUnavailable(StoreError),
+    /// `reason` is for the client; the limiter's own words, if any, go to the log only.
+    #[error("Rate limiter unavailable: {reason}")]
+    LimiterUnavailable {
+        reason: String,
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The client sees only the kind of outage; the driver's words go to the log.
+    #[error("Storage unavailable: {}; retry later", .outage.describe())]
+    StorageUnavailable {
+        outage: Outage,
+        #[source]
+        cause: StoreError,
+    },
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -60,17 +86,34 @@ impl ApiError {
             AdminForbidden => (StatusCode::FORBIDDEN, "admin_forbidden"),
             InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            UnsupportedMediaType | UnsupportedEncoding(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            AdminRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "admin_rate_limited"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            IdempotentRequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
             TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),
             QuotaExceeded { .. } => (StatusCode::PAYMENT_REQUIRED, "quota_exceeded"),
-            LimiterUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
-            StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            LimiterUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "limiter_unavailable"),
+            StorageUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
+    }
+}
+
+impl ApiError {
+    /// Storage failed: a 503 naming only the kind of outage, also for a failure that has none
+    /// (a health probe that fails for any reason says storage is not ok).
+    pub fn storage(cause: StoreError) -> ApiError {
+        ApiError::StorageUnavailable { outage: cause.outage().unwrap_or(Outage::Failed), cause }
     }
 }
 
@@ -90,7 +133,10 @@ impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         match e {
             AdmitError::Refused(r) => r.into(),
-            AdmitError::Unavailable(reason) => ApiError::LimiterUnavailable(reason),
+            AdmitError::Unavailable(detail) => ApiError::LimiterUnavailable {
+                reason: "the rate limiter cannot be reached; retry later".into(),
+                cause: Some(detail.into()),
+            },
             AdmitError::Store(e) => e.into(),
         }
     }
@@ -99,21 +145,40 @@ impl From<AdmitError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::Store(e) => ApiError::StorageUnavailable(e),
+            WriteError::Store(cause) => ApiError::storage(cause),
             WriteError::Stopped => ApiError::Internal(e.into()),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Timeout(_) => ApiError::StorageUnavailable(e),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                ApiError::StorageUnavailable(e)
-            }
-            other => ApiError::Internal(other.into()),
+    /// Storage that cannot serve now is a 503 the client may retry; anything else is a bug.
+    fn from(cause: StoreError) -> Self {
+        match cause.outage() {
+            Some(outage) => ApiError::StorageUnavailable { outage, cause },
+            None => ApiError::Internal(cause.into()),
         }
+    }
+}
+
+impl ApiError {
+    /// The complete response (head and `{"detail","code"}` body) for a request the HTTP library
+    /// refused while parsing it, before any handler ran (`status` is the one it chose).
+    pub fn framing_response(status: u16) -> Vec<u8> {
+        let error = match status {
+            414 => ApiError::UriTooLong,
+            431 => ApiError::HeadersTooLarge,
+            _ => ApiError::MalformedRequest,
+        };
+        let (status, code) = error.status_and_code();
+        let body = serde_json::to_string(&ErrorBody { detail: error.to_string(), code }).unwrap_or_default();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
     }
 }
 
@@ -151,6 +216,12 @@ impl IntoResponse for ApiError {
             | ApiError::TokenRateLimited { retry_after, status } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
                 rate_headers(headers, status);
+            }
+            ApiError::AdminRateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::QuotaExceeded { resets_at, status, .. } => {
                 if let Ok(v) = HeaderValue::from_str(&resets_at.to_string()) {

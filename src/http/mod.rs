@@ -12,10 +12,11 @@ mod error;
 mod json;
 mod limits;
 mod metrics;
+pub mod server;
 mod usage;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,7 +26,7 @@ pub use error::ApiError;
 
 use crate::config::Settings;
 use crate::limits::{Clock, Limiter, SystemClock};
-use crate::store::Store;
+use crate::store::{FolderLock, Outage, Store, StoreError};
 use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;
 
@@ -41,18 +42,59 @@ pub struct AppState {
     /// Permits for CPU-heavy jobs on the blocking pool: one per core.
     pub heavy_work: Arc<tokio::sync::Semaphore>,
     pub clock: Arc<dyn Clock>,
+    pub storage_check: StorageCheck,
+    pub admin_throttle: admin::AdminThrottle,
+    /// `(key id, Idempotency-Key)` of the requests running now.
+    pub idempotent_in_flight: compress::InFlight,
+}
+
+/// How long after a failed usage batch `/health` keeps answering 503 without a newer batch.
+const WRITE_FAILURE_WINDOW: Duration = Duration::from_secs(5);
+/// How long a passed storage probe is trusted.
+const PROBE_TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// The storage probe behind `/health`: one at a time, a pass trusted for a second, a result
+/// shared with every caller that waited for it. `/health` needs no key, so however often it is
+/// called, storage sees at most one probe running and about one write a second.
+#[derive(Clone, Default)]
+pub struct StorageCheck {
+    /// When the latest probe finished, and the outage it found (`None`: storage is fine).
+    last: Arc<tokio::sync::Mutex<Option<ProbeOutcome>>>,
+}
+
+type ProbeOutcome = (Instant, Option<Outage>);
+
+impl StorageCheck {
+    async fn run(&self, store: &Store) -> Result<(), StoreError> {
+        let asked = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((at, outcome)) = *last
+            && (at >= asked || (outcome.is_none() && at.elapsed() < PROBE_TRUSTED_FOR))
+        {
+            return outcome.map_or(Ok(()), |outage| Err(StoreError::Unavailable(outage)));
+        }
+        let result = store.check_health(Duration::from_secs(1)).await;
+        *last = Some((Instant::now(), result.as_ref().err().map(|e| e.outage().unwrap_or(Outage::Failed))));
+        result
+    }
 }
 
 /// The service's state plus its background writer; `shutdown` drains and closes them.
 pub struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
+    /// SQLite only: this process's claim on the data folder, released after storage closes.
+    folder_lock: Option<FolderLock>,
 }
 
 impl Service {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Service> {
         use anyhow::Context as _;
         metrics::install();
+        let folder_lock = match settings.database_url {
+            Some(_) => None,
+            None => Some(FolderLock::acquire(&settings.home)?),
+        };
         let store =
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
@@ -70,8 +112,11 @@ impl Service {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
             clock,
+            storage_check: StorageCheck::default(),
+            admin_throttle: admin::AdminThrottle::default(),
+            idempotent_in_flight: compress::InFlight::default(),
         };
-        Ok(Service { state, writer_task })
+        Ok(Service { state, writer_task, folder_lock })
     }
 
     pub fn router(&self) -> Router {
@@ -80,13 +125,14 @@ impl Service {
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
     pub async fn shutdown(self) {
-        let Service { state, writer_task } = self;
+        let Service { state, writer_task, folder_lock } = self;
         let store = state.store.clone();
         drop(state);
         if let Err(e) = writer_task.await {
             tracing::error!("usage writer failed: {e}");
         }
         store.close().await;
+        drop(folder_lock);
     }
 }
 
@@ -104,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api-key", post(admin::create_key))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json::refuse_unreadable_bodies))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -140,13 +187,18 @@ struct Health {
     version: &'static str,
 }
 
-/// 200 when storage and the limiter answer; 200 `degraded` when Redis is down but every
-/// failure mode is open; 503 with the reason otherwise.
+/// 200 when storage takes writes and the limiter answers; 200 `degraded` when Redis is down but
+/// every failure mode is open; 503 with the reason otherwise. Storage is not ok while usage
+/// batches fail (within the last few seconds, none committed since) or while the probe fails.
 async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    state.store.check_health(Duration::from_secs(1)).await.map_err(ApiError::StorageUnavailable)?;
+    if let Some(outage) = state.writer.recent_failure(WRITE_FAILURE_WINDOW) {
+        return Err(ApiError::storage(StoreError::Unavailable(outage)));
+    }
+    state.storage_check.run(&state.store).await.map_err(ApiError::storage)?;
     let (status, limits) = match (state.limiter.problem().await, &state.limiter) {
         (Some(p), _) if p.refuses => {
-            return Err(ApiError::LimiterUnavailable(format!("{}; requests that need it are refused", p.reason)));
+            let reason = format!("{}; requests that need it are refused", p.reason);
+            return Err(ApiError::LimiterUnavailable { reason, cause: None });
         }
         (Some(p), _) => ("degraded", format!("{}; limits are not enforced meanwhile (failing open)", p.reason)),
         (None, Limiter::Redis(_)) => ("healthy", "redis ok".to_string()),
@@ -158,11 +210,22 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 /// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    if settings.admin_key.as_ref().is_some_and(|k| !k.is_long_enough()) {
+        anyhow::bail!(
+            "the admin key is shorter than {} characters; set a longer OMNIMEMORY_ADMIN_KEY \
+             (e.g. `openssl rand -base64 32`), or unset it to turn the admin endpoint off",
+            crate::config::MIN_ADMIN_KEY_CHARS
+        );
+    }
     let (addr, home) = (settings.addr, settings.home.clone());
+    let limits = server::ConnectionLimits {
+        max_connections: server::fit_connection_cap(settings.max_connections, crate::config::DEFAULT_MAX_CONNECTIONS)?,
+        header_timeout: settings.header_timeout,
+    };
     let service = Service::open(settings, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("listening on http://{} (data folder {})", listener.local_addr()?, home.display());
-    axum::serve(listener, service.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    server::serve_connections(listener, service.router(), limits, shutdown_signal()).await;
     service.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,11 +1,12 @@
 //! `GET /usage/stats`: the caller's own usage, never another key's.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::json::ApiQuery;
 use super::limits::policy_of;
 use crate::keys::Tier;
 use crate::store::{TagUsage, UsageSummary, is_tag_name};
@@ -50,7 +51,7 @@ pub fn parse_days(raw: Option<&str>) -> Result<u32, ApiError> {
 pub async fn stats(
     State(state): State<AppState>,
     Authenticated(key): Authenticated,
-    Query(params): Query<StatsParams>,
+    ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<axum::Json<StatsResponse>, ApiError> {
     let days = parse_days(params.days.as_deref())?;
     let group_by = parse_group_by(params.group_by.as_deref())?;

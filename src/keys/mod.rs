@@ -54,7 +54,8 @@ impl FromStr for Tier {
             "free" => Ok(Tier::Free),
             "pro" => Ok(Tier::Pro),
             "enterprise" => Ok(Tier::Enterprise),
-            other => Err(UnknownTier(other.to_string())),
+            // Echoed in the refusal, so only the first characters of a long one.
+            other => Err(UnknownTier(other.chars().take(32).collect())),
         }
     }
 }

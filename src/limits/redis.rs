@@ -91,6 +91,13 @@ local function level(lf, tf, cap, rate)
   local t = tonumber(redis.call('HGET', KEYS[1], tf)) or now
   return math.min(cap, tonumber(l) + math.max(0, now - t) / 1000.0 * rate)
 end
+-- A caller whose clock is behind never moves a bucket's time backwards (that would refill it
+-- twice for the same interval when a caller with a later clock comes next).
+local function stamp(tf)
+  local t = tonumber(redis.call('HGET', KEYS[1], tf))
+  if t and t > now then return t end
+  return now
+end
 local function wait(missing, rate, cap, amt)
   if amt > cap or rate <= 0 then return -1 end
   return math.max(1, math.ceil(missing / rate))
@@ -126,10 +133,10 @@ if charge then
   if has_tok and tok < amount then return reply('tokens', wait(amount - tok, tok_rate, tok_cap, amount)) end
 end
 req = req - 1
-redis.call('HSET', KEYS[1], 'rl', tostring(req), 'rt', now)
+redis.call('HSET', KEYS[1], 'rl', tostring(req), 'rt', stamp('rt'))
 if charge and has_tok then
   tok = tok - amount
-  redis.call('HSET', KEYS[1], 'tl', tostring(tok), 'tt', now)
+  redis.call('HSET', KEYS[1], 'tl', tostring(tok), 'tt', stamp('tt'))
 end
 if charge and amount > 0 then
   redis.call('ZADD', KEYS[3], now + ttl, member)
@@ -371,7 +378,11 @@ impl RedisLimiter {
         let ping = tokio::time::timeout(Duration::from_secs(1), cmd.query_async::<String>(&mut conn));
         let reason = match ping.await {
             Ok(Ok(_)) => return None,
-            Ok(Err(e)) => format!("redis unreachable: {e}"),
+            Ok(Err(e)) => {
+                // The driver's words stay in the log; /health shows anyone only the kind of problem.
+                tracing::warn!("redis health check failed: {e}");
+                "redis unreachable".to_string()
+            }
             Err(_) => "redis did not answer within 1 s".to_string(),
         };
         let refuses = self.rates_on_failure == FailureMode::Closed || self.quota_on_failure == FailureMode::Closed;

@@ -15,6 +15,33 @@ mod sql;
 
 pub use sql::{Dialect, Store};
 
+/// Held by a server on a SQLite data folder for as long as it runs: the kernel's lock on
+/// `serve.lock` (released when the process ends, however it ends), so that a second server on
+/// the same folder, which would apply every limit a second time on its own, refuses to start.
+/// The admin CLI takes no such lock: it works beside a running server.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+impl FolderLock {
+    pub fn acquire(home: &std::path::Path) -> Result<FolderLock, StoreError> {
+        sql::create_private_dir(home)?;
+        let path = home.join("serve.lock");
+        let failed = |source| StoreError::CreateHome { path: path.display().to_string(), source };
+        let mut open = std::fs::OpenOptions::new();
+        open.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let file = open.open(&path).map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => Ok(FolderLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::FolderInUse { path: home.display().to_string() }),
+            Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+        }
+    }
+}
+
 use crate::keys::{KeyHash, Tier};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +52,60 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error(
+        "another omnimemory server is using the data folder {path} (it holds {path}/serve.lock); \
+         stop it, or point this one at another OMNIMEMORY_HOME or at a shared OMNIMEMORY_DATABASE_URL"
+    )]
+    FolderInUse { path: String },
     #[error("storage did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// Storage was found unable to serve (the cause was logged once where it was met): what
+    /// each request of a failed batch, or each caller of a shared health probe, gets.
+    #[error("{}", .0.describe())]
+    Unavailable(Outage),
+}
+
+/// Why storage cannot serve right now, in words that name no file, database or driver: what
+/// `/health` and a 503 tell a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Disk full, read-only, or an I/O error: writes fail.
+    CannotWrite,
+    /// Another writer holds the lock, or the database is overloaded.
+    Busy,
+    /// The database refuses or drops connections.
+    Unreachable,
+    /// Storage did not answer in time.
+    Slow,
+    /// Anything else that made a storage call fail.
+    Failed,
+}
+
+impl Outage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outage::CannotWrite => "storage cannot write (disk full, read-only or failing)",
+            Outage::Busy => "storage is busy",
+            Outage::Unreachable => "the database cannot be reached",
+            Outage::Slow => "storage did not answer in time",
+            Outage::Failed => "a storage operation failed",
+        }
+    }
+}
+
+impl StoreError {
+    /// `Some` when the failure is storage being unable to serve (full, read-only, locked,
+    /// unreachable, timed out): the request may succeed once that clears, so it is a 503, not a
+    /// bug. `None` for failures that retrying cannot fix (corrupt data, a decoding bug).
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            StoreError::Timeout(_) => Some(Outage::Slow),
+            StoreError::Unavailable(outage) => Some(*outage),
+            StoreError::CreateHome { .. } => Some(Outage::CannotWrite),
+            StoreError::Corrupt(_) | StoreError::FolderInUse { .. } => None,
+            StoreError::Database(e) => sql::outage_of(e),
+        }
+    }
 }
 
 /// A key to be inserted; the hash is all that is kept of the secret.

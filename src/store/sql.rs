@@ -12,14 +12,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
 
 use super::{
-    DatabaseFile, DatabaseInfo, ModelUsage, NewKey, StoreError, TagUsage, UsageSummary, format_timestamp,
+    DatabaseFile, DatabaseInfo, ModelUsage, NewKey, Outage, StoreError, TagUsage, UsageSummary, format_timestamp,
     parse_timestamp,
 };
 use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
-use crate::usage::UsageRecord;
+use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 
-const SQLITE_KEYS_SCHEMA: &[&str] = &["
+const SQLITE_KEYS_SCHEMA: &[&str] = &[
+    "
 CREATE TABLE api_keys (
     id                   INTEGER PRIMARY KEY,
     key_hash             BLOB NOT NULL UNIQUE,
@@ -37,9 +38,29 @@ CREATE TABLE api_keys (
     burst                INTEGER
 );
 CREATE INDEX api_keys_user_id ON api_keys (user_id);
-"];
+",
+    PROBE_TABLE,
+];
 
-const SQLITE_USAGE_SCHEMA: &[&str] = &["
+/// One row that the health probe rewrites: proof that a durable write goes through.
+const PROBE_TABLE: &str = "CREATE TABLE storage_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)";
+/// The answers of `/compress` requests sent with an `Idempotency-Key`, written in the same
+/// transaction as their usage records (one schema step, the same text on both backends).
+const ANSWERS_TABLE: &str = "CREATE TABLE idempotent_answers (
+    key_id       BIGINT NOT NULL,
+    idem_key     TEXT NOT NULL,
+    body_sha256  TEXT NOT NULL,
+    request_id   TEXT NOT NULL,
+    answer       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (key_id, idem_key)
+)";
+
+const PROBE_WRITE: &str =
+    "INSERT INTO storage_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at";
+
+const SQLITE_USAGE_SCHEMA: &[&str] = &[
+    "
 CREATE TABLE usage_records (
     id                 INTEGER PRIMARY KEY,
     request_id         TEXT NOT NULL,
@@ -81,10 +102,14 @@ CREATE TABLE rate_buckets (
     tokens_level    REAL,
     tokens_at_ms    INTEGER
 );
-"];
+",
+    PROBE_TABLE,
+    ANSWERS_TABLE,
+];
 
 /// PostgreSQL keeps everything in one database; same tables and columns as SQLite.
-const POSTGRES_SCHEMA: &[&str] = &["
+const POSTGRES_SCHEMA: &[&str] = &[
+    "
 CREATE TABLE api_keys (
     id                   BIGSERIAL PRIMARY KEY,
     key_hash             BYTEA NOT NULL UNIQUE,
@@ -140,7 +165,10 @@ CREATE TABLE rate_buckets (
     tokens_level    DOUBLE PRECISION,
     tokens_at_ms    BIGINT
 );
-"];
+",
+    PROBE_TABLE,
+    ANSWERS_TABLE,
+];
 
 const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \
                            CASE WHEN active THEN 1 ELSE 0 END AS active, created_at, expires_at, \
@@ -177,8 +205,7 @@ impl Store {
     }
 
     async fn open_sqlite(home: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(home)
-            .map_err(|source| StoreError::CreateHome { path: home.display().to_string(), source })?;
+        create_private_dir(home)?;
         let probe_urls = ["api_keys.db", "usage.db"].map(|f| sqlite_url(&home.join(f))).to_vec();
         let keys = open_sqlite_pool(&home.join("api_keys.db")).await?;
         migrate_sqlite(&keys, SQLITE_KEYS_SCHEMA).await?;
@@ -212,13 +239,16 @@ impl Store {
         self.usage.close().await;
     }
 
-    /// Proves the databases answer (on SQLite: can take the write lock) within `within`.
+    /// Proves the databases answer and take a durable write within `within` (on SQLite: takes
+    /// the write lock and commits one row of `storage_probe` in each file, so a full disk or a
+    /// read-only folder shows here, not only on the next request).
     ///
     /// Each probe uses a connection of its own that it closes, and waits for locks only as long
     /// as the database's own timeout allows: a probe that gives up never leaves a half-done
     /// transaction in the pool.
     pub async fn check_health(&self, within: Duration) -> Result<(), StoreError> {
         let ms = within.as_millis().max(1);
+        let at = format_timestamp(jiff::Timestamp::now());
         let probe = async {
             for url in &self.probe_urls {
                 let mut conn = sqlx::AnyConnection::connect(url).await?;
@@ -226,21 +256,57 @@ impl Store {
                     Dialect::Sqlite => {
                         conn.execute(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}"))).await?;
                         conn.execute("BEGIN IMMEDIATE").await?;
-                        conn.execute("ROLLBACK").await?;
+                        let wrote = sqlx::query(PROBE_WRITE).bind(&at).execute(&mut conn).await;
+                        if wrote.is_err() {
+                            let _ = conn.execute("ROLLBACK").await;
+                        }
+                        wrote?;
+                        conn.execute("COMMIT").await?;
                     }
                     Dialect::Postgres => {
                         conn.execute(AssertSqlSafe(format!("SET lock_timeout = {ms}"))).await?;
                         conn.execute("SELECT 1 FROM api_keys LIMIT 1").await?;
                         conn.execute("SELECT 1 FROM usage_records LIMIT 1").await?;
+                        sqlx::query(PROBE_WRITE).bind(&at).execute(&mut conn).await?;
                     }
                 }
                 conn.close().await?;
             }
             Ok::<(), StoreError>(())
         };
-        // The outer bound covers a connect that hangs; dropping it drops only the probe's own connection.
+        // The outer bound covers a connect that hangs; dropping it drops only the probe's own
+        // connection, which closes and so rolls back whatever it had begun.
         let bound = within * (self.probe_urls.len() as u32 + 1);
         tokio::time::timeout(bound, probe).await.map_err(|_| StoreError::Timeout(bound))?
+    }
+
+    /// After a write failed for want of space (SQLite): copies what the write-ahead logs hold
+    /// into the database files and truncates the logs, giving their space back to the disk. A
+    /// failure changes nothing (the disk is still full); the writer tries again later.
+    pub async fn give_back_log_space(&self) {
+        if self.dialect != Dialect::Sqlite {
+            return;
+        }
+        for pool in [&self.usage, &self.keys] {
+            if let Ok(mut conn) = pool.acquire().await
+                && let Err(e) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await
+            {
+                tracing::warn!("cannot truncate the write-ahead log: {e}");
+                conn.close_on_drop();
+            }
+        }
+    }
+
+    /// A write transaction on its own pooled connection (see [`WriteTx`]).
+    async fn begin_write(&self, pool: &AnyPool) -> Result<WriteTx, StoreError> {
+        let begin = match self.dialect {
+            // Takes the write lock now: a transaction that read first could not upgrade later.
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        let mut tx = WriteTx { conn: pool.acquire().await?, committed: false };
+        tx.conn.execute(begin).await?;
+        Ok(tx)
     }
 
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
@@ -410,7 +476,7 @@ impl Store {
     /// Returns how many ledger rows were reset. Usage records, the billing history, stay.
     pub async fn reset_quota(&self, keys: Option<&[i64]>, period: &str) -> Result<u64, StoreError> {
         let at = format_timestamp(jiff::Timestamp::now());
-        let mut tx = self.usage.begin().await?;
+        let mut tx = self.begin_write(&self.usage).await?;
         let mut n = 0;
         let targets: Vec<Option<i64>> = match keys {
             None => vec![None],
@@ -422,18 +488,52 @@ impl Store {
             )
             .bind(period)
             .bind(key_id)
-            .execute(&mut *tx)
+            .execute(&mut *tx.conn)
             .await?
             .rows_affected();
             sqlx::query("INSERT INTO quota_resets (key_id, period, at) VALUES ($1, $2, $3)")
                 .bind(key_id)
                 .bind(period)
                 .bind(&at)
-                .execute(&mut *tx)
+                .execute(&mut *tx.conn)
                 .await?;
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// The answer stored for a key's `Idempotency-Key`, if one was stored at or after `since`.
+    pub async fn idempotent_answer(
+        &self,
+        key_id: i64,
+        idem_key: &str,
+        since: jiff::Timestamp,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        let row = sqlx::query(
+            "SELECT body_sha256, request_id, answer FROM idempotent_answers
+             WHERE key_id = $1 AND idem_key = $2 AND created_at >= $3",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(format_timestamp(since))
+        .fetch_optional(&self.usage)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(StoredAnswer {
+            idem_key: idem_key.to_string(),
+            body_sha256: row.try_get(0)?,
+            request_id: row.try_get(1)?,
+            answer: row.try_get(2)?,
+        }))
+    }
+
+    /// Forgets the idempotent answers stored before `before`.
+    pub async fn forget_answers_before(&self, before: jiff::Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotent_answers WHERE created_at < $1")
+            .bind(format_timestamp(before))
+            .execute(&self.usage)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// The id of the latest admin quota reset (0 when there was none).
@@ -466,7 +566,7 @@ impl Store {
         charges: &[(i64, String, u64)],
         snapshots: &[KeySnapshot],
     ) -> Result<(), StoreError> {
-        let mut tx = self.usage.begin().await?;
+        let mut tx = self.begin_write(&self.usage).await?;
         // Multi-row inserts: one round trip per chunk instead of one per record. Chunk sizes
         // are powers of two, so a handful of distinct statements stay in the statement cache.
         let mut rest = records;
@@ -493,7 +593,28 @@ impl Store {
                     .bind(r.metadata.clone())
                     .bind(format_timestamp(r.timestamp));
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *tx.conn).await?;
+        }
+        for r in records {
+            let Some(answer) = &r.answer else { continue };
+            // An expired answer under the same key gives way; a live one stays (the in-process
+            // guard keeps two requests with one key from both getting here).
+            sqlx::query(
+                "INSERT INTO idempotent_answers (key_id, idem_key, body_sha256, request_id, answer, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key_id, idem_key) DO UPDATE SET body_sha256 = excluded.body_sha256,
+                    request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
+                 WHERE idempotent_answers.created_at < $7",
+            )
+            .bind(r.key_id)
+            .bind(&answer.idem_key)
+            .bind(&answer.body_sha256)
+            .bind(&r.request_id)
+            .bind(&answer.answer)
+            .bind(format_timestamp(r.timestamp))
+            .bind(format_timestamp(r.timestamp - ANSWERS_KEPT_FOR))
+            .execute(&mut *tx.conn)
+            .await?;
         }
         for (key_id, period, tokens) in charges {
             sqlx::query(
@@ -503,7 +624,7 @@ impl Store {
             .bind(key_id)
             .bind(period)
             .bind(*tokens as i64)
-            .execute(&mut *tx)
+            .execute(&mut *tx.conn)
             .await?;
         }
         for s in snapshots {
@@ -519,7 +640,7 @@ impl Store {
             .bind(s.requests.at_ms)
             .bind(s.tokens.map(|t| t.level))
             .bind(s.tokens.map(|t| t.at_ms))
-            .execute(&mut *tx)
+            .execute(&mut *tx.conn)
             .await?;
         }
         tx.commit().await?;
@@ -586,6 +707,117 @@ impl Store {
     }
 }
 
+/// A write transaction begun and ended with plain statements on a connection of its own.
+///
+/// Why not sqlx's `Transaction`: after a disk-full or I/O error SQLite may roll the
+/// transaction back by itself, and sqlx's count of open transactions on the connection then
+/// no longer matches SQLite's. The next `begin` on that connection becomes a `SAVEPOINT` inside
+/// a transaction that never ends: its "commit" only releases the savepoint, the answer is 200
+/// for records that are not durable, and the connection holds the write lock ("database is
+/// locked") until the process dies. Here any failure, and any drop before `commit`, closes the
+/// connection instead of returning it to the pool: closing rolls back whatever was open, and
+/// the pool opens a fresh connection for the next write.
+struct WriteTx {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    committed: bool,
+}
+
+impl WriteTx {
+    async fn commit(mut self) -> Result<(), StoreError> {
+        self.conn.execute("COMMIT").await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// The kind of outage behind a driver error, or `None` for errors that waiting cannot fix.
+pub(super) fn outage_of(e: &sqlx::Error) -> Option<Outage> {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolClosed => {
+            Some(Outage::Unreachable)
+        }
+        sqlx::Error::PoolTimedOut => Some(Outage::Busy),
+        sqlx::Error::WorkerCrashed | sqlx::Error::BeginFailed => Some(Outage::Failed),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_outage(code.parse::<i32>().ok()? & 0xff)
+            } else {
+                postgres_outage(&code)
+            }
+        }
+        _ => None,
+    }
+}
+
+/// SQLite primary result codes that describe the storage, not the statement.
+fn sqlite_outage(primary: i32) -> Option<Outage> {
+    match primary {
+        5 | 6 => Some(Outage::Busy),                  // BUSY, LOCKED
+        7 | 8 | 10 | 13 => Some(Outage::CannotWrite), // NOMEM, READONLY, IOERR, FULL
+        14 | 15 => Some(Outage::Unreachable),         // CANTOPEN, PROTOCOL
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs that describe the server or its resources, not the statement.
+fn postgres_outage(code: &str) -> Option<Outage> {
+    match code {
+        "53100" | "25006" => Some(Outage::CannotWrite), // disk full, read-only transaction
+        "57014" => Some(Outage::Slow),                  // statement or lock timeout
+        "40001" | "40P01" | "55P03" | "55006" => Some(Outage::Busy),
+        c if c.starts_with("58") => Some(Outage::CannotWrite), // system / I/O error
+        c if c.starts_with("53") => Some(Outage::Busy),        // out of memory, too many connections
+        c if ["08", "57", "28", "3D"].iter().any(|class| c.starts_with(class)) => Some(Outage::Unreachable),
+        _ => None,
+    }
+}
+
+/// Creates the data folder readable by its owner only (0700); an existing folder is left as is.
+pub(super) fn create_private_dir(home: &Path) -> Result<(), StoreError> {
+    let created = |source| StoreError::CreateHome { path: home.display().to_string(), source };
+    if home.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(home).map_err(created)
+}
+
+/// Creates `path` as an empty file (a valid empty SQLite database) readable by its owner only,
+/// and takes group and other access away from an existing one and its `-wal` / `-shm` files.
+/// SQLite gives the files it creates later the database file's permissions.
+fn make_private_file(path: &Path) -> Result<(), StoreError> {
+    let failed = |source| StoreError::CreateHome { path: path.display().to_string(), source };
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(path).map_err(failed)?;
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let mode = meta.permissions().mode() & 0o700;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
 /// Most records per multi-row insert (a power of two; 64 × 15 parameters is far below both
 /// backends' limits).
 const RECORDS_PER_INSERT: usize = 64;
@@ -630,9 +862,10 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// A pool on one SQLite file: created if missing, WAL (a persistent property of the file,
-/// set once here), `synchronous=FULL` and a busy timeout on every connection.
+/// A pool on one SQLite file: created if missing (owner-only), WAL (a persistent property of
+/// the file, set once here), `synchronous=FULL` and a busy timeout on every connection.
 async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
+    make_private_file(path)?;
     let setup = SqliteConnectOptions::new().filename(path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     sqlx::SqliteConnection::connect_with(&setup).await?.close().await?;
     let url = sqlite_url(path);

@@ -4,23 +4,28 @@
 //! answers. A response is therefore sent only after its record is durable; a failed commit
 //! refunds the admissions and the handler answers 503.
 //!
+//! A failed commit leaves nothing behind: the store discards the connection it failed on, and
+//! the next batch starts on a fresh one, so the writer recovers by itself once storage can
+//! write again. It remembers its latest failure for `/health`.
+//!
 //! The writer also looks for admin quota resets (in storage) every 250 ms, and on shutdown
 //! drains what it holds and saves every loaded key's bucket levels.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use std::sync::Arc;
-
 use crate::limits::{Admission, Clock, Limiter};
-use crate::store::{Store, StoreError};
+use crate::store::{Outage, Store, StoreError};
 
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 1024;
 /// How often an idle writer looks for admin quota resets.
 const RESET_POLL: Duration = Duration::from_millis(250);
+/// How often, at most, a writer facing a full disk truncates the write-ahead log.
+const RELIEF_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One row of `usage_records` (`tokens_saved` is derived when stored).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +46,24 @@ pub struct UsageRecord {
     /// JSON object of string tags, as text.
     pub metadata: Option<String>,
     pub timestamp: jiff::Timestamp,
+    /// With an `Idempotency-Key`: the answer, stored in the same transaction as the record.
+    pub answer: Option<StoredAnswer>,
+}
+
+/// How long the answer to a request sent with an `Idempotency-Key` is kept for its retries.
+pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+/// How often the writer forgets expired answers.
+const ANSWERS_PURGE: Duration = Duration::from_secs(600);
+
+/// The answer to a `/compress` request sent with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAnswer {
+    pub idem_key: String,
+    /// SHA-256 (hex) of the request's fields: a retry must send the same.
+    pub body_sha256: String,
+    pub request_id: String,
+    /// The response body (JSON).
+    pub answer: String,
 }
 
 enum Job {
@@ -67,15 +90,26 @@ pub enum WriteError {
 #[derive(Clone)]
 pub struct UsageWriter {
     jobs: mpsc::Sender<Job>,
+    last_failure: LastFailure,
 }
+
+/// The latest batch that failed, cleared by the next one that commits.
+type LastFailure = Arc<Mutex<Option<(Instant, Outage)>>>;
 
 impl UsageWriter {
     /// Starts the writer task; it ends once every `UsageWriter` clone is dropped and the
     /// queue is drained.
     pub fn start(store: Store, limiter: Limiter, clock: Arc<dyn Clock>) -> (UsageWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let task = tokio::spawn(run(store, limiter, clock, rx));
-        (UsageWriter { jobs: tx }, task)
+        let last_failure = LastFailure::default();
+        let task = tokio::spawn(run(store, limiter, clock, rx, last_failure.clone()));
+        (UsageWriter { jobs: tx, last_failure }, task)
+    }
+
+    /// Why the latest batch failed, if it did within `window` and none has committed since.
+    pub fn recent_failure(&self, window: Duration) -> Option<Outage> {
+        let last = *self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        last.filter(|(at, _)| at.elapsed() < window).map(|(_, outage)| outage)
     }
 
     /// Queues the record and waits until it is durable (its admission then settled).
@@ -101,9 +135,17 @@ impl UsageWriter {
     }
 }
 
-async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Job>) {
+async fn run(
+    store: Store,
+    limiter: Limiter,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<Job>,
+    last_failure: LastFailure,
+) {
     let mut seen_reset = store.latest_quota_reset().await.unwrap_or(0);
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut log_space_asked: Option<Instant> = None;
+    let mut answers_purged = Instant::now();
     // Resets are looked for every RESET_POLL, busy or idle, not after every batch.
     let mut poll = tokio::time::interval(RESET_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,6 +154,12 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
             job = rx.recv() => job,
             _ = poll.tick() => {
                 seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
+                if answers_purged.elapsed() >= ANSWERS_PURGE {
+                    answers_purged = Instant::now();
+                    if let Err(e) = store.forget_answers_before(clock.now() - ANSWERS_KEPT_FOR).await {
+                        tracing::warn!("cannot forget expired idempotent answers: {e}");
+                    }
+                }
                 continue;
             }
         };
@@ -123,7 +171,14 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
                 Err(_) => break,
             }
         }
-        commit(&store, &limiter, &mut batch).await;
+        let outcome = commit(&store, &limiter, &mut batch).await;
+        *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = outcome.map(|outage| (Instant::now(), outage));
+        // A full disk: the write-ahead log may hold much of what space there is; ask for it back,
+        // at most once a second.
+        if outcome == Some(Outage::CannotWrite) && log_space_asked.is_none_or(|at| at.elapsed() >= RELIEF_INTERVAL) {
+            store.give_back_log_space().await;
+            log_space_asked = Some(Instant::now());
+        }
     }
     // Shutdown: every handler is gone; save the bucket levels of every key this process used.
     let snapshots = limiter.all_snapshots();
@@ -132,7 +187,8 @@ async fn run(store: Store, limiter: Limiter, clock: Arc<dyn Clock>, mut rx: mpsc
     }
 }
 
-async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
+/// Commits one batch and answers its jobs; returns the outage when it failed.
+async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Option<Outage> {
     let mut records: Vec<&UsageRecord> = Vec::new();
     let mut charges: BTreeMap<(i64, String), u64> = BTreeMap::new();
     let mut touched = BTreeSet::new();
@@ -152,21 +208,24 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) {
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
     let result = store.commit_usage(&records, &charges, &snapshots).await;
     metrics::histogram!("omnimemory_usage_batch_records").record(records.len() as f64);
-    if let Err(e) = &result {
+    // Logged once here with the driver's words; the waiting requests get only the kind of outage.
+    let failure = result.as_ref().err().map(|e| {
         tracing::error!("usage batch of {} records not committed: {e}", records.len());
-    }
+        e.outage().unwrap_or(Outage::Failed)
+    });
     for job in batch.drain(..) {
         match job {
             Job::Record { admission, done, .. } => {
-                match &result {
-                    Ok(()) => admission.settle(),
-                    Err(_) => drop(admission),
+                match failure {
+                    None => admission.settle(),
+                    Some(_) => drop(admission),
                 }
-                let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| StoreError::Corrupt(e.to_string())));
+                let _ = done.send(failure.map_or(Ok(()), |outage| Err(StoreError::Unavailable(outage))));
             }
             Job::Touch { admission, .. } => admission.settle(),
         }
     }
+    failure
 }
 
 /// After an admin reset, makes the limiter forget the quota use it held.

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const ADMIN_KEY: &str = "test-admin-secret-0123456789";
+pub const ADMIN_KEY: &str = "test-admin-secret-0123456789abcdef";
 
 /// Where a test's server keeps its data: SQLite in its data folder, or a fresh schema of the
 /// PostgreSQL database named by `OMNIMEMORY_TEST_DATABASE_URL`.
@@ -149,6 +149,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     home: Option<PathBuf>,
     backend: Backend,
+    file_size_limit: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -161,6 +162,13 @@ impl ServerBuilder {
         self.home = Some(home.to_path_buf());
         self
     }
+    /// Starts the server with this soft limit on the size of any file it writes
+    /// (`RLIMIT_FSIZE`), so a write past it fails as on a full disk; `Server::lift_file_size_limit`
+    /// is the space coming back. SIGXFSZ is ignored, as a full disk sends no signal either.
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.file_size_limit = Some(bytes);
+        self
+    }
     pub fn start(self) -> Server {
         let (dir, home) = match self.home {
             Some(h) => (None, h),
@@ -170,7 +178,15 @@ impl ServerBuilder {
                 (Some(d), h)
             }
         };
-        let mut cmd = Command::new(bin());
+        let mut cmd = match self.file_size_limit {
+            None => Command::new(bin()),
+            Some(bytes) => {
+                let mut sh = Command::new("sh");
+                let limit = format!("--fsize={bytes}:unlimited");
+                sh.args(["-c", "trap '' XFSZ; exec prlimit \"$0\" -- \"$@\"", &limit, bin()]);
+                sh
+            }
+        };
         cmd.args(["serve", "--port", "0"])
             .env("OMNIMEMORY_HOME", &home)
             .env_remove("OMNIMEMORY_ADMIN_KEY")
@@ -209,7 +225,7 @@ impl ServerBuilder {
 
 impl Server {
     pub fn builder(backend: &Backend) -> ServerBuilder {
-        ServerBuilder { env: Vec::new(), home: None, backend: backend.clone() }
+        ServerBuilder { env: Vec::new(), home: None, backend: backend.clone(), file_size_limit: None }
     }
 
     /// A server with the admin key configured.
@@ -248,6 +264,13 @@ impl Server {
             assert!(Instant::now() < deadline, "server did not exit after SIG{signal}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Lifts the limit set by `ServerBuilder::file_size_limit`.
+    pub fn lift_file_size_limit(&self) {
+        let pid = self.child.as_ref().expect("server running").id().to_string();
+        let status = Command::new("prlimit").args(["--pid", &pid, "--fsize=unlimited:unlimited"]).status().unwrap();
+        assert!(status.success());
     }
 
     /// Creates a key through the CLI against this server's data folder; returns the full key.

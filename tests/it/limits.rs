@@ -35,9 +35,12 @@ impl InProcess {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = service.router();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let limits = omnimemory::http::server::ConnectionLimits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+        };
+        let task =
+            tokio::spawn(omnimemory::http::server::serve_connections(listener, router, limits, std::future::pending()));
         InProcess { base, home, backend: backend.clone(), clock, _task: task }
     }
 
@@ -428,6 +431,21 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
     assert_eq!(used, sum);
     let quota: serde_json::Value = get_json(restarted.url("/usage/quota"), &key).await;
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(sum), "{quota}");
+}
+
+/// Two instances whose clocks disagree share one Redis bucket: the one behind must not move the
+/// bucket's time backwards, which would refill it a second time for the same interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_behind_never_refills_a_shared_redis_bucket_twice() {
+    let Some(backend @ Backend::Postgres { redis: Some(_), .. }) = Backend::postgres().await else { return };
+    let ahead = InProcess::start(&backend, "2026-11-27T10:00:10Z", "").await;
+    let behind = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
+    let key = ahead.key("two-clocks", "pro", &["--requests-per-second", "1", "--burst", "2"]);
+    assert_eq!(ahead.compress(&key, "first of a burst of two").await.status(), 200);
+    assert_eq!(behind.compress(&key, "second of a burst of two").await.status(), 200);
+    // No time passed on either clock: the bucket is empty for both.
+    assert_eq!(ahead.compress(&key, "one too many").await.status(), 429);
+    assert_eq!(behind.compress(&key, "one too many").await.status(), 429);
 }
 
 crate::on_both_backends! {

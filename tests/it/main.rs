@@ -3,6 +3,7 @@
 mod admin_cli;
 mod compress_api;
 mod foundation;
+mod hardening;
 mod harness;
 mod limits;
 mod local_cli;

@@ -99,6 +99,10 @@ async fn while_redis_is_down_the_quota_fails_closed_and_rates_fail_open() {
 
     redis.stop();
     assert_eq!(status_and_code(compress().await.unwrap()).await, (503, "limiter_unavailable".to_string()));
+    // The client is told what is down, not the driver's words.
+    let body: serde_json::Value = compress().await.unwrap().json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap().to_lowercase();
+    assert!(!detail.contains("refused") && !detail.contains("os error") && !detail.contains("127.0.0.1"), "{body}");
     assert_eq!(count().await.unwrap().status(), 200, "rate limits fail open");
     let health = c.get(server.url("/health")).send().await.unwrap();
     assert_eq!(error_code(health, 503).await, "limiter_unavailable");

@@ -1,0 +1,624 @@
+//! Bad days: a full disk, a database that refuses connections, slow and idle clients, a
+//! second server on the same folder, oversized strings, admin-key guessing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::harness::{ADMIN_KEY, Backend, Server, bin, client, error_code};
+
+const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
+
+/// What the load saw: acknowledged request ids and every status.
+#[derive(Default)]
+struct Load {
+    acked: Mutex<Vec<String>>,
+    statuses: Mutex<std::collections::BTreeMap<u16, usize>>,
+    storage_refusals: Mutex<usize>,
+    other_codes: Mutex<Vec<String>>,
+}
+
+fn spawn_load(
+    server: &Server,
+    key: &str,
+    load: &Arc<Load>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..6)
+        .map(|_| {
+            let (c, url, key, load, stop) =
+                (client(), server.url("/compress"), key.to_string(), load.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(resp) = c.post(&url).bearer_auth(&key).json(&json!({"context": TEXT})).send().await else {
+                        break;
+                    };
+                    let status = resp.status().as_u16();
+                    *load.statuses.lock().unwrap().entry(status).or_default() += 1;
+                    if status == 200 {
+                        let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+                        load.acked.lock().unwrap().push(id);
+                    } else {
+                        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                        if status == 503 && body["code"] == "storage_unavailable" {
+                            *load.storage_refusals.lock().unwrap() += 1;
+                        } else {
+                            load.other_codes.lock().unwrap().push(format!("{status} {body}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Waits (without a timed assertion: the bound only stops a hung test) until `done` holds.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 503 from /health that names no file, database, driver or path.
+async fn health_says_storage_is_down(server: &Server, secrets: &[&str]) -> bool {
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    if resp.status() != 503 {
+        return false;
+    }
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "storage_unavailable", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    for secret in secrets {
+        assert!(!detail.to_lowercase().contains(&secret.to_lowercase()), "{detail:?} names {secret:?}");
+    }
+    true
+}
+
+async fn recorded_ids(server: &Server) -> std::collections::HashSet<String> {
+    let mut db = server.db("usage_records").await;
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT request_id FROM usage_records").fetch_all(&mut db).await.unwrap();
+    ids.into_iter().map(|(id,)| id).collect()
+}
+
+async fn ledger_matches_records(server: &Server) {
+    let mut db = server.db("usage_records").await;
+    let (sum,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT) FROM usage_records")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let (used,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM quota_ledger")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(used, sum, "the quota ledger differs from the sum of the records");
+}
+
+fn fast_key(server: &Server, user: &str) -> String {
+    server.create_key_with(user, "enterprise", &["--requests-per-second", "100000", "--burst", "100000"])
+}
+
+/// A full disk under load, for real: the server may write no file past a size limit
+/// (`RLIMIT_FSIZE`), which makes SQLite's writes to its write-ahead log fail at commit as they
+/// do on a full disk; lifting the limit is the space coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_gives_503_then_heals_by_itself_and_every_200_has_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder(&Backend::Sqlite).home(&home).file_size_limit(256 * 1024).start();
+    let key = fast_key(&server, "full-disk");
+    let (load, stop) = (Arc::new(Load::default()), Arc::new(AtomicBool::new(false)));
+    let workers = spawn_load(&server, &key, &load, &stop);
+    eventually("some requests acknowledged", async || load.acked.lock().unwrap().len() >= 20).await;
+
+    eventually("writes refused with 503 storage_unavailable", async || *load.storage_refusals.lock().unwrap() >= 20)
+        .await;
+    let secrets = ["usage.db", "sqlite", "disk is full", home.to_str().unwrap()];
+    eventually("/health says storage is down", async || health_says_storage_is_down(&server, &secrets).await).await;
+
+    // Space comes back: no restart, the same process serves again.
+    server.lift_file_size_limit();
+    let acked_before = load.acked.lock().unwrap().len();
+    eventually("requests acknowledged again", async || load.acked.lock().unwrap().len() >= acked_before + 20).await;
+    eventually("/health healthy again", async || {
+        client().get(server.url("/health")).send().await.unwrap().status() == 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let statuses = load.statuses.lock().unwrap().clone();
+    assert!(load.other_codes.lock().unwrap().is_empty(), "{:?} {statuses:?}", load.other_codes.lock().unwrap());
+    let acked = load.acked.lock().unwrap().clone();
+    let ids = recorded_ids(&server).await;
+    let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} acknowledged requests have no record", acked.len());
+    ledger_matches_records(&server).await;
+
+    // And after a crash: what was acknowledged is still there.
+    server.signal("KILL");
+    let restarted = Server::builder(&Backend::Sqlite).home(&home).start();
+    let ids = recorded_ids(&restarted).await;
+    let missing = acked.iter().filter(|id| !ids.contains(*id)).count();
+    assert_eq!(missing, 0, "after SIGKILL, {missing} of {} acknowledged requests have no record", acked.len());
+    assert_eq!(ids.len(), acked.len(), "records of requests that were refused");
+    ledger_matches_records(&restarted).await;
+}
+
+/// A proxy in front of PostgreSQL that can refuse connections (accept and close at once) and
+/// cut the open ones: a database that went away.
+struct FlakyProxy {
+    addr: std::net::SocketAddr,
+    refusing: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl FlakyProxy {
+    async fn start(target: String) -> FlakyProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (r, g) = (refusing.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { break };
+                if r.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let mut cut = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        FlakyProxy { addr, refusing, generation }
+    }
+
+    fn go_down(&self) {
+        self.refusing.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn come_back(&self) {
+        self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL only (with `OMNIMEMORY_TEST_DATABASE_URL`): SQLite has no connections to refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_connections_is_503_not_500() {
+    let Some(Backend::Postgres { url, redis }) = Backend::postgres().await else { return };
+    // The test database's URL, with its host and port replaced by the proxy's.
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
+    let proxy = FlakyProxy::start(target).await;
+    let mut via_proxy = parsed.clone();
+    via_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let db_name = parsed.path().trim_start_matches('/').to_string();
+    let backend = Backend::Postgres { url: via_proxy.to_string(), redis };
+    let server = Server::start(&backend);
+    let key = fast_key(&server, "db-outage");
+    let compress = || client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    assert_eq!(compress().await.unwrap().status(), 200);
+
+    proxy.go_down();
+    let secrets = ["postgres", "refused", "127.0.0.1", db_name.as_str()];
+    eventually("/health says storage is down", async || health_says_storage_is_down(&server, &secrets).await).await;
+    for _ in 0..3 {
+        // Past the key cache's half second, so the key lookup meets the outage too.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let resp = compress().await.unwrap();
+        assert_eq!(error_code(resp, 503).await, "storage_unavailable");
+    }
+
+    proxy.come_back();
+    eventually("requests served again", async || compress().await.unwrap().status() == 200).await;
+    eventually("/health healthy again", async || {
+        client().get(server.url("/health")).send().await.unwrap().status() == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_sqlite_folder_refuses_to_start() {
+    let server = Server::start(&Backend::Sqlite);
+    let second = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", &server.home)
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .env_remove("OMNIMEMORY_ADMIN_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another omnimemory server is using the data folder"), "{stderr}");
+    // The admin CLI still works beside the running server, and the server still serves.
+    let key = server.create_key("beside", "pro");
+    let resp = client().post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_folder_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start(&Backend::Sqlite);
+    let mode = |name: &str| std::fs::metadata(server.home.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o700);
+    let key = server.create_key("private", "pro");
+    let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    for entry in std::fs::read_dir(&server.home).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert_eq!(mode(&name), 0o600, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_short_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", dir.path())
+        .env("OMNIMEMORY_ADMIN_KEY", "short-key")
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("shorter than 32 characters") && !stderr.contains("short-key"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_connection_cap_the_descriptor_limit_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", dir.path())
+        .env("OMNIMEMORY_MAX_CONNECTIONS", "100000000")
+        .env_remove("OMNIMEMORY_ADMIN_KEY")
+        .env_remove("OMNIMEMORY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("file descriptors") && stderr.contains("OMNIMEMORY_MAX_CONNECTIONS"), "{stderr}");
+}
+
+async fn wrong_admin_keys_are_throttled_per_address(backend: Backend) {
+    let server = Server::start(&backend);
+    let c = client();
+    let attempt = |admin: &str| {
+        c.post(server.url("/admin/api-key")).header("X-Admin-Key", admin).json(&json!({"user_id": "u"})).send()
+    };
+    for i in 0..10 {
+        assert_eq!(error_code(attempt(&format!("guess-{i}")).await.unwrap(), 403).await, "admin_forbidden");
+    }
+    let throttled = attempt("guess-10").await.unwrap();
+    assert!(throttled.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(error_code(throttled, 429).await, "admin_rate_limited");
+    // While throttled the right key is refused too: the answers tell a guesser nothing.
+    assert_eq!(error_code(attempt(ADMIN_KEY).await.unwrap(), 429).await, "admin_rate_limited");
+    // Keys are not affected.
+    let key = server.create_key("unthrottled", "pro");
+    let resp = c.post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "hi"})).send();
+    assert_eq!(resp.await.unwrap().status(), 200);
+}
+
+async fn every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound(backend: Backend) {
+    let server = Server::start(&backend);
+    let key = server.create_key("bounds", "pro");
+    let c = client();
+    let cases = [
+        ("/compress", json!({"context": "a", "model_id": "x".repeat(9000)}), ["model_id", "128"]),
+        ("/compress", json!({"context": "a", "model_id": "gpt-4\n"}), ["model_id", "control"]),
+        ("/count-tokens", json!({"text": "a", "model_id": "x".repeat(129)}), ["model_id", "128"]),
+        ("/compress", json!({"context": "a", "tool_id": "t".repeat(257)}), ["tool_id", "256"]),
+        ("/compress", json!({"context": "a", "session_id": "s".repeat(257)}), ["session_id", "256"]),
+        ("/compress", json!({"context": "a", "metadata": {"k".repeat(65): "v"}}), ["metadata", "64"]),
+        ("/compress", json!({"context": "a", "metadata": {"team": "v".repeat(513)}}), ["metadata", "512"]),
+    ];
+    for (path, body, words) in cases {
+        let resp = c.post(server.url(path)).bearer_auth(&key).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 422);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let detail = body["detail"].as_str().unwrap();
+        assert!(words.iter().all(|w| detail.contains(w)) && detail.len() < 200, "{detail}");
+    }
+    let many: serde_json::Map<String, serde_json::Value> = (0..33).map(|i| (format!("t{i}"), json!("v"))).collect();
+    let resp = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": "a", "metadata": many}));
+    let body: serde_json::Value = resp.send().await.unwrap().json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("32"), "{body}");
+    let resp = c.post(server.url("/compress")).bearer_auth(&key).header("X-Tool-ID", "h".repeat(300));
+    let resp = resp.json(&json!({"context": "a"})).send().await.unwrap();
+    assert_eq!(error_code(resp, 422).await, "invalid_request");
+    let resp = c
+        .post(server.url("/admin/api-key"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"user_id": "u", "tier": "g".repeat(100_000)}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().len() < 200, "{body}");
+    // Nothing of the refused requests was stored.
+    let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+    assert_eq!(stats["stats"]["total_compressions"], 0, "{stats}");
+}
+
+async fn refusals_decided_before_the_body_have_the_error_shape(backend: Backend) {
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_BODY_BYTES", "4096")
+        .start();
+    let key = server.create_key("shape", "pro");
+    let c = client();
+    let duplicated = c.get(server.url("/usage/stats?days=1&days=2")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(error_code(duplicated, 422).await, "invalid_request");
+    let gzip = c
+        .post(server.url("/compress"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(gzip, 415).await, "unsupported_media_type");
+
+    // A 100 GB Content-Length with 1 KB sent: refused at once, from the header alone.
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /compress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100000000000\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&[b' '; 1024]).await.unwrap();
+    let answer = read_answer(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\":\"payload_too_large\""), "{answer}");
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_answer(conn: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            Err(_) => panic!("no answer; got {:?}", String::from_utf8_lossy(&answer)),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Whether the server closed `conn` (a read ends), as opposed to the test giving up.
+async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_health_still_answers() {
+    let server = Server::builder(&Backend::Sqlite)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_MAX_CONNECTIONS", "8")
+        .env("OMNIMEMORY_HEADER_TIMEOUT_SECS", "1")
+        .env("OMNIMEMORY_BODY_TIMEOUT_SECS", "1")
+        .start();
+    let key = server.create_key("patient", "pro");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // Every connection the server will take: idle ones, and slowloris ones that trickle a header.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(conn);
+    }
+    let trickle = tokio::spawn(async move {
+        for i in 0.. {
+            for conn in slow.iter_mut() {
+                if conn.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+                    return slow;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    // More clients than the cap: /health answers once the server has shed the stalled ones.
+    let resp = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    for conn in idle.iter_mut() {
+        assert!(closed_by_server(conn).await, "an idle connection stayed open");
+    }
+    let mut slow = trickle.await.unwrap();
+    for conn in slow.iter_mut() {
+        assert!(closed_by_server(conn).await, "a slowloris connection stayed open");
+    }
+
+    // A body that stops arriving: 408 with the error shape, and the connection is closed.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /count-tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"text\": "
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+}
+
+/// Runs the futures at once and returns their outputs in order.
+async fn futures_join<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Sends only the headers of a large request and returns the answer: one decided without the
+/// body (a server that waited for it would answer 408 after the body timeout instead).
+async fn answer_to_headers_alone(server: &Server, path: &str, key: &str) -> String {
+    let mut conn = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: 5000000\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    read_answer(&mut conn).await
+}
+
+async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(backend: Backend) {
+    let server = Server::start(&backend);
+    let c = client();
+    // A spent quota: the first request takes exactly what the month allows.
+    let probe = server.create_key("probe", "pro");
+    let count = c.post(server.url("/count-tokens")).bearer_auth(&probe).json(&json!({"text": TEXT})).send().await;
+    let tokens = count.unwrap().json::<serde_json::Value>().await.unwrap()["token_count"].as_u64().unwrap();
+    let key = server.create_key_with("spent", "enterprise", &["--monthly-tokens", &tokens.to_string()]);
+    let first = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    let answer = answer_to_headers_alone(&server, "/compress", &key).await;
+    assert!(answer.starts_with("HTTP/1.1 402") && answer.contains("\"code\":\"quota_exceeded\""), "{answer}");
+
+    // An empty request bucket (one request per 1,000 s).
+    let slow = server.create_key_with("slow", "pro", &["--requests-per-second", "0.001", "--burst", "1"]);
+    let first = c.post(server.url("/count-tokens")).bearer_auth(&slow).json(&json!({"text": "hi"})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    for path in ["/count-tokens", "/validate", "/compress"] {
+        let answer = answer_to_headers_alone(&server, path, &slow).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":\"request_rate_limited\"") && answer.contains("retry-after: "), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_http_layer_cannot_parse_get_the_error_shape_too() {
+    let server = Server::start(&Backend::Sqlite);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let many: String = (0..200).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n".to_vec(), "400", "malformed_request"),
+        (format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n").into_bytes(), "431", "headers_too_large"),
+        (
+            format!("GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20)).into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000)).into_bytes(), "414", "uri_too_long"),
+    ];
+    for (request, status, code) in cases {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // The server may answer and close before it has read everything sent.
+        let _ = conn.write_all(&request).await;
+        let answer = read_answer(&mut conn).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.contains("content-type: application/json"), "{answer}");
+        assert!(answer.contains(&format!("\"code\":\"{code}\"")), "{answer}");
+    }
+    // A good request before a bad one on the same connection is answered as usual.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nX-A: a\x00b\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.contains("\"status\":\"healthy\""), "{answer}");
+    assert!(answer.contains("\"code\":\"malformed_request\""), "{answer}");
+}
+
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder(&backend).home(&home).start();
+    let key = server.create_key("retrying", "pro");
+    let send = |server: &Server, idem: &str, context: &str| {
+        let req = client().post(server.url("/compress")).bearer_auth(&key).header("Idempotency-Key", idem);
+        req.json(&json!({"context": context, "metadata": {"order": "1"}})).send()
+    };
+    let first = send(&server, "order-1", TEXT).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let id = first.headers()["x-request-id"].to_str().unwrap().to_string();
+    let answer: serde_json::Value = first.json().await.unwrap();
+
+    let again = send(&server, "order-1", TEXT).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["x-request-id"].to_str().unwrap(), id);
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), answer);
+
+    let other_body = send(&server, "order-1", "Another text entirely.").await.unwrap();
+    assert_eq!(error_code(other_body, 422).await, "idempotency_key_reused");
+    let malformed = send(&server, "has space", TEXT).await.unwrap();
+    assert_eq!(error_code(malformed, 422).await, "invalid_request");
+    let another_key = send(&server, "order-2", TEXT).await.unwrap();
+    assert_eq!(another_key.status(), 200);
+
+    // Eight at once with one key: each is answered or told to retry (409), one is charged.
+    let burst: Vec<_> = (0..8).map(|_| send(&server, "order-3", TEXT)).collect();
+    let mut statuses = Vec::new();
+    for resp in futures_join(burst).await {
+        statuses.push(resp.unwrap().status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| [200, 409].contains(s)) && statuses.contains(&200), "{statuses:?}");
+
+    // Charged once per key, and the answer outlives a crash.
+    let charged = |stats: &serde_json::Value| stats["stats"]["total_compressions"].as_u64();
+    let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+    assert_eq!(charged(&stats), Some(3), "{stats}");
+    server.signal("KILL");
+    let restarted = Server::builder(&backend).home(&home).start();
+    let after = send(&restarted, "order-1", TEXT).await.unwrap();
+    assert_eq!(after.headers()["idempotent-replayed"], "true");
+    assert_eq!(after.headers()["x-request-id"].to_str().unwrap(), id);
+    let stats = crate::harness::get_json(restarted.url("/usage/stats"), &key).await;
+    assert_eq!(charged(&stats), Some(3), "{stats}");
+    let quota = crate::harness::get_json(restarted.url("/usage/quota"), &key).await;
+    let tokens = answer["original_tokens"].as_u64().unwrap();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(3 * tokens), "{quota}");
+}
+
+crate::on_both_backends! {
+    wrong_admin_keys_are_throttled_per_address,
+    every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
+    refusals_decided_before_the_body_have_the_error_shape,
+    a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
+    a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
+}
