@@ -96,6 +96,7 @@ fn main() {
                         context: &text,
                         query: None,
                         budget: Budget::Ratio(target),
+                        granularity: Default::default(),
                     },
                     Encoding::Cl100k,
                 );
@@ -171,6 +172,7 @@ fn bench() {
                 context: &text,
                 query: None,
                 budget: Budget::Ratio(0.75),
+                granularity: Default::default(),
             },
             Encoding::Cl100k,
         )

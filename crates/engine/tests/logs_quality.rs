@@ -24,6 +24,7 @@ fn run(text: &str, target: f64) -> Compressed {
             context: text,
             query: None,
             budget: Budget::Ratio(target),
+            granularity: Default::default(),
         },
         Encoding::Cl100k,
     )
@@ -131,6 +132,7 @@ fn a_tiny_budget_is_honoured() {
                 context: &text,
                 query: None,
                 budget: Budget::Tokens(tokens),
+                granularity: Default::default(),
             },
             Encoding::Cl100k,
         );
