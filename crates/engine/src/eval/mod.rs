@@ -66,10 +66,10 @@ pub struct RatioReport {
     pub missed: Vec<String>,
     /// The baselines at the same budgets.
     pub baselines: Vec<BaselineReport>,
-    /// Share (percent) of output sentences that are whole input sentences.
-    pub verbatim_pct: f64,
-    /// Outputs with a bracket, quote or link broken that the input had whole.
-    pub unbalanced: usize,
+    /// Without a query: share (percent) of output sentences that are whole input sentences.
+    pub verbatim_pct: Option<f64>,
+    /// Without a query: outputs with a bracket, quote or link broken that the input had whole.
+    pub unbalanced: Option<usize>,
 }
 
 /// One baseline's results at one ratio.
@@ -104,7 +104,6 @@ impl std::fmt::Display for Report {
             "over",
             "ms/item"
         )?;
-        let readability = !self.use_query;
         for r in &self.rows {
             let json = if r.json_items > 0 {
                 format!("{}/{}", r.json_valid, r.json_items)
@@ -124,11 +123,11 @@ impl std::fmt::Display for Report {
                 r.over_budget,
                 r.median_ms
             )?;
-            if readability {
+            if let (Some(verbatim), Some(unbalanced)) = (r.verbatim_pct, r.unbalanced) {
                 writeln!(
                     f,
-                    "{:>7}  verbatim sentences {:.1}%, unbalanced outputs {}",
-                    "", r.verbatim_pct, r.unbalanced
+                    "{:>7}  verbatim sentences {verbatim:.1}%, unbalanced outputs {unbalanced}",
+                    ""
                 )?;
             }
             for b in &r.baselines {
@@ -199,8 +198,8 @@ struct Outcome {
     budget: usize,
     /// Per baseline: (retained, output tokens).
     baselines: Vec<(bool, usize)>,
-    /// (verbatim sentences, output sentences, unbalanced).
-    readability: (usize, usize, bool),
+    /// Without a query: (verbatim sentences, output sentences, unbalanced).
+    readability: Option<(usize, usize, bool)>,
 }
 
 fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
@@ -258,7 +257,7 @@ fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
                 },
                 budget: c.budget_tokens,
                 baselines: base,
-                readability: baselines::readability(&item.context, &c.text),
+                readability: (!use_query).then(|| baselines::readability(&item.context, &c.text)),
             }
         })
         .collect()
@@ -367,17 +366,22 @@ pub fn run(
                         }
                     })
                     .collect(),
-                verbatim_pct: {
-                    let (v, all) = rs.iter().fold((0, 0), |(v, a), o| {
-                        (v + o.readability.0, a + o.readability.1)
-                    });
+                verbatim_pct: (!use_query).then(|| {
+                    let (v, all) = rs
+                        .iter()
+                        .filter_map(|o| o.readability)
+                        .fold((0, 0), |(v, a), r| (v + r.0, a + r.1));
                     if all == 0 {
                         100.0
                     } else {
                         100.0 * v as f64 / all as f64
                     }
-                },
-                unbalanced: rs.iter().filter(|o| o.readability.2).count(),
+                }),
+                unbalanced: (!use_query).then(|| {
+                    rs.iter()
+                        .filter(|o| o.readability.is_some_and(|r| r.2))
+                        .count()
+                }),
             }
         })
         .collect();
