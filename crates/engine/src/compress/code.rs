@@ -55,7 +55,7 @@
 use tree_sitter::{Language, Node, Parser, Tree};
 
 use super::Packed;
-use super::logs::fit_units;
+use super::units::fit_units;
 
 /// Container nesting (class in class…) segmented at most this deep; deeper items are whole.
 const MAX_DEPTH: usize = 16;
@@ -705,17 +705,6 @@ pub fn compress_code(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Packed> {
-    compress_code_counted(text, query, budget, count, &|| count(text))
-}
-
-/// [`compress_code`] for a caller that already knows `count(text)` (`total`, called at most once).
-pub(crate) fn compress_code_counted(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    total: &dyn Fn() -> usize,
-) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -742,7 +731,7 @@ pub(crate) fn compress_code_counted(
     }
     let (lang, tree, _) = chosen?;
     let lines: Vec<&str> = text.split('\n').collect();
-    let total_tokens = total();
+    let total_tokens = count(text);
     if total_tokens <= budget {
         return Some(Packed {
             text: text.to_string(),
@@ -950,7 +939,14 @@ fn select(
         }
         out
     };
-    let (chosen, out) = fit_units(&order, &est, &|p| pieces[p].parent, &render, count, budget)?;
+    let (chosen, out) = fit_units(
+        &order,
+        &est,
+        &|p| pieces[p].parent,
+        &render,
+        &|t: &String| count(t),
+        budget,
+    )?;
     let (_, kept) = render_lines(lines, pieces, &chosen);
     Some((out, kept))
 }

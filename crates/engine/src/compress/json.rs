@@ -105,16 +105,11 @@ const STOPWORDS: &[&str] = &[
     "can",
 ];
 
-/// True when the trimmed text is a JSON object or array that this module can handle.
-pub fn is_json_document(text: &str) -> bool {
+/// True when the text is JSON this module can handle: an object or array (see
+/// [`is_json`](super::json_syntax::is_json)) nested at most [`MAX_DEPTH`] levels.
+fn within_reach(text: &str) -> bool {
     let t = text.trim();
-    let (Some(first), Some(last)) = (t.bytes().next(), t.bytes().last()) else {
-        return false;
-    };
-    if !matches!((first, last), (b'{', b'}') | (b'[', b']')) {
-        return false;
-    }
-    max_depth_within(t, MAX_DEPTH) && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+    t.starts_with(['{', '[']) && max_depth_within(t, MAX_DEPTH)
 }
 
 /// Scans brackets outside strings; false as soon as the depth exceeds `limit`.
@@ -146,45 +141,6 @@ fn max_depth_within(t: &str, limit: usize) -> bool {
         }
     }
     true
-}
-
-/// The compact form this module works on: white space outside strings removed, then one space
-/// after every `:` and `,` (`{"a": 1, "b": [1, 2]}`). The spaces keep keys, values and
-/// elements separate words for a reader (and for word-based retention metrics, which drop
-/// punctuation: `"k":"v"` would read as one word `kv`); they cost few tokens, since BPE
-/// vocabularies merge `": "` and `", "` as readily as `":"` and `","`. The input must be
-/// valid JSON.
-fn minify(t: &str) -> String {
-    let mut out = Vec::with_capacity(t.len());
-    let mut in_str = false;
-    let mut esc = false;
-    for &b in t.as_bytes() {
-        if in_str {
-            out.push(b);
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b' ' | b'\t' | b'\n' | b'\r' => {}
-            b'"' => {
-                in_str = true;
-                out.push(b);
-            }
-            b':' | b',' => {
-                out.push(b);
-                out.push(b' ');
-            }
-            _ => out.push(b),
-        }
-    }
-    // Only ASCII whitespace outside strings was removed or added, so the bytes stay valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -670,25 +626,14 @@ pub fn compress_json(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Packed> {
-    compress_json_counted(text, query, budget, count, &|| count(text))
-}
-
-/// [`compress_json`] for a caller that already knows `count(text)` (`total`, called at most once).
-pub(crate) fn compress_json_counted(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    total: &dyn Fn() -> usize,
-) -> Option<Packed> {
-    if budget == 0 || !is_json_document(text) {
+    if budget == 0 || !within_reach(text) {
         return None;
     }
     let trimmed = text.trim();
-    let m = minify(trimmed);
+    let m = super::json_syntax::minify(trimmed)?;
     let nodes = parse_spans(&m)?;
     let top: Vec<usize> = nodes.first()?.children.clone();
-    let original = total();
+    let original = count(text);
     if original <= budget {
         return Some(Packed {
             text: text.to_string(),

@@ -4,6 +4,12 @@
 //! recursion, so "JSON in gives JSON out" also holds for deeply nested documents. It builds no
 //! values: it only checks RFC 8259 syntax and rewrites insignificant white space.
 
+/// The one answer to "is it JSON?": the trimmed text is an object or an array, and valid.
+pub fn is_json(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with(['{', '[']) && minify(t).is_some()
+}
+
 /// The document in compact form (insignificant white space dropped, then one space after each
 /// `:` and `,`, as `json::compress_json` renders), or `None` when it is not valid JSON.
 pub fn minify(text: &str) -> Option<String> {

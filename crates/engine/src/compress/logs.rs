@@ -51,6 +51,7 @@
 
 use super::Packed;
 use super::drain;
+use super::units::fit_units;
 
 /// Collapse-line pieces; see the module docs for the exact form.
 const MARKER_PREFIX: &str = "  [\u{2026} ";
@@ -314,17 +315,6 @@ pub fn compress_logs(
     budget: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Packed> {
-    compress_logs_counted(text, query, budget, count, &|| count(text))
-}
-
-/// [`compress_logs`] for a caller that already knows `count(text)` (`total`, called at most once).
-pub(crate) fn compress_logs_counted(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    total: &dyn Fn() -> usize,
-) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -333,7 +323,7 @@ pub(crate) fn compress_logs_counted(
         lines.pop();
     }
     let n = lines.len();
-    let total_tokens = total();
+    let total_tokens = count(text);
     if total_tokens <= budget {
         return Some(Packed {
             text: text.to_string(),
@@ -393,7 +383,14 @@ pub(crate) fn compress_logs_counted(
         .unzip();
 
     let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen) };
-    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, count, budget)?;
+    let (chosen, out) = fit_units(
+        &order,
+        &est,
+        &|_| None,
+        &render,
+        &|t: &String| count(t),
+        budget,
+    )?;
     let mut kept = vec![false; n];
     for &i in &chosen {
         kept[i] = true;
@@ -546,116 +543,6 @@ fn priority_order(
         take(i, &mut order, &mut variant_shown);
     }
     order
-}
-
-/// Finds the largest prefix of a priority order whose rendering fits `budget`.
-///
-/// `est_prefix[k]` is an estimate of the tokens of the first `k` units (ascending, length
-/// `n + 1`); `render(k)` builds the text of the first `k` units. The real `count` decides:
-/// the estimate only guides the search, so the counter need not be additive. Returns the
-/// best fitting `(k, text)` with `k >= 1`, or `None` when even one unit does not fit.
-fn fit_prefix(
-    est_prefix: &[usize],
-    render: &dyn Fn(usize) -> String,
-    count: &dyn Fn(&str) -> usize,
-    budget: usize,
-) -> Option<(usize, String)> {
-    let n = est_prefix.len().saturating_sub(1);
-    if n == 0 {
-        return None;
-    }
-    let largest_with = |est: f64| -> usize {
-        // Largest k in 1..=n with est_prefix[k] <= est (at least 1).
-        let p = est_prefix.partition_point(|&e| (e as f64) <= est);
-        p.saturating_sub(1).clamp(1, n)
-    };
-    let mut lo = 0usize; // largest k known to fit
-    let mut lo_text = String::new();
-    let mut hi = n + 1; // smallest k known not to fit
-    let mut k = largest_with(budget as f64);
-    for _ in 0..24 {
-        let text = render(k);
-        let c = count(&text);
-        if c <= budget {
-            lo = k;
-            lo_text = text;
-            if k == n || c * 100 >= budget * 95 {
-                break;
-            }
-            let target = est_prefix[k] as f64 * budget as f64 / c.max(1) as f64;
-            k = largest_with(target).max(k + 1);
-        } else {
-            hi = k;
-            let target = est_prefix[k] as f64 * budget as f64 / c as f64 * 0.99;
-            k = largest_with(target).min(k - 1);
-        }
-        if k <= lo || k >= hi {
-            // Interpolation left the bracket: bisect.
-            if hi - lo <= 1 {
-                break;
-            }
-            k = lo + (hi - lo) / 2;
-        }
-        if k == 0 {
-            break;
-        }
-    }
-    (lo > 0).then_some((lo, lo_text))
-}
-
-/// Chooses units by priority so that the rendering fits `budget`: the longest fitting
-/// prefix of `order` (see [`fit_prefix`]), then later units that still fit in what is left
-/// (a large unit does not stop smaller ones after it). `est[i]` estimates the tokens of
-/// `order[i]`; `parent(u)` is a unit that must be shown for `u` to be shown. Returns the
-/// chosen units (any order) and their rendering, which the real `count` says fits.
-/// Shared with `code.rs`.
-pub(super) fn fit_units(
-    order: &[usize],
-    est: &[usize],
-    parent: &dyn Fn(usize) -> Option<usize>,
-    render: &dyn Fn(&[usize]) -> String,
-    count: &dyn Fn(&str) -> usize,
-    budget: usize,
-) -> Option<(Vec<usize>, String)> {
-    let mut est_prefix = Vec::with_capacity(est.len() + 1);
-    est_prefix.push(0usize);
-    for &e in est {
-        let last = *est_prefix.last().unwrap_or(&0);
-        est_prefix.push(last + e);
-    }
-    let (k, out) = fit_prefix(&est_prefix, &|k| render(&order[..k]), count, budget)?;
-    let c = count(&out);
-    if k == order.len() || c * 100 >= budget * 95 {
-        return Some((order[..k].to_vec(), out));
-    }
-    let mut best = (order[..k].to_vec(), out);
-    let slack = budget - c;
-    let max_unit = order.iter().copied().max().unwrap_or(0);
-    for factor in [1.0, 0.6, 0.3] {
-        let mut room = (slack as f64 * factor) as usize;
-        let mut chosen = best.0.clone();
-        let mut included = vec![false; max_unit + 1];
-        for &u in &chosen {
-            included[u] = true;
-        }
-        let before = chosen.len();
-        for (pos, &u) in order.iter().enumerate().skip(k) {
-            if est[pos] <= room && parent(u).is_none_or(|p| included[p]) {
-                room -= est[pos];
-                included[u] = true;
-                chosen.push(u);
-            }
-        }
-        if chosen.len() == before {
-            break;
-        }
-        let text = render(&chosen);
-        if count(&text) <= budget {
-            best = (chosen, text);
-            break;
-        }
-    }
-    Some(best)
 }
 
 /// Renders the chosen lines in input order with their collapse lines.

@@ -126,10 +126,7 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     let original_tokens = counter.source_tokens();
     let est = |a: usize, b: usize| counter.estimate(a, b);
     let budget = budget_tokens(req.budget, original_tokens);
-    let mut content_type = detect::detect(text);
-    if content_type != ContentType::Json && looks_like_json(text) {
-        content_type = ContentType::Json;
-    }
+    let content_type = detect::detect(text);
     let query = req.query.filter(|q| !q.trim().is_empty());
 
     let unchanged = |content_type| Compressed {
@@ -152,13 +149,14 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 
     let handler = match content_type {
-        ContentType::Json => Some(json::compress_json_counted as Handler),
-        ContentType::Code => Some(code::compress_code_counted as Handler),
-        ContentType::Logs => Some(logs::compress_logs_counted as Handler),
+        ContentType::Json => Some(json::compress_json as Handler),
+        ContentType::Code => Some(code::compress_code as Handler),
+        ContentType::Logs => Some(logs::compress_logs as Handler),
+        ContentType::Chat => Some(chat::compress_chat as Handler),
         _ => None,
     };
     if let Some(handler) = handler
-        && let Some(p) = handler(text, query, budget, &count, &|| original_tokens)
+        && let Some(p) = handler(text, query, budget, &count)
     {
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
@@ -248,8 +246,10 @@ pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
     }
 }
 
-type Handler =
-    fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize, &dyn Fn() -> usize) -> Option<Packed>;
+/// The one entry point every structured kind has (see [`units`]): the text, the query, the
+/// budget in tokens and the counter; `None` when the kind cannot handle this input within the
+/// budget (the caller then packs it as text).
+pub type Handler = fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize) -> Option<Packed>;
 
 fn clamp_quality(q: f64, dropped: bool) -> f64 {
     let q = if q.is_finite() {
@@ -258,12 +258,6 @@ fn clamp_quality(q: f64, dropped: bool) -> f64 {
         0.0
     };
     if dropped { q.min(0.999) } else { 1.0 }
-}
-
-/// Starts with `{` or `[` and is valid JSON (at any depth).
-fn looks_like_json(text: &str) -> bool {
-    let t = text.trim_start();
-    (t.starts_with('{') || t.starts_with('[')) && json_syntax::minify(text).is_some()
 }
 
 /// Last resort when the JSON handler gave up: the minified document if it fits, else an empty
@@ -300,6 +294,7 @@ fn json_fallback(
 
 pub use validate::{Metric, Validation, validate};
 
+pub mod chat;
 pub mod code;
 pub mod detect;
 pub(crate) mod drain;
@@ -311,6 +306,7 @@ pub(crate) mod rank;
 pub(crate) mod segment;
 pub(crate) mod semantic;
 pub(crate) mod text;
+pub(crate) mod units;
 pub mod validate;
 
 /// What a content-specific compressor returns: text within its budget, plus bookkeeping.

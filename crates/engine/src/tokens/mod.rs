@@ -148,8 +148,11 @@ impl<'a> PieceCounter<'a> {
         self.source_tokens
     }
 
-    /// Exactly `encoding.count(text)`.
+    /// Exactly `encoding.count(text)`. The source itself (the same slice) is not counted again.
     pub fn count(&self, text: &str) -> usize {
+        if std::ptr::eq(text, self.source) {
+            return self.source_tokens;
+        }
         let raw = self.count_pieces(text, &mut |_, _| {});
         self.scale(raw)
     }

@@ -1,0 +1,1050 @@
+//! Conversations: chat logs, transcripts and `messages` arrays, compressed turn by turn.
+//!
+//! **Turns.** A chat is recognised by the shape of its lines ([`parse`]), in one of three
+//! styles, the most common in the text winning:
+//! - IRC: `[hh:mm] <nick> text`, `hh:mm <nick> text` or `<nick> text`; status lines
+//!   (`=== nick has joined`, `* nick waves`, `-!- …`) are turns without a speaker;
+//! - role labels: `User:`, `Assistant:`, `Human:`, `System:`, `AI:` … (also `[user]`,
+//!   `**User:**`, `### Assistant`);
+//! - names: `nick: text`, when at least two names each start two lines, such lines are at
+//!   least half of the text and their messages average three words or more (`key: value`
+//!   lines do not; level words such as `INFO` are never names).
+//!
+//! A turn runs from its label to the next label (the lines between, blank lines included,
+//! belong to it), so a kept turn always carries its speaker.
+//!
+//! **What stays, in order:** the most recent turn, whole, whenever it fits; with a query, the
+//! turn that *is* the query (the same words, or nearly); then the other turns by a score that
+//! adds the query's BM25 over the turn (scaled to the best turn), the thread of the query's
+//! turn (in IRC: its author's other messages and messages addressed to or by its author, more
+//! the closer they are) and recency; without a query, recency and the turn's information.
+//! Status lines come last. When the most recent turn alone is larger than the budget, its best
+//! run of whole sentences that fits is kept, with its label.
+//!
+//! **Output:** the kept turns in input order, byte-exact, joined by the input's own separator
+//! between turns (a newline, or a blank line in transcripts). A turn is kept whole, or (the most
+//! recent one, or one that fills the last of the budget) as its label and one contiguous run of
+//! its sentences. Dropped turns leave no marker: every kept line stays an original line.
+//!
+//! [`compress_messages`] applies the same selection to an OpenAI-style `messages` array: roles
+//! are untouched, the system message and the last user message are kept whole unless the
+//! request says otherwise, and tokens are counted over the message contents.
+//!
+//! Not here: detection of other kinds, I/O.
+
+use super::Packed;
+use super::rank::{Analysis, query_terms};
+use super::segment::{SegKind, Segment, split_sentences};
+use super::units::fit_units;
+use crate::tokens::Encoding;
+
+/// Role words that label a turn whatever else the text holds.
+const ROLES: &[&str] = &[
+    "user",
+    "assistant",
+    "human",
+    "ai",
+    "system",
+    "bot",
+    "model",
+    "gpt",
+    "chatgpt",
+    "claude",
+    "customer",
+    "agent",
+    "support",
+    "me",
+    "you",
+    "q",
+    "a",
+    "interviewer",
+    "interviewee",
+    "tool",
+    "function",
+    "developer",
+];
+
+/// Words that start machine lines (`INFO: …`) or prose labels (`Note: …`), never a speaker.
+const NOT_NAMES: &[&str] = &[
+    "trace",
+    "debug",
+    "info",
+    "notice",
+    "warn",
+    "warning",
+    "error",
+    "err",
+    "fatal",
+    "critical",
+    "crit",
+    "severe",
+    "panic",
+    "note",
+    "example",
+    "http",
+    "https",
+    "ftp",
+    "file",
+    "warning",
+    "todo",
+    "fixme",
+    "step",
+    "usage",
+    "returns",
+    "args",
+    "see",
+    "tip",
+    "hint",
+    "default",
+    "type",
+    "name",
+    "id",
+    "version",
+    "description",
+    "title",
+    "date",
+    "time",
+    "status",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Irc,
+    Role,
+    Name,
+}
+
+/// One turn of a conversation, as byte offsets into the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Turn {
+    /// Start of the turn's first line (its label included).
+    pub start: usize,
+    /// Start of the message text, after the label.
+    pub body: usize,
+    /// End of the turn, trailing white space excluded.
+    pub end: usize,
+    /// The speaker's name, when the turn has one.
+    pub speaker: Option<(usize, usize)>,
+    /// A status line (joins, parts, actions) rather than a message.
+    pub status: bool,
+}
+
+/// What a line's label says: the speaker's range and where the message starts (offsets in
+/// the line), or a status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Speaker {
+        style: Style,
+        name: (usize, usize),
+        body: usize,
+    },
+    Status,
+}
+
+/// Skips a leading `[12:34]`, `[2024-05-01 12:34:56]` or `12:34` timestamp and the spaces
+/// after it; returns the offset after it (0 when there is none).
+fn skip_timestamp(line: &str) -> usize {
+    let b = line.as_bytes();
+    let stamp_char = |c: u8| c.is_ascii_digit() || b":-/.T ,".contains(&c);
+    let after = if b.first() == Some(&b'[') {
+        match line.find(']') {
+            Some(close)
+                if (3..=26).contains(&close)
+                    && b[1..close].iter().all(|&c| stamp_char(c))
+                    && b[1..close].contains(&b':') =>
+            {
+                close + 1
+            }
+            _ => return 0,
+        }
+    } else {
+        let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if (1..=2).contains(&digits) && b.get(digits) == Some(&b':') {
+            let mut i = digits + 1;
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
+                i += 1;
+            }
+            if i - digits < 3 || b.get(i) != Some(&b' ') {
+                return 0;
+            }
+            i
+        } else {
+            return 0;
+        }
+    };
+    after + line[after..].len() - line[after..].trim_start_matches(' ').len()
+}
+
+fn label(line: &str) -> Option<Label> {
+    let lead = line.len() - line.trim_start().len();
+    let t = &line[lead..];
+    let ts = skip_timestamp(t);
+    let rest = &t[ts..];
+    // IRC: `<nick> text`.
+    if let Some(r) = rest.strip_prefix('<')
+        && let Some(close) = r.find('>')
+        && (1..=32).contains(&close)
+        && !r[..close].contains([' ', '<'])
+        && r[..close].chars().any(char::is_alphabetic)
+        && (r[close + 1..].is_empty() || r[close + 1..].starts_with(' '))
+    {
+        let name_start = lead + ts + 1;
+        let mut body = name_start + close + 1;
+        body += line[body..].len() - line[body..].trim_start_matches(' ').len();
+        let trimmed_name = r[..close].trim_start_matches(['@', '+', '%', '~', '&']);
+        let skipped = close - trimmed_name.len();
+        return Some(Label::Speaker {
+            style: Style::Irc,
+            name: (name_start + skipped, name_start + close),
+            body,
+        });
+    }
+    if ts > 0
+        && (rest.starts_with("=== ")
+            || rest.starts_with("*** ")
+            || rest.starts_with("-!- ")
+            || rest.starts_with("* "))
+    {
+        return Some(Label::Status);
+    }
+    if ts == 0 && (rest.starts_with("=== ") || rest.starts_with("-!- ")) {
+        return Some(Label::Status);
+    }
+    // `[user] text`
+    if ts == 0
+        && let Some(r) = rest.strip_prefix('[')
+        && let Some(close) = r.find(']')
+        && ROLES.contains(&r[..close].trim().to_ascii_lowercase().as_str())
+    {
+        let name_start = lead + 1 + (r.len() - r.trim_start().len());
+        let name_end = lead + 1 + r[..close].trim_end().len();
+        let mut body = lead + 1 + close + 1;
+        body += line[body..].len() - line[body..].trim_start_matches([' ', ':']).len();
+        return Some(Label::Speaker {
+            style: Style::Role,
+            name: (name_start, name_end),
+            body,
+        });
+    }
+    // `Name: text`, `**User:**`, `### Assistant`.
+    let deco = rest.len() - rest.trim_start_matches(['#', '*', '>', ' ']).len();
+    let r = &rest[deco..];
+    let end = r
+        .find(|c: char| !(c.is_alphanumeric() || "_-.|".contains(c)))
+        .unwrap_or(r.len());
+    if end == 0 || end > 24 {
+        return None;
+    }
+    let name = &r[..end];
+    let after = r[end..].trim_start_matches('*');
+    let heading = rest.starts_with('#') && after.trim().is_empty();
+    if !(after.starts_with(':') || heading) {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    let name_start = lead + ts + deco;
+    let mut body = name_start + (r.len() - after.len());
+    if after.starts_with(':') {
+        body += 1;
+        body += line[body..].len() - line[body..].trim_start_matches('*').len();
+    }
+    body += line[body..].len() - line[body..].trim_start().len();
+    // `http://…`, `C:\…`, `key:value`: a label is followed by white space or the line's end.
+    let next = line[name_start + (r.len() - after.len()) + 1.min(after.len())..]
+        .chars()
+        .next();
+    if after.starts_with(':') && next.is_some_and(|c| !c.is_whitespace() && c != '*') {
+        return None;
+    }
+    let style = if ROLES.contains(&lower.as_str()) {
+        Style::Role
+    } else if NOT_NAMES.contains(&lower.as_str()) || name.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    } else {
+        Style::Name
+    };
+    Some(Label::Speaker {
+        style,
+        name: (name_start, name_start + end),
+        body,
+    })
+}
+
+/// The turns of `text` when it reads as a conversation (see the module docs), else `None`.
+pub(crate) fn parse(text: &str) -> Option<Vec<Turn>> {
+    let mut lines: Vec<(usize, &str, Option<Label>)> = Vec::new();
+    let mut offset = 0;
+    for line in text.split('\n') {
+        let l = line.strip_suffix('\r').unwrap_or(line);
+        lines.push((offset, l, if l.trim().is_empty() { None } else { label(l) }));
+        offset += line.len() + 1;
+    }
+    let style = conversation_style(text, &lines)?;
+    let starts_turn = |l: &Option<Label>| match l {
+        Some(Label::Speaker { style: s, .. }) => *s == style,
+        Some(Label::Status) => style == Style::Irc,
+        None => false,
+    };
+    let mut turns: Vec<Turn> = Vec::new();
+    for &(start, line, lab) in &lines {
+        let line_end = start + line.trim_end().len();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if starts_turn(&lab) {
+            let (speaker, body, status) = match lab {
+                Some(Label::Speaker { name, body, .. }) => {
+                    (Some((start + name.0, start + name.1)), start + body, false)
+                }
+                _ => (None, start + (line.len() - line.trim_start().len()), true),
+            };
+            turns.push(Turn {
+                start: start + (line.len() - line.trim_start().len()),
+                body: body.min(line_end),
+                end: line_end,
+                speaker,
+                status,
+            });
+        } else if let Some(t) = turns.last_mut() {
+            t.end = line_end;
+        } else {
+            // Text before the first label: a turn without a speaker.
+            let s = start + (line.len() - line.trim_start().len());
+            turns.push(Turn {
+                start: s,
+                body: s,
+                end: line_end,
+                speaker: None,
+                status: false,
+            });
+        }
+    }
+    (turns.len() >= 2).then_some(turns)
+}
+
+/// The style of the text's labels when they make it a conversation.
+fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Option<Style> {
+    let nonblank = lines.iter().filter(|l| !l.1.trim().is_empty()).count();
+    if nonblank < 2 {
+        return None;
+    }
+    let mut names: Vec<(Style, String, usize)> = Vec::new();
+    let mut status = 0usize;
+    // Words in the messages of `name:` lines: a conversation says things, `key: value` does not.
+    let (mut named_words, mut named_lines) = (0usize, 0usize);
+    for (start, line, lab) in lines {
+        match lab {
+            Some(Label::Speaker { style, name, body }) => {
+                if *style == Style::Name {
+                    named_lines += 1;
+                    named_words += line[*body..].split_whitespace().count();
+                }
+                let n = text[start + name.0..start + name.1].to_lowercase();
+                match names.iter_mut().find(|(s, m, _)| s == style && *m == n) {
+                    Some(e) => e.2 += 1,
+                    None => names.push((*style, n, 1)),
+                }
+            }
+            Some(Label::Status) => status += 1,
+            None => {}
+        }
+    }
+    let lines_of = |style: Style, min: usize| -> (usize, usize) {
+        let v: Vec<usize> = names
+            .iter()
+            .filter(|(s, _, k)| *s == style && *k >= min)
+            .map(|e| e.2)
+            .collect();
+        (v.iter().sum(), v.len())
+    };
+    let (irc, irc_speakers) = lines_of(Style::Irc, 1);
+    let (role, role_speakers) = lines_of(Style::Role, 1);
+    let (named, named_speakers) = lines_of(Style::Name, 2);
+    let mut best: Option<(Style, usize)> = None;
+    let mut consider = |style, n: usize| {
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((style, n));
+        }
+    };
+    if irc >= 2 && irc_speakers >= 2 && (irc + status) * 2 >= nonblank {
+        consider(Style::Irc, irc + status);
+    }
+    let opens_with_role = lines
+        .iter()
+        .find(|l| !l.1.trim().is_empty())
+        .is_some_and(|l| {
+            matches!(
+                l.2,
+                Some(Label::Speaker {
+                    style: Style::Role,
+                    ..
+                })
+            )
+        });
+    if role >= 2 && role_speakers >= 2 && (role * 10 >= nonblank || opens_with_role) {
+        consider(Style::Role, role);
+    }
+    if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines
+    {
+        consider(Style::Name, named);
+    }
+    best.map(|(s, _)| s)
+}
+
+/// True when `text` reads as a conversation: the test `detect` uses.
+pub(crate) fn is_chat(text: &str) -> bool {
+    let mut lines: Vec<(usize, &str, Option<Label>)> = Vec::new();
+    let mut offset = 0;
+    for line in text.split('\n') {
+        lines.push((
+            offset,
+            line,
+            if line.trim().is_empty() {
+                None
+            } else {
+                label(line)
+            },
+        ));
+        offset += line.len() + 1;
+    }
+    conversation_style(text, &lines).is_some()
+}
+
+/// BM25 parameters.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+/// Weight of the thread of the query's own turn next to the query's BM25 (scaled to 1).
+const THREAD: f64 = 1.2;
+/// Weight of recency (1 for the last turn, 0 for the first).
+const RECENCY_WITH_QUERY: f64 = 0.3;
+/// Without a query: weight of a turn's information (scaled to the best turn) next to recency.
+const INFORMATION: f64 = 0.3;
+/// Turns within this distance of the query's turn count fully as its thread; farther ones less.
+const THREAD_REACH: f64 = 20.0;
+
+/// Scores every turn; see the module docs. `roots` are the turns that repeat the query.
+fn priority(text: &str, turns: &[Turn], query: Option<&str>, roots: &[usize]) -> Vec<usize> {
+    let n = turns.len();
+    let segs: Vec<Segment> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Segment {
+            start: t.body,
+            end: t.end.max(t.body),
+            block: i,
+            parent: None,
+            kind: SegKind::Sentence,
+        })
+        .collect();
+    let mut analysis = Analysis::new(text, &segs);
+    let qterms = query
+        .map(|q| query_terms(&mut analysis, q))
+        .unwrap_or_default();
+    let recency = |i: usize| {
+        if n > 1 {
+            i as f64 / (n - 1) as f64
+        } else {
+            1.0
+        }
+    };
+    let mut score = vec![0.0f64; n];
+    if qterms.is_empty() {
+        let info: Vec<f64> = (0..n).map(|i| analysis.seg_info(i)).collect();
+        let best = info.iter().cloned().fold(0.0, f64::max).max(1e-9);
+        for i in 0..n {
+            score[i] = recency(i) + INFORMATION * info[i] / best;
+        }
+    } else {
+        let lens: Vec<usize> = (0..n).map(|i| analysis.seg_range(i).len()).collect();
+        let avg = lens.iter().sum::<usize>() as f64 / n.max(1) as f64;
+        let mut bm25 = vec![0.0f64; n];
+        for (i, b) in bm25.iter_mut().enumerate() {
+            let words = &analysis.words[analysis.seg_range(i)];
+            for &(t, idf) in &qterms {
+                let tf = words.iter().filter(|w| w.term == t).count() as f64;
+                if tf > 0.0 {
+                    let norm = K1 * (1.0 - B + B * lens[i] as f64 / avg.max(1.0));
+                    *b += idf * tf * (K1 + 1.0) / (tf + norm);
+                }
+            }
+        }
+        let best = bm25.iter().cloned().fold(0.0, f64::max).max(1e-9);
+        let thread = thread_weights(text, turns, roots);
+        for i in 0..n {
+            score[i] = bm25[i] / best + THREAD * thread[i] + RECENCY_WITH_QUERY * recency(i);
+        }
+    }
+    let last = (0..n).rev().find(|&i| !turns[i].status);
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    order.extend(last);
+    for &r in roots {
+        if !order.contains(&r) {
+            order.push(r);
+        }
+    }
+    let mut rest: Vec<usize> = (0..n)
+        .filter(|i| !order.contains(i) && !turns[*i].status)
+        .collect();
+    rest.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(b.cmp(&a)));
+    order.extend(rest);
+    order.extend((0..n).rev().filter(|&i| turns[i].status));
+    order
+}
+
+/// The speaker's name, lower-cased.
+fn speaker(text: &str, t: &Turn) -> Option<String> {
+    t.speaker.map(|(a, b)| text[a..b].to_lowercase())
+}
+
+/// The nick a message addresses (`nick: …`, `nick, …` at its start), lower-cased.
+fn addressee(text: &str, t: &Turn) -> Option<String> {
+    let body = &text[t.body..t.end];
+    let end = body.find([':', ',', ' '])?;
+    (end > 0 && body[end..].starts_with([':', ','])).then(|| body[..end].to_lowercase())
+}
+
+/// How strongly each turn belongs to the thread of the query's turns: its author's other
+/// messages and messages addressed to or by its author, weighted by distance.
+fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
+    let n = turns.len();
+    let mut w = vec![0.0f64; n];
+    for &r in roots {
+        let Some(author) = speaker(text, &turns[r]) else {
+            continue;
+        };
+        // Who the author spoke with: everyone they addressed, and everyone who addressed them.
+        let mut partners: Vec<String> = Vec::new();
+        for t in turns {
+            let (s, a) = (speaker(text, t), addressee(text, t));
+            if s.as_deref() == Some(author.as_str())
+                && let Some(a) = a
+            {
+                partners.push(a);
+            } else if a.as_deref() == Some(author.as_str())
+                && let Some(s) = s
+            {
+                partners.push(s);
+            }
+        }
+        for (i, t) in turns.iter().enumerate() {
+            if i == r || t.status {
+                continue;
+            }
+            let (s, a) = (speaker(text, t), addressee(text, t));
+            let link =
+                if s.as_deref() == Some(author.as_str()) || a.as_deref() == Some(author.as_str()) {
+                    1.0
+                } else if s.as_ref().is_some_and(|s| partners.contains(s))
+                    && a.as_ref()
+                        .is_some_and(|a| partners.contains(a) || *a == author)
+                {
+                    0.5
+                } else {
+                    0.0
+                };
+            if link == 0.0 {
+                continue;
+            }
+            let dist = i.abs_diff(r) as f64;
+            let before = if i < r { 0.3 } else { 1.0 };
+            w[i] = f64::max(w[i], link * before / (1.0 + dist / THREAD_REACH));
+        }
+    }
+    w
+}
+
+/// Lower-cased words of a text, for comparing a turn with the query.
+fn plain_words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Turns whose message is the query, or nearly: at least 80% of the query's words, in a
+/// message whose words are at least 80% the query's.
+fn query_turns(text: &str, turns: &[Turn], query: Option<&str>) -> Vec<usize> {
+    let Some(q) = query else {
+        return Vec::new();
+    };
+    let qw = plain_words(q);
+    if qw.len() < 2 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, t) in turns.iter().enumerate() {
+        let tw = plain_words(&text[t.body..t.end]);
+        if tw.is_empty() {
+            continue;
+        }
+        let in_turn = qw.iter().filter(|w| tw.contains(w)).count();
+        let in_query = tw.iter().filter(|w| qw.contains(w)).count();
+        if in_turn * 5 >= qw.len() * 4 && in_query * 5 >= tw.len() * 4 {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The best run of whole sentences of `text[from..to]` whose cost, as `measure` gives it, fits
+/// `budget`: the longest, the earliest of equals (the opening of a message says what it is
+/// about).
+fn sentence_run(
+    text: &str,
+    from: usize,
+    to: usize,
+    budget: usize,
+    measure: &dyn Fn(usize, usize) -> usize,
+) -> Option<(usize, usize)> {
+    let mut sentences: Vec<(usize, usize)> = Vec::new();
+    split_sentences(text, from, to, |a, b| sentences.push((a, b)));
+    let mut best: Option<(usize, usize, usize)> = None;
+    for (k, &(first, _)) in sentences.iter().enumerate() {
+        let mut run = None;
+        for &(_, e) in &sentences[k..] {
+            let c = measure(first, e);
+            if c > budget {
+                break;
+            }
+            run = Some((first, e, c));
+        }
+        if let Some(r) = run
+            && best.is_none_or(|b| r.2 > b.2)
+        {
+            best = Some(r);
+        }
+        // Runs from later sentences are shorter than the whole rest: stop once one fits it.
+        if run.is_some_and(|r| r.1 == sentences.last().map_or(0, |s| s.1)) {
+            break;
+        }
+    }
+    best.map(|(a, b, _)| (a, b))
+}
+
+/// Compresses a conversation; see the module docs. `None` when the text is not one, or when
+/// nothing fits.
+pub fn compress_chat(
+    text: &str,
+    query: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Option<Packed> {
+    if budget == 0 {
+        return None;
+    }
+    let turns = parse(text)?;
+    let total = count(text);
+    if total <= budget {
+        return Some(Packed {
+            text: text.to_string(),
+            retained_indices: (0..turns.len()).collect(),
+            kept_information: 1.0,
+        });
+    }
+    let sep = separator(text, &turns);
+    let roots = query_turns(text, &turns, query);
+    let order = priority(text, &turns, query, &roots);
+    let sep_cost = count(sep).max(1);
+    let est: Vec<usize> = order
+        .iter()
+        .map(|&i| count(&text[turns[i].start..turns[i].end]) + sep_cost)
+        .collect();
+    let render = |chosen: &[usize]| -> String {
+        let mut kept: Vec<usize> = chosen.to_vec();
+        kept.sort_unstable();
+        let mut out = String::new();
+        for i in kept {
+            if !out.is_empty() {
+                out.push_str(sep);
+            }
+            out.push_str(&text[turns[i].start..turns[i].end]);
+        }
+        out
+    };
+    let fitted = if est[0] <= budget + sep_cost {
+        fit_units(
+            &order,
+            &est,
+            &|_| None,
+            &render,
+            &|t: &String| count(t),
+            budget,
+        )
+    } else {
+        None
+    };
+    let (chosen, out) = match fitted {
+        Some(f) => f,
+        None => {
+            // The most recent turn alone is too large: its label and its best run of whole
+            // sentences, or failing that the best run of the next turn in priority.
+            order.iter().find_map(|&i| {
+                let t = turns[i];
+                let label = &text[t.start..t.body];
+                let measure = |a: usize, b: usize| count(&format!("{label}{}", &text[a..b]));
+                let (a, b) = sentence_run(text, t.body, t.end, budget, &measure)?;
+                Some((vec![i], format!("{label}{}", &text[a..b])))
+            })?
+        }
+    };
+    let mut retained_indices = chosen;
+    retained_indices.sort_unstable();
+    let kept_information = information(text, &turns, &retained_indices);
+    Some(Packed {
+        text: out,
+        retained_indices,
+        kept_information,
+    })
+}
+
+/// The separator the input puts between turns most often: a blank line or a newline.
+fn separator<'a>(text: &'a str, turns: &[Turn]) -> &'a str {
+    let blank = turns
+        .windows(2)
+        .filter(|w| text[w[0].end..w[1].start].matches('\n').count() >= 2)
+        .count();
+    if blank * 2 > turns.len().saturating_sub(1) {
+        "\n\n"
+    } else {
+        "\n"
+    }
+}
+
+/// Share of the conversation's words (by length) in the kept turns, at most 0.999 when a turn
+/// was dropped.
+fn information(text: &str, turns: &[Turn], kept: &[usize]) -> f64 {
+    let size = |i: usize| (turns[i].end - turns[i].body) as f64 + 1.0;
+    let all: f64 = (0..turns.len()).map(size).sum();
+    let k: f64 = kept.iter().map(|&i| size(i)).sum();
+    let _ = text;
+    if kept.len() == turns.len() {
+        1.0
+    } else {
+        (k / all).min(0.999)
+    }
+}
+
+/// One message of an OpenAI-style `messages` array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
+}
+
+/// Which messages are kept whole whatever the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// System (and developer) messages.
+    pub system: bool,
+    /// The last message whose role is `user`.
+    pub last_user: bool,
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        Keep {
+            system: true,
+            last_user: true,
+        }
+    }
+}
+
+/// A compressed `messages` array: the kept messages in order, each whole or as a run of its
+/// sentences, with its role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompressedMessages {
+    /// `(index in the input, role, content)` of each kept message, in input order.
+    pub messages: Vec<(usize, String, String)>,
+    /// Tokens of the input's message contents.
+    pub original_tokens: usize,
+    /// Tokens of the output's message contents.
+    pub compressed_tokens: usize,
+    pub budget_tokens: usize,
+    /// True when the messages that must stay were larger than the budget (they were kept).
+    pub over_budget: bool,
+    pub quality_score: f64,
+    /// Nothing was dropped.
+    pub unchanged: bool,
+}
+
+/// Compresses a `messages` array to `budget` (see [`super::Budget`]) tokens of content; see the
+/// module docs. Without a query, the last user message stands for it.
+pub fn compress_messages(
+    messages: &[ChatMessage<'_>],
+    query: Option<&str>,
+    budget: super::Budget,
+    keep: Keep,
+    encoding: Encoding,
+) -> CompressedMessages {
+    // One text of the contents, a blank line apart, so that turns are ranges of it.
+    let mut text = String::new();
+    let mut turns = Vec::with_capacity(messages.len());
+    for m in messages {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        let start = text.len();
+        text.push_str(m.content);
+        turns.push(Turn {
+            start,
+            body: start,
+            end: text.len(),
+            speaker: None,
+            status: false,
+        });
+    }
+    let counter = crate::tokens::PieceCounter::new(encoding, &text);
+    let count = |s: &str| counter.count(s);
+    let costs: Vec<usize> = turns.iter().map(|t| count(&text[t.start..t.end])).collect();
+    let original_tokens: usize = costs.iter().sum();
+    let budget_tokens = super::budget_tokens(budget, original_tokens);
+    let whole = |idx: &[usize]| -> Vec<(usize, String, String)> {
+        idx.iter()
+            .map(|&i| {
+                (
+                    i,
+                    messages[i].role.to_string(),
+                    messages[i].content.to_string(),
+                )
+            })
+            .collect()
+    };
+    if original_tokens <= budget_tokens || original_tokens < super::MIN_TOKENS {
+        return CompressedMessages {
+            messages: whole(&(0..messages.len()).collect::<Vec<_>>()),
+            original_tokens,
+            compressed_tokens: original_tokens,
+            budget_tokens,
+            over_budget: original_tokens > budget_tokens,
+            quality_score: 1.0,
+            unchanged: true,
+        };
+    }
+    let role = |i: usize| messages[i].role.trim().to_ascii_lowercase();
+    let last_user = (0..messages.len()).rev().find(|&i| role(i) == "user");
+    let mut protected: Vec<usize> = (0..messages.len())
+        .filter(|&i| {
+            (keep.system && matches!(role(i).as_str(), "system" | "developer"))
+                || (keep.last_user && Some(i) == last_user)
+        })
+        .collect();
+    protected.sort_unstable();
+    let implicit = last_user.map(|i| messages[i].content);
+    let query = query.filter(|q| !q.trim().is_empty()).or(implicit);
+    let roots = query_turns(&text, &turns, query);
+    let mut order = protected.clone();
+    for i in priority(&text, &turns, query, &roots) {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    let est: Vec<usize> = order.iter().map(|&i| costs[i]).collect();
+    let sum = |chosen: &Vec<usize>| chosen.iter().map(|&i| costs[i]).sum::<usize>();
+    let protected_cost: usize = protected.iter().map(|&i| costs[i]).sum();
+    let mut chosen: Vec<usize> = if protected_cost >= budget_tokens {
+        protected.clone()
+    } else {
+        fit_units(
+            &order,
+            &est,
+            &|_| None,
+            &|c: &[usize]| c.to_vec(),
+            &sum,
+            budget_tokens,
+        )
+        .map(|(c, _)| c)
+        .unwrap_or_default()
+    };
+    chosen.sort_unstable();
+    let mut pieces: Vec<(usize, String, String)> = whole(&chosen);
+    // Fill what is left with the leading sentences of the best message not kept.
+    let used: usize = sum(&chosen);
+    if let Some(&next) = order.iter().find(|i| !chosen.contains(i))
+        && used < budget_tokens
+    {
+        let t = turns[next];
+        let measure = |a: usize, b: usize| count(&text[a..b]);
+        if let Some((a, b)) = sentence_run(&text, t.start, t.end, budget_tokens - used, &measure) {
+            let at = pieces.partition_point(|p| p.0 < next);
+            pieces.insert(
+                at,
+                (
+                    next,
+                    messages[next].role.to_string(),
+                    text[a..b].to_string(),
+                ),
+            );
+        }
+    }
+    let compressed_tokens: usize = pieces.iter().map(|p| count(&p.2)).sum();
+    let kept_chars: usize = pieces.iter().map(|p| p.2.len()).sum();
+    let all_chars: usize = messages
+        .iter()
+        .map(|m| m.content.len())
+        .sum::<usize>()
+        .max(1);
+    CompressedMessages {
+        messages: pieces,
+        original_tokens,
+        compressed_tokens,
+        budget_tokens,
+        over_budget: compressed_tokens > budget_tokens,
+        quality_score: (kept_chars as f64 / all_chars as f64).min(0.999),
+        unchanged: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approx(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    const IRC: &str = "[03:03] <seveas> delire, indeed\n\
+=== rover_dan [~daniel@222.212.41.14]  has joined #ubuntu\n\
+[03:04] <cruncher> seveas thx\n\
+[03:05] <bigfoot1> is there a way i could remotely connect to my home ubuntu PC from work?\n\
+[03:05] <delire> hehe yes. does Kubuntu have 'KPackage'?\n\
+[03:06] <mjr> bigfoot1, ssh; install ssh server and putty for the windows box\n\
+[03:06] <burgermann> does anyone know a consoleprog that scales jpegs fast?\n\
+[03:06] <seveas> burgermann, convert\n\
+[03:07] <nalioth> bigfoot1: vnc over ssh\n\
+[03:07] <delire> burgermann: ImageMagick\n\
+[03:08] <bigfoot1> thanks, i'll try putty\n\
+[03:08] <seveas> imagemagick rocks, it does everything with images\n";
+
+    #[test]
+    fn irc_lines_are_turns_with_their_speakers() {
+        let turns = parse(IRC).unwrap();
+        assert_eq!(turns.len(), 12);
+        assert!(turns[1].status);
+        let (a, b) = turns[0].speaker.unwrap();
+        assert_eq!(&IRC[a..b], "seveas");
+        assert_eq!(&IRC[turns[0].body..turns[0].end], "delire, indeed");
+        assert!(is_chat(IRC));
+    }
+
+    #[test]
+    fn the_query_message_and_its_replies_are_kept() {
+        let q = "is there a way i could remotely connect to my home ubuntu PC from work?";
+        let p = compress_chat(IRC, Some(q), 60, &approx).unwrap();
+        assert!(approx(&p.text) <= 60);
+        assert!(p.text.contains(q), "{}", p.text);
+        assert!(
+            p.text.contains("bigfoot1, ssh; install ssh server"),
+            "{}",
+            p.text
+        );
+        assert!(p.text.contains("bigfoot1: vnc over ssh"), "{}", p.text);
+        // Every output line is an input line.
+        for l in p.text.lines() {
+            assert!(IRC.lines().any(|o| o == l), "{l}");
+        }
+    }
+
+    #[test]
+    fn without_a_query_the_last_turn_is_kept_and_status_lines_go_first() {
+        let p = compress_chat(IRC, None, 40, &approx).unwrap();
+        assert!(
+            p.text
+                .ends_with("imagemagick rocks, it does everything with images")
+        );
+        assert!(!p.text.contains("has joined"));
+    }
+
+    #[test]
+    fn transcript_turns_span_paragraphs_and_keep_their_labels() {
+        let t = "Human: Write two jokes about cats.\n\nAssistant: Why did the cat sit on the \
+                 computer? To keep an eye on the mouse.\n\nWhat is a cat's favourite colour? \
+                 Purrple.\n\nHuman: Now one about dogs.\n\nAssistant: Why did the dog sit in \
+                 the shade? Because he did not want to be a hot dog.";
+        let turns = parse(t).unwrap();
+        assert_eq!(turns.len(), 4);
+        assert!(t[turns[1].start..turns[1].end].ends_with("Purrple."));
+        let p = compress_chat(t, Some("and about birds?"), 30, &approx).unwrap();
+        assert!(p.text.ends_with("not want to be a hot dog."), "{}", p.text);
+        for block in p.text.split("\n\n") {
+            // No paragraph starts without a label unless it continues a kept turn.
+            assert!(t.contains(block));
+        }
+        assert!(p.text.starts_with("Human:") || p.text.starts_with("Assistant:"));
+    }
+
+    #[test]
+    fn a_last_turn_larger_than_the_budget_keeps_its_label_and_first_sentences() {
+        let t = "User: hello there friend\nAssistant: One two three. Four five six. Seven \
+                 eight nine. Ten eleven twelve.";
+        let p = compress_chat(t, None, 8, &approx).unwrap();
+        assert_eq!(p.text, "Assistant: One two three. Four five six.");
+    }
+
+    #[test]
+    fn nick_colon_chats_are_recognised_but_not_key_value_text() {
+        let chat = "alice: did the deploy finish?\nbob: not yet, the tests are slow\n\
+                    alice: ok ping me\nbob: done now\ncarol: great work both";
+        assert!(is_chat(chat));
+        let yaml = "name: omnimemory\nversion: 1\nedition: 2024\nlicense: MIT\npublish: false";
+        assert!(!is_chat(yaml));
+        let prose = "Note: this is important.\nThe rest of the text explains why.\nIt goes on.";
+        assert!(!is_chat(prose));
+        let urls = "see http://example.com\nhttp://foo.bar/baz\nhttps://x.y\n";
+        assert!(!is_chat(urls));
+    }
+
+    #[test]
+    fn messages_keep_roles_system_and_last_user_whole() {
+        let sys = "You are a terse assistant that answers about trains.";
+        let long = "The first train left at nine in the morning from the north station. \
+                    It stopped in four towns before noon. The weather was fine all day. \
+                    Many people travelled to the coast that weekend for the festival.";
+        let msgs = [
+            ChatMessage {
+                role: "system",
+                content: sys,
+            },
+            ChatMessage {
+                role: "user",
+                content: "Tell me about the first train.",
+            },
+            ChatMessage {
+                role: "assistant",
+                content: long,
+            },
+            ChatMessage {
+                role: "user",
+                content: "When did it leave?",
+            },
+            ChatMessage {
+                role: "assistant",
+                content: long,
+            },
+            ChatMessage {
+                role: "user",
+                content: "And where did people travel to?",
+            },
+        ];
+        let out = compress_messages(
+            &msgs,
+            None,
+            super::super::Budget::Ratio(0.5),
+            Keep::default(),
+            Encoding::Cl100k,
+        );
+        assert!(!out.unchanged);
+        assert!(out.compressed_tokens <= out.budget_tokens, "{out:?}");
+        let roles: Vec<&str> = out.messages.iter().map(|m| m.1.as_str()).collect();
+        assert_eq!(roles.first(), Some(&"system"));
+        assert_eq!(out.messages.first().unwrap().2, sys);
+        let last = out.messages.last().unwrap();
+        assert_eq!(
+            (last.0, last.2.as_str()),
+            (5, "And where did people travel to?")
+        );
+        for (i, role, content) in &out.messages {
+            assert_eq!(role, msgs[*i].role);
+            assert!(msgs[*i].content.contains(content.as_str()));
+        }
+    }
+}
