@@ -16,7 +16,8 @@
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]).
-//! 4. Markdown / code: markdown when the sample has a code fence; code when at least two lines
+//! 4. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
+//!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
@@ -146,9 +147,24 @@ pub fn detect(text: &str) -> ContentType {
     }
 
     let fence = lines.iter().any(|l| l.trim_start().starts_with("```"));
+    // Lines inside fenced blocks say nothing about the text around them: a README's code
+    // samples do not make it code, nor a docstring's example make a source file markdown.
+    let mut inside = false;
+    let outside: Vec<&str> = lines
+        .iter()
+        .filter(|l| {
+            let fence_line = l.trim_start().starts_with("```");
+            inside ^= fence_line;
+            !inside && !fence_line
+        })
+        .copied()
+        .collect();
+    let lines = outside;
+    let n = lines.len().max(1);
     let md = lines.iter().filter(|l| is_markdown_line(l)).count();
     let code = lines.iter().filter(|l| is_code_line(l)).count();
-    if fence {
+    let code_wins = code * 10 >= n * 3 && code > md && code >= 2;
+    if fence && !code_wins {
         return ContentType::Markdown;
     }
     // `# text` is a level-1 heading or a Python/shell comment: code decides on the rest.
