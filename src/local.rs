@@ -40,7 +40,10 @@ pub struct CompressArgs {
 pub fn compress(args: CompressArgs, registry: &Registry) -> anyhow::Result<()> {
     let (name, context) = read_input(args.file.as_deref())?;
     let body = CompressBody {
-        context,
+        context: Some(context),
+        messages: None,
+        keep_system: None,
+        keep_last_user: None,
         query: args.query,
         model_id: args.model,
         target_compression: args.target,
@@ -132,6 +135,19 @@ pub fn count_tokens(file: Option<&Path>, model: &str, json: bool, registry: &Reg
 pub fn eval(data: &Path, ratios: &[f64], use_query: bool, json: bool) -> anyhow::Result<()> {
     if let Some(bad) = ratios.iter().find(|r| !(r.is_finite() && **r >= 1.0)) {
         anyhow::bail!("--ratios takes numbers of at least 1 (2 keeps half the tokens), got {bad}");
+    }
+    if let Some(items) = omnimemory_engine::eval::structure::load(data).map_err(anyhow::Error::msg)? {
+        // Chat, code and markdown files: the structure measures beside their baselines.
+        let progress = progress_bar(items.len() as u64);
+        let rows = omnimemory_engine::eval::structure::run(&items, ratios, &mut || progress.inc(1));
+        progress.finish_and_clear();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            println!("{}: {} items", data.display(), items.len());
+            print!("{}", omnimemory_engine::eval::structure::render(&rows));
+        }
+        return Ok(());
     }
     let items = omnimemory_engine::eval::load_jsonl(data).map_err(anyhow::Error::msg)?;
     let progress = progress_bar(items.len() as u64);

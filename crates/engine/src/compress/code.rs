@@ -97,6 +97,11 @@ impl Lang {
     }
 }
 
+/// True when `text` parses as `lang` without an error node (what `eval` checks outputs with).
+pub fn parses_cleanly(lang: Lang, text: &str) -> bool {
+    parse(lang, text).is_some_and(|t| !t.root_node().has_error())
+}
+
 fn parse(lang: Lang, text: &str) -> Option<Tree> {
     let mut parser = Parser::new();
     parser.set_language(&lang.grammar()).ok()?;

@@ -49,7 +49,7 @@ pub fn run(name: &str, context: &str, query: &str, budget: usize) -> String {
     }
 }
 
-fn ntok(s: &str) -> usize {
+pub(crate) fn ntok(s: &str) -> usize {
     Encoding::Cl100k.count(s)
 }
 
@@ -111,7 +111,7 @@ fn words(s: &str) -> Vec<String> {
     v
 }
 
-fn bm25(units: &[&str], query: &str) -> Vec<f64> {
+pub(crate) fn bm25(units: &[&str], query: &str) -> Vec<f64> {
     let (k1, b) = (1.5, 0.75);
     let tf: Vec<HashMap<String, usize>> = units
         .iter()
@@ -173,7 +173,7 @@ fn select(units: &[&str], scores: &[f64], budget: usize, sep: &str) -> String {
         .join(sep)
 }
 
-fn head(text: &str, budget: usize) -> String {
+pub(crate) fn head(text: &str, budget: usize) -> String {
     // Longest char-boundary prefix within the budget (binary search).
     let (mut lo, mut hi) = (0usize, text.len());
     while lo < hi {

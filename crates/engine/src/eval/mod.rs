@@ -22,6 +22,7 @@
 //! No I/O except in [`load_jsonl`]; [`run`] is pure CPU and uses up to two threads.
 
 pub mod baselines;
+pub mod structure;
 
 use std::sync::mpsc;
 
