@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use omnimemory_engine::compress::chat::{ChatMessage, CompressedMessages, Keep, compress_messages};
 use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
 use omnimemory_engine::tokens::{Encoding, Registry};
 
@@ -25,11 +26,25 @@ pub fn check_model_id(model_id: &str) -> Result<&str, String> {
     Ok(model_id)
 }
 
+/// A `messages` array holds 1 to this many messages.
+pub const MAX_MESSAGES: usize = 10_000;
+/// A message's `role` is 1 to this many bytes with no control characters.
+pub const MAX_ROLE_BYTES: usize = 64;
+
 /// The `/compress` request body. Optional fields accept `null` as absent; unknown fields
-/// (those of older clients included) are ignored.
+/// (those of older clients included) are ignored. Exactly one of `context` and `messages` is
+/// given.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CompressBody {
-    pub context: String,
+    pub context: Option<String>,
+    /// OpenAI-style `[{"role": "...", "content": "..."}]`; kept as sent until [`Self::job`]
+    /// checks each item, so that a refusal names the item (`messages[3].content`) in HTTP and
+    /// batch mode alike. Other fields of an item (`name`, …) are ignored.
+    pub messages: Option<Vec<serde_json::Value>>,
+    /// With `messages`: system and developer messages are kept whole (default true).
+    pub keep_system: Option<bool>,
+    /// With `messages`: the last `user` message is kept whole (default true).
+    pub keep_last_user: Option<bool>,
     pub query: Option<String>,
     pub model_id: Option<String>,
     pub target_compression: Option<f64>,
@@ -71,14 +86,133 @@ impl CompressBody {
         self.model_id.as_deref().unwrap_or(DEFAULT_MODEL)
     }
 
-    /// Compresses with no limits or records: what the local command does.
-    pub fn run(&self, registry: &Registry) -> Result<CompressResponse, String> {
+    /// Checks what the engine needs and takes it out of the body (`context` or `messages`, and
+    /// `query`); the message explains a refusal and names the field.
+    pub fn job(&mut self) -> Result<Job, String> {
         let budget = self.budget()?;
         let granularity = self.granularity()?;
-        check_model_id(self.model_id())?;
-        let encoding = registry.resolve(self.model_id()).encoding;
-        let request = CompressRequest { context: &self.context, query: self.query.as_deref(), budget, granularity };
-        Ok(CompressResponse::new(compress::compress(&request, encoding), self.model_id().to_string(), encoding))
+        let input = match (self.context.take(), self.messages.take()) {
+            (Some(_), Some(_)) => return Err("give either context or messages, not both".into()),
+            (None, None) => return Err("context (a string) or messages (an array) is required".into()),
+            (Some(context), None) => Input::Context(context),
+            (None, Some(items)) => {
+                if granularity == Granularity::Word {
+                    return Err("granularity \"word\" applies to context only; messages are compressed by whole \
+                                messages and sentences"
+                        .into());
+                }
+                let keep =
+                    Keep { system: self.keep_system.unwrap_or(true), last_user: self.keep_last_user.unwrap_or(true) };
+                Input::Messages { messages: messages_of(items)?, keep }
+            }
+        };
+        Ok(Job { input, query: self.query.take(), budget, granularity })
+    }
+
+    /// Compresses with no limits or records: what the local command does.
+    pub fn run(mut self, registry: &Registry) -> Result<CompressResponse, String> {
+        let job = self.job()?;
+        let model_id = check_model_id(self.model_id())?.to_string();
+        let encoding = registry.resolve(&model_id).encoding;
+        Ok(job.run(encoding, model_id))
+    }
+}
+
+/// The `messages` items as messages: each an object with a string `role` (1 to
+/// [`MAX_ROLE_BYTES`] bytes, no control characters) and a string `content`.
+fn messages_of(items: Vec<serde_json::Value>) -> Result<Vec<Message>, String> {
+    if items.is_empty() || items.len() > MAX_MESSAGES {
+        return Err(format!("messages must hold 1 to {MAX_MESSAGES} messages (got {})", items.len()));
+    }
+    let kind = |v: &Option<serde_json::Value>| match v {
+        None => "missing",
+        Some(serde_json::Value::Null) => "null",
+        Some(serde_json::Value::Bool(_)) => "a boolean",
+        Some(serde_json::Value::Number(_)) => "a number",
+        Some(serde_json::Value::String(_)) => "a string",
+        Some(serde_json::Value::Array(_)) => "an array",
+        Some(serde_json::Value::Object(_)) => "an object",
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let serde_json::Value::Object(mut fields) = item else {
+                return Err(format!("messages[{i}] must be an object with string role and content"));
+            };
+            let (role, content) = match (fields.remove("role"), fields.remove("content")) {
+                (Some(serde_json::Value::String(r)), Some(serde_json::Value::String(c))) => (r, c),
+                (Some(serde_json::Value::String(_)), other) => {
+                    return Err(format!("messages[{i}].content must be a string (got {})", kind(&other)));
+                }
+                (other, _) => return Err(format!("messages[{i}].role must be a string (got {})", kind(&other))),
+            };
+            if role.is_empty() || role.len() > MAX_ROLE_BYTES || role.chars().any(char::is_control) {
+                return Err(format!(
+                    "messages[{i}].role must be 1 to {MAX_ROLE_BYTES} bytes with no control characters (got {} bytes)",
+                    role.len()
+                ));
+            }
+            Ok(Message { role, content })
+        })
+        .collect()
+}
+
+/// One message of a `messages` array, in a request or an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// What is compressed: a text, or a conversation.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Context(String),
+    Messages { messages: Vec<Message>, keep: Keep },
+}
+
+/// A checked `/compress` body, owned, so that it can move to a blocking thread.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub input: Input,
+    pub query: Option<String>,
+    pub budget: Budget,
+    pub granularity: Granularity,
+}
+
+impl Job {
+    /// Bytes of the text to compress (the messages' contents).
+    pub fn input_bytes(&self) -> usize {
+        match &self.input {
+            Input::Context(context) => context.len(),
+            Input::Messages { messages, .. } => messages.iter().map(|m| m.content.len()).sum(),
+        }
+    }
+
+    /// The input's tokens as the engine counts them (for messages, the sum over the contents):
+    /// what is reserved and charged.
+    pub fn original_tokens(&self, encoding: Encoding) -> usize {
+        match &self.input {
+            Input::Context(context) => encoding.count(context),
+            Input::Messages { messages, .. } => messages.iter().map(|m| encoding.count(&m.content)).sum(),
+        }
+    }
+
+    pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
+        let query = self.query.as_deref();
+        match &self.input {
+            Input::Context(context) => {
+                let request = CompressRequest { context, query, budget: self.budget, granularity: self.granularity };
+                CompressResponse::new(compress::compress(&request, encoding), model_id, encoding)
+            }
+            Input::Messages { messages, keep } => {
+                let chat: Vec<ChatMessage<'_>> =
+                    messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect();
+                let out = compress_messages(&chat, query, self.budget, *keep, encoding);
+                CompressResponse::from_messages(out, model_id, encoding)
+            }
+        }
     }
 }
 
@@ -102,6 +236,10 @@ pub struct CompressResponse {
     /// True when the text came back as it was sent: blank, under 16 tokens, or already within
     /// the budget.
     pub unchanged: bool,
+    /// For a `messages` request: the kept messages, in input order, roles as sent, each whole or
+    /// as a run of its sentences. Absent for a `context` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<Message>>,
 }
 
 impl CompressResponse {
@@ -126,6 +264,38 @@ impl CompressResponse {
             budget_tokens: out.budget_tokens,
             over_budget: out.over_budget,
             unchanged: out.unchanged,
+            messages: None,
+        }
+    }
+
+    /// The answer to a `messages` request: `messages` holds the kept messages; `compressed_text`
+    /// their contents joined by a blank line (for clients that read only the text);
+    /// `retained_indices` their indices in the input; the token counts are over the contents.
+    pub fn from_messages(out: CompressedMessages, model_id: String, encoding: Encoding) -> CompressResponse {
+        let compression_ratio = if out.original_tokens == 0 {
+            0.0
+        } else {
+            1.0 - out.compressed_tokens as f64 / out.original_tokens as f64
+        };
+        let retained_indices = out.messages.iter().map(|m| m.0).collect();
+        let compressed_text = out.messages.iter().map(|m| m.2.as_str()).collect::<Vec<_>>().join("\n\n");
+        let messages = out.messages.into_iter().map(|(_, role, content)| Message { role, content }).collect();
+        CompressResponse {
+            original_tokens: out.original_tokens,
+            compressed_tokens: out.compressed_tokens,
+            compression_ratio,
+            quality_score: out.quality_score,
+            compressed_text,
+            model_id,
+            content_type: compress::ContentType::Chat.as_str().to_string(),
+            tokenizer: encoding.name().to_string(),
+            is_exact_tokenization: encoding.is_exact(),
+            tokenizer_strategy: encoding.strategy().to_string(),
+            retained_indices,
+            budget_tokens: out.budget_tokens,
+            over_budget: out.over_budget,
+            unchanged: out.unchanged,
+            messages: Some(messages),
         }
     }
 }
@@ -163,5 +333,79 @@ impl CountResponse {
                 characters: text.chars().count(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: serde_json::Value) -> CompressBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn refusal(json: serde_json::Value) -> String {
+        body(json).job().expect_err("refused")
+    }
+
+    #[test]
+    fn exactly_one_of_context_and_messages_is_taken() {
+        let both = refusal(serde_json::json!({"context": "a", "messages": [{"role": "user", "content": "b"}]}));
+        assert!(both.contains("context") && both.contains("messages"), "{both}");
+        let neither = refusal(serde_json::json!({"context": null, "query": "q"}));
+        assert!(neither.contains("context") && neither.contains("messages"), "{neither}");
+        assert!(refusal(serde_json::json!({"messages": []})).contains("1 to 10000"));
+        let many: Vec<_> = (0..=MAX_MESSAGES).map(|_| serde_json::json!({"role": "user", "content": ""})).collect();
+        assert!(refusal(serde_json::json!({ "messages": many })).contains("got 10001"));
+    }
+
+    #[test]
+    fn a_bad_message_is_named_by_its_index_and_field() {
+        let ok = serde_json::json!({"role": "user", "content": "hi"});
+        let cases = [
+            (serde_json::json!({"role": "user"}), "messages[1].content must be a string (got missing)"),
+            (serde_json::json!({"role": "user", "content": 3}), "messages[1].content must be a string (got a number)"),
+            (serde_json::json!({"content": "x"}), "messages[1].role must be a string (got missing)"),
+            (serde_json::json!({"role": null, "content": "x"}), "messages[1].role must be a string (got null)"),
+            (serde_json::json!("user: hi"), "messages[1] must be an object"),
+            (serde_json::json!({"role": "", "content": "x"}), "messages[1].role must be 1 to 64 bytes"),
+            (serde_json::json!({"role": "r".repeat(65), "content": "x"}), "(got 65 bytes)"),
+            (serde_json::json!({"role": "us\ner", "content": "x"}), "no control characters"),
+        ];
+        for (bad, expected) in cases {
+            let detail = refusal(serde_json::json!({ "messages": [ok, bad] }));
+            assert!(detail.contains(expected), "{detail}");
+        }
+        let word = refusal(serde_json::json!({"messages": [ok], "granularity": "word"}));
+        assert!(word.contains("granularity"), "{word}");
+    }
+
+    #[test]
+    fn the_charged_count_is_the_engines_over_the_contents() {
+        let long = "The committee met on Tuesday to review the budget for the new library. \
+                    Several members asked about the cost of the roof, which rose by 12 percent. ";
+        let messages = serde_json::json!([
+            {"role": "system", "content": "You answer questions about the town council."},
+            {"role": "user", "content": long.repeat(4)},
+            {"role": "assistant", "content": long.repeat(3)},
+            {"role": "user", "content": "How much did the roof cost rise?"},
+        ]);
+        for encoding in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
+            let job = body(serde_json::json!({"messages": messages, "target_compression": 0.5})).job().unwrap();
+            let out = job.run(encoding, "m".into());
+            assert_eq!(job.original_tokens(encoding), out.original_tokens, "{encoding:?}");
+            assert!(out.compressed_tokens <= out.budget_tokens, "{out:?}");
+            assert_eq!(out.content_type, "chat");
+            let kept = out.messages.as_ref().unwrap();
+            assert_eq!(kept.len(), out.retained_indices.len());
+            assert_eq!(kept[0].content, "You answer questions about the town council.");
+            assert_eq!(kept.last().unwrap().content, "How much did the roof cost rise?");
+            let joined: Vec<&str> = kept.iter().map(|m| m.content.as_str()).collect();
+            assert_eq!(out.compressed_text, joined.join("\n\n"));
+        }
+        let context = body(serde_json::json!({"context": "Short."})).job().unwrap();
+        let out = context.run(Encoding::Cl100k, "m".into());
+        assert!(out.messages.is_none());
+        assert!(serde_json::to_value(&out).unwrap().get("messages").is_none());
     }
 }

@@ -12,9 +12,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::limits::{Admissible, admit, rate_headers};
-use crate::api::{CompressBody, CompressResponse, CountResponse, DEFAULT_MODEL, check_model_id};
+use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
-use omnimemory_engine::compress::{self, CompressRequest};
+use omnimemory_engine::compress;
 
 /// Above this many bytes a compression runs on the blocking pool, off the async executor.
 const INLINE_LIMIT_BYTES: usize = 32 * 1024;
@@ -45,31 +45,33 @@ pub async fn compress(
         }
         None => None,
     };
-    let budget = body.budget().map_err(ApiError::InvalidRequest)?;
-    let granularity = body.granularity().map_err(ApiError::InvalidRequest)?;
+    // `context` or `messages`, the query, the budget and the granularity, checked and owned.
+    let job = body.job().map_err(ApiError::InvalidRequest)?;
     let metadata = metadata_of(body.metadata.take())?;
     let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
     let session_id =
         tag_of("session_id", header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take()))?;
     let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
-    let large = body.context.len() > INLINE_LIMIT_BYTES;
+    let large = job.input_bytes() > INLINE_LIMIT_BYTES;
 
-    let original_tokens = if large {
-        let context = body.context.clone();
-        run_blocking(&state, move || encoding.count(&context)).await?
+    // The input's tokens (for messages, the sum over their contents) are what is reserved now
+    // and charged with the usage record.
+    let (job, original_tokens) = if large {
+        run_blocking(&state, move || {
+            let n = job.original_tokens(encoding);
+            (job, n)
+        })
+        .await?
     } else {
-        encoding.count(&body.context)
+        let n = job.original_tokens(encoding);
+        (job, n)
     };
     let admission = admit(&state, &key, original_tokens as u64, true).await?;
     let timestamp = state.clock.now();
 
-    let run = move || {
-        let request = CompressRequest { context: &body.context, query: body.query.as_deref(), budget, granularity };
-        compress::compress(&request, encoding)
-    };
-    let out = if large { run_blocking(&state, run).await? } else { run() };
-    let response = CompressResponse::new(out, model_id, encoding);
+    let run = move || job.run(encoding, model_id);
+    let response = if large { run_blocking(&state, run).await? } else { run() };
 
     let request_id = format!("{:032x}", rand::random::<u128>());
     let record = UsageRecord {
@@ -127,7 +129,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// the tag headers. A retry must send the same.
 fn body_digest(body: &CompressBody, headers: &HeaderMap) -> String {
     use sha2::Digest as _;
-    let fields = serde_json::json!([
+    let mut fields = serde_json::json!([
         body.context,
         body.query,
         body.model_id,
@@ -139,6 +141,18 @@ fn body_digest(body: &CompressBody, headers: &HeaderMap) -> String {
         header_str(headers, "x-tool-id"),
         header_str(headers, "x-session-id"),
     ]);
+    // Fields added later are digested only when present, so that a body without them digests
+    // as it did before they existed (answers stored then still match their retries).
+    if body.messages.is_some()
+        || body.keep_system.is_some()
+        || body.keep_last_user.is_some()
+        || body.granularity.is_some()
+    {
+        let later = serde_json::json!([body.messages, body.keep_system, body.keep_last_user, body.granularity]);
+        if let Some(all) = fields.as_array_mut() {
+            all.push(later);
+        }
+    }
     let digest = sha2::Sha256::digest(fields.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -61,6 +61,45 @@ fn batch_mode_answers_each_line_with_its_id_and_names_bad_lines() {
 }
 
 #[test]
+fn batch_mode_takes_messages_and_answers_messages() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("chat.jsonl");
+    let system = "You answer questions about programming languages in one sentence.";
+    let messages = serde_json::json!([
+        {"role": "system", "content": system},
+        {"role": "user", "content": "Tell me about some languages."},
+        {"role": "assistant", "content": PASSAGES},
+        {"role": "user", "content": "When was Python first released?"},
+    ]);
+    let lines = [
+        serde_json::json!({"id": "chat", "messages": messages, "target_compression": 0.5}).to_string(),
+        serde_json::json!({"id": "bad", "messages": [{"role": "user", "content": "hi"}, {"role": 1, "content": "x"}]})
+            .to_string(),
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = env.cli(&["compress", "--jsonl", input.to_str().unwrap()], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("chat.jsonl:2: messages[1].role"), "{}", out.stderr);
+    let written: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let v = &written[0];
+    assert_eq!((v["id"].as_str(), v["content_type"].as_str()), (Some("chat"), Some("chat")), "{v}");
+    assert!(v["compressed_tokens"].as_u64().unwrap() <= v["budget_tokens"].as_u64().unwrap(), "{v}");
+    let kept = v["messages"].as_array().unwrap();
+    assert_eq!((kept[0]["role"].as_str(), kept[0]["content"].as_str()), (Some("system"), Some(system)), "{v}");
+    let last = kept.last().unwrap();
+    assert_eq!(
+        (last["role"].as_str(), last["content"].as_str()),
+        (Some("user"), Some("When was Python first released?"))
+    );
+    assert_eq!(v["retained_indices"].as_array().unwrap().last().unwrap(), 3);
+    assert_eq!(
+        (written[1]["id"].as_str(), written[1]["error"]["code"].as_str()),
+        (Some("bad"), Some("invalid_request"))
+    );
+}
+
+#[test]
 fn count_tokens_is_exact_for_openai_models_and_labelled_approximate_otherwise() {
     let env = TestEnv::new(Backend::Sqlite);
     let exact = json(&env.cli(&["count-tokens", "--model", "gpt-4", "--json"], Some("hello world")));

@@ -2,6 +2,7 @@
 
 mod admin_cli;
 mod compress_api;
+mod compress_messages;
 mod foundation;
 mod hardening;
 mod harness;
