@@ -1148,11 +1148,15 @@ fn render_lines(units: &Units<'_>, chosen: &[usize]) -> (String, Vec<bool>) {
     // Interiors of the bodies whose function is shown: dropped lines there get a marker.
     let mut body_of = vec![None; n];
     let mut skeleton_shown = vec![false; units.groups.len()];
+    let mut is_chosen = vec![false; pieces.len()];
     for &p in chosen {
-        for child in pieces.iter().filter(|c| c.parent == Some(p)) {
-            if let Some(g) = child.group {
-                skeleton_shown[g] = true;
-            }
+        is_chosen[p] = true;
+    }
+    for c in pieces {
+        if let (Some(p), Some(g)) = (c.parent, c.group)
+            && is_chosen[p]
+        {
+            skeleton_shown[g] = true;
         }
     }
     for (g, &(a, b)) in units.groups.iter().enumerate() {
