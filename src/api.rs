@@ -272,31 +272,21 @@ impl CompressResponse {
     /// their contents joined by a blank line (for clients that read only the text);
     /// `retained_indices` their indices in the input; the token counts are over the contents.
     pub fn from_messages(out: CompressedMessages, model_id: String, encoding: Encoding) -> CompressResponse {
-        let compression_ratio = if out.original_tokens == 0 {
-            0.0
-        } else {
-            1.0 - out.compressed_tokens as f64 / out.original_tokens as f64
-        };
         let retained_indices = out.messages.iter().map(|m| m.0).collect();
-        let compressed_text = out.messages.iter().map(|m| m.2.as_str()).collect::<Vec<_>>().join("\n\n");
+        let text = out.messages.iter().map(|m| m.2.as_str()).collect::<Vec<_>>().join("\n\n");
         let messages = out.messages.into_iter().map(|(_, role, content)| Message { role, content }).collect();
-        CompressResponse {
+        let compressed = compress::Compressed {
+            text,
             original_tokens: out.original_tokens,
             compressed_tokens: out.compressed_tokens,
-            compression_ratio,
-            quality_score: out.quality_score,
-            compressed_text,
-            model_id,
-            content_type: compress::ContentType::Chat.as_str().to_string(),
-            tokenizer: encoding.name().to_string(),
-            is_exact_tokenization: encoding.is_exact(),
-            tokenizer_strategy: encoding.strategy().to_string(),
-            retained_indices,
             budget_tokens: out.budget_tokens,
             over_budget: out.over_budget,
+            quality_score: out.quality_score,
+            content_type: compress::ContentType::Chat,
+            retained_indices,
             unchanged: out.unchanged,
-            messages: Some(messages),
-        }
+        };
+        CompressResponse { messages: Some(messages), ..CompressResponse::new(compressed, model_id, encoding) }
     }
 }
 

@@ -33,7 +33,8 @@
 //! Not here: detection of other kinds, I/O.
 
 use super::Packed;
-use super::rank::{Analysis, query_terms};
+use super::detect::LEVELS;
+use super::rank::{Analysis, bm25, qtf, query_terms};
 use super::segment::{SegKind, Segment, split_sentences};
 use super::units::fit_units;
 use crate::tokens::Encoding;
@@ -64,28 +65,15 @@ const ROLES: &[&str] = &[
     "developer",
 ];
 
-/// Words that start machine lines (`INFO: …`) or prose labels (`Note: …`), never a speaker.
+/// Words that start prose labels (`Note: …`) or `key: value` lines, never a speaker (nor are
+/// log levels such as `INFO`, see [`detect::LEVELS`](super::detect)).
 const NOT_NAMES: &[&str] = &[
-    "trace",
-    "debug",
-    "info",
-    "notice",
-    "warn",
-    "warning",
-    "error",
-    "err",
-    "fatal",
-    "critical",
-    "crit",
-    "severe",
-    "panic",
     "note",
     "example",
     "http",
     "https",
     "ftp",
     "file",
-    "warning",
     "todo",
     "fixme",
     "step",
@@ -258,7 +246,10 @@ fn label(line: &str) -> Option<Label> {
     }
     let style = if ROLES.contains(&lower.as_str()) {
         Style::Role
-    } else if NOT_NAMES.contains(&lower.as_str()) || name.bytes().all(|c| c.is_ascii_digit()) {
+    } else if NOT_NAMES.contains(&lower.as_str())
+        || LEVELS.iter().any(|l| l.eq_ignore_ascii_case(name))
+        || name.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     } else {
         Style::Name
@@ -270,15 +261,21 @@ fn label(line: &str) -> Option<Label> {
     })
 }
 
-/// The turns of `text` when it reads as a conversation (see the module docs), else `None`.
-pub(crate) fn parse(text: &str) -> Option<Vec<Turn>> {
-    let mut lines: Vec<(usize, &str, Option<Label>)> = Vec::new();
+/// Each line of `text` (without its `\r`) with its offset and its label, if any.
+fn labelled_lines(text: &str) -> Vec<(usize, &str, Option<Label>)> {
+    let mut lines = Vec::new();
     let mut offset = 0;
     for line in text.split('\n') {
         let l = line.strip_suffix('\r').unwrap_or(line);
         lines.push((offset, l, if l.trim().is_empty() { None } else { label(l) }));
         offset += line.len() + 1;
     }
+    lines
+}
+
+/// The turns of `text` when it reads as a conversation (see the module docs), else `None`.
+pub(crate) fn parse(text: &str) -> Option<Vec<Turn>> {
+    let lines = labelled_lines(text);
     let style = conversation_style(text, &lines)?;
     let starts_turn = |l: &Option<Label>| match l {
         Some(Label::Speaker { style: s, .. }) => *s == style,
@@ -393,26 +390,9 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
 
 /// True when `text` reads as a conversation: the test `detect` uses.
 pub(crate) fn is_chat(text: &str) -> bool {
-    let mut lines: Vec<(usize, &str, Option<Label>)> = Vec::new();
-    let mut offset = 0;
-    for line in text.split('\n') {
-        lines.push((
-            offset,
-            line,
-            if line.trim().is_empty() {
-                None
-            } else {
-                label(line)
-            },
-        ));
-        offset += line.len() + 1;
-    }
-    conversation_style(text, &lines).is_some()
+    conversation_style(text, &labelled_lines(text)).is_some()
 }
 
-/// BM25 parameters.
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
 /// Weight of the thread of the query's own turn next to the query's BM25 (scaled to 1).
 const THREAD: f64 = 1.2;
 /// Weight of recency (1 for the last turn, 0 for the first).
@@ -457,21 +437,16 @@ fn priority(text: &str, turns: &[Turn], query: Option<&str>, roots: &[usize]) ->
     } else {
         let lens: Vec<usize> = (0..n).map(|i| analysis.seg_range(i).len()).collect();
         let avg = lens.iter().sum::<usize>() as f64 / n.max(1) as f64;
-        let mut bm25 = vec![0.0f64; n];
-        for (i, b) in bm25.iter_mut().enumerate() {
-            let words = &analysis.words[analysis.seg_range(i)];
-            for &(t, idf) in &qterms {
-                let tf = words.iter().filter(|w| w.term == t).count() as f64;
-                if tf > 0.0 {
-                    let norm = K1 * (1.0 - B + B * lens[i] as f64 / avg.max(1.0));
-                    *b += idf * tf * (K1 + 1.0) / (tf + norm);
-                }
-            }
-        }
-        let best = bm25.iter().cloned().fold(0.0, f64::max).max(1e-9);
+        let relevance: Vec<f64> = (0..n)
+            .map(|i| {
+                let words = &analysis.words[analysis.seg_range(i)];
+                bm25(&qtf(words, &qterms), &qterms, lens[i] as f64, avg)
+            })
+            .collect();
+        let best = relevance.iter().cloned().fold(0.0, f64::max).max(1e-9);
         let thread = thread_weights(text, turns, roots);
         for i in 0..n {
-            score[i] = bm25[i] / best + THREAD * thread[i] + RECENCY_WITH_QUERY * recency(i);
+            score[i] = relevance[i] / best + THREAD * thread[i] + RECENCY_WITH_QUERY * recency(i);
         }
     }
     let last = (0..n).rev().find(|&i| !turns[i].status);
@@ -689,7 +664,7 @@ pub fn compress_chat(
     };
     let mut retained_indices = chosen;
     retained_indices.sort_unstable();
-    let kept_information = information(text, &turns, &retained_indices);
+    let kept_information = information(&turns, &retained_indices);
     Some(Packed {
         text: out,
         retained_indices,
@@ -712,11 +687,10 @@ fn separator<'a>(text: &'a str, turns: &[Turn]) -> &'a str {
 
 /// Share of the conversation's words (by length) in the kept turns, at most 0.999 when a turn
 /// was dropped.
-fn information(text: &str, turns: &[Turn], kept: &[usize]) -> f64 {
+fn information(turns: &[Turn], kept: &[usize]) -> f64 {
     let size = |i: usize| (turns[i].end - turns[i].body) as f64 + 1.0;
     let all: f64 = (0..turns.len()).map(size).sum();
     let k: f64 = kept.iter().map(|&i| size(i)).sum();
-    let _ = text;
     if kept.len() == turns.len() {
         1.0
     } else {
@@ -833,8 +807,10 @@ pub fn compress_messages(
     let query = query.filter(|q| !q.trim().is_empty()).or(implicit);
     let roots = query_turns(&text, &turns, query);
     let mut order = protected.clone();
+    // `protected` and (below) `chosen` are sorted: membership is a binary search, so that a
+    // long conversation costs n log n, not n².
     for i in priority(&text, &turns, query, &roots) {
-        if !order.contains(&i) {
+        if protected.binary_search(&i).is_err() {
             order.push(i);
         }
     }
@@ -859,7 +835,7 @@ pub fn compress_messages(
     let mut pieces: Vec<(usize, String, String)> = whole(&chosen);
     // Fill what is left with the leading sentences of the best message not kept.
     let used: usize = sum(&chosen);
-    if let Some(&next) = order.iter().find(|i| !chosen.contains(i))
+    if let Some(&next) = order.iter().find(|i| chosen.binary_search(i).is_err())
         && used < budget_tokens
     {
         let t = turns[next];

@@ -36,7 +36,8 @@ const LINE_PREFIX: usize = 400;
 /// Bytes of the text looked at.
 const SAMPLE_BYTES: usize = 64 * 1024;
 
-const LEVELS: &[&str] = &[
+/// Log level words (also never a chat speaker's name).
+pub(crate) const LEVELS: &[&str] = &[
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "FATAL", "CRITICAL",
     "CRIT", "SEVERE", "PANIC",
 ];

@@ -574,7 +574,7 @@ pub fn agnostic_utilities(
 }
 
 /// BM25 of `qterms` over the words `words`, with document length `len` and average `avg`.
-fn bm25(tf: &[(u32, u32)], qterms: &[(u32, f64)], len: f64, avg: f64) -> f64 {
+pub(crate) fn bm25(tf: &[(u32, u32)], qterms: &[(u32, f64)], len: f64, avg: f64) -> f64 {
     let mut score = 0.0;
     for &(t, idf) in qterms {
         if let Some(&(_, f)) = tf.iter().find(|(x, _)| *x == t) {
@@ -586,7 +586,7 @@ fn bm25(tf: &[(u32, u32)], qterms: &[(u32, f64)], len: f64, avg: f64) -> f64 {
 }
 
 /// Query-term frequencies among `words` (only query terms are counted).
-fn qtf(words: &[Word], qterms: &[(u32, f64)]) -> Vec<(u32, u32)> {
+pub(crate) fn qtf(words: &[Word], qterms: &[(u32, f64)]) -> Vec<(u32, u32)> {
     let mut tf: Vec<(u32, u32)> = qterms.iter().map(|&(t, _)| (t, 0)).collect();
     for w in words {
         if let Some(e) = tf.iter_mut().find(|(t, _)| *t == w.term) {
