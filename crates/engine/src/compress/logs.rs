@@ -37,8 +37,8 @@
 //! the compressor, not the program that logged, wrote the line.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
-//! budget is never kept; if nothing fits it gives `None` and the caller packs the text line
-//! by line), and it does not reorder.
+//! budget is never kept; if nothing but blank lines fits it gives `None` and the caller packs
+//! the text line by line), and it does not reorder.
 //!
 //! Invariants of `Some(p)`: `count(&p.text) <= budget`, checked on the final text;
 //! `retained_indices` are the kept line numbers (0-based, ascending); `kept_information`
@@ -391,6 +391,10 @@ pub fn compress_logs(
         &|t: &String| count(t),
         budget,
     )?;
+    // Only blank lines fit: nothing of the log is shown, so the caller packs it as text.
+    if out.trim().is_empty() {
+        return None;
+    }
     let mut kept = vec![false; n];
     for &i in &chosen {
         kept[i] = true;
