@@ -13,7 +13,6 @@ Needs ``langchain-core`` 0.3 or 1.x (``pip install "omnimemory[langchain]"``).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from typing import Any, Dict, List, Optional, Sequence, Type, cast
 
@@ -27,6 +26,7 @@ except ImportError as e:  # pragma: no cover
     raise ImportError('omnimemory.langchain needs langchain-core: pip install "omnimemory[langchain]"') from e
 
 from ._client import AsyncOmniMemory, OmniMemory
+from ._integration import STAT_KEYS, blocking_client, compress_concurrently, request_kwargs, stats
 from .models import CompressionResult
 
 __all__ = [
@@ -36,24 +36,6 @@ __all__ = [
     "contextual_compression_retriever_class",
     "STAT_KEYS",
 ]
-
-#: The metadata keys the compressor adds to each document it compresses.
-STAT_KEYS = (
-    "omnimemory_original_tokens",
-    "omnimemory_compressed_tokens",
-    "omnimemory_compression_ratio",
-    "omnimemory_quality_score",
-)
-
-
-def _stats(result: CompressionResult) -> Dict[str, Any]:
-    return {
-        "omnimemory_original_tokens": result.original_tokens,
-        "omnimemory_compressed_tokens": result.compressed_tokens,
-        "omnimemory_compression_ratio": result.compression_ratio,
-        "omnimemory_quality_score": result.quality_score,
-    }
-
 
 class OmniMemoryCompressor(BaseDocumentCompressor):
     """Compresses each document's ``page_content`` with OmniMemory, query-aware.
@@ -88,30 +70,11 @@ class OmniMemoryCompressor(BaseDocumentCompressor):
 
     _own_client: Optional[OmniMemory] = PrivateAttr(default=None)
 
-    def _sync_client(self) -> OmniMemory:
-        if self.client is not None:
-            return self.client
-        if self._own_client is None:
-            self._own_client = OmniMemory(
-                api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
-            )
-        return self._own_client
-
-    def _kwargs(self, query: str) -> Dict[str, Any]:
-        return {
-            "query": query if self.use_query and query else None,
-            "target_compression": self.target_compression,
-            "target_tokens": self.target_tokens,
-            "model_id": self.model_id,
-            "granularity": self.granularity,
-            "metadata": self.tags,
-        }
-
     @staticmethod
     def _rebuild(doc: Document, result: CompressionResult) -> Document:
         return Document(
             page_content=result.compressed_text,
-            metadata={**doc.metadata, **_stats(result)},
+            metadata={**doc.metadata, **stats(result)},
             id=getattr(doc, "id", None),
         )
 
@@ -121,8 +84,8 @@ class OmniMemoryCompressor(BaseDocumentCompressor):
         query: str,
         callbacks: Optional[Callbacks] = None,
     ) -> Sequence[Document]:
-        client = self._sync_client()
-        kwargs = self._kwargs(query)
+        client = blocking_client(self)
+        kwargs = request_kwargs(self, query)
         out: List[Document] = []
         for doc in documents:
             if not doc.page_content.strip():
@@ -137,22 +100,9 @@ class OmniMemoryCompressor(BaseDocumentCompressor):
         query: str,
         callbacks: Optional[Callbacks] = None,
     ) -> Sequence[Document]:
-        kwargs = self._kwargs(query)
-        owned = self.async_client is None
-        client = self.async_client or AsyncOmniMemory(
-            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
-        )
-        try:
-
-            async def one(doc: Document) -> Document:
-                if not doc.page_content.strip():
-                    return doc
-                return self._rebuild(doc, await client.compress(doc.page_content, **kwargs))
-
-            return list(await asyncio.gather(*(one(d) for d in documents)))
-        finally:
-            if owned:
-                await client.close()
+        texts = [doc.page_content if doc.page_content.strip() else None for doc in documents]
+        results = await compress_concurrently(self, texts, request_kwargs(self, query))
+        return [doc if r is None else self._rebuild(doc, r) for doc, r in zip(documents, results)]
 
 
 #: The original integration's name.

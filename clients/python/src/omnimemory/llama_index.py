@@ -11,7 +11,6 @@ Needs ``llama-index-core`` 0.12 or later (``pip install "omnimemory[llama-index]
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Dict, List, Optional
 
 try:
@@ -22,18 +21,13 @@ except ImportError as e:  # pragma: no cover
     raise ImportError('omnimemory.llama_index needs llama-index-core: pip install "omnimemory[llama-index]"') from e
 
 from ._client import AsyncOmniMemory, OmniMemory
+from ._integration import STAT_KEYS, blocking_client, compress_concurrently, request_kwargs, stats
 from .models import CompressionResult
 
 __all__ = ["OmniMemoryNodePostprocessor", "OmniMemoryPostprocessor", "STAT_KEYS"]
 
-#: The metadata keys the postprocessor adds to each node it compresses. They are excluded from
-#: the text the LLM and the embedding model see, so they cost no prompt tokens.
-STAT_KEYS = (
-    "omnimemory_original_tokens",
-    "omnimemory_compressed_tokens",
-    "omnimemory_compression_ratio",
-    "omnimemory_quality_score",
-)
+# The statistics keys (STAT_KEYS) are excluded from the text the LLM and the embedding model
+# see, so they cost no prompt tokens.
 
 
 class OmniMemoryNodePostprocessor(BaseNodePostprocessor):
@@ -69,25 +63,8 @@ class OmniMemoryNodePostprocessor(BaseNodePostprocessor):
     def class_name(cls) -> str:
         return "OmniMemoryNodePostprocessor"
 
-    def _sync_client(self) -> OmniMemory:
-        if self.client is not None:
-            return self.client
-        if self._own_client is None:
-            self._own_client = OmniMemory(
-                api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
-            )
-        return self._own_client
-
     def _kwargs(self, query_bundle: Optional[QueryBundle]) -> Dict[str, Any]:
-        query = query_bundle.query_str if (query_bundle is not None and self.use_query) else None
-        return {
-            "query": query or None,
-            "target_compression": self.target_compression,
-            "target_tokens": self.target_tokens,
-            "model_id": self.model_id,
-            "granularity": self.granularity,
-            "metadata": self.tags,
-        }
+        return request_kwargs(self, query_bundle.query_str if query_bundle is not None else None)
 
     @staticmethod
     def _text_of(item: NodeWithScore) -> Optional[str]:
@@ -101,13 +78,7 @@ class OmniMemoryNodePostprocessor(BaseNodePostprocessor):
     def _rebuild(item: NodeWithScore, result: CompressionResult) -> NodeWithScore:
         node = item.node.model_copy(deep=True)
         node.set_content(result.compressed_text)
-        node.metadata = {
-            **node.metadata,
-            "omnimemory_original_tokens": result.original_tokens,
-            "omnimemory_compressed_tokens": result.compressed_tokens,
-            "omnimemory_compression_ratio": result.compression_ratio,
-            "omnimemory_quality_score": result.quality_score,
-        }
+        node.metadata = {**node.metadata, **stats(result)}
         for keys in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
             keys.extend(k for k in STAT_KEYS if k not in keys)
         return NodeWithScore(node=node, score=item.score)
@@ -117,7 +88,7 @@ class OmniMemoryNodePostprocessor(BaseNodePostprocessor):
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        client = self._sync_client()
+        client = blocking_client(self)
         kwargs = self._kwargs(query_bundle)
         out: List[NodeWithScore] = []
         for item in nodes:
@@ -130,23 +101,9 @@ class OmniMemoryNodePostprocessor(BaseNodePostprocessor):
         nodes: List[NodeWithScore],
         query_bundle: Optional[QueryBundle] = None,
     ) -> List[NodeWithScore]:
-        kwargs = self._kwargs(query_bundle)
-        owned = self.async_client is None
-        client = self.async_client or AsyncOmniMemory(
-            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
-        )
-        try:
-
-            async def one(item: NodeWithScore) -> NodeWithScore:
-                text = self._text_of(item)
-                if text is None:
-                    return item
-                return self._rebuild(item, await client.compress(text, **kwargs))
-
-            return list(await asyncio.gather(*(one(n) for n in nodes)))
-        finally:
-            if owned:
-                await client.close()
+        texts = [self._text_of(item) for item in nodes]
+        results = await compress_concurrently(self, texts, self._kwargs(query_bundle))
+        return [item if r is None else self._rebuild(item, r) for item, r in zip(nodes, results)]
 
 
 #: A shorter name for the same class.
