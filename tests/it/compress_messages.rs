@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Server, client, error_code, get_json};
+use crate::harness::{Backend, Server, client, count_tokens, error_code, get_json};
 
 const SYSTEM: &str = "You are a concise assistant for the city library. Answer in one paragraph.";
 
@@ -75,18 +75,7 @@ async fn messages_in_messages_out_roles_kept_and_charged_like_a_context(backend:
     // original_tokens is the sum over the contents, and that is what is charged.
     let mut sum = 0;
     for m in input.as_array().unwrap() {
-        let body = json!({"text": m["content"], "model_id": "gpt-4o"});
-        let count: Value = client()
-            .post(server.url("/count-tokens"))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sum += count["token_count"].as_u64().unwrap();
+        sum += count_tokens(&server, &key, m["content"].as_str().unwrap(), "gpt-4o").await;
     }
     let original = out["original_tokens"].as_u64().unwrap();
     assert_eq!(original, sum);

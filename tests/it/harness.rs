@@ -345,6 +345,22 @@ pub async fn get_json(url: impl reqwest::IntoUrl, key: &str) -> serde_json::Valu
     client().get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
 }
 
+/// `POST /count-tokens` with a key: the `token_count` of `text` for `model_id`.
+pub async fn count_tokens(server: &Server, key: &str, text: &str, model_id: &str) -> u64 {
+    let body = serde_json::json!({"text": text, "model_id": model_id});
+    let counted: serde_json::Value = client()
+        .post(server.url("/count-tokens"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    counted["token_count"].as_u64().unwrap()
+}
+
 /// Asserts the one error shape and returns the `code`.
 pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
     let got = resp.status().as_u16();

@@ -11,7 +11,7 @@ use omnimemory::http::Service;
 use omnimemory::limits::FakeClock;
 use serde_json::json;
 
-use crate::harness::{Backend, Server, cli_with, client, created_key, error_code, get_json};
+use crate::harness::{Backend, Server, cli_with, client, count_tokens, created_key, error_code, get_json};
 
 /// The real router on a loopback port, with a fake clock.
 struct InProcess {
@@ -217,17 +217,7 @@ const TEXT: &str = "Quota reservations are atomic under concurrency.";
 async fn two_hundred_concurrent_requests_on_a_quota_for_n_admit_exactly_n(backend: Backend) {
     let server = Server::start(&backend);
     let probe = server.create_key("probe", "pro");
-    let counted: serde_json::Value = client()
-        .post(server.url("/count-tokens"))
-        .bearer_auth(&probe)
-        .json(&json!({"text": TEXT, "model_id": "gpt-4"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let per_request = counted["token_count"].as_u64().unwrap();
+    let per_request = count_tokens(&server, &probe, TEXT, "gpt-4").await;
     let n = 37;
     let limit = (per_request * n).to_string();
     let key = server.create_key_with(
