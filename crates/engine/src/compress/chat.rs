@@ -483,14 +483,21 @@ fn addressee(text: &str, t: &Turn) -> Option<String> {
 fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
     let n = turns.len();
     let mut w = vec![0.0f64; n];
+    if roots.is_empty() {
+        return w;
+    }
+    // Who speaks, and whom they address, once per turn.
+    let people: Vec<(Option<String>, Option<String>)> = turns
+        .iter()
+        .map(|t| (speaker(text, t), addressee(text, t)))
+        .collect();
     for &r in roots {
-        let Some(author) = speaker(text, &turns[r]) else {
+        let Some(author) = people[r].0.clone() else {
             continue;
         };
         // Who the author spoke with: everyone they addressed, and everyone who addressed them.
-        let mut partners: Vec<String> = Vec::new();
-        for t in turns {
-            let (s, a) = (speaker(text, t), addressee(text, t));
+        let mut partners: Vec<&str> = Vec::new();
+        for (s, a) in &people {
             if s.as_deref() == Some(author.as_str())
                 && let Some(a) = a
             {
@@ -505,13 +512,13 @@ fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
             if i == r || t.status {
                 continue;
             }
-            let (s, a) = (speaker(text, t), addressee(text, t));
+            let (s, a) = &people[i];
             let link =
                 if s.as_deref() == Some(author.as_str()) || a.as_deref() == Some(author.as_str()) {
                     1.0
-                } else if s.as_ref().is_some_and(|s| partners.contains(s))
-                    && a.as_ref()
-                        .is_some_and(|a| partners.contains(a) || *a == author)
+                } else if s.as_deref().is_some_and(|s| partners.contains(&s))
+                    && a.as_deref()
+                        .is_some_and(|a| partners.contains(&a) || a == author)
                 {
                     0.5
                 } else {
