@@ -71,6 +71,9 @@ pub struct CreateKeyBody {
     expires_in_days: Option<u32>,
 }
 
+/// The answer's `message`, which the original service's clients print.
+const CREATED_MESSAGE: &str = "API key created. Store it now: it is shown only once and cannot be retrieved later.";
+
 #[derive(Serialize)]
 pub struct CreatedKey {
     api_key: String,
@@ -81,6 +84,7 @@ pub struct CreatedKey {
     company: Option<String>,
     created_at: jiff::Timestamp,
     expires_at: Option<jiff::Timestamp>,
+    message: &'static str,
 }
 
 pub async fn create_key(
@@ -130,6 +134,7 @@ pub async fn create_key(
             company: record.company,
             created_at: record.created_at,
             expires_at: record.expires_at,
+            message: CREATED_MESSAGE,
         }),
     ))
 }

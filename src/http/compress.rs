@@ -1,4 +1,9 @@
 //! `POST /compress`, `POST /count-tokens`, `POST /validate`: the engine behind HTTP.
+//!
+//! Each request's engine work is bounded before it starts: a `query` of at most
+//! [`MAX_QUERY_BYTES`] (the engine reads the query against every passage, so its cost grows
+//! with query × context), and `/validate` texts within the engine's comparison bound. The work
+//! then runs in its lane (`work.rs`), so large requests never queue small ones.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,8 +21,21 @@ use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 use omnimemory_engine::compress;
 
-/// Above this many bytes a compression runs on the blocking pool, off the async executor.
-const INLINE_LIMIT_BYTES: usize = 32 * 1024;
+/// `query` (on `/compress` and `/validate`) is at most this many bytes: a question or a
+/// search phrase of a few hundred words. A 2.5 MB context with a 4 KB query of distinct words
+/// takes about twice as long as with none; with the context itself as the query, a minute.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// The query, if within [`MAX_QUERY_BYTES`]; the refusal names the field and the bound.
+fn check_query(query: Option<&str>) -> Result<(), ApiError> {
+    match query {
+        Some(q) if q.len() > MAX_QUERY_BYTES => Err(ApiError::InvalidRequest(format!(
+            "query must be at most {MAX_QUERY_BYTES} bytes (got {} bytes); send the question, not the context",
+            q.len()
+        ))),
+        _ => Ok(()),
+    }
+}
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
@@ -47,31 +65,28 @@ pub async fn compress(
     };
     // `context` or `messages`, the query, the budget and the granularity, checked and owned.
     let job = body.job().map_err(ApiError::InvalidRequest)?;
+    check_query(job.query.as_deref())?;
     let metadata = metadata_of(body.metadata.take())?;
     let tool_id = tag_of("tool_id", header_str(&headers, "x-tool-id").map(str::to_string).or(body.tool_id.take()))?;
     let session_id =
         tag_of("session_id", header_str(&headers, "x-session-id").map(str::to_string).or(body.session_id.take()))?;
     let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
-    let large = job.input_bytes() > INLINE_LIMIT_BYTES;
+    let bytes = job.input_bytes() + job.query.as_ref().map_or(0, String::len);
 
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
     // and charged with the usage record.
-    let (job, original_tokens) = if large {
-        run_blocking(&state, move || {
+    let (job, original_tokens) = state
+        .engine_lanes
+        .run(key.id, bytes, move || {
             let n = job.original_tokens(encoding);
             (job, n)
         })
-        .await?
-    } else {
-        let n = job.original_tokens(encoding);
-        (job, n)
-    };
+        .await?;
     let admission = admit(&state, &key, original_tokens as u64, true).await?;
     let timestamp = state.clock.now();
 
-    let run = move || job.run(encoding, model_id);
-    let response = if large { run_blocking(&state, run).await? } else { run() };
+    let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
 
     let request_id = format!("{:032x}", rand::random::<u128>());
     let record = UsageRecord {
@@ -234,16 +249,6 @@ fn metadata_of(tags: Option<BTreeMap<String, String>>) -> Result<Option<String>,
     serde_json::to_string(&tags).map(Some).map_err(|e| ApiError::Internal(e.into()))
 }
 
-/// Runs CPU-heavy work on the blocking pool, at most one job per core at a time, so large
-/// inputs neither stall the async executor nor pile up threads.
-async fn run_blocking<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let _permit = state.heavy_work.acquire().await.map_err(|e| ApiError::Internal(e.into()))?;
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.into()))
-}
-
 #[derive(Debug, Deserialize)]
 pub struct CountBody {
     pub text: String,
@@ -261,10 +266,10 @@ pub async fn count_tokens(
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
-    let large = body.text.len() > INLINE_LIMIT_BYTES;
     let registry = state.registry.clone();
+    let bytes = body.text.len();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
-    let response = if large { run_blocking(&state, count).await? } else { count() };
+    let response = state.engine_lanes.run(key.id, bytes, count).await?;
     Ok((headers, axum::Json(response)))
 }
 
@@ -307,13 +312,16 @@ pub async fn validate(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    check_query(body.query.as_deref())?;
     let admission = admit(&state, &key, 0, false).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
-    let large = body.original.len() + body.compressed.len() > INLINE_LIMIT_BYTES;
-    let run = move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).only(&metrics);
-    let v = if large { run_blocking(&state, run).await? } else { run() };
+    let bytes = body.original.len() + body.compressed.len();
+    let run = move || {
+        compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics))
+    };
+    let v = state.engine_lanes.run(key.id, bytes, run).await??;
     Ok((
         headers,
         axum::Json(ValidateResponse {

@@ -36,6 +36,9 @@ pub enum ApiError {
     AdminRateLimited { retry_after: u64 },
     #[error("Request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// `/validate`'s two texts would take more than the documented work to compare.
+    #[error("{0}")]
+    TooLargeToCompare(#[from] omnimemory_engine::compress::validate::TooLargeToCompare),
     #[error("Malformed HTTP request: it breaks HTTP/1.1 framing or header syntax")]
     MalformedRequest,
     #[error("Request URI is too long")]
@@ -92,6 +95,7 @@ impl ApiError {
             RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AdminRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "admin_rate_limited"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            TooLargeToCompare(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large_to_compare"),
             MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
             UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),

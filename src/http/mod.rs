@@ -8,12 +8,14 @@
 mod admin;
 mod auth;
 mod compress;
+mod docs;
 mod error;
 mod json;
 mod limits;
 mod metrics;
 pub mod server;
 mod usage;
+mod work;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +41,8 @@ pub struct AppState {
     pub limiter: Limiter,
     pub writer: UsageWriter,
     pub keys: auth::KeyCache,
-    /// Permits for CPU-heavy jobs on the blocking pool: one per core.
-    pub heavy_work: Arc<tokio::sync::Semaphore>,
+    /// Where engine work runs: inline, or in the blocking pool's standard or large lane.
+    pub engine_lanes: work::EngineLanes,
     pub clock: Arc<dyn Clock>,
     pub storage_check: StorageCheck,
     pub admin_throttle: admin::AdminThrottle,
@@ -108,9 +110,7 @@ impl Service {
             limiter,
             writer,
             keys: auth::KeyCache::default(),
-            heavy_work: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-            )),
+            engine_lanes: work::EngineLanes::for_this_machine(),
             clock,
             storage_check: StorageCheck::default(),
             admin_throttle: admin::AdminThrottle::default(),
@@ -142,7 +142,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs::page))
+        .merge(docs::asset_routes())
         .route("/compress", post(compress::compress))
+        // The original service's name for it; ours is content-aware already.
+        .route("/compress/content-aware", post(compress::compress))
         .route("/count-tokens", post(compress::count_tokens))
         .route("/validate", post(compress::validate))
         .route("/usage/stats", get(usage::stats))

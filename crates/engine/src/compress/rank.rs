@@ -335,6 +335,9 @@ const SPILL: f64 = 0.25;
 const ANSWER_SHAPE: f64 = 0.4;
 /// Weight of the semantic block relevance next to the lexical one (`z_block` ∈ [0, 1]).
 const SEMANTIC_WEIGHT: f64 = 0.5;
+/// How many of the best passages may name a second hop, and how far below its namer it lands.
+const BRIDGE_SOURCES: usize = 2;
+const BRIDGE_GAP: f64 = 0.1;
 
 /// Utility of every segment.
 /// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
@@ -625,6 +628,78 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
     bonus
 }
 
+/// The second hop of a question: a passage whose title is named in one of the best passages
+/// ("the director of film X" → the passage about X names its director, whose own passage holds
+/// the answer) is lifted to just below the passage that names it. Titles are `Title:` lines and
+/// headings; the title's words inside brackets (`(1915 film)`) and stopwords are ignored, and
+/// the rest must occur in the naming passage as one run of content words.
+fn bridge(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usize)], zs: &mut [f64]) {
+    let nblocks = zs.len();
+    if nblocks < 3 {
+        return;
+    }
+    // Title keys: per block, the content terms of its first header, brackets excluded.
+    let mut keys: Vec<Vec<u32>> = vec![Vec::new(); nblocks];
+    for (i, s) in segs.iter().enumerate() {
+        if s.kind != SegKind::Header || !keys[s.block].is_empty() {
+            continue;
+        }
+        let seg = &text[s.start..s.end];
+        let body_start = s.start + seg.find("Title:").map_or(0, |p| p + "Title:".len());
+        let mut depth = 0i32;
+        let mut last = body_start;
+        for w in &a.words[a.seg_range(i)] {
+            if w.start < body_start {
+                continue;
+            }
+            for c in text[last..w.start].chars() {
+                match c {
+                    '(' | '[' => depth += 1,
+                    ')' | ']' => depth -= 1,
+                    _ => {}
+                }
+            }
+            last = w.end;
+            if depth <= 0 && !a.lexicon.is_stop(w.term) {
+                keys[s.block].push(w.term);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..nblocks).collect();
+    order.sort_by(|&x, &y| zs[y].total_cmp(&zs[x]));
+    let sources: Vec<usize> = order.iter().copied().take(BRIDGE_SOURCES).collect();
+    let lifted: Vec<(usize, f64)> = sources
+        .iter()
+        .flat_map(|&src| {
+            let (ws, we) = block_range[src];
+            let content: Vec<u32> = if ws == usize::MAX {
+                Vec::new()
+            } else {
+                a.words[ws..we]
+                    .iter()
+                    .filter(|w| !a.lexicon.is_stop(w.term))
+                    .map(|w| w.term)
+                    .collect()
+            };
+            let keys = &keys;
+            let zsrc = zs[src];
+            (0..nblocks).filter_map(move |b| {
+                let key = &keys[b];
+                let named = b != src
+                    && !key.is_empty()
+                    && keys[src] != *key
+                    && content.windows(key.len()).any(|w| w == key.as_slice());
+                named.then_some((b, zsrc - BRIDGE_GAP))
+            })
+        })
+        .collect();
+    for (b, z) in lifted {
+        if zs[b] < z {
+            zs[b] = z;
+        }
+    }
+}
+
 fn query_utilities(
     a: &Analysis,
     text: &str,
@@ -679,16 +754,21 @@ fn query_utilities(
         best_in_block[s.block] = best_in_block[s.block].max(sent_score[i]);
     }
 
+    let mut zs: Vec<f64> = (0..nblocks)
+        .map(|b| {
+            let z = if best_block > 0.0 {
+                block_score[b] / best_block
+            } else {
+                1.0
+            };
+            z + sem.map_or(0.0, |sem| SEMANTIC_WEIGHT * (sem[b] - 1.0))
+        })
+        .collect();
+    bridge(a, text, segs, &block_range, &mut zs);
+
     let mut out = Vec::with_capacity(segs.len());
     for (i, s) in segs.iter().enumerate() {
-        let mut z = if best_block > 0.0 {
-            block_score[s.block] / best_block
-        } else {
-            1.0
-        };
-        if let Some(sem) = sem {
-            z += SEMANTIC_WEIGHT * (sem[s.block] - 1.0);
-        }
+        let z = zs[s.block];
         let rel_of = |k: usize| {
             if best_in_block[segs[k].block] > 0.0 {
                 sent_score[k] / best_in_block[segs[k].block]
