@@ -105,10 +105,7 @@ pub fn parses_cleanly(lang: Lang, text: &str) -> bool {
 fn parse(lang: Lang, text: &str) -> Option<Tree> {
     let mut parser = Parser::new();
     parser.set_language(&lang.grammar()).ok()?;
-    let t0 = std::time::Instant::now();
-    let r = parser.parse(text, None);
-    if std::env::var("PROBE").is_ok() { eprintln!("PROBE parse {:?} {} bytes {:?}", lang, text.len(), t0.elapsed()); }
-    r
+    parser.parse(text, None)
 }
 
 /// Guesses the language from keyword patterns: up to three candidates with evidence, best
@@ -828,10 +825,7 @@ pub fn compress_code(
     if text.split('\n').any(|l| l.len() > MAX_LINE_BYTES) {
         return None;
     }
-    let probe_t0 = std::time::Instant::now();
-    let probe = |what: &str| if std::env::var("PROBE").is_ok() { eprintln!("PROBE {what} {:?}", probe_t0.elapsed()); };
     let candidates = guess_languages(text);
-    probe("guessed");
     // The first candidate that parses cleanly; else the one with the least text in error
     // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
     let mut chosen: Option<(Lang, Tree, usize)> = None;
@@ -887,9 +881,7 @@ pub fn compress_code(
             groups: Vec::new(),
             whole_only,
         };
-        probe("before seg");
         seg.children(tree.root_node(), None, 0);
-        probe("segmented");
         let (pieces, groups) = (seg.pieces, seg.groups);
         if pieces.is_empty() {
             return None;
@@ -903,7 +895,6 @@ pub fn compress_code(
         };
         // When the finer pieces cannot fit, whole items cannot either.
         let (out, kept) = select(&units, &query_words, budget, count, tokens_per_byte)?;
-        probe("selected");
         // Parsing the result again only matters when it may differ from a selection of whole
         // top-level items (which is what the fallback below would return unchecked).
         let parses = input_had_errors
@@ -912,7 +903,6 @@ pub fn compress_code(
         if !parses && !whole_only {
             continue;
         }
-        probe("checked");
         let retained_indices: Vec<usize> = (0..lines.len()).filter(|&i| kept[i]).collect();
         let kept_information = information(&lines, &pieces, &kept);
         return Some(Packed {
