@@ -318,9 +318,8 @@ pub async fn validate(
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
     let bytes = body.original.len() + body.compressed.len();
-    let run = move || {
-        compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics))
-    };
+    let run =
+        move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics));
     let v = state.engine_lanes.run(key.id, bytes, run).await??;
     Ok((
         headers,

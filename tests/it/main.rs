@@ -3,6 +3,7 @@
 mod admin_cli;
 mod compress_api;
 mod compress_messages;
+mod engine_work;
 mod foundation;
 mod hardening;
 mod harness;

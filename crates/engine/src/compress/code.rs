@@ -402,15 +402,10 @@ impl Segmenter<'_> {
             lines.extend(tail);
             let skeleton = self.push(lines, parent, PieceKind::Signature, depth);
             if self.lang == Lang::Python {
-                // `class A:` needs one statement: its first member, whole or as skeleton.
-                let mut cursor = body.walk();
-                if let Some(anchor) = body
-                    .named_children(&mut cursor)
-                    .find(|n| !is_comment_like(n.kind()))
-                {
-                    let anchor_lines = self.python_minimal(anchor);
-                    self.pieces[skeleton].lines.extend(anchor_lines);
-                }
+                // `class A:` needs one statement: a short first member, else the smallest one
+                // (a long class docstring is a piece of its own, not a toll on every member).
+                let anchor_lines = self.python_anchor(body);
+                self.pieces[skeleton].lines.extend(anchor_lines);
             }
             self.children(body, Some(skeleton), depth + 1);
             return;
@@ -430,21 +425,7 @@ impl Segmenter<'_> {
                 // start of a long body; the group ranks the body as a whole.
                 let group = self.groups.len();
                 self.groups.push(interior);
-                let mut cursor = body.walk();
-                let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
-                for (seq, stmt) in stmts.into_iter().enumerate() {
-                    let s = stmt.start_position().row.max(interior.0);
-                    let e = stmt.end_position().row.min(interior.1);
-                    if s > e {
-                        continue;
-                    }
-                    let p = self.push(vec![(s, e)], Some(skeleton), PieceKind::Body, depth);
-                    self.pieces[p].group = Some(group);
-                    self.pieces[p].seq = seq;
-                    // A function defined inside a body can be what the query names.
-                    self.pieces[p].name =
-                        definition_name(stmt).map(|n| (n.start_byte(), n.end_byte()));
-                }
+                self.statements(body, interior, skeleton, group, depth);
                 return;
             }
             // A function that cannot collapse: short ones read like signatures.
@@ -456,12 +437,124 @@ impl Segmenter<'_> {
             self.push(vec![(first, last)], parent, k, depth);
             return;
         }
+        if self.compound(node, parent, PieceKind::Other, depth).is_some() {
+            return;
+        }
         let k = if is_definition(target.kind()) {
             PieceKind::Signature
+        } else if self.lang == Lang::Python && is_string_statement(target) {
+            // A docstring (of a module or a class) reads like a doc comment.
+            PieceKind::Doc
         } else {
             PieceKind::Other
         };
         self.push(vec![(first, last)], parent, k, depth);
+    }
+
+    /// Each direct statement of `body` (within the `interior` lines) becomes a piece of
+    /// `group` under `skeleton`: imports as imports, a Python compound statement holding
+    /// imports as a skeleton of its own (see [`compound`](Self::compound)), the rest as body
+    /// statements.
+    fn statements(
+        &mut self,
+        body: Node<'_>,
+        interior: LineRange,
+        skeleton: usize,
+        group: usize,
+        depth: usize,
+    ) {
+        let mut cursor = body.walk();
+        let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
+        for (seq, stmt) in stmts.into_iter().enumerate() {
+            let s = stmt.start_position().row.max(interior.0);
+            let e = stmt.end_position().row.min(interior.1);
+            if s > e {
+                continue;
+            }
+            let p = if is_import(stmt.kind(), stmt) {
+                self.push(vec![(s, e)], Some(skeleton), PieceKind::Import, depth)
+            } else if let Some(p) = self.compound(stmt, Some(skeleton), PieceKind::Body, depth) {
+                p
+            } else {
+                self.push(vec![(s, e)], Some(skeleton), PieceKind::Body, depth)
+            };
+            self.pieces[p].group = Some(group);
+            self.pieces[p].seq = seq;
+            // A function defined inside a body can be what the query names.
+            self.pieces[p].name = definition_name(stmt).map(|n| (n.start_byte(), n.end_byte()));
+        }
+    }
+
+    /// A Python compound statement (`if`, `try`, `with`, `for`, `while`) with an import in
+    /// it, such as `if __name__ == "__main__":` or a `try:` around an optional import in a
+    /// function: its clause headers and one statement of each block are its skeleton (a
+    /// piece of `kind`), and each block's statements are pieces of a group of their own, so
+    /// its imports can be kept without the rest, and what is cut is marked. Returns the
+    /// skeleton, or None (nothing pushed) when the statement is not such a compound or a
+    /// block shares a line with its header.
+    fn compound(
+        &mut self,
+        node: Node<'_>,
+        parent: Option<usize>,
+        kind: PieceKind,
+        depth: usize,
+    ) -> Option<usize> {
+        if self.lang != Lang::Python
+            || self.whole_only
+            || depth > MAX_DEPTH
+            || !matches!(
+                node.kind(),
+                "if_statement" | "try_statement" | "with_statement" | "for_statement"
+                    | "while_statement"
+            )
+            || !contains_import(node)
+        {
+            return None;
+        }
+        // The blocks: the statement's own and those of its clauses (`elif`, `else`,
+        // `except`, `finally`).
+        let mut blocks: Vec<Node<'_>> = Vec::new();
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            if child.kind() == "block" {
+                blocks.push(child);
+            } else if child.kind().ends_with("_clause") {
+                let mut inner = child.walk();
+                blocks.extend(
+                    child
+                        .named_children(&mut inner)
+                        .filter(|c| c.kind() == "block"),
+                );
+            }
+        }
+        // Headers are the lines between blocks; each block starts on a line of its own,
+        // right under its header.
+        let (first, last) = (node.start_position().row, node.end_position().row);
+        let mut lines: Vec<LineRange> = Vec::new();
+        let mut interiors: Vec<LineRange> = Vec::new();
+        let mut at = first;
+        for b in &blocks {
+            let (b0, b1) = (b.start_position().row, b.end_position().row);
+            if b0 <= at || self.line_text(b0 - 1).trim().is_empty() {
+                return None;
+            }
+            lines.push((at, b0 - 1));
+            interiors.push((b0, b1));
+            at = b1 + 1;
+        }
+        if blocks.is_empty() || at <= last {
+            return None;
+        }
+        for b in &blocks {
+            lines.extend(self.python_anchor(*b));
+        }
+        let skeleton = self.push(lines, parent, kind, depth);
+        for (b, interior) in blocks.into_iter().zip(interiors) {
+            let group = self.groups.len();
+            self.groups.push(interior);
+            self.statements(b, interior, skeleton, group, depth + 1);
+        }
+        Some(skeleton)
     }
 
     /// Head and tail line ranges of an item whose body may be cut out, or None when cutting
@@ -550,6 +643,43 @@ fn is_import(kind: &str, node: Node<'_>) -> bool {
         "mod_item" => node.child_by_field_name("body").is_none(),
         _ => false,
     }
+}
+
+/// True when an import statement is somewhere under `node`.
+fn contains_import(node: Node<'_>) -> bool {
+    let mut cursor = node.walk();
+    loop {
+        let n = cursor.node();
+        if is_import(n.kind(), n) {
+            return true;
+        }
+        // Expressions hold no statements; skip their insides.
+        let descend = n.kind().ends_with("statement")
+            || n.kind().ends_with("_clause")
+            || n.kind().ends_with("definition")
+            || n.kind() == "block";
+        if descend && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.node() == node {
+                return false;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return false;
+            }
+        }
+    }
+}
+
+/// A Python statement that is only a string (a docstring).
+fn is_string_statement(node: Node<'_>) -> bool {
+    node.kind() == "expression_statement"
+        && node.named_child_count() == 1
+        && node.named_child(0).is_some_and(|c| c.kind() == "string")
 }
 
 /// A statement made of imports only, such as Python's `if TYPE_CHECKING:` or `try:` /
@@ -1023,9 +1153,12 @@ fn select(
             let line_count: usize = p.lines.iter().map(|(a, b)| b - a + 1).sum();
             let depth = p.depth as f64;
             match p.kind {
-                PieceKind::Import => 100.0,
+                PieceKind::Import if p.parent.is_none() => 100.0,
                 // The definition the query names, whole, from its start.
                 _ if units.targets[i] => 90.0 - 0.001 * p.seq.min(1000) as f64 - depth,
+                // Nested imports (in a body, under `if __name__ == "__main__":`, in a
+                // module) right after it; they bring the headers they sit under.
+                PieceKind::Import => 85.0,
                 // Compact signatures first: many of them say more than one long definition.
                 PieceKind::Signature => {
                     60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64)

@@ -368,7 +368,14 @@ pub fn utilities(
         terms.push(v);
     }
     let sem = block_semantic(analysis, text, segs, query.unwrap_or(""));
-    query_utilities(analysis, text, segs, &terms, kind, alpha, sem.as_deref())
+    let mut qwords = Vec::new();
+    let q = query.unwrap_or("");
+    for_each_word(q, |x, y| qwords.push((x, y)));
+    let qseq: Vec<u32> = qwords
+        .iter()
+        .map(|&(x, y)| analysis.lexicon.lookup(&q[x..y]).unwrap_or(u32::MAX))
+        .collect();
+    query_utilities(analysis, text, segs, &terms, &qseq, kind, alpha, sem.as_deref())
 }
 
 /// Per-term static vectors (of the first surface form seen), zero for unknown words.
@@ -628,17 +635,26 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
     bonus
 }
 
-/// The second hop of a question: a passage whose title is named in one of the best passages
-/// ("the director of film X" → the passage about X names its director, whose own passage holds
-/// the answer) is lifted to just below the passage that names it. Titles are `Title:` lines and
-/// headings; the title's words inside brackets (`(1915 film)`) and stopwords are ignored, and
-/// the rest must occur in the naming passage as one run of content words.
-fn bridge(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usize)], zs: &mut [f64]) {
+/// Passages the question names, and the second hop of a question.
+///
+/// A passage whose whole title the query names ("Which film came out first, *Duty Is Duty* or
+/// *Frontier Woman*?") ranks with the best passage. A passage whose title one of the best
+/// passages names ("the director of film X": the passage about X names its director, whose own
+/// passage holds the answer) is lifted to just below the passage that names it. Titles are
+/// `Title:` lines and headings, all their words in order, words inside brackets (`(1915 film)`)
+/// left out; a title of stopwords alone names nothing.
+fn hops(
+    a: &Analysis,
+    text: &str,
+    segs: &[Segment],
+    block_range: &[(usize, usize)],
+    qseq: &[u32],
+    zs: &mut [f64],
+) {
     let nblocks = zs.len();
     if nblocks < 3 {
         return;
     }
-    // Title keys: per block, the content terms of its first header, brackets excluded.
     let mut keys: Vec<Vec<u32>> = vec![Vec::new(); nblocks];
     for (i, s) in segs.iter().enumerate() {
         if s.kind != SegKind::Header || !keys[s.block].is_empty() {
@@ -660,43 +676,38 @@ fn bridge(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usi
                 }
             }
             last = w.end;
-            if depth <= 0 && !a.lexicon.is_stop(w.term) {
+            if depth <= 0 {
                 keys[s.block].push(w.term);
             }
+        }
+        if keys[s.block].iter().all(|&t| a.lexicon.is_stop(t)) {
+            keys[s.block].clear();
+        }
+    }
+    let names = |hay: &[u32], key: &[u32]| !key.is_empty() && hay.windows(key.len()).any(|w| w == key);
+    let top = zs.iter().cloned().fold(0.0, f64::max);
+    for b in 0..nblocks {
+        if names(qseq, &keys[b]) {
+            zs[b] = zs[b].max(top);
         }
     }
     let mut order: Vec<usize> = (0..nblocks).collect();
     order.sort_by(|&x, &y| zs[y].total_cmp(&zs[x]));
-    let sources: Vec<usize> = order.iter().copied().take(BRIDGE_SOURCES).collect();
-    let lifted: Vec<(usize, f64)> = sources
-        .iter()
-        .flat_map(|&src| {
-            let (ws, we) = block_range[src];
-            let content: Vec<u32> = if ws == usize::MAX {
-                Vec::new()
-            } else {
-                a.words[ws..we]
-                    .iter()
-                    .filter(|w| !a.lexicon.is_stop(w.term))
-                    .map(|w| w.term)
-                    .collect()
-            };
-            let keys = &keys;
-            let zsrc = zs[src];
-            (0..nblocks).filter_map(move |b| {
-                let key = &keys[b];
-                let named = b != src
-                    && !key.is_empty()
-                    && keys[src] != *key
-                    && content.windows(key.len()).any(|w| w == key.as_slice());
-                named.then_some((b, zsrc - BRIDGE_GAP))
-            })
-        })
-        .collect();
-    for (b, z) in lifted {
-        if zs[b] < z {
-            zs[b] = z;
+    let mut lifted: Vec<(usize, f64)> = Vec::new();
+    for &src in order.iter().take(BRIDGE_SOURCES) {
+        let (ws, we) = block_range[src];
+        if ws == usize::MAX {
+            continue;
         }
+        let body: Vec<u32> = a.words[ws..we].iter().map(|w| w.term).collect();
+        for b in 0..nblocks {
+            if b != src && keys[b] != keys[src] && names(&body, &keys[b]) {
+                lifted.push((b, zs[src] - BRIDGE_GAP));
+            }
+        }
+    }
+    for (b, z) in lifted {
+        zs[b] = zs[b].max(z);
     }
 }
 
@@ -705,6 +716,7 @@ fn query_utilities(
     text: &str,
     segs: &[Segment],
     qterms: &[(u32, f64)],
+    qseq: &[u32],
     kind: AnswerKind,
     alpha: f64,
     sem: Option<&[f64]>,
@@ -764,7 +776,7 @@ fn query_utilities(
             z + sem.map_or(0.0, |sem| SEMANTIC_WEIGHT * (sem[b] - 1.0))
         })
         .collect();
-    bridge(a, text, segs, &block_range, &mut zs);
+    hops(a, text, segs, &block_range, qseq, &mut zs);
 
     let mut out = Vec::with_capacity(segs.len());
     for (i, s) in segs.iter().enumerate() {
