@@ -1,8 +1,10 @@
 //! Black-box tests: the real binary, a temporary data folder, HTTP and the CLI.
 
 mod admin_cli;
+mod compat;
 mod compress_api;
 mod compress_messages;
+mod docs;
 mod engine_work;
 mod foundation;
 mod hardening;
