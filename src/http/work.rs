@@ -1,0 +1,260 @@
+//! Where a request's engine work runs, so that large requests cannot starve small ones.
+//!
+//! Work is sorted by the bytes it reads:
+//! - up to [`INLINE_MAX_BYTES`] it runs inline on the async executor (a few milliseconds);
+//! - up to [`STANDARD_MAX_BYTES`] on the blocking pool, at most one job per core at a time
+//!   (the *standard* lane);
+//! - above, on the blocking pool in the *large* lane: one job fewer than the cores (at least
+//!   one), and at most one large job per key at a time, so one client's many large requests
+//!   take turns with another client's instead of queueing ahead of them.
+//!
+//! A small or medium request therefore never waits behind a large one: it only shares the CPU
+//! with it. A permit is held by the blocking job itself, not by the request, so a client that
+//! hangs up does not free a permit while its job still runs.
+//!
+//! It does not bound the work of one job (the handlers refuse inputs beyond the documented
+//! limits) nor how many requests a key may send (the limiter does).
+//!
+//! Observable in `/metrics` as `omnimemory_engine_jobs{lane, state}` (`state` is `waiting` or
+//! `running`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::ApiError;
+
+/// Work on at most this many bytes runs inline.
+pub const INLINE_MAX_BYTES: usize = 32 * 1024;
+/// Work on at most this many bytes runs in the standard lane; above, in the large lane.
+pub const STANDARD_MAX_BYTES: usize = 256 * 1024;
+
+/// The two lanes of the blocking pool and the large lane's per-key turns.
+#[derive(Clone)]
+pub struct EngineLanes {
+    standard: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+    /// One permit per key with large work waiting or running; removed when its last holder
+    /// is done.
+    large_turns: Arc<Mutex<HashMap<i64, Arc<Semaphore>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Inline,
+    Standard,
+    Large,
+}
+
+impl Lane {
+    pub fn for_bytes(bytes: usize) -> Lane {
+        if bytes <= INLINE_MAX_BYTES {
+            Lane::Inline
+        } else if bytes <= STANDARD_MAX_BYTES {
+            Lane::Standard
+        } else {
+            Lane::Large
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Lane::Inline => "inline",
+            Lane::Standard => "standard",
+            Lane::Large => "large",
+        }
+    }
+}
+
+impl EngineLanes {
+    /// Lanes for a machine with `cores` cores: `cores` standard jobs and `cores - 1` large ones
+    /// (at least one) at a time.
+    pub fn new(cores: usize) -> EngineLanes {
+        let cores = cores.max(1);
+        EngineLanes {
+            standard: Arc::new(Semaphore::new(cores)),
+            large: Arc::new(Semaphore::new((cores - 1).max(1))),
+            large_turns: Arc::default(),
+        }
+    }
+
+    pub fn for_this_machine() -> EngineLanes {
+        EngineLanes::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    }
+
+    /// Runs `f`, which reads `bytes` bytes of the request of key `key_id`, in its lane.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        key_id: i64,
+        bytes: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let lane = Lane::for_bytes(bytes);
+        if lane == Lane::Inline {
+            return Ok(f());
+        }
+        let waiting = JobGauge::new(lane, "waiting");
+        let turn = match lane {
+            Lane::Large => Some(self.take_turn(key_id).await?),
+            _ => None,
+        };
+        let semaphore = if lane == Lane::Large { &self.large } else { &self.standard };
+        let permit = semaphore.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.into()))?;
+        drop(waiting);
+        let running = JobGauge::new(lane, "running");
+        tokio::task::spawn_blocking(move || {
+            let _held = (permit, turn, running);
+            f()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    /// Waits until no other large job of this key is waiting or running before it.
+    async fn take_turn(&self, key_id: i64) -> Result<KeyTurn, ApiError> {
+        let semaphore = {
+            let mut turns = self.large_turns.lock().unwrap_or_else(|e| e.into_inner());
+            turns.entry(key_id).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
+        };
+        let gate = KeyTurnGate { turns: self.large_turns.clone(), key_id, semaphore: Some(semaphore.clone()) };
+        let permit = semaphore.acquire_owned().await.map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(KeyTurn { _permit: permit, _gate: gate })
+    }
+}
+
+/// A key's turn in the large lane: its permit, then its share of the map entry.
+struct KeyTurn {
+    _permit: OwnedSemaphorePermit,
+    _gate: KeyTurnGate,
+}
+
+/// One holder of a key's entry in `large_turns`; the last one to go removes the entry, so the
+/// map holds only keys with large work in progress.
+struct KeyTurnGate {
+    turns: Arc<Mutex<HashMap<i64, Arc<Semaphore>>>>,
+    key_id: i64,
+    semaphore: Option<Arc<Semaphore>>,
+}
+
+impl Drop for KeyTurnGate {
+    fn drop(&mut self) {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Our handle, then the map's: nobody else holds it, so nobody waits for this key.
+        drop(self.semaphore.take());
+        if turns.get(&self.key_id).is_some_and(|s| Arc::strong_count(s) == 1) {
+            turns.remove(&self.key_id);
+        }
+    }
+}
+
+/// `omnimemory_engine_jobs{lane, state}`, up while this lives.
+struct JobGauge {
+    lane: Lane,
+    state: &'static str,
+}
+
+impl JobGauge {
+    fn new(lane: Lane, state: &'static str) -> JobGauge {
+        metrics::gauge!("omnimemory_engine_jobs", "lane" => lane.name(), "state" => state).increment(1.0);
+        JobGauge { lane, state }
+    }
+}
+
+impl Drop for JobGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("omnimemory_engine_jobs", "lane" => self.lane.name(), "state" => self.state).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_is_sorted_by_size() {
+        assert_eq!(Lane::for_bytes(0), Lane::Inline);
+        assert_eq!(Lane::for_bytes(INLINE_MAX_BYTES), Lane::Inline);
+        assert_eq!(Lane::for_bytes(40 * 1024), Lane::Standard);
+        assert_eq!(Lane::for_bytes(STANDARD_MAX_BYTES + 1), Lane::Large);
+    }
+
+    #[test]
+    fn large_jobs_leave_a_core_to_the_rest() {
+        assert_eq!(EngineLanes::new(1).large.available_permits(), 1);
+        assert_eq!(EngineLanes::new(2).large.available_permits(), 1);
+        assert_eq!(EngineLanes::new(8).large.available_permits(), 7);
+    }
+
+    /// Holds a lane's job until told to finish.
+    fn blocked_job(
+        lanes: &EngineLanes,
+        key: i64,
+        bytes: usize,
+    ) -> (tokio::task::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let lanes = lanes.clone();
+        let job = tokio::spawn(async move {
+            lanes
+                .run(key, bytes, move || {
+                    let _ = finished.recv();
+                })
+                .await
+                .unwrap();
+        });
+        (job, finish)
+    }
+
+    async fn until(mut done: impl FnMut() -> bool) {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn standard_work_runs_while_every_large_permit_is_taken() {
+        let lanes = EngineLanes::new(2);
+        let large = STANDARD_MAX_BYTES + 1;
+        let (job_a, finish_a) = blocked_job(&lanes, 1, large);
+        let (job_b, finish_b) = blocked_job(&lanes, 2, large);
+        until(|| lanes.large.available_permits() == 0).await;
+        // Key 2's large job waits; standard and inline work of anyone does not.
+        assert_eq!(lanes.run(3, 40 * 1024, || 40).await.unwrap(), 40);
+        assert_eq!(lanes.run(2, 100 * 1024, || 100).await.unwrap(), 100);
+        assert_eq!(lanes.run(2, 10, || 1).await.unwrap(), 1);
+        assert!(!job_b.is_finished());
+        finish_a.send(()).unwrap();
+        job_a.await.unwrap();
+        finish_b.send(()).unwrap();
+        job_b.await.unwrap();
+        assert!(lanes.large_turns.lock().unwrap().is_empty(), "no key keeps an entry once its work is done");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_key_s_large_jobs_take_turns_with_another_key_s() {
+        let lanes = EngineLanes::new(2);
+        let large = STANDARD_MAX_BYTES + 1;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Key 1 sends three large jobs; the first holds the lane until released.
+        let (first, finish_first) = blocked_job(&lanes, 1, large);
+        until(|| lanes.large.available_permits() == 0).await;
+        let mut jobs = Vec::new();
+        for (key, label) in [(1, "key 1, second"), (1, "key 1, third"), (2, "key 2")] {
+            let (lanes, order) = (lanes.clone(), order.clone());
+            jobs.push(tokio::spawn(async move {
+                lanes.run(key, large, move || order.lock().unwrap().push(label)).await.unwrap();
+            }));
+        }
+        // Key 2's job is queued for the lane (it takes its own turn at once).
+        until(|| lanes.large_turns.lock().unwrap().contains_key(&2)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        finish_first.send(()).unwrap();
+        first.await.unwrap();
+        for job in jobs {
+            job.await.unwrap();
+        }
+        // Key 2 sent last but did not wait for all of key 1's queue.
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0], "key 2", "{order:?}");
+    }
+}
