@@ -72,7 +72,7 @@ pub struct CreateKeyBody {
 }
 
 /// The answer's `message`, which the original service's clients print.
-const CREATED_MESSAGE: &str = "API key created. Store it now: it is shown only once and cannot be retrieved later.";
+const CREATED_MESSAGE: &str = "API key created successfully. Store it now: it is shown only once.";
 
 #[derive(Serialize)]
 pub struct CreatedKey {
