@@ -275,7 +275,7 @@ fn bit_parallel_lcs(pat: &[u32], txt: &[u32]) -> usize {
     }
     let mut zeros = 0;
     for (k, &x) in v.iter().enumerate() {
-        let bits = if k + 1 == words && m % 64 != 0 {
+        let bits = if k + 1 == words && !m.is_multiple_of(64) {
             m % 64
         } else {
             64
@@ -510,7 +510,7 @@ mod tests {
                     .iter()
                     .copied()
                     .enumerate()
-                    .filter(|(i, _)| i % 3 != 0)
+                    .filter(|(i, _)| !i.is_multiple_of(3))
                     .map(|(_, s)| s)
                     .collect();
                 assert_eq!(lcs_len(&a, &kept), kept.len());
@@ -569,7 +569,7 @@ mod tests {
         );
         // What an extractive compressor returns is compared at any size.
         let kept: String = (0..words)
-            .filter(|i| i % 4 != 0)
+            .filter(|i| !i.is_multiple_of(4))
             .map(|i| format!("w{i} "))
             .collect();
         let v = validate(&original, &kept, None).unwrap();
