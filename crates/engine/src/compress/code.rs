@@ -814,6 +814,10 @@ fn container_body<'t>(node: Node<'t>) -> Option<Node<'t>> {
         | "class_definition"
         | "internal_module"
         | "module" => node.child_by_field_name("body"),
+        // `const _: () = { use …; impl … };`: items in a block, like a module.
+        "const_item" | "static_item" => node
+            .child_by_field_name("value")
+            .filter(|v| v.kind() == "block"),
         _ => None,
     }
 }
@@ -1154,11 +1158,15 @@ fn select(
             let depth = p.depth as f64;
             match p.kind {
                 PieceKind::Import if p.parent.is_none() => 100.0,
-                // The definition the query names, whole, from its start.
+                // The signature of the definition the query names,
+                _ if units.targets[i] && p.parent.is_none_or(|q| !units.targets[q]) => {
+                    95.0 - 0.1 * depth
+                }
+                // then nested imports (in a body, under `if __name__ == "__main__":`, in a
+                // module), which bring the headers they sit under,
+                PieceKind::Import => 92.0,
+                // then the rest of that definition, whole, from its start.
                 _ if units.targets[i] => 90.0 - 0.001 * p.seq.min(1000) as f64 - depth,
-                // Nested imports (in a body, under `if __name__ == "__main__":`, in a
-                // module) right after it; they bring the headers they sit under.
-                PieceKind::Import => 85.0,
                 // Compact signatures first: many of them say more than one long definition.
                 PieceKind::Signature => {
                     60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64)
@@ -1950,6 +1958,87 @@ class Outer:
                 .root_node()
                 .has_error()
         );
+    }
+
+    #[test]
+    fn python_imports_nested_in_main_blocks_and_bodies_survive_with_their_headers() {
+        let body: String = (0..40)
+            .map(|i| format!("    total += {i} * weight\n"))
+            .collect();
+        let main: String = (0..30)
+            .map(|i| format!("    print(total({i}), {i} * 2, 'a line of output')\n"))
+            .collect();
+        let src = format!(
+            "import os\n\n\ndef total(weight):\n    \"\"\"Sums weights.\"\"\"\n    total = 0\n{body}    \
+             if os.environ.get('FAST'):\n        try:\n            import numpy as np\n        \
+             except ImportError:\n            np = None\n        total += 1\n    return total\n\n\n\
+             if __name__ == \"__main__\":\n    print('starting the report')\n    import sys\n    \
+             from pathlib import Path\n{main}    sys.exit(0)\n"
+        );
+        for (pct, query) in [(40, None), (25, None), (25, Some("how is `total` computed"))] {
+            let budget = approx(&src) * pct / 100;
+            let p = compress_code(&src, query, budget, &approx).unwrap();
+            assert!(approx(&p.text) <= budget);
+            for line in [
+                "            import numpy as np",
+                "    import sys",
+                "    from pathlib import Path",
+                "if __name__ == \"__main__\":",
+            ] {
+                assert!(p.text.lines().any(|l| l == line), "{pct}% lost {line}:\n{}", p.text);
+            }
+            // What was cut around them is marked, and the result is still Python.
+            assert!(p.text.lines().any(is_elision_line), "{}", p.text);
+            let tree = parse(Lang::Python, &p.text).unwrap();
+            assert!(!tree.root_node().has_error(), "{pct}%:\n{}", p.text);
+        }
+    }
+
+    #[test]
+    fn a_long_class_docstring_does_not_crowd_out_the_method_the_query_names() {
+        let doc: String = (0..40)
+            .map(|i| format!("    Argument number {i} of the panel, described at length.\n"))
+            .collect();
+        let others: String = (0..12)
+            .map(|i| {
+                format!(
+                    "    def other_{i}(self):\n        value = self.width * {i}\n        \
+                     return value + {i}\n\n"
+                )
+            })
+            .collect();
+        let src = format!(
+            "from typing import Optional\n\n\nclass Panel:\n    \"\"\"A panel.\n\n{doc}    \"\"\"\n\n\
+             {others}    @classmethod\n    def fit(\n        cls,\n        width: Optional[int] = None,\n    \
+             ) -> \"Panel\":\n        \"\"\"Fits the panel.\"\"\"\n        return cls(width=width)\n"
+        );
+        let budget = approx(&src) / 4;
+        let p = compress_code(&src, Some("How is the method `fit` implemented?"), budget, &approx)
+            .unwrap();
+        let fit = &src[src.find("    @classmethod").unwrap()..];
+        assert!(p.text.contains(fit), "{}", p.text);
+        assert!(approx(&p.text) <= budget);
+        assert!(!parse(Lang::Python, &p.text).unwrap().root_node().has_error());
+    }
+
+    #[test]
+    fn rust_uses_inside_a_const_block_are_kept() {
+        let bodies: String = (0..20)
+            .map(|i| {
+                format!(
+                    "    fn call_{i}(&mut self) -> u32 {{\n        let x = {i} * 3;\n        \
+                     let y = x + self.base();\n        y * 2\n    }}\n\n"
+                )
+            })
+            .collect();
+        let src = format!(
+            "use std::fmt;\n\nconst _: () = {{\n    use crate::serve;\n\n    impl Router {{\n{bodies}    }}\n}};\n"
+        );
+        let budget = approx(&src) / 4;
+        let p = compress_code(&src, None, budget, &approx).unwrap();
+        assert!(p.text.lines().any(|l| l == "    use crate::serve;"), "{}", p.text);
+        assert!(approx(&p.text) <= budget);
+        assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
     }
 
     #[test]

@@ -162,6 +162,35 @@ pub fn pack(
 ) -> Packing {
     let n = segs.len();
     let costs: Vec<usize> = segs.iter().map(|s| est(s.start, s.end).max(1)).collect();
+    // Parents (titles, headings, labels) come in only with a child: alone they say little.
+    let mut is_parent = vec![false; n];
+    for s in segs {
+        if let Some(p) = s.parent {
+            is_parent[p] = true;
+        }
+    }
+    // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
+    // only wastes tokens.
+    let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
+    // Below that, a sentence that names its passage's `Title:` needs no title line above it.
+    let owned: Vec<Segment>;
+    let segs: &[Segment] = if parents_alone {
+        segs
+    } else {
+        owned = segs
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                if s.parent
+                    .is_some_and(|p| names_its_title(text, &segs[p], &s))
+                {
+                    s.parent = None;
+                }
+                s
+            })
+            .collect();
+        &owned
+    };
     let chain_cost = |i: usize, full: &[bool]| -> usize {
         let mut c = 0;
         let mut p = segs[i].parent;
@@ -211,17 +240,7 @@ pub fn pack(
         }
         added[mark..].reverse();
     };
-    // Parents (titles, headings, labels) come in only with a child: alone they say little.
-    let mut is_parent = vec![false; n];
-    for s in segs {
-        if let Some(p) = s.parent {
-            is_parent[p] = true;
-        }
-    }
-    // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
-    // only wastes tokens.
     // A speaker label alone says nothing.
-    let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
     let is_parent: Vec<bool> = (0..n)
         .map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label))
         .collect();
@@ -659,6 +678,20 @@ pub fn pack_words(
         over_budget: false,
         kept_weight,
     }
+}
+
+/// Whether sentence `s` names the `Title:` line `title` (its words outside brackets, in any
+/// case), so that the sentence read alone still says what it is about.
+fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
+    let Some(name) = text[title.start..title.end].trim().strip_prefix("Title:") else {
+        return false;
+    };
+    let name = name.split(['(', '[']).next().unwrap_or("").trim();
+    if s.kind != SegKind::Sentence || name.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+        return false;
+    }
+    let body = text[s.start..s.end].to_lowercase();
+    body.contains(&name.to_lowercase())
 }
 
 /// Unkeeps kept parents none of whose children are kept (deepest first).
