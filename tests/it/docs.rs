@@ -90,6 +90,7 @@ async fn try_it_out_sends_the_bearer_key_typed_into_authorize() {
     browser.type_into(".modal-ux input[aria-label='auth-bearer-value']", &key).await;
     browser.click_found(BEARER_FORM_SUBMIT).await;
     browser.click(".modal-ux .btn-done").await;
+    browser.wait_for("!document.querySelector('.modal-ux')", "the Authorize dialog to close").await;
 
     // The operation's example body, as the page fills it in, is a request the service answers.
     let op = "#operations-default-post_compress";
