@@ -22,17 +22,22 @@
 //! - *doc comments*: attributes, decorators and a one-line first comment (the summary) belong
 //!   to the item's skeleton; each further comment above the item (a `///` line, a `/** */`
 //!   block) is a piece of its own, kept in order;
-//! - a container's skeleton (`impl X {` … `}`, `class A:` plus one member), whose members are
-//!   pieces of their own.
+//! - a container's skeleton (`impl X {` … `}`, `class A:` plus one short member; `const _: ()
+//!   = {` … `};` in Rust), whose members are pieces of their own (a Python docstring is a doc
+//!   piece);
+//! - a Python compound statement that holds an import (`if __name__ == "__main__":`, a `try:`
+//!   around an optional import in a function): its clause headers plus one statement per block
+//!   are its skeleton, and each block's statements are pieces of their own, so its imports can
+//!   be kept without the rest.
 //!
 //! A body collapses only when its `{` ends its line and its `}` starts its line, so cutting
 //! the lines between them cannot leave half a statement; otherwise the function is kept or
 //! dropped whole.
 //!
-//! Priority: imports; then skeletons and definitions (top level first, compact ones first);
-//! then doc comments; then body statements — with a query, bodies and statements mentioning
-//! the query's words come first (identifiers are split on `_` and camelCase), without one
-//! short bodies come first, each from its start. Lines outside any item (stray statements,
+//! Priority: imports (top-level ones, then nested ones); then skeletons and definitions (top
+//! level first, compact ones first); then doc comments; then body statements — with a query,
+//! bodies and statements mentioning the query's words come first (identifiers are split on
+//! `_` and camelCase), without one short bodies come first, each from its start. Lines outside any item (stray statements,
 //! unattached comments) come last. Blank lines are kept only between kept lines, one per run.
 //! A piece is only shown with the pieces it needs (a statement with its function's skeleton,
 //! a method with its class's), and the longest prefix of this order that fits is kept, then
@@ -51,6 +56,8 @@
 //! or any word of 4+ letters that is a definition's exact name), that definition comes right
 //! after the imports: its skeleton, then its body from the start, then its members.
 //! Imports wrapped in `if TYPE_CHECKING:` or `try:` / `except ImportError:` count as imports.
+//! Nested imports (in a body, a module, a compound statement) come right after the signature
+//! of the definition the query names and before the rest of it, with the headers they need.
 //!
 //! What it does not do: it never keeps part of a line or of a multi-line
 //! statement inside a body; it does not cut inside huge single expressions (a 3,000-line
@@ -437,7 +444,10 @@ impl Segmenter<'_> {
             self.push(vec![(first, last)], parent, k, depth);
             return;
         }
-        if self.compound(node, parent, PieceKind::Other, depth).is_some() {
+        if self
+            .compound(node, parent, PieceKind::Other, depth)
+            .is_some()
+        {
             return;
         }
         let k = if is_definition(target.kind()) {
@@ -504,7 +514,10 @@ impl Segmenter<'_> {
             || depth > MAX_DEPTH
             || !matches!(
                 node.kind(),
-                "if_statement" | "try_statement" | "with_statement" | "for_statement"
+                "if_statement"
+                    | "try_statement"
+                    | "with_statement"
+                    | "for_statement"
                     | "while_statement"
             )
             || !contains_import(node)
@@ -1975,7 +1988,11 @@ class Outer:
              if __name__ == \"__main__\":\n    print('starting the report')\n    import sys\n    \
              from pathlib import Path\n{main}    sys.exit(0)\n"
         );
-        for (pct, query) in [(40, None), (25, None), (25, Some("how is `total` computed"))] {
+        for (pct, query) in [
+            (40, None),
+            (25, None),
+            (25, Some("how is `total` computed")),
+        ] {
             let budget = approx(&src) * pct / 100;
             let p = compress_code(&src, query, budget, &approx).unwrap();
             assert!(approx(&p.text) <= budget);
@@ -1985,7 +2002,11 @@ class Outer:
                 "    from pathlib import Path",
                 "if __name__ == \"__main__\":",
             ] {
-                assert!(p.text.lines().any(|l| l == line), "{pct}% lost {line}:\n{}", p.text);
+                assert!(
+                    p.text.lines().any(|l| l == line),
+                    "{pct}% lost {line}:\n{}",
+                    p.text
+                );
             }
             // What was cut around them is marked, and the result is still Python.
             assert!(p.text.lines().any(is_elision_line), "{}", p.text);
@@ -2013,12 +2034,22 @@ class Outer:
              ) -> \"Panel\":\n        \"\"\"Fits the panel.\"\"\"\n        return cls(width=width)\n"
         );
         let budget = approx(&src) / 4;
-        let p = compress_code(&src, Some("How is the method `fit` implemented?"), budget, &approx)
-            .unwrap();
+        let p = compress_code(
+            &src,
+            Some("How is the method `fit` implemented?"),
+            budget,
+            &approx,
+        )
+        .unwrap();
         let fit = &src[src.find("    @classmethod").unwrap()..];
         assert!(p.text.contains(fit), "{}", p.text);
         assert!(approx(&p.text) <= budget);
-        assert!(!parse(Lang::Python, &p.text).unwrap().root_node().has_error());
+        assert!(
+            !parse(Lang::Python, &p.text)
+                .unwrap()
+                .root_node()
+                .has_error()
+        );
     }
 
     #[test]
@@ -2036,7 +2067,11 @@ class Outer:
         );
         let budget = approx(&src) / 4;
         let p = compress_code(&src, None, budget, &approx).unwrap();
-        assert!(p.text.lines().any(|l| l == "    use crate::serve;"), "{}", p.text);
+        assert!(
+            p.text.lines().any(|l| l == "    use crate::serve;"),
+            "{}",
+            p.text
+        );
         assert!(approx(&p.text) <= budget);
         assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
     }
