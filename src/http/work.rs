@@ -247,7 +247,7 @@ mod tests {
         }
         // Key 2's job is queued for the lane (it takes its own turn at once).
         until(|| lanes.large_turns.lock().unwrap().contains_key(&2)).await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         finish_first.send(()).unwrap();
         first.await.unwrap();
         for job in jobs {

@@ -40,13 +40,15 @@ async fn small_and_medium_requests_are_answered_while_large_ones_run() {
     let big_client = server.create_key("big-tenant", "enterprise");
     let other = server.create_key("other-tenant", "enterprise");
 
-    // One tenant sends three 2 MB compressions at once: at least one runs, the others queue.
-    let large = prose(2 * 1024 * 1024, 1);
+    // One tenant sends three 6 MB compressions at once, each with a long query (several
+    // seconds each, even alone): one runs, the others queue.
+    let large = prose(6 * 1024 * 1024, 1);
+    let query = large[..4000].to_string();
     let mut big = Vec::new();
     for _ in 0..3 {
-        let (url, key, context) = (server.url("/compress"), big_client.clone(), large.clone());
+        let (url, key, context, query) = (server.url("/compress"), big_client.clone(), large.clone(), query.clone());
         big.push(tokio::spawn(async move {
-            let body = json!({"context": context, "query": "which words come first", "target_compression": 0.9});
+            let body = json!({"context": context, "query": query, "target_compression": 0.9});
             client().post(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
         }));
     }
