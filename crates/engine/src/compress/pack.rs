@@ -180,7 +180,7 @@ pub fn pack(
         owned = segs
             .iter()
             .map(|s| {
-                let mut s = s.clone();
+                let mut s = *s;
                 if s.parent
                     .is_some_and(|p| names_its_title(text, &segs[p], &s))
                 {

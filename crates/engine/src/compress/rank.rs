@@ -375,7 +375,12 @@ pub fn utilities(
         .iter()
         .map(|&(x, y)| analysis.lexicon.lookup(&q[x..y]).unwrap_or(u32::MAX))
         .collect();
-    query_utilities(analysis, text, segs, &terms, &qseq, kind, alpha, sem.as_deref())
+    let q = ParsedQuery {
+        terms: &terms,
+        words: &qseq,
+        kind,
+    };
+    query_utilities(analysis, text, segs, &q, alpha, sem.as_deref())
 }
 
 /// Per-term static vectors (of the first surface form seen), zero for unknown words.
@@ -684,7 +689,8 @@ fn hops(
             keys[s.block].clear();
         }
     }
-    let names = |hay: &[u32], key: &[u32]| !key.is_empty() && hay.windows(key.len()).any(|w| w == key);
+    let names =
+        |hay: &[u32], key: &[u32]| !key.is_empty() && hay.windows(key.len()).any(|w| w == key);
     let top = zs.iter().cloned().fold(0.0, f64::max);
     for b in 0..nblocks {
         if names(qseq, &keys[b]) {
@@ -711,16 +717,24 @@ fn hops(
     }
 }
 
+/// A query as the ranking reads it: its content terms with their weights (variants
+/// included), every word's term id in order (`u32::MAX` for a word the input lacks) and the kind
+/// of answer it asks for.
+struct ParsedQuery<'a> {
+    terms: &'a [(u32, f64)],
+    words: &'a [u32],
+    kind: AnswerKind,
+}
+
 fn query_utilities(
     a: &Analysis,
     text: &str,
     segs: &[Segment],
-    qterms: &[(u32, f64)],
-    qseq: &[u32],
-    kind: AnswerKind,
+    q: &ParsedQuery,
     alpha: f64,
     sem: Option<&[f64]>,
 ) -> Vec<f64> {
+    let (qterms, qseq, kind) = (q.terms, q.words, q.kind);
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
     // Block word ranges (segments of a block are contiguous).
     let mut block_range = vec![(usize::MAX, 0usize); nblocks];

@@ -164,7 +164,13 @@ pub fn normalize(text: &str) -> String {
     let lowered: String = text
         .nfkc()
         .flat_map(char::to_lowercase)
-        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let mut out = String::with_capacity(lowered.len());
     for w in lowered.split_whitespace() {
