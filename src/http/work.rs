@@ -16,7 +16,7 @@
 //! limits) nor how many requests a key may send (the limiter does).
 //!
 //! Observable in `/metrics` as `omnimemory_engine_jobs{lane, state}` (`state` is `waiting` or
-//! `running`).
+//! `running`) and `omnimemory_engine_jobs_finished_total{lane}`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -105,7 +105,9 @@ impl EngineLanes {
         let running = JobGauge::new(lane, "running");
         tokio::task::spawn_blocking(move || {
             let _held = (permit, turn, running);
-            f()
+            let out = f();
+            metrics::counter!("omnimemory_engine_jobs_finished_total", "lane" => lane.name()).increment(1);
+            out
         })
         .await
         .map_err(|e| ApiError::Internal(e.into()))

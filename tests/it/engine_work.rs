@@ -34,36 +34,55 @@ async fn engine_jobs(server: &Server, lane: &str, state: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `omnimemory_engine_jobs_finished_total{lane}` as `/metrics` shows it now.
+async fn engine_jobs_finished(server: &Server, lane: &str) -> f64 {
+    let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("omnimemory_engine_jobs_finished_total{") && l.contains(&format!("lane=\"{lane}\"")))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn small_and_medium_requests_are_answered_while_large_ones_run() {
     let server = Server::start(&Backend::Sqlite);
-    let big_client = server.create_key("big-tenant", "enterprise");
     let other = server.create_key("other-tenant", "enterprise");
 
-    // One tenant sends three 6 MB compressions at once, each with a long query (several
-    // seconds each, even alone): one runs, the others queue.
+    // Five tenants send a 6 MB compression each, with a long query (seconds per step of the
+    // work, even alone): the large lane is full and the others queue.
     let large = prose(6 * 1024 * 1024, 1);
     let query = large[..4000].to_string();
     let mut big = Vec::new();
-    for _ in 0..3 {
-        let (url, key, context, query) = (server.url("/compress"), big_client.clone(), large.clone(), query.clone());
+    for tenant in 0..5 {
+        let key = server.create_key(&format!("big-tenant-{tenant}"), "enterprise");
+        let (url, context, query) = (server.url("/compress"), large.clone(), query.clone());
         big.push(tokio::spawn(async move {
             let body = json!({"context": context, "query": query, "target_compression": 0.9});
             client().post(url).bearer_auth(key).json(&body).send().await.unwrap().status().as_u16()
         }));
     }
     let mut waited = 0;
-    while engine_jobs(&server, "large", "running").await < 1.0 || engine_jobs(&server, "large", "waiting").await < 1.0 {
+    while engine_jobs(&server, "large", "running").await < 1.0 || engine_jobs(&server, "large", "waiting").await < 2.0 {
         waited += 1;
         assert!(waited < 1200, "the large requests never filled the large lane");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
-    // Meanwhile another tenant's requests, inline (1 KB) and in the standard lane (40 KB and
-    // 100 KB), are answered, and none of them waited for a large one to finish.
+    // Another tenant's 40 KB request does not wait for the queued large jobs: while it runs, at
+    // most the large jobs already running finish a step (before the lanes, it waited for every
+    // queued step ahead of it).
+    let (running, finished) =
+        (engine_jobs(&server, "large", "running").await, engine_jobs_finished(&server, "large").await);
+    let body = json!({"context": prose(40 * 1024, 3), "query": "first words"});
+    let resp = client().post(server.url("/compress")).bearer_auth(&other).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let finished_meanwhile = engine_jobs_finished(&server, "large").await - finished;
+    assert!(finished_meanwhile <= running, "{finished_meanwhile} large steps finished while it waited");
+
+    // Its other requests, inline (1 KB) and in the standard lane, are answered too, and none of
+    // them waited for a large request to finish.
     for (path, body) in [
         ("/compress", json!({"context": prose(1024, 2), "query": "first words"})),
-        ("/compress", json!({"context": prose(40 * 1024, 3), "query": "first words"})),
         ("/count-tokens", json!({"text": prose(100 * 1024, 4)})),
         ("/validate", json!({"original": prose(60 * 1024, 5), "compressed": prose(20 * 1024, 5)})),
     ] {
