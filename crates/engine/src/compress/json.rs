@@ -34,76 +34,13 @@
 //! the output (1.0 only when nothing was dropped).
 
 use super::Packed;
+use super::query::QueryWords;
 
 /// Deepest nesting accepted: `serde_json::Value` parsing refuses 128 levels.
 pub const MAX_DEPTH: usize = 127;
 
 /// Nodes visited by the partial (recursive) selection are limited to this depth.
 const MAX_PARTIAL_DEPTH: usize = 48;
-
-/// Words that carry no signal in questions about data.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "of",
-    "in",
-    "on",
-    "at",
-    "to",
-    "for",
-    "with",
-    "by",
-    "and",
-    "or",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "whose",
-    "when",
-    "where",
-    "why",
-    "how",
-    "does",
-    "do",
-    "did",
-    "this",
-    "that",
-    "these",
-    "those",
-    "it",
-    "its",
-    "from",
-    "as",
-    "value",
-    "values",
-    "key",
-    "keys",
-    "associated",
-    "find",
-    "give",
-    "me",
-    "please",
-    "tell",
-    "show",
-    "get",
-    "there",
-    "any",
-    "all",
-    "some",
-    "about",
-    "into",
-    "has",
-    "have",
-    "had",
-    "can",
-];
 
 /// True when the text is JSON this module can handle: an object or array (see
 /// [`is_json`](super::json_syntax::is_json)) nested at most [`MAX_DEPTH`] levels.
@@ -283,41 +220,6 @@ fn after_value(
     }
 }
 
-/// What the query asks for: exact phrases (quoted or identifier-like) and plain words.
-struct QueryTerms {
-    phrases: Vec<String>,
-    words: Vec<String>,
-}
-
-fn query_terms(query: &str) -> QueryTerms {
-    let mut phrases: Vec<String> = Vec::new();
-    for quote in ['"', '\'', '`'] {
-        let parts: Vec<&str> = query.split(quote).collect();
-        for (k, p) in parts.iter().enumerate() {
-            if k % 2 == 1 && k + 1 < parts.len() && !p.trim().is_empty() {
-                phrases.push(p.trim().to_lowercase());
-            }
-        }
-    }
-    for w in query.split_whitespace() {
-        let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-        let identifier_like = w.chars().count() >= 4
-            && w.chars()
-                .any(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '/'));
-        if identifier_like {
-            phrases.push(w.to_lowercase());
-        }
-    }
-    phrases.sort();
-    phrases.dedup();
-    let mut words: Vec<String> = words_of(query)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .collect();
-    words.sort();
-    words.dedup();
-    QueryTerms { phrases, words }
-}
-
 fn words_of(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -325,7 +227,7 @@ fn words_of(s: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Relevance of every node to the query; node 0 is the root.
-fn relevance(m: &str, nodes: &[Node], q: &QueryTerms) -> Vec<f64> {
+fn relevance(m: &str, nodes: &[Node], q: &QueryWords) -> Vec<f64> {
     let n = nodes.len();
     let mut rel = vec![0.0f64; n];
     if q.phrases.is_empty() && q.words.is_empty() {
@@ -652,7 +554,8 @@ pub fn compress_json(
             kept_information: 1.0,
         });
     }
-    let q = query_terms(query.unwrap_or(""));
+    let mut q = QueryWords::read(query.unwrap_or(""), &[]);
+    q.words.sort();
     let rel = relevance(&m, &nodes, &q);
     let mut ctx = Ctx {
         m: &m,

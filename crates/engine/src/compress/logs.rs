@@ -51,6 +51,7 @@
 
 use super::Packed;
 use super::drain;
+use super::query::QueryWords;
 use super::units::fit_units;
 
 /// Collapse-line pieces; see the module docs for the exact form.
@@ -62,11 +63,8 @@ const MARKER_EACH_END: &str = " lines above";
 /// Least similarity for an error line to join a template (others: `drain::SIMILARITY`).
 const ERROR_SIMILARITY: f64 = 0.75;
 
-const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "is", "are", "was", "were", "be", "of", "in", "on", "at", "to", "for",
-    "with", "by", "and", "or", "what", "which", "who", "when", "where", "why", "how", "does", "do",
-    "did", "this", "that", "it", "its", "from", "as", "log", "logs", "line", "lines",
-];
+/// Words that say nothing in a question about logs.
+const DOMAIN_WORDS: &[&str] = &["log", "logs", "line", "lines"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Severity {
@@ -224,25 +222,6 @@ fn severities(lines: &[&str]) -> Vec<Severity> {
         out.push(sev);
     }
     out
-}
-
-fn query_words(query: &str) -> (Vec<String>, Vec<String>) {
-    let mut phrases = Vec::new();
-    let parts: Vec<&str> = query.split('"').collect();
-    for (k, p) in parts.iter().enumerate() {
-        if k % 2 == 1 && k + 1 < parts.len() && !p.trim().is_empty() {
-            phrases.push(p.trim().to_lowercase());
-        }
-    }
-    let mut words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .collect();
-    words.sort();
-    words.dedup();
-    (phrases, words)
 }
 
 /// Share of the query matched by a line, in [0, 1].
@@ -466,8 +445,9 @@ fn priority_order(
     }
 
     // 2. Query matches, the best line of each variant.
-    let (phrases, words) = query_words(query.unwrap_or(""));
-    if !phrases.is_empty() || !words.is_empty() {
+    let q = QueryWords::read(query.unwrap_or(""), DOMAIN_WORDS);
+    let (phrases, words) = (q.phrases.clone(), q.sorted_words());
+    if !q.is_empty() {
         let mut rel: Vec<(f64, usize)> = (0..n)
             .map(|i| (line_relevance(lines[i], &phrases, &words), i))
             .filter(|&(r, i)| r > 0.0 && !blank[i])

@@ -302,6 +302,7 @@ pub mod json;
 pub(crate) mod json_syntax;
 pub mod logs;
 pub(crate) mod pack;
+pub(crate) mod query;
 pub(crate) mod rank;
 pub(crate) mod segment;
 pub(crate) mod semantic;

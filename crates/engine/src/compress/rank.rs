@@ -37,6 +37,7 @@
 //! words when it fills the last bit of budget, and `quality_score` uses them to measure the
 //! information kept.
 
+use super::query::QueryWords;
 use super::segment::{SegKind, Segment};
 use super::semantic;
 use super::text::{Lexicon, for_each_word, is_common, is_stopword};
@@ -193,19 +194,11 @@ impl Analysis {
 
 /// Content terms of the query that occur in the input, in query order, with their idf.
 pub fn query_terms(analysis: &mut Analysis, query: &str) -> Vec<(u32, f64)> {
-    let mut terms: Vec<u32> = Vec::new();
-    let mut all: Vec<u32> = Vec::new();
-    for_each_word(query, |a, b| {
-        if let Some(t) = analysis.lexicon.lookup(&query[a..b]) {
-            all.push(t);
-            if !analysis.lexicon.is_stop(t) {
-                terms.push(t);
-            }
-        }
-    });
-    if terms.is_empty() {
-        terms = all;
-    }
+    let terms: Vec<u32> = QueryWords::read(query, &[])
+        .words
+        .iter()
+        .filter_map(|w| analysis.lexicon.lookup(w))
+        .collect();
     let mut seen = std::collections::HashSet::new();
     terms
         .into_iter()
