@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::limits::{Admissible, admit, rate_headers};
+use super::limits::{Admissible, admit, policy_of, rate_headers};
+use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 use omnimemory_engine::compress;
@@ -73,6 +74,7 @@ pub async fn compress(
     let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let bytes = job.input_bytes() + job.query.as_ref().map_or(0, String::len);
+    refuse_what_the_key_cannot_pay(&state, &key, &job, bytes).await?;
 
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
     // and charged with the usage record.
@@ -123,6 +125,49 @@ pub async fn compress(
         out_headers.insert("x-request-id", v);
     }
     Ok((out_headers, axum::Json(response)).into_response())
+}
+
+/// A large input that its key's quota or token bucket cannot cover is refused without the full
+/// count: a lower bound on its tokens, found by a byte scan (milliseconds for 10 MB, where the
+/// count takes a second), is enough to know. When the bound fits, or the limiter cannot say,
+/// nothing is decided here; `admit` decides on the exact count as always.
+async fn refuse_what_the_key_cannot_pay(
+    state: &AppState,
+    key: &crate::keys::KeyRecord,
+    job: &crate::api::Job,
+    bytes: usize,
+) -> Result<(), ApiError> {
+    if Lane::for_bytes(bytes) != Lane::Large {
+        return Ok(());
+    }
+    let Ok(status) = state.limiter.status(&state.store, key.id, &policy_of(state, key), state.clock.now()).await else {
+        return Ok(());
+    };
+    let quota_left = status.monthly_limit.map(|limit| limit.saturating_sub(status.used + status.reserved));
+    let bucket_left = status.tokens.as_ref().map(|t| t.available.max(0.0).floor() as u64);
+    let Some(headroom) = quota_left.into_iter().chain(bucket_left).min() else { return Ok(()) };
+    let at_least = match &job.input {
+        crate::api::Input::Context(context) => tokens_at_least(context),
+        crate::api::Input::Messages { messages, .. } => messages.iter().map(|m| tokens_at_least(&m.content)).sum(),
+    };
+    if at_least as u64 <= headroom {
+        return Ok(());
+    }
+    // `admit` refuses it with the refusal (and headers) it would give the exact count; if the
+    // buckets filled up meanwhile, the admission is given back and the exact count decides.
+    drop(admit(state, key, at_least as u64, true).await?);
+    Ok(())
+}
+
+/// A lower bound on the tokens of `text` in every encoding the service counts with
+/// (`cl100k_base`, `o200k_base` and the approximation above it): each space that follows a
+/// non-space character and precedes an ASCII letter starts a piece of both encodings'
+/// pre-tokenization (a word with its leading space), and every piece is at least one token.
+fn tokens_at_least(text: &str) -> usize {
+    text.as_bytes()
+        .windows(3)
+        .filter(|w| w[1] == b' ' && !w[0].is_ascii_whitespace() && w[2].is_ascii_alphabetic())
+        .count()
 }
 
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -330,4 +375,39 @@ pub async fn validate(
             details: v.details,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens_at_least;
+    use omnimemory_engine::tokens::Encoding;
+
+    #[test]
+    fn the_byte_scan_never_counts_more_tokens_than_either_encoding() {
+        let alphabet: Vec<char> = " aZq  .,!?/\n\t0123456789'\"()-_éü\u{301}\u{a0}\u{3000}日本語Ωж😀".chars().collect();
+        let mut seed = 11u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        let mut samples = vec![
+            "The quick brown fox jumps over the lazy dog. It's 5 o'clock!".to_string(),
+            "fn main() {\n    let x = vec![1, 2, 3];\n    println!(\"{x:?}\");\n}\n".to_string(),
+            "a!\n/b c\u{a0} d e\u{301} f\t g".to_string(),
+            "word ".repeat(1000),
+        ];
+        for _ in 0..300 {
+            let len = 1 + next(200);
+            samples.push((0..len).map(|_| alphabet[next(alphabet.len())]).collect());
+        }
+        for text in &samples {
+            let bound = tokens_at_least(text);
+            for encoding in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
+                assert!(bound <= encoding.count(text), "{bound} > {encoding:?} count of {text:?}");
+            }
+        }
+        // On prose the bound is close enough to refuse what cannot be paid for.
+        let prose = "Nine of ten words here are short and plain, as prose tends to be. ".repeat(100);
+        assert!(tokens_at_least(&prose) * 10 >= Encoding::Cl100k.count(&prose) * 7);
+    }
 }

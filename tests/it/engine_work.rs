@@ -161,3 +161,27 @@ async fn validate_compares_large_extractive_texts_and_refuses_what_it_cannot_bou
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("300000 words") && detail.contains("in-order selection"), "{detail}");
 }
+
+#[tokio::test]
+async fn a_large_request_its_quota_cannot_cover_is_refused_without_being_counted() {
+    let server = Server::start(&Backend::Sqlite);
+    let free = server.create_key("free-and-large", "free");
+    // About 1.2 million words against a quota of 1,000,000 tokens (the body is well within the
+    // 10 MB limit, and the quota is untouched: only the request's size can refuse it).
+    let body = json!({"context": prose(8 * 1024 * 1024, 7)});
+    let resp = client().post(server.url("/compress")).bearer_auth(&free).json(&body).send().await.unwrap();
+    assert!(resp.headers().contains_key("x-ratelimit-limit"));
+    let code = error_code(resp, 402).await;
+    assert_eq!(code, "quota_exceeded");
+    // No engine work ran for it: the refusal came from a byte scan, not from counting 8 MB.
+    assert_eq!(engine_jobs_finished(&server, "large").await, 0.0);
+    // The key is not charged for it and still compresses what it can pay for.
+    let ok = client()
+        .post(server.url("/compress"))
+        .bearer_auth(&free)
+        .json(&json!({"context": prose(2 * 1024, 8)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
