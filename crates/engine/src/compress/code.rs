@@ -490,8 +490,11 @@ impl Segmenter<'_> {
             };
             self.pieces[p].group = Some(group);
             self.pieces[p].seq = seq;
-            // A function defined inside a body can be what the query names.
-            self.pieces[p].name = definition_name(stmt).map(|n| (n.start_byte(), n.end_byte()));
+            // A function defined inside a body can be what the query names (most statements
+            // define nothing: their name is not looked for).
+            if may_define(stmt) {
+                self.pieces[p].name = definition_name(stmt).map(|n| (n.start_byte(), n.end_byte()));
+            }
         }
     }
 
@@ -756,6 +759,23 @@ fn definition_name<'t>(node: Node<'t>) -> Option<Node<'t>> {
     kids.into_iter()
         .find(|k| matches!(k.kind(), "variable_declarator" | "type_spec" | "const_spec"))
         .and_then(|d| d.child_by_field_name("name"))
+}
+
+/// True for a node that can be a definition with a name (see [`definition_name`]).
+fn may_define(node: Node<'_>) -> bool {
+    let kind = node.kind();
+    is_definition(kind)
+        || matches!(
+            kind,
+            "export_statement"
+                | "decorated_definition"
+                | "lexical_declaration"
+                | "variable_declaration"
+                | "class_definition"
+                | "class_declaration"
+        )
+        || function_body(node).is_some()
+        || container_body(node).is_some()
 }
 
 /// Identifiers the query names: those in backticks, else every word that looks like an
@@ -1119,20 +1139,37 @@ fn select(
     tokens_per_byte: f64,
 ) -> Option<(String, Vec<bool>)> {
     let (lines, pieces, groups) = (units.lines, units.pieces, units.groups);
-    // Share of the query's words found in some lines (words never span lines).
-    let relevance = |rows: &mut dyn Iterator<Item = usize>| -> f64 {
-        if query_words.is_empty() {
-            return 0.0;
-        }
-        let mut hit = vec![false; query_words.len()];
-        for i in rows {
-            each_word(lines[i], &mut |w| {
+    // Which of the query's words each line holds, as bits: the text is read once, pieces and
+    // bodies then only combine their lines' bits (words never span lines).
+    let stride = query_words.len().div_ceil(64);
+    let mut line_hits = vec![0u64; lines.len() * stride];
+    if stride > 0 {
+        for (i, line) in lines.iter().enumerate() {
+            let hits = &mut line_hits[i * stride..(i + 1) * stride];
+            each_word(line, &mut |w| {
                 if let Ok(k) = query_words.binary_search_by(|q| q.as_str().cmp(w)) {
-                    hit[k] = true;
+                    hits[k / 64] |= 1 << (k % 64);
                 }
             });
         }
-        hit.iter().filter(|h| **h).count() as f64 / query_words.len() as f64
+    }
+    // Share of the query's words found in some lines.
+    let mut seen = vec![0u64; stride];
+    let mut relevance = |rows: &mut dyn Iterator<Item = usize>| -> f64 {
+        if stride == 0 {
+            return 0.0;
+        }
+        seen.fill(0);
+        for i in rows {
+            for (s, h) in seen
+                .iter_mut()
+                .zip(&line_hits[i * stride..(i + 1) * stride])
+            {
+                *s |= h;
+            }
+        }
+        let found: u32 = seen.iter().map(|s| s.count_ones()).sum();
+        found as f64 / query_words.len() as f64
     };
     // Each line's text is counted for the first piece that covers it only, so that items
     // sharing one long line (minified code) cannot make this quadratic.
@@ -1247,17 +1284,16 @@ fn select(
         if trailing_newline && !out.is_empty() && !shown[lines.len() - 1] {
             out.push('\n');
         }
-        out
+        (out, shown)
     };
-    let (chosen, out) = fit_units(
+    let (_, (out, kept)) = fit_units(
         &order,
         &est,
         &|p| pieces[p].parent,
         &render,
-        &|t: &String| count(t),
+        &|(t, _): &(String, Vec<bool>)| count(t),
         budget,
     )?;
-    let (_, kept) = render_lines(units, &chosen);
     Some((out, kept))
 }
 
