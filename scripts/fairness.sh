@@ -2,7 +2,9 @@
 # Work per request and fairness under load, over HTTP against a release build: how long another
 # tenant's small (1 KB) and medium (40 KB) /compress requests take alone and while one tenant
 # runs 8 concurrent 2.5 MB compressions; what /validate of 300,000-word texts costs; what a
-# 4 KB query adds to a 2.5 MB context. Prints the figures the README quotes.
+# 4 KB query adds to a 2.5 MB context; what a free key sending 10 MB bodies (each refused, 402)
+# on 16 connections for 10 s costs the server and another tenant. Prints the figures the README
+# quotes.
 #
 #   scripts/fairness.sh [--large 8] [--validate-words 300000]
 #                       (BIN=path/to/omnimemory to measure another build)
@@ -30,6 +32,7 @@ new_key() {
 }
 big_key=$(new_key big-tenant)
 small_key=$(new_key other-tenant)
+free_key=$($BIN admin create-key --user-id free-flood --tier free --json | sed -n 's/.*"api_key": "\(.*\)".*/\1/p')
 port=18111
 $BIN serve --port $port & pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
@@ -48,6 +51,8 @@ def prose(n):
 def dump(name, body):
     json.dump(body, open(f'{work}/{name}.json', 'w'))
 context = prose(2_500_000)
+dump('ten', {'context': (context * 4)[:10_000_000]})
+dump('fifty', {'context': context[:50_000]})
 dump('large', {'context': context, 'query': 'which words come first', 'target_compression': 0.9})
 dump('medium', {'context': prose(40 * 1024), 'query': 'which words come first'})
 dump('small', {'context': prose(1024), 'query': 'which words come first'})
@@ -94,3 +99,17 @@ for name in large_noquery large_query4k large_querycontext; do echo "$name: $(po
 echo "== /validate of $validate_words distinct words (status seconds; the server's peak memory after)"
 for name in validate_same validate_half validate_reversed; do echo "$name: $(post $name "$big_key" /validate)"; done
 echo "peak RSS: $(grep VmHWM /proc/$pid/status | awk '{print $2 / 1024 " MB"}')"
+
+echo "== a free key sends 10 MB bodies on 16 connections for 10 s; another tenant's 50 KB meanwhile"
+echo "alone: $(series fifty "$small_key" 5 | median) s (median of 5)"
+cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+end=$((SECONDS + 10))
+for c in $(seq 1 16); do
+    ( while [ $SECONDS -lt $end ]; do post ten "$free_key" /compress | cut -d' ' -f1; done > "$work/flood.$c" ) &
+done
+sleep 3
+times=$(series fifty "$small_key" 5)
+echo "during: median $(echo "$times" | median), max $(echo "$times" | max) s"
+wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
+echo "answers: $(cat "$work"/flood.* | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
+echo "server CPU during the flood: $(awk -v c0="$cpu0" '{print ($14 + $15 - c0) / 100}' /proc/$pid/stat) s"
