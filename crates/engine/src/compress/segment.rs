@@ -403,23 +403,47 @@ fn speaker_label_len(line: &str) -> Option<usize> {
 
 /// Words after which a period does not end a sentence (compared lower-cased, without the dot).
 const ABBREVIATIONS: &[&str] = &[
-    "al", "approx", "apr", "aug", "ave", "blvd", "capt", "cf", "co", "col", "corp", "dec", "dept",
-    "dr", "e.g", "eg", "est", "etc", "feb", "fig", "figs", "gen", "gov", "i.e", "ie", "inc", "jan",
-    "jr", "jul", "jun", "lt", "ltd", "mar", "mr", "mrs", "ms", "mt", "no", "nos", "nov", "oct",
-    "op", "p", "pp", "prof", "rep", "rev", "sen", "sep", "sept", "sgt", "sr", "st", "vol", "vs",
+    "al", "approx", "apr", "aug", "ave", "blvd", "c", "ca", "capt", "cf", "co", "col", "corp",
+    "dec", "dept", "dr", "e.g", "eg", "est", "etc", "feb", "fig", "figs", "gen", "gov", "i.e",
+    "ie", "inc", "jan", "jr", "jul", "jun", "lt", "ltd", "mar", "mr", "mrs", "ms", "mt", "no",
+    "nos", "nov", "oct", "op", "p", "pp", "prof", "rep", "rev", "sen", "sep", "sept", "sgt", "sr",
+    "st", "vol", "vs",
 ];
+
+/// How long a bracket or a quotation may stay open before a sentence may end inside it anyway.
+const MAX_BRACKET: usize = 600;
 
 /// Calls `f(start, end)` for each sentence in `text[s..e]` (trimmed, non-empty).
 pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, usize)) {
     let bytes = text.as_bytes();
     let mut start = s;
     let mut i = s;
+    // Open round or square brackets since `start`, and where the outermost opened: a sentence
+    // does not end inside brackets ("(c. 1450 – c. 1500)", "(German: Georg II. August)") unless
+    // the bracket has run on for more than `MAX_BRACKET` bytes (an unclosed one).
+    // Double quotes likewise: a quotation of several sentences stays one piece.
+    let mut depth = 0usize;
+    let mut opened = s;
+    let mut quoted: Option<usize> = None;
     while i < e {
         let c = text[i..].chars().next().unwrap();
         let clen = c.len_utf8();
+        match c {
+            '(' | '[' => {
+                if depth == 0 {
+                    opened = i;
+                }
+                depth += 1;
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            '"' if quoted.is_some() => quoted = None,
+            '"' | '“' => quoted = Some(i),
+            '”' => quoted = None,
+            _ => {}
+        }
         let cjk_end = matches!(c, '。' | '！' | '？');
         let latin_end = matches!(c, '.' | '!' | '?' | '…');
-        if !cjk_end && !latin_end {
+        if !cjk_end && !latin_end || depth > 0 && i - opened < MAX_BRACKET {
             i += clen;
             continue;
         }
@@ -445,15 +469,26 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
                     | '！'
                     | '？'
             ) {
+                match d {
+                    ')' | ']' => depth = depth.saturating_sub(1),
+                    '"' | '”' => quoted = None,
+                    _ => {}
+                }
                 j += d.len_utf8();
             } else {
                 break;
             }
         }
+        if quoted.is_some_and(|q| j - q < MAX_BRACKET) {
+            i = j;
+            continue;
+        }
         if cjk_end {
             f_trimmed(text, start, j, &mut f);
             start = j;
             i = j;
+            depth = 0;
+            quoted = None;
             continue;
         }
         // Latin: needs white space after, then not a lower-case start.
@@ -474,6 +509,8 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
         f_trimmed(text, start, j, &mut f);
         start = k;
         i = k;
+        depth = 0;
+        quoted = None;
     }
     if start < e {
         f_trimmed(text, start, e, &mut f);
@@ -549,6 +586,27 @@ mod tests {
                 "J. R. R. Tolkien wrote it, e.g. in 1937!",
                 "Really?",
                 "Yes."
+            ]
+        );
+    }
+
+    #[test]
+    fn sentences_do_not_end_inside_brackets() {
+        let text = "John Cabot (c. 1450 – c. 1500) explored the coast. George II (German: Georg II. \
+                    August; 1683) was king. The Talmud has two parts (the Mishnah. And more.";
+        let s = sentences(text);
+        assert_eq!(s[0], "John Cabot (c. 1450 – c. 1500) explored the coast.");
+        assert_eq!(s[1], "George II (German: Georg II. August; 1683) was king.");
+        assert!(s[2].starts_with("The Talmud has two parts (the Mishnah."));
+        let text = "Atwood wrote: \"Chopin roused them. Some sought solace.\" Others did not. \
+                    He said “Go. Now.” Then he left.";
+        assert_eq!(
+            sentences(text),
+            [
+                "Atwood wrote: \"Chopin roused them. Some sought solace.\"",
+                "Others did not.",
+                "He said “Go. Now.”",
+                "Then he left."
             ]
         );
     }
