@@ -821,43 +821,44 @@ pub fn compress_messages(
             order.push(i);
         }
     }
-    let est: Vec<usize> = order.iter().map(|&i| costs[i]).collect();
-    let sum = |chosen: &Vec<usize>| chosen.iter().map(|&i| costs[i]).sum::<usize>();
     let protected_cost: usize = protected.iter().map(|&i| costs[i]).sum();
-    let mut chosen: Vec<usize> = if protected_cost >= budget_tokens {
-        protected.clone()
+    let measure = |a: usize, b: usize| count(&text[a..b]);
+    // Whole messages in priority order while they fit; then the best message that does not fit
+    // whole gives its best run of sentences, before smaller, lower-ranked messages fill the
+    // rest whole. Message costs add up: each is a message of its own.
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut run: Option<(usize, usize, usize)> = None;
+    let mut used = 0usize;
+    if protected_cost >= budget_tokens {
+        chosen = protected.clone();
     } else {
-        fit_units(
-            &order,
-            &est,
-            &|_| None,
-            &|c: &[usize]| c.to_vec(),
-            &sum,
-            budget_tokens,
-        )
-        .map(|(c, _)| c)
-        .unwrap_or_default()
-    };
+        for &i in &order {
+            if used + costs[i] <= budget_tokens {
+                used += costs[i];
+                chosen.push(i);
+            } else if run.is_none() && protected.binary_search(&i).is_err() {
+                let t = turns[i];
+                if let Some((a, b)) =
+                    sentence_run(&text, t.start, t.end, budget_tokens - used, &measure)
+                {
+                    used += measure(a, b);
+                    run = Some((i, a, b));
+                }
+            }
+        }
+    }
     chosen.sort_unstable();
     let mut pieces: Vec<(usize, String, String)> = whole(&chosen);
-    // Fill what is left with the leading sentences of the best message not kept.
-    let used: usize = sum(&chosen);
-    if let Some(&next) = order.iter().find(|i| chosen.binary_search(i).is_err())
-        && used < budget_tokens
-    {
-        let t = turns[next];
-        let measure = |a: usize, b: usize| count(&text[a..b]);
-        if let Some((a, b)) = sentence_run(&text, t.start, t.end, budget_tokens - used, &measure) {
-            let at = pieces.partition_point(|p| p.0 < next);
-            pieces.insert(
-                at,
-                (
-                    next,
-                    messages[next].role.to_string(),
-                    text[a..b].to_string(),
-                ),
-            );
-        }
+    if let Some((next, a, b)) = run {
+        let at = pieces.partition_point(|p| p.0 < next);
+        pieces.insert(
+            at,
+            (
+                next,
+                messages[next].role.to_string(),
+                text[a..b].to_string(),
+            ),
+        );
     }
     let compressed_tokens: usize = pieces.iter().map(|p| count(&p.2)).sum();
     let kept_chars: usize = pieces.iter().map(|p| p.2.len()).sum();
@@ -1029,5 +1030,50 @@ mod tests {
             assert_eq!(role, msgs[*i].role);
             assert!(msgs[*i].content.contains(content.as_str()));
         }
+    }
+
+    #[test]
+    fn a_better_message_too_long_to_keep_whole_gives_its_sentences_first() {
+        let eiffel = "The Eiffel Tower was built for the 1889 World's Fair in Paris. \
+                      Gustave Eiffel's company designed and built it over two years. \
+                      It is 330 metres tall and was the tallest structure in the world until 1930. \
+                      Millions of people visit it every year, and it is lit every evening. \
+                      Its iron is repainted every seven years to protect it from rust.";
+        let msgs = [
+            ChatMessage {
+                role: "user",
+                content: "Tell me about the Eiffel Tower in Paris.",
+            },
+            ChatMessage {
+                role: "assistant",
+                content: eiffel,
+            },
+            ChatMessage {
+                role: "user",
+                content: "Thanks! By the way, what is a good pasta recipe?",
+            },
+            ChatMessage {
+                role: "assistant",
+                content: "Boil spaghetti, then toss it with garlic and olive oil.",
+            },
+            ChatMessage {
+                role: "user",
+                content: "How tall is the Eiffel Tower and when was it built?",
+            },
+        ];
+        let out = compress_messages(
+            &msgs,
+            None,
+            super::super::Budget::Tokens(60),
+            Keep::default(),
+            Encoding::Cl100k,
+        );
+        assert!(out.compressed_tokens <= 60, "{out:?}");
+        let kept: Vec<usize> = out.messages.iter().map(|m| m.0).collect();
+        assert!(kept.contains(&4), "{out:?}");
+        let answer = out.messages.iter().find(|m| m.0 == 1).expect("the Eiffel answer");
+        assert!(eiffel.contains(answer.2.as_str()));
+        assert!(answer.2.contains("1889") || answer.2.contains("330 metres"), "{out:?}");
+        assert!(!kept.contains(&3), "the pasta answer took the place: {out:?}");
     }
 }
