@@ -131,35 +131,67 @@ pub fn count_tokens(file: Option<&Path>, model: &str, json: bool, registry: &Reg
     Ok(())
 }
 
-/// `omnimemory eval`: retention, JSON validity and achieved ratio per ratio (EVAL.md).
-pub fn eval(data: &Path, ratios: &[f64], use_query: bool, json: bool) -> anyhow::Result<()> {
+/// `omnimemory eval`: every file given (a folder: its `.jsonl` files, in name order) in turn.
+pub fn eval(data: &[PathBuf], ratios: &[f64], use_query: bool, json: bool) -> anyhow::Result<()> {
     if let Some(bad) = ratios.iter().find(|r| !(r.is_finite() && **r >= 1.0)) {
         anyhow::bail!("--ratios takes numbers of at least 1 (2 keeps half the tokens), got {bad}");
     }
+    let mut files = Vec::new();
+    for path in data {
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                anyhow::bail!("{} holds no .jsonl file", path.display());
+            }
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut reports = Vec::new();
+    for (k, file) in files.iter().enumerate() {
+        let (text, report) = eval_file(file, ratios, use_query)?;
+        if !json {
+            if k > 0 {
+                println!();
+            }
+            print!("{text}");
+        }
+        reports.push(json!({"file": file.display().to_string(), "report": report}));
+    }
+    if json {
+        // One file: its report as before; several: `[{file, report}, …]`.
+        let out = match <[serde_json::Value; 1]>::try_from(reports) {
+            Ok([one]) => one["report"].clone(),
+            Err(all) => serde_json::Value::Array(all),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// Retention, JSON validity and achieved ratio per ratio (EVAL.md) for one file, or the
+/// structure measures of a chat, code or markdown file: the printed table and its JSON.
+fn eval_file(data: &Path, ratios: &[f64], use_query: bool) -> anyhow::Result<(String, serde_json::Value)> {
     if let Some(items) = omnimemory_engine::eval::structure::load(data).map_err(anyhow::Error::msg)? {
-        // Chat, code and markdown files: the structure measures beside their baselines.
         let progress = progress_bar(items.len() as u64);
         let rows = omnimemory_engine::eval::structure::run(&items, ratios, &mut || progress.inc(1));
         progress.finish_and_clear();
-        if json {
-            println!("{}", serde_json::to_string_pretty(&rows)?);
-        } else {
-            println!("{}: {} items", data.display(), items.len());
-            print!("{}", omnimemory_engine::eval::structure::render(&rows));
-        }
-        return Ok(());
+        let text =
+            format!("{}: {} items\n{}", data.display(), items.len(), omnimemory_engine::eval::structure::render(&rows));
+        return Ok((text, serde_json::to_value(&rows)?));
     }
     let items = omnimemory_engine::eval::load_jsonl(data).map_err(anyhow::Error::msg)?;
     let progress = progress_bar(items.len() as u64);
     let report = omnimemory_engine::eval::run(&items, ratios, use_query, &mut || progress.inc(1));
     progress.finish_and_clear();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{}: {} items", data.display(), items.len());
-        print!("{report}");
-    }
-    Ok(())
+    let text = format!("{}: {} items\n{report}", data.display(), items.len());
+    Ok((text, serde_json::to_value(&report)?))
 }
 
 /// A progress bar on stderr when it is a terminal; hidden when piped.

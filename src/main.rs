@@ -61,10 +61,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the EVAL.md protocol (answer retention per ratio) on a JSONL file of
-    /// `{id, query, answers, context}` items.
+    /// Run the EVAL.md protocol on JSONL files of `{id, query, answers, context}` items (answer
+    /// retention per ratio) or of chat, code and markdown items (structure measures); a folder
+    /// stands for every `.jsonl` file in it.
     Eval {
-        data: PathBuf,
+        #[arg(required = true)]
+        data: Vec<PathBuf>,
         /// Compression ratios to measure (2 = keep half the tokens).
         #[arg(long, value_delimiter = ',', default_values_t = [2.0, 4.0, 10.0])]
         ratios: Vec<f64>,

@@ -127,6 +127,15 @@ fn eval_reports_retention_and_ratio_per_ratio() {
     assert_eq!((row["items"].as_u64(), row["over_budget"].as_u64()), (Some(2), Some(0)), "{report}");
     assert!(row["achieved_ratio"].as_f64().unwrap() >= 1.9, "{report}");
 
+    // A folder stands for its .jsonl files: one report per file.
+    std::fs::copy(&data, dir.path().join("more.jsonl")).unwrap();
+    let out = env.cli(&["eval", dir.path().to_str().unwrap(), "--ratios", "2", "--json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let all = json(&out);
+    let files: Vec<&str> = all.as_array().unwrap().iter().map(|r| r["file"].as_str().unwrap()).collect();
+    assert!(files[0].ends_with("items.jsonl") && files[1].ends_with("more.jsonl"), "{all}");
+    assert_eq!(all[1]["report"]["rows"][0]["items"], 2);
+
     let bad = env.cli(&["eval", "/nonexistent/items.jsonl"], None);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("/nonexistent/items.jsonl"));

@@ -14,7 +14,11 @@ fn run(text: &str, query: &str, tokens: usize) -> String {
         },
         Encoding::Cl100k,
     );
-    assert!(c.compressed_tokens <= tokens, "{} > {tokens}", c.compressed_tokens);
+    assert!(
+        c.compressed_tokens <= tokens,
+        "{} > {tokens}",
+        c.compressed_tokens
+    );
     c.text
 }
 
@@ -58,7 +62,11 @@ fn the_second_hop_named_by_the_first_passage_is_kept() {
             .to_string(),
     );
     let context = passages.join("\n\n");
-    let out = run(&context, "When did the director of film The Corpse Vanishes die?", 60);
+    let out = run(
+        &context,
+        "When did the director of film The Corpse Vanishes die?",
+        60,
+    );
     assert!(out.contains("directed by Wallace Fox"), "{out}");
     assert!(out.contains("He passed away on 30 June 1958"), "{out}");
 }
@@ -74,8 +82,7 @@ fn both_passages_a_comparison_names_are_kept() {
     );
     passages.insert(
         3,
-        "Title: Do Your Duty\nThis is a lost film. Do Your Duty is a 1928 silent film."
-            .to_string(),
+        "Title: Do Your Duty\nThis is a lost film. Do Your Duty is a 1928 silent film.".to_string(),
     );
     passages.insert(
         6,

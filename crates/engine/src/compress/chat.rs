@@ -1071,9 +1071,19 @@ mod tests {
         assert!(out.compressed_tokens <= 60, "{out:?}");
         let kept: Vec<usize> = out.messages.iter().map(|m| m.0).collect();
         assert!(kept.contains(&4), "{out:?}");
-        let answer = out.messages.iter().find(|m| m.0 == 1).expect("the Eiffel answer");
+        let answer = out
+            .messages
+            .iter()
+            .find(|m| m.0 == 1)
+            .expect("the Eiffel answer");
         assert!(eiffel.contains(answer.2.as_str()));
-        assert!(answer.2.contains("1889") || answer.2.contains("330 metres"), "{out:?}");
-        assert!(!kept.contains(&3), "the pasta answer took the place: {out:?}");
+        assert!(
+            answer.2.contains("1889") || answer.2.contains("330 metres"),
+            "{out:?}"
+        );
+        assert!(
+            !kept.contains(&3),
+            "the pasta answer took the place: {out:?}"
+        );
     }
 }
