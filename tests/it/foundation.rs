@@ -237,6 +237,15 @@ async fn every_error_has_the_same_shape(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(error_code(bad_target, 422).await, "invalid_request");
+    // The largest double below 1 is a valid target, read exactly (not rounded up to 1).
+    let almost_all = c
+        .post(server.url("/compress"))
+        .bearer_auth(&key)
+        .json(&json!({"context": "some text", "target_compression": 0.9999999999999999}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(almost_all.status(), 200);
     for bad in [
         json!({"context": "x", "tool_id": "t".repeat(300)}),
         json!({"context": "x", "metadata": {"team": 7}}),
