@@ -294,7 +294,7 @@ impl Segmenter<'_> {
             let mut first = node.start_position().row;
             let mut attached = 0;
             for c in pending.iter().rev() {
-                if c.end_position().row + 1 >= first {
+                if last_row(*c) + 1 >= first {
                     first = c.start_position().row;
                     attached += 1;
                 } else {
@@ -315,7 +315,7 @@ impl Segmenter<'_> {
 
     fn push_other(&mut self, node: Node<'_>, parent: Option<usize>, depth: usize) {
         self.push(
-            vec![(node.start_position().row, node.end_position().row)],
+            vec![(node.start_position().row, last_row(node))],
             parent,
             PieceKind::Other,
             depth,
@@ -349,7 +349,7 @@ impl Segmenter<'_> {
         let mut doc: Vec<LineRange> = Vec::new();
         let mut summary_taken = false;
         for c in attached {
-            let range = (c.start_position().row, c.end_position().row);
+            let range = (c.start_position().row, last_row(*c));
             if matches!(
                 c.kind(),
                 "attribute_item" | "inner_attribute_item" | "decorator"
@@ -380,7 +380,7 @@ impl Segmenter<'_> {
 
     fn item_body(&mut self, node: Node<'_>, parent: Option<usize>, depth: usize) {
         let first = node.start_position().row;
-        let last = node.end_position().row;
+        let last = last_row(node);
         let kind = node.kind();
         if is_import(kind, node) || (parent.is_none() && imports_only(node)) {
             self.push(vec![(first, last)], parent, PieceKind::Import, depth);
@@ -477,7 +477,7 @@ impl Segmenter<'_> {
         let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
         for (seq, stmt) in stmts.into_iter().enumerate() {
             let s = stmt.start_position().row.max(interior.0);
-            let e = stmt.end_position().row.min(interior.1);
+            let e = last_row(stmt).min(interior.1);
             if s > e {
                 continue;
             }
@@ -545,12 +545,12 @@ impl Segmenter<'_> {
         }
         // Headers are the lines between blocks; each block starts on a line of its own,
         // right under its header.
-        let (first, last) = (node.start_position().row, node.end_position().row);
+        let (first, last) = (node.start_position().row, last_row(node));
         let mut lines: Vec<LineRange> = Vec::new();
         let mut interiors: Vec<LineRange> = Vec::new();
         let mut at = first;
         for b in &blocks {
-            let (b0, b1) = (b.start_position().row, b.end_position().row);
+            let (b0, b1) = (b.start_position().row, last_row(*b));
             if b0 <= at || self.line_text(b0 - 1).trim().is_empty() {
                 return None;
             }
@@ -658,6 +658,17 @@ fn is_import(kind: &str, node: Node<'_>) -> bool {
         // `mod foo;` declares a file, like an import.
         "mod_item" => node.child_by_field_name("body").is_none(),
         _ => false,
+    }
+}
+
+/// The last line of a node's text: a node that ends with a newline (a `//` comment in Rust)
+/// ends at column 0 of the next line, which is not its own.
+fn last_row(node: Node<'_>) -> usize {
+    let end = node.end_position();
+    if end.column == 0 && end.row > node.start_position().row {
+        end.row - 1
+    } else {
+        end.row
     }
 }
 
@@ -1066,7 +1077,14 @@ pub fn compress_code(
         // top-level items (which is what the fallback below would return unchecked).
         let parses = input_had_errors
             || whole_items_only(&tree, &lines, &kept)
+            || whole_pieces_only(lang, &lines, &pieces, &kept)
             || parse(lang, &out).is_some_and(|t| !t.root_node().has_error());
+        debug_assert!(
+            input_had_errors
+                || !whole_pieces_only(lang, &lines, &pieces, &kept)
+                || parse(lang, &out).is_some_and(|t| !t.root_node().has_error()),
+            "whole pieces that do not parse:\n{out}"
+        );
         if !parses && !whole_only {
             continue;
         }
@@ -1079,6 +1097,36 @@ pub fn compress_code(
         });
     }
     None
+}
+
+/// True when the output cannot have a syntax error the input did not have, so it need not be
+/// parsed again: every piece has all or none of its non-blank lines shown, every dropped
+/// non-blank line belongs to a piece, and the language is one where dropping whole items,
+/// statements and comments (and adding a line comment between lines) cannot join what is
+/// left into something else — Rust and Go, not Python (indentation) nor JavaScript and
+/// TypeScript (semicolon insertion).
+fn whole_pieces_only(lang: Lang, lines: &[&str], pieces: &[Piece], shown: &[bool]) -> bool {
+    if !matches!(lang, Lang::Rust | Lang::Go) {
+        return false;
+    }
+    let n = lines.len();
+    let mut covered = vec![false; n];
+    for p in pieces {
+        let (mut any, mut all) = (false, true);
+        for &(a, b) in &p.lines {
+            for i in a..=b.min(n - 1) {
+                if !lines[i].trim().is_empty() {
+                    any |= shown[i];
+                    all &= shown[i];
+                    covered[i] = true;
+                }
+            }
+        }
+        if any && !all {
+            return false;
+        }
+    }
+    (0..n).all(|i| shown[i] || covered[i] || lines[i].trim().is_empty())
 }
 
 /// True when every top-level node of `tree` has all or none of its non-blank lines shown.
