@@ -45,7 +45,9 @@
 //!
 //! The result is parsed again with the same grammar; when it has errors that the input did
 //! not have, the selection is redone with whole top-level items only (that result is returned
-//! as it is).
+//! as it is). The parse is skipped when it cannot find anything: whole top-level items only,
+//! or, in Rust and Go, whole pieces only (no piece with some of its lines shown and others
+//! not).
 //!
 //! Elisions are marked: where a shown function's body lost lines, one line comment at their
 //! indentation says how many (`// … 12 lines omitted`; `# … 12 lines omitted` in Python, whose
