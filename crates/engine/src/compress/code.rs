@@ -73,6 +73,8 @@
 use tree_sitter::{Language, Node, Parser, Tree};
 
 use super::Packed;
+use super::query::QueryWords;
+use super::text::is_stopword;
 use super::units::fit_units;
 
 /// Container nesting (class in class…) segmented at most this deep; deeper items are whole.
@@ -814,7 +816,9 @@ fn named_identifiers(query: &str) -> Vec<&str> {
         .filter(ident)
         .filter(|w| {
             let shaped = w.contains('_') || w.chars().skip(1).any(char::is_uppercase);
-            shaped || (w.len() >= 4 && !STOPWORDS.contains(&w.to_lowercase().as_str()))
+            let lower = w.to_lowercase();
+            shaped
+                || (w.len() >= 4 && !is_stopword(&lower) && !CODE_WORDS.contains(&lower.as_str()))
         })
         .collect()
 }
@@ -985,10 +989,9 @@ fn each_word(s: &str, f: &mut dyn FnMut(&str)) {
     }
 }
 
-const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "is", "are", "of", "in", "on", "to", "for", "with", "and", "or", "what",
-    "which", "how", "does", "do", "where", "when", "why", "this", "that", "it", "function",
-    "method", "code", "file", "called", "call", "calls", "be", "by", "from", "as",
+/// Words that say nothing in a question about code (beside the stopwords of every kind).
+const CODE_WORDS: &[&str] = &[
+    "function", "method", "code", "file", "called", "call", "calls",
 ];
 
 /// Compresses source code; see the module docs.
@@ -1042,9 +1045,11 @@ pub fn compress_code(
         offset += l.len() + 1;
     }
     let query_words: Vec<String> = {
-        let mut w: Vec<String> = words(query.unwrap_or(""))
-            .into_iter()
-            .filter(|w| w.len() > 1 && !STOPWORDS.contains(&w.as_str()))
+        let mut w: Vec<String> = QueryWords::read(query.unwrap_or(""), CODE_WORDS)
+            .identifiers
+            .iter()
+            .flat_map(|i| words(i))
+            .filter(|w| w.len() > 1 && !is_stopword(w))
             .collect();
         w.sort();
         w.dedup();

@@ -14,6 +14,9 @@ use super::text::{for_each_word, is_stopword};
 pub struct QueryWords {
     pub phrases: Vec<String>,
     pub words: Vec<String>,
+    /// The words as written, `_` kept inside them (`parse_args`, `fooBar`), with the same
+    /// stopwords left out: for code, which splits identifiers into their parts itself.
+    pub identifiers: Vec<String>,
 }
 
 impl QueryWords {
@@ -58,7 +61,22 @@ impl QueryWords {
         } else {
             words
         };
-        QueryWords { phrases, words }
+        let mut identifiers: Vec<String> = Vec::new();
+        for w in query.split(|c: char| !c.is_alphanumeric() && c != '_') {
+            let lower = w.to_lowercase();
+            if !w.is_empty()
+                && !is_stopword(&lower)
+                && !domain.contains(&lower.as_str())
+                && !identifiers.iter().any(|x| x == w)
+            {
+                identifiers.push(w.to_string());
+            }
+        }
+        QueryWords {
+            phrases,
+            words,
+            identifiers,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -93,6 +111,8 @@ mod tests {
         assert_eq!(q.phrases, ["connection refused", "blk_-1608"]);
         assert!(!q.words.contains(&"log".to_string()));
         assert!(q.words.contains(&"refused".to_string()));
+        let q = QueryWords::read("how does parse_args call fooBar", &["call"]);
+        assert_eq!(q.identifiers, ["parse_args", "fooBar"]);
     }
 
     #[test]
