@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use omnimemory_engine::compress::chat::{ChatMessage, CompressedMessages, Keep, compress_messages};
 use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
-use omnimemory_engine::tokens::{Encoding, Registry};
+use omnimemory_engine::tokens::{Encoding, PieceCounter, Registry};
 
 pub const DEFAULT_MODEL: &str = "gpt-4";
 pub const DEFAULT_TARGET: f64 = 0.944;
@@ -199,6 +199,27 @@ impl Job {
         }
     }
 
+    /// The text to compress when the input is one `context`.
+    pub fn context(&self) -> Option<&str> {
+        match &self.input {
+            Input::Context(context) => Some(context),
+            Input::Messages { .. } => None,
+        }
+    }
+
+    /// [`run`](Self::run) on a `context` already counted: `counter` counted [`context`](Self::context)
+    /// (to reserve its tokens), and the engine reuses that count instead of tokenizing again.
+    pub fn run_counted(&self, counter: &PieceCounter<'_>, encoding: Encoding, model_id: String) -> CompressResponse {
+        let context = counter.source();
+        let request = CompressRequest {
+            context,
+            query: self.query.as_deref(),
+            budget: self.budget,
+            granularity: self.granularity,
+        };
+        CompressResponse::new(compress::compress_counted(&request, counter), model_id, encoding)
+    }
+
     pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
         let query = self.query.as_deref();
         match &self.input {
@@ -368,6 +389,24 @@ mod tests {
         }
         let word = refusal(serde_json::json!({"messages": [ok], "granularity": "word"}));
         assert!(word.contains("granularity"), "{word}");
+    }
+
+    #[test]
+    fn a_context_counted_once_compresses_as_one_counted_twice() {
+        let text = "The committee met on Tuesday to review the budget for the new library. \
+                    Several members asked about the cost of the roof, which rose by 12 percent. "
+            .repeat(6);
+        for encoding in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
+            let job = body(serde_json::json!({"context": text, "query": "roof cost", "target_compression": 0.6}))
+                .job()
+                .unwrap();
+            let counter = PieceCounter::new(encoding, job.context().unwrap());
+            assert_eq!(counter.source_tokens(), job.original_tokens(encoding), "{encoding:?}");
+            let once = serde_json::to_value(job.run_counted(&counter, encoding, "m".into())).unwrap();
+            let twice = serde_json::to_value(job.run(encoding, "m".into())).unwrap();
+            assert_eq!(once, twice, "{encoding:?}");
+            assert!(once["compressed_tokens"].as_u64() < once["original_tokens"].as_u64(), "{once}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 use omnimemory_engine::compress;
+use omnimemory_engine::tokens::PieceCounter;
 
 /// `query` (on `/compress` and `/validate`) is at most this many bytes: a question or a
 /// search phrase of a few hundred words. A 2.5 MB context with a 4 KB query of distinct words
@@ -77,18 +78,30 @@ pub async fn compress(
     refuse_what_the_key_cannot_pay(&state, &key, &job, bytes).await?;
 
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
-    // and charged with the usage record.
-    let (job, original_tokens) = state
-        .engine_lanes
-        .run(key.id, bytes, move || {
-            let n = job.original_tokens(encoding);
-            (job, n)
-        })
-        .await?;
-    let admission = admit(&state, &key, original_tokens as u64, true).await?;
-    let timestamp = state.clock.now();
-
-    let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
+    // and charged with the usage record. A context small enough to run inline is counted once:
+    // the engine compresses with the counter that gave the reservation its count.
+    let (original_tokens, admission, timestamp, response) = match job.context() {
+        Some(context) if Lane::for_bytes(bytes) == Lane::Inline => {
+            let counter = PieceCounter::new(encoding, context);
+            let original_tokens = counter.source_tokens();
+            let admission = admit(&state, &key, original_tokens as u64, true).await?;
+            let timestamp = state.clock.now();
+            (original_tokens, admission, timestamp, job.run_counted(&counter, encoding, model_id))
+        }
+        _ => {
+            let (job, original_tokens) = state
+                .engine_lanes
+                .run(key.id, bytes, move || {
+                    let n = job.original_tokens(encoding);
+                    (job, n)
+                })
+                .await?;
+            let admission = admit(&state, &key, original_tokens as u64, true).await?;
+            let timestamp = state.clock.now();
+            let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
+            (original_tokens, admission, timestamp, response)
+        }
+    };
 
     let request_id = format!("{:032x}", rand::random::<u128>());
     let record = UsageRecord {

@@ -120,7 +120,14 @@ pub fn budget_tokens(budget: Budget, original_tokens: usize) -> usize {
 }
 
 pub fn compress(req: &CompressRequest<'_>, encoding: Encoding) -> Compressed {
-    let counter = PieceCounter::new(encoding, req.context);
+    compress_counted(req, &PieceCounter::new(encoding, req.context))
+}
+
+/// [`compress`] with the input already counted: `counter` must be `PieceCounter::new(encoding,
+/// req.context)` (the caller that needed the count first, to reserve quota, passes its counter
+/// so the input is tokenized once).
+pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -> Compressed {
+    debug_assert!(std::ptr::eq(counter.source(), req.context));
     let count = |s: &str| counter.count(s);
     let text = req.context;
     let original_tokens = counter.source_tokens();

@@ -143,6 +143,11 @@ impl<'a> PieceCounter<'a> {
         }
     }
 
+    /// The text this counter counted.
+    pub fn source(&self) -> &'a str {
+        self.source
+    }
+
     /// `encoding.count(source)`.
     pub fn source_tokens(&self) -> usize {
         self.source_tokens
