@@ -331,6 +331,8 @@ const SEMANTIC_WEIGHT: f64 = 0.5;
 /// How many of the best passages may name a second hop, and how far below its namer it lands.
 const BRIDGE_SOURCES: usize = 2;
 const BRIDGE_GAP: f64 = 0.1;
+/// Longer titles are never looked for in the query or in other passages.
+const MAX_TITLE_WORDS: usize = 12;
 
 /// Utility of every segment.
 /// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
@@ -706,15 +708,27 @@ fn hops(
                 keys[s.block].push(w.term);
             }
         }
-        if keys[s.block].iter().all(|&t| a.lexicon.is_stop(t)) {
+        if keys[s.block].len() > MAX_TITLE_WORDS
+            || keys[s.block].iter().all(|&t| a.lexicon.is_stop(t))
+        {
             keys[s.block].clear();
         }
     }
-    let names =
-        |hay: &[u32], key: &[u32]| !key.is_empty() && hay.windows(key.len()).any(|w| w == key);
+    // Every run of a text's words as long as some title: a title is named when its words are
+    // one of them. Linear in the text for each distinct title length (at most MAX_TITLE_WORDS).
+    let mut lengths: Vec<usize> = keys.iter().map(Vec::len).filter(|&l| l > 0).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let runs = |hay: &'_ [u32]| -> std::collections::HashSet<Vec<u32>> {
+        lengths
+            .iter()
+            .flat_map(|&l| hay.windows(l).map(<[u32]>::to_vec))
+            .collect()
+    };
     let top = zs.iter().cloned().fold(0.0, f64::max);
+    let in_query = runs(qseq);
     for b in 0..nblocks {
-        if names(qseq, &keys[b]) {
+        if !keys[b].is_empty() && in_query.contains(&keys[b]) {
             zs[b] = zs[b].max(top);
         }
     }
@@ -727,8 +741,9 @@ fn hops(
             continue;
         }
         let body: Vec<u32> = a.words[ws..we].iter().map(|w| w.term).collect();
+        let named = runs(&body);
         for b in 0..nblocks {
-            if b != src && keys[b] != keys[src] && names(&body, &keys[b]) {
+            if b != src && !keys[b].is_empty() && keys[b] != keys[src] && named.contains(&keys[b]) {
                 lifted.push((b, zs[src] - BRIDGE_GAP));
             }
         }
