@@ -748,6 +748,10 @@ pub struct CompressedMessages {
     pub unchanged: bool,
 }
 
+/// How much of the last user message stands for a missing query (the service's bound on a
+/// `query`).
+const IMPLICIT_QUERY_BYTES: usize = 4096;
+
 /// Compresses a `messages` array to `budget` (see [`super::Budget`]) tokens of content; see the
 /// module docs. Without a query, the last user message stands for it.
 pub fn compress_messages(
@@ -810,7 +814,16 @@ pub fn compress_messages(
         })
         .collect();
     protected.sort_unstable();
-    let implicit = last_user.map(|i| messages[i].content);
+    // Without a query, the last user message stands for it: its last IMPLICIT_QUERY_BYTES (where
+    // a question usually ends), so that a huge message does not make ranking quadratic.
+    let implicit = last_user.map(|i| {
+        let c = messages[i].content;
+        let mut from = c.len().saturating_sub(IMPLICIT_QUERY_BYTES);
+        while !c.is_char_boundary(from) {
+            from += 1;
+        }
+        &c[from..]
+    });
     let query = query.filter(|q| !q.trim().is_empty()).or(implicit);
     let roots = query_turns(&text, &turns, query);
     let mut order = protected.clone();

@@ -8,6 +8,8 @@
 //! Prose ranking stems the words and weighs them by idf ([`super::rank::query_terms`]); JSON and
 //! logs match the words and phrases against keys, values and lines.
 
+use std::collections::HashSet;
+
 use super::text::{for_each_word, is_stopword};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,13 +42,16 @@ impl QueryWords {
                 phrases.push(w.to_lowercase());
             }
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         phrases.retain(|p| seen.insert(p.clone()));
 
+        // Membership through sets: a long query (the last message of a conversation stands for
+        // one) costs linear time.
         let mut all: Vec<String> = Vec::new();
+        let mut seen_words = HashSet::new();
         for_each_word(query, |a, b| {
             let w = query[a..b].to_lowercase();
-            if !all.contains(&w) {
+            if seen_words.insert(w.clone()) {
                 all.push(w);
             }
         });
@@ -62,12 +67,13 @@ impl QueryWords {
             words
         };
         let mut identifiers: Vec<String> = Vec::new();
+        let mut seen_identifiers = HashSet::new();
         for w in query.split(|c: char| !c.is_alphanumeric() && c != '_') {
             let lower = w.to_lowercase();
             if !w.is_empty()
                 && !is_stopword(&lower)
                 && !domain.contains(&lower.as_str())
-                && !identifiers.iter().any(|x| x == w)
+                && seen_identifiers.insert(w)
             {
                 identifiers.push(w.to_string());
             }
