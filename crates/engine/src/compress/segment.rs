@@ -451,6 +451,11 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
         let mut j = i + clen;
         while j < e {
             let d = text[j..].chars().next().unwrap();
+            // A straight quote closes only an open quotation; otherwise it opens one
+            // (`Henry J." Red" Krause`) and the sentence does not end before it.
+            if d == '"' && quoted.is_none() {
+                break;
+            }
             if matches!(
                 d,
                 '.' | '!'
@@ -598,6 +603,10 @@ mod tests {
         assert_eq!(s[0], "John Cabot (c. 1450 – c. 1500) explored the coast.");
         assert_eq!(s[1], "George II (German: Georg II. August; 1683) was king.");
         assert!(s[2].starts_with("The Talmud has two parts (the Mishnah."));
+        assert_eq!(
+            sentences("Henry J.\" Red\" Krause played. He won."),
+            ["Henry J.\" Red\" Krause played.", "He won."]
+        );
         let text = "Atwood wrote: \"Chopin roused them. Some sought solace.\" Others did not. \
                     He said “Go. Now.” Then he left.";
         assert_eq!(
