@@ -223,10 +223,7 @@ impl Job {
     pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
         let query = self.query.as_deref();
         match &self.input {
-            Input::Context(context) => {
-                let request = CompressRequest { context, query, budget: self.budget, granularity: self.granularity };
-                CompressResponse::new(compress::compress(&request, encoding), model_id, encoding)
-            }
+            Input::Context(context) => self.run_counted(&PieceCounter::new(encoding, context), encoding, model_id),
             Input::Messages { messages, keep } => {
                 let chat: Vec<ChatMessage<'_>> =
                     messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect();

@@ -16,7 +16,7 @@
 //! or a blank line between blocks. Nothing else is ever inserted.
 
 use super::rank::Analysis;
-use super::segment::{SegKind, Segment, heading_level, is_list_item};
+use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
 use super::text::{balanced, is_cjk};
 
 pub struct Packing {
@@ -683,10 +683,13 @@ pub fn pack_words(
 /// Whether sentence `s` names the `Title:` line `title` (its words outside brackets, in any
 /// case), so that the sentence read alone still says what it is about.
 fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
-    let Some(name) = text[title.start..title.end].trim().strip_prefix("Title:") else {
+    if !text[title.start..title.end]
+        .trim_start()
+        .starts_with("Title:")
+    {
         return false;
-    };
-    let name = name.split(['(', '[']).next().unwrap_or("").trim();
+    }
+    let name = &text[title_name(text, title)];
     if s.kind != SegKind::Sentence || name.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
         return false;
     }

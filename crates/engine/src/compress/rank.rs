@@ -38,7 +38,7 @@
 //! information kept.
 
 use super::query::QueryWords;
-use super::segment::{SegKind, Segment};
+use super::segment::{SegKind, Segment, title_name};
 use super::semantic;
 use super::text::{Lexicon, for_each_word, is_common, is_stopword};
 
@@ -363,13 +363,11 @@ pub fn utilities(
         terms.push(v);
     }
     let sem = block_semantic(analysis, text, segs, query.unwrap_or(""));
-    let mut qwords = Vec::new();
     let q = query.unwrap_or("");
-    for_each_word(q, |x, y| qwords.push((x, y)));
-    let qseq: Vec<u32> = qwords
-        .iter()
-        .map(|&(x, y)| analysis.lexicon.lookup(&q[x..y]).unwrap_or(u32::MAX))
-        .collect();
+    let mut qseq: Vec<u32> = Vec::new();
+    for_each_word(q, |x, y| {
+        qseq.push(analysis.lexicon.lookup(&q[x..y]).unwrap_or(u32::MAX))
+    });
     let q = ParsedQuery {
         terms: &terms,
         words: &qseq,
@@ -557,11 +555,15 @@ pub fn agnostic_utilities(
     let nblocks = a.block_centrality.len().max(1);
     let mean_centrality = a.block_centrality.iter().sum::<f64>() / nblocks as f64;
     let mut value = vec![0.0; n];
+    // Information per word of a segment.
+    let density = |i: usize| {
+        let r = a.seg_range(i);
+        a.seg_info(i) / (r.end - r.start).max(1) as f64
+    };
     let (mut dsum, mut dn) = (0.0, 0usize);
     for (i, s) in segs.iter().enumerate() {
-        let r = a.seg_range(i);
-        if s.kind == SegKind::Sentence && r.end > r.start {
-            dsum += a.seg_info(i) / (r.end - r.start) as f64;
+        if s.kind == SegKind::Sentence && !a.seg_range(i).is_empty() {
+            dsum += density(i);
             dn += 1;
         }
     }
@@ -591,13 +593,12 @@ pub fn agnostic_utilities(
             _ => 1.0,
         };
         // After the lead: sentences dense in rare words, names and numbers first.
-        let density = if j > 0 && mean_density > 0.0 {
-            let r = a.seg_range(i);
-            (a.seg_info(i) / (r.end - r.start).max(1) as f64 / mean_density).powf(DENSITY_POWER)
+        let dense = if j > 0 && mean_density > 0.0 {
+            (density(i) / mean_density).powf(DENSITY_POWER)
         } else {
             1.0
         };
-        value[i] = prior * centrality * density;
+        value[i] = prior * centrality * dense;
         if s.kind == SegKind::Sentence {
             j += 1;
         }
@@ -669,8 +670,8 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
 /// *Frontier Woman*?") ranks with the best passage. A passage whose title one of the best
 /// passages names ("the director of film X": the passage about X names its director, whose own
 /// passage holds the answer) is lifted to just below the passage that names it. Titles are
-/// `Title:` lines and headings, all their words in order, words inside brackets (`(1915 film)`)
-/// left out; a title of stopwords alone names nothing.
+/// `Title:` lines and headings, all the words of their name in order (see
+/// [`title_name`]: `(1915 film)` is left out); a title of stopwords alone names nothing.
 fn hops(
     a: &Analysis,
     text: &str,
@@ -688,26 +689,12 @@ fn hops(
         if s.kind != SegKind::Header || !keys[s.block].is_empty() {
             continue;
         }
-        let seg = &text[s.start..s.end];
-        let body_start = s.start + seg.find("Title:").map_or(0, |p| p + "Title:".len());
-        let mut depth = 0i32;
-        let mut last = body_start;
-        for w in &a.words[a.seg_range(i)] {
-            if w.start < body_start {
-                continue;
-            }
-            for c in text[last..w.start].chars() {
-                match c {
-                    '(' | '[' => depth += 1,
-                    ')' | ']' => depth -= 1,
-                    _ => {}
-                }
-            }
-            last = w.end;
-            if depth <= 0 {
-                keys[s.block].push(w.term);
-            }
-        }
+        let name = title_name(text, s);
+        keys[s.block] = a.words[a.seg_range(i)]
+            .iter()
+            .filter(|w| name.start <= w.start && w.end <= name.end)
+            .map(|w| w.term)
+            .collect();
         if keys[s.block].len() > MAX_TITLE_WORDS
             || keys[s.block].iter().all(|&t| a.lexicon.is_stop(t))
         {

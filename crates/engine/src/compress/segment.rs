@@ -342,6 +342,19 @@ pub fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// The name a header segment gives its passage, as a byte range of `text`: after `Title:` when
+/// the line has it, up to the first bracket (`The Rack (1915 film)` names `The Rack`), trimmed.
+pub(crate) fn title_name(text: &str, header: &Segment) -> std::ops::Range<usize> {
+    let line = &text[header.start..header.end];
+    let from = line.find("Title:").map_or(0, |p| p + "Title:".len());
+    let to = line[from..]
+        .find(['(', '['])
+        .map_or(line.len(), |p| from + p);
+    let name = &line[from..to];
+    let start = header.start + from + (name.len() - name.trim_start().len());
+    start..(header.start + from + name.trim_end().len()).max(start)
+}
+
 pub(crate) fn heading_level(line: &str) -> Option<usize> {
     let hashes = line.bytes().take_while(|&b| b == b'#').count();
     if (1..=6).contains(&hashes)
@@ -618,6 +631,18 @@ mod tests {
                 "Then he left."
             ]
         );
+    }
+
+    #[test]
+    fn a_title_names_its_passage_without_its_brackets() {
+        let text = "Title: The Rack (1915 film)\nThe Rack is a film.\n\n## Install [beta]\nRun it.";
+        let s = segment(text, SegmentOptions::default());
+        let names: Vec<&str> = s
+            .iter()
+            .filter(|g| g.kind == SegKind::Header)
+            .map(|g| &text[title_name(text, g)])
+            .collect();
+        assert_eq!(names, ["The Rack", "## Install"]);
     }
 
     #[test]
