@@ -207,7 +207,14 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
-        let utility = rank::utilities(&mut analysis, text, &segs, query, keep_fraction);
+        let utility = rank::utilities(
+            &mut analysis,
+            text,
+            &segs,
+            query.unwrap_or(""),
+            &qterms,
+            keep_fraction,
+        );
         pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
     };
 

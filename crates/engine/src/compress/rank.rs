@@ -334,7 +334,8 @@ const BRIDGE_GAP: f64 = 0.1;
 /// Longer titles are never looked for in the query or in other passages.
 const MAX_TITLE_WORDS: usize = 12;
 
-/// Utility of every segment.
+/// Utility of every segment for `query`, whose content terms `qterms` ([`query_terms`], not
+/// empty: without them the caller ranks with [`agnostic_utilities`]).
 /// `keep_fraction` is the share of the input's tokens the budget allows: with a generous budget
 /// a passage's weaker sentences are worth almost as much as its best ones (whole passages are
 /// kept), with a tight one only the best sentences count.
@@ -342,31 +343,23 @@ pub fn utilities(
     analysis: &mut Analysis,
     text: &str,
     segs: &[Segment],
-    query: Option<&str>,
+    query: &str,
+    qterms: &[(u32, f64)],
     keep_fraction: f64,
 ) -> Vec<f64> {
-    let qterms = match query {
-        Some(q) => query_terms(analysis, q),
-        None => Vec::new(),
-    };
-    if qterms.is_empty() {
-        let cost = |i: usize| segs[i].end - segs[i].start;
-        return agnostic_utilities(analysis, segs, &cost);
-    }
-    let kind = answer_kind(query.unwrap_or(""));
+    let kind = answer_kind(query);
     let alpha = ALPHA + ALPHA_GROWTH * (keep_fraction - 0.1).max(0.0);
     // Variants follow the query's own terms, each after a term that never occurs, so that the
     // proximity bonus (terms adjacent in the query) only pairs the query's own words.
-    let mut terms = qterms.clone();
-    for v in query_variants(analysis, query.unwrap_or(""), &qterms) {
+    let mut terms = qterms.to_vec();
+    for v in query_variants(analysis, query, qterms) {
         terms.push((u32::MAX, 0.0));
         terms.push(v);
     }
-    let sem = block_semantic(analysis, text, segs, query.unwrap_or(""));
-    let q = query.unwrap_or("");
+    let sem = block_semantic(analysis, text, segs, query);
     let mut qseq: Vec<u32> = Vec::new();
-    for_each_word(q, |x, y| {
-        qseq.push(analysis.lexicon.lookup(&q[x..y]).unwrap_or(u32::MAX))
+    for_each_word(query, |x, y| {
+        qseq.push(analysis.lexicon.lookup(&query[x..y]).unwrap_or(u32::MAX))
     });
     let q = ParsedQuery {
         terms: &terms,
@@ -861,7 +854,8 @@ mod tests {
         let segs = segment(text, SegmentOptions::default());
         assert_eq!(segs.last().unwrap().block, 3, "{segs:?}");
         let mut a = Analysis::new(text, &segs);
-        let u = utilities(&mut a, text, &segs, Some("physician salary"), 0.5);
+        let qterms = query_terms(&mut a, "physician salary");
+        let u = utilities(&mut a, text, &segs, "physician salary", &qterms, 0.5);
         let first = |b: usize| segs.iter().position(|s| s.block == b).unwrap();
         assert!(u[first(0)] > u[first(1)], "{u:?}");
         assert!(u[first(0)] > u[first(3)], "{u:?}");
