@@ -138,3 +138,18 @@ pub async fn create_key(
         }),
     ))
 }
+
+/// The admin check of the admin endpoints that take the admin key in `X-Admin-Key` only
+/// (`/admin/keys…`), throttled per address like `create_key`'s.
+pub(super) fn require_admin(state: &AppState, addr: Option<IpAddr>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    state.admin_throttle.check(addr, now_ms).map_err(|retry_after| ApiError::AdminRateLimited { retry_after })?;
+    let header = headers.get("x-admin-key").and_then(|v| v.to_str().ok());
+    if !is_admin(state, header, None) {
+        if state.settings.admin_key.is_some() {
+            state.admin_throttle.failed(addr, now_ms);
+        }
+        return Err(ApiError::AdminForbidden);
+    }
+    Ok(())
+}

@@ -51,6 +51,9 @@ pub enum ApiError {
     IdempotentRequestInProgress,
     #[error("No such endpoint")]
     NotFound,
+    /// An admin operation named a key id that no key has.
+    #[error("No API key has the id {0:?}")]
+    KeyNotFound(String),
     #[error("Method not allowed on this endpoint")]
     MethodNotAllowed,
     #[error("Request rate limit exceeded for tier '{}'", .status.tier)]
@@ -102,6 +105,7 @@ impl ApiError {
             IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             IdempotentRequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            KeyNotFound(_) => (StatusCode::NOT_FOUND, "key_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "request_rate_limited"),
             TokenRateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_rate_limited"),

@@ -6,8 +6,10 @@
 //! codes.
 
 mod admin;
+mod admin_keys;
 mod auth;
 mod compress;
+mod dashboard;
 mod docs;
 mod error;
 mod json;
@@ -144,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs::page))
         .merge(docs::asset_routes())
+        .route("/dashboard", get(dashboard::page))
+        .merge(dashboard::asset_routes())
         .route("/compress", post(compress::compress))
         // The original service's name for it; ours is content-aware already.
         .route("/compress/content-aware", post(compress::compress))
@@ -151,7 +155,12 @@ pub fn router(state: AppState) -> Router {
         .route("/validate", post(compress::validate))
         .route("/usage/stats", get(usage::stats))
         .route("/usage/quota", get(usage::quota))
+        .route("/usage/daily", get(usage::daily))
+        .route("/usage/recent", get(usage::recent))
         .route("/admin/api-key", post(admin::create_key))
+        .route("/admin/keys", get(admin_keys::list))
+        .route("/admin/keys/{key_id}/deactivate", post(admin_keys::deactivate))
+        .route("/admin/keys/{key_id}/activate", post(admin_keys::activate))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), json::refuse_unreadable_bodies))

@@ -1,4 +1,5 @@
-//! `GET /usage/stats`: the caller's own usage, never another key's.
+//! `GET /usage/stats`, `/usage/quota`, `/usage/daily` and `/usage/recent`: the caller's own
+//! usage, never another key's.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use super::error::ApiError;
 use super::json::ApiQuery;
 use super::limits::policy_of;
 use crate::keys::Tier;
-use crate::store::{TagUsage, UsageSummary, is_tag_name};
+use crate::store::{DailyUsage, RecentRecord, TagName, TagUsage, UsageSummary, is_tag_name};
 
 pub const MAX_DAYS: u32 = 3650;
 
@@ -139,4 +140,132 @@ pub async fn quota(
         key_id: key.public_id,
         quota: Quota { usage, rate_limit },
     }))
+}
+
+/// `GET /usage/daily`: `days` (as for `/usage/stats`).
+#[derive(Debug, Deserialize)]
+pub struct DailyParams {
+    pub days: Option<String>,
+}
+
+/// The caller's usage per UTC day over the same window as `/usage/stats?days=N` (the last
+/// N × 24 hours), so `totals` equal its totals: the first and the last day are partial.
+#[derive(Debug, Serialize)]
+pub struct DailyResponse {
+    pub days: u32,
+    pub since: jiff::Timestamp,
+    pub until: jiff::Timestamp,
+    /// Every UTC day from `since`'s to `until`'s, in order; days without requests are zeros.
+    pub daily: Vec<DailyUsage>,
+    pub totals: DailyTotals,
+    /// The metadata tag names on the window's records, most used first: what `group_by` takes.
+    pub tags: Vec<TagName>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DailyTotals {
+    pub requests: u64,
+    pub original_tokens: u64,
+    pub compressed_tokens: u64,
+    pub tokens_saved: u64,
+}
+
+pub async fn daily(
+    State(state): State<AppState>,
+    Authenticated(key): Authenticated,
+    ApiQuery(params): ApiQuery<DailyParams>,
+) -> Result<axum::Json<DailyResponse>, ApiError> {
+    let days = parse_days(params.days.as_deref())?;
+    let until = state.clock.now();
+    let since = until - jiff::SignedDuration::from_hours(24 * i64::from(days));
+    let found = state.store.usage_by_day(key.id, since).await?;
+    let tags = state.store.tag_names(key.id, since).await?.into_iter().filter(|t| is_tag_name(&t.name)).collect();
+    let daily = every_day(since, until, found);
+    let mut totals = DailyTotals::default();
+    for d in &daily {
+        totals.requests += d.requests;
+        totals.original_tokens += d.original_tokens;
+        totals.compressed_tokens += d.compressed_tokens;
+        totals.tokens_saved += d.tokens_saved;
+    }
+    Ok(axum::Json(DailyResponse { days, since, until, daily, totals, tags }))
+}
+
+/// One entry per UTC day from `since`'s to `until`'s: the days found, zeros for the others.
+fn every_day(since: jiff::Timestamp, until: jiff::Timestamp, found: Vec<DailyUsage>) -> Vec<DailyUsage> {
+    let utc = |ts: jiff::Timestamp| jiff::tz::Offset::UTC.to_datetime(ts).date();
+    let (first, last) = (utc(since), utc(until));
+    let mut found = found.into_iter().peekable();
+    let mut all = Vec::new();
+    let mut day = first;
+    while day <= last {
+        let date = day.strftime("%Y-%m-%d").to_string();
+        // Records stamped after `until` (another instance's clock) fold into no day; skip them.
+        while found.peek().is_some_and(|f| f.date < date) {
+            found.next();
+        }
+        match found.next_if(|f| f.date == date) {
+            Some(f) => all.push(f),
+            None => all.push(DailyUsage { date, ..DailyUsage::default() }),
+        }
+        let Ok(next) = day.tomorrow() else { break };
+        day = next;
+    }
+    all
+}
+
+/// `GET /usage/recent`: `limit`, 1 to 100 (default 20).
+#[derive(Debug, Deserialize)]
+pub struct RecentParams {
+    pub limit: Option<String>,
+}
+
+pub const MAX_RECENT: u32 = 100;
+
+#[derive(Debug, Serialize)]
+pub struct RecentResponse {
+    pub limit: u32,
+    /// The caller's latest usage records, newest first.
+    pub requests: Vec<RecentRecord>,
+}
+
+pub async fn recent(
+    State(state): State<AppState>,
+    Authenticated(key): Authenticated,
+    ApiQuery(params): ApiQuery<RecentParams>,
+) -> Result<axum::Json<RecentResponse>, ApiError> {
+    let limit = match params.limit.as_deref() {
+        None => 20,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_RECENT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "limit must be an integer from 1 to {MAX_RECENT}, got {raw:?}"
+                )));
+            }
+        },
+    };
+    let requests = state.store.recent_usage(key.id, limit).await?;
+    Ok(axum::Json(RecentResponse { limit, requests }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(date: &str, requests: u64) -> DailyUsage {
+        DailyUsage { date: date.into(), requests, ..DailyUsage::default() }
+    }
+
+    #[test]
+    fn every_day_of_the_window_is_listed_once_in_order() {
+        let since: jiff::Timestamp = "2026-02-26T10:00:00Z".parse().unwrap();
+        let until: jiff::Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+        let filled = every_day(since, until, vec![day("2026-02-27", 3), day("2026-03-02", 1)]);
+        let dates: Vec<(&str, u64)> = filled.iter().map(|d| (d.date.as_str(), d.requests)).collect();
+        assert_eq!(
+            dates,
+            [("2026-02-26", 0), ("2026-02-27", 3), ("2026-02-28", 0), ("2026-03-01", 0), ("2026-03-02", 1)]
+        );
+    }
 }

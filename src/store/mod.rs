@@ -13,6 +13,7 @@
 
 mod sql;
 
+pub use sql::reports::{DailyUsage, RecentRecord, TagName};
 pub use sql::{Dialect, Store};
 
 /// Held by a server on a SQLite data folder for as long as it runs: the kernel's lock on

@@ -19,6 +19,8 @@ use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 
+pub mod reports;
+
 const SQLITE_KEYS_SCHEMA: &[&str] = &[
     "
 CREATE TABLE api_keys (

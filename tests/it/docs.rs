@@ -116,7 +116,7 @@ async fn try_it_out_sends_the_bearer_key_typed_into_authorize() {
     browser.quit().await;
 }
 
-const CHROMIUM: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
+pub(crate) const CHROMIUM: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
 
 /// Root needs `--no-sandbox`; the rest keep Chromium from reaching for any host but the test
 /// server (updates, sync, sign-in, metrics): the machine's network is closed, and no name but
@@ -144,7 +144,7 @@ const BEARER_FORM_SUBMIT: &str =
 
 /// The first of `names` on `PATH`; `None` with a SKIP line on the terminal when there is none,
 /// or a failure when `OMNIMEMORY_TEST_REQUIRE_BROWSER` says the browser must be there.
-fn browser_or_skip(test: &str, names: &[&str]) -> Option<PathBuf> {
+pub(crate) fn browser_or_skip(test: &str, names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found =
         std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |n| dir.join(n))).find(|p| p.is_file());
@@ -179,7 +179,7 @@ fn run_with_deadline(mut command: Command, deadline: Duration) -> String {
 }
 
 /// A headless Chromium driven over WebDriver (plain HTTP and JSON, so reqwest is enough).
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     port: u16,
     session: String,
@@ -190,7 +190,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(30);
 
 impl Browser {
-    async fn start(driver: &Path, chromium: &Path) -> Browser {
+    pub(crate) async fn start(driver: &Path, chromium: &Path) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new(driver)
             .arg(format!("--port={port}"))
@@ -224,7 +224,7 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`.
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let path = if path == "/session" { path.to_string() } else { format!("/session/{}{path}", self.session) };
         let mut request = client().request(method.clone(), self.url(&path));
         if method != reqwest::Method::GET && method != reqwest::Method::DELETE {
@@ -237,16 +237,16 @@ impl Browser {
         answer["value"].take()
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({"url": url})).await;
     }
 
-    async fn script(&self, js: &str) -> Value {
+    pub(crate) async fn script(&self, js: &str) -> Value {
         self.call(reqwest::Method::POST, "/execute/sync", json!({"script": js, "args": []})).await
     }
 
     /// Polls `expression` until it is truthy; its value.
-    async fn wait_for(&self, expression: &str, what: &str) -> Value {
+    pub(crate) async fn wait_for(&self, expression: &str, what: &str) -> Value {
         let started = Instant::now();
         loop {
             let value = self.script(&format!("return ({expression}) || null")).await;
@@ -259,25 +259,25 @@ impl Browser {
     }
 
     /// A real click (as a user's) on the element `js` returns, once it exists.
-    async fn click_found(&self, js: &str) {
+    pub(crate) async fn click_found(&self, js: &str) {
         let element = self.wait_for(js, js).await;
         let id = element[ELEMENT].as_str().unwrap_or_else(|| panic!("not an element: {element}"));
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.click_found(&format!("document.querySelector({css:?})")).await;
     }
 
     /// Types `text` into the element `css` names, key by key, as a user would.
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let element = self.wait_for(&format!("document.querySelector({css:?})"), css).await;
         let id = element[ELEMENT].as_str().unwrap();
         self.call(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text})).await;
     }
 
     /// The browser console's errors since the last call.
-    async fn severe_console_messages(&self) -> Vec<String> {
+    pub(crate) async fn severe_console_messages(&self) -> Vec<String> {
         let entries = self.call(reqwest::Method::POST, "/se/log", json!({"type": "browser"})).await;
         entries
             .as_array()
@@ -289,7 +289,7 @@ impl Browser {
     }
 
     /// Waits for a console error that mentions `needle`.
-    async fn wait_for_console(&self, needle: &str) -> String {
+    pub(crate) async fn wait_for_console(&self, needle: &str) -> String {
         let started = Instant::now();
         loop {
             if let Some(m) = self.severe_console_messages().await.into_iter().find(|m| m.contains(needle)) {
@@ -300,7 +300,7 @@ impl Browser {
         }
     }
 
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         self.call(reqwest::Method::DELETE, "", json!(null)).await;
         self.session.clear();
     }

@@ -4,6 +4,7 @@ mod admin_cli;
 mod compat;
 mod compress_api;
 mod compress_messages;
+mod dashboard;
 mod docs;
 mod engine_work;
 mod foundation;
