@@ -19,7 +19,7 @@ use super::json::ApiJson;
 use super::limits::{Admissible, admit, policy_of, rate_headers};
 use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
-use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
+use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord, WriteError};
 use omnimemory_engine::compress;
 use omnimemory_engine::tokens::PieceCounter;
 
@@ -131,7 +131,16 @@ pub async fn compress(
     };
     let mut out_headers = HeaderMap::new();
     rate_headers(&mut out_headers, &admission.status);
-    state.writer.record(record, admission).await?;
+    let status = admission.status.clone();
+    match state.writer.record(record, admission).await {
+        Ok(()) => {}
+        // The ledger of record found the month spent (the limiter had lost its state).
+        Err(WriteError::OverQuota { limit, used }) => {
+            let resets_at = status.resets_at;
+            return Err(ApiError::QuotaExceeded { limit, used, resets_at, status: Box::new(status) });
+        }
+        Err(e) => return Err(e.into()),
+    }
     metrics::counter!("omnimemory_compress_original_tokens_total").increment(original_tokens as u64);
     metrics::counter!("omnimemory_compress_output_tokens_total").increment(response.compressed_tokens as u64);
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -154,7 +154,8 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Store(cause) => ApiError::storage(cause),
-            WriteError::Stopped => ApiError::Internal(e.into()),
+            // The handler answers OverQuota itself (402 with the key's rate status).
+            WriteError::Stopped | WriteError::OverQuota { .. } => ApiError::Internal(e.into()),
         }
     }
 }

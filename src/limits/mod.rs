@@ -217,6 +217,11 @@ impl Admission {
         Admission { holder, key_id, policy, tokens, period, status, settled: false }
     }
 
+    /// The key's monthly limit (`None`: unlimited), which the ledger checks again at commit.
+    pub fn monthly_limit(&self) -> Option<u64> {
+        self.policy.monthly_limit
+    }
+
     /// The request's record is committed: its reservation becomes durable use.
     pub fn settle(mut self) {
         self.settled = true;

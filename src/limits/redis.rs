@@ -8,7 +8,14 @@
 //! and their times), `P:q:{key}:{YYYY-MM}` (hash: `used`, a copy of the store's ledger that
 //! expires every few seconds), `P:r:{key}` (sorted set of
 //! reservations `id|tokens|period`, scored by expiry, so an instance that dies mid-request
-//! cannot hold tokens forever). Times come from the caller's clock.
+//! cannot hold tokens forever), `P:epoch` (a marker whose absence tells that Redis lost its
+//! state: see [`ADMIT`]). Times come from the caller's clock.
+//!
+//! Losing Redis's state (a restart without persistence, a flush, a failover to a replica that
+//! missed the last writes) never lets a key past its quota: the store's ledger checks each
+//! charge against the monthly limit when the record commits, so a request admitted on lost
+//! reservations is refused (402) rather than recorded past the limit. Nor past its request
+//! rate: a request bucket lost that way is taken as empty at the moment of the loss.
 //!
 //! While Redis is unreachable the configured [`FailureMode`]s decide: rate limits fail open by
 //! default (requests pass unlimited), the quota fails closed (requests that charge it get 503).
@@ -64,12 +71,25 @@ pub struct RedisLimiter {
     prefix: Arc<str>,
     rates_on_failure: FailureMode,
     quota_on_failure: FailureMode,
+    /// The epoch marker's id this instance last saw in Redis (empty before the first answer):
+    /// a different or missing one means Redis lost its state meanwhile.
+    epoch: Arc<std::sync::Mutex<String>>,
 }
 
-/// Admit (or, with `peek`, only report). KEYS: buckets, quota, reservations.
+/// Admit (or, with `peek`, only report). KEYS: buckets, quota, reservations, epoch.
 /// ARGV: now_ms, req_cap, req_rate, has_tok, tok_cap, tok_rate, amount, charge, limit (-1 =
-/// unlimited), member, ttl_ms, db_used (-1 = unknown), period, peek, quota_cache_ms.
-/// Returns {kind, req_level, tok_level, used, reserved, extra}; kind `load` asks for db_used.
+/// unlimited), member, ttl_ms, db_used (-1 = unknown), period, peek, quota_cache_ms,
+/// known_epoch (the epoch this instance last saw, or empty), new_epoch (an id to use if none).
+/// Returns {kind, req_level, tok_level, used, reserved, extra, epoch}; kind `load` asks for db_used.
+///
+/// The epoch marker tells a Redis that lost its state (restart, flush, failover to a replica
+/// without it) from one that never had any: it is `id|lost_at_ms`, created when missing, with
+/// `lost_at_ms` the current time when the caller had seen another epoch (state was lost) and 0
+/// otherwise (a new deployment). A request bucket missing after a loss is taken as emptied at
+/// the loss and refilled since, never as full: its true level then was at least 0, so no key
+/// gets a second burst. Token buckets start full (their capacity is the monthly limit, which
+/// the ledger of record enforces at commit), and lost reservations are covered by that same
+/// check.
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -85,9 +105,26 @@ local db_used = tonumber(ARGV[12])
 local period = ARGV[13]
 local peek = ARGV[14] == '1'
 
-local function level(lf, tf, cap, rate)
+local known, fresh = ARGV[16], ARGV[17]
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = fresh .. '|' .. (known ~= '' and ARGV[1] or '0')
+  redis.call('SET', KEYS[4], epoch)
+elseif known ~= '' and string.match(epoch, '^[^|]*') ~= known and string.match(epoch, '|0$') then
+  -- Recreated by an instance that had seen no epoch, yet this caller had: the state was lost.
+  epoch = string.match(epoch, '^[^|]*') .. '|' .. ARGV[1]
+  redis.call('SET', KEYS[4], epoch)
+end
+local lost_at = tonumber(string.match(epoch, '|(%d+)$')) or 0
+local epoch_id = string.match(epoch, '^[^|]*')
+
+-- A bucket never seen is full, unless the state was lost: then it was emptied at the loss.
+local function level(lf, tf, cap, rate, since)
   local l = redis.call('HGET', KEYS[1], lf)
-  if not l then return cap end
+  if not l then
+    if since > 0 then return math.min(cap, math.max(0, now - since) / 1000.0 * rate) end
+    return cap
+  end
   local t = tonumber(redis.call('HGET', KEYS[1], tf)) or now
   return math.min(cap, tonumber(l) + math.max(0, now - t) / 1000.0 * rate)
 end
@@ -107,7 +144,7 @@ local used = 0
 if charge or peek then
   local u = redis.call('HGET', KEYS[2], 'used')
   if not u then
-    if db_used < 0 then return {'load', '0', '0', '0', '0', '0'} end
+    if db_used < 0 then return {'load', '0', '0', '0', '0', '0', epoch_id} end
     redis.call('HSET', KEYS[2], 'used', db_used)
     redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[15]))
     u = db_used
@@ -120,11 +157,11 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   local tok, per = string.match(m, '^[^|]*|(%d+)|(.*)$')
   if per == period then reserved = reserved + tonumber(tok) end
 end
-local req = level('rl', 'rt', req_cap, req_rate)
+local req = level('rl', 'rt', req_cap, req_rate, lost_at)
 local tok = -1
-if has_tok then tok = level('tl', 'tt', tok_cap, tok_rate) end
+if has_tok then tok = level('tl', 'tt', tok_cap, tok_rate, 0) end
 local function reply(kind, extra)
-  return {kind, tostring(req), tostring(tok), tostring(used), tostring(reserved), tostring(extra)}
+  return {kind, tostring(req), tostring(tok), tostring(used), tostring(reserved), tostring(extra), epoch_id}
 end
 if peek then return reply('peek', 0) end
 if req < 1 then return reply('requests', wait(1 - req, req_rate, req_cap, 1)) end
@@ -205,12 +242,29 @@ impl RedisLimiter {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(RedisLimiter { conn, prefix: prefix.into(), rates_on_failure, quota_on_failure })
+        let epoch = Arc::default();
+        Ok(RedisLimiter { conn, prefix: prefix.into(), rates_on_failure, quota_on_failure, epoch })
     }
 
     fn keys(&self, key_id: i64, period: &str) -> [String; 3] {
         let p = &self.prefix;
         [format!("{p}:b:{key_id}"), format!("{p}:q:{key_id}:{period}"), format!("{p}:r:{key_id}")]
+    }
+
+    fn known_epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn saw_epoch(&self, reply: &[String]) {
+        if let Some(id) = reply.get(6) {
+            let mut known = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+            if *known != *id {
+                if !known.is_empty() {
+                    tracing::warn!("redis lost the limiter state; request buckets refill from empty");
+                }
+                id.clone_into(&mut known);
+            }
+        }
     }
 
     async fn run_admit(
@@ -224,7 +278,7 @@ impl RedisLimiter {
         let mut db_used = -1i64;
         loop {
             let mut inv = ADMIT.prepare_invoke();
-            inv.key(&buckets).key(&quota).key(&reservations);
+            inv.key(&buckets).key(&quota).key(&reservations).key(format!("{}:epoch", self.prefix));
             inv.arg(now.as_millisecond())
                 .arg(policy.requests.capacity)
                 .arg(policy.requests.per_second)
@@ -239,11 +293,14 @@ impl RedisLimiter {
                 .arg(db_used)
                 .arg(&period)
                 .arg(u8::from(peek))
-                .arg(QUOTA_CACHE_MS);
+                .arg(QUOTA_CACHE_MS)
+                .arg(self.known_epoch())
+                .arg(format!("{:016x}", rand::random::<u64>()));
             let reply: Vec<String> = match inv.invoke_async(&mut self.conn.clone()).await {
                 Ok(r) => r,
                 Err(e) => return Ok(Err(e)),
             };
+            self.saw_epoch(&reply);
             if reply.first().map(String::as_str) == Some("load") && db_used < 0 {
                 db_used = store.quota_used(key_id, &period).await? as i64;
                 continue;

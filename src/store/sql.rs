@@ -3,6 +3,7 @@
 //! understand; the few statements that differ (schemas, the health probe, reading a JSON tag)
 //! come from [`Dialect`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
-use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
+use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, UsageRecord};
 
 pub mod reports;
 
@@ -561,17 +562,55 @@ impl Store {
     }
 
     /// Group commit: records, their quota charges and the keys' bucket levels, in one
-    /// durable transaction. `charges` are (key_id, period, tokens), summed per key.
+    /// durable transaction. Each record comes with its charge. The ledger of record holds the
+    /// quota by itself: a record whose charge would take its key's ledger past the monthly
+    /// limit is not written (nor its answer, nor its charge), and is returned, so that the
+    /// quota holds even when the limiter lost its state (a Redis flush with requests in flight).
     pub async fn commit_usage(
         &self,
-        records: &[&UsageRecord],
-        charges: &[(i64, String, u64)],
+        records: &[(&UsageRecord, Charge)],
         snapshots: &[KeySnapshot],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<OverQuota>, StoreError> {
         let mut tx = self.begin_write(&self.usage).await?;
+        // Charges first, summed per key and month; only when a sum does not fit (never while
+        // the limiter is exact) is the key's charge taken record by record, in order.
+        let mut refused: Vec<OverQuota> = Vec::new();
+        /// One key's charges of one month in this batch: their sum, the limit, the records.
+        #[derive(Default)]
+        struct Group {
+            total: u64,
+            limit: Option<u64>,
+            members: Vec<usize>,
+        }
+        let mut groups: BTreeMap<(i64, &str), Group> = BTreeMap::new();
+        for (i, (_, c)) in records.iter().enumerate() {
+            let group = groups.entry((c.key_id, c.period.as_str())).or_default();
+            group.total += c.tokens;
+            group.limit = match (group.limit, c.limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            group.members.push(i);
+        }
+        for ((key_id, period), Group { total, limit, members }) in groups {
+            if charge_ledger(&mut tx, key_id, period, total, limit).await?.is_ok() {
+                continue;
+            }
+            for i in members {
+                if let Err(used) = charge_ledger(&mut tx, key_id, period, records[i].1.tokens, limit).await? {
+                    refused.push(OverQuota { index: i, limit: limit.unwrap_or(0), used });
+                }
+            }
+        }
+        let written: Vec<&UsageRecord> = records
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !refused.iter().any(|o| o.index == *i))
+            .map(|(_, (r, _))| *r)
+            .collect();
         // Multi-row inserts: one round trip per chunk instead of one per record. Chunk sizes
         // are powers of two, so a handful of distinct statements stay in the statement cache.
-        let mut rest = records;
+        let mut rest = written.as_slice();
         while !rest.is_empty() {
             let size = RECORDS_PER_INSERT.min(1 << rest.len().ilog2());
             let (chunk, tail) = rest.split_at(size);
@@ -597,7 +636,7 @@ impl Store {
             }
             query.execute(&mut *tx.conn).await?;
         }
-        for r in records {
+        for r in &written {
             let Some(answer) = &r.answer else { continue };
             // An expired answer under the same key gives way; a live one stays (the in-process
             // guard keeps two requests with one key from both getting here).
@@ -618,17 +657,6 @@ impl Store {
             .execute(&mut *tx.conn)
             .await?;
         }
-        for (key_id, period, tokens) in charges {
-            sqlx::query(
-                "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
-                 ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
-            )
-            .bind(key_id)
-            .bind(period)
-            .bind(*tokens as i64)
-            .execute(&mut *tx.conn)
-            .await?;
-        }
         for s in snapshots {
             sqlx::query(
                 "INSERT INTO rate_buckets (key_id, requests_level, requests_at_ms, tokens_level, tokens_at_ms)
@@ -646,7 +674,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(refused)
     }
 
     pub async fn database_info(&self) -> Result<DatabaseInfo, StoreError> {
@@ -719,6 +747,59 @@ impl Store {
 /// locked") until the process dies. Here any failure, and any drop before `commit`, closes the
 /// connection instead of returning it to the pool: closing rolls back whatever was open, and
 /// the pool opens a fresh connection for the next write.
+/// Adds `tokens` to a key's ledger for `period` unless that would take it past `limit`;
+/// `Err(used)` (the ledger's use) when it would. Atomic on both backends: the condition is
+/// read on the row the upsert has locked.
+async fn charge_ledger(
+    tx: &mut WriteTx,
+    key_id: i64,
+    period: &str,
+    tokens: u64,
+    limit: Option<u64>,
+) -> Result<Result<(), u64>, StoreError> {
+    let Some(limit) = limit else {
+        sqlx::query(
+            "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
+             ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
+        )
+        .bind(key_id)
+        .bind(period)
+        .bind(tokens as i64)
+        .execute(&mut *tx.conn)
+        .await?;
+        return Ok(Ok(()));
+    };
+    if tokens > limit {
+        return Ok(Err(ledger_used(tx, key_id, period).await?));
+    }
+    let limit = limit.min(i64::MAX as u64) as i64;
+    let applied: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
+         ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used
+         WHERE excluded.used = 0 OR quota_ledger.used + excluded.used <= $4
+         RETURNING used",
+    )
+    .bind(key_id)
+    .bind(period)
+    .bind(tokens as i64)
+    .bind(limit)
+    .fetch_optional(&mut *tx.conn)
+    .await?;
+    match applied {
+        Some(_) => Ok(Ok(())),
+        None => Ok(Err(ledger_used(tx, key_id, period).await?)),
+    }
+}
+
+async fn ledger_used(tx: &mut WriteTx, key_id: i64, period: &str) -> Result<u64, StoreError> {
+    let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
+        .bind(key_id)
+        .bind(period)
+        .fetch_optional(&mut *tx.conn)
+        .await?;
+    Ok(used.unwrap_or(0).max(0) as u64)
+}
+
 struct WriteTx {
     conn: sqlx::pool::PoolConnection<sqlx::Any>,
     committed: bool,

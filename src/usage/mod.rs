@@ -2,7 +2,10 @@
 //! the request's `Admission` and wait; it commits records in batches (one durable transaction
 //! per batch, with the quota charges and bucket levels), then settles the admissions and
 //! answers. A response is therefore sent only after its record is durable; a failed commit
-//! refunds the admissions and the handler answers 503.
+//! refunds the admissions and the handler answers 503. The store checks each charge against
+//! the key's monthly limit as it commits: a record that would pass it is not written, and its
+//! request is answered 402 (this happens only when the limiter lost its state, see
+//! `limits::redis`).
 //!
 //! A failed commit leaves nothing behind: the store discards the connection it failed on, and
 //! the next batch starts on a fresh one, so the writer recovers by itself once storage can
@@ -55,6 +58,27 @@ pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_ho
 /// How often the writer forgets expired answers.
 const ANSWERS_PURGE: Duration = Duration::from_secs(600);
 
+/// What one record charges to its key's monthly ledger, and the most that ledger may hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    pub key_id: i64,
+    /// The calendar month (`YYYY-MM`, UTC) the admission reserved in.
+    pub period: String,
+    pub tokens: u64,
+    /// `None`: unlimited.
+    pub limit: Option<u64>,
+}
+
+/// A record that was not written: its charge would have taken the key's ledger past its
+/// monthly limit (possible only when the limiter lost its state, e.g. a Redis flush while
+/// requests were in flight). `used` is the ledger's use at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverQuota {
+    pub index: usize,
+    pub limit: u64,
+    pub used: u64,
+}
+
 /// The answer to a `/compress` request sent with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAnswer {
@@ -70,7 +94,7 @@ enum Job {
     Record {
         record: Box<UsageRecord>,
         admission: Admission,
-        done: oneshot::Sender<Result<(), StoreError>>,
+        done: oneshot::Sender<Result<(), WriteError>>,
     },
     /// Save this key's bucket levels with the next batch (requests that leave no record).
     Touch {
@@ -83,6 +107,9 @@ enum Job {
 pub enum WriteError {
     #[error("usage writer stopped")]
     Stopped,
+    /// The ledger of record refused the charge: the key's month is spent. Nothing was written.
+    #[error("monthly quota spent ({used} of {limit} tokens used)")]
+    OverQuota { limit: u64, used: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -119,7 +146,7 @@ impl UsageWriter {
             .send(Job::Record { record: Box::new(record), admission, done })
             .await
             .map_err(|_| WriteError::Stopped)?;
-        wait.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::from)
+        wait.await.map_err(|_| WriteError::Stopped)?
     }
 
     /// Settles an admission that leaves no record (it charged no tokens) and saves the
@@ -182,21 +209,25 @@ async fn run(
     }
     // Shutdown: every handler is gone; save the bucket levels of every key this process used.
     let snapshots = limiter.all_snapshots();
-    if let Err(e) = store.commit_usage(&[], &[], &snapshots).await {
+    if let Err(e) = store.commit_usage(&[], &snapshots).await {
         tracing::error!("cannot save rate-limit state at shutdown: {e}");
     }
 }
 
 /// Commits one batch and answers its jobs; returns the outage when it failed.
 async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Option<Outage> {
-    let mut records: Vec<&UsageRecord> = Vec::new();
-    let mut charges: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    let mut records: Vec<(&UsageRecord, Charge)> = Vec::new();
     let mut touched = BTreeSet::new();
     for job in batch.iter() {
         match job {
             Job::Record { record, admission, .. } => {
-                records.push(record);
-                *charges.entry((record.key_id, admission.period.clone())).or_default() += admission.tokens;
+                let charge = Charge {
+                    key_id: record.key_id,
+                    period: admission.period.clone(),
+                    tokens: admission.tokens,
+                    limit: admission.monthly_limit(),
+                };
+                records.push((record, charge));
                 touched.insert(record.key_id);
             }
             Job::Touch { key_id, .. } => {
@@ -204,23 +235,37 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
             }
         }
     }
-    let charges: Vec<_> = charges.into_iter().map(|((k, p), t)| (k, p, t)).collect();
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
-    let result = store.commit_usage(&records, &charges, &snapshots).await;
+    let result = store.commit_usage(&records, &snapshots).await;
     metrics::histogram!("omnimemory_usage_batch_records").record(records.len() as f64);
     // Logged once here with the driver's words; the waiting requests get only the kind of outage.
     let failure = result.as_ref().err().map(|e| {
         tracing::error!("usage batch of {} records not committed: {e}", records.len());
         e.outage().unwrap_or(Outage::Failed)
     });
+    let mut over_quota: BTreeMap<usize, OverQuota> = BTreeMap::new();
+    if let Ok(refused) = &result {
+        if !refused.is_empty() {
+            tracing::warn!("{} records refused by the quota ledger (the limiter had lost state)", refused.len());
+        }
+        over_quota.extend(refused.iter().map(|o| (o.index, *o)));
+    }
+    let mut index = 0;
     for job in batch.drain(..) {
         match job {
             Job::Record { admission, done, .. } => {
-                match failure {
-                    None => admission.settle(),
-                    Some(_) => drop(admission),
+                let outcome = match (failure, over_quota.get(&index)) {
+                    (Some(outage), _) => Err(WriteError::Store(StoreError::Unavailable(outage))),
+                    (None, Some(o)) => Err(WriteError::OverQuota { limit: o.limit, used: o.used }),
+                    (None, None) => Ok(()),
+                };
+                index += 1;
+                // Settled only when written; dropped, it gives back what it reserved.
+                match outcome {
+                    Ok(()) => admission.settle(),
+                    Err(_) => drop(admission),
                 }
-                let _ = done.send(failure.map_or(Ok(()), |outage| Err(StoreError::Unavailable(outage))));
+                let _ = done.send(outcome);
             }
             Job::Touch { admission, .. } => admission.settle(),
         }

@@ -27,6 +27,20 @@ struct PrivateRedis {
 }
 
 impl PrivateRedis {
+    /// Whether `redis-server` can be started here. When it cannot, a test that needs it prints
+    /// `SKIP:` and returns, unless `OMNIMEMORY_TEST_REDIS_URL` is set (CI), where that is a failure.
+    fn available(test: &str) -> bool {
+        if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var("OMNIMEMORY_TEST_REDIS_URL").is_err(),
+            "{test}: redis-server is not on PATH, but OMNIMEMORY_TEST_REDIS_URL is set"
+        );
+        println!("SKIP: {test}: redis-server is not on PATH");
+        false
+    }
+
     fn start() -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut redis = PrivateRedis { port, child: None };
@@ -51,6 +65,14 @@ impl PrivateRedis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// FLUSHALL: every key of every prefix gone at once, as after a restart without persistence.
+    fn flush(&self) {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return };
+        let _ = conn.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n");
+        let _ = conn.read(&mut [0u8; 16]);
     }
 
     fn stop(&mut self) {
@@ -215,4 +237,139 @@ async fn two_instances_never_pass_the_quota_and_record_each_request_once() {
     let (used,): (i64,) =
         sqlx::query_as("SELECT CAST(SUM(used) AS BIGINT) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
     assert_eq!(used, 8 * n as i64);
+}
+
+/// One run of `a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_rate`.
+async fn redis_state_lost_under_load(backend: Backend) {
+    let mut redis = PrivateRedis::start();
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", crate::harness::ADMIN_KEY)
+        .env("OMNIMEMORY_REDIS_URL", &redis.url())
+        .env("OMNIMEMORY_REDIS_PREFIX", "lost")
+        // While Redis restarts, refuse rather than admit unlimited: the rate bound then holds too.
+        .env("OMNIMEMORY_REDIS_RATE_FAILURE", "closed")
+        .start();
+    // Three keys whose quotas run out at different moments of the run (TEXT is 8 tokens), and
+    // one bound by its request rate.
+    let quotas = [("q40", 40u64), ("q120", 120), ("q300", 300)];
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for (user, n) in quotas {
+        let limit = (8 * n).to_string();
+        let flags = ["--monthly-tokens", &limit, "--requests-per-second", "100000", "--burst", "100000"];
+        keys.push((user.to_string(), server.create_key_with(user, "enterprise", &flags)));
+    }
+    let (rps, burst) = (20.0, 5.0);
+    let rated = server.create_key_with("rated", "pro", &["--requests-per-second", "20", "--burst", "5"]);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..8usize {
+        let (c, stop, keys, rated) = (client(), stop.clone(), keys.clone(), rated.clone());
+        let (compress, count) = (server.url("/compress"), server.url("/count-tokens"));
+        workers.push(tokio::spawn(async move {
+            // (user, status, code) of every answer.
+            let mut seen: Vec<(String, u16, String)> = Vec::new();
+            let mut i = w;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let (user, resp) = match i % 4 {
+                    3 => ("rated".to_string(), c.post(&count).bearer_auth(&rated).json(&json!({"text": TEXT})).send()),
+                    k => {
+                        let (user, key) = &keys[k];
+                        (user.clone(), c.post(&compress).bearer_auth(key).json(&json!({"context": TEXT})).send())
+                    }
+                };
+                let resp = resp.await.unwrap();
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.unwrap();
+                seen.push((user, status, body["code"].as_str().unwrap_or("").to_string()));
+            }
+            seen
+        }));
+    }
+    // The state goes, again and again, while requests run: flushes every few milliseconds (so
+    // some land while a key's last requests are in flight), a restart, flushes again.
+    for round in 0..400 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if round == 200 {
+            redis.stop();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            redis.restart();
+        } else {
+            redis.flush();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for w in workers {
+        seen.extend(w.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    for (user, status, code) in &seen {
+        // Just after a loss every request bucket refills from empty, so any key may see a 429.
+        let expected = match (user.as_str(), status) {
+            (_, 200) => "",
+            (_, 429) => "request_rate_limited",
+            ("rated", _) => "limiter_unavailable",
+            (_, 402) => "quota_exceeded",
+            (_, _) => "limiter_unavailable",
+        };
+        assert_eq!((code.as_str(), [200, 402, 429, 503].contains(status)), (expected, true), "{user}: {status}");
+    }
+    let ok = |who: &str| seen.iter().filter(|(u, s, _)| u == who && *s == 200).count();
+    let admitted = ok("rated") as f64;
+    let bound = burst + rps * elapsed + 1.0;
+    assert!(admitted <= bound, "rated: {admitted} admitted in {elapsed:.2} s, bound {bound:.1}");
+
+    let mut db = server.db("usage_records").await;
+    for (user, n) in quotas {
+        let served = ok(user) as u64;
+        let (records, tokens): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT) FROM usage_records WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(records as u64, served, "{user}: one record per answer served");
+        assert!(tokens as u64 <= 8 * n, "{user}: {tokens} tokens recorded, quota {}", 8 * n);
+        assert!(served > 0, "{user}: nothing served");
+    }
+    let (recorded,): (i64,) =
+        sqlx::query_as("SELECT CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT) FROM usage_records")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let (used,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM quota_ledger")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(used, recorded, "the ledger equals the records");
+
+    // Once Redis holds still, the rate-bound key is served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = client().post(server.url("/count-tokens")).bearer_auth(&rated).json(&json!({"text": TEXT})).send();
+        if resp.await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_rate() {
+    let test = "a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_rate";
+    if !PrivateRedis::available(test) {
+        return;
+    }
+    redis_state_lost_under_load(Backend::Sqlite).await;
+    match Backend::postgres().await {
+        Some(postgres) => redis_state_lost_under_load(postgres).await,
+        None => println!("SKIP: {test} on PostgreSQL: OMNIMEMORY_TEST_DATABASE_URL is not set"),
+    }
 }
