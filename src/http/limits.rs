@@ -11,6 +11,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::limits::{Admission, KeyPolicy, RateStatus, Refusal};
+use crate::usage::ANSWERS_KEPT_FOR;
 
 /// Bodies declared larger than this are worth a look at the key's buckets before reading them
 /// (below it, reading and parsing cost less than the look, which is a Redis round trip when the
@@ -31,9 +32,11 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
         let Authenticated(key) = Authenticated::from_request_parts(parts, state).await?;
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         // Chunked bodies declare no length: look at those too. A retry with an Idempotency-Key
-        // may be owed a stored answer whatever the buckets hold: no look for it.
-        let retry = parts.headers.contains_key("idempotency-key");
-        if !retry && declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES) {
+        // whose answer is stored is owed it whatever the buckets hold: no look for it (a key
+        // with no stored answer is looked at like any other request).
+        if declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES)
+            && !(CHARGES_TOKENS && owed_a_stored_answer(parts, state, &key).await)
+        {
             let policy = policy_of(state, &key);
             if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await
                 && let Some(refusal) = certain_refusal(status, CHARGES_TOKENS)
@@ -43,6 +46,15 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
         }
         Ok(Admissible(key))
     }
+}
+
+/// Whether the request carries an `Idempotency-Key` with an answer stored for this key (or
+/// storage cannot say): its body must be read to compare it, and a replay is never refused by
+/// the limits.
+async fn owed_a_stored_answer(parts: &Parts, state: &AppState, key: &KeyRecord) -> bool {
+    let Some(idem_key) = parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else { return false };
+    let since = state.clock.now() - ANSWERS_KEPT_FOR;
+    !matches!(state.store.idempotent_answer(key.id, idem_key, since).await, Ok(None))
 }
 
 /// The refusal `admit` would give any request of this key now (one that charges at least one

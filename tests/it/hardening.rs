@@ -494,13 +494,65 @@ where
 /// Sends only the headers of a large request and returns the answer: one decided without the
 /// body (a server that waited for it would answer 408 after the body timeout instead).
 async fn answer_to_headers_alone(server: &Server, path: &str, key: &str) -> String {
+    answer_to_the_start_of(server, path, key, "", 5_000_000, "").await
+}
+
+/// Sends the headers of a `declared`-byte request (plus `extra_headers`) and the first bytes of
+/// its body, no more, and returns the answer.
+async fn answer_to_the_start_of(
+    server: &Server,
+    path: &str,
+    key: &str,
+    extra_headers: &str,
+    declared: usize,
+    start: &str,
+) -> String {
     let mut conn = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-         Content-Length: 5000000\r\n\r\n"
+         {extra_headers}Content-Length: {declared}\r\n\r\n{start}"
     );
     conn.write_all(head.as_bytes()).await.unwrap();
     read_answer(&mut conn).await
+}
+
+async fn a_10_mb_body_with_an_idempotency_key_is_refused_unread_unless_its_answer_is_stored(backend: Backend) {
+    let server = Server::start(&backend);
+    let c = client();
+    // A body over the 64 KiB above which the buckets are looked at before reading.
+    let context = "Every refusal should cost the server a lookup, not a read. ".repeat(1500);
+    let body = json!({"context": context, "target_compression": 0.5});
+    let probe = server.create_key("probe", "pro");
+    let tokens = crate::harness::count_tokens(&server, &probe, &context, "gpt-4").await;
+    let key = server.create_key_with("exact", "enterprise", &["--monthly-tokens", &tokens.to_string()]);
+    let compress = |idem: &'static str| {
+        c.post(server.url("/compress")).bearer_auth(&key).header("idempotency-key", idem).json(&body).send()
+    };
+    // The first request spends the whole month.
+    let first = compress("spend-it").await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first_id = first.headers()["x-request-id"].clone();
+
+    // A new Idempotency-Key on a 10 MB body: 402 from the headers and the first kilobyte.
+    let start = format!("{{\"context\": \"{}", "a ".repeat(512));
+    let answer = answer_to_the_start_of(&server, "/compress", &key, "Idempotency-Key: new\r\n", 10_000_000, &start);
+    let answer = answer.await;
+    assert!(answer.starts_with("HTTP/1.1 402") && answer.contains("\"code\":\"quota_exceeded\""), "{answer}");
+    assert!(answer.contains("x-quota-reset: "), "{answer}");
+
+    // The retry of the answered request is still owed its answer, whatever the quota holds.
+    let retry = compress("spend-it").await.unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.headers()["x-request-id"], first_id);
+
+    // An empty request bucket, with an Idempotency-Key: 429 before the body.
+    let slow = server.create_key_with("slow", "pro", &["--requests-per-second", "0.001", "--burst", "1"]);
+    let first = c.post(server.url("/count-tokens")).bearer_auth(&slow).json(&json!({"text": "hi"})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    let answer = answer_to_the_start_of(&server, "/compress", &slow, "Idempotency-Key: k\r\n", 10_000_000, &start);
+    let answer = answer.await;
+    assert!(answer.starts_with("HTTP/1.1 429") && answer.contains("retry-after: "), "{answer}");
 }
 
 async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(backend: Backend) {
@@ -621,4 +673,5 @@ crate::on_both_backends! {
     refusals_decided_before_the_body_have_the_error_shape,
     a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
     a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
+    a_10_mb_body_with_an_idempotency_key_is_refused_unread_unless_its_answer_is_stored,
 }
