@@ -59,7 +59,13 @@ pub async fn compress(
                 if stored.body_sha256 != digest {
                     return Err(ApiError::IdempotencyKeyReused);
                 }
-                return Ok(replay(stored));
+                let mut response = replay(stored);
+                // Not admitted again, so nothing taken: the headers tell the key's levels now.
+                let policy = policy_of(&state, &key);
+                if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await {
+                    rate_headers(response.headers_mut(), &status);
+                }
+                return Ok(response);
             }
             Some((idem_key, digest, guard))
         }
@@ -137,7 +143,8 @@ pub async fn compress(
         // The ledger of record found the month spent (the limiter had lost its state).
         Err(WriteError::OverQuota { limit, used }) => {
             let resets_at = status.resets_at;
-            return Err(ApiError::QuotaExceeded { limit, used, resets_at, status: Box::new(status) });
+            let requested = Some(original_tokens as u64);
+            return Err(ApiError::QuotaExceeded { limit, used, requested, resets_at, status: Box::new(status) });
         }
         Err(e) => return Err(e.into()),
     }

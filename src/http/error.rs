@@ -60,8 +60,8 @@ pub enum ApiError {
     RequestRateLimited { retry_after: u64, status: Box<RateStatus> },
     #[error("Token rate limit exceeded for tier '{}'", .status.tier)]
     TokenRateLimited { retry_after: u64, status: Box<RateStatus> },
-    #[error("Monthly token quota exceeded ({used} of {limit} tokens used); it resets at {resets_at}")]
-    QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
+    #[error("Monthly token quota exceeded: {}; it resets at {resets_at}", quota_left(*.limit, *.used, *.requested))]
+    QuotaExceeded { limit: u64, used: u64, requested: Option<u64>, resets_at: jiff::Timestamp, status: Box<RateStatus> },
     /// `reason` is for the client; the limiter's own words, if any, go to the log only.
     #[error("Rate limiter unavailable: {reason}")]
     LimiterUnavailable {
@@ -125,13 +125,22 @@ impl ApiError {
     }
 }
 
+/// What a 402 tells: what the request needed (when counted) against what the month has left.
+fn quota_left(limit: u64, used: u64, requested: Option<u64>) -> String {
+    let left = limit.saturating_sub(used);
+    match requested {
+        Some(n) => format!("this request needs {n} tokens and {left} of this month's {limit} are left"),
+        None => format!("{left} of this month's {limit} tokens are left"),
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::RequestRate { retry_after, status } => ApiError::RequestRateLimited { retry_after, status },
             Refusal::TokenRate { retry_after, status } => ApiError::TokenRateLimited { retry_after, status },
-            Refusal::QuotaExceeded { limit, used, resets_at, status } => {
-                ApiError::QuotaExceeded { limit, used, resets_at, status }
+            Refusal::QuotaExceeded { limit, used, requested, resets_at, status } => {
+                ApiError::QuotaExceeded { limit, used, requested, resets_at, status }
             }
         }
     }

@@ -72,8 +72,8 @@ fn certain_refusal(status: RateStatus, charges_tokens: bool) -> Option<Refusal> 
     if let Some(limit) = status.monthly_limit
         && status.used + status.reserved >= limit
     {
-        let (used, resets_at) = (status.used, status.resets_at);
-        return Some(Refusal::QuotaExceeded { limit, used, resets_at, status: Box::new(status) });
+        let (used, resets_at) = (status.used + status.reserved, status.resets_at);
+        return Some(Refusal::QuotaExceeded { limit, used, requested: None, resets_at, status: Box::new(status) });
     }
     if let Some(tokens) = &status.tokens
         && tokens.available < 1.0

@@ -84,6 +84,7 @@ impl LocalLimiter {
                 return Err(Refusal::QuotaExceeded {
                     limit: e.limit,
                     used: e.used,
+                    requested: Some(tokens),
                     resets_at: resets_at(now),
                     status: Box::new(status_of(state, policy, now)),
                 });

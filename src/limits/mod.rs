@@ -176,9 +176,23 @@ pub struct TokenStatus {
 /// Why a request was refused; each carries what the client needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
-    RequestRate { retry_after: u64, status: Box<RateStatus> },
-    TokenRate { retry_after: u64, status: Box<RateStatus> },
-    QuotaExceeded { limit: u64, used: u64, resets_at: jiff::Timestamp, status: Box<RateStatus> },
+    RequestRate {
+        retry_after: u64,
+        status: Box<RateStatus>,
+    },
+    TokenRate {
+        retry_after: u64,
+        status: Box<RateStatus>,
+    },
+    /// `used` counts what requests in flight reserved too; `requested` is what this request
+    /// needed (`None` when refused before its tokens were counted).
+    QuotaExceeded {
+        limit: u64,
+        used: u64,
+        requested: Option<u64>,
+        resets_at: jiff::Timestamp,
+        status: Box<RateStatus>,
+    },
 }
 
 fn retry_secs(denied: Denied) -> u64 {

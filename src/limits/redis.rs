@@ -351,6 +351,7 @@ impl RedisLimiter {
             "quota" => Err(AdmitError::Refused(Refusal::QuotaExceeded {
                 limit: policy.monthly_limit.unwrap_or(0),
                 used: extra.max(0.0) as u64,
+                requested: Some(tokens),
                 resets_at: resets_at(now),
                 status: Box::new(status),
             })),

@@ -634,6 +634,10 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged(b
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.headers()["x-request-id"].to_str().unwrap(), id);
+    // A replay takes nothing from the buckets, and tells their levels as every answer does.
+    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit-policy", "ratelimit"] {
+        assert!(again.headers().contains_key(name), "a replay without {name}");
+    }
     assert_eq!(again.json::<serde_json::Value>().await.unwrap(), answer);
 
     let other_body = send(&server, "order-1", "Another text entirely.").await.unwrap();

@@ -110,7 +110,7 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
     // Enterprise: no token rate, so only the monthly ledger stands in the way.
     let key = app.key("quota-user", "enterprise", &["--monthly-tokens", "30"]);
 
-    let mut spent = 0;
+    let (mut spent, mut each) = (0, 0);
     loop {
         let resp = app.compress(&key, text).await;
         if resp.status() != 200 {
@@ -118,9 +118,13 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
             let detail = resp.json::<serde_json::Value>().await.unwrap();
             assert_eq!(detail["code"], "quota_exceeded", "{detail}");
             assert!(detail["detail"].as_str().unwrap().contains("2026-12-01T00:00:00Z"), "{detail}");
+            // What the request needed against what is left, not only what was used.
+            let expected = format!("this request needs {each} tokens and {} of this month's 30 are left", 30 - spent);
+            assert!(detail["detail"].as_str().unwrap().contains(&expected), "{detail} lacks {expected:?}");
             break;
         }
-        spent += resp.json::<serde_json::Value>().await.unwrap()["original_tokens"].as_u64().unwrap();
+        each = resp.json::<serde_json::Value>().await.unwrap()["original_tokens"].as_u64().unwrap();
+        spent += each;
         app.clock.advance(jiff::SignedDuration::from_secs(1));
     }
     assert!(spent <= 30 && spent > 0);

@@ -12,4 +12,5 @@ mod hardening;
 mod harness;
 mod limits;
 mod local_cli;
+mod openapi;
 mod scale_out;
