@@ -671,6 +671,97 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged(b
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(3 * tokens), "{quota}");
 }
 
+/// Sends the requests, each with its `Idempotency-Key` (`job-<i>`), at once; returns each one's
+/// answer (`None`: the connection ended without one) with its `X-Request-Id` and replay mark.
+async fn send_all(url: String, key: String, bodies: Vec<serde_json::Value>) -> Vec<Option<(u16, String, bool)>> {
+    let sends: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let req = client().post(&url).bearer_auth(&key).header("Idempotency-Key", format!("job-{i}"));
+            let req = req.json(&body).timeout(Duration::from_secs(120));
+            async move {
+                let resp = req.send().await.ok()?;
+                let status = resp.status().as_u16();
+                let id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
+                let replayed = resp.headers().get("idempotent-replayed").is_some();
+                resp.bytes().await.ok()?;
+                Some((status, id.unwrap_or_default(), replayed))
+            }
+        })
+        .collect();
+    futures_join(sends).await
+}
+
+/// Exactly-once billing across a crash: SIGKILL while `/compress` requests with an
+/// `Idempotency-Key` are in flight, restart, retry every one. Each is answered and charged
+/// once: an answer the client saw is replayed with its request id; a request that got no
+/// answer is replayed if it was charged before the kill, else run for the first time.
+async fn a_crash_mid_request_and_a_retry_charge_each_request_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("data");
+    let mut server = Server::builder(&backend).home(&home).start();
+    let key = server.create_key("crash-retry", "enterprise");
+    // Twelve requests of about 55 KB: the engine runs two at a time, so most are in flight
+    // when the first is charged.
+    let bodies: Vec<serde_json::Value> = (0..12)
+        .map(|i| {
+            let context: String =
+                (0..1200).map(|n| format!("Request {i} of the batch, sentence number {n}. ")).collect();
+            json!({"context": context, "query": format!("request {i}"), "target_compression": 0.8})
+        })
+        .collect();
+    let in_flight = tokio::spawn(send_all(server.url("/compress"), key.clone(), bodies.clone()));
+    // Kill as soon as the first record is committed: the others are queued, running, or being
+    // recorded, and that one's answer may not have left yet.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+        if stats["stats"]["total_compressions"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no request was charged");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.signal("KILL");
+    let before: Vec<Option<(u16, String, bool)>> =
+        in_flight.await.unwrap().into_iter().map(|a| a.filter(|(status, _, _)| *status == 200)).collect();
+    let unanswered = before.iter().filter(|a| a.is_none()).count();
+    assert!(unanswered > 0, "the kill came after every answer: {before:?}");
+
+    let server = Server::builder(&backend).home(&home).start();
+    let after = send_all(server.url("/compress"), key.clone(), bodies.clone()).await;
+    let (mut ids, mut charged_unanswered) = (std::collections::BTreeSet::new(), 0);
+    for (i, (was, now)) in before.iter().zip(&after).enumerate() {
+        let (status, id, replayed) = now.clone().unwrap_or_else(|| panic!("retry {i} got no answer"));
+        assert_eq!(status, 200, "retry {i}");
+        match was {
+            Some((_, first_id, _)) => {
+                assert!(replayed, "retry {i} of an answered request was run again");
+                assert_eq!(&id, first_id, "retry {i}");
+            }
+            None => charged_unanswered += usize::from(replayed),
+        }
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), bodies.len(), "one request id per request");
+
+    // Charged once each: twelve records, with the ids the client was given; the ledger their sum.
+    let mut db = server.db("usage_records").await;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT request_id, original_tokens FROM usage_records").fetch_all(&mut db).await.unwrap();
+    let recorded: std::collections::BTreeSet<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(rows.len(), bodies.len(), "records: {rows:?}");
+    assert_eq!(recorded, ids);
+    let quota = crate::harness::get_json(server.url("/usage/quota"), &key).await;
+    let charged: i64 = rows.iter().map(|(_, t)| t).sum();
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_i64(), Some(charged), "{quota}");
+    println!(
+        "{unanswered} of {} requests had no answer at the kill, {charged_unanswered} of them already charged",
+        bodies.len()
+    );
+}
+
 crate::on_both_backends! {
     wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
@@ -678,4 +769,5 @@ crate::on_both_backends! {
     a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
     a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
     a_10_mb_body_with_an_idempotency_key_is_refused_unread_unless_its_answer_is_stored,
+    a_crash_mid_request_and_a_retry_charge_each_request_once,
 }
