@@ -152,3 +152,71 @@ fn word_granularity_is_an_opt_in_that_prunes_inside_sentences() {
         "{out}"
     );
 }
+
+/// Twelve titled passages of three sentences each, every one about its own subject.
+fn titled_passages() -> String {
+    let subjects = [
+        "harbour",
+        "glacier",
+        "orchard",
+        "lighthouse",
+        "vineyard",
+        "observatory",
+        "monastery",
+        "aqueduct",
+        "canal",
+        "quarry",
+        "windmill",
+        "citadel",
+    ];
+    subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "Title: The old {s} of town {i}\nThe old {s} was built in {} by masons from the coast. Its keepers recorded every storm and harvest in a ledger. The ledger is kept in the town library today.",
+                1700 + 7 * i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[test]
+fn without_a_query_every_passage_lead_comes_before_the_titles_when_the_leads_fit() {
+    let text = titled_passages();
+    let leads: Vec<String> = text
+        .split("\n\n")
+        .map(|p| {
+            p.lines()
+                .nth(1)
+                .unwrap()
+                .split(". ")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let lead_tokens: usize = leads
+        .iter()
+        .map(|l| Encoding::Cl100k.count(&format!("{l}.\n\n")))
+        .sum();
+    // Room for every lead and a few titles, not for all of them.
+    let out = run(
+        &text,
+        None,
+        Budget::Tokens(lead_tokens + 20),
+        Granularity::Sentence,
+    );
+    for lead in &leads {
+        assert!(out.contains(lead.as_str()), "{lead:?} missing from:\n{out}");
+    }
+    assert!(out.matches("Title: ").count() < leads.len(), "{out}");
+
+    // Room for two thirds of the leads (and still a fifth of the text): then every passage is
+    // at least named by its title.
+    let budget = lead_tokens * 2 / 3;
+    assert!(budget * 5 >= Encoding::Cl100k.count(&text));
+    let out = run(&text, None, Budget::Tokens(budget), Granularity::Sentence);
+    assert_eq!(out.matches("Title: ").count(), leads.len(), "{out}");
+}

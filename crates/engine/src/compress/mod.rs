@@ -203,8 +203,21 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         pack::pack_words(text, &segs, &analysis, budget, &count, &est)
     } else if qterms.is_empty() {
         let cost = |i: usize| est(segs[i].start, segs[i].end);
-        let utility = rank::agnostic_utilities(&analysis, &segs, &cost);
-        pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
+        let late = rank::late_titles(text, &segs, &cost, budget);
+        let utility = rank::agnostic_utilities(&analysis, &segs, &cost, &late);
+        if late.is_empty() {
+            pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
+        } else {
+            // A held-back title is no longer a sentence's parent: it comes in on its own value.
+            let detached: Vec<segment::Segment> = segs
+                .iter()
+                .map(|s| segment::Segment {
+                    parent: s.parent.filter(|&p| !late[p]),
+                    ..*s
+                })
+                .collect();
+            pack::pack(text, &detached, &analysis, &utility, budget, &count, &est)
+        }
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
         let utility = rank::utilities(

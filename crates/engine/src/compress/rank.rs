@@ -511,38 +511,80 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
 const LEAD_PRIOR: f64 = 100.0;
 const LEAD_DECAY: f64 = 3.0;
 /// Exponent of the block's centrality (relative to the mean) for sentences after the lead.
-const CENTRALITY_POWER: f64 = 0.5;
-/// How much centrality orders the leads among themselves (small: a tie-break, never above a lead).
-const LEAD_CENTRALITY: f64 = 0.05;
+const CENTRALITY_POWER: f64 = 0.25;
 /// How much a later sentence's information per word (over the mean sentence's) raises it.
 const DENSITY_POWER: f64 = 0.5;
+
+/// How much longer than the budget the passages' leads may be for the `Title:` lines to wait
+/// behind them (see [`late_titles`]).
+const LEADS_OVER_BUDGET: f64 = 1.25;
+
+/// The `Title:` lines to hold back behind the passages' first sentences, when the text is a
+/// set of titled passages whose first sentences (nearly) all fit in `budget`: each lead then
+/// says more than its title, and the titles come back only if room is left. When the leads
+/// are far more than the budget, the titles stay first (empty answer): a title is then the
+/// cheapest way to name a passage that would otherwise be missing altogether.
+///
+/// Measured without a query (2x / 4x, first 300 items of each QA dev set, Python model of the
+/// packer): titles always after the leads: nq-multidoc +0 / +11, SQuAD +0 / +5, multi-hop
+/// +2 / −4 (2WikiMultihop's long leads at 4x, where the title alone holds the answer entity);
+/// with the fit rule: nq +0 / +8, SQuAD +0 / +3, multi-hop +2 / +1.
+pub fn late_titles(
+    text: &str,
+    segs: &[Segment],
+    cost: &dyn Fn(usize) -> usize,
+    budget: usize,
+) -> Vec<bool> {
+    let n = segs.len();
+    let mut late = vec![false; n];
+    let mut leads = 0usize;
+    let mut titles = 0usize;
+    for i in 0..n {
+        let s = &segs[i];
+        if s.kind == SegKind::Header && text[s.start..s.end].trim_start().starts_with("Title:") {
+            late[i] = true;
+            titles += 1;
+            // The passage's first sentence.
+            if let Some(j) = (i + 1..n)
+                .take_while(|&j| segs[j].block == s.block)
+                .find(|&j| segs[j].kind == SegKind::Sentence)
+            {
+                leads += cost(j);
+            }
+        }
+    }
+    if titles < 2 || leads as f64 > budget as f64 * LEADS_OVER_BUDGET {
+        return Vec::new();
+    }
+    late
+}
 
 /// Query-agnostic utilities, for packing whole segments. The *value* of a segment (what the
 /// packer sorts by, since it divides utility by cost) is
 /// - for a sentence: its position prior in its section (a passage, or the text under a
-///   heading), and, after the section's first sentence, times the square root of its block's
-///   centrality (over the mean): the leads of every passage first, the more central first
-///   (a tie-break: a lead never falls behind a later sentence), then the next sentences, first
-///   of the passages that share most with the others, and among those the ones dense in rare
-///   words, names and numbers (information per word over the mean sentence's, square root);
-/// - for a header (`Title:` line, heading): the best sentence value, so titles come first when
-///   the budget lets titles stand alone (they name every passage for a few tokens).
+///   heading): the leads of every passage first, in input order; then the next sentences,
+///   first of the passages that share most with the others (block centrality over the mean,
+///   fourth root) and among those the ones dense in rare words, names and numbers
+///   (information per word over the mean sentence's, square root);
+/// - for a header (`Title:` line, heading): the best sentence value, so titles come first,
+///   except the `Title:` lines in `late_titles`, which come right after the last lead.
 ///
-/// Measured on the QA dev sets without a query (first 300 items each, 2x / 4x): titles and
-/// leads alone match `lead-rr`; centrality after the lead adds 1–3 points on nq-multidoc and
-/// multi-hop at 2x. Information density (weight per token) was tried as a factor and dropped:
-/// +1 point on SQuAD, −4 on nq at 4x. Centrality scaling the leads like the other sentences
-/// gains 12 points on nq at 4x and loses 6 on SQuAD and multi-hop (it only rewards how those
-/// sets were built); as a tie-break among leads it gains 3 on nq at 4x (from below `lead-rr` to
-/// above it) for −0.7 on multi-hop and −1.3 on SQuAD at 4x (all sets, session 4). Information
-/// density after the lead only (square root): +1.3 on multi-hop and +1.0 on SQuAD at 2x, −0.2
-/// on nq; to the first power, −1.0 on nq at 2x.
+/// Measured on the QA dev sets without a query (all items, 2x / 4x, session 5), each change
+/// against the one before: `Title:` lines after the leads when the leads fit
+/// ([`late_titles`]): nq +0.2 / +9.9, SQuAD +0 / +0.7, multi-hop +0 / −1.3; leads in input
+/// order instead of by centrality: nq +0 / −6.0, SQuAD +0 / +1.3, multi-hop −0.3 / +2.3 (a
+/// centrality order only rewards the passage most like the others, the gold one in nq's
+/// retrieved sets, never in SQuAD's random ones); centrality after the lead to the fourth
+/// root instead of the square root: nq −1.0 / 0, SQuAD +2.0 / 0, multi-hop −0.7 / −0.3.
+/// Earlier (session 4): information density on the leads too, −4 on nq at 4x; centrality
+/// scaling the leads like the other sentences, nq +12 / SQuAD and multi-hop −6 at 4x.
 ///
 /// `cost(i)` is segment `i`'s token estimate. Returned utilities are value × cost.
 pub fn agnostic_utilities(
     a: &Analysis,
     segs: &[Segment],
     cost: &dyn Fn(usize) -> usize,
+    late_titles: &[bool],
 ) -> Vec<f64> {
     let n = segs.len();
     let nblocks = a.block_centrality.len().max(1);
@@ -577,12 +619,14 @@ pub fn agnostic_utilities(
             continue;
         }
         let prior = 1.0 + LEAD_PRIOR / ((1 + j) as f64).powf(LEAD_DECAY);
+        // After the lead, the passages that share most with the others first. The leads
+        // themselves stay in input order: ordering them by centrality too (when they do not
+        // all fit) favours a passage like the others, which is the right one only when the
+        // passages were retrieved for one question.
         let centrality = match a.block_centrality.get(s.block) {
-            // Leads stay ahead of every later sentence; among them, the more central first.
-            Some(&c) if j == 0 && mean_centrality > 0.0 => {
-                1.0 + LEAD_CENTRALITY * c / mean_centrality
+            Some(&c) if j > 0 && mean_centrality > 0.0 => {
+                (c / mean_centrality).powf(CENTRALITY_POWER)
             }
-            Some(&c) if mean_centrality > 0.0 => (c / mean_centrality).powf(CENTRALITY_POWER),
             _ => 1.0,
         };
         // After the lead: sentences dense in rare words, names and numbers first.
@@ -597,9 +641,21 @@ pub fn agnostic_utilities(
         }
     }
     let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
+    // Held-back titles come right after the last lead.
+    let last_lead = (0..n)
+        .filter(|&i| segs[i].kind == SegKind::Sentence && value[i] > 0.0)
+        .filter(|&i| {
+            i == 0 || segs[i - 1].block != segs[i].block || segs[i - 1].kind == SegKind::Header
+        })
+        .map(|i| value[i])
+        .fold(f64::INFINITY, f64::min);
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
-            value[i] = best;
+            value[i] = if late_titles.get(i) == Some(&true) && last_lead.is_finite() {
+                0.99 * last_lead
+            } else {
+                best
+            };
         }
     }
     (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()

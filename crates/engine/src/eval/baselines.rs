@@ -313,8 +313,9 @@ pub fn readability(input: &str, output: &str) -> (usize, usize, bool) {
         if balanced(p) {
             return false;
         }
-        // The input passage it comes from: the one holding its first line.
-        let first = p.lines().next().unwrap_or("").trim();
+        // The input passage it comes from: the one holding its first sentence (its first line
+        // may join sentences that were apart in the input, once a title is left out).
+        let first = sentences(p).into_iter().next().unwrap_or("").trim();
         !in_passages
             .iter()
             .any(|ip| ip.contains(first) && !balanced(ip))
