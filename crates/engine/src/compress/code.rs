@@ -119,6 +119,97 @@ fn parse(lang: Lang, text: &str) -> Option<Tree> {
     parser.parse(text, None)
 }
 
+/// Size from which a file is parsed as two halves on two threads.
+const SPLIT_PARSE_BYTES: usize = 128 * 1024;
+
+/// The syntax trees of `text`: one, or, for a large file, one per half, parsed at the same
+/// time on two threads. Each half's tree has the whole text's byte and row positions (the
+/// parser reads only its range), so the halves' top-level items, read in order, are the
+/// file's. The cut is a top-level item boundary near the middle (a line at column 0 after a
+/// blank line); if either half does not parse cleanly (the cut fell inside a string, a
+/// comment or a block), the file is parsed whole.
+fn parse_trees(lang: Lang, text: &str) -> Option<Vec<Tree>> {
+    if text.len() >= SPLIT_PARSE_BYTES
+        && let Some(cut) = top_level_cut(text)
+    {
+        let half = |range: tree_sitter::Range| -> Option<Tree> {
+            let mut parser = Parser::new();
+            parser.set_language(&lang.grammar()).ok()?;
+            parser.set_included_ranges(&[range]).ok()?;
+            parser.parse(text, None)
+        };
+        let whole = tree_sitter::Range {
+            start_byte: 0,
+            end_byte: text.len(),
+            start_point: tree_sitter::Point { row: 0, column: 0 },
+            end_point: point_at(text, text.len()),
+        };
+        let first = tree_sitter::Range {
+            end_byte: cut,
+            end_point: point_at(text, cut),
+            ..whole
+        };
+        let second = tree_sitter::Range {
+            start_byte: cut,
+            start_point: point_at(text, cut),
+            ..whole
+        };
+        let (a, b) = std::thread::scope(|scope| {
+            let b = scope.spawn(|| half(second));
+            (half(first), b.join().ok().flatten())
+        });
+        if let (Some(a), Some(b)) = (a, b)
+            && !a.root_node().has_error()
+            && !b.root_node().has_error()
+        {
+            return Some(vec![a, b]);
+        }
+    }
+    parse(lang, text).map(|t| vec![t])
+}
+
+/// The start of the line nearest the middle of `text` that begins a top-level item: at
+/// column 0, not a closing bracket, right after a blank line.
+fn top_level_cut(text: &str) -> Option<usize> {
+    let mid = text.len() / 2;
+    let at = |i: usize| -> bool {
+        i > 1
+            && text.as_bytes()[i - 1] == b'\n'
+            && text[..i - 1]
+                .rsplit('\n')
+                .next()
+                .is_some_and(|l| l.trim().is_empty())
+            && text
+                .as_bytes()
+                .get(i)
+                .is_some_and(|b| !b.is_ascii_whitespace() && !matches!(b, b'}' | b')' | b']'))
+    };
+    let after = text[mid..]
+        .match_indices('\n')
+        .map(|(i, _)| mid + i + 1)
+        .find(|&i| at(i));
+    let before = text[..mid]
+        .rmatch_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| at(i));
+    match (before, after) {
+        (Some(b), Some(a)) => Some(if mid - b <= a - mid { b } else { a }),
+        (b, a) => b.or(a),
+    }
+}
+
+/// The row and byte column of byte `at` of `text`.
+fn point_at(text: &str, at: usize) -> tree_sitter::Point {
+    let before = &text.as_bytes()[..at];
+    let row = before.iter().filter(|&&b| b == b'\n').count();
+    let column = at
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+    tree_sitter::Point { row, column }
+}
+
 /// Guesses the language from keyword patterns: up to three candidates with evidence, best
 /// first; all five, best first, when none has enough evidence (the parse then decides).
 pub fn guess_languages(text: &str) -> Vec<Lang> {
@@ -1011,21 +1102,21 @@ pub fn compress_code(
     let candidates = guess_languages(text);
     // The first candidate that parses cleanly; else the one with the least text in error
     // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
-    let mut chosen: Option<(Lang, Tree, usize)> = None;
+    let mut chosen: Option<(Lang, Vec<Tree>, usize)> = None;
     for &lang in &candidates {
-        let Some(tree) = parse(lang, text) else {
+        let Some(trees) = parse_trees(lang, text) else {
             continue;
         };
-        let errors = error_bytes(&tree);
+        let errors = trees.iter().map(error_bytes).sum::<usize>();
         if errors == 0 {
-            chosen = Some((lang, tree, 0));
+            chosen = Some((lang, trees, 0));
             break;
         }
         if errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
-            chosen = Some((lang, tree, errors));
+            chosen = Some((lang, trees, errors));
         }
     }
-    let (lang, tree, _) = chosen?;
+    let (lang, trees, _) = chosen?;
     let lines: Vec<&str> = text.split('\n').collect();
     let total_tokens = count(text);
     if total_tokens <= budget {
@@ -1035,7 +1126,7 @@ pub fn compress_code(
             kept_information: 1.0,
         });
     }
-    let input_had_errors = tree.root_node().has_error();
+    let input_had_errors = trees.iter().any(|t| t.root_node().has_error());
     // Pieces are estimated at the text's average density; the real count decides the fit.
     let tokens_per_byte = total_tokens as f64 / text.len().max(1) as f64;
     let mut line_starts = Vec::with_capacity(lines.len());
@@ -1066,7 +1157,9 @@ pub fn compress_code(
             groups: Vec::new(),
             whole_only,
         };
-        seg.children(tree.root_node(), None, 0);
+        for tree in &trees {
+            seg.children(tree.root_node(), None, 0);
+        }
         let (pieces, groups) = (seg.pieces, seg.groups);
         if pieces.is_empty() {
             return None;
@@ -1083,7 +1176,7 @@ pub fn compress_code(
         // Parsing the result again only matters when it may differ from a selection of whole
         // top-level items (which is what the fallback below would return unchecked).
         let parses = input_had_errors
-            || whole_items_only(&tree, &lines, &kept)
+            || trees.iter().all(|t| whole_items_only(t, &lines, &kept))
             || whole_pieces_only(lang, &lines, &pieces, &kept)
             || parse(lang, &out).is_some_and(|t| !t.root_node().has_error());
         debug_assert!(
@@ -1501,6 +1594,46 @@ mod tests {
 
     fn approx(s: &str) -> usize {
         s.len().div_ceil(4)
+    }
+
+    /// Top-level items as (kind, first byte, last byte, first row).
+    fn items(trees: &[Tree]) -> Vec<(String, usize, usize, usize)> {
+        let mut out = Vec::new();
+        for t in trees {
+            let root = t.root_node();
+            let mut c = root.walk();
+            for n in root.named_children(&mut c) {
+                let kind = n.kind().to_string();
+                out.push((kind, n.start_byte(), n.end_byte(), n.start_position().row));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_large_file_parsed_as_two_halves_has_the_items_of_the_whole() {
+        let mut text = String::from("use std::fmt;\n\n");
+        let mut i = 0;
+        while text.len() < 2 * SPLIT_PARSE_BYTES {
+            text.push_str(&format!(
+                "/// Item {i}.\npub struct S{i} {{\n    v: u32,\n}}\n\nimpl S{i} {{\n    pub fn get(&self) -> u32 {{\n        self.v + {i}\n    }}\n}}\n\n"
+            ));
+            i += 1;
+        }
+        let halves = parse_trees(Lang::Rust, &text).unwrap();
+        assert_eq!(halves.len(), 2, "a file this large is parsed in two halves");
+        let whole = vec![parse(Lang::Rust, &text).unwrap()];
+        assert_eq!(items(&halves), items(&whole));
+
+        // A string from just after the middle to the end: whatever the cut, the same items.
+        let mid = text.len() / 2;
+        let line = mid + text[mid..].find("\n\n").unwrap() + 1;
+        let mut tricky = text.clone();
+        tricky.insert_str(line, "const RAW: &str = r\"\n");
+        let end = tricky.len() - 1;
+        tricky.insert_str(end, "\";\n");
+        let trees = parse_trees(Lang::Rust, &tricky).unwrap();
+        assert_eq!(items(&trees), items(&[parse(Lang::Rust, &tricky).unwrap()]));
     }
 
     const RUST: &str = r#"//! Inventory service.
