@@ -17,6 +17,11 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub KeyRecord);
 
+/// The authenticated key's id, left in the request's extensions for what reads the body: a
+/// large body is parsed in that key's turn of the large lane (`json::ApiJson`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallerKeyId(pub i64);
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
@@ -24,7 +29,11 @@ impl FromRequestParts<AppState> for Authenticated {
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             // Keyless requests are refused unless the operator turned anonymous access on.
             return match state.settings.anonymous {
-                Some(_) => Ok(Authenticated(KeyRecord::anonymous(state.clock.now()))),
+                Some(_) => {
+                    let record = KeyRecord::anonymous(state.clock.now());
+                    parts.extensions.insert(CallerKeyId(record.id));
+                    Ok(Authenticated(record))
+                }
                 None => Err(ApiError::MissingApiKey),
             };
         };
@@ -41,6 +50,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if record.is_expired(jiff::Timestamp::now()) {
             return Err(ApiError::ApiKeyExpired);
         }
+        parts.extensions.insert(CallerKeyId(record.id));
         Ok(Authenticated(record))
     }
 }

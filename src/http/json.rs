@@ -1,5 +1,7 @@
-//! What is read from a request besides its headers: `ApiJson<T>` (axum's JSON extractor with a
-//! time bound on the body and its rejections mapped onto the API's error shape), `ApiQuery<T>`
+//! What is read from a request besides its headers: `ApiJson<T>` (the body within a time bound,
+//! parsed as JSON, with refusals in the API's error shape; a body above
+//! [`STANDARD_MAX_BYTES`] is parsed in its key's turn of the large lane, like engine work,
+//! so a flood of large bodies cannot hold the async executor or every core), `ApiQuery<T>`
 //! (the query string, refused as 422 when it does not parse), and `refuse_unreadable_bodies`,
 //! the middleware that turns away, before any byte of the body is read, a body declared larger
 //! than the limit (413) or sent compressed (415).
@@ -11,22 +13,53 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use axum::body::Bytes;
+
 use super::AppState;
+use super::auth::CallerKeyId;
 use super::error::ApiError;
+use super::work::STANDARD_MAX_BYTES;
 
 pub struct ApiJson<T>(pub T);
 
-impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: serde::de::DeserializeOwned + Send + 'static> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let key_id = req.extensions().get::<CallerKeyId>().map_or(i64::MIN, |k| k.0);
+        let limit = state.settings.max_body_bytes;
         let within = state.settings.body_timeout;
-        match tokio::time::timeout(within, axum::Json::<T>::from_request(req, state)).await {
-            Ok(Ok(axum::Json(value))) => Ok(ApiJson(value)),
-            Ok(Err(rejection)) => Err(map_rejection(rejection, state.settings.max_body_bytes)),
-            Err(_) => Err(ApiError::RequestTimeout(within.as_secs())),
+        let bytes = match tokio::time::timeout(within, Bytes::from_request(req, state)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            Ok(Err(rejection)) => return Err(ApiError::InvalidJson(rejection.body_text())),
+            Err(_) => return Err(ApiError::RequestTimeout(within.as_secs())),
+        };
+        // Bodies up to the standard lane's bound are parsed here (a few milliseconds at most);
+        // larger ones in the large lane: on the blocking pool, one per key at a time, never on
+        // the core kept for everyone else.
+        let size = bytes.len();
+        let parse = move || axum::Json::<T>::from_bytes(&bytes);
+        let parsed =
+            if size <= STANDARD_MAX_BYTES { parse() } else { state.engine_lanes.run(key_id, size, parse).await? };
+        match parsed {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(map_rejection(rejection, limit)),
         }
     }
+}
+
+/// `Content-Type: application/json` (or `application/<anything>+json`), as axum's JSON extractor
+/// asks.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn map_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
