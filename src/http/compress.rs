@@ -54,17 +54,7 @@ pub async fn compress(
         Some(idem_key) => {
             let digest = body_digest(&body, &headers);
             let guard = state.idempotent_in_flight.claim(key.id, &idem_key)?;
-            let since = state.clock.now() - ANSWERS_KEPT_FOR;
-            if let Some(stored) = state.store.idempotent_answer(key.id, &idem_key, since).await? {
-                if stored.body_sha256 != digest {
-                    return Err(ApiError::IdempotencyKeyReused);
-                }
-                let mut response = replay(stored);
-                // Not admitted again, so nothing taken: the headers tell the key's levels now.
-                let policy = policy_of(&state, &key);
-                if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await {
-                    rate_headers(response.headers_mut(), &status);
-                }
+            if let Some(response) = stored_answer(&state, &key, &idem_key, &digest).await? {
                 return Ok(response);
             }
             Some((idem_key, digest, guard))
@@ -127,6 +117,7 @@ pub async fn compress(
         timestamp,
         answer: None,
     };
+    let replay_of = idempotency.as_ref().map(|(idem_key, digest, _)| (idem_key.clone(), digest.clone()));
     let (record, _in_flight) = match idempotency {
         Some((idem_key, body_sha256, guard)) => {
             let answer = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
@@ -145,6 +136,15 @@ pub async fn compress(
             let resets_at = status.resets_at;
             let requested = Some(original_tokens as u64);
             return Err(ApiError::QuotaExceeded { limit, used, requested, resets_at, status: Box::new(status) });
+        }
+        // Another instance ran the same request at the same time and committed first: its
+        // answer is the answer, and this run is neither charged nor recorded.
+        Err(WriteError::AnsweredElsewhere) => {
+            let (idem_key, digest) = replay_of.unwrap_or_default();
+            return match stored_answer(&state, &key, &idem_key, &digest).await? {
+                Some(response) => Ok(response),
+                None => Err(ApiError::IdempotentRequestInProgress),
+            };
         }
         Err(e) => return Err(e.into()),
     }
@@ -244,6 +244,28 @@ fn body_digest(body: &CompressBody, headers: &HeaderMap) -> String {
     }
     let digest = sha2::Sha256::digest(fields.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The live answer stored under this `Idempotency-Key`, replayed, if there is one; 422 when it
+/// answered another body.
+async fn stored_answer(
+    state: &AppState,
+    key: &crate::keys::KeyRecord,
+    idem_key: &str,
+    digest: &str,
+) -> Result<Option<Response>, ApiError> {
+    let since = state.clock.now() - ANSWERS_KEPT_FOR;
+    let Some(stored) = state.store.idempotent_answer(key.id, idem_key, since).await? else { return Ok(None) };
+    if stored.body_sha256 != digest {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let mut response = replay(stored);
+    // Not admitted again, so nothing taken: the headers tell the key's levels now.
+    let policy = policy_of(state, key);
+    if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await {
+        rate_headers(response.headers_mut(), &status);
+    }
+    Ok(Some(response))
 }
 
 /// The stored answer, sent again: same body and `X-Request-Id`, marked as a replay.

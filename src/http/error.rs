@@ -163,8 +163,10 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Store(cause) => ApiError::storage(cause),
-            // The handler answers OverQuota itself (402 with the key's rate status).
-            WriteError::Stopped | WriteError::OverQuota { .. } => ApiError::Internal(e.into()),
+            // The handler answers these itself (402 with the key's rate status; the replay).
+            WriteError::Stopped | WriteError::OverQuota { .. } | WriteError::AnsweredElsewhere => {
+                ApiError::Internal(e.into())
+            }
         }
     }
 }

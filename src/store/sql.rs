@@ -18,7 +18,7 @@ use super::{
 };
 use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
-use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, UsageRecord};
+use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 
 pub mod reports;
 
@@ -561,20 +561,53 @@ impl Store {
         Ok(Some(KeySnapshot { key_id, requests: Bucket { level: row.try_get(0)?, at_ms: row.try_get(1)? }, tokens }))
     }
 
-    /// Group commit: records, their quota charges and the keys' bucket levels, in one
-    /// durable transaction. Each record comes with its charge. The ledger of record holds the
-    /// quota by itself: a record whose charge would take its key's ledger past the monthly
-    /// limit is not written (nor its answer, nor its charge), and is returned, so that the
-    /// quota holds even when the limiter lost its state (a Redis flush with requests in flight).
+    /// Group commit: records, their quota charges, the answers of requests sent with an
+    /// `Idempotency-Key`, and the keys' bucket levels, in one durable transaction. Each record
+    /// comes with its charge. Two kinds of record are not written (nor their charge, nor their
+    /// answer), and are returned:
+    /// - a record whose `Idempotency-Key` already has a live answer, written meanwhile by
+    ///   another instance that ran the same request at the same time (the answer row is
+    ///   written first, so the second transaction waits for the first and then sees it);
+    /// - a record whose charge would take its key's ledger past the monthly limit: the ledger
+    ///   of record holds the quota by itself, even when the limiter lost its state (a Redis
+    ///   flush with requests in flight).
     pub async fn commit_usage(
         &self,
         records: &[(&UsageRecord, Charge)],
         snapshots: &[KeySnapshot],
-    ) -> Result<Vec<OverQuota>, StoreError> {
+    ) -> Result<Unwritten, StoreError> {
         let mut tx = self.begin_write(&self.usage).await?;
-        // Charges first, summed per key and month; only when a sum does not fit (never while
-        // the limiter is exact) is the key's charge taken record by record, in order.
-        let mut refused: Vec<OverQuota> = Vec::new();
+        let mut unwritten = Unwritten::default();
+        // Answers first, in one order for every transaction (no two wait on each other).
+        let mut answered: Vec<usize> = (0..records.len()).filter(|&i| records[i].0.answer.is_some()).collect();
+        answered.sort_by_key(|&i| (records[i].0.key_id, records[i].0.answer.as_ref().map(|a| a.idem_key.as_str())));
+        for &i in &answered {
+            let (r, _) = records[i];
+            let Some(answer) = &r.answer else { continue };
+            // An expired answer under the same key gives way; a live one stays.
+            let written = sqlx::query(
+                "INSERT INTO idempotent_answers (key_id, idem_key, body_sha256, request_id, answer, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key_id, idem_key) DO UPDATE SET body_sha256 = excluded.body_sha256,
+                    request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
+                 WHERE idempotent_answers.created_at < $7",
+            )
+            .bind(r.key_id)
+            .bind(&answer.idem_key)
+            .bind(&answer.body_sha256)
+            .bind(&r.request_id)
+            .bind(&answer.answer)
+            .bind(format_timestamp(r.timestamp))
+            .bind(format_timestamp(r.timestamp - ANSWERS_KEPT_FOR))
+            .execute(&mut *tx.conn)
+            .await?
+            .rows_affected();
+            if written == 0 {
+                unwritten.answered_elsewhere.push(i);
+            }
+        }
+        // Charges, summed per key and month; only when a sum does not fit (never while the
+        // limiter is exact) is the key's charge taken record by record, in order.
         /// One key's charges of one month in this batch: their sum, the limit, the records.
         #[derive(Default)]
         struct Group {
@@ -584,6 +617,9 @@ impl Store {
         }
         let mut groups: BTreeMap<(i64, &str), Group> = BTreeMap::new();
         for (i, (_, c)) in records.iter().enumerate() {
+            if unwritten.answered_elsewhere.contains(&i) {
+                continue;
+            }
             let group = groups.entry((c.key_id, c.period.as_str())).or_default();
             group.total += c.tokens;
             group.limit = match (group.limit, c.limit) {
@@ -598,16 +634,23 @@ impl Store {
             }
             for i in members {
                 if let Err(used) = charge_ledger(&mut tx, key_id, period, records[i].1.tokens, limit).await? {
-                    refused.push(OverQuota { index: i, limit: limit.unwrap_or(0), used });
+                    unwritten.over_quota.push(OverQuota { index: i, limit: limit.unwrap_or(0), used });
+                    // Its answer was written above: take it back.
+                    if let Some(answer) = &records[i].0.answer {
+                        sqlx::query(
+                            "DELETE FROM idempotent_answers WHERE key_id = $1 AND idem_key = $2 AND request_id = $3",
+                        )
+                        .bind(key_id)
+                        .bind(&answer.idem_key)
+                        .bind(&records[i].0.request_id)
+                        .execute(&mut *tx.conn)
+                        .await?;
+                    }
                 }
             }
         }
-        let written: Vec<&UsageRecord> = records
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !refused.iter().any(|o| o.index == *i))
-            .map(|(_, (r, _))| *r)
-            .collect();
+        let written: Vec<&UsageRecord> =
+            records.iter().enumerate().filter(|(i, _)| !unwritten.contains(*i)).map(|(_, (r, _))| *r).collect();
         // Multi-row inserts: one round trip per chunk instead of one per record. Chunk sizes
         // are powers of two, so a handful of distinct statements stay in the statement cache.
         let mut rest = written.as_slice();
@@ -636,27 +679,6 @@ impl Store {
             }
             query.execute(&mut *tx.conn).await?;
         }
-        for r in &written {
-            let Some(answer) = &r.answer else { continue };
-            // An expired answer under the same key gives way; a live one stays (the in-process
-            // guard keeps two requests with one key from both getting here).
-            sqlx::query(
-                "INSERT INTO idempotent_answers (key_id, idem_key, body_sha256, request_id, answer, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (key_id, idem_key) DO UPDATE SET body_sha256 = excluded.body_sha256,
-                    request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
-                 WHERE idempotent_answers.created_at < $7",
-            )
-            .bind(r.key_id)
-            .bind(&answer.idem_key)
-            .bind(&answer.body_sha256)
-            .bind(&r.request_id)
-            .bind(&answer.answer)
-            .bind(format_timestamp(r.timestamp))
-            .bind(format_timestamp(r.timestamp - ANSWERS_KEPT_FOR))
-            .execute(&mut *tx.conn)
-            .await?;
-        }
         for s in snapshots {
             sqlx::query(
                 "INSERT INTO rate_buckets (key_id, requests_level, requests_at_ms, tokens_level, tokens_at_ms)
@@ -674,7 +696,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(refused)
+        Ok(unwritten)
     }
 
     pub async fn database_info(&self) -> Result<DatabaseInfo, StoreError> {

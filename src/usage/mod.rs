@@ -79,6 +79,20 @@ pub struct OverQuota {
     pub used: u64,
 }
 
+/// The records of a batch that the store did not write, by index in the batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unwritten {
+    pub over_quota: Vec<OverQuota>,
+    /// Their `Idempotency-Key` has a live answer, written by another instance meanwhile.
+    pub answered_elsewhere: Vec<usize>,
+}
+
+impl Unwritten {
+    pub fn contains(&self, index: usize) -> bool {
+        self.answered_elsewhere.contains(&index) || self.over_quota.iter().any(|o| o.index == index)
+    }
+}
+
 /// The answer to a `/compress` request sent with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAnswer {
@@ -110,6 +124,10 @@ pub enum WriteError {
     /// The ledger of record refused the charge: the key's month is spent. Nothing was written.
     #[error("monthly quota spent ({used} of {limit} tokens used)")]
     OverQuota { limit: u64, used: u64 },
+    /// Another instance answered the same `Idempotency-Key` first; its answer is stored.
+    /// Nothing was written for this one.
+    #[error("answered by another instance")]
+    AnsweredElsewhere,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -244,11 +262,14 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
         e.outage().unwrap_or(Outage::Failed)
     });
     let mut over_quota: BTreeMap<usize, OverQuota> = BTreeMap::new();
-    if let Ok(refused) = &result {
-        if !refused.is_empty() {
-            tracing::warn!("{} records refused by the quota ledger (the limiter had lost state)", refused.len());
+    let mut answered_elsewhere = BTreeSet::new();
+    if let Ok(unwritten) = &result {
+        if !unwritten.over_quota.is_empty() {
+            let n = unwritten.over_quota.len();
+            tracing::warn!("{n} records refused by the quota ledger (the limiter had lost state)");
         }
-        over_quota.extend(refused.iter().map(|o| (o.index, *o)));
+        over_quota.extend(unwritten.over_quota.iter().map(|o| (o.index, *o)));
+        answered_elsewhere.extend(unwritten.answered_elsewhere.iter().copied());
     }
     let mut index = 0;
     for job in batch.drain(..) {
@@ -257,6 +278,7 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
                 let outcome = match (failure, over_quota.get(&index)) {
                     (Some(outage), _) => Err(WriteError::Store(StoreError::Unavailable(outage))),
                     (None, Some(o)) => Err(WriteError::OverQuota { limit: o.limit, used: o.used }),
+                    (None, None) if answered_elsewhere.contains(&index) => Err(WriteError::AnsweredElsewhere),
                     (None, None) => Ok(()),
                 };
                 index += 1;

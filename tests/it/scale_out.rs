@@ -373,3 +373,54 @@ async fn a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_r
         None => println!("SKIP: {test} on PostgreSQL: OMNIMEMORY_TEST_DATABASE_URL is not set"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_given_one_idempotency_key_at_the_same_instant_charge_it_once() {
+    let Some(backend) = shared_backend().await else {
+        println!("SKIP: needs OMNIMEMORY_TEST_DATABASE_URL and OMNIMEMORY_TEST_REDIS_URL");
+        return;
+    };
+    let a = Server::start(&backend);
+    let b = Server::start(&backend);
+    let key = a.create_key("twin-retry", "enterprise");
+    // About 50 KB, so that each run lasts long enough for the other instance to start its own.
+    let context: String = (0..1100).map(|n| format!("Sentence {n} of a request sent twice at once. ")).collect();
+    let body = json!({"context": context, "target_compression": 0.8});
+    let rounds = 3;
+    for round in 0..rounds {
+        let idem = format!("same-instant-{round}");
+        let sends: Vec<_> = (0..8)
+            .map(|i| {
+                let server = if i % 2 == 0 { &a } else { &b };
+                let req = client().post(server.url("/compress")).bearer_auth(&key).header("Idempotency-Key", &idem);
+                let send = req.json(&body).send();
+                async move {
+                    let resp = send.await.unwrap();
+                    let id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
+                    (resp.status().as_u16(), id)
+                }
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        for handle in sends.into_iter().map(tokio::spawn).collect::<Vec<_>>() {
+            match handle.await.unwrap() {
+                (200, Some(id)) => {
+                    ids.insert(id);
+                }
+                (409, _) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(ids.len(), 1, "round {round}: every 200 is the one answer, got request ids {ids:?}");
+    }
+    let mut db = a.db("usage_records").await;
+    let (records, tokens): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT) FROM usage_records")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(records, rounds, "one record per Idempotency-Key");
+    let (used,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(used) AS BIGINT) FROM quota_ledger").fetch_one(&mut db).await.unwrap();
+    assert_eq!(used, tokens, "charged once per Idempotency-Key");
+}
