@@ -172,29 +172,25 @@
   }
 
   // Fetches the range's figures; drawRange shows them (once the view is visible, so the
-  // charts get their size).
+  // charts get their size). The days first: they name the tags, and one /usage/stats with
+  // group_by then answers both the totals by model and the chosen tag's breakdown.
   async function loadRange() {
-    const [d, s, recent] = await Promise.all([
-      api("usage/daily?days=" + days),
-      api("usage/stats?days=" + days),
-      api("usage/recent?limit=20"),
-    ]);
-    daily = d;
-    stats = s;
-    recentRecords = recent.requests;
+    const [d, recent] = await Promise.all([api("usage/daily?days=" + days), api("usage/recent?limit=20")]);
     const select = $("tag-select");
     const previous = select.value;
     select.replaceChildren();
-    for (const tag of daily.tags) select.appendChild(element("option", tag.name));
-    if (daily.tags.some((t) => t.name === previous)) select.value = previous;
-    tagGroups = await fetchTagGroups();
+    for (const tag of d.tags) select.appendChild(element("option", tag.name));
+    if (d.tags.some((t) => t.name === previous)) select.value = previous;
+    const s = await api(statsPath());
+    daily = d;
+    stats = s;
+    recentRecords = recent.requests;
+    tagGroups = s.groups || [];
   }
 
-  async function fetchTagGroups() {
+  function statsPath() {
     const tag = $("tag-select").value;
-    if (!tag) return [];
-    const grouped = await api("usage/stats?days=" + days + "&group_by=" + encodeURIComponent(tag));
-    return grouped.groups;
+    return "usage/stats?days=" + days + (tag ? "&group_by=" + encodeURIComponent(tag) : "");
   }
 
   function drawRange() {
@@ -393,7 +389,7 @@
     }
     $("tag-select").addEventListener("change", async () => {
       try {
-        tagGroups = await fetchTagGroups();
+        tagGroups = (await api(statsPath())).groups || [];
         renderTags(tagGroups);
       } catch (e) {
         setStatus("Could not load the tag: " + e.message);

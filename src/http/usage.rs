@@ -158,7 +158,8 @@ pub struct DailyResponse {
     /// Every UTC day from `since`'s to `until`'s, in order; days without requests are zeros.
     pub daily: Vec<DailyUsage>,
     pub totals: DailyTotals,
-    /// The metadata tag names on the window's records, most used first: what `group_by` takes.
+    /// The metadata tag names on the window's latest 1,000 tagged records, most used first:
+    /// what `group_by` takes.
     pub tags: Vec<TagName>,
 }
 

@@ -156,43 +156,62 @@ async fn the_json_endpoints_answer_what_the_cli_prints(backend: Backend) {
     assert_eq!(done["status"], "active");
 }
 
+/// A refusal's `code`, after checking that `docs/openapi.json` lists its status for the route
+/// and names the code.
+async fn documented_refusal(resp: reqwest::Response, status: u16, method: &str, route: &str) -> String {
+    let code = error_code(resp, status).await;
+    let doc: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+    let listed = &doc["paths"][route][method]["responses"][status.to_string()]["description"];
+    assert!(listed.as_str().is_some_and(|d| d.contains(&code)), "{method} {route}: {status} {code} is not documented");
+    code
+}
+
 async fn bad_input_and_customer_keys_get_clear_refusals(backend: Backend) {
     let server = Server::start(&backend);
     let key = server.create_key("dash-refusals", "free");
     let refusal = |path: &str| client().get(server.url(path)).bearer_auth(&key).send();
-    for path in ["/usage/daily?days=0", "/usage/daily?days=ten", "/usage/recent?limit=0", "/usage/recent?limit=101"] {
+    for (path, route) in [
+        ("/usage/daily?days=0", "/usage/daily"),
+        ("/usage/daily?days=ten", "/usage/daily"),
+        ("/usage/recent?limit=0", "/usage/recent"),
+        ("/usage/recent?limit=101", "/usage/recent"),
+    ] {
         let resp = refusal(path).await.unwrap();
-        assert_eq!(error_code(resp, 422).await, "invalid_request", "{path}");
+        assert_eq!(documented_refusal(resp, 422, "get", route).await, "invalid_request", "{path}");
     }
-    let keyless = client().get(server.url("/usage/daily")).send().await.unwrap();
-    assert_eq!(error_code(keyless, 401).await, "missing_api_key");
+    for route in ["/usage/daily", "/usage/recent"] {
+        let keyless = client().get(server.url(route)).send().await.unwrap();
+        assert_eq!(documented_refusal(keyless, 401, "get", route).await, "missing_api_key");
+    }
 
     // The operator's endpoints open to the admin key only: a customer's key is 403.
     let with_customer_key = client().get(server.url("/admin/keys")).bearer_auth(&key).send().await.unwrap();
-    assert_eq!(error_code(with_customer_key, 403).await, "admin_forbidden");
+    assert_eq!(documented_refusal(with_customer_key, 403, "get", "/admin/keys").await, "admin_forbidden");
     let as_admin_header = client().get(server.url("/admin/keys")).header("x-admin-key", &key).send().await.unwrap();
     assert_eq!(error_code(as_admin_header, 403).await, "admin_forbidden");
     let public_id = get_json(server.url("/usage/quota"), &key).await["key_id"].as_str().unwrap().to_string();
     let deactivate = server.url(&format!("/admin/keys/{public_id}/deactivate"));
     let own = client().post(&deactivate).bearer_auth(&key).send().await.unwrap();
-    assert_eq!(error_code(own, 403).await, "admin_forbidden");
+    let route = "/admin/keys/{key_id}/deactivate";
+    assert_eq!(documented_refusal(own, 403, "post", route).await, "admin_forbidden");
 
     for path in ["/admin/keys?limit=0", "/admin/keys?tier=gold"] {
         let resp = admin_get(&server, path).send().await.unwrap();
-        assert_eq!(error_code(resp, 422).await, "invalid_request", "{path}");
+        assert_eq!(documented_refusal(resp, 422, "get", "/admin/keys").await, "invalid_request", "{path}");
     }
     let admin_post = |path: String| client().post(server.url(&path)).header("x-admin-key", ADMIN_KEY).send();
     let unknown = admin_post("/admin/keys/om_pro_AAAAAAAA/deactivate".into()).await.unwrap();
-    assert_eq!(error_code(unknown, 404).await, "key_not_found");
+    assert_eq!(documented_refusal(unknown, 404, "post", route).await, "key_not_found");
     let malformed = admin_post("/admin/keys/not-a-key/activate".into()).await.unwrap();
-    assert_eq!(error_code(malformed, 422).await, "invalid_request");
+    let route = "/admin/keys/{key_id}/activate";
+    assert_eq!(documented_refusal(malformed, 422, "post", route).await, "invalid_request");
     // The key is still usable: nothing above changed it.
     assert_eq!(get_json(server.url("/usage/quota"), &key).await["authenticated"], true);
 }
 
 on_both_backends!(the_json_endpoints_answer_what_the_cli_prints, bad_input_and_customer_keys_get_clear_refusals);
 
-/// Records spread over the last 90 days, as a busy key accumulates them (SQLite only: one
+/// Records evenly over the last 90 days, oldest first, as a busy key accumulates them (SQLite only: one
 /// statement in the database). The quota ledger gets this month's share, as the usage
 /// writer would have charged it.
 const SEEDED_RECORDS: u32 = 100_000;
@@ -220,7 +239,7 @@ async fn seed_records(server: &Server, user_id: &str) -> String {
              1.0 - (original * kept_percent / 100) * 1.0 / original, 0.85 + (i % 15) / 100.0, NULL, NULL,
              json_object('team', CASE i % 4 WHEN 0 THEN 'search' WHEN 1 THEN 'support' WHEN 2 THEN 'billing'
                  ELSE 'research' END, 'env', CASE WHEN i % 7 = 0 THEN 'staging' ELSE 'production' END),
-             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ((i * 7919) % 7776000 + 60) || ' seconds')
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (({SEEDED_RECORDS} - i) * 7776000 / {SEEDED_RECORDS} + 60) || ' seconds')
          FROM r;
          INSERT INTO quota_ledger (key_id, period, used)
          SELECT key_id, substr(timestamp, 1, 7), SUM(original_tokens) FROM usage_records
@@ -437,6 +456,14 @@ async fn a_customer_and_the_operator_see_the_apis_figures_in_a_headless_browser(
         })
         .collect();
     assert_eq!(lines.map(str::to_string).collect::<Vec<_>>(), expected);
+
+    // The longest range: every seeded record (a measurement, printed).
+    browser.click(".range-button[data-days='90']").await;
+    browser.wait_for("document.getElementById('range-text').textContent === 'last 90 days'", "the 90-day range").await;
+    let all = get_json(server.url("/usage/daily?days=90"), &key).await;
+    assert_eq!(text_of(&browser, "total-requests").await, thousands(all["totals"]["requests"].as_u64().unwrap()));
+    let page_ms = browser.script("return document.body.dataset.loadMs").await;
+    eprintln!("dashboard: the 90-day range ({} records) fetched and drawn in {page_ms} ms", all["totals"]["requests"]);
 
     // The key lives in the tab's session storage only: no cookie, nothing in the URL.
     let url = browser.script("return location.href + document.cookie").await;

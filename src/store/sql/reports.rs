@@ -42,7 +42,7 @@ pub struct RecentRecord {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A metadata tag name used by a key's records, and by how many of them.
+/// A metadata tag name used by a key's records, and by how many of the records read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TagName {
     pub name: String,
@@ -51,6 +51,8 @@ pub struct TagName {
 
 /// Most tag names a report lists (a request carries at most 32 tags).
 const MAX_TAG_NAMES: i64 = 64;
+/// How many of the latest tagged records the tag names are read from.
+const TAG_NAME_SAMPLE: i64 = 1000;
 /// Keys per last-use statement (one bound parameter each).
 const KEYS_PER_STATEMENT: usize = 500;
 
@@ -125,19 +127,24 @@ impl Store {
             .collect()
     }
 
-    /// The metadata tag names on one key's records since `since`, most used first.
+    /// The metadata tag names on one key's latest tagged records since `since` (at most
+    /// [`TAG_NAME_SAMPLE`] of them), most used first. A sample, not every record: reading the
+    /// tags of a busy key's whole range means parsing the JSON of every one of its records.
     pub async fn tag_names(&self, key_id: i64, since: jiff::Timestamp) -> Result<Vec<TagName>, StoreError> {
         let keys_of = match self.dialect {
             Dialect::Sqlite => "json_each(u.metadata) AS t",
             Dialect::Postgres => "jsonb_each_text(CAST(u.metadata AS JSONB)) AS t",
         };
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT t.key, COUNT(*) FROM usage_records AS u, {keys_of}
-             WHERE u.key_id = $1 AND u.timestamp >= $2 AND u.metadata IS NOT NULL
-             GROUP BY t.key ORDER BY 2 DESC, 1 LIMIT $3"
+            "SELECT t.key, COUNT(*)
+             FROM (SELECT metadata FROM usage_records
+                   WHERE key_id = $1 AND timestamp >= $2 AND metadata IS NOT NULL
+                   ORDER BY timestamp DESC LIMIT $3) AS u, {keys_of}
+             GROUP BY t.key ORDER BY 2 DESC, 1 LIMIT $4"
         )))
         .bind(key_id)
         .bind(format_timestamp(since))
+        .bind(TAG_NAME_SAMPLE)
         .bind(MAX_TAG_NAMES)
         .fetch_all(&self.usage)
         .await?;
