@@ -3,7 +3,8 @@
 //! Work is sorted by the bytes it reads:
 //! - up to [`INLINE_MAX_BYTES`] it runs inline on the async executor (a few milliseconds);
 //! - up to [`STANDARD_MAX_BYTES`] on the blocking pool, at most one job per core at a time
-//!   (the *standard* lane);
+//!   (the *standard* lane), and at most half of them (at least one) for one key, so one
+//!   client's many medium requests leave a core to the others;
 //! - above, on the blocking pool in the *large* lane: one job fewer than the cores (at least
 //!   one), and at most one large job per key at a time, so one client's many large requests
 //!   take turns with another client's instead of queueing ahead of them.
@@ -30,17 +31,22 @@ pub const INLINE_MAX_BYTES: usize = 32 * 1024;
 /// Work on at most this many bytes runs in the standard lane; above, in the large lane.
 pub const STANDARD_MAX_BYTES: usize = 256 * 1024;
 
-/// The two lanes of the blocking pool and the large lane's per-key turns.
+/// The two lanes of the blocking pool and their per-key turns.
 #[derive(Clone)]
 pub struct EngineLanes {
     standard: Arc<Semaphore>,
     large: Arc<Semaphore>,
-    /// One permit per key with large work waiting or running; removed when its last holder
-    /// is done.
-    large_turns: Arc<Mutex<HashMap<i64, Arc<Semaphore>>>>,
+    /// How many standard jobs one key may run at once.
+    standard_per_key: usize,
+    /// Per lane and key with work waiting or running there, the key's permits in that lane
+    /// (one in the large lane, `standard_per_key` in the standard one); removed when its last
+    /// holder is done.
+    turns: Turns,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+type Turns = Arc<Mutex<HashMap<(Lane, i64), Arc<Semaphore>>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     Inline,
     Standard,
@@ -68,14 +74,15 @@ impl Lane {
 }
 
 impl EngineLanes {
-    /// Lanes for a machine with `cores` cores: `cores` standard jobs and `cores - 1` large ones
-    /// (at least one) at a time.
+    /// Lanes for a machine with `cores` cores: `cores` standard jobs (half of them, at least
+    /// one, for one key) and `cores - 1` large ones (at least one; one per key) at a time.
     pub fn new(cores: usize) -> EngineLanes {
         let cores = cores.max(1);
         EngineLanes {
             standard: Arc::new(Semaphore::new(cores)),
             large: Arc::new(Semaphore::new((cores - 1).max(1))),
-            large_turns: Arc::default(),
+            standard_per_key: (cores / 2).max(1),
+            turns: Arc::default(),
         }
     }
 
@@ -96,8 +103,8 @@ impl EngineLanes {
         }
         let waiting = JobGauge::new(lane, "waiting");
         let turn = match lane {
-            Lane::Large => Some(self.take_turn(key_id).await?),
-            _ => None,
+            Lane::Large => self.take_turn(lane, key_id, 1).await?,
+            _ => self.take_turn(lane, key_id, self.standard_per_key).await?,
         };
         let semaphore = if lane == Lane::Large { &self.large } else { &self.standard };
         let permit = semaphore.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.into()))?;
@@ -113,29 +120,30 @@ impl EngineLanes {
         .map_err(|e| ApiError::Internal(e.into()))
     }
 
-    /// Waits until no other large job of this key is waiting or running before it.
-    async fn take_turn(&self, key_id: i64) -> Result<KeyTurn, ApiError> {
+    /// Waits until this key holds fewer than `per_key` jobs of `lane` (waiting for the lane or
+    /// running) ahead of this one.
+    async fn take_turn(&self, lane: Lane, key_id: i64, per_key: usize) -> Result<KeyTurn, ApiError> {
         let semaphore = {
-            let mut turns = self.large_turns.lock().unwrap_or_else(|e| e.into_inner());
-            turns.entry(key_id).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            turns.entry((lane, key_id)).or_insert_with(|| Arc::new(Semaphore::new(per_key))).clone()
         };
-        let gate = KeyTurnGate { turns: self.large_turns.clone(), key_id, semaphore: Some(semaphore.clone()) };
+        let gate = KeyTurnGate { turns: self.turns.clone(), entry: (lane, key_id), semaphore: Some(semaphore.clone()) };
         let permit = semaphore.acquire_owned().await.map_err(|e| ApiError::Internal(e.into()))?;
         Ok(KeyTurn { _permit: permit, _gate: gate })
     }
 }
 
-/// A key's turn in the large lane: its permit, then its share of the map entry.
+/// A key's turn in a lane: its permit, then its share of the map entry.
 struct KeyTurn {
     _permit: OwnedSemaphorePermit,
     _gate: KeyTurnGate,
 }
 
-/// One holder of a key's entry in `large_turns`; the last one to go removes the entry, so the
-/// map holds only keys with large work in progress.
+/// One holder of a key's entry in `turns`; the last one to go removes the entry, so the map
+/// holds only keys with work in progress.
 struct KeyTurnGate {
-    turns: Arc<Mutex<HashMap<i64, Arc<Semaphore>>>>,
-    key_id: i64,
+    turns: Turns,
+    entry: (Lane, i64),
     semaphore: Option<Arc<Semaphore>>,
 }
 
@@ -144,8 +152,8 @@ impl Drop for KeyTurnGate {
         let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
         // Our handle, then the map's: nobody else holds it, so nobody waits for this key.
         drop(self.semaphore.take());
-        if turns.get(&self.key_id).is_some_and(|s| Arc::strong_count(s) == 1) {
-            turns.remove(&self.key_id);
+        if turns.get(&self.entry).is_some_and(|s| Arc::strong_count(s) == 1) {
+            turns.remove(&self.entry);
         }
     }
 }
@@ -229,7 +237,7 @@ mod tests {
         job_a.await.unwrap();
         finish_b.send(()).unwrap();
         job_b.await.unwrap();
-        assert!(lanes.large_turns.lock().unwrap().is_empty(), "no key keeps an entry once its work is done");
+        assert!(lanes.turns.lock().unwrap().is_empty(), "no key keeps an entry once its work is done");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +256,7 @@ mod tests {
             }));
         }
         // Key 2's job is queued for the lane (it takes its own turn at once).
-        until(|| lanes.large_turns.lock().unwrap().contains_key(&2)).await;
+        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, 2))).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         finish_first.send(()).unwrap();
         first.await.unwrap();
@@ -258,5 +266,30 @@ mod tests {
         // Key 2 sent last but did not wait for all of key 1's queue.
         let order = order.lock().unwrap().clone();
         assert_eq!(order[0], "key 2", "{order:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_key_s_standard_jobs_leave_a_core_to_another_key_s() {
+        let lanes = EngineLanes::new(2);
+        let medium = 100 * 1024;
+        // Key 1 runs one standard job and queues three more: on two cores, it holds one slot.
+        let (first, finish_first) = blocked_job(&lanes, 1, medium);
+        until(|| lanes.standard.available_permits() == 1).await;
+        let mut queued = Vec::new();
+        for _ in 0..3 {
+            queued.push(blocked_job(&lanes, 1, medium));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(lanes.standard.available_permits(), 1, "key 1 took the second slot");
+        // Key 2's job runs at once, though it came after key 1's queue.
+        assert_eq!(lanes.run(2, medium, || 2).await.unwrap(), 2);
+        assert!(queued.iter().all(|(job, _)| !job.is_finished()));
+        finish_first.send(()).unwrap();
+        first.await.unwrap();
+        for (job, finish) in queued {
+            finish.send(()).unwrap();
+            job.await.unwrap();
+        }
+        assert!(lanes.turns.lock().unwrap().is_empty());
     }
 }
