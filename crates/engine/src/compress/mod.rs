@@ -206,7 +206,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         let late = rank::late_titles(text, &segs, &cost, budget);
         let utility = rank::agnostic_utilities(&analysis, &segs, &cost, &late);
         if late.is_empty() {
-            pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
+            pack::pack(text, &segs, &analysis, &utility, budget, counter)
         } else {
             // A held-back title is no longer a sentence's parent: it comes in on its own value.
             let detached: Vec<segment::Segment> = segs
@@ -216,7 +216,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
                     ..*s
                 })
                 .collect();
-            pack::pack(text, &detached, &analysis, &utility, budget, &count, &est)
+            pack::pack(text, &detached, &analysis, &utility, budget, counter)
         }
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
@@ -228,7 +228,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
             &qterms,
             keep_fraction,
         );
-        pack::pack(text, &segs, &analysis, &utility, budget, &count, &est)
+        pack::pack(text, &segs, &analysis, &utility, budget, counter)
     };
 
     let total_weight: f64 = (0..segs.len()).map(|i| analysis.seg_info(i)).sum();

@@ -18,6 +18,7 @@
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
 use super::text::{balanced, is_cjk};
+use crate::tokens::PieceCounter;
 
 pub struct Packing {
     pub text: String,
@@ -72,16 +73,41 @@ impl State<'_> {
     }
 
     fn render(&self) -> String {
+        self.render_runs().0
+    }
+
+    /// The rendering, with where it copies the input: `(at, start, len)` runs, for
+    /// [`PieceCounter::count_spliced`].
+    fn render_runs(&self) -> (String, Vec<(usize, usize, usize)>) {
         let spans = self.spans();
         let mut out = String::with_capacity(spans.iter().map(|s| s.1 - s.0 + 2).sum());
+        let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(spans.len());
         for (k, &(s, e, b)) in spans.iter().enumerate() {
             if k > 0 {
                 let (ps, pe, pb) = spans[k - 1];
-                out.push_str(separator(self.text, (ps, pe, pb), (s, e, b), self.crlf));
+                let sep = separator(self.text, (ps, pe, pb), (s, e, b), self.crlf);
+                out.push_str(sep);
+                // The input's own white space between the two: one run goes on.
+                if std::ptr::eq(sep.as_ptr(), self.text[pe..].as_ptr())
+                    && pe + sep.len() == s
+                    && let Some(last) = runs.last_mut()
+                {
+                    out.push_str(&self.text[s..e]);
+                    last.2 = e - last.1;
+                    continue;
+                }
             }
+            runs.push((out.len(), s, e - s));
             out.push_str(&self.text[s..e]);
         }
-        out
+        (out, runs)
+    }
+
+    /// The rendering and its exact token count.
+    fn render_counted(&self, counter: &PieceCounter<'_>) -> (String, usize) {
+        let (text, runs) = self.render_runs();
+        let tokens = counter.count_spliced(&text, &runs);
+        (text, tokens)
     }
 }
 
@@ -157,9 +183,10 @@ pub fn pack(
     analysis: &Analysis,
     utility: &[f64],
     budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    est: &dyn Fn(usize, usize) -> usize,
+    counter: &PieceCounter<'_>,
 ) -> Packing {
+    let count = |s: &str| counter.count(s);
+    let est = |a: usize, b: usize| counter.estimate(a, b);
     let n = segs.len();
     let costs: Vec<usize> = segs.iter().map(|s| est(s.start, s.end).max(1)).collect();
     // Parents (titles, headings, labels) come in only with a child: alone they say little.
@@ -257,8 +284,7 @@ pub fn pack(
     }
 
     // 2. Check and take back.
-    let mut rendered = st.render();
-    let mut tokens = count(&rendered);
+    let (mut rendered, mut tokens) = st.render_counted(counter);
     let mut rounds = 0;
     while tokens > budget && rounds < 64 {
         rounds += 1;
@@ -288,14 +314,13 @@ pub fn pack(
         if removed == 0 {
             break;
         }
-        rendered = st.render();
-        tokens = count(&rendered);
+        (rendered, tokens) = st.render_counted(counter);
     }
 
     // Parents left without children go too.
-    drop_orphans(&mut st, &is_parent);
-    rendered = st.render();
-    tokens = count(&rendered);
+    if drop_orphans(&mut st, &is_parent) {
+        (rendered, tokens) = st.render_counted(counter);
+    }
 
     // 3. Fill with whole segments by estimate, then verify.
     if tokens < budget {
@@ -314,8 +339,7 @@ pub fn pack(
             }
         }
         if !fill.is_empty() {
-            rendered = st.render();
-            tokens = count(&rendered);
+            (rendered, tokens) = st.render_counted(counter);
             while tokens > budget && !fill.is_empty() {
                 drop_orphans(&mut st, &is_parent);
                 // Undo the fill, last added first (children before their parents).
@@ -330,8 +354,7 @@ pub fn pack(
                         None => break,
                     }
                 }
-                rendered = st.render();
-                tokens = count(&rendered);
+                (rendered, tokens) = st.render_counted(counter);
             }
         }
     }
@@ -339,7 +362,7 @@ pub fn pack(
     // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
-        let (piece, t, over) = best_phrase(text, segs, analysis, &order, budget, count);
+        let (piece, t, over) = best_phrase(text, segs, analysis, &order, budget, &count);
         st.partial = Some(piece);
         rendered = st.render();
         tokens = t;
@@ -698,9 +721,10 @@ fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
 }
 
 /// Unkeeps kept parents none of whose children are kept (deepest first).
-fn drop_orphans(st: &mut State, is_parent: &[bool]) {
+fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
     let n = st.segs.len();
     let mut kids = vec![0usize; n];
+    let mut dropped = false;
     for i in (0..n).rev() {
         if st.full[i]
             && is_parent[i]
@@ -708,6 +732,7 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) {
             && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i))
         {
             st.set_full(i, false);
+            dropped = true;
         }
         if st.full[i]
             && let Some(p) = st.segs[i].parent
@@ -715,6 +740,7 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) {
             kids[p] += 1;
         }
     }
+    dropped
 }
 
 /// Segments a tiny budget may draw a phrase from: the best-ranked ones.

@@ -162,45 +162,99 @@ impl<'a> PieceCounter<'a> {
         self.scale(raw)
     }
 
-    /// The raw (unscaled) count; `each(end, tokens)` sees every piece.
-    fn count_pieces(&self, text: &str, each: &mut dyn FnMut(usize, usize)) -> usize {
-        let tok = match self.encoding {
+    /// Exactly `count(text)` for a `text` in which each run `(at, start, len)` (ascending,
+    /// apart) is a copy of `source[start..start + len]` at `text[at..at + len]`, as a
+    /// selection of the source's pieces joined by separators is. Only the text around the
+    /// joins is pre-tokenized: once the reading of `text` reaches a piece boundary of the
+    /// source inside a run, the source's own pieces are summed up to three pieces before the
+    /// run's end. A piece's match reads at most into the second piece after it (the rest of a
+    /// white-space run and one character), so those pieces are the ones `text` itself has.
+    pub fn count_spliced(&self, text: &str, runs: &[(usize, usize, usize)]) -> usize {
+        /// Pieces left before a run's end, to be read from `text` itself.
+        const MARGIN: usize = 3;
+        let tok = self.tokenizer();
+        let ends = &self.piece_ends;
+        let (mut raw, mut pos, mut r) = (0usize, 0usize, 0usize);
+        while pos < text.len() {
+            while runs.get(r).is_some_and(|&(at, _, len)| at + len <= pos) {
+                r += 1;
+            }
+            if let Some(&(at, start, len)) = runs.get(r)
+                && at <= pos
+            {
+                let src = start + (pos - at);
+                // The source piece starting at `src`, if one does.
+                let k = ends.partition_point(|&e| e <= src);
+                let piece_start = if k == 0 { 0 } else { ends[k - 1] };
+                let last = ends.partition_point(|&e| e <= start + len);
+                let m = last.saturating_sub(MARGIN);
+                if piece_start == src && m > k {
+                    raw += self.prefix[m] - self.prefix[k];
+                    pos += ends[m - 1] - src;
+                    continue;
+                }
+            }
+            let Some(piece) = tok.split(&text[pos..]).next().filter(|p| !p.is_empty()) else {
+                // No pre-tokenizer (never for the encodings we ship): count the rest whole.
+                raw += tok.bpe.count(&text.as_bytes()[pos..]);
+                break;
+            };
+            raw += self.piece_tokens(tok, piece, false);
+            pos += piece.len();
+        }
+        self.scale(raw)
+    }
+
+    fn tokenizer(&self) -> &'static bpe_openai::Tokenizer {
+        match self.encoding {
             Encoding::Cl100k => bpe_openai::cl100k_base(),
             Encoding::O200k | Encoding::Approx => bpe_openai::o200k_base(),
-        };
+        }
+    }
+
+    /// The BPE tokens of one piece, remembered: by its place in the source when `in_source`
+    /// (the piece is a slice of the source), else among the other pieces seen.
+    fn piece_tokens(&self, tok: &bpe_openai::Tokenizer, piece: &str, in_source: bool) -> usize {
+        if piece.len() > Self::MAX_PIECE {
+            return tok.bpe.count(piece.as_bytes());
+        }
+        let mut cache = self.cache.borrow_mut();
+        if let Some(&n) = cache.get(piece) {
+            return n as usize;
+        }
+        if in_source {
+            let n = tok.bpe.count(piece.as_bytes());
+            let off = piece.as_ptr() as usize - self.source.as_ptr() as usize;
+            if let Some(p) = self.source.get(off..off + piece.len()) {
+                cache.insert(p, n as u32);
+            }
+            return n;
+        }
+        drop(cache);
+        let mut other = self.other.borrow_mut();
+        match other.get(piece) {
+            Some(&n) => n as usize,
+            None => {
+                let n = tok.bpe.count(piece.as_bytes());
+                if other.len() < Self::MAX_OTHER {
+                    other.insert(piece.into(), n as u32);
+                }
+                n
+            }
+        }
+    }
+
+    /// The raw (unscaled) count; `each(end, tokens)` sees every piece.
+    fn count_pieces(&self, text: &str, each: &mut dyn FnMut(usize, usize)) -> usize {
+        let tok = self.tokenizer();
         // A slice of the source can lend its pieces to the cache.
         let base = self.source.as_ptr() as usize;
         let at = text.as_ptr() as usize;
         let in_source = at >= base && at + text.len() <= base + self.source.len();
-        let mut cache = self.cache.borrow_mut();
         let mut raw = 0usize;
-        let text_at = text.as_ptr() as usize;
         for piece in tok.split(text) {
-            let end = piece.as_ptr() as usize - text_at + piece.len();
-            let n = if piece.len() > Self::MAX_PIECE {
-                tok.bpe.count(piece.as_bytes())
-            } else if let Some(&n) = cache.get(piece) {
-                n as usize
-            } else if in_source {
-                let n = tok.bpe.count(piece.as_bytes());
-                let off = piece.as_ptr() as usize - base;
-                if let Some(p) = self.source.get(off..off + piece.len()) {
-                    cache.insert(p, n as u32);
-                }
-                n
-            } else {
-                let mut other = self.other.borrow_mut();
-                match other.get(piece) {
-                    Some(&n) => n as usize,
-                    None => {
-                        let n = tok.bpe.count(piece.as_bytes());
-                        if other.len() < Self::MAX_OTHER {
-                            other.insert(piece.into(), n as u32);
-                        }
-                        n
-                    }
-                }
-            };
+            let end = piece.as_ptr() as usize - at + piece.len();
+            let n = self.piece_tokens(tok, piece, in_source);
             raw += n;
             each(end, n);
         }
@@ -596,6 +650,40 @@ mod tests {
         let c = PieceCounter::new(Encoding::Cl100k, &run);
         let (part, whole) = (c.estimate(1000, 2000), c.source_tokens());
         assert!(part > 0 && part * 50 < whole * 2, "{part} of {whole}");
+    }
+
+    #[test]
+    fn a_spliced_text_counts_exactly_like_the_text() {
+        let source = SAMPLES.join("\n\n").repeat(3);
+        let bounds: Vec<usize> = (0..=source.len())
+            .filter(|&i| source.is_char_boundary(i))
+            .collect();
+        for enc in [Encoding::Cl100k, Encoding::O200k] {
+            let c = PieceCounter::new(enc, &source);
+            // The source cut every `step` characters, every third stretch left out, the rest
+            // joined by each separator.
+            for step in [3, 11, 29, 97, 401] {
+                let cuts: Vec<usize> = bounds.iter().copied().step_by(step).collect();
+                for sep in ["", " ", "\n", "\n\n", "  ", "x"] {
+                    let (mut text, mut runs) = (String::new(), Vec::new());
+                    for (k, w) in cuts.windows(2).enumerate().filter(|(k, _)| k % 3 != 2) {
+                        if k > 0 {
+                            text.push_str(sep);
+                        }
+                        runs.push((text.len(), w[0], w[1] - w[0]));
+                        text.push_str(&source[w[0]..w[1]]);
+                    }
+                    let n = c.count_spliced(&text, &runs);
+                    assert_eq!(n, enc.count(&text), "{enc:?} {step} {sep:?}");
+                }
+            }
+            // The whole source as one run, and nothing at all.
+            assert_eq!(
+                c.count_spliced(&source, &[(0, 0, source.len())]),
+                c.source_tokens()
+            );
+            assert_eq!(c.count_spliced("", &[]), 0);
+        }
     }
 
     #[test]
