@@ -25,13 +25,13 @@
 /// `est_prefix[k]` is an estimate of the tokens of the first `k` units (ascending, length
 /// `n + 1`); `render(k)` builds the text of the first `k` units. The real `measure` (a token count) decides:
 /// the estimate only guides the search, so the counter need not be additive. Returns the
-/// best fitting `(k, text)` with `k >= 1`, or `None` when even one unit does not fit.
+/// best fitting `(k, text, tokens)` with `k >= 1`, or `None` when even one unit does not fit.
 fn fit_prefix<R: Default>(
     est_prefix: &[usize],
     render: &dyn Fn(usize) -> R,
     measure: &dyn Fn(&R) -> usize,
     budget: usize,
-) -> Option<(usize, R)> {
+) -> Option<(usize, R, usize)> {
     let n = est_prefix.len().saturating_sub(1);
     if n == 0 {
         return None;
@@ -43,6 +43,7 @@ fn fit_prefix<R: Default>(
     };
     let mut lo = 0usize; // largest k known to fit
     let mut lo_text = R::default();
+    let mut lo_tokens = 0;
     let mut hi = n + 1; // smallest k known not to fit
     let mut k = largest_with(budget as f64);
     for _ in 0..24 {
@@ -51,6 +52,7 @@ fn fit_prefix<R: Default>(
         if c <= budget {
             lo = k;
             lo_text = text;
+            lo_tokens = c;
             if k == n || c * 100 >= budget * 95 {
                 break;
             }
@@ -72,7 +74,7 @@ fn fit_prefix<R: Default>(
             break;
         }
     }
-    (lo > 0).then_some((lo, lo_text))
+    (lo > 0).then_some((lo, lo_text, lo_tokens))
 }
 
 /// Chooses units by priority so that the rendering fits `budget`: the longest fitting
@@ -94,8 +96,7 @@ pub(crate) fn fit_units<R: Default>(
         let last = *est_prefix.last().unwrap_or(&0);
         est_prefix.push(last + e);
     }
-    let (k, out) = fit_prefix(&est_prefix, &|k| render(&order[..k]), measure, budget)?;
-    let c = measure(&out);
+    let (k, out, c) = fit_prefix(&est_prefix, &|k| render(&order[..k]), measure, budget)?;
     if k == order.len() || c * 100 >= budget * 95 {
         return Some((order[..k].to_vec(), out));
     }

@@ -67,6 +67,9 @@ pub struct PieceCounter<'a> {
     piece_ends: Vec<usize>,
     /// `prefix[i]` = raw tokens of the first `i` pieces.
     prefix: Vec<usize>,
+    /// The last texts counted, by length and hash, with their counts: a handler's chosen
+    /// rendering is counted by the handler and then again by the engine.
+    recent: std::cell::RefCell<Vec<((usize, u64), usize)>>,
 }
 
 impl<'a> PieceCounter<'a> {
@@ -74,6 +77,8 @@ impl<'a> PieceCounter<'a> {
     pub const MAX_PIECE: usize = 128;
     /// At most this many pieces from outside the source are remembered.
     pub const MAX_OTHER: usize = 1 << 17;
+    /// How many of the last texts counted are remembered whole.
+    const RECENT: usize = 4;
 
     /// Counts `source` and remembers its pieces.
     pub fn new(encoding: Encoding, source: &'a str) -> Self {
@@ -85,6 +90,7 @@ impl<'a> PieceCounter<'a> {
             other: Default::default(),
             piece_ends: Vec::new(),
             prefix: vec![0],
+            recent: Default::default(),
         };
         let mut ends = Vec::new();
         let mut prefix = vec![0usize];
@@ -158,8 +164,22 @@ impl<'a> PieceCounter<'a> {
         if std::ptr::eq(text, self.source) {
             return self.source_tokens;
         }
-        let raw = self.count_pieces(text, &mut |_, _| {});
-        self.scale(raw)
+        let key = (text.len(), {
+            use std::hash::Hasher as _;
+            let mut h = FxHasher::default();
+            h.write(text.as_bytes());
+            h.finish()
+        });
+        if let Some(&(_, n)) = self.recent.borrow().iter().find(|(k, _)| *k == key) {
+            return n;
+        }
+        let n = self.scale(self.count_pieces(text, &mut |_, _| {}));
+        let mut recent = self.recent.borrow_mut();
+        if recent.len() == Self::RECENT {
+            recent.remove(0);
+        }
+        recent.push((key, n));
+        n
     }
 
     /// Exactly `count(text)` for a `text` in which each run `(at, start, len)` (ascending,
