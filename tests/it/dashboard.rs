@@ -113,7 +113,9 @@ async fn the_json_endpoints_answer_what_the_cli_prints(backend: Backend) {
     // Newest first: the third request had no tags, the second the HTML-looking one, as sent.
     assert_eq!((records[0]["model_id"].as_str(), records[0]["metadata"].clone()), (Some("gpt-4o"), json!({})));
     assert_eq!(records[1]["metadata"], json!({"team": "<img src=x onerror=alert(1)>"}));
-    assert!(records[0]["timestamp"].as_str().unwrap() >= records[1]["timestamp"].as_str().unwrap());
+    // Compared as instants: as text, "…:03.1Z" sorts after "…:03.12Z".
+    let at = |r: &Value| r["timestamp"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(at(&records[0]) >= at(&records[1]), "{recent}");
     for field in ["original_tokens", "compressed_tokens", "tokens_saved", "compression_ratio", "quality_score"] {
         assert!(records[0][field].is_number(), "{field}: {recent}");
     }
