@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How long the dashboard's data takes with many usage records (SQLite, one instance).
 
-  scripts/dashboard_load.py [--bin target/release/omnimemory] [--records 100000] [--runs 7]
+  scripts/dashboard_load.py [--bin target/release/omnimemory] [--records 100000] [--keys 1000]
+                            [--runs 7]
 
 Makes a data folder in a temporary directory, creates a pro key and two others, writes
 RECORDS usage records for the pro key evenly over the last 90 days, oldest first as the service
@@ -10,7 +11,8 @@ the quota ledger), starts
 `omnimemory serve` on it, and times what the page asks for when a customer signs in (or
 changes the range): /usage/quota, /usage/daily and /usage/recent at once, then
 /usage/stats?group_by=<the most used tag>, as the page does, for 7, 30 and 90 days; and the
-operator's /admin/keys. Prints the median and the slowest of RUNS runs, after one warm-up.
+operator's /admin/keys with KEYS more keys (written straight into api_keys, each with one
+usage record). Prints the median and the slowest of RUNS runs, after one warm-up.
 Python's standard library only. The browser's own time (drawing the charts and tables on top
 of these answers) is printed by `cargo test --test it dashboard -- --nocapture`.
 """
@@ -104,6 +106,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default="target/release/omnimemory")
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
@@ -119,12 +122,26 @@ def main():
 
         keys_db = sqlite3.connect(os.path.join(tmp, "data", "api_keys.db"))
         key_id, public_id = keys_db.execute("SELECT id, public_id FROM api_keys WHERE user_id = 'load'").fetchone()
+        # More keys for the operator's list: random hashes (nobody holds their secrets).
+        keys_db.executemany(
+            "INSERT INTO api_keys (key_hash, public_id, user_id, tier, active, created_at) "
+            "VALUES (?, ?, ?, 'free', 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [(secrets.token_bytes(32), f"om_free_{n:08d}", f"user-{n}") for n in range(args.keys)],
+        )
+        keys_db.commit()
+        extra = keys_db.execute("SELECT id, public_id, user_id FROM api_keys WHERE user_id LIKE 'user-%'").fetchall()
         keys_db.close()
         usage_db = sqlite3.connect(os.path.join(tmp, "data", "usage.db"))
         started = time.perf_counter()
         ids = {"key_id": key_id, "public_id": public_id, "user_id": "load"}
         usage_db.execute(SEED.format(records=int(args.records)), ids)
         usage_db.execute(LEDGER, {"key_id": key_id})
+        usage_db.executemany(
+            "INSERT INTO usage_records (request_id, api_key, key_id, user_id, operation, original_tokens, "
+            "compressed_tokens, tokens_saved, model_id, compression_ratio, timestamp) "
+            "VALUES (?, ?, ?, ?, 'compress', 100, 50, 50, 'gpt-4o', 0.5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [(f"extra-{i}", pid, i, user) for i, pid, user in extra],
+        )
         usage_db.commit()
         usage_db.close()
         print(f"wrote {args.records:,} usage records in {time.perf_counter() - started:.1f} s")
@@ -148,7 +165,8 @@ def main():
                 print(f"{what:<58} {median:>6.1f} ms {slowest:>5.1f} ms")
             admin = {"X-Admin-Key": admin_key}
             median, slowest = timed(args.runs, lambda: get(addr, "/admin/keys", admin))
-            print(f"{'operator: /admin/keys (3 keys)':<58} {median:>6.1f} ms {slowest:>5.1f} ms")
+            what = f"operator: /admin/keys ({args.keys + 3:,} keys)"
+            print(f"{what:<58} {median:>6.1f} ms {slowest:>5.1f} ms")
         finally:
             server.terminate()
             server.wait(timeout=20)
