@@ -240,15 +240,21 @@ async fn two_instances_never_pass_the_quota_and_record_each_request_once() {
 }
 
 /// One run of `a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_rate`.
-async fn redis_state_lost_under_load(backend: Backend) {
+/// `instances` servers share the storage and the Redis (several need PostgreSQL).
+async fn redis_state_lost_under_load(backend: Backend, instances: usize) {
     let mut redis = PrivateRedis::start();
-    let server = Server::builder(&backend)
-        .env("OMNIMEMORY_ADMIN_KEY", crate::harness::ADMIN_KEY)
-        .env("OMNIMEMORY_REDIS_URL", &redis.url())
-        .env("OMNIMEMORY_REDIS_PREFIX", "lost")
-        // While Redis restarts, refuse rather than admit unlimited: the rate bound then holds too.
-        .env("OMNIMEMORY_REDIS_RATE_FAILURE", "closed")
-        .start();
+    let servers: Vec<Server> = (0..instances)
+        .map(|_| {
+            Server::builder(&backend)
+                .env("OMNIMEMORY_ADMIN_KEY", crate::harness::ADMIN_KEY)
+                .env("OMNIMEMORY_REDIS_URL", &redis.url())
+                .env("OMNIMEMORY_REDIS_PREFIX", "lost")
+                // While Redis restarts, refuse rather than admit unlimited: the rate bound holds too.
+                .env("OMNIMEMORY_REDIS_RATE_FAILURE", "closed")
+                .start()
+        })
+        .collect();
+    let server = &servers[0];
     // Three keys whose quotas run out at different moments of the run (TEXT is 8 tokens), and
     // one bound by its request rate.
     let quotas = [("q40", 40u64), ("q120", 120), ("q300", 300)];
@@ -266,7 +272,9 @@ async fn redis_state_lost_under_load(backend: Backend) {
     let mut workers = Vec::new();
     for w in 0..8usize {
         let (c, stop, keys, rated) = (client(), stop.clone(), keys.clone(), rated.clone());
-        let (compress, count) = (server.url("/compress"), server.url("/count-tokens"));
+        // Each worker sends to one instance; with two, half the load goes to each.
+        let to = &servers[w % servers.len()];
+        let (compress, count) = (to.url("/compress"), to.url("/count-tokens"));
         workers.push(tokio::spawn(async move {
             // (user, status, code) of every answer.
             let mut seen: Vec<(String, u16, String)> = Vec::new();
@@ -349,15 +357,17 @@ async fn redis_state_lost_under_load(backend: Backend) {
         .unwrap();
     assert_eq!(used, recorded, "the ledger equals the records");
 
-    // Once Redis holds still, the rate-bound key is served again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let resp = client().post(server.url("/count-tokens")).bearer_auth(&rated).json(&json!({"text": TEXT})).send();
-        if resp.await.unwrap().status() == 200 {
-            break;
+    // Once Redis holds still, the rate-bound key is served again, by every instance.
+    for server in &servers {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = client().post(server.url("/count-tokens")).bearer_auth(&rated).json(&json!({"text": TEXT}));
+            if count.send().await.unwrap().status() == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no recovery after Redis came back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "no recovery after Redis came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -367,9 +377,10 @@ async fn a_redis_that_loses_its_state_under_load_lets_no_key_past_its_quota_or_r
     if !PrivateRedis::available(test) {
         return;
     }
-    redis_state_lost_under_load(Backend::Sqlite).await;
+    // SQLite with one instance; PostgreSQL with two, each noticing the losses by itself.
+    redis_state_lost_under_load(Backend::Sqlite, 1).await;
     match Backend::postgres().await {
-        Some(postgres) => redis_state_lost_under_load(postgres).await,
+        Some(postgres) => redis_state_lost_under_load(postgres, 2).await,
         None => println!("SKIP: {test} on PostgreSQL: OMNIMEMORY_TEST_DATABASE_URL is not set"),
     }
 }
