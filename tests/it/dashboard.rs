@@ -213,9 +213,10 @@ async fn bad_input_and_customer_keys_get_clear_refusals(backend: Backend) {
 
 on_both_backends!(the_json_endpoints_answer_what_the_cli_prints, bad_input_and_customer_keys_get_clear_refusals);
 
-/// Records evenly over the last 90 days, oldest first, as a busy key accumulates them (SQLite only: one
-/// statement in the database). The quota ledger gets this month's share, as the usage
-/// writer would have charged it.
+/// Records evenly over the last 90 days, oldest first, as a busy key accumulates them (SQLite
+/// only: one statement in the database). None lies within ten minutes of the 7-, 30- or 90-day
+/// windows' start, so the page and a later API call see the same records in each window. The
+/// quota ledger gets this month's share, as the usage writer would have charged it.
 const SEEDED_RECORDS: u32 = 100_000;
 
 /// Returns the key's public id.
@@ -231,7 +232,10 @@ async fn seed_records(server: &Server, user_id: &str) -> String {
     let started = Instant::now();
     let seed = format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {SEEDED_RECORDS}),
-         r AS (SELECT i, 800 + (i * 37) % 1200 AS original, 20 + i % 15 AS kept_percent FROM n)
+         a AS (SELECT i, ({SEEDED_RECORDS} - i) * 7776000 / {SEEDED_RECORDS} + 60 AS ago FROM n),
+         r AS (SELECT i, 800 + (i * 37) % 1200 AS original, 20 + i % 15 AS kept_percent,
+                      CASE WHEN abs(ago - 604800) < 600 OR abs(ago - 2592000) < 600 OR ago > 7775400
+                           THEN ago - 1200 ELSE ago END AS ago FROM a)
          INSERT INTO usage_records (request_id, api_key, key_id, user_id, operation, original_tokens,
              compressed_tokens, tokens_saved, model_id, compression_ratio, quality_score, tool_id, session_id,
              metadata, timestamp)
@@ -241,7 +245,7 @@ async fn seed_records(server: &Server, user_id: &str) -> String {
              1.0 - (original * kept_percent / 100) * 1.0 / original, 0.85 + (i % 15) / 100.0, NULL, NULL,
              json_object('team', CASE i % 4 WHEN 0 THEN 'search' WHEN 1 THEN 'support' WHEN 2 THEN 'billing'
                  ELSE 'research' END, 'env', CASE WHEN i % 7 = 0 THEN 'staging' ELSE 'production' END),
-             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (({SEEDED_RECORDS} - i) * 7776000 / {SEEDED_RECORDS} + 60) || ' seconds')
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ago || ' seconds')
          FROM r;
          INSERT INTO quota_ledger (key_id, period, used)
          SELECT key_id, substr(timestamp, 1, 7), SUM(original_tokens) FROM usage_records
