@@ -4,7 +4,8 @@
 //!
 //! The figures are the admin CLI's: this month's use is the quota ledger (`admin verify-key`),
 //! the limit the key's effective monthly limit, the status `active` / `deactivated` /
-//! `expired`. A deactivation reaches every instance within the half second of the key cache.
+//! `expired`. A deactivation holds on this instance from the next request, and on every other
+//! instance within the half second of its key cache.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -132,6 +133,7 @@ async fn set_active(
     }
     let mut record = state.store.key_by_public_id(&key_id).await?.ok_or(ApiError::KeyNotFound(key_id))?;
     state.store.set_key_active(record.id, active).await?;
+    state.keys.forget(record.id);
     let verb = if active { "activated" } else { "deactivated" };
     tracing::info!(key = %record.public_id, user_id = %record.user_id, "api key {verb} from the admin API");
     record.active = active;

@@ -85,6 +85,12 @@ impl KeyCache {
         Ok(found)
     }
 
+    /// Forgets the key with storage id `key_id`, so that a change made through this instance
+    /// (a deactivation from `/admin/keys/…`) holds here from the next request on.
+    pub fn forget(&self, key_id: i64) {
+        self.lock().retain(|_, (_, record)| record.id != key_id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyHash, (Instant, KeyRecord)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
