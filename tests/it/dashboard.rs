@@ -324,7 +324,7 @@ async fn a_customer_and_the_operator_see_the_apis_figures_in_a_headless_browser(
     };
     let server = Server::start(&Backend::Sqlite);
     let key = server.create_key("acme-analytics", "pro");
-    server.create_key("beta-labs", "free");
+    let fresh = server.create_key("beta-labs", "free");
     server.create_key("corp-enterprise", "enterprise");
     // Seeded before the key's first request, so the server reads its ledger with the seed in it.
     let public_id = seed_records(&server, "acme-analytics").await;
@@ -485,6 +485,16 @@ async fn a_customer_and_the_operator_see_the_apis_figures_in_a_headless_browser(
     // The browser logs that 403; it is the only error so far (no asset refused, nothing blocked).
     let errors = browser.severe_console_messages().await;
     assert!(errors.iter().all(|e| e.contains("/admin/keys") && e.contains("403")), "{errors:#?}");
+
+    // A key without any usage yet: zeros and an empty state, not an error.
+    sign_in(&browser, "customer", &fresh).await;
+    browser.wait_for("document.body.dataset.view === 'customer'", "the new customer's view").await;
+    assert_eq!(text_of(&browser, "total-requests").await, "0");
+    assert_eq!(text_of(&browser, "quota-used").await, "0");
+    assert_eq!(text_of(&browser, "requests-available").await, "1 of 1");
+    assert_eq!(browser.script("return document.getElementById('no-tags').hidden").await, false);
+    assert!(rows_of(&browser, "recent-table").await.is_empty());
+    browser.click("#sign-out").await;
 
     // The operator: every key, its use this month against its limit, sortable, deactivatable.
     sign_in(&browser, "operator", ADMIN_KEY).await;
