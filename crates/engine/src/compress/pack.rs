@@ -359,6 +359,32 @@ pub fn pack(
         }
     }
 
+    // 3b. Top up by the real count: the next segments in order whose estimate leaves a
+    // chance, each kept only if the rendering still fits (estimates are off by a token or so
+    // at the edges, and the undo above may have left more room than it needed).
+    if tokens > 0 && tokens < budget {
+        let mut tries = 0;
+        for &i in &order {
+            if tokens * 100 >= budget * TOP_UP_FULL || tries >= TOP_UP_TRIES {
+                break;
+            }
+            if st.full[i] || costs[i] + chain_cost(i, &st.full) > budget - tokens + 2 {
+                continue;
+            }
+            tries += 1;
+            let mut added = Vec::new();
+            select(&mut st, i, &mut added);
+            let (r, t) = st.render_counted(counter);
+            if t <= budget {
+                (rendered, tokens) = (r, t);
+            } else {
+                for j in added {
+                    st.set_full(j, false);
+                }
+            }
+        }
+    }
+
     // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
@@ -719,6 +745,11 @@ fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
     let body = text[s.start..s.end].to_lowercase();
     body.contains(&name.to_lowercase())
 }
+
+/// The top-up stops at this share of the budget (percent) ...
+const TOP_UP_FULL: usize = 99;
+/// ... or after this many renderings.
+const TOP_UP_TRIES: usize = 16;
 
 /// Unkeeps kept parents none of whose children are kept (deepest first).
 fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
