@@ -52,6 +52,9 @@ async fn the_dashboard_page_and_its_assets_come_from_the_binary_with_a_strict_cs
     }
     let missing = client().get(server.url("/dashboard/chart.umd.js.map")).send().await.unwrap();
     assert_eq!(error_code(missing, 404).await, "not_found");
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let slash = no_redirects.get(server.url("/dashboard/")).send().await.unwrap();
+    assert_eq!((slash.status().as_u16(), slash.headers()["location"].to_str().unwrap()), (308, "../dashboard"));
 }
 
 /// Three `/compress` requests of `key`: two models, a `team` tag on two of them.
