@@ -201,7 +201,8 @@ fn every_day(since: jiff::Timestamp, until: jiff::Timestamp, found: Vec<DailyUsa
     let mut day = first;
     while day <= last {
         let date = day.strftime("%Y-%m-%d").to_string();
-        // Records stamped after `until` (another instance's clock) fold into no day; skip them.
+        // Found days are never before `since`'s; a day after `until`'s (a record stamped by an
+        // instance whose clock runs ahead) is left out, like any day outside the window.
         while found.peek().is_some_and(|f| f.date < date) {
             found.next();
         }
