@@ -284,10 +284,13 @@ mod tests {
         // Key 2's job runs at once, though it came after key 1's queue.
         assert_eq!(lanes.run(2, medium, || 2).await.unwrap(), 2);
         assert!(queued.iter().all(|(job, _)| !job.is_finished()));
+        // Every job may finish now (they take key 1's turn in whatever order they queued).
         finish_first.send(()).unwrap();
-        first.await.unwrap();
-        for (job, finish) in queued {
+        for (_, finish) in &queued {
             finish.send(()).unwrap();
+        }
+        first.await.unwrap();
+        for (job, _) in queued {
             job.await.unwrap();
         }
         assert!(lanes.turns.lock().unwrap().is_empty());
