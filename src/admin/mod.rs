@@ -5,6 +5,7 @@
 //! Keys are named by the full key or by their public id; secrets are printed only by
 //! `create-key`, once.
 
+mod backup;
 mod render;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -92,6 +93,23 @@ pub enum AdminCommand {
     RateLimitInfo { key: String },
     /// Where the data is and how much of it there is.
     DatabaseInfo,
+    /// Write a consistent snapshot of the SQLite databases and a manifest into DIR, while the
+    /// server runs and takes traffic (SQLite's `VACUUM INTO`). PostgreSQL: use pg_dump.
+    #[command(after_help = "Example:\n  omnimemory admin backup /var/backups/omnimemory/$(date +%F)")]
+    Backup {
+        /// A new or empty folder.
+        dir: std::path::PathBuf,
+    },
+    /// Replace the data folder's databases with a backup made by `admin backup`, after checking
+    /// its manifest; refused while a server runs on the folder. The data replaced is moved
+    /// into `pre-restore-<time>/` in the data folder.
+    #[command(
+        after_help = "Example:\n  OMNIMEMORY_HOME=/srv/omnimemory omnimemory admin restore /var/backups/omnimemory/2026-12-06"
+    )]
+    Restore {
+        /// A folder written by `admin backup`.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// What `create-key` may add to a key beyond its owner and tier.
@@ -122,6 +140,12 @@ impl Outcome {
 
 /// Runs one command; `Err` is an operational failure (storage), also exit code 1.
 pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    // These two work on the database files, not through an open store.
+    match &args.command {
+        AdminCommand::Backup { dir } => return backup::backup(settings, dir).await,
+        AdminCommand::Restore { dir } => return backup::restore(settings, dir).await,
+        _ => {}
+    }
     let store = Store::open(&settings.home, settings.database_url.as_deref()).await?;
     let outcome = dispatch(&args.command, args.json, settings, &store).await;
     store.close().await;
@@ -152,6 +176,7 @@ async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &S
         ResetUsage { user_id, key, yes } => reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await,
         RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
         DatabaseInfo => database_info(store).await,
+        Backup { .. } | Restore { .. } => unreachable!("`run` handles them without opening the store"),
     }
 }
 
