@@ -385,6 +385,62 @@ pub fn pack(
         }
     }
 
+    // 3c. Swaps: a segment passed over for its size takes the place of the least valuable kept
+    // leaves when it is worth more than all of them together and the rendering fits: a
+    // greedy fill by value per token leaves room a better, larger segment could use.
+    if tokens > 0 && tokens * 100 < budget * SWAP_BELOW {
+        let mut tries = 0;
+        for ci in 0..order.len() {
+            let c = order[ci];
+            if tries >= SWAP_TRIES || tokens * 100 >= budget * SWAP_BELOW {
+                break;
+            }
+            let room = budget - tokens;
+            let need = costs[c] + chain_cost(c, &st.full);
+            if st.full[c] || need <= room || need > budget {
+                continue;
+            }
+            let mut kids = vec![0usize; n];
+            for (k, sg) in segs.iter().enumerate() {
+                if st.full[k]
+                    && let Some(p) = sg.parent
+                {
+                    kids[p] += 1;
+                }
+            }
+            // The least valuable kept leaves, worth less per token than `c`, until it fits.
+            let (mut out, mut freed, mut lost) = (Vec::new(), 0usize, 0.0f64);
+            for &k in order[ci + 1..].iter().rev() {
+                if freed + room >= need {
+                    break;
+                }
+                if st.full[k] && kids[k] == 0 {
+                    out.push(k);
+                    freed += costs[k];
+                    lost += utility[k];
+                }
+            }
+            if freed + room < need || lost >= utility[c] {
+                continue;
+            }
+            tries += 1;
+            let before = st.full.clone();
+            for &k in &out {
+                st.set_full(k, false);
+            }
+            select(&mut st, c, &mut Vec::new());
+            drop_orphans(&mut st, &is_parent);
+            let (r, t) = st.render_counted(counter);
+            if t <= budget {
+                (rendered, tokens) = (r, t);
+            } else {
+                for (k, &f) in before.iter().enumerate() {
+                    st.set_full(k, f);
+                }
+            }
+        }
+    }
+
     // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
@@ -750,6 +806,11 @@ fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
 const TOP_UP_FULL: usize = 99;
 /// ... or after this many renderings.
 const TOP_UP_TRIES: usize = 16;
+
+/// Swaps are tried while the rendering fills less than this share of the budget (percent) ...
+const SWAP_BELOW: usize = 95;
+/// ... and at most this many times.
+const SWAP_TRIES: usize = 8;
 
 /// Unkeeps kept parents none of whose children are kept (deepest first).
 fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
