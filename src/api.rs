@@ -220,6 +220,24 @@ impl Job {
         CompressResponse::new(compress::compress_counted(&request, counter), model_id, encoding)
     }
 
+    /// [`run`](Self::run) with a gate between counting and compressing: `admit(tokens)` sees
+    /// the input's count and says whether to go on (`None` when it says no). A `context` is
+    /// tokenized once, for both.
+    pub fn run_gated(
+        &self,
+        encoding: Encoding,
+        model_id: String,
+        admit: impl FnOnce(usize) -> bool,
+    ) -> Option<CompressResponse> {
+        match &self.input {
+            Input::Context(context) => {
+                let counter = PieceCounter::new(encoding, context);
+                admit(counter.source_tokens()).then(|| self.run_counted(&counter, encoding, model_id))
+            }
+            Input::Messages { .. } => admit(self.original_tokens(encoding)).then(|| self.run(encoding, model_id)),
+        }
+    }
+
     pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
         let query = self.query.as_deref();
         match &self.input {
@@ -403,6 +421,15 @@ mod tests {
             let twice = serde_json::to_value(job.run(encoding, "m".into())).unwrap();
             assert_eq!(once, twice, "{encoding:?}");
             assert!(once["compressed_tokens"].as_u64() < once["original_tokens"].as_u64(), "{once}");
+            // Gated: the gate sees the same count, and a refusal compresses nothing.
+            let mut seen = 0;
+            let gated = job.run_gated(encoding, "m".into(), |n| {
+                seen = n;
+                true
+            });
+            assert_eq!(serde_json::to_value(gated.unwrap()).unwrap(), twice, "{encoding:?}");
+            assert_eq!(seen, job.original_tokens(encoding));
+            assert!(job.run_gated(encoding, "m".into(), |_| false).is_none());
         }
     }
 

@@ -84,7 +84,32 @@ pub async fn compress(
             let timestamp = state.clock.now();
             (original_tokens, admission, timestamp, job.run_counted(&counter, encoding, model_id))
         }
-        _ => {
+        // Larger: counted once in its lane, which waits there for the admission (made here,
+        // on the executor) before it compresses with the same count.
+        Some(_) => {
+            let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
+            let work = state.engine_lanes.run(key.id, bytes, move || {
+                job.run_gated(encoding, model_id, |n| count_tx.send(n).is_ok() && go_rx.blocking_recv() == Ok(true))
+            });
+            let admission = async {
+                // No count: the job never ran (its lane refused it); `work` says why.
+                let Ok(n) = count_rx.await else { return None };
+                let admitted = admit(&state, &key, n as u64, true).await;
+                let _ = go_tx.send(admitted.is_ok());
+                Some(admitted.map(|a| (n, a, state.clock.now())))
+            };
+            let (work, admission) = tokio::join!(work, admission);
+            match (admission, work) {
+                (Some(Err(refusal)), _) => return Err(refusal),
+                (Some(Ok((n, admission, timestamp))), Ok(Some(response))) => (n, admission, timestamp, response),
+                (_, Err(e)) => return Err(e),
+                (_, Ok(_)) => {
+                    return Err(ApiError::Internal(anyhow::anyhow!("the engine job ended without its admission")));
+                }
+            }
+        }
+        None => {
             let (job, original_tokens) = state
                 .engine_lanes
                 .run(key.id, bytes, move || {
