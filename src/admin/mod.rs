@@ -6,6 +6,7 @@
 //! `create-key`, once.
 
 mod backup;
+mod export;
 mod render;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -110,6 +111,29 @@ pub enum AdminCommand {
         /// A folder written by `admin backup`.
         dir: std::path::PathBuf,
     },
+    /// Write usage records with their tags as CSV or JSON lines (stdout, or --out FILE),
+    /// streamed from the database; a summary goes to stderr. Dates are UTC days
+    /// (2026-12-01) or RFC 3339 times; --since is inclusive, --until exclusive.
+    #[command(
+        after_help = "Examples:\n  omnimemory admin export-usage --user alice --since 2026-11-01 --until 2026-12-01 --format csv > alice-2026-11.csv\n  omnimemory admin export-usage --key om_pro_AbCdEfGh --format jsonl --out usage.jsonl"
+    )]
+    ExportUsage {
+        /// One key (the full key or its public id).
+        #[arg(long, conflicts_with = "user")]
+        key: Option<String>,
+        /// Every key of one user.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, value_parser = crate::usage::export::parse_instant)]
+        since: Option<jiff::Timestamp>,
+        #[arg(long, value_parser = crate::usage::export::parse_instant)]
+        until: Option<jiff::Timestamp>,
+        #[arg(long, value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Write into this file instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// What `create-key` may add to a key beyond its owner and tier.
@@ -176,6 +200,12 @@ async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &S
         ResetUsage { user_id, key, yes } => reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await,
         RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
         DatabaseInfo => database_info(store).await,
+        ExportUsage { key, user, since, until, format, out } => {
+            let scope =
+                export::ExportScope { key: key.as_deref(), user: user.as_deref(), since: *since, until: *until };
+            let format = format.parse().map_err(anyhow::Error::msg)?;
+            export::export_usage(store, scope, format, out.as_deref()).await
+        }
         Backup { .. } | Restore { .. } => unreachable!("`run` handles them without opening the store"),
     }
 }

@@ -17,6 +17,7 @@ mod limits;
 mod metrics;
 pub mod server;
 mod usage;
+mod usage_export;
 mod work;
 
 use std::sync::Arc;
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/usage/quota", get(usage::quota))
         .route("/usage/daily", get(usage::daily))
         .route("/usage/recent", get(usage::recent))
+        .route("/usage/export", get(usage_export::export))
         .route("/admin/api-key", post(admin::create_key))
         .route("/admin/keys", get(admin_keys::list))
         .route("/admin/keys/{key_id}/deactivate", post(admin_keys::deactivate))

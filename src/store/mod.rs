@@ -13,6 +13,7 @@
 
 mod sql;
 
+pub use sql::export::{ExportFilter, ExportedRecord};
 pub use sql::reports::{DailyUsage, RecentRecord, TagName};
 pub use sql::{Dialect, Store};
 

@@ -20,6 +20,7 @@ use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
 use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 
+pub mod export;
 pub mod reports;
 
 const SQLITE_KEYS_SCHEMA: &[&str] = &[

@@ -14,6 +14,8 @@
 //! The writer also looks for admin quota resets (in storage) every 250 ms, and on shutdown
 //! drains what it holds and saves every loaded key's bucket levels.
 
+pub mod export;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -15,3 +15,4 @@ mod limits;
 mod local_cli;
 mod openapi;
 mod scale_out;
+mod usage_export;

@@ -254,6 +254,11 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
     answers.push(answer("GET", "/usage/quota", get("/usage/quota", "om_pro_nosuchkey").await.unwrap()).await);
     let gzip = c.get(server.url("/usage/quota")).bearer_auth(&pro).header("content-encoding", "gzip");
     answers.push(answer("GET", "/usage/quota", gzip.send().await.unwrap()).await);
+    answers.push(
+        answer("GET", "/usage/export", get("/usage/export?format=jsonl&since=2026-01-01", &pro).await.unwrap()).await,
+    );
+    answers.push(answer("GET", "/usage/export", get("/usage/export?format=xml", &pro).await.unwrap()).await);
+    answers.push(answer("GET", "/usage/export", c.get(server.url("/usage/export")).send().await.unwrap()).await);
 
     // Admin.
     let admin = |body: Value, admin_key: &str| {
@@ -287,6 +292,7 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         ("POST /validate", &["200", "401", "422", "429"]),
         ("GET /usage/stats", &["200", "401", "422"]),
         ("GET /usage/quota", &["200", "401", "default"]),
+        ("GET /usage/export", &["200", "401", "422"]),
         ("POST /admin/api-key", &["201", "403", "422"]),
         ("GET /health", &["200"]),
         ("GET /metrics", &["200"]),
@@ -312,6 +318,7 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         ("POST /validate", &["400", "408", "413", "415", "503"]),
         ("GET /usage/stats", &["503"]),
         ("GET /usage/quota", &["503"]),
+        ("GET /usage/export", &["503"]),
         // hardening.rs: 429 admin_rate_limited after ten wrong admin keys.
         ("POST /admin/api-key", &["400", "408", "413", "415", "429", "503"]),
         ("GET /health", &["503"]),
