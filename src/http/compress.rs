@@ -22,6 +22,7 @@ use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord, WriteError};
 use omnimemory_engine::compress;
 use omnimemory_engine::tokens::PieceCounter;
+use std::time::Instant;
 
 /// `query` (on `/compress` and `/validate`) is at most this many bytes: a question or a
 /// search phrase of a few hundred words. A 2.5 MB context with a 4 KB query of distinct words
@@ -78,11 +79,18 @@ pub async fn compress(
     // the engine compresses with the counter that gave the reservation its count.
     let (original_tokens, admission, timestamp, response) = match job.context() {
         Some(context) if Lane::for_bytes(bytes) == Lane::Inline => {
+            let t = Instant::now();
             let counter = PieceCounter::new(encoding, context);
             let original_tokens = counter.source_tokens();
+            stage("count", t);
+            let t = Instant::now();
             let admission = admit(&state, &key, original_tokens as u64, true).await?;
+            stage("admit", t);
             let timestamp = state.clock.now();
-            (original_tokens, admission, timestamp, job.run_counted(&counter, encoding, model_id))
+            let t = Instant::now();
+            let response = job.run_counted(&counter, encoding, model_id);
+            stage("engine", t);
+            (original_tokens, admission, timestamp, response)
         }
         // Larger: counted once in its lane, which waits there for the admission (made here,
         // on the executor) before it compresses with the same count.
@@ -154,7 +162,10 @@ pub async fn compress(
     let mut out_headers = HeaderMap::new();
     rate_headers(&mut out_headers, &admission.status);
     let status = admission.status.clone();
-    match state.writer.record(record, admission).await {
+    let t = Instant::now();
+    let recorded = state.writer.record(record, admission).await;
+    stage("record", t);
+    match recorded {
         Ok(()) => {}
         // The ledger of record found the month spent (the limiter had lost its state).
         Err(WriteError::OverQuota { limit, used }) => {
@@ -179,6 +190,13 @@ pub async fn compress(
         out_headers.insert("x-request-id", v);
     }
     Ok((out_headers, axum::Json(response)).into_response())
+}
+
+/// How long a step of an inline `/compress` took (`omnimemory_compress_stage_seconds{stage}`):
+/// `count` (the context's tokens), `admit` (rate and quota), `engine`, `record` (the usage
+/// record committed). What the handler adds beyond them is read off the request's own latency.
+fn stage(name: &'static str, since: Instant) {
+    metrics::histogram!("omnimemory_compress_stage_seconds", "stage" => name).record(since.elapsed().as_secs_f64());
 }
 
 /// A large input that its key's quota or token bucket cannot cover is refused without the full
