@@ -126,6 +126,11 @@ async fn metrics_are_exposed_without_a_key_and_name_routes_not_paths() {
     let text = resp.text().await.unwrap();
     assert!(text.contains(r#"omnimemory_http_requests_total{route="/compress",status="200"} 1"#), "{text}");
     assert!(text.contains("omnimemory_compress_original_tokens_total"), "{text}");
+    // Where the request's time went, step by step.
+    for stage in ["count", "admit", "engine", "record"] {
+        let line = format!(r#"omnimemory_compress_stage_seconds_count{{stage="{stage}"}} 1"#);
+        assert!(text.contains(&line), "{line} in {text}");
+    }
     assert!(text.contains(r#"route="unmatched""#) && !text.contains("/no/such/path"), "{text}");
     assert!(!text.contains(&key[..15]));
 }
