@@ -3,11 +3,12 @@
 //! Each command returns an [`Outcome`]: text for a terminal and a JSON value for `--json`.
 //! Exit codes: 0 success, 1 a failed check or operation, 2 a usage error (clap's own).
 //! Keys are named by the full key or by their public id; secrets are printed only by
-//! `create-key`, once.
+//! `create-key` and `rotate-key`, once.
 
 mod backup;
 mod export;
 mod render;
+mod rotate;
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -75,6 +76,17 @@ pub enum AdminCommand {
         tier: Option<Tier>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+    /// Give a key a new secret (shown once); its id, user, tier, limits, quota and usage stay.
+    /// The old secret keeps working for the grace period, then is refused (`api_key_rotated`).
+    #[command(
+        after_help = "Examples:\n  omnimemory admin rotate-key om_pro_AbCdEfGh                   # old secret works 24 more hours\n  omnimemory admin rotate-key om_pro_AbCdEfGh --grace-hours 0   # leaked: refuse it at once"
+    )]
+    RotateKey {
+        key: String,
+        /// Hours the old secret keeps working (0 = refused at once).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(0..=8760))]
+        grace_hours: u32,
     },
     /// Refuse a key from now on (within a second on a running server).
     DeactivateKey { key: String },
@@ -200,6 +212,7 @@ async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &S
         ResetUsage { user_id, key, yes } => reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await,
         RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
         DatabaseInfo => database_info(store).await,
+        RotateKey { key, grace_hours } => rotate::rotate_key(store, key, *grace_hours).await,
         ExportUsage { key, user, since, until, format, out } => {
             let scope =
                 export::ExportScope { key: key.as_deref(), user: user.as_deref(), since: *since, until: *until };

@@ -43,7 +43,12 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::MissingApiKey);
         }
         let key = ApiKey::parse(token.trim()).map_err(|_| ApiError::InvalidApiKey)?;
-        let record = state.keys.lookup(&state.store, key.hash()).await?.ok_or(ApiError::InvalidApiKey)?;
+        let record = match state.keys.lookup(&state.store, key.hash()).await? {
+            Some(record) => record,
+            // A secret replaced by a rotation, past its grace period, is told apart.
+            None if state.store.retired_until(&key.hash()).await?.is_some() => return Err(ApiError::ApiKeyRotated),
+            None => return Err(ApiError::InvalidApiKey),
+        };
         if !record.active {
             return Err(ApiError::ApiKeyDeactivated);
         }
@@ -73,7 +78,11 @@ impl KeyCache {
         {
             return Ok(Some(record.clone()));
         }
-        let found = store.key_by_hash(&hash).await?;
+        let found = match store.key_by_hash(&hash).await? {
+            Some(record) => Some(record),
+            // The old secret of a rotated key, within its grace period.
+            None => store.key_in_grace(&hash, jiff::Timestamp::now()).await?,
+        };
         let mut entries = self.lock();
         if entries.len() >= KEY_CACHE_MAX {
             entries.retain(|_, (at, _)| fresh(at));

@@ -20,6 +20,8 @@ pub enum ApiError {
     ApiKeyDeactivated,
     #[error("API key has expired")]
     ApiKeyExpired,
+    #[error("API key was rotated and its grace period is over; use the key's new secret")]
+    ApiKeyRotated,
     #[error("Admin access denied")]
     AdminForbidden,
     #[error("Malformed JSON body: {0}")]
@@ -89,6 +91,7 @@ impl ApiError {
             InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             ApiKeyDeactivated => (StatusCode::UNAUTHORIZED, "api_key_deactivated"),
             ApiKeyExpired => (StatusCode::UNAUTHORIZED, "api_key_expired"),
+            ApiKeyRotated => (StatusCode::UNAUTHORIZED, "api_key_rotated"),
             AdminForbidden => (StatusCode::FORBIDDEN, "admin_forbidden"),
             InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -229,7 +232,8 @@ impl IntoResponse for ApiError {
             ApiError::MissingApiKey
             | ApiError::InvalidApiKey
             | ApiError::ApiKeyDeactivated
-            | ApiError::ApiKeyExpired => {
+            | ApiError::ApiKeyExpired
+            | ApiError::ApiKeyRotated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::RequestRateLimited { retry_after, status }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_keys;
+mod admin_rotate;
 mod auth;
 mod compress;
 mod dashboard;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/usage/recent", get(usage::recent))
         .route("/usage/export", get(usage_export::export))
         .route("/admin/api-key", post(admin::create_key))
+        .route("/admin/api-key/{key_id}/rotate", post(admin_rotate::rotate))
         .route("/admin/keys", get(admin_keys::list))
         .route("/admin/keys/{key_id}/deactivate", post(admin_keys::deactivate))
         .route("/admin/keys/{key_id}/activate", post(admin_keys::activate))

@@ -106,6 +106,18 @@ impl ApiKey {
         self.full[..prefix_len].to_string()
     }
 
+    /// A new secret for the key whose public id is `public_id` (a rotation): the same public
+    /// id, so usage rows, logs and the admin commands keep naming the key as before, followed by
+    /// 35 fresh characters from the CSPRNG (210 bits; the 8 public characters were never secret).
+    pub fn rotate(public_id: &str) -> Result<ApiKey, MalformedKey> {
+        if !is_public_id(public_id) {
+            return Err(MalformedKey);
+        }
+        let bytes: [u8; 27] = rand::random();
+        let fresh = URL_SAFE_NO_PAD.encode(bytes);
+        ApiKey::parse(&format!("{public_id}{}", &fresh[..SECRET_CHARS - PUBLIC_SECRET_CHARS]))
+    }
+
     /// The secret itself, for the one moment it is shown to its creator.
     pub fn expose_secret(&self) -> &str {
         &self.full
@@ -230,6 +242,17 @@ mod tests {
             assert!(is_public_id(&key.public_id()));
             assert!(s.starts_with(&key.public_id()));
         }
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_its_public_id_and_nothing_else() {
+        let old = ApiKey::generate(Tier::Pro);
+        let new = ApiKey::rotate(&old.public_id()).unwrap();
+        assert_eq!(new.public_id(), old.public_id());
+        assert_ne!(new.expose_secret(), old.expose_secret());
+        assert_ne!(new.hash(), old.hash());
+        assert!(ApiKey::parse(new.expose_secret()).is_ok());
+        assert!(ApiKey::rotate("om_pro_short").is_err());
     }
 
     #[test]

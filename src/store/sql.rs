@@ -22,6 +22,7 @@ use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten,
 
 pub mod export;
 pub mod reports;
+pub mod rotation;
 
 const SQLITE_KEYS_SCHEMA: &[&str] = &[
     "
@@ -44,6 +45,7 @@ CREATE TABLE api_keys (
 CREATE INDEX api_keys_user_id ON api_keys (user_id);
 ",
     PROBE_TABLE,
+    rotation::SQLITE_RETIRED_KEYS,
 ];
 
 /// One row that the health probe rewrites: proof that a durable write goes through.
@@ -172,6 +174,7 @@ CREATE TABLE rate_buckets (
 ",
     PROBE_TABLE,
     ANSWERS_TABLE,
+    rotation::POSTGRES_RETIRED_KEYS,
 ];
 
 const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \

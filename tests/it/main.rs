@@ -14,5 +14,6 @@ mod harness;
 mod limits;
 mod local_cli;
 mod openapi;
+mod rotation;
 mod scale_out;
 mod usage_export;

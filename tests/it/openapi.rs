@@ -270,6 +270,20 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
     answers.push(answer("POST", "/admin/api-key", bad_tier.await.unwrap()).await);
     let wrong = admin(json!({"user_id": "new-user", "tier": "pro"}), "not-the-admin-key");
     answers.push(answer("POST", "/admin/api-key", wrong.await.unwrap()).await);
+    let rotate =
+        |path: String, admin_key: &'static str| c.post(server.url(&path)).header("x-admin-key", admin_key).send();
+    let route = "/admin/api-key/{key_id}/rotate";
+    let rotated = rotate(format!("/admin/api-key/{}/rotate?grace_hours=0", &slow[..15]), ADMIN_KEY);
+    answers.push(answer("POST", route, rotated.await.unwrap()).await);
+    let rotated_out = post("/count-tokens", &slow, json!({"text": "hi"})).await.unwrap();
+    answers.push(answer("POST", "/count-tokens", rotated_out).await);
+    answers.push(
+        answer("POST", route, rotate("/admin/api-key/om_pro_NoSuchKy/rotate".into(), ADMIN_KEY).await.unwrap()).await,
+    );
+    answers
+        .push(answer("POST", route, rotate("/admin/api-key/nonsense/rotate".into(), ADMIN_KEY).await.unwrap()).await);
+    let wrong = rotate(format!("/admin/api-key/{}/rotate", &pro[..15]), "not-the-admin-key");
+    answers.push(answer("POST", route, wrong.await.unwrap()).await);
 
     // The routes without a key, and a method a route does not take.
     for route in ["/health", "/metrics", "/openapi.json", "/docs"] {
@@ -288,12 +302,13 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         ("POST /compress", ["200", "400", "401", "402", "408", "413", "415", "422", "429"].as_slice()),
         ("POST /compress", &["default"]),
         ("POST /compress/content-aware", &["200"]),
-        ("POST /count-tokens", &["200", "400", "422", "429"]),
+        ("POST /count-tokens", &["200", "400", "401", "422", "429"]),
         ("POST /validate", &["200", "401", "422", "429"]),
         ("GET /usage/stats", &["200", "401", "422"]),
         ("GET /usage/quota", &["200", "401", "default"]),
         ("GET /usage/export", &["200", "401", "422"]),
         ("POST /admin/api-key", &["201", "403", "422"]),
+        ("POST /admin/api-key/{key_id}/rotate", &["200", "403", "404", "422"]),
         ("GET /health", &["200"]),
         ("GET /metrics", &["200"]),
         ("GET /openapi.json", &["200"]),
@@ -313,7 +328,7 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         // compat.rs: the alias answers as /compress does.
         ("POST /compress/content-aware", &["400", "401", "402", "408", "409", "413", "415", "422", "429", "503"]),
         // The same body extractor and key check as /compress (provoked there).
-        ("POST /count-tokens", &["401", "408", "413", "415", "503"]),
+        ("POST /count-tokens", &["408", "413", "415", "503"]),
         // engine_work.rs: 413 too_large_to_compare.
         ("POST /validate", &["400", "408", "413", "415", "503"]),
         ("GET /usage/stats", &["503"]),
@@ -322,6 +337,8 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         // hardening.rs: 429 admin_rate_limited after ten wrong admin keys.
         ("POST /admin/api-key", &["400", "408", "413", "415", "429", "503"]),
         ("GET /health", &["503"]),
+        // The same admin check and storage as /admin/api-key.
+        ("POST /admin/api-key/{key_id}/rotate", &["429", "503"]),
     ]
     .iter()
     .flat_map(|(route, statuses)| statuses.iter().map(move |s| (route.to_string(), s.to_string())))
