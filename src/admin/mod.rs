@@ -248,6 +248,15 @@ macro_rules! found_or_return {
     };
 }
 
+/// `2026-12-06 07:41 (gpt-4o)`, or `never`; to the minute, as storage has it.
+fn last_used_text(record: &KeyRecord) -> String {
+    match (&record.last_used_at, &record.last_used_model) {
+        (None, _) => "never".to_string(),
+        (Some(at), Some(model)) => format!("{} UTC ({model})", at.strftime("%Y-%m-%d %H:%M")),
+        (Some(at), None) => format!("{} UTC", at.strftime("%Y-%m-%d %H:%M")),
+    }
+}
+
 fn limit_text(limit: Option<u64>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |l| format!("{} tokens", thousands(l)))
 }
@@ -323,6 +332,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
         .field("Company", record.company.as_deref().unwrap_or("-"))
         .field("Created", record.created_at)
         .field("Expires", record.expires_at.map_or_else(|| "never".to_string(), |t| t.to_string()))
+        .field("Last used", last_used_text(&record))
         .section(&format!("Usage this month ({period})"))
         .field("Used", format!("{} tokens", thousands(used)))
         .field("Monthly limit", limit_text(limit));
@@ -334,6 +344,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
         "valid": valid, "status": status, "key_id": record.public_id, "user_id": record.user_id,
         "tier": record.tier, "email": record.email, "company": record.company,
         "created_at": record.created_at, "expires_at": record.expires_at, "period": period,
+        "last_used_at": record.last_used_at, "last_used_model": record.last_used_model,
         "usage": {"current_usage": used, "monthly_limit": limit,
                   "remaining": limit.map(|l| l.saturating_sub(used)), "unlimited": limit.is_none()},
     });
@@ -396,7 +407,7 @@ async fn usage_stats(
 
 async fn list_users(store: &Store, tier: Option<Tier>, limit: u32) -> anyhow::Result<Outcome> {
     let keys = store.list_keys(tier, limit).await?;
-    let mut table = new_table(&["Key ID", "User ID", "Tier", "Email", "Company", "Status", "Created"]);
+    let mut table = new_table(&["Key ID", "User ID", "Tier", "Email", "Company", "Status", "Created", "Last used"]);
     for k in &keys {
         table.add_row([
             k.public_id.clone(),
@@ -406,6 +417,7 @@ async fn list_users(store: &Store, tier: Option<Tier>, limit: u32) -> anyhow::Re
             k.company.clone().unwrap_or_default(),
             (if k.active { "active" } else { "deactivated" }).to_string(),
             k.created_at.strftime("%Y-%m-%d %H:%M").to_string(),
+            last_used_text(k),
         ]);
     }
     let title = match tier {

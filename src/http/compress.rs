@@ -189,6 +189,7 @@ pub async fn compress(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         out_headers.insert("x-request-id", v);
     }
+    state.last_use.record(key.id, Some(&response.model_id), jiff::Timestamp::now());
     Ok((out_headers, axum::Json(response)).into_response())
 }
 
@@ -409,6 +410,7 @@ pub async fn count_tokens(
     let bytes = body.text.len();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
     let response = state.engine_lanes.run(key.id, bytes, count).await?;
+    state.last_use.record(key.id, Some(&response.model_id), jiff::Timestamp::now());
     Ok((headers, axum::Json(response)))
 }
 
@@ -460,6 +462,7 @@ pub async fn validate(
     let run =
         move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics));
     let v = state.engine_lanes.run(key.id, bytes, run).await??;
+    state.last_use.record(key.id, None, jiff::Timestamp::now());
     Ok((
         headers,
         axum::Json(ValidateResponse {

@@ -52,6 +52,8 @@ pub struct AppState {
     pub admin_throttle: admin::AdminThrottle,
     /// `(key id, Idempotency-Key)` of the requests running now.
     pub idempotent_in_flight: compress::InFlight,
+    /// Each key's last successful use, written at most once a minute per key.
+    pub last_use: crate::usage::last_use::LastUseTracker,
 }
 
 /// How long after a failed usage batch `/health` keeps answering 503 without a newer batch.
@@ -89,6 +91,7 @@ impl StorageCheck {
 pub struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
+    last_use_task: tokio::task::JoinHandle<()>,
     /// SQLite only: this process's claim on the data folder, released after storage closes.
     folder_lock: Option<FolderLock>,
 }
@@ -107,6 +110,7 @@ impl Service {
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         tokio::task::spawn_blocking(warm_up_engine).await.context("engine warm-up failed")?;
         let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
+        let (last_use, last_use_task) = crate::usage::last_use::LastUseTracker::start(store.clone());
         let state = AppState {
             store,
             registry: Arc::new(registry),
@@ -119,8 +123,9 @@ impl Service {
             storage_check: StorageCheck::default(),
             admin_throttle: admin::AdminThrottle::default(),
             idempotent_in_flight: compress::InFlight::default(),
+            last_use,
         };
-        Ok(Service { state, writer_task, folder_lock })
+        Ok(Service { state, writer_task, last_use_task, folder_lock })
     }
 
     pub fn router(&self) -> Router {
@@ -129,7 +134,9 @@ impl Service {
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
     pub async fn shutdown(self) {
-        let Service { state, writer_task, folder_lock } = self;
+        let Service { state, writer_task, last_use_task, folder_lock } = self;
+        state.last_use.flush().await;
+        last_use_task.abort();
         let store = state.store.clone();
         drop(state);
         if let Err(e) = writer_task.await {

@@ -71,6 +71,9 @@ pub struct QuotaResponse {
     pub tier: Tier,
     pub user_id: String,
     pub key_id: String,
+    /// The key's last successful use before this request (`null` if none) and its model.
+    pub last_used_at: Option<jiff::Timestamp>,
+    pub last_used_model: Option<String>,
     pub quota: Quota,
 }
 
@@ -133,8 +136,21 @@ pub async fn quota(
         burst: status.burst,
         requests_available: status.requests_remaining,
     };
+    // This instance's memory is fresher than storage, which is written once a minute.
+    let stored = key.last_used_at.map(|at| (at, key.last_used_model.clone()));
+    let latest = match (state.last_use.latest(key.id), stored) {
+        (Some(here), Some(there)) if there.0 > here.0 => Some(there),
+        (Some(here), _) => Some(here),
+        (None, stored) => stored,
+    };
+    let (last_used_at, last_used_model) = match latest {
+        Some((at, model)) => (Some(at), model),
+        None => (None, None),
+    };
     Ok(axum::Json(QuotaResponse {
         authenticated: true,
+        last_used_at,
+        last_used_model,
         tier: key.tier,
         user_id: key.user_id,
         key_id: key.public_id,

@@ -172,6 +172,10 @@ pub struct KeyRecord {
     pub expires_at: Option<jiff::Timestamp>,
     /// The key's own limits, each `None` where the tier's apply.
     pub limits: LimitOverride,
+    /// The key's last successful use as storage knows it (written at most once a minute per
+    /// key, so up to a minute behind), and the model that request named.
+    pub last_used_at: Option<jiff::Timestamp>,
+    pub last_used_model: Option<String>,
 }
 
 /// Per-key limits that win over the tier's.
@@ -215,6 +219,8 @@ impl KeyRecord {
             created_at: now,
             expires_at: None,
             limits: LimitOverride::default(),
+            last_used_at: None,
+            last_used_model: None,
         }
     }
 

@@ -14,6 +14,7 @@
 mod sql;
 
 pub use sql::export::{ExportFilter, ExportedRecord};
+pub use sql::last_use::LastUse;
 pub use sql::reports::{DailyUsage, RecentRecord, TagName};
 pub use sql::{Dialect, Store};
 

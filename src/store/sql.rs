@@ -21,6 +21,7 @@ use crate::limits::{Bucket, KeySnapshot};
 use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 
 pub mod export;
+pub mod last_use;
 pub mod reports;
 pub mod rotation;
 
@@ -46,6 +47,7 @@ CREATE INDEX api_keys_user_id ON api_keys (user_id);
 ",
     PROBE_TABLE,
     rotation::SQLITE_RETIRED_KEYS,
+    last_use::LAST_USE_COLUMNS,
 ];
 
 /// One row that the health probe rewrites: proof that a durable write goes through.
@@ -175,11 +177,12 @@ CREATE TABLE rate_buckets (
     PROBE_TABLE,
     ANSWERS_TABLE,
     rotation::POSTGRES_RETIRED_KEYS,
+    last_use::LAST_USE_COLUMNS,
 ];
 
 const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \
                            CASE WHEN active THEN 1 ELSE 0 END AS active, created_at, expires_at, \
-                           monthly_tokens, requests_per_second, burst";
+                           monthly_tokens, requests_per_second, burst, last_used_at, last_used_model";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -1052,6 +1055,8 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
         active: row.try_get::<i64, _>("active")? != 0,
         created_at: parse_timestamp(&created_at)?,
         expires_at: expires_at.as_deref().map(parse_timestamp).transpose()?,
+        last_used_at: row.try_get::<Option<String>, _>("last_used_at")?.as_deref().map(parse_timestamp).transpose()?,
+        last_used_model: row.try_get("last_used_model")?,
         limits: LimitOverride {
             monthly_tokens: row.try_get::<Option<i64>, _>("monthly_tokens")?.map(|m| m.max(0) as u64),
             requests_per_second: row.try_get("requests_per_second")?,

@@ -15,6 +15,7 @@
 //! drains what it holds and saves every loaded key's bucket levels.
 
 pub mod export;
+pub mod last_use;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

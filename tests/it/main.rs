@@ -11,6 +11,7 @@ mod engine_work;
 mod foundation;
 mod hardening;
 mod harness;
+mod last_use;
 mod limits;
 mod local_cli;
 mod openapi;

@@ -91,15 +91,22 @@ async fn the_old_secret_is_refused_once_its_grace_period_is_over(backend: Backen
     assert_eq!(quota["authenticated"], true);
 }
 
-/// A data folder (or database) made before rotation existed is migrated forward when opened.
+/// A data folder (or database) made before rotation and last use existed is migrated forward
+/// when opened.
 async fn a_data_folder_from_before_rotation_is_upgraded(backend: Backend) {
     use sqlx::Executor as _;
     let env = crate::harness::TestEnv::new(backend.clone());
     let created = json_of(&env.cli(&["admin", "create-key", "--user-id", "old", "--tier", "pro", "--json"], None));
     let mut db = backend.connect(&env.home, "api_keys").await;
     let downgrade = match backend {
-        Backend::Sqlite => "DROP TABLE retired_keys; PRAGMA user_version = 2",
-        Backend::Postgres { .. } => "DROP TABLE retired_keys; UPDATE omnimemory_schema SET version = version - 1",
+        Backend::Sqlite => {
+            "DROP TABLE retired_keys; ALTER TABLE api_keys DROP COLUMN last_used_at;
+             ALTER TABLE api_keys DROP COLUMN last_used_model; PRAGMA user_version = 2"
+        }
+        Backend::Postgres { .. } => {
+            "DROP TABLE retired_keys; ALTER TABLE api_keys DROP COLUMN last_used_at, DROP COLUMN last_used_model;
+             UPDATE omnimemory_schema SET version = version - 2"
+        }
     };
     db.execute(downgrade).await.unwrap();
     drop(db);
@@ -109,6 +116,8 @@ async fn a_data_folder_from_before_rotation_is_upgraded(backend: Backend) {
     let old = created["api_key"].as_str().unwrap();
     assert_eq!(compress(&server, old).await.status(), 200);
     assert_eq!(compress(&server, json_of(&out)["api_key"].as_str().unwrap()).await.status(), 200);
+    let quota = crate::harness::get_json(server.url("/usage/quota"), old).await;
+    assert!(quota["last_used_at"].is_string(), "{quota}");
 }
 
 crate::on_both_backends! {

@@ -1,0 +1,112 @@
+//! `LastUseTracker`: each key's last successful use (time and model), remembered in memory on
+//! every use and written to the key's row at most once a minute per key, so a busy key costs
+//! no write per request. A key's first use in this process is written within moments (the
+//! writer is woken); later ones when their minute is up (the writer looks every few seconds);
+//! whatever is left is written at shutdown. Readers on this instance (`/usage/quota`) see the
+//! in-memory value; others see storage's, at most a minute behind.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::keys::ANONYMOUS_KEY_ID;
+use crate::store::{LastUse, Store};
+
+/// A key's last use is written at most this often.
+pub const WRITE_EVERY: Duration = Duration::from_secs(60);
+/// How often the writer looks for uses whose minute is up.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+struct Entry {
+    at: jiff::Timestamp,
+    model: Option<String>,
+    /// When this process last wrote the key's use.
+    written: Option<Instant>,
+    /// A use newer than what was written.
+    pending: bool,
+}
+
+#[derive(Clone)]
+pub struct LastUseTracker {
+    entries: Arc<Mutex<HashMap<i64, Entry>>>,
+    store: Store,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl LastUseTracker {
+    /// The tracker and its writer task (which runs until aborted; call [`Self::flush`] first).
+    pub fn start(store: Store) -> (LastUseTracker, tokio::task::JoinHandle<()>) {
+        let tracker = LastUseTracker { entries: Arc::default(), store, wake: Arc::new(tokio::sync::Notify::new()) };
+        let writer = tracker.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LOOK_EVERY) => {}
+                    _ = writer.wake.notified() => {}
+                }
+                writer.write_due(false).await;
+            }
+        });
+        (tracker, task)
+    }
+
+    /// A successful use of `key_id` at `at`, naming `model` (none for `/validate`).
+    pub fn record(&self, key_id: i64, model: Option<&str>, at: jiff::Timestamp) {
+        if key_id == ANONYMOUS_KEY_ID {
+            return;
+        }
+        // To the millisecond, as storage keeps it, so both places show the same instant.
+        let at = jiff::Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at);
+        let mut entries = self.lock();
+        let entry = entries.entry(key_id).or_insert_with(|| Entry { at, model: None, written: None, pending: false });
+        if at >= entry.at {
+            entry.at = at;
+            entry.model = model.map(str::to_string);
+        }
+        entry.pending = true;
+        if entry.written.is_none() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The latest use of `key_id` seen by this instance.
+    pub fn latest(&self, key_id: i64) -> Option<(jiff::Timestamp, Option<String>)> {
+        self.lock().get(&key_id).map(|e| (e.at, e.model.clone()))
+    }
+
+    /// Writes every use not written yet (at shutdown).
+    pub async fn flush(&self) {
+        self.write_due(true).await;
+    }
+
+    async fn write_due(&self, all: bool) {
+        let due: Vec<LastUse> = {
+            let mut entries = self.lock();
+            let now = Instant::now();
+            entries
+                .iter_mut()
+                .filter(|(_, e)| e.pending && (all || e.written.is_none_or(|w| now.duration_since(w) >= WRITE_EVERY)))
+                .map(|(&key_id, e)| {
+                    e.pending = false;
+                    e.written = Some(now);
+                    LastUse { key_id, at: e.at, model: e.model.clone() }
+                })
+                .collect()
+        };
+        if let Err(e) = self.store.record_last_uses(&due).await {
+            // Not billing data: the next use (or the next minute) writes it again.
+            tracing::warn!("cannot write the last use of {} keys: {e}", due.len());
+            let mut entries = self.lock();
+            for u in &due {
+                if let Some(entry) = entries.get_mut(&u.key_id) {
+                    entry.pending = true;
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
