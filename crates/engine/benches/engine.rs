@@ -23,21 +23,14 @@ fn counting(c: &mut Criterion) {
     let tiktoken = tiktoken_rs::cl100k_base().unwrap();
     let bytes = text.len();
     let mut g = c.benchmark_group(format!("count_cl100k_{bytes}B"));
-    g.bench_function("bpe-openai", |b| {
-        b.iter(|| Encoding::Cl100k.count(black_box(&text)))
-    });
-    g.bench_function("tiktoken-rs", |b| {
-        b.iter(|| tiktoken.encode_ordinary(black_box(&text)).len())
-    });
+    g.bench_function("bpe-openai", |b| b.iter(|| Encoding::Cl100k.count(black_box(&text))));
+    g.bench_function("tiktoken-rs", |b| b.iter(|| tiktoken.encode_ordinary(black_box(&text)).len()));
     g.finish();
 }
 
 fn compress_items(c: &mut Criterion) {
     let item = passages(20, 2);
-    eprintln!(
-        "nq-like item: {} cl100k tokens",
-        Encoding::Cl100k.count(&item)
-    );
+    eprintln!("nq-like item: {} cl100k tokens", Encoding::Cl100k.count(&item));
     let query = "who wrote the first single of the band album";
     let mut g = c.benchmark_group("compress");
     g.bench_function("item_2500_tokens_query_4x", |b| {
@@ -67,10 +60,7 @@ fn compress_items(c: &mut Criterion) {
         })
     });
     let big = passages(880, 3);
-    eprintln!(
-        "big document: {} cl100k tokens",
-        Encoding::Cl100k.count(&big)
-    );
+    eprintln!("big document: {} cl100k tokens", Encoding::Cl100k.count(&big));
     g.sample_size(10);
     g.bench_function("doc_100k_tokens_query_2x", |b| {
         b.iter(|| {
@@ -99,17 +89,9 @@ fn compress_items(c: &mut Criterion) {
         })
     });
     let structured = [
-        (
-            "json_100k_tokens_query_4x",
-            inputs::json_records(350, 5),
-            Some("orders of user42@example.com"),
-        ),
+        ("json_100k_tokens_query_4x", inputs::json_records(350, 5), Some("orders of user42@example.com")),
         ("logs_100k_tokens_4x", inputs::service_log(2300, 6), None),
-        (
-            "code_100k_tokens_query_4x",
-            inputs::rust_code(175, 7),
-            Some("update entries total"),
-        ),
+        ("code_100k_tokens_query_4x", inputs::rust_code(175, 7), Some("update entries total")),
     ];
     for (name, text, q) in &structured {
         eprintln!("{name}: {} cl100k tokens", Encoding::Cl100k.count(text));
@@ -156,10 +138,9 @@ fn compress_items(c: &mut Criterion) {
             )
         })
     });
-    for (name, text) in [
-        ("json_1MB_4x", inputs::json_records(1_000, 8)),
-        ("logs_1MB_4x", inputs::service_log(8_000, 9)),
-    ] {
+    for (name, text) in
+        [("json_1MB_4x", inputs::json_records(1_000, 8)), ("logs_1MB_4x", inputs::service_log(8_000, 9))]
+    {
         g.bench_function(name, |b| {
             b.iter(|| {
                 compress(

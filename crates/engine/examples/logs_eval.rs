@@ -27,10 +27,7 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let only = args
-        .iter()
-        .position(|a| a == "--variant")
-        .and_then(|p| args.get(p + 1));
+    let only = args.iter().position(|a| a == "--variant").and_then(|p| args.get(p + 1));
     let missed = args.iter().any(|a| a == "--missed");
     if args.first().is_some_and(|a| a == "--detect") {
         detect_files(&args[1..]);
@@ -46,27 +43,15 @@ fn main() {
     };
     let data = Path::new(data.as_str());
     let out = PathBuf::from(out.as_str());
-    let systems: Vec<System> = loghub::SYSTEMS
-        .iter()
-        .filter_map(|s| loghub::load_system(data, s))
-        .collect();
+    let systems: Vec<System> = loghub::SYSTEMS.iter().filter_map(|s| loghub::load_system(data, s)).collect();
     let mut variants: Vec<(String, Vec<System>)> = vec![("original".into(), systems.clone())];
     for f in TimeFormat::ALL {
-        variants.push((
-            f.name().into(),
-            systems
-                .iter()
-                .map(|s| loghub::rewrite_timestamps(s, f))
-                .collect(),
-        ));
+        variants.push((f.name().into(), systems.iter().map(|s| loghub::rewrite_timestamps(s, f)).collect()));
     }
     let by_name = |n: &str| systems.iter().find(|s| s.name == n);
     variants.push((
         "interleaved".into(),
-        loghub::PAIRS
-            .iter()
-            .filter_map(|(a, b)| Some(loghub::interleave(by_name(a)?, by_name(b)?)))
-            .collect(),
+        loghub::PAIRS.iter().filter_map(|(a, b)| Some(loghub::interleave(by_name(a)?, by_name(b)?))).collect(),
     ));
     variants.push(("synthetic".into(), loghub::synthetic_systems(2000)));
 
@@ -78,18 +63,13 @@ fn main() {
         std::fs::create_dir_all(&dir).expect("create output folder");
         let mut jsonl = std::fs::File::create(out.join(format!("{name}.jsonl"))).unwrap();
         for target in [0.75, 0.9] {
-            let (mut cov, mut err, mut n_err, mut ratio, mut foreign, mut over) =
-                (0.0, 0.0, 0, 0.0, 0usize, 0usize);
+            let (mut cov, mut err, mut n_err, mut ratio, mut foreign, mut over) = (0.0, 0.0, 0, 0.0, 0usize, 0usize);
             let mut ms = 0.0;
             let mut kinds = Vec::new();
             for sys in systems {
                 let text = sys.text();
                 std::fs::write(dir.join(format!("{}.log", sys.name)), &text).unwrap();
-                std::fs::write(
-                    dir.join(format!("{}.csv", sys.name)),
-                    loghub::scorer_csv(sys),
-                )
-                .unwrap();
+                std::fs::write(dir.join(format!("{}.csv", sys.name)), loghub::scorer_csv(sys)).unwrap();
                 let start = Instant::now();
                 let c = compress(
                     &CompressRequest {
@@ -117,19 +97,11 @@ fn main() {
                 }
                 ratio += c.original_tokens as f64 / c.compressed_tokens.max(1) as f64;
                 let input: HashSet<&str> = sys.lines.iter().map(String::as_str).collect();
-                foreign += c
-                    .text
-                    .split('\n')
-                    .filter(|l| !input.contains(l) && !is_collapse_line(l))
-                    .count();
+                foreign += c.text.split('\n').filter(|l| !input.contains(l) && !is_collapse_line(l)).count();
                 if missed && !miss.is_empty() {
                     println!("  {} @{target}: missed {}", sys.name, miss.len());
                     for m in miss.iter().take(12) {
-                        let e = t
-                            .parts
-                            .iter()
-                            .position(|(x, _)| x == m)
-                            .is_some_and(|p| t.errors[p]);
+                        let e = t.parts.iter().position(|(x, _)| x == m).is_some_and(|p| t.errors[p]);
                         println!("      {}{m}", if e { "[ERR] " } else { "" });
                     }
                 }
@@ -162,9 +134,7 @@ fn bench() {
         (best, out)
     };
     let (count_ms, tokens) = best(&|| Encoding::Cl100k.count(&text));
-    let (piece_ms, _) = best(&|| {
-        omnimemory_engine::tokens::PieceCounter::new(Encoding::Cl100k, &text).source_tokens()
-    });
+    let (piece_ms, _) = best(&|| omnimemory_engine::tokens::PieceCounter::new(Encoding::Cl100k, &text).source_tokens());
     let (detect_ms, _) = best(&|| omnimemory_engine::compress::detect::detect(&text) as usize);
     let (all_ms, out) = best(&|| {
         compress(
@@ -193,8 +163,7 @@ fn bench() {
     };
     let (handler_ms, _) = best(&|| {
         calls.set((0, 0.0));
-        omnimemory_engine::compress::logs::compress_logs(&text, None, tokens / 4, &count)
-            .map_or(0, |p| p.text.len())
+        omnimemory_engine::compress::logs::compress_logs(&text, None, tokens / 4, &count).map_or(0, |p| p.text.len())
     });
     let (c, ms) = calls.get();
     println!("handler {handler_ms:.1} ms, of which {c} counts {ms:.1} ms");
@@ -203,10 +172,7 @@ fn bench() {
         .unwrap_or_default();
     let (whole_ms, _) = best(&|| counter.count(&text));
     let (out_ms, _) = best(&|| counter.count(&out));
-    println!(
-        "cached count of the input {whole_ms:.1} ms, of the output ({} bytes) {out_ms:.1} ms",
-        out.len()
-    );
+    println!("cached count of the input {whole_ms:.1} ms, of the output ({} bytes) {out_ms:.1} ms", out.len());
 }
 
 /// Prints how many of the files (or, for `.jsonl`, the lines' `context`) are detected as each
@@ -221,12 +187,7 @@ fn detect_files(paths: &[String]) {
         let items: Vec<(String, String)> = if p.ends_with(".jsonl") {
             text.lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter_map(|v| {
-                    Some((
-                        format!("{p}:{}", v.get("id")?),
-                        v.get("context")?.as_str()?.to_string(),
-                    ))
-                })
+                .filter_map(|v| Some((format!("{p}:{}", v.get("id")?), v.get("context")?.as_str()?.to_string())))
                 .collect()
         } else {
             vec![(p.clone(), text)]

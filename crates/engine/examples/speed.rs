@@ -14,11 +14,7 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5);
-    let filter = args
-        .iter()
-        .find(|a| a.parse::<usize>().is_err())
-        .cloned()
-        .unwrap_or_default();
+    let filter = args.iter().find(|a| a.parse::<usize>().is_err()).cloned().unwrap_or_default();
     let query = "who wrote the first single of the band album";
     let item = inputs::passages(20, 2);
     let big = inputs::passages(880, 3);
@@ -35,22 +31,12 @@ fn main() {
         ("item_2500_no_query_4x", &item, None, 0.75),
         ("prose_100k_query_2x", &big, Some(query), 0.5),
         ("prose_100k_no_query_2x", &big, None, 0.5),
-        (
-            "json_100k_query_4x",
-            &json,
-            Some("orders of user42@example.com"),
-            0.75,
-        ),
+        ("json_100k_query_4x", &json, Some("orders of user42@example.com"), 0.75),
         ("json_100k_no_query_4x", &json, None, 0.75),
         ("logs_100k_4x", &logs, None, 0.75),
         ("logs_100k_query_4x", &logs, Some("payment timeout"), 0.75),
         ("code_100k_4x", &code, None, 0.75),
-        (
-            "code_100k_query_4x",
-            &code,
-            Some("update entries total"),
-            0.75,
-        ),
+        ("code_100k_query_4x", &code, Some("update entries total"), 0.75),
         ("one_char_1MB_4x", &same, None, 0.75),
         ("one_line_1MB_query_4x", &line, Some(query), 0.75),
         ("json_1MB_4x", &json_1mb, None, 0.75),
@@ -63,21 +49,12 @@ fn main() {
         let mut times = Vec::new();
         let mut last = None;
         // Small inputs run more often so the CPU-time clock (10 ms ticks) can see them.
-        let runs = if text.len() < 100_000 {
-            runs * 100
-        } else {
-            runs
-        };
+        let runs = if text.len() < 100_000 { runs * 100 } else { runs };
         let cpu0 = cpu_ms();
         for _ in 0..runs {
             let t0 = Instant::now();
             let c = compress(
-                &CompressRequest {
-                    context: text,
-                    query: q,
-                    budget: Budget::Ratio(r),
-                    granularity: Default::default(),
-                },
+                &CompressRequest { context: text, query: q, budget: Budget::Ratio(r), granularity: Default::default() },
                 Encoding::Cl100k,
             );
             times.push(t0.elapsed().as_secs_f64() * 1e3);
@@ -107,7 +84,7 @@ fn cpu_ms() -> f64 {
     // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks * 10.0
 }

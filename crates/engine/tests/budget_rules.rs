@@ -9,10 +9,7 @@ use proptest::prelude::*;
 /// Is `needle` (white space removed) a subsequence of `hay` (white space removed), by chars?
 fn is_char_subsequence(needle: &str, hay: &str) -> bool {
     let mut h = hay.chars().filter(|c| !c.is_whitespace());
-    needle
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .all(|c| h.any(|x| x == c))
+    needle.chars().filter(|c| !c.is_whitespace()).all(|c| h.any(|x| x == c))
 }
 
 /// Every white-space separated run of `out` occurs in `input`, in order, without overlap.
@@ -27,34 +24,12 @@ fn runs_in_order(out: &str, input: &str) -> bool {
     true
 }
 
-fn check(
-    text: &str,
-    query: Option<&str>,
-    budget: Budget,
-    enc: Encoding,
-) -> omnimemory_engine::compress::Compressed {
-    let c = compress(
-        &CompressRequest {
-            context: text,
-            query,
-            budget,
-            granularity: Default::default(),
-        },
-        enc,
-    );
-    assert_eq!(
-        c.compressed_tokens,
-        enc.count(&c.text),
-        "reported count is the real count"
-    );
+fn check(text: &str, query: Option<&str>, budget: Budget, enc: Encoding) -> omnimemory_engine::compress::Compressed {
+    let c = compress(&CompressRequest { context: text, query, budget, granularity: Default::default() }, enc);
+    assert_eq!(c.compressed_tokens, enc.count(&c.text), "reported count is the real count");
     assert_eq!(c.original_tokens, enc.count(text));
     if !c.over_budget {
-        assert!(
-            c.compressed_tokens <= c.budget_tokens,
-            "{} > {}",
-            c.compressed_tokens,
-            c.budget_tokens
-        );
+        assert!(c.compressed_tokens <= c.budget_tokens, "{} > {}", c.compressed_tokens, c.budget_tokens);
     }
     if !text.is_empty() {
         assert!(!c.text.is_empty(), "non-empty input gave empty output");
@@ -65,18 +40,12 @@ fn check(
         assert!(c.quality_score < 1.0, "{:?} from {:?}", c.text, text);
     }
     assert!(c.retained_indices.windows(2).all(|w| w[0] < w[1]));
-    assert!(
-        is_char_subsequence(&c.text, text),
-        "output is not taken from the input"
-    );
+    assert!(is_char_subsequence(&c.text, text), "output is not taken from the input");
     c
 }
 
 fn budget() -> impl Strategy<Value = Budget> {
-    prop_oneof![
-        (0.0f64..0.99).prop_map(Budget::Ratio),
-        (0usize..300).prop_map(Budget::Tokens),
-    ]
+    prop_oneof![(0.0f64..0.99).prop_map(Budget::Ratio), (0usize..300).prop_map(Budget::Tokens),]
 }
 
 fn sentence_text() -> impl Strategy<Value = String> {
@@ -93,12 +62,8 @@ fn sentence_text() -> impl Strategy<Value = String> {
     let sentence = prop::collection::vec(word, 1..14).prop_map(|w| w.join(" ") + ".");
     let para = prop::collection::vec(sentence, 1..6).prop_map(|s| s.join(" "));
     let title = "[A-Z][a-z]{2,8}".prop_map(|t| format!("Title: {t}\n"));
-    prop::collection::vec((prop::option::of(title), para), 1..8).prop_map(|ps| {
-        ps.into_iter()
-            .map(|(t, p)| t.unwrap_or_default() + &p)
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    })
+    prop::collection::vec((prop::option::of(title), para), 1..8)
+        .prop_map(|ps| ps.into_iter().map(|(t, p)| t.unwrap_or_default() + &p).collect::<Vec<_>>().join("\n\n"))
 }
 
 proptest! {
@@ -156,12 +121,7 @@ proptest! {
 
 fn check_json(text: &str, budget: Budget) -> String {
     let c = compress(
-        &CompressRequest {
-            context: text,
-            query: None,
-            budget,
-            granularity: Default::default(),
-        },
+        &CompressRequest { context: text, query: None, budget, granularity: Default::default() },
         Encoding::Cl100k,
     );
     assert!(!c.text.is_empty());
@@ -183,12 +143,7 @@ fn huge_line_and_repeated_character_stay_within_budget() {
     let c = check(&line, Some("word"), Budget::Ratio(0.9), Encoding::Cl100k);
     // Whole pieces only (a long run is cut into pieces of about 400 tokens here): the budget is
     // filled up to less than one piece.
-    assert!(
-        c.compressed_tokens + 450 >= c.budget_tokens,
-        "{} of {}",
-        c.compressed_tokens,
-        c.budget_tokens
-    );
+    assert!(c.compressed_tokens + 450 >= c.budget_tokens, "{} of {}", c.compressed_tokens, c.budget_tokens);
     let same = "x".repeat(100_000);
     let c = check(&same, None, Budget::Ratio(0.75), Encoding::Cl100k);
     assert!(c.compressed_tokens <= c.budget_tokens);
@@ -214,8 +169,5 @@ fn deeply_nested_json_stays_valid() {
         text.push_str("]}");
     }
     let out = check_json(&text, Budget::Ratio(0.5));
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&out).is_ok(),
-        "{out}"
-    );
+    assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "{out}");
 }

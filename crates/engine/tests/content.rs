@@ -22,13 +22,9 @@ fn uuid(i: u64) -> String {
 
 /// The kv75 construction of EVAL.md: a pretty-printed object of 75 UUID pairs.
 fn kv75(seed: u64) -> (String, Vec<(String, String)>) {
-    let pairs: Vec<(String, String)> = (0..75)
-        .map(|i| (uuid(seed * 1000 + 2 * i), uuid(seed * 1000 + 2 * i + 1)))
-        .collect();
-    let body: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!(" \"{k}\": \"{v}\""))
-        .collect();
+    let pairs: Vec<(String, String)> =
+        (0..75).map(|i| (uuid(seed * 1000 + 2 * i), uuid(seed * 1000 + 2 * i + 1))).collect();
+    let body: Vec<String> = pairs.iter().map(|(k, v)| format!(" \"{k}\": \"{v}\"")).collect();
     (format!("{{\n{}\n}}", body.join(",\n")), pairs)
 }
 
@@ -50,8 +46,7 @@ fn kv75_answer_is_retained_as_eval_measures_it_and_output_is_json() {
                 );
                 assert_eq!(c.content_type, ContentType::Json);
                 assert!(c.compressed_tokens <= c.budget_tokens, "over budget");
-                let parsed: serde_json::Value =
-                    serde_json::from_str(&c.text).expect("output parses as JSON");
+                let parsed: serde_json::Value = serde_json::from_str(&c.text).expect("output parses as JSON");
                 assert_eq!(parsed[k.as_str()].as_str(), Some(v.as_str()));
                 assert!(
                     eval::retained(&c.text, std::slice::from_ref(v)),
@@ -111,9 +106,7 @@ fn markdown_doc() -> String {
 fn is_marker_only(line: &str) -> bool {
     let t = line.trim();
     !t.is_empty()
-        && (t
-            .chars()
-            .all(|c| c == '#' || c == '-' || c == '*' || c == '+' || c == '|')
+        && (t.chars().all(|c| c == '#' || c == '-' || c == '*' || c == '+' || c == '|')
             || (t.ends_with(['.', ')']) && t[..t.len() - 1].chars().all(|c| c.is_ascii_digit())))
 }
 
@@ -130,11 +123,7 @@ fn list_marker(line: &str) -> bool {
 fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
     let doc = markdown_doc();
     let input_lines: Vec<&str> = doc.lines().collect();
-    let headings: Vec<&str> = input_lines
-        .iter()
-        .copied()
-        .filter(|l| l.starts_with('#'))
-        .collect();
+    let headings: Vec<&str> = input_lines.iter().copied().filter(|l| l.starts_with('#')).collect();
     // Words that occur only in list items.
     let word_set = |lines: &mut dyn Iterator<Item = &str>| {
         let mut s = std::collections::HashSet::new();
@@ -168,27 +157,15 @@ fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
                 // A table's `|---|` row under its header row is markdown, not an orphan.
                 let table_rule = line.starts_with('|') && previous.starts_with('|');
                 previous = line;
-                assert!(
-                    table_rule || !is_marker_only(line),
-                    "orphan marker line {line:?} in {ctx}"
-                );
+                assert!(table_rule || !is_marker_only(line), "orphan marker line {line:?} in {ctx}");
                 if line.trim_start().starts_with('#') {
-                    assert!(
-                        headings.contains(&line.trim()),
-                        "cut heading {line:?} in {ctx}"
-                    );
+                    assert!(headings.contains(&line.trim()), "cut heading {line:?} in {ctx}");
                 }
                 if line.trim_start().starts_with('|') {
                     assert!(input_lines.contains(&line.trim()), "cut table row {line:?}");
                 }
-                if line
-                    .split_whitespace()
-                    .any(|w| list_only.iter().any(|l| *l == w))
-                {
-                    assert!(
-                        list_marker(line),
-                        "list item without marker {line:?} in {ctx}"
-                    );
+                if line.split_whitespace().any(|w| list_only.iter().any(|l| *l == w)) {
+                    assert!(list_marker(line), "list item without marker {line:?} in {ctx}");
                 }
             }
             // A heading's own words only come with the whole heading.
@@ -249,9 +226,7 @@ fn chat_keeps_the_speaker_label_on_every_kept_turn() {
             assert_eq!(c.content_type, ContentType::Chat);
             assert!(c.compressed_tokens <= c.budget_tokens);
             for line in c.text.lines().filter(|l| !l.trim().is_empty()) {
-                let label = ["User: ", "Assistant: "]
-                    .into_iter()
-                    .find(|l| line.starts_with(l));
+                let label = ["User: ", "Assistant: "].into_iter().find(|l| line.starts_with(l));
                 let Some(label) = label else {
                     panic!("turn without its label: {line:?} in\n{}", c.text);
                 };

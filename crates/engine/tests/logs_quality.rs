@@ -20,12 +20,7 @@ use std::path::PathBuf;
 
 fn run(text: &str, target: f64) -> Compressed {
     compress(
-        &CompressRequest {
-            context: text,
-            query: None,
-            budget: Budget::Ratio(target),
-            granularity: Default::default(),
-        },
+        &CompressRequest { context: text, query: None, budget: Budget::Ratio(target), granularity: Default::default() },
         Encoding::Cl100k,
     )
 }
@@ -70,11 +65,7 @@ fn unseen_formats_keep_every_error_and_most_templates() {
     for sys in loghub::synthetic_systems(2000) {
         for (target, least) in [(0.75, 0.95), (0.9, 0.85)] {
             let (cov, err, missed) = measure(&sys, target);
-            assert!(
-                cov >= least,
-                "{} @{target}: coverage {cov:.3}, missed {missed:?}",
-                sys.name
-            );
+            assert!(cov >= least, "{} @{target}: coverage {cov:.3}, missed {missed:?}", sys.name);
             assert_eq!(err, Some(1.0), "{} @{target}: missed {missed:?}", sys.name);
         }
     }
@@ -84,12 +75,7 @@ fn unseen_formats_keep_every_error_and_most_templates() {
 fn collapse_lines_count_the_lines_they_stand_for() {
     let mut log = String::new();
     for i in 0..600 {
-        log.push_str(&format!(
-            "{} worker-{} processed batch {i} in {}ms\n",
-            1_700_000_000 + i * 3,
-            i % 4,
-            10 + i % 90
-        ));
+        log.push_str(&format!("{} worker-{} processed batch {i} in {}ms\n", 1_700_000_000 + i * 3, i % 4, 10 + i % 90));
         if i == 300 {
             log.push_str("1700000900 worker-2 batch 300 failed: disk quota exceeded\n");
         }
@@ -101,10 +87,7 @@ fn collapse_lines_count_the_lines_they_stand_for() {
     let mut folded = 0usize;
     for line in c.text.split('\n') {
         if is_collapse_line(line) {
-            let nums: Vec<usize> = line
-                .split(|ch: char| !ch.is_ascii_digit())
-                .filter_map(|w| w.parse().ok())
-                .collect();
+            let nums: Vec<usize> = line.split(|ch: char| !ch.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
             folded += nums[0] * nums.get(1).copied().unwrap_or(1);
         } else {
             shown += 1;
@@ -136,11 +119,7 @@ fn a_tiny_budget_is_honoured() {
             },
             Encoding::Cl100k,
         );
-        assert!(
-            c.compressed_tokens <= tokens || c.over_budget,
-            "{tokens}: {}",
-            c.compressed_tokens
-        );
+        assert!(c.compressed_tokens <= tokens || c.over_budget, "{tokens}: {}", c.compressed_tokens);
         assert_eq!(Encoding::Cl100k.count(&c.text), c.compressed_tokens);
     }
 }
@@ -157,15 +136,8 @@ fn logs_dev_and_its_variants() {
         eprintln!("skipped: shared/data/logs-dev is not beside the repository");
         return;
     };
-    let systems: Vec<System> = loghub::SYSTEMS
-        .iter()
-        .filter_map(|s| loghub::load_system(&dir, s))
-        .collect();
-    assert_eq!(
-        systems.len(),
-        loghub::SYSTEMS.len(),
-        "a system did not load"
-    );
+    let systems: Vec<System> = loghub::SYSTEMS.iter().filter_map(|s| loghub::load_system(&dir, s)).collect();
+    assert_eq!(systems.len(), loghub::SYSTEMS.len(), "a system did not load");
     let mean = |systems: &[System], target: f64| -> (f64, f64) {
         let (mut cov, mut err, mut n_err) = (0.0, 0.0, 0);
         for sys in systems {
@@ -187,23 +159,10 @@ fn logs_dev_and_its_variants() {
     let by_name = |n: &str| systems.iter().find(|s| s.name == n).unwrap();
     let mut variants: Vec<(&str, Vec<System>)> = TimeFormat::ALL
         .iter()
-        .map(|&f| {
-            (
-                f.name(),
-                systems
-                    .iter()
-                    .map(|s| loghub::rewrite_timestamps(s, f))
-                    .collect(),
-            )
-        })
+        .map(|&f| (f.name(), systems.iter().map(|s| loghub::rewrite_timestamps(s, f)).collect()))
         .collect();
-    variants.push((
-        "interleaved",
-        loghub::PAIRS
-            .iter()
-            .map(|(a, b)| loghub::interleave(by_name(a), by_name(b)))
-            .collect(),
-    ));
+    variants
+        .push(("interleaved", loghub::PAIRS.iter().map(|(a, b)| loghub::interleave(by_name(a), by_name(b))).collect()));
     for (name, v) in &variants {
         for (target, base) in [(0.75, base4), (0.9, base10)] {
             let (cov, err) = mean(v, target);

@@ -14,11 +14,7 @@ fn run(text: &str, query: &str, tokens: usize) -> String {
         },
         Encoding::Cl100k,
     );
-    assert!(
-        c.compressed_tokens <= tokens,
-        "{} > {tokens}",
-        c.compressed_tokens
-    );
+    assert!(c.compressed_tokens <= tokens, "{} > {tokens}", c.compressed_tokens);
     c.text
 }
 
@@ -62,11 +58,7 @@ fn the_second_hop_named_by_the_first_passage_is_kept() {
             .to_string(),
     );
     let context = passages.join("\n\n");
-    let out = run(
-        &context,
-        "When did the director of film The Corpse Vanishes die?",
-        60,
-    );
+    let out = run(&context, "When did the director of film The Corpse Vanishes die?", 60);
     assert!(out.contains("directed by Wallace Fox"), "{out}");
     assert!(out.contains("He passed away on 30 June 1958"), "{out}");
 }
@@ -80,10 +72,7 @@ fn both_passages_a_comparison_names_are_kept() {
          It was produced in Berlin."
             .to_string(),
     );
-    passages.insert(
-        3,
-        "Title: Do Your Duty\nThis is a lost film. Do Your Duty is a 1928 silent film.".to_string(),
-    );
+    passages.insert(3, "Title: Do Your Duty\nThis is a lost film. Do Your Duty is a 1928 silent film.".to_string());
     passages.insert(
         6,
         "Title: Frontier Woman\nFrontier Woman is a 1956 American Western film directed by Ron Ormond. \
@@ -91,11 +80,7 @@ fn both_passages_a_comparison_names_are_kept() {
             .to_string(),
     );
     let context = passages.join("\n\n");
-    let out = run(
-        &context,
-        "Which film came out first, Duty Is Duty or Frontier Woman?",
-        60,
-    );
+    let out = run(&context, "Which film came out first, Duty Is Duty or Frontier Woman?", 60);
     assert!(out.contains("Duty Is Duty is a 1931"), "{out}");
     assert!(out.contains("Frontier Woman is a 1956"), "{out}");
 }

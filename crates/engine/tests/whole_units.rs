@@ -6,15 +6,7 @@ use omnimemory_engine::compress::{Budget, CompressRequest, Granularity, compress
 use omnimemory_engine::tokens::Encoding;
 
 fn run(text: &str, query: Option<&str>, budget: Budget, granularity: Granularity) -> String {
-    let c = compress(
-        &CompressRequest {
-            context: text,
-            query,
-            budget,
-            granularity,
-        },
-        Encoding::Cl100k,
-    );
+    let c = compress(&CompressRequest { context: text, query, budget, granularity }, Encoding::Cl100k);
     assert!(c.compressed_tokens <= c.budget_tokens || c.over_budget);
     c.text
 }
@@ -22,20 +14,13 @@ fn run(text: &str, query: Option<&str>, budget: Budget, granularity: Granularity
 const PASSAGES: &str = "Title: The Flash (season 4)\nThe fourth season of the American television series The Flash premiered on The CW on October 10, 2017. It follows Barry Allen, a crime scene investigator who gains super-human speed. The season was ordered in January 2017.\n\nTitle: Indigenous peoples of Arizona\nIndigenous peoples of Arizona include the Navajo, the Hopi and the Tohono O'odham. Many of them live on reservations. The Navajo Nation is the largest.\n\nTitle: Ripgrep\nripgrep (rg) is a line-oriented search tool that recursively searches the current directory. It respects gitignore rules (and hidden files) by default. Binaries are published for [every\nrelease](https://github.com/BurntSushi/ripgrep/releases) on GitHub.";
 
 fn input_lines(text: &str) -> Vec<&str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
 }
 
 #[test]
 fn without_a_query_every_output_piece_is_a_whole_sentence_or_title() {
-    let sentences: Vec<&str> = PASSAGES
-        .split(['\n'])
-        .flat_map(|l| l.split_inclusive(". "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let sentences: Vec<&str> =
+        PASSAGES.split(['\n']).flat_map(|l| l.split_inclusive(". ")).map(str::trim).filter(|s| !s.is_empty()).collect();
     for ratio in [0.5, 0.75] {
         let out = run(PASSAGES, None, Budget::Ratio(ratio), Granularity::Sentence);
         assert!(!out.is_empty());
@@ -47,25 +32,15 @@ fn without_a_query_every_output_piece_is_a_whole_sentence_or_title() {
                     .iter()
                     .filter(|s| rest.starts_with(**s) || s.starts_with(rest) && rest.ends_with('.'))
                     .max_by_key(|s| s.len())
-                    .unwrap_or_else(|| {
-                        panic!("{rest:?} is not made of input sentences, in:\n{out}")
-                    });
+                    .unwrap_or_else(|| panic!("{rest:?} is not made of input sentences, in:\n{out}"));
                 rest = rest[s.len().min(rest.len())..].trim_start();
             }
         }
-        for title in [
-            "Title: The Flash (season 4)",
-            "Title: Indigenous peoples of Arizona",
-        ] {
-            let kept_partly = out
-                .lines()
-                .any(|l| l.starts_with("Title:") && title.starts_with(l) && l != title);
+        for title in ["Title: The Flash (season 4)", "Title: Indigenous peoples of Arizona"] {
+            let kept_partly = out.lines().any(|l| l.starts_with("Title:") && title.starts_with(l) && l != title);
             assert!(!kept_partly, "a title was cut: {out}");
         }
-        assert!(
-            !out.contains("Flash 4)") && !out.contains("Indigenous Arizona"),
-            "{out}"
-        );
+        assert!(!out.contains("Flash 4)") && !out.contains("Indigenous Arizona"), "{out}");
         assert_eq!(out.matches('(').count(), out.matches(')').count(), "{out}");
         assert_eq!(out.matches('[').count(), out.matches(']').count(), "{out}");
     }
@@ -73,45 +48,25 @@ fn without_a_query_every_output_piece_is_a_whole_sentence_or_title() {
 
 #[test]
 fn with_a_query_the_output_is_whole_sentences_too() {
-    let out = run(
-        PASSAGES,
-        Some("what does ripgrep respect by default"),
-        Budget::Ratio(0.75),
-        Granularity::Sentence,
-    );
-    assert!(
-        out.contains("It respects gitignore rules (and hidden files) by default."),
-        "{out}"
-    );
+    let out = run(PASSAGES, Some("what does ripgrep respect by default"), Budget::Ratio(0.75), Granularity::Sentence);
+    assert!(out.contains("It respects gitignore rules (and hidden files) by default."), "{out}");
     for line in input_lines(&out) {
-        assert!(
-            PASSAGES.contains(line) || line.starts_with("Title:"),
-            "{line:?} is not an input piece"
-        );
+        assert!(PASSAGES.contains(line) || line.starts_with("Title:"), "{line:?} is not an input piece");
     }
 }
 
 #[test]
 fn tiny_budgets_give_a_phrase_of_whole_words() {
     let sentence = "Kubernetes schedules containers onto nodes according to their resource requests and limits.";
-    for budget in [
-        Budget::Ratio(0.944),
-        Budget::Tokens(1),
-        Budget::Tokens(3),
-        Budget::Tokens(6),
-    ] {
+    for budget in [Budget::Ratio(0.944), Budget::Tokens(1), Budget::Tokens(3), Budget::Tokens(6)] {
         let out = run(sentence, None, budget, Granularity::Sentence);
         assert!(out.chars().any(char::is_alphanumeric), "{out:?}");
         // Whole words: the output is a run of the sentence's own words.
         let words: Vec<&str> = sentence.split(' ').collect();
         let got: Vec<&str> = out.split(' ').collect();
-        assert!(
-            words.windows(got.len()).any(|w| w == got.as_slice()),
-            "{out:?} cuts a word"
-        );
+        assert!(words.windows(got.len()).any(|w| w == got.as_slice()), "{out:?} cuts a word");
     }
-    let markdown =
-        "# Notes\n\n- first item of the list here\n- second item of the list\n- third one";
+    let markdown = "# Notes\n\n- first item of the list here\n- second item of the list\n- third one";
     let out = run(markdown, None, Budget::Ratio(0.944), Granularity::Sentence);
     assert!(out.chars().any(char::is_alphanumeric), "{out:?}");
 }
@@ -147,10 +102,7 @@ fn word_granularity_is_an_opt_in_that_prunes_inside_sentences() {
     let sentence_out = run(PASSAGES, None, Budget::Ratio(0.5), Granularity::Sentence);
     assert_ne!(out, sentence_out);
     // Some output line is no longer an input line nor a run of input sentences.
-    assert!(
-        input_lines(&out).iter().any(|l| !PASSAGES.contains(l)),
-        "{out}"
-    );
+    assert!(input_lines(&out).iter().any(|l| !PASSAGES.contains(l)), "{out}");
 }
 
 /// Twelve titled passages of three sentences each, every one about its own subject.
@@ -185,29 +137,11 @@ fn titled_passages() -> String {
 #[test]
 fn without_a_query_every_passage_lead_comes_before_the_titles_when_the_leads_fit() {
     let text = titled_passages();
-    let leads: Vec<String> = text
-        .split("\n\n")
-        .map(|p| {
-            p.lines()
-                .nth(1)
-                .unwrap()
-                .split(". ")
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let lead_tokens: usize = leads
-        .iter()
-        .map(|l| Encoding::Cl100k.count(&format!("{l}.\n\n")))
-        .sum();
+    let leads: Vec<String> =
+        text.split("\n\n").map(|p| p.lines().nth(1).unwrap().split(". ").next().unwrap().to_string()).collect();
+    let lead_tokens: usize = leads.iter().map(|l| Encoding::Cl100k.count(&format!("{l}.\n\n"))).sum();
     // Room for every lead and a few titles, not for all of them.
-    let out = run(
-        &text,
-        None,
-        Budget::Tokens(lead_tokens + 20),
-        Granularity::Sentence,
-    );
+    let out = run(&text, None, Budget::Tokens(lead_tokens + 20), Granularity::Sentence);
     for lead in &leads {
         assert!(out.contains(lead.as_str()), "{lead:?} missing from:\n{out}");
     }

@@ -12,10 +12,7 @@ impl Rng {
     }
 
     pub fn draw(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) as usize
     }
 
@@ -126,9 +123,8 @@ pub fn json_records(n: usize, seed: u64) -> String {
     for i in 0..n {
         let mut about = String::new();
         sentence(&mut rng, &mut about);
-        let tags: Vec<String> = (0..1 + rng.draw() % 4)
-            .map(|_| format!("\"{}\"", rng.pick(WORDS).to_lowercase()))
-            .collect();
+        let tags: Vec<String> =
+            (0..1 + rng.draw() % 4).map(|_| format!("\"{}\"", rng.pick(WORDS).to_lowercase())).collect();
         let orders: Vec<String> = (0..2 + rng.draw() % 5)
             .map(|k| {
                 format!(
@@ -164,13 +160,8 @@ pub fn service_log(n: usize, seed: u64) -> String {
     let mut rng = Rng::new(seed);
     let mut out = String::new();
     for i in 0..n {
-        let ts = format!(
-            "2026-03-14T{:02}:{:02}:{:02}.{:03}Z",
-            (i / 3600) % 24,
-            (i / 60) % 60,
-            i % 60,
-            rng.draw() % 1000
-        );
+        let ts =
+            format!("2026-03-14T{:02}:{:02}:{:02}.{:03}Z", (i / 3600) % 24, (i / 60) % 60, i % 60, rng.draw() % 1000);
         let r = rng.draw() % 100;
         let line = if r < 55 {
             format!(
@@ -180,11 +171,7 @@ pub fn service_log(n: usize, seed: u64) -> String {
                 rng.draw() as u64 * 65537
             )
         } else if r < 75 {
-            format!(
-                "{ts} DEBUG cache: hit key=session:{:08x} ttl={}s",
-                rng.draw(),
-                rng.draw() % 3600
-            )
+            format!("{ts} DEBUG cache: hit key=session:{:08x} ttl={}s", rng.draw(), rng.draw() % 3600)
         } else if r < 88 {
             format!(
                 "{ts} INFO  worker-{}: processed batch {} ({} items) in {}ms",
@@ -207,16 +194,11 @@ pub fn service_log(n: usize, seed: u64) -> String {
                 100 + rng.draw() % 50
             )
         } else {
-            format!(
-                "{ts} {} worker-{}: {}",
-                rng.pick(&["INFO ", "WARN ", "ERROR"]),
-                rng.draw() % 8,
-                {
-                    let mut s = String::new();
-                    sentence(&mut rng, &mut s);
-                    s
-                }
-            )
+            format!("{ts} {} worker-{}: {}", rng.pick(&["INFO ", "WARN ", "ERROR"]), rng.draw() % 8, {
+                let mut s = String::new();
+                sentence(&mut rng, &mut s);
+                s
+            })
         };
         out.push_str(&line);
         out.push('\n');
@@ -228,9 +210,7 @@ pub fn service_log(n: usize, seed: u64) -> String {
 /// (`n` = 175 items ≈ 100,000 tokens).
 pub fn rust_code(n: usize, seed: u64) -> String {
     let mut rng = Rng::new(seed);
-    let mut out = String::from(
-        "use std::collections::HashMap;\nuse std::fmt;\nuse std::io::{self, Read, Write};\n\n",
-    );
+    let mut out = String::from("use std::collections::HashMap;\nuse std::fmt;\nuse std::io::{self, Read, Write};\n\n");
     for i in 0..n {
         let name = format!("{}{}", rng.pick(&["Order", "Ledger", "Cache", "Route"]), i);
         out.push_str(&format!(

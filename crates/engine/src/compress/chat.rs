@@ -121,11 +121,7 @@ pub(crate) struct Turn {
 /// the line), or a status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Label {
-    Speaker {
-        style: Style,
-        name: (usize, usize),
-        body: usize,
-    },
+    Speaker { style: Style, name: (usize, usize), body: usize },
     Status,
 }
 
@@ -181,17 +177,10 @@ fn label(line: &str) -> Option<Label> {
         body += line[body..].len() - line[body..].trim_start_matches(' ').len();
         let trimmed_name = r[..close].trim_start_matches(['@', '+', '%', '~', '&']);
         let skipped = close - trimmed_name.len();
-        return Some(Label::Speaker {
-            style: Style::Irc,
-            name: (name_start + skipped, name_start + close),
-            body,
-        });
+        return Some(Label::Speaker { style: Style::Irc, name: (name_start + skipped, name_start + close), body });
     }
     if ts > 0
-        && (rest.starts_with("=== ")
-            || rest.starts_with("*** ")
-            || rest.starts_with("-!- ")
-            || rest.starts_with("* "))
+        && (rest.starts_with("=== ") || rest.starts_with("*** ") || rest.starts_with("-!- ") || rest.starts_with("* "))
     {
         return Some(Label::Status);
     }
@@ -208,18 +197,12 @@ fn label(line: &str) -> Option<Label> {
         let name_end = lead + 1 + r[..close].trim_end().len();
         let mut body = lead + 1 + close + 1;
         body += line[body..].len() - line[body..].trim_start_matches([' ', ':']).len();
-        return Some(Label::Speaker {
-            style: Style::Role,
-            name: (name_start, name_end),
-            body,
-        });
+        return Some(Label::Speaker { style: Style::Role, name: (name_start, name_end), body });
     }
     // `Name: text`, `**User:**`, `### Assistant`.
     let deco = rest.len() - rest.trim_start_matches(['#', '*', '>', ' ']).len();
     let r = &rest[deco..];
-    let end = r
-        .find(|c: char| !(c.is_alphanumeric() || "_-.|".contains(c)))
-        .unwrap_or(r.len());
+    let end = r.find(|c: char| !(c.is_alphanumeric() || "_-.|".contains(c))).unwrap_or(r.len());
     if end == 0 || end > 24 {
         return None;
     }
@@ -238,9 +221,7 @@ fn label(line: &str) -> Option<Label> {
     }
     body += line[body..].len() - line[body..].trim_start().len();
     // `http://…`, `C:\…`, `key:value`: a label is followed by white space or the line's end.
-    let next = line[name_start + (r.len() - after.len()) + 1.min(after.len())..]
-        .chars()
-        .next();
+    let next = line[name_start + (r.len() - after.len()) + 1.min(after.len())..].chars().next();
     if after.starts_with(':') && next.is_some_and(|c| !c.is_whitespace() && c != '*') {
         return None;
     }
@@ -254,11 +235,7 @@ fn label(line: &str) -> Option<Label> {
     } else {
         Style::Name
     };
-    Some(Label::Speaker {
-        style,
-        name: (name_start, name_start + end),
-        body,
-    })
+    Some(Label::Speaker { style, name: (name_start, name_start + end), body })
 }
 
 /// Each line of `text` (without its `\r`) with its offset and its label, if any.
@@ -307,13 +284,7 @@ pub(crate) fn parse(text: &str) -> Option<Vec<Turn>> {
         } else {
             // Text before the first label: a turn without a speaker.
             let s = start + (line.len() - line.trim_start().len());
-            turns.push(Turn {
-                start: s,
-                body: s,
-                end: line_end,
-                speaker: None,
-                status: false,
-            });
+            turns.push(Turn { start: s, body: s, end: line_end, speaker: None, status: false });
         }
     }
     (turns.len() >= 2).then_some(turns)
@@ -347,11 +318,7 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
         }
     }
     let lines_of = |style: Style, min: usize| -> (usize, usize) {
-        let v: Vec<usize> = names
-            .iter()
-            .filter(|(s, _, k)| *s == style && *k >= min)
-            .map(|e| e.2)
-            .collect();
+        let v: Vec<usize> = names.iter().filter(|(s, _, k)| *s == style && *k >= min).map(|e| e.2).collect();
         (v.iter().sum(), v.len())
     };
     let (irc, irc_speakers) = lines_of(Style::Irc, 1);
@@ -369,20 +336,11 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
     let opens_with_role = lines
         .iter()
         .find(|l| !l.1.trim().is_empty())
-        .is_some_and(|l| {
-            matches!(
-                l.2,
-                Some(Label::Speaker {
-                    style: Style::Role,
-                    ..
-                })
-            )
-        });
+        .is_some_and(|l| matches!(l.2, Some(Label::Speaker { style: Style::Role, .. })));
     if role >= 2 && role_speakers >= 2 && (role * 10 >= nonblank || opens_with_role) {
         consider(Style::Role, role);
     }
-    if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines
-    {
+    if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines {
         consider(Style::Name, named);
     }
     best.map(|(s, _)| s)
@@ -417,15 +375,9 @@ fn priority(text: &str, turns: &[Turn], query: Option<&str>, roots: &[usize]) ->
         })
         .collect();
     let mut analysis = Analysis::new(text, &segs);
-    let qterms = query
-        .map(|q| query_terms(&mut analysis, q))
-        .unwrap_or_default();
+    let qterms = query.map(|q| query_terms(&mut analysis, q)).unwrap_or_default();
     let recency = |i: usize| {
-        if n > 1 {
-            i as f64 / (n - 1) as f64
-        } else {
-            1.0
-        }
+        if n > 1 { i as f64 / (n - 1) as f64 } else { 1.0 }
     };
     let mut score = vec![0.0f64; n];
     if qterms.is_empty() {
@@ -457,9 +409,7 @@ fn priority(text: &str, turns: &[Turn], query: Option<&str>, roots: &[usize]) ->
             order.push(r);
         }
     }
-    let mut rest: Vec<usize> = (0..n)
-        .filter(|i| !order.contains(i) && !turns[*i].status)
-        .collect();
+    let mut rest: Vec<usize> = (0..n).filter(|i| !order.contains(i) && !turns[*i].status).collect();
     rest.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(b.cmp(&a)));
     order.extend(rest);
     order.extend((0..n).rev().filter(|&i| turns[i].status));
@@ -487,10 +437,8 @@ fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
         return w;
     }
     // Who speaks, and whom they address, once per turn.
-    let people: Vec<(Option<String>, Option<String>)> = turns
-        .iter()
-        .map(|t| (speaker(text, t), addressee(text, t)))
-        .collect();
+    let people: Vec<(Option<String>, Option<String>)> =
+        turns.iter().map(|t| (speaker(text, t), addressee(text, t))).collect();
     for &r in roots {
         let Some(author) = people[r].0.clone() else {
             continue;
@@ -513,17 +461,15 @@ fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
                 continue;
             }
             let (s, a) = &people[i];
-            let link =
-                if s.as_deref() == Some(author.as_str()) || a.as_deref() == Some(author.as_str()) {
-                    1.0
-                } else if s.as_deref().is_some_and(|s| partners.contains(&s))
-                    && a.as_deref()
-                        .is_some_and(|a| partners.contains(&a) || a == author)
-                {
-                    0.5
-                } else {
-                    0.0
-                };
+            let link = if s.as_deref() == Some(author.as_str()) || a.as_deref() == Some(author.as_str()) {
+                1.0
+            } else if s.as_deref().is_some_and(|s| partners.contains(&s))
+                && a.as_deref().is_some_and(|a| partners.contains(&a) || a == author)
+            {
+                0.5
+            } else {
+                0.0
+            };
             if link == 0.0 {
                 continue;
             }
@@ -537,10 +483,7 @@ fn thread_weights(text: &str, turns: &[Turn], roots: &[usize]) -> Vec<f64> {
 
 /// Lower-cased words of a text, for comparing a turn with the query.
 fn plain_words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 /// Turns whose message is the query, or nearly: at least 80% of the query's words, in a
@@ -605,12 +548,7 @@ fn sentence_run(
 
 /// Compresses a conversation; see the module docs. `None` when the text is not one, or when
 /// nothing fits.
-pub fn compress_chat(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> Option<Packed> {
+pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
     if budget == 0 {
         return None;
     }
@@ -627,10 +565,7 @@ pub fn compress_chat(
     let roots = query_turns(text, &turns, query);
     let order = priority(text, &turns, query, &roots);
     let sep_cost = count(sep).max(1);
-    let est: Vec<usize> = order
-        .iter()
-        .map(|&i| count(&text[turns[i].start..turns[i].end]) + sep_cost)
-        .collect();
+    let est: Vec<usize> = order.iter().map(|&i| count(&text[turns[i].start..turns[i].end]) + sep_cost).collect();
     let render = |chosen: &[usize]| -> String {
         let mut kept: Vec<usize> = chosen.to_vec();
         kept.sort_unstable();
@@ -644,14 +579,7 @@ pub fn compress_chat(
         out
     };
     let fitted = if est[0] <= budget + sep_cost {
-        fit_units(
-            &order,
-            &est,
-            &|_| None,
-            &render,
-            &|t: &String| count(t),
-            budget,
-        )
+        fit_units(&order, &est, &|_| None, &render, &|t: &String| count(t), budget)
     } else {
         None
     };
@@ -672,24 +600,13 @@ pub fn compress_chat(
     let mut retained_indices = chosen;
     retained_indices.sort_unstable();
     let kept_information = information(&turns, &retained_indices);
-    Some(Packed {
-        text: out,
-        retained_indices,
-        kept_information,
-    })
+    Some(Packed { text: out, retained_indices, kept_information })
 }
 
 /// The separator the input puts between turns most often: a blank line or a newline.
 fn separator<'a>(text: &'a str, turns: &[Turn]) -> &'a str {
-    let blank = turns
-        .windows(2)
-        .filter(|w| text[w[0].end..w[1].start].matches('\n').count() >= 2)
-        .count();
-    if blank * 2 > turns.len().saturating_sub(1) {
-        "\n\n"
-    } else {
-        "\n"
-    }
+    let blank = turns.windows(2).filter(|w| text[w[0].end..w[1].start].matches('\n').count() >= 2).count();
+    if blank * 2 > turns.len().saturating_sub(1) { "\n\n" } else { "\n" }
 }
 
 /// Share of the conversation's words (by length) in the kept turns, at most 0.999 when a turn
@@ -698,11 +615,7 @@ fn information(turns: &[Turn], kept: &[usize]) -> f64 {
     let size = |i: usize| (turns[i].end - turns[i].body) as f64 + 1.0;
     let all: f64 = (0..turns.len()).map(size).sum();
     let k: f64 = kept.iter().map(|&i| size(i)).sum();
-    if kept.len() == turns.len() {
-        1.0
-    } else {
-        (k / all).min(0.999)
-    }
+    if kept.len() == turns.len() { 1.0 } else { (k / all).min(0.999) }
 }
 
 /// One message of an OpenAI-style `messages` array.
@@ -723,10 +636,7 @@ pub struct Keep {
 
 impl Default for Keep {
     fn default() -> Self {
-        Keep {
-            system: true,
-            last_user: true,
-        }
+        Keep { system: true, last_user: true }
     }
 }
 
@@ -770,13 +680,7 @@ pub fn compress_messages(
         }
         let start = text.len();
         text.push_str(m.content);
-        turns.push(Turn {
-            start,
-            body: start,
-            end: text.len(),
-            speaker: None,
-            status: false,
-        });
+        turns.push(Turn { start, body: start, end: text.len(), speaker: None, status: false });
     }
     let counter = crate::tokens::PieceCounter::new(encoding, &text);
     let count = |s: &str| counter.count(s);
@@ -784,15 +688,7 @@ pub fn compress_messages(
     let original_tokens: usize = costs.iter().sum();
     let budget_tokens = super::budget_tokens(budget, original_tokens);
     let whole = |idx: &[usize]| -> Vec<(usize, String, String)> {
-        idx.iter()
-            .map(|&i| {
-                (
-                    i,
-                    messages[i].role.to_string(),
-                    messages[i].content.to_string(),
-                )
-            })
-            .collect()
+        idx.iter().map(|&i| (i, messages[i].role.to_string(), messages[i].content.to_string())).collect()
     };
     if original_tokens <= budget_tokens || original_tokens < super::MIN_TOKENS {
         return CompressedMessages {
@@ -851,9 +747,7 @@ pub fn compress_messages(
                 chosen.push(i);
             } else if run.is_none() && protected.binary_search(&i).is_err() {
                 let t = turns[i];
-                if let Some((a, b)) =
-                    sentence_run(&text, t.start, t.end, budget_tokens - used, &measure)
-                {
+                if let Some((a, b)) = sentence_run(&text, t.start, t.end, budget_tokens - used, &measure) {
                     used += measure(a, b);
                     run = Some((i, a, b));
                 }
@@ -864,22 +758,11 @@ pub fn compress_messages(
     let mut pieces: Vec<(usize, String, String)> = whole(&chosen);
     if let Some((next, a, b)) = run {
         let at = pieces.partition_point(|p| p.0 < next);
-        pieces.insert(
-            at,
-            (
-                next,
-                messages[next].role.to_string(),
-                text[a..b].to_string(),
-            ),
-        );
+        pieces.insert(at, (next, messages[next].role.to_string(), text[a..b].to_string()));
     }
     let compressed_tokens: usize = pieces.iter().map(|p| count(&p.2)).sum();
     let kept_chars: usize = pieces.iter().map(|p| p.2.len()).sum();
-    let all_chars: usize = messages
-        .iter()
-        .map(|m| m.content.len())
-        .sum::<usize>()
-        .max(1);
+    let all_chars: usize = messages.iter().map(|m| m.content.len()).sum::<usize>().max(1);
     CompressedMessages {
         messages: pieces,
         original_tokens,
@@ -929,11 +812,7 @@ mod tests {
         let p = compress_chat(IRC, Some(q), 60, &approx).unwrap();
         assert!(approx(&p.text) <= 60);
         assert!(p.text.contains(q), "{}", p.text);
-        assert!(
-            p.text.contains("bigfoot1, ssh; install ssh server"),
-            "{}",
-            p.text
-        );
+        assert!(p.text.contains("bigfoot1, ssh; install ssh server"), "{}", p.text);
         assert!(p.text.contains("bigfoot1: vnc over ssh"), "{}", p.text);
         // Every output line is an input line.
         for l in p.text.lines() {
@@ -944,10 +823,7 @@ mod tests {
     #[test]
     fn without_a_query_the_last_turn_is_kept_and_status_lines_go_first() {
         let p = compress_chat(IRC, None, 40, &approx).unwrap();
-        assert!(
-            p.text
-                .ends_with("imagemagick rocks, it does everything with images")
-        );
+        assert!(p.text.ends_with("imagemagick rocks, it does everything with images"));
         assert!(!p.text.contains("has joined"));
     }
 
@@ -997,48 +873,21 @@ mod tests {
                     It stopped in four towns before noon. The weather was fine all day. \
                     Many people travelled to the coast that weekend for the festival.";
         let msgs = [
-            ChatMessage {
-                role: "system",
-                content: sys,
-            },
-            ChatMessage {
-                role: "user",
-                content: "Tell me about the first train.",
-            },
-            ChatMessage {
-                role: "assistant",
-                content: long,
-            },
-            ChatMessage {
-                role: "user",
-                content: "When did it leave?",
-            },
-            ChatMessage {
-                role: "assistant",
-                content: long,
-            },
-            ChatMessage {
-                role: "user",
-                content: "And where did people travel to?",
-            },
+            ChatMessage { role: "system", content: sys },
+            ChatMessage { role: "user", content: "Tell me about the first train." },
+            ChatMessage { role: "assistant", content: long },
+            ChatMessage { role: "user", content: "When did it leave?" },
+            ChatMessage { role: "assistant", content: long },
+            ChatMessage { role: "user", content: "And where did people travel to?" },
         ];
-        let out = compress_messages(
-            &msgs,
-            None,
-            super::super::Budget::Ratio(0.5),
-            Keep::default(),
-            Encoding::Cl100k,
-        );
+        let out = compress_messages(&msgs, None, super::super::Budget::Ratio(0.5), Keep::default(), Encoding::Cl100k);
         assert!(!out.unchanged);
         assert!(out.compressed_tokens <= out.budget_tokens, "{out:?}");
         let roles: Vec<&str> = out.messages.iter().map(|m| m.1.as_str()).collect();
         assert_eq!(roles.first(), Some(&"system"));
         assert_eq!(out.messages.first().unwrap().2, sys);
         let last = out.messages.last().unwrap();
-        assert_eq!(
-            (last.0, last.2.as_str()),
-            (5, "And where did people travel to?")
-        );
+        assert_eq!((last.0, last.2.as_str()), (5, "And where did people travel to?"));
         for (i, role, content) in &out.messages {
             assert_eq!(role, msgs[*i].role);
             assert!(msgs[*i].content.contains(content.as_str()));
@@ -1053,50 +902,19 @@ mod tests {
                       Millions of people visit it every year, and it is lit every evening. \
                       Its iron is repainted every seven years to protect it from rust.";
         let msgs = [
-            ChatMessage {
-                role: "user",
-                content: "Tell me about the Eiffel Tower in Paris.",
-            },
-            ChatMessage {
-                role: "assistant",
-                content: eiffel,
-            },
-            ChatMessage {
-                role: "user",
-                content: "Thanks! By the way, what is a good pasta recipe?",
-            },
-            ChatMessage {
-                role: "assistant",
-                content: "Boil spaghetti, then toss it with garlic and olive oil.",
-            },
-            ChatMessage {
-                role: "user",
-                content: "How tall is the Eiffel Tower and when was it built?",
-            },
+            ChatMessage { role: "user", content: "Tell me about the Eiffel Tower in Paris." },
+            ChatMessage { role: "assistant", content: eiffel },
+            ChatMessage { role: "user", content: "Thanks! By the way, what is a good pasta recipe?" },
+            ChatMessage { role: "assistant", content: "Boil spaghetti, then toss it with garlic and olive oil." },
+            ChatMessage { role: "user", content: "How tall is the Eiffel Tower and when was it built?" },
         ];
-        let out = compress_messages(
-            &msgs,
-            None,
-            super::super::Budget::Tokens(60),
-            Keep::default(),
-            Encoding::Cl100k,
-        );
+        let out = compress_messages(&msgs, None, super::super::Budget::Tokens(60), Keep::default(), Encoding::Cl100k);
         assert!(out.compressed_tokens <= 60, "{out:?}");
         let kept: Vec<usize> = out.messages.iter().map(|m| m.0).collect();
         assert!(kept.contains(&4), "{out:?}");
-        let answer = out
-            .messages
-            .iter()
-            .find(|m| m.0 == 1)
-            .expect("the Eiffel answer");
+        let answer = out.messages.iter().find(|m| m.0 == 1).expect("the Eiffel answer");
         assert!(eiffel.contains(answer.2.as_str()));
-        assert!(
-            answer.2.contains("1889") || answer.2.contains("330 metres"),
-            "{out:?}"
-        );
-        assert!(
-            !kept.contains(&3),
-            "the pasta answer took the place: {out:?}"
-        );
+        assert!(answer.2.contains("1889") || answer.2.contains("330 metres"), "{out:?}");
+        assert!(!kept.contains(&3), "the pasta answer took the place: {out:?}");
     }
 }

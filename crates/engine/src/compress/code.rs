@@ -144,16 +144,8 @@ fn parse_trees(lang: Lang, text: &str) -> Option<Vec<Tree>> {
             start_point: tree_sitter::Point { row: 0, column: 0 },
             end_point: point_at(text, text.len()),
         };
-        let first = tree_sitter::Range {
-            end_byte: cut,
-            end_point: point_at(text, cut),
-            ..whole
-        };
-        let second = tree_sitter::Range {
-            start_byte: cut,
-            start_point: point_at(text, cut),
-            ..whole
-        };
+        let first = tree_sitter::Range { end_byte: cut, end_point: point_at(text, cut), ..whole };
+        let second = tree_sitter::Range { start_byte: cut, start_point: point_at(text, cut), ..whole };
         let (a, b) = std::thread::scope(|scope| {
             let b = scope.spawn(|| half(second));
             (half(first), b.join().ok().flatten())
@@ -175,23 +167,11 @@ fn top_level_cut(text: &str) -> Option<usize> {
     let at = |i: usize| -> bool {
         i > 1
             && text.as_bytes()[i - 1] == b'\n'
-            && text[..i - 1]
-                .rsplit('\n')
-                .next()
-                .is_some_and(|l| l.trim().is_empty())
-            && text
-                .as_bytes()
-                .get(i)
-                .is_some_and(|b| !b.is_ascii_whitespace() && !matches!(b, b'}' | b')' | b']'))
+            && text[..i - 1].rsplit('\n').next().is_some_and(|l| l.trim().is_empty())
+            && text.as_bytes().get(i).is_some_and(|b| !b.is_ascii_whitespace() && !matches!(b, b'}' | b')' | b']'))
     };
-    let after = text[mid..]
-        .match_indices('\n')
-        .map(|(i, _)| mid + i + 1)
-        .find(|&i| at(i));
-    let before = text[..mid]
-        .rmatch_indices('\n')
-        .map(|(i, _)| i + 1)
-        .find(|&i| at(i));
+    let after = text[mid..].match_indices('\n').map(|(i, _)| mid + i + 1).find(|&i| at(i));
+    let before = text[..mid].rmatch_indices('\n').map(|(i, _)| i + 1).find(|&i| at(i));
     match (before, after) {
         (Some(b), Some(a)) => Some(if mid - b <= a - mid { b } else { a }),
         (b, a) => b.or(a),
@@ -202,11 +182,7 @@ fn top_level_cut(text: &str) -> Option<usize> {
 fn point_at(text: &str, at: usize) -> tree_sitter::Point {
     let before = &text.as_bytes()[..at];
     let row = before.iter().filter(|&&b| b == b'\n').count();
-    let column = at
-        - before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+    let column = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     tree_sitter::Point { row, column }
 }
 
@@ -236,20 +212,14 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
         if has("println!") || has(".unwrap()") || has("Vec<") || has("Result<") || has("Option<") {
             add(Lang::Rust, 2);
         }
-        if starts("def ")
-            || starts("async def ")
-            || starts("elif ")
-            || starts("class ") && t.ends_with(':')
+        if starts("def ") || starts("async def ") || starts("elif ") || starts("class ") && t.ends_with(':') {
+            add(Lang::Python, 3);
+        }
+        if starts("from ") && has(" import ") || starts("import ") && !t.ends_with(';') && !has(" from ") && !has("\"")
         {
             add(Lang::Python, 3);
         }
-        if starts("from ") && has(" import ")
-            || starts("import ") && !t.ends_with(';') && !has(" from ") && !has("\"")
-        {
-            add(Lang::Python, 3);
-        }
-        if has("self.") || has("None") || has("__init__") || t.ends_with(':') && !t.ends_with("::")
-        {
+        if has("self.") || has("None") || has("__init__") || t.ends_with(':') && !t.ends_with("::") {
             add(Lang::Python, 1);
         }
         if starts("package ") && !t.ends_with(';') {
@@ -291,20 +261,9 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
             add(Lang::TypeScript, 3);
         }
     }
-    let mut langs = [
-        Lang::Rust,
-        Lang::Python,
-        Lang::JavaScript,
-        Lang::TypeScript,
-        Lang::Go,
-    ];
+    let mut langs = [Lang::Rust, Lang::Python, Lang::JavaScript, Lang::TypeScript, Lang::Go];
     langs.sort_by_key(|&l| std::cmp::Reverse(score[l as usize]));
-    let strong: Vec<Lang> = langs
-        .iter()
-        .copied()
-        .filter(|&l| score[l as usize] >= 3)
-        .take(3)
-        .collect();
+    let strong: Vec<Lang> = langs.iter().copied().filter(|&l| score[l as usize] >= 3).take(3).collect();
     if strong.is_empty() {
         // Little evidence (a short snippet): let the parsers decide, best guesses first.
         return langs.to_vec();
@@ -356,22 +315,14 @@ struct Segmenter<'a> {
 fn is_comment_like(kind: &str) -> bool {
     matches!(
         kind,
-        "comment"
-            | "line_comment"
-            | "block_comment"
-            | "attribute_item"
-            | "inner_attribute_item"
-            | "decorator"
+        "comment" | "line_comment" | "block_comment" | "attribute_item" | "inner_attribute_item" | "decorator"
     )
 }
 
 impl Segmenter<'_> {
     fn line_text(&self, row: usize) -> &str {
         let start = self.line_starts[row];
-        let end = self
-            .line_starts
-            .get(row + 1)
-            .map_or(self.text.len(), |&e| e - 1);
+        let end = self.line_starts.get(row + 1).map_or(self.text.len(), |&e| e - 1);
         &self.text[start..end.max(start)]
     }
 
@@ -409,30 +360,11 @@ impl Segmenter<'_> {
     }
 
     fn push_other(&mut self, node: Node<'_>, parent: Option<usize>, depth: usize) {
-        self.push(
-            vec![(node.start_position().row, last_row(node))],
-            parent,
-            PieceKind::Other,
-            depth,
-        );
+        self.push(vec![(node.start_position().row, last_row(node))], parent, PieceKind::Other, depth);
     }
 
-    fn push(
-        &mut self,
-        lines: Vec<(usize, usize)>,
-        parent: Option<usize>,
-        kind: PieceKind,
-        depth: usize,
-    ) -> usize {
-        self.pieces.push(Piece {
-            lines,
-            parent,
-            kind,
-            depth,
-            group: None,
-            seq: 0,
-            name: None,
-        });
+    fn push(&mut self, lines: Vec<(usize, usize)>, parent: Option<usize>, kind: PieceKind, depth: usize) -> usize {
+        self.pieces.push(Piece { lines, parent, kind, depth, group: None, seq: 0, name: None });
         self.pieces.len() - 1
     }
 
@@ -445,10 +377,7 @@ impl Segmenter<'_> {
         let mut summary_taken = false;
         for c in attached {
             let range = (c.start_position().row, last_row(*c));
-            if matches!(
-                c.kind(),
-                "attribute_item" | "inner_attribute_item" | "decorator"
-            ) {
+            if matches!(c.kind(), "attribute_item" | "inner_attribute_item" | "decorator") {
                 with_item.push(range);
             } else if !summary_taken && range.0 == range.1 {
                 summary_taken = true;
@@ -462,8 +391,7 @@ impl Segmenter<'_> {
         self.item_body(node, parent, depth);
         // The item's first piece is its skeleton or the whole item.
         if self.pieces.len() > before {
-            self.pieces[before].name =
-                definition_name(node).map(|n| (n.start_byte(), n.end_byte()));
+            self.pieces[before].name = definition_name(node).map(|n| (n.start_byte(), n.end_byte()));
             self.pieces[before].lines.extend(with_item);
             // One piece per comment node (a `///` line, a `/** … */` block), kept in order.
             for (seq, range) in doc.into_iter().enumerate() {
@@ -482,11 +410,7 @@ impl Segmenter<'_> {
             return;
         }
         if self.whole_only || depth > MAX_DEPTH {
-            let k = if is_definition(kind) {
-                PieceKind::Signature
-            } else {
-                PieceKind::Other
-            };
+            let k = if is_definition(kind) { PieceKind::Signature } else { PieceKind::Other };
             self.push(vec![(first, last)], parent, k, depth);
             return;
         }
@@ -531,18 +455,11 @@ impl Segmenter<'_> {
                 return;
             }
             // A function that cannot collapse: short ones read like signatures.
-            let k = if last - first <= 3 {
-                PieceKind::Signature
-            } else {
-                PieceKind::Body
-            };
+            let k = if last - first <= 3 { PieceKind::Signature } else { PieceKind::Body };
             self.push(vec![(first, last)], parent, k, depth);
             return;
         }
-        if self
-            .compound(node, parent, PieceKind::Other, depth)
-            .is_some()
-        {
+        if self.compound(node, parent, PieceKind::Other, depth).is_some() {
             return;
         }
         let k = if is_definition(target.kind()) {
@@ -560,14 +477,7 @@ impl Segmenter<'_> {
     /// `group` under `skeleton`: imports as imports, a Python compound statement holding
     /// imports as a skeleton of its own (see [`compound`](Self::compound)), the rest as body
     /// statements.
-    fn statements(
-        &mut self,
-        body: Node<'_>,
-        interior: LineRange,
-        skeleton: usize,
-        group: usize,
-        depth: usize,
-    ) {
+    fn statements(&mut self, body: Node<'_>, interior: LineRange, skeleton: usize, group: usize, depth: usize) {
         let mut cursor = body.walk();
         let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).collect();
         for (seq, stmt) in stmts.into_iter().enumerate() {
@@ -600,23 +510,13 @@ impl Segmenter<'_> {
     /// its imports can be kept without the rest, and what is cut is marked. Returns the
     /// skeleton, or None (nothing pushed) when the statement is not such a compound or a
     /// block shares a line with its header.
-    fn compound(
-        &mut self,
-        node: Node<'_>,
-        parent: Option<usize>,
-        kind: PieceKind,
-        depth: usize,
-    ) -> Option<usize> {
+    fn compound(&mut self, node: Node<'_>, parent: Option<usize>, kind: PieceKind, depth: usize) -> Option<usize> {
         if self.lang != Lang::Python
             || self.whole_only
             || depth > MAX_DEPTH
             || !matches!(
                 node.kind(),
-                "if_statement"
-                    | "try_statement"
-                    | "with_statement"
-                    | "for_statement"
-                    | "while_statement"
+                "if_statement" | "try_statement" | "with_statement" | "for_statement" | "while_statement"
             )
             || !contains_import(node)
         {
@@ -631,11 +531,7 @@ impl Segmenter<'_> {
                 blocks.push(child);
             } else if child.kind().ends_with("_clause") {
                 let mut inner = child.walk();
-                blocks.extend(
-                    child
-                        .named_children(&mut inner)
-                        .filter(|c| c.kind() == "block"),
-                );
+                blocks.extend(child.named_children(&mut inner).filter(|c| c.kind() == "block"));
             }
         }
         // Headers are the lines between blocks; each block starts on a line of its own,
@@ -670,12 +566,7 @@ impl Segmenter<'_> {
 
     /// Head and tail line ranges of an item whose body may be cut out, or None when cutting
     /// lines would split a statement.
-    fn split(
-        &self,
-        first: usize,
-        last: usize,
-        body: Node<'_>,
-    ) -> Option<(LineRange, Option<LineRange>)> {
+    fn split(&self, first: usize, last: usize, body: Node<'_>) -> Option<(LineRange, Option<LineRange>)> {
         let (b0, b1) = (body.start_position().row, body.end_position().row);
         if self.lang == Lang::Python {
             // The body starts on its own line after the `:` line.
@@ -697,8 +588,7 @@ impl Segmenter<'_> {
             return None;
         }
         let close_start = self.line_starts[b1];
-        let before_close =
-            &self.text[close_start..body.end_byte().saturating_sub(1).max(close_start)];
+        let before_close = &self.text[close_start..body.end_byte().saturating_sub(1).max(close_start)];
         if !before_close.trim().is_empty() {
             return None;
         }
@@ -709,10 +599,7 @@ impl Segmenter<'_> {
     /// (typically the docstring), else the shortest one.
     fn python_anchor(&self, body: Node<'_>) -> Vec<(usize, usize)> {
         let mut cursor = body.walk();
-        let stmts: Vec<Node<'_>> = body
-            .named_children(&mut cursor)
-            .filter(|n| !is_comment_like(n.kind()))
-            .collect();
+        let stmts: Vec<Node<'_>> = body.named_children(&mut cursor).filter(|n| !is_comment_like(n.kind())).collect();
         let span = |n: &Node<'_>| n.end_position().row - n.start_position().row;
         let pick = match stmts.first() {
             Some(f) if span(f) <= 2 => Some(*f),
@@ -760,11 +647,7 @@ fn is_import(kind: &str, node: Node<'_>) -> bool {
 /// ends at column 0 of the next line, which is not its own.
 fn last_row(node: Node<'_>) -> usize {
     let end = node.end_position();
-    if end.column == 0 && end.row > node.start_position().row {
-        end.row - 1
-    } else {
-        end.row
-    }
+    if end.column == 0 && end.row > node.start_position().row { end.row - 1 } else { end.row }
 }
 
 /// True when an import statement is somewhere under `node`.
@@ -818,23 +701,17 @@ fn imports_only(node: Node<'_>) -> bool {
             // `brotli = None` in the `except ImportError:` branch.
             "expression_statement" => {
                 node.start_position().row == node.end_position().row
-                    && node
-                        .named_child(0)
-                        .is_some_and(|c| c.kind() == "assignment")
+                    && node.named_child(0).is_some_and(|c| c.kind() == "assignment")
             }
-            "if_statement" | "try_statement" | "else_clause" | "elif_clause" | "except_clause"
-            | "finally_clause" | "block" => {
+            "if_statement" | "try_statement" | "else_clause" | "elif_clause" | "except_clause" | "finally_clause"
+            | "block" => {
                 let mut cursor = node.walk();
                 let kids: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
                 kids.into_iter().all(|k| {
                     // Conditions and exception types are not statements.
                     let statement_like = matches!(
                         k.kind(),
-                        "block"
-                            | "else_clause"
-                            | "elif_clause"
-                            | "except_clause"
-                            | "finally_clause"
+                        "block" | "else_clause" | "elif_clause" | "except_clause" | "finally_clause"
                     ) || kind == "block";
                     !statement_like || walk(k, found)
                 })
@@ -892,13 +769,8 @@ fn named_identifiers(query: &str) -> Vec<&str> {
             && w.chars().all(|c| c.is_alphanumeric() || c == '_')
             && !w.starts_with(|c: char| c.is_ascii_digit())
     };
-    let quoted: Vec<&str> = query
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .flat_map(|q| q.split(['.', ':', '(', ')', ' ']))
-        .filter(ident)
-        .collect();
+    let quoted: Vec<&str> =
+        query.split('`').skip(1).step_by(2).flat_map(|q| q.split(['.', ':', '(', ')', ' '])).filter(ident).collect();
     if !quoted.is_empty() {
         return quoted;
     }
@@ -908,8 +780,7 @@ fn named_identifiers(query: &str) -> Vec<&str> {
         .filter(|w| {
             let shaped = w.contains('_') || w.chars().skip(1).any(char::is_uppercase);
             let lower = w.to_lowercase();
-            shaped
-                || (w.len() >= 4 && !is_stopword(&lower) && !CODE_WORDS.contains(&lower.as_str()))
+            shaped || (w.len() >= 4 && !is_stopword(&lower) && !CODE_WORDS.contains(&lower.as_str()))
         })
         .collect()
 }
@@ -956,9 +827,7 @@ fn container_body<'t>(node: Node<'t>) -> Option<Node<'t>> {
         | "internal_module"
         | "module" => node.child_by_field_name("body"),
         // `const _: () = { use …; impl … };`: items in a block, like a module.
-        "const_item" | "static_item" => node
-            .child_by_field_name("value")
-            .filter(|v| v.kind() == "block"),
+        "const_item" | "static_item" => node.child_by_field_name("value").filter(|v| v.kind() == "block"),
         _ => None,
     }
 }
@@ -974,14 +843,12 @@ fn function_body<'t>(node: Node<'t>) -> Option<Node<'t>> {
         | "method_definition" => node.child_by_field_name("body"),
         "lexical_declaration" | "variable_declaration" => {
             let mut cursor = node.walk();
-            let declarator = node
-                .named_children(&mut cursor)
-                .find(|n| n.kind() == "variable_declarator")?;
+            let declarator = node.named_children(&mut cursor).find(|n| n.kind() == "variable_declarator")?;
             let value = declarator.child_by_field_name("value")?;
             match value.kind() {
-                "arrow_function" | "function_expression" | "function" => value
-                    .child_by_field_name("body")
-                    .filter(|b| b.kind() == "statement_block"),
+                "arrow_function" | "function_expression" | "function" => {
+                    value.child_by_field_name("body").filter(|b| b.kind() == "statement_block")
+                }
                 _ => None,
             }
         }
@@ -993,9 +860,9 @@ fn function_body<'t>(node: Node<'t>) -> Option<Node<'t>> {
             }
             let value = inner.child_by_field_name("right")?;
             match value.kind() {
-                "arrow_function" | "function_expression" | "function" => value
-                    .child_by_field_name("body")
-                    .filter(|b| b.kind() == "statement_block"),
+                "arrow_function" | "function_expression" | "function" => {
+                    value.child_by_field_name("body").filter(|b| b.kind() == "statement_block")
+                }
                 _ => None,
             }
         }
@@ -1081,17 +948,10 @@ fn each_word(s: &str, f: &mut dyn FnMut(&str)) {
 }
 
 /// Words that say nothing in a question about code (beside the stopwords of every kind).
-const CODE_WORDS: &[&str] = &[
-    "function", "method", "code", "file", "called", "call", "calls",
-];
+const CODE_WORDS: &[&str] = &["function", "method", "code", "file", "called", "call", "calls"];
 
 /// Compresses source code; see the module docs.
-pub fn compress_code(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> Option<Packed> {
+pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -1149,14 +1009,8 @@ pub fn compress_code(
 
     let named = named_identifiers(query.unwrap_or(""));
     for whole_only in [false, true] {
-        let mut seg = Segmenter {
-            text,
-            lang,
-            line_starts: &line_starts,
-            pieces: Vec::new(),
-            groups: Vec::new(),
-            whole_only,
-        };
+        let mut seg =
+            Segmenter { text, lang, line_starts: &line_starts, pieces: Vec::new(), groups: Vec::new(), whole_only };
         for tree in &trees {
             seg.children(tree.root_node(), None, 0);
         }
@@ -1190,11 +1044,7 @@ pub fn compress_code(
         }
         let retained_indices: Vec<usize> = (0..lines.len()).filter(|&i| kept[i]).collect();
         let kept_information = information(&lines, &pieces, &kept);
-        return Some(Packed {
-            text: out,
-            retained_indices,
-            kept_information,
-        });
+        return Some(Packed { text: out, retained_indices, kept_information });
     }
     None
 }
@@ -1262,10 +1112,7 @@ struct Units<'a> {
 /// Which pieces belong to a definition the query names: the definition's own piece and every
 /// piece under it.
 fn targets(text: &str, pieces: &[Piece], named: &[&str]) -> Vec<bool> {
-    let mut t: Vec<bool> = pieces
-        .iter()
-        .map(|p| p.name.is_some_and(|(a, b)| named.contains(&&text[a..b])))
-        .collect();
+    let mut t: Vec<bool> = pieces.iter().map(|p| p.name.is_some_and(|(a, b)| named.contains(&&text[a..b]))).collect();
     // Parents come before their children.
     for i in 0..pieces.len() {
         if let Some(p) = pieces[i].parent
@@ -1309,10 +1156,7 @@ fn select(
         }
         seen.fill(0);
         for i in rows {
-            for (s, h) in seen
-                .iter_mut()
-                .zip(&line_hits[i * stride..(i + 1) * stride])
-            {
+            for (s, h) in seen.iter_mut().zip(&line_hits[i * stride..(i + 1) * stride]) {
                 *s |= h;
             }
         }
@@ -1339,13 +1183,7 @@ fn select(
     }
     let group_rel: Vec<f64> = groups
         .iter()
-        .map(|&(a, b)| {
-            if query_words.is_empty() || a > b {
-                0.0
-            } else {
-                relevance(&mut (a..=b.min(lines.len() - 1)))
-            }
-        })
+        .map(|&(a, b)| if query_words.is_empty() || a > b { 0.0 } else { relevance(&mut (a..=b.min(lines.len() - 1))) })
         .collect();
     let score: Vec<f64> = pieces
         .iter()
@@ -1357,27 +1195,20 @@ fn select(
             match p.kind {
                 PieceKind::Import if p.parent.is_none() => 100.0,
                 // The signature of the definition the query names,
-                _ if units.targets[i] && p.parent.is_none_or(|q| !units.targets[q]) => {
-                    95.0 - 0.1 * depth
-                }
+                _ if units.targets[i] && p.parent.is_none_or(|q| !units.targets[q]) => 95.0 - 0.1 * depth,
                 // then nested imports (in a body, under `if __name__ == "__main__":`, in a
                 // module), which bring the headers they sit under,
                 PieceKind::Import => 92.0,
                 // then the rest of that definition, whole, from its start.
                 _ if units.targets[i] => 90.0 - 0.001 * p.seq.min(1000) as f64 - depth,
                 // Compact signatures first: many of them say more than one long definition.
-                PieceKind::Signature => {
-                    60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64)
-                }
+                PieceKind::Signature => 60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64),
                 PieceKind::Doc => 30.0 + 20.0 * rel - 0.001 * p.seq.min(1000) as f64,
                 // Statements: short bodies first, each body from its start; with a query,
                 // bodies about it first and matching statements first within them.
                 PieceKind::Body => {
                     let (body_lines, body_rel) = p.group.map_or((line_count, rel), |g| {
-                        (
-                            groups[g].1 + 1 - groups[g].0.min(groups[g].1 + 1),
-                            group_rel[g],
-                        )
+                        (groups[g].1 + 1 - groups[g].0.min(groups[g].1 + 1), group_rel[g])
                     });
                     let seq = p.seq.min(1000) as f64;
                     if query_words.is_empty() {
@@ -1434,14 +1265,8 @@ fn select(
         }
         (out, shown)
     };
-    let (_, (out, kept)) = fit_units(
-        &order,
-        &est,
-        &|p| pieces[p].parent,
-        &render,
-        &|(t, _): &(String, Vec<bool>)| count(t),
-        budget,
-    )?;
+    let (_, (out, kept)) =
+        fit_units(&order, &est, &|p| pieces[p].parent, &render, &|(t, _): &(String, Vec<bool>)| count(t), budget)?;
     Some((out, kept))
 }
 
@@ -1461,11 +1286,7 @@ fn render_lines(units: &Units<'_>, chosen: &[usize]) -> (String, Vec<bool>) {
     // Blank lines survive between two kept lines.
     let mut next_kept = vec![false; n + 1];
     for i in (0..n).rev() {
-        next_kept[i] = if lines[i].trim().is_empty() {
-            next_kept[i + 1]
-        } else {
-            kept[i]
-        };
+        next_kept[i] = if lines[i].trim().is_empty() { next_kept[i + 1] } else { kept[i] };
     }
     // Blank lines inside a kept piece stay (they may be inside a string literal); others
     // survive, one per run, between two kept lines.
@@ -1556,9 +1377,7 @@ fn elision(indent: &str, comment: &str, k: usize, cr: bool) -> String {
 /// True for the lines this module adds to mark dropped body lines; see [`elision`].
 pub fn is_elision_line(line: &str) -> bool {
     let t = line.trim();
-    let rest = t
-        .strip_prefix("// \u{2026} ")
-        .or_else(|| t.strip_prefix("# \u{2026} "));
+    let rest = t.strip_prefix("// \u{2026} ").or_else(|| t.strip_prefix("# \u{2026} "));
     rest.is_some_and(|r| {
         let digits = r.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && matches!(&r[digits..], " line omitted" | " lines omitted")
@@ -1929,43 +1748,23 @@ func (inv *Inventory) Save() error {
 "#;
 
     fn check(lang: Lang, src: &str, must_keep_2x: &[&str], must_keep_4x: &[&str]) {
-        assert_eq!(
-            guess_languages(src).first(),
-            Some(&lang),
-            "language of {src}"
-        );
+        assert_eq!(guess_languages(src).first(), Some(&lang), "language of {src}");
         assert!(!parse(lang, src).unwrap().root_node().has_error());
         for (ratio, must) in [(0.5, must_keep_2x), (0.25, must_keep_4x)] {
             let budget = (approx(src) as f64 * ratio) as usize;
             let p = compress_code(src, None, budget, &approx).unwrap();
             assert!(approx(&p.text) <= budget, "{lang:?} over budget at {ratio}");
-            assert!(
-                approx(&p.text) * 100 >= budget * 80,
-                "{lang:?} far under budget at {ratio}: {}",
-                p.text
-            );
+            assert!(approx(&p.text) * 100 >= budget * 80, "{lang:?} far under budget at {ratio}: {}", p.text);
             let tree = parse(lang, &p.text).unwrap();
-            assert!(
-                !tree.root_node().has_error(),
-                "{lang:?} at {ratio} does not parse:\n{}",
-                p.text
-            );
+            assert!(!tree.root_node().has_error(), "{lang:?} at {ratio} does not parse:\n{}", p.text);
             for line in must {
-                assert!(
-                    p.text.lines().any(|l| l == *line),
-                    "{lang:?} at {ratio} lost {line:?}:\n{}",
-                    p.text
-                );
+                assert!(p.text.lines().any(|l| l == *line), "{lang:?} at {ratio} lost {line:?}:\n{}", p.text);
             }
             // Every output line is an input line, in input order.
             let input: Vec<&str> = src.split('\n').collect();
             let mut at = 0;
             for l in p.text.split('\n').filter(|l| !is_elision_line(l)) {
-                at += input[at..]
-                    .iter()
-                    .position(|x| *x == l)
-                    .expect("line from the input")
-                    + 1;
+                at += input[at..].iter().position(|x| *x == l).expect("line from the input") + 1;
             }
             assert!(p.kept_information > 0.0 && p.kept_information < 1.0);
         }
@@ -1981,12 +1780,7 @@ func (inv *Inventory) Save() error {
             "    pub fn remove(&mut self, name: &str, quantity: u32) -> u32 {",
             "fn restock_threshold(kind: &str) -> u32 {",
         ];
-        check(
-            Lang::Rust,
-            RUST,
-            &sigs,
-            &[sigs[0], sigs[1], sigs[2], sigs[5]],
-        );
+        check(Lang::Rust, RUST, &sigs, &[sigs[0], sigs[1], sigs[2], sigs[5]]);
     }
 
     #[test]
@@ -2001,12 +1795,7 @@ func (inv *Inventory) Save() error {
             "def restock_threshold(kind):",
             "def main():",
         ];
-        check(
-            Lang::Python,
-            PYTHON,
-            &sigs,
-            &[sigs[0], sigs[1], sigs[2], sigs[3], sigs[6]],
-        );
+        check(Lang::Python, PYTHON, &sigs, &[sigs[0], sigs[1], sigs[2], sigs[3], sigs[6]]);
     }
 
     #[test]
@@ -2050,28 +1839,14 @@ func (inv *Inventory) Save() error {
     #[test]
     fn query_brings_the_matching_body() {
         let budget = approx(RUST) / 2;
-        let p = compress_code(
-            RUST,
-            Some("how is the restock threshold for washers chosen"),
-            budget,
-            &approx,
-        )
-        .unwrap();
+        let p = compress_code(RUST, Some("how is the restock threshold for washers chosen"), budget, &approx).unwrap();
         assert!(p.text.contains("\"washers\" => 300,"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
     }
 
     #[test]
     fn unknown_text_is_refused_and_fitting_code_unchanged() {
-        assert!(
-            compress_code(
-                "Just a sentence about nothing in particular.",
-                None,
-                3,
-                &approx
-            )
-            .is_none()
-        );
+        assert!(compress_code("Just a sentence about nothing in particular.", None, 3, &approx).is_none());
         let java = "package demo;\n\npublic class Main {\n    private int count;\n\n    public static void main(String[] args) {\n        System.out.println(\"hi\");\n        int[] xs = new int[] {1, 2};\n        for (int x : xs) {\n            count += x;\n        }\n    }\n}\n";
         assert!(compress_code(java, None, 10, &approx).is_none());
         let p = compress_code(GO, None, 100_000, &approx).unwrap();
@@ -2100,11 +1875,7 @@ func (inv *Inventory) Save() error {
                     assert!(approx(&p.text) <= budget);
                     assert!(!p.text.is_empty());
                     let tree = parse(lang, &p.text).unwrap();
-                    assert!(
-                        !tree.root_node().has_error(),
-                        "{lang:?} at {pct}%:\n{}",
-                        p.text
-                    );
+                    assert!(!tree.root_node().has_error(), "{lang:?} at {pct}%:\n{}", p.text);
                     assert!(p.retained_indices.windows(2).all(|w| w[0] < w[1]));
                 }
             }
@@ -2172,39 +1943,24 @@ class Outer:
 
     #[test]
     fn python_imports_under_type_checking_and_try_are_imports() {
-        let body: String = (0..40)
-            .map(|i| format!("    total += {i} * weight\n"))
-            .collect();
+        let body: String = (0..40).map(|i| format!("    total += {i} * weight\n")).collect();
         let src = format!(
             "import os\nimport typing\n\nif typing.TYPE_CHECKING:\n    from hashlib import _Hash\n\n\
              try:\n    import brotli\nexcept ImportError:\n    brotli = None\n\n\n\
              def total(weight):\n    total = 0\n{body}    return total\n"
         );
         let p = compress_code(&src, None, approx(&src) / 3, &approx).unwrap();
-        for line in [
-            "    from hashlib import _Hash",
-            "    import brotli",
-            "    brotli = None",
-        ] {
+        for line in ["    from hashlib import _Hash", "    import brotli", "    brotli = None"] {
             assert!(p.text.lines().any(|l| l == line), "{line}:\n{}", p.text);
         }
         assert!(p.text.lines().any(is_elision_line), "{}", p.text);
-        assert!(
-            !parse(Lang::Python, &p.text)
-                .unwrap()
-                .root_node()
-                .has_error()
-        );
+        assert!(!parse(Lang::Python, &p.text).unwrap().root_node().has_error());
     }
 
     #[test]
     fn python_imports_nested_in_main_blocks_and_bodies_survive_with_their_headers() {
-        let body: String = (0..40)
-            .map(|i| format!("    total += {i} * weight\n"))
-            .collect();
-        let main: String = (0..30)
-            .map(|i| format!("    print(total({i}), {i} * 2, 'a line of output')\n"))
-            .collect();
+        let body: String = (0..40).map(|i| format!("    total += {i} * weight\n")).collect();
+        let main: String = (0..30).map(|i| format!("    print(total({i}), {i} * 2, 'a line of output')\n")).collect();
         let src = format!(
             "import os\n\n\ndef total(weight):\n    \"\"\"Sums weights.\"\"\"\n    total = 0\n{body}    \
              if os.environ.get('FAST'):\n        try:\n            import numpy as np\n        \
@@ -2212,11 +1968,7 @@ class Outer:
              if __name__ == \"__main__\":\n    print('starting the report')\n    import sys\n    \
              from pathlib import Path\n{main}    sys.exit(0)\n"
         );
-        for (pct, query) in [
-            (40, None),
-            (25, None),
-            (25, Some("how is `total` computed")),
-        ] {
+        for (pct, query) in [(40, None), (25, None), (25, Some("how is `total` computed"))] {
             let budget = approx(&src) * pct / 100;
             let p = compress_code(&src, query, budget, &approx).unwrap();
             assert!(approx(&p.text) <= budget);
@@ -2226,11 +1978,7 @@ class Outer:
                 "    from pathlib import Path",
                 "if __name__ == \"__main__\":",
             ] {
-                assert!(
-                    p.text.lines().any(|l| l == line),
-                    "{pct}% lost {line}:\n{}",
-                    p.text
-                );
+                assert!(p.text.lines().any(|l| l == line), "{pct}% lost {line}:\n{}", p.text);
             }
             // What was cut around them is marked, and the result is still Python.
             assert!(p.text.lines().any(is_elision_line), "{}", p.text);
@@ -2241,9 +1989,8 @@ class Outer:
 
     #[test]
     fn a_long_class_docstring_does_not_crowd_out_the_method_the_query_names() {
-        let doc: String = (0..40)
-            .map(|i| format!("    Argument number {i} of the panel, described at length.\n"))
-            .collect();
+        let doc: String =
+            (0..40).map(|i| format!("    Argument number {i} of the panel, described at length.\n")).collect();
         let others: String = (0..12)
             .map(|i| {
                 format!(
@@ -2258,22 +2005,11 @@ class Outer:
              ) -> \"Panel\":\n        \"\"\"Fits the panel.\"\"\"\n        return cls(width=width)\n"
         );
         let budget = approx(&src) / 4;
-        let p = compress_code(
-            &src,
-            Some("How is the method `fit` implemented?"),
-            budget,
-            &approx,
-        )
-        .unwrap();
+        let p = compress_code(&src, Some("How is the method `fit` implemented?"), budget, &approx).unwrap();
         let fit = &src[src.find("    @classmethod").unwrap()..];
         assert!(p.text.contains(fit), "{}", p.text);
         assert!(approx(&p.text) <= budget);
-        assert!(
-            !parse(Lang::Python, &p.text)
-                .unwrap()
-                .root_node()
-                .has_error()
-        );
+        assert!(!parse(Lang::Python, &p.text).unwrap().root_node().has_error());
     }
 
     #[test]
@@ -2291,11 +2027,7 @@ class Outer:
         );
         let budget = approx(&src) / 4;
         let p = compress_code(&src, None, budget, &approx).unwrap();
-        assert!(
-            p.text.lines().any(|l| l == "    use crate::serve;"),
-            "{}",
-            p.text
-        );
+        assert!(p.text.lines().any(|l| l == "    use crate::serve;"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
         assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
     }
@@ -2306,12 +2038,7 @@ class Outer:
         let budget = approx(&src) / 3;
         let p = compress_code(&src, None, budget, &approx).unwrap();
         assert!(approx(&p.text) <= budget);
-        assert!(
-            p.text
-                .contains("func Open(path string) (*Inventory, error) {\r\n"),
-            "{}",
-            p.text
-        );
+        assert!(p.text.contains("func Open(path string) (*Inventory, error) {\r\n"), "{}", p.text);
         // Every line keeps its `\r`, the elision lines included.
         let body: Vec<&str> = p.text.split('\n').collect();
         for l in &body[..body.len() - 1] {

@@ -38,8 +38,8 @@ const SAMPLE_BYTES: usize = 64 * 1024;
 
 /// Log level words (also never a chat speaker's name).
 pub(crate) const LEVELS: &[&str] = &[
-    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "FATAL", "CRITICAL",
-    "CRIT", "SEVERE", "PANIC",
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "FATAL", "CRITICAL", "CRIT", "SEVERE",
+    "PANIC",
 ];
 
 const CODE_STARTS: &[&str] = &[
@@ -127,12 +127,8 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Json;
     }
     let sample = prefix(text, SAMPLE_BYTES);
-    let lines: Vec<&str> = sample
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .take(SAMPLE_LINES)
-        .map(|l| prefix(l, LINE_PREFIX))
-        .collect();
+    let lines: Vec<&str> =
+        sample.lines().filter(|l| !l.trim().is_empty()).take(SAMPLE_LINES).map(|l| prefix(l, LINE_PREFIX)).collect();
     if lines.is_empty() {
         return ContentType::Prose;
     }
@@ -169,10 +165,7 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Markdown;
     }
     // `# text` is a level-1 heading or a Python/shell comment: code decides on the rest.
-    let hash_comments = lines
-        .iter()
-        .filter(|l| l.trim_start().starts_with("# "))
-        .count();
+    let hash_comments = lines.iter().filter(|l| l.trim_start().starts_with("# ")).count();
     if code * 10 >= n * 3 && code > md.saturating_sub(hash_comments) && code >= 2 {
         return ContentType::Code;
     }
@@ -234,26 +227,17 @@ fn is_regular_machine_text(lines: &[&str]) -> bool {
         }
     }
     shapes.sort_by_key(|s| std::cmp::Reverse(s.1));
-    let top: usize = shapes
-        .iter()
-        .take(3)
-        .map(|(_, c)| *c)
-        .filter(|&c| c >= 2)
-        .sum();
+    let top: usize = shapes.iter().take(3).map(|(_, c)| *c).filter(|&c| c >= 2).sum();
     top * 10 >= n * 6
 }
 
 /// The machine-written shape of a line's start, if it has one; see
 /// [`is_regular_machine_text`].
 fn machine_shape(line: &str) -> Option<String> {
-    let mut tokens = line
-        .split(|c: char| c.is_whitespace() || c == '|')
-        .filter(|t| !t.is_empty());
+    let mut tokens = line.split(|c: char| c.is_whitespace() || c == '|').filter(|t| !t.is_empty());
     let first = tokens.next()?;
     let second = tokens.next().unwrap_or("");
-    let chat_nick = |t: &str| {
-        t.len() > 2 && t.starts_with('<') && !t[1..].starts_with(|c: char| c.is_ascii_digit())
-    };
+    let chat_nick = |t: &str| t.len() > 2 && t.starts_with('<') && !t[1..].starts_with(|c: char| c.is_ascii_digit());
     if first.starts_with(['#', '|', '>', '-', '*', '+', '/', '`'])
         || !first.contains(|c: char| c.is_alphanumeric())
         || chat_nick(first)
@@ -305,19 +289,14 @@ fn token_shape(token: &str) -> String {
 fn looks_machine_written(token: &str) -> bool {
     let b = token.as_bytes();
     if b.iter().any(|c| {
-        c.is_ascii_digit()
-            || matches!(
-                c,
-                b'[' | b']' | b'|' | b'<' | b'>' | b'{' | b'}' | b'_' | b'$' | b'@' | b'\\'
-            )
+        c.is_ascii_digit() || matches!(c, b'[' | b']' | b'|' | b'<' | b'>' | b'{' | b'}' | b'_' | b'$' | b'@' | b'\\')
     }) {
         return true;
     }
     (1..b.len()).any(|i| {
         matches!(b[i], b':' | b'.' | b'/' | b'=')
             && b[i - 1].is_ascii_alphanumeric()
-            && b.get(i + 1..i + 3)
-                .is_some_and(|r| r.iter().all(u8::is_ascii_alphanumeric))
+            && b.get(i + 1..i + 3).is_some_and(|r| r.iter().all(u8::is_ascii_alphanumeric))
     })
 }
 
@@ -356,20 +335,16 @@ fn has_timestamp(s: &str) -> bool {
         }
     }
     // [12345.678] kernel style
-    s.strip_prefix('[')
-        .and_then(|r| r.split_once(']'))
-        .is_some_and(|(inside, _)| {
-            let inside = inside.trim();
-            inside.contains('.')
-                && inside.starts_with(|c: char| c.is_ascii_digit())
-                && inside.chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
+    s.strip_prefix('[').and_then(|r| r.split_once(']')).is_some_and(|(inside, _)| {
+        let inside = inside.trim();
+        inside.contains('.')
+            && inside.starts_with(|c: char| c.is_ascii_digit())
+            && inside.chars().all(|c| c.is_ascii_digit() || c == '.')
+    })
 }
 
 fn has_level(s: &str) -> bool {
-    s.split(|c: char| !c.is_ascii_alphabetic())
-        .take(8)
-        .any(|w| LEVELS.contains(&w))
+    s.split(|c: char| !c.is_ascii_alphabetic()).take(8).any(|w| LEVELS.contains(&w))
 }
 
 fn is_heading(line: &str) -> bool {
@@ -420,22 +395,18 @@ fn is_code_line(line: &str) -> bool {
     if t.starts_with("\"\"\"") || t.starts_with("'use strict'") {
         return true;
     }
-    is_assignment(t)
-        || (t.contains(" = ") && (t.ends_with(')') || t.ends_with(']') || t.ends_with('"')))
+    is_assignment(t) || (t.contains(" = ") && (t.ends_with(')') || t.ends_with(']') || t.ends_with('"')))
 }
 
 /// `name = …`, `obj.field += …`, `items[0] = …`: an identifier path, then an assignment.
 fn is_assignment(t: &str) -> bool {
-    let lhs_end = t
-        .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '$')))
-        .unwrap_or(t.len());
+    let lhs_end =
+        t.find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '$'))).unwrap_or(t.len());
     if lhs_end == 0 || t[..lhs_end].starts_with(|c: char| c.is_ascii_digit()) {
         return false;
     }
     let rest = &t[lhs_end..];
-    let assigned = [" = ", " += ", " -= ", " := "]
-        .iter()
-        .any(|op| rest.starts_with(op));
+    let assigned = [" = ", " += ", " -= ", " := "].iter().any(|op| rest.starts_with(op));
     let annotated = [": str", ": int", ": bool", ": float"]
         .iter()
         .any(|ty| rest == *ty || rest.strip_prefix(ty).is_some_and(|r| r.starts_with(" =")));
@@ -448,10 +419,7 @@ mod tests {
 
     #[test]
     fn detects_json() {
-        assert_eq!(
-            detect(" {\"a\": [1, 2, {\"b\": null}]}\n"),
-            ContentType::Json
-        );
+        assert_eq!(detect(" {\"a\": [1, 2, {\"b\": null}]}\n"), ContentType::Json);
         assert_eq!(detect("[1, 2, 3]"), ContentType::Json);
         // Looks like JSON but does not parse.
         assert_ne!(detect("{\"a\": 1,, }"), ContentType::Json);
@@ -542,8 +510,7 @@ mod tests {
         assert_eq!(detect(go), ContentType::Code);
         let commented = "#!/usr/bin/env python3\n# Copyright 2024 Acme\n# Licensed under MIT\n\n# Helpers for paths.\nimport os\n\n\n# Return the home folder.\ndef home():\n    # may be unset\n    return os.environ.get(\"HOME\")\n";
         assert_eq!(detect(commented), ContentType::Code);
-        let js =
-            "const x = require('x');\nfunction f(a) {\n  return a + 1;\n}\nmodule.exports = f;\n";
+        let js = "const x = require('x');\nfunction f(a) {\n  return a + 1;\n}\nmodule.exports = f;\n";
         assert_eq!(detect(js), ContentType::Code);
     }
 

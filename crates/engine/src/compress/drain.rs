@@ -38,8 +38,8 @@ const MAX_CANDIDATES: usize = 48;
 const MAX_TOKENS: usize = 48;
 
 const CALENDAR: &[&str] = &[
-    "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+    "Oct", "Nov", "Dec",
 ];
 
 /// The templates of a log's lines.
@@ -87,8 +87,7 @@ pub(crate) fn token(token: &str) -> Token {
                 i += 1;
             }
             let run = &token[start..i];
-            let calendar =
-                run.len() == 3 && b[start].is_ascii_uppercase() && CALENDAR.contains(&run);
+            let calendar = run.len() == 3 && b[start].is_ascii_uppercase() && CALENDAR.contains(&run);
             if digit || calendar {
                 masked = true;
                 h.write_u64(0x2a);
@@ -113,19 +112,8 @@ pub(crate) fn token(token: &str) -> Token {
             hash_str(&mut h, &token[start..end]);
         }
     }
-    let constant = if masked {
-        longest_kept >= 3
-    } else {
-        longest_kept > 0 || !b.is_empty()
-    };
-    if constant {
-        Token::Const {
-            id: h.finish(),
-            exact: !masked,
-        }
-    } else {
-        Token::Param
-    }
+    let constant = if masked { longest_kept >= 3 } else { longest_kept > 0 || !b.is_empty() };
+    if constant { Token::Const { id: h.finish(), exact: !masked } } else { Token::Param }
 }
 
 /// A small fast hasher (FxHash) for the variant keys.
@@ -175,10 +163,7 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
     for (i, line) in lines.iter().enumerate() {
         tokens.clear();
         exact.clear();
-        for tok in line
-            .split(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
-            .filter(|t| !t.is_empty())
-        {
+        for tok in line.split(|c: char| c.is_whitespace() || SEPARATORS.contains(&c)).filter(|t| !t.is_empty()) {
             let (id, is_exact) = match token(tok) {
                 Token::Param => (None, false),
                 Token::Const { id, exact } => (Some(id), exact),
@@ -205,13 +190,8 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
                 }
             }
         }
-        let members = groups
-            .entry((class[i], tokens.len(), key[0], key[1]))
-            .or_default();
-        let least = similarity
-            .get(usize::from(class[i]))
-            .copied()
-            .unwrap_or(SIMILARITY);
+        let members = groups.entry((class[i], tokens.len(), key[0], key[1])).or_default();
+        let least = similarity.get(usize::from(class[i])).copied().unwrap_or(SIMILARITY);
         let mut best: Option<(f64, usize)> = None;
         for &c in members.iter().rev().take(MAX_CANDIDATES) {
             let t = &templates[c];
@@ -227,11 +207,7 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
                     same += p + 1;
                 }
             }
-            let sim = if compared == 0 {
-                1.0
-            } else {
-                same as f64 / compared as f64
-            };
+            let sim = if compared == 0 { 1.0 } else { same as f64 / compared as f64 };
             if sim >= least && best.is_none_or(|(s, _)| sim > s) {
                 best = Some((sim, c));
             }
@@ -268,14 +244,7 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
         let next = ids.len();
         shape.push(*ids.entry(h.finish()).or_insert(next));
     }
-    Mined {
-        templates: templates.len(),
-        variants,
-        shapes: ids.len(),
-        template,
-        variant,
-        shape,
-    }
+    Mined { templates: templates.len(), variants, shapes: ids.len(), template, variant, shape }
 }
 
 /// Most distinct words at a template's variable position for them to tell variants apart.
@@ -295,10 +264,7 @@ fn variants<'t>(
     for &t in template {
         size[t] += 1;
     }
-    let mut words: Vec<Vec<Vec<u64>>> = templates
-        .iter()
-        .map(|t| vec![Vec::new(); t.len()])
-        .collect();
+    let mut words: Vec<Vec<Vec<u64>>> = templates.iter().map(|t| vec![Vec::new(); t.len()]).collect();
     for (i, &t) in template.iter().enumerate() {
         for (p, tok) in line_tokens(i).iter().enumerate() {
             if templates[t][p].is_none()
@@ -369,26 +335,12 @@ mod tests {
 
     #[test]
     fn numbers_and_dates_in_words_are_parameters() {
-        for t in [
-            "[Sun",
-            "Dec",
-            "2005]",
-            "10.0.0.1",
-            "0x1f",
-            "04:47:44",
-            "R24-M1-NB-C:J15-U11",
-        ] {
+        for t in ["[Sun", "Dec", "2005]", "10.0.0.1", "0x1f", "04:47:44", "R24-M1-NB-C:J15-U11"] {
             assert_eq!(token(t), Token::Param, "{t}");
         }
-        assert!(matches!(
-            token("[notice]"),
-            Token::Const { exact: true, .. }
-        ));
+        assert!(matches!(token("[notice]"), Token::Const { exact: true, .. }));
         assert!(matches!(token("Monday"), Token::Const { exact: true, .. }));
-        assert!(matches!(
-            token("sshd[3]:"),
-            Token::Const { exact: false, .. }
-        ));
+        assert!(matches!(token("sshd[3]:"), Token::Const { exact: false, .. }));
         assert_eq!(token("sshd[24200]:"), token("sshd[3]:"));
         assert_ne!(token("icbi....0"), token("dcbf....0"));
         assert_eq!(token("core.728"), token("core.1414"));

@@ -171,13 +171,7 @@ fn parse_spans(m: &str) -> Option<Vec<Node>> {
                 (Kind::Other, j)
             }
         };
-        nodes.push(Node {
-            key,
-            start: i,
-            end,
-            kind,
-            children: Vec::new(),
-        });
+        nodes.push(Node { key, start: i, end, kind, children: Vec::new() });
         if let Some(p) = parent {
             nodes[p].children.push(idx);
         }
@@ -195,12 +189,7 @@ fn parse_spans(m: &str) -> Option<Vec<Node>> {
 }
 
 /// After a value: consume `,` or closing brackets. Returns Some(false) when the document ended.
-fn after_value(
-    b: &[u8],
-    i: &mut usize,
-    stack: &mut Vec<usize>,
-    nodes: &mut [Node],
-) -> Option<bool> {
+fn after_value(b: &[u8], i: &mut usize, stack: &mut Vec<usize>, nodes: &mut [Node]) -> Option<bool> {
     loop {
         if stack.is_empty() {
             return Some(false);
@@ -221,9 +210,7 @@ fn after_value(
 }
 
 fn words_of(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase())
 }
 
 /// Relevance of every node to the query; node 0 is the root.
@@ -345,10 +332,7 @@ impl Ctx<'_> {
         let mut positions: Vec<usize> = (0..node.children.len()).collect();
         positions.sort_by(|&a, &b| {
             let (ca, cb) = (node.children[a], node.children[b]);
-            self.rel[cb]
-                .total_cmp(&self.rel[ca])
-                .then(novel[b].cmp(&novel[a]))
-                .then(a.cmp(&b))
+            self.rel[cb].total_cmp(&self.rel[ca]).then(novel[b].cmp(&novel[a])).then(a.cmp(&b))
         });
         positions.into_iter().map(|p| node.children[p]).collect()
     }
@@ -379,11 +363,7 @@ impl Ctx<'_> {
             if any_rel && self.rel[c] > 0.0 {
                 // A relevant container gets its share of what is left now, before the
                 // irrelevant members can take it.
-                let rest: f64 = order[pos..]
-                    .iter()
-                    .map(|&o| self.rel[o])
-                    .filter(|r| *r > 0.0)
-                    .sum();
+                let rest: f64 = order[pos..].iter().map(|&o| self.rel[o]).filter(|r| *r > 0.0).sum();
                 let share = (remaining as f64 * self.rel[c] / rest.max(f64::MIN_POSITIVE)) as usize;
                 used += self.select_member(c, share.min(remaining), depth, sel);
             } else {
@@ -404,31 +384,19 @@ impl Ctx<'_> {
     /// swap kept members without relevance for larger dropped ones (largest first, each time
     /// the smallest kept member that makes the swap fit), at most 64 swaps. Returns the
     /// tokens added.
-    fn swap_fill(
-        &mut self,
-        order: &[usize],
-        budget: usize,
-        mut room: usize,
-        sel: &mut [Sel],
-    ) -> usize {
+    fn swap_fill(&mut self, order: &[usize], budget: usize, mut room: usize, sel: &mut [Sel]) -> usize {
         if room * 50 <= budget {
             return 0;
         }
         let cost = |c: usize| self.cost[c].unwrap_or(usize::MAX);
-        let mut kept: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&c| sel[c] == Sel::Whole && self.rel[c] <= 0.0)
-            .collect();
+        let mut kept: Vec<usize> =
+            order.iter().copied().filter(|&c| sel[c] == Sel::Whole && self.rel[c] <= 0.0).collect();
         if kept.is_empty() {
             return 0;
         }
         kept.sort_by_key(|&c| cost(c));
-        let mut dropped: Vec<usize> = order
-            .iter()
-            .copied()
-            .filter(|&c| sel[c] == Sel::Dropped && self.cost[c].is_some())
-            .collect();
+        let mut dropped: Vec<usize> =
+            order.iter().copied().filter(|&c| sel[c] == Sel::Dropped && self.cost[c].is_some()).collect();
         dropped.sort_by_key(|&c| std::cmp::Reverse(cost(c)));
         let mut added = 0;
         let mut swaps = 0;
@@ -459,18 +427,12 @@ impl Ctx<'_> {
     /// Partial selection of a member whose value is a container; keeps nothing when even
     /// its key and one child cannot fit.
     fn select_member(&mut self, c: usize, share: usize, depth: usize, sel: &mut [Sel]) -> usize {
-        let key_cost = self.nodes[c]
-            .key
-            .map_or(0, |(s, e)| (self.count)(&self.m[s..e]) + 1);
+        let key_cost = self.nodes[c].key.map_or(0, |(s, e)| (self.count)(&self.m[s..e]) + 1);
         if share <= key_cost + 3 {
             return 0;
         }
         let used = key_cost + self.select(c, share - key_cost, depth + 1, sel);
-        if !self.nodes[c]
-            .children
-            .iter()
-            .any(|&g| sel[g] != Sel::Dropped)
-        {
+        if !self.nodes[c].children.iter().any(|&g| sel[g] != Sel::Dropped) {
             // An empty container shows nothing from the input but its brackets: drop it.
             clear(self.nodes, c, sel);
             return 0;
@@ -499,11 +461,7 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
         Sel::Dropped => {}
         Sel::Whole => out.push_str(&m[node.start..node.end]),
         Sel::Partial => {
-            let (open, close) = if node.kind == Kind::Object {
-                ('{', '}')
-            } else {
-                ('[', ']')
-            };
+            let (open, close) = if node.kind == Kind::Object { ('{', '}') } else { ('[', ']') };
             out.push(open);
             let mut first = true;
             for &c in &node.children {
@@ -522,12 +480,7 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
 }
 
 /// Compresses a JSON object or array; see the module docs.
-pub fn compress_json(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> Option<Packed> {
+pub fn compress_json(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
     if budget == 0 || !within_reach(text) {
         return None;
     }
@@ -548,22 +501,12 @@ pub fn compress_json(
     let may_fit = budget as f64 >= original as f64 * 0.6;
     let full = if may_fit { count(&m) } else { original };
     if may_fit && full <= budget {
-        return Some(Packed {
-            text: m,
-            retained_indices: (0..top.len()).collect(),
-            kept_information: 1.0,
-        });
+        return Some(Packed { text: m, retained_indices: (0..top.len()).collect(), kept_information: 1.0 });
     }
     let mut q = QueryWords::read(query.unwrap_or(""), &[]);
     q.words.sort();
     let rel = relevance(&m, &nodes, &q);
-    let mut ctx = Ctx {
-        m: &m,
-        nodes: &nodes,
-        rel: &rel,
-        count,
-        cost: vec![None; nodes.len()],
-    };
+    let mut ctx = Ctx { m: &m, nodes: &nodes, rel: &rel, count, cost: vec![None; nodes.len()] };
 
     // The selection works on estimated costs; the real count of the rendered text decides.
     // Scale the internal budget until the rendered text fits and lands close under the budget.
@@ -620,23 +563,11 @@ pub fn compress_json(
             (out, sel)
         }
     };
-    let retained_indices: Vec<usize> = top
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| sel[**c] != Sel::Dropped)
-        .map(|(i, _)| i)
-        .collect();
+    let retained_indices: Vec<usize> =
+        top.iter().enumerate().filter(|(_, c)| sel[**c] != Sel::Dropped).map(|(i, _)| i).collect();
     let kept_information = (out.len() as f64 / m.len().max(1) as f64).min(1.0);
-    let kept_information = if kept_information >= 1.0 {
-        0.999
-    } else {
-        kept_information
-    };
-    Some(Packed {
-        text: out,
-        retained_indices,
-        kept_information,
-    })
+    let kept_information = if kept_information >= 1.0 { 0.999 } else { kept_information };
+    Some(Packed { text: out, retained_indices, kept_information })
 }
 
 #[cfg(test)]
@@ -662,12 +593,8 @@ mod tests {
     }
 
     fn kv75() -> (String, Vec<(String, String)>) {
-        let pairs: Vec<(String, String)> =
-            (0..75).map(|i| (uuid(2 * i), uuid(2 * i + 1))).collect();
-        let body: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!(" \"{k}\": \"{v}\""))
-            .collect();
+        let pairs: Vec<(String, String)> = (0..75).map(|i| (uuid(2 * i), uuid(2 * i + 1))).collect();
+        let body: Vec<String> = pairs.iter().map(|(k, v)| format!(" \"{k}\": \"{v}\"")).collect();
         (format!("{{\n{}\n}}", body.join(",\n")), pairs)
     }
 
@@ -691,11 +618,7 @@ mod tests {
 
     #[test]
     fn depth_limit_matches_serde_json() {
-        let at_limit = format!(
-            "[{}{}, 1]",
-            "[".repeat(MAX_DEPTH - 1),
-            "]".repeat(MAX_DEPTH - 1)
-        );
+        let at_limit = format!("[{}{}, 1]", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert!(serde_json::from_str::<serde_json::Value>(&at_limit).is_ok());
         assert!(compress_json(&at_limit, None, 1, &approx).is_some());
         let over = format!("[{}{}]", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
@@ -736,21 +659,11 @@ mod tests {
 
     #[test]
     fn query_finds_nested_element() {
-        let items: Vec<String> = (0..300)
-            .map(|i| format!("{{\"user\": \"user{i}\", \"city\": \"town{i}\"}}"))
-            .collect();
-        let doc = format!(
-            "{{\"meta\": {{\"count\": 300}}, \"users\": [{}]}}",
-            items.join(", ")
-        );
+        let items: Vec<String> =
+            (0..300).map(|i| format!("{{\"user\": \"user{i}\", \"city\": \"town{i}\"}}")).collect();
+        let doc = format!("{{\"meta\": {{\"count\": 300}}, \"users\": [{}]}}", items.join(", "));
         let budget = approx(&doc) / 10;
-        let p = compress_json(
-            &doc,
-            Some("Which city does user217 live in?"),
-            budget,
-            &approx,
-        )
-        .unwrap();
+        let p = compress_json(&doc, Some("Which city does user217 live in?"), budget, &approx).unwrap();
         assert!(p.text.contains("\"town217\""), "{}", p.text);
         assert!(approx(&p.text) <= budget);
         serde_json::from_str::<serde_json::Value>(&p.text).unwrap();

@@ -54,11 +54,7 @@ pub fn minify(text: &str) -> Option<String> {
                 } else if (c == b'}' && top == b'{') || (c == b']' && top == b'[') {
                     out.push(c as char);
                     stack.pop();
-                    want = if stack.is_empty() {
-                        Want::End
-                    } else {
-                        Want::CommaOrClose
-                    };
+                    want = if stack.is_empty() { Want::End } else { Want::CommaOrClose };
                 } else {
                     return None;
                 }
@@ -68,11 +64,7 @@ pub fn minify(text: &str) -> Option<String> {
                 if c == b'}' && want == Want::KeyOrClose {
                     out.push('}');
                     stack.pop();
-                    want = if stack.is_empty() {
-                        Want::End
-                    } else {
-                        Want::CommaOrClose
-                    };
+                    want = if stack.is_empty() { Want::End } else { Want::CommaOrClose };
                     i += 1;
                 } else if c == b'"' {
                     let end = string_end(b, i)?;
@@ -87,11 +79,7 @@ pub fn minify(text: &str) -> Option<String> {
                 if c == b']' && want == Want::ValueOrClose {
                     out.push(']');
                     stack.pop();
-                    want = if stack.is_empty() {
-                        Want::End
-                    } else {
-                        Want::CommaOrClose
-                    };
+                    want = if stack.is_empty() { Want::End } else { Want::CommaOrClose };
                     i += 1;
                     continue;
                 }
@@ -99,11 +87,7 @@ pub fn minify(text: &str) -> Option<String> {
                     b'{' | b'[' => {
                         stack.push(c);
                         out.push(c as char);
-                        want = if c == b'{' {
-                            Want::KeyOrClose
-                        } else {
-                            Want::ValueOrClose
-                        };
+                        want = if c == b'{' { Want::KeyOrClose } else { Want::ValueOrClose };
                         i += 1;
                         continue;
                     }
@@ -116,11 +100,7 @@ pub fn minify(text: &str) -> Option<String> {
                 };
                 out.push_str(&text[i..end]);
                 i = end;
-                want = if stack.is_empty() {
-                    Want::End
-                } else {
-                    Want::CommaOrClose
-                };
+                want = if stack.is_empty() { Want::End } else { Want::CommaOrClose };
             }
         }
     }
@@ -205,23 +185,9 @@ mod tests {
             let b: serde_json::Value = serde_json::from_str(&m).unwrap();
             assert_eq!(a, b);
         }
-        for bad in [
-            "",
-            "{",
-            "[1,]",
-            "{\"a\" 1}",
-            "01",
-            "1.",
-            "\"\\x\"",
-            "{} {}",
-            "[1 2]",
-            "tru",
-        ] {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\x\"", "{} {}", "[1 2]", "tru"] {
             assert!(minify(bad).is_none(), "{bad}");
-            assert!(
-                serde_json::from_str::<serde_json::Value>(bad).is_err(),
-                "{bad}"
-            );
+            assert!(serde_json::from_str::<serde_json::Value>(bad).is_err(), "{bad}");
         }
     }
 

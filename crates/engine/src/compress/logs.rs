@@ -77,10 +77,7 @@ enum Severity {
 
 /// Whether `line` is a collapse line this module writes (see the module docs).
 pub fn is_collapse_line(line: &str) -> bool {
-    let Some(rest) = line
-        .strip_prefix(MARKER_PREFIX)
-        .and_then(|r| r.strip_suffix(']'))
-    else {
+    let Some(rest) = line.strip_prefix(MARKER_PREFIX).and_then(|r| r.strip_suffix(']')) else {
         return false;
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -121,21 +118,14 @@ const ERROR_WORDS: &[&str] = &[
 
 fn word_severity(line: &str) -> Severity {
     let mut sev = Severity::Other;
-    for w in line
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 3)
-        .take(64)
-    {
-        let ends_with = |suffix: &str| {
-            w.len() >= suffix.len() && w[w.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-        };
+    for w in line.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| w.len() >= 3).take(64) {
+        let ends_with =
+            |suffix: &str| w.len() >= suffix.len() && w[w.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
         let first = w.as_bytes()[0].to_ascii_lowercase();
         let error = (w.len() <= 10
             && matches!(first, b'e' | b'f' | b'c' | b's' | b'p' | b't' | b'a')
             && ERROR_WORDS.iter().any(|e| w.eq_ignore_ascii_case(e)))
-            || (w.len() > 5
-                && w.as_bytes()[0].is_ascii_uppercase()
-                && (ends_with("error") || ends_with("exception")));
+            || (w.len() > 5 && w.as_bytes()[0].is_ascii_uppercase() && (ends_with("error") || ends_with("exception")));
         if error {
             return Severity::Error;
         }
@@ -168,18 +158,14 @@ fn level_letter_column(lines: &[&str]) -> Option<usize> {
             }
         }
     }
-    let (p, &best) = hits
-        .iter()
-        .enumerate()
-        .max_by_key(|&(p, h)| (*h, usize::MAX - p))?;
+    let (p, &best) = hits.iter().enumerate().max_by_key(|&(p, h)| (*h, usize::MAX - p))?;
     (best >= 3 && best * 10 >= lines.len() * 3).then_some(p)
 }
 
 /// The level letter of a glog-style line (`E0612 10:22:33.123456 …`).
 fn glog_letter(line: &str) -> Option<u8> {
     let tok = line.split_whitespace().next()?.as_bytes();
-    (tok.len() >= 5 && b"IWEF".contains(&tok[0]) && tok[1..5].iter().all(u8::is_ascii_digit))
-        .then_some(tok[0])
+    (tok.len() >= 5 && b"IWEF".contains(&tok[0]) && tok[1..5].iter().all(u8::is_ascii_digit)).then_some(tok[0])
 }
 
 fn is_continuation(line: &str) -> bool {
@@ -237,16 +223,9 @@ fn line_relevance(line: &str, phrases: &[String], words: &[String]) -> f64 {
         }
     }
     let word_share = hit.iter().filter(|h| **h).count() as f64 / words.len().max(1) as f64;
-    let phrase_share = phrases
-        .iter()
-        .filter(|p| lower.contains(p.as_str()))
-        .count() as f64
-        / phrases.len().max(1) as f64;
-    if phrases.is_empty() {
-        word_share
-    } else {
-        (word_share + 2.0 * phrase_share) / 3.0
-    }
+    let phrase_share =
+        phrases.iter().filter(|p| lower.contains(p.as_str())).count() as f64 / phrases.len().max(1) as f64;
+    if phrases.is_empty() { word_share } else { (word_share + 2.0 * phrase_share) / 3.0 }
 }
 
 /// A rough token count of a line from its characters (runs of letters, digits, other
@@ -288,12 +267,7 @@ fn rough_tokens(line: &str) -> usize {
 }
 
 /// Compresses log text; see the module docs.
-pub fn compress_logs(
-    text: &str,
-    query: Option<&str>,
-    budget: usize,
-    count: &dyn Fn(&str) -> usize,
-) -> Option<Packed> {
+pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -304,11 +278,7 @@ pub fn compress_logs(
     let n = lines.len();
     let total_tokens = count(text);
     if total_tokens <= budget {
-        return Some(Packed {
-            text: text.to_string(),
-            retained_indices: (0..n).collect(),
-            kept_information: 1.0,
-        });
+        return Some(Packed { text: text.to_string(), retained_indices: (0..n).collect(), kept_information: 1.0 });
     }
 
     // Estimated tokens of each line with its newline, scaled to the real total.
@@ -316,10 +286,7 @@ pub fn compress_logs(
     // 2% over, so that the first rendering tried is usually just under the budget and one
     // real count settles it.
     let scale = 1.02 * total_tokens as f64 / rough.iter().sum::<usize>().max(1) as f64;
-    let cost: Vec<usize> = rough
-        .iter()
-        .map(|&r| ((r as f64 * scale).ceil() as usize).max(1))
-        .collect();
+    let cost: Vec<usize> = rough.iter().map(|&r| ((r as f64 * scale).ceil() as usize).max(1)).collect();
     if cost.iter().all(|&c| c > budget) {
         return None;
     }
@@ -347,29 +314,16 @@ pub fn compress_logs(
     let mut seen_template = vec![false; mined.templates];
     for &i in &order {
         let mut c = cost[i];
-        if !std::mem::replace(&mut seen_template[template[i]], true)
-            && template_size[template[i]] > 1
-        {
+        if !std::mem::replace(&mut seen_template[template[i]], true) && template_size[template[i]] > 1 {
             c += marker_cost;
         }
         est.push(c);
     }
     // A unit that alone is larger than the budget can never be shown.
-    let (order, est): (Vec<usize>, Vec<usize>) = order
-        .into_iter()
-        .zip(est)
-        .filter(|&(_, e)| e <= budget)
-        .unzip();
+    let (order, est): (Vec<usize>, Vec<usize>) = order.into_iter().zip(est).filter(|&(_, e)| e <= budget).unzip();
 
     let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen) };
-    let (chosen, out) = fit_units(
-        &order,
-        &est,
-        &|_| None,
-        &render,
-        &|t: &String| count(t),
-        budget,
-    )?;
+    let (chosen, out) = fit_units(&order, &est, &|_| None, &render, &|t: &String| count(t), budget)?;
     // Only blank lines fit: nothing of the log is shown, so the caller packs it as text.
     if out.trim().is_empty() {
         return None;
@@ -382,11 +336,7 @@ pub fn compress_logs(
     let mut retained_indices = chosen;
     retained_indices.sort_unstable();
     let kept_information = information(template, &template_size, &sev, &kept);
-    Some(Packed {
-        text: out,
-        retained_indices,
-        kept_information,
-    })
+    Some(Packed { text: out, retained_indices, kept_information })
 }
 
 /// The lines in priority order; see the module docs.
@@ -428,10 +378,7 @@ fn priority_order(
         reps
     };
     let reps_of = |s: Severity, pick: &[usize]| -> Vec<usize> {
-        (0..mined.templates)
-            .map(|t| pick[t])
-            .filter(|&i| sev[i] == s && !blank[i])
-            .collect()
+        (0..mined.templates).map(|t| pick[t]).filter(|&i| sev[i] == s && !blank[i]).collect()
     };
 
     // 1. Errors, then the first line of each trace template, in input order.
@@ -472,18 +419,9 @@ fn priority_order(
     for i in (0..n).rev() {
         variant_first[variant[i]] = i;
     }
-    let mut rest: Vec<usize> = variant_first
-        .iter()
-        .copied()
-        .filter(|&i| !variant_shown[variant[i]] && !blank[i])
-        .collect();
-    rest.sort_by_key(|&i| {
-        (
-            std::cmp::Reverse((sev[i], variant_size[variant[i]])),
-            cost[i],
-            i,
-        )
-    });
+    let mut rest: Vec<usize> =
+        variant_first.iter().copied().filter(|&i| !variant_shown[variant[i]] && !blank[i]).collect();
+    rest.sort_by_key(|&i| (std::cmp::Reverse((sev[i], variant_size[variant[i]])), cost[i], i));
     for i in rest {
         take(i, &mut order, &mut variant_shown);
     }
@@ -498,18 +436,8 @@ fn priority_order(
     for &i in &order {
         shape_shown[shape[i]] = true;
     }
-    let mut rest: Vec<usize> = shape_first
-        .iter()
-        .copied()
-        .filter(|&i| !shape_shown[shape[i]] && !blank[i])
-        .collect();
-    rest.sort_by_key(|&i| {
-        (
-            std::cmp::Reverse((sev[i], shape_size[shape[i]])),
-            cost[i],
-            i,
-        )
-    });
+    let mut rest: Vec<usize> = shape_first.iter().copied().filter(|&i| !shape_shown[shape[i]] && !blank[i]).collect();
+    rest.sort_by_key(|&i| (std::cmp::Reverse((sev[i], shape_size[shape[i]])), cost[i], i));
     for i in rest {
         take(i, &mut order, &mut variant_shown);
     }
@@ -568,9 +496,7 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> Str
             continue;
         }
         run += 1;
-        let next_same = shown_lines
-            .get(k + 1)
-            .is_some_and(|&j| folded[j] == folded[i]);
+        let next_same = shown_lines.get(k + 1).is_some_and(|&j| folded[j] == folded[i]);
         if !next_same {
             out.push('\n');
             out.push_str(MARKER_PREFIX);
@@ -591,16 +517,8 @@ fn render_selection(lines: &[&str], template: &[usize], chosen: &[usize]) -> Str
 /// Kept information: per template (weighted `ln(1 + lines)`, times 3 for errors, traces and
 /// warnings), 0 when none of its lines is shown, else `0.5 + 0.5 × shown/total` of its lines
 /// (a collapse line tells the repeats happened but not their details).
-fn information(
-    template: &[usize],
-    template_size: &[usize],
-    sev: &[Severity],
-    shown: &[bool],
-) -> f64 {
-    let mut weight: Vec<f64> = template_size
-        .iter()
-        .map(|&s| (1.0 + s as f64).ln())
-        .collect();
+fn information(template: &[usize], template_size: &[usize], sev: &[Severity], shown: &[bool]) -> f64 {
+    let mut weight: Vec<f64> = template_size.iter().map(|&s| (1.0 + s as f64).ln()).collect();
     let mut shown_count = vec![0usize; template_size.len()];
     let mut severe = vec![false; template_size.len()];
     for (i, &t) in template.iter().enumerate() {
@@ -639,9 +557,7 @@ mod tests {
                 3 + i % 17
             ));
             if i == 250 {
-                log.push_str(
-                    "2024-05-01T10:04:10.000Z WARN pool: connection pool at 90% capacity\n",
-                );
+                log.push_str("2024-05-01T10:04:10.000Z WARN pool: connection pool at 90% capacity\n");
                 log.push_str("2024-05-01T10:04:11.000Z ERROR worker: job 8812 failed: NullPointerException\n");
                 log.push_str("java.lang.NullPointerException: value was null\n");
                 log.push_str("    at com.acme.Worker.run(Worker.java:42)\n");
@@ -658,14 +574,8 @@ mod tests {
         let p = compress_logs(&log, None, budget, &approx).unwrap();
         assert!(approx(&p.text) <= budget);
         assert!(p.text.contains("ERROR worker: job 8812 failed"));
-        assert!(
-            p.text
-                .contains("    at com.acme.Worker.run(Worker.java:42)")
-        );
-        assert!(
-            p.text
-                .contains("    at java.lang.Thread.run(Thread.java:829)")
-        );
+        assert!(p.text.contains("    at com.acme.Worker.run(Worker.java:42)"));
+        assert!(p.text.contains("    at java.lang.Thread.run(Thread.java:829)"));
         assert!(p.text.contains("WARN pool"));
         assert!(p.text.contains("similar lines omitted]"), "{}", p.text);
         // Chronological order is kept.
@@ -680,10 +590,7 @@ mod tests {
     fn markers_count_every_dropped_repeat() {
         let log = "start\n".to_string() + &"same line again\n".repeat(500) + "end\n";
         let p = compress_logs(&log, None, 16, &approx).unwrap();
-        assert_eq!(
-            p.text,
-            "start\nsame line again\n  [\u{2026} 499 similar lines omitted]\nend"
-        );
+        assert_eq!(p.text, "start\nsame line again\n  [\u{2026} 499 similar lines omitted]\nend");
     }
 
     #[test]
@@ -707,11 +614,7 @@ mod tests {
             "{}",
             p.text
         );
-        assert!(
-            p.text.contains("similar lines omitted after each of the"),
-            "{}",
-            p.text
-        );
+        assert!(p.text.contains("similar lines omitted after each of the"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
     }
 
@@ -719,30 +622,14 @@ mod tests {
     fn query_lines_come_before_plain_repeats() {
         let mut log = String::new();
         for i in 0..300 {
-            log.push_str(&format!(
-                "10:00:{:02} INFO request {} served user=u{}\n",
-                i % 60,
-                i,
-                i
-            ));
+            log.push_str(&format!("10:00:{:02} INFO request {} served user=u{}\n", i % 60, i, i));
         }
         log.push_str("10:01:00 INFO cache refreshed for tenant zephyr\n");
         for i in 0..300 {
-            log.push_str(&format!(
-                "10:02:{:02} INFO request {} served user=u{}\n",
-                i % 60,
-                i,
-                i
-            ));
+            log.push_str(&format!("10:02:{:02} INFO request {} served user=u{}\n", i % 60, i, i));
         }
         let budget = approx(&log) / 20;
-        let p = compress_logs(
-            &log,
-            Some("when was the zephyr cache refreshed"),
-            budget,
-            &approx,
-        )
-        .unwrap();
+        let p = compress_logs(&log, Some("when was the zephyr cache refreshed"), budget, &approx).unwrap();
         assert!(p.text.contains("tenant zephyr"));
         assert!(approx(&p.text) <= budget);
     }
@@ -758,14 +645,10 @@ mod tests {
     #[test]
     fn collapse_lines_are_recognised_exactly() {
         assert!(is_collapse_line("  [\u{2026} 37 similar lines omitted]"));
-        assert!(is_collapse_line(
-            "  [\u{2026} 2 similar lines omitted after each of the 3 lines above]"
-        ));
+        assert!(is_collapse_line("  [\u{2026} 2 similar lines omitted after each of the 3 lines above]"));
         assert!(!is_collapse_line("  [\u{2026} many similar lines omitted]"));
         assert!(!is_collapse_line("[\u{2026} 37 similar lines omitted]"));
-        assert!(!is_collapse_line(
-            "  [\u{2026} 37 similar lines omitted] extra"
-        ));
+        assert!(!is_collapse_line("  [\u{2026} 37 similar lines omitted] extra"));
     }
 
     #[test]

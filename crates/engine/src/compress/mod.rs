@@ -144,11 +144,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         over_budget: original_tokens > budget,
         quality_score: 1.0,
         content_type,
-        retained_indices: if text.trim().is_empty() {
-            vec![]
-        } else {
-            vec![0]
-        },
+        retained_indices: if text.trim().is_empty() { vec![] } else { vec![0] },
         unchanged: true,
     };
     if text.trim().is_empty() || original_tokens <= budget || original_tokens < MIN_TOKENS {
@@ -209,25 +205,13 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
             pack::pack(text, &segs, &analysis, &utility, budget, counter)
         } else {
             // A held-back title is no longer a sentence's parent: it comes in on its own value.
-            let detached: Vec<segment::Segment> = segs
-                .iter()
-                .map(|s| segment::Segment {
-                    parent: s.parent.filter(|&p| !late[p]),
-                    ..*s
-                })
-                .collect();
+            let detached: Vec<segment::Segment> =
+                segs.iter().map(|s| segment::Segment { parent: s.parent.filter(|&p| !late[p]), ..*s }).collect();
             pack::pack(text, &detached, &analysis, &utility, budget, counter)
         }
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
-        let utility = rank::utilities(
-            &mut analysis,
-            text,
-            &segs,
-            query.unwrap_or(""),
-            &qterms,
-            keep_fraction,
-        );
+        let utility = rank::utilities(&mut analysis, text, &segs, query.unwrap_or(""), &qterms, keep_fraction);
         pack::pack(text, &segs, &analysis, &utility, budget, counter)
     };
 
@@ -250,10 +234,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
                         *p = true;
                     }
                 });
-                let covered = qterms
-                    .iter()
-                    .filter(|(t, _)| present.get(*t as usize).is_some_and(|p| *p))
-                    .count();
+                let covered = qterms.iter().filter(|(t, _)| present.get(*t as usize).is_some_and(|p| *p)).count();
                 0.5 * info + 0.5 * covered as f64 / qterms.len() as f64
             }
         }
@@ -279,11 +260,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
 pub type Handler = fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize) -> Option<Packed>;
 
 fn clamp_quality(q: f64, dropped: bool) -> f64 {
-    let q = if q.is_finite() {
-        q.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let q = if q.is_finite() { q.clamp(0.0, 1.0) } else { 0.0 };
     if dropped { q.min(0.999) } else { 1.0 }
 }
 

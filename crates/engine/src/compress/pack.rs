@@ -123,30 +123,18 @@ fn separator(text: &str, a: (usize, usize, usize), b: (usize, usize, usize), crl
     let after = &gap[..gap.len() - gap.trim_start().len()];
     let before = &gap[gap.trim_end().len()..];
     let newlines = |s: &str| s.bytes().filter(|&c| c == b'\n').count();
-    let pick = if newlines(after) > newlines(before) {
-        after
-    } else {
-        before
-    };
+    let pick = if newlines(after) > newlines(before) { after } else { before };
     if !pick.is_empty() {
         if pick.len() <= 64 {
             return pick;
         }
-        return if newlines(pick) > 0 {
-            if crlf { "\r\n" } else { "\n" }
-        } else {
-            " "
-        };
+        return if newlines(pick) > 0 { if crlf { "\r\n" } else { "\n" } } else { " " };
     }
     // No white space on either side (CJK, or a piece cut out of a long run).
     let left = text[..a.1].chars().next_back();
     let right = text[b.0..].chars().next();
     match (left, right) {
-        (Some(l), Some(r))
-            if l.is_alphanumeric() && r.is_alphanumeric() && !is_cjk(l) && !is_cjk(r) =>
-        {
-            " "
-        }
+        (Some(l), Some(r)) if l.is_alphanumeric() && r.is_alphanumeric() && !is_cjk(l) && !is_cjk(r) => " ",
         _ => "",
     }
 }
@@ -208,9 +196,7 @@ pub fn pack(
             .iter()
             .map(|s| {
                 let mut s = *s;
-                if s.parent
-                    .is_some_and(|p| names_its_title(text, &segs[p], &s))
-                {
+                if s.parent.is_some_and(|p| names_its_title(text, &segs[p], &s)) {
                     s.parent = None;
                 }
                 s
@@ -231,9 +217,7 @@ pub fn pack(
         c
     };
     let no_full = vec![false; n];
-    let key: Vec<f64> = (0..n)
-        .map(|i| utility[i] / (costs[i] + chain_cost(i, &no_full)) as f64)
-        .collect();
+    let key: Vec<f64> = (0..n).map(|i| utility[i] / (costs[i] + chain_cost(i, &no_full)) as f64).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| key[b].total_cmp(&key[a]).then(a.cmp(&b)));
 
@@ -247,8 +231,7 @@ pub fn pack(
         block_kept: vec![0; nblocks],
     };
     // A new block costs about one token for its blank line.
-    let sep_cost =
-        |i: usize, st: &State| -> usize { usize::from(st.block_kept[segs[i].block] == 0) };
+    let sep_cost = |i: usize, st: &State| -> usize { usize::from(st.block_kept[segs[i].block] == 0) };
 
     // 1. Greedy by estimate.
     let mut est = 0usize;
@@ -268,9 +251,8 @@ pub fn pack(
         added[mark..].reverse();
     };
     // A speaker label alone says nothing.
-    let is_parent: Vec<bool> = (0..n)
-        .map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label))
-        .collect();
+    let is_parent: Vec<bool> =
+        (0..n).map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label)).collect();
     order.retain(|&i| !is_parent[i]);
     for &i in &order {
         if st.full[i] {
@@ -470,13 +452,7 @@ pub fn pack(
             }
         }
     }
-    Packing {
-        text: rendered,
-        tokens,
-        kept,
-        over_budget,
-        kept_weight,
-    }
+    Packing { text: rendered, tokens, kept, over_budget, kept_weight }
 }
 
 /// How strongly a block's centrality scales its words in [`pack_words`].
@@ -515,16 +491,9 @@ pub fn pack_words(
         let words = &analysis.words[range.clone()];
         let weights = &analysis.word_weight[range];
         // Markdown headings are kept or dropped whole: no `#` left without its title.
-        let whole = matches!(
-            s.kind,
-            SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label
-        ) || (s.kind == SegKind::Header
-            && heading_level(&text[s.start..s.end]).is_some());
-        let pieces = if whole {
-            vec![(s.start, s.end)]
-        } else {
-            chunks(text, s.start, s.end)
-        };
+        let whole = matches!(s.kind, SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label)
+            || (s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some());
+        let pieces = if whole { vec![(s.start, s.end)] } else { chunks(text, s.start, s.end) };
         let mut k = 0;
         for (cs, ce) in pieces {
             let mut best = 0.0f64;
@@ -541,19 +510,10 @@ pub fn pack_words(
                 * match s.kind {
                     SegKind::Label => f64::MAX,
                     SegKind::Header => best * 1.3,
-                    SegKind::Code | SegKind::TableRow | SegKind::TableHead => {
-                        sum / (ce - cs).max(1) as f64 * 4.0
-                    }
+                    SegKind::Code | SegKind::TableRow | SegKind::TableHead => sum / (ce - cs).max(1) as f64 * 4.0,
                     _ => best,
                 };
-            chunks_all.push(Chunk {
-                start: cs,
-                end: ce,
-                seg: i,
-                score,
-                weight: sum,
-                cost: cost_of(cs, ce),
-            });
+            chunks_all.push(Chunk { start: cs, end: ce, seg: i, score, weight: sum, cost: cost_of(cs, ce) });
         }
     }
     // Names stay whole: a run of capitalised chunks scores as its best member.
@@ -563,10 +523,7 @@ pub fn pack_words(
         while y < chunks_all.len()
             && chunks_all[y].seg == chunks_all[x].seg
             && segs[chunks_all[y].seg].kind == SegKind::Sentence
-            && text[chunks_all[y].start..chunks_all[y].end]
-                .chars()
-                .next()
-                .is_some_and(char::is_uppercase)
+            && text[chunks_all[y].start..chunks_all[y].end].chars().next().is_some_and(char::is_uppercase)
         {
             y += 1;
         }
@@ -579,12 +536,7 @@ pub fn pack_words(
         x = y.max(x + 1);
     }
     // Glue: keep names with linking words together.
-    let capitalised = |c: &Chunk| {
-        text[c.start..c.end]
-            .chars()
-            .next()
-            .is_some_and(char::is_uppercase)
-    };
+    let capitalised = |c: &Chunk| text[c.start..c.end].chars().next().is_some_and(char::is_uppercase);
     for x in 1..chunks_all.len().saturating_sub(1) {
         let w = &text[chunks_all[x].start..chunks_all[x].end];
         let linking = matches!(
@@ -642,10 +594,7 @@ pub fn pack_words(
                 slot += 1;
             }
             let first = first_chunk[c.seg] == Some(i);
-            if s.kind == SegKind::Sentence
-                && chunk_count[c.seg] >= 2
-                && is_list_item(&text[s.start..s.end])
-            {
+            if s.kind == SegKind::Sentence && chunk_count[c.seg] >= 2 && is_list_item(&text[s.start..s.end]) {
                 if first {
                     is_companion[i] = true;
                 } else {
@@ -655,12 +604,7 @@ pub fn pack_words(
         }
     }
     let mut order: Vec<usize> = (0..n).filter(|&i| !is_companion[i]).collect();
-    order.sort_by(|&a, &b| {
-        chunks_all[b]
-            .score
-            .total_cmp(&chunks_all[a].score)
-            .then(a.cmp(&b))
-    });
+    order.sort_by(|&a, &b| chunks_all[b].score.total_cmp(&chunks_all[a].score).then(a.cmp(&b)));
     let keep_of = |k: usize| -> Vec<bool> {
         let mut keep = vec![false; n];
         for &i in &order[..k] {
@@ -696,12 +640,7 @@ pub fn pack_words(
     let mut shown = vec![false; n];
     while k < order.len() {
         let i = order[k];
-        let extra: usize = companions[i]
-            .into_iter()
-            .flatten()
-            .filter(|&c| !shown[c])
-            .map(|c| chunks_all[c].cost)
-            .sum();
+        let extra: usize = companions[i].into_iter().flatten().filter(|&c| !shown[c]).map(|c| chunks_all[c].cost).sum();
         if est + chunks_all[i].cost + extra > budget {
             break;
         }
@@ -788,10 +727,7 @@ pub fn pack_words(
 /// Whether sentence `s` names the `Title:` line `title` (its words outside brackets, in any
 /// case), so that the sentence read alone still says what it is about.
 fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
-    if !text[title.start..title.end]
-        .trim_start()
-        .starts_with("Title:")
-    {
+    if !text[title.start..title.end].trim_start().starts_with("Title:") {
         return false;
     }
     let name = &text[title_name(text, title)];
@@ -818,11 +754,7 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
     let mut kids = vec![0usize; n];
     let mut dropped = false;
     for i in (0..n).rev() {
-        if st.full[i]
-            && is_parent[i]
-            && kids[i] == 0
-            && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i))
-        {
+        if st.full[i] && is_parent[i] && kids[i] == 0 && st.partial.is_none_or(|p| st.segs[p.seg].parent != Some(i)) {
             st.set_full(i, false);
             dropped = true;
         }
@@ -878,13 +810,10 @@ fn best_phrase(
             }
             cw[k] += analysis.word_weight[w];
         }
-        let clause_start = |a: usize| {
-            a == 0 || text[ch[a - 1].0..ch[a - 1].1].ends_with([',', ';', ':', '.', '!', '?'])
-        };
-        let clause_end = |b: usize| {
-            b == ch.len()
-                || text[ch[b - 1].0..ch[b - 1].1].ends_with([',', ';', ':', '.', '!', '?'])
-        };
+        let clause_start =
+            |a: usize| a == 0 || text[ch[a - 1].0..ch[a - 1].1].ends_with([',', ';', ':', '.', '!', '?']);
+        let clause_end =
+            |b: usize| b == ch.len() || text[ch[b - 1].0..ch[b - 1].1].ends_with([',', ';', ':', '.', '!', '?']);
         let rank_factor = 1.0 / (1.0 + 0.15 * rank as f64);
         // Sliding window: for each start, the longest run that fits.
         let mut b = 0;
@@ -906,15 +835,10 @@ fn best_phrase(
                 continue;
             }
             let weight: f64 = cw[a..end].iter().sum::<f64>() + 1e-6 * (end - a) as f64;
-            let shape =
-                if clause_start(a) { 1.1 } else { 1.0 } * if clause_end(end) { 1.1 } else { 1.0 };
+            let shape = if clause_start(a) { 1.1 } else { 1.0 } * if clause_end(end) { 1.1 } else { 1.0 };
             let score = weight * shape * rank_factor;
             if best.as_ref().is_none_or(|(bs, _, _)| score > *bs) {
-                let piece = Partial {
-                    seg: i,
-                    start: ch[a].0,
-                    end: ch[end - 1].1,
-                };
+                let piece = Partial { seg: i, start: ch[a].0, end: ch[end - 1].1 };
                 let t = count(&text[piece.start..piece.end]);
                 best = Some((score, piece, t));
             }
@@ -932,15 +856,7 @@ fn best_phrase(
         .min_by_key(|&(a, b)| (count(&text[a..b]), a))
         .unwrap_or((s.start, s.end));
     let t = count(&text[cs..ce]);
-    (
-        Partial {
-            seg: i,
-            start: cs,
-            end: ce,
-        },
-        t,
-        t > budget,
-    )
+    (Partial { seg: i, start: cs, end: ce }, t, t > budget)
 }
 
 #[cfg(test)]
@@ -950,10 +866,7 @@ mod tests {
     #[test]
     fn chunks_split_on_white_space_and_cjk() {
         let t = "ab  3.14 東京x y";
-        let c: Vec<&str> = chunks(t, 0, t.len())
-            .iter()
-            .map(|&(s, e)| &t[s..e])
-            .collect();
+        let c: Vec<&str> = chunks(t, 0, t.len()).iter().map(|&(s, e)| &t[s..e]).collect();
         assert_eq!(c, ["ab", "3.14", "東", "京", "x", "y"]);
     }
 

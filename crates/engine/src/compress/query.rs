@@ -35,9 +35,8 @@ impl QueryWords {
         }
         for w in query.split_whitespace() {
             let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-            let identifier = w.chars().count() >= 4
-                && w.chars()
-                    .any(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '/'));
+            let identifier =
+                w.chars().count() >= 4 && w.chars().any(|c| c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '/'));
             if identifier {
                 phrases.push(w.to_lowercase());
             }
@@ -55,11 +54,8 @@ impl QueryWords {
                 all.push(w);
             }
         });
-        let words: Vec<String> = all
-            .iter()
-            .filter(|w| !is_stopword(w) && !domain.contains(&w.as_str()))
-            .cloned()
-            .collect();
+        let words: Vec<String> =
+            all.iter().filter(|w| !is_stopword(w) && !domain.contains(&w.as_str())).cloned().collect();
         let words = if words.is_empty() && phrases.is_empty() {
             all.retain(|w| !domain.contains(&w.as_str()));
             all
@@ -70,19 +66,12 @@ impl QueryWords {
         let mut seen_identifiers = HashSet::new();
         for w in query.split(|c: char| !c.is_alphanumeric() && c != '_') {
             let lower = w.to_lowercase();
-            if !w.is_empty()
-                && !is_stopword(&lower)
-                && !domain.contains(&lower.as_str())
-                && seen_identifiers.insert(w)
+            if !w.is_empty() && !is_stopword(&lower) && !domain.contains(&lower.as_str()) && seen_identifiers.insert(w)
             {
                 identifiers.push(w.to_string());
             }
         }
-        QueryWords {
-            phrases,
-            words,
-            identifiers,
-        }
+        QueryWords { phrases, words, identifiers }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,10 +99,7 @@ mod tests {
 
     #[test]
     fn quoted_text_and_identifiers_are_phrases() {
-        let q = QueryWords::read(
-            "why did \"Connection refused\" follow blk_-1608 in the log",
-            &["log"],
-        );
+        let q = QueryWords::read("why did \"Connection refused\" follow blk_-1608 in the log", &["log"]);
         assert_eq!(q.phrases, ["connection refused", "blk_-1608"]);
         assert!(!q.words.contains(&"log".to_string()));
         assert!(q.words.contains(&"refused".to_string()));

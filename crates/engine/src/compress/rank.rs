@@ -74,11 +74,7 @@ impl Analysis {
             let base = s.start;
             for_each_word(&text[s.start..s.end], |a, b| {
                 let term = lexicon.term(&text[base + a..base + b]);
-                words.push(Word {
-                    start: base + a,
-                    end: base + b,
-                    term,
-                });
+                words.push(Word { start: base + a, end: base + b, term });
             });
         }
         seg_words.push(words.len());
@@ -97,10 +93,7 @@ impl Analysis {
             }
         }
         let n = segs.len().max(1) as f64;
-        let idf: Vec<f64> = df
-            .iter()
-            .map(|&d| (1.0 + (n - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
-            .collect();
+        let idf: Vec<f64> = df.iter().map(|&d| (1.0 + (n - d as f64 + 0.5) / (d as f64 + 0.5)).ln()).collect();
 
         // Word weights use block-level idf when there are enough blocks (passages): a name
         // repeated inside its own passage is that passage's topic, not filler.
@@ -120,10 +113,8 @@ impl Analysis {
                 }
             }
             let nb = nblocks as f64;
-            let weights: Vec<f64> = dfb
-                .iter()
-                .map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln())
-                .collect();
+            let weights: Vec<f64> =
+                dfb.iter().map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln()).collect();
             // Centrality, linear time: each distinct content term of a block adds its idf times
             // the number of other blocks that share it; divided by the block's distinct terms.
             let mut score = vec![0.0f64; nblocks];
@@ -172,14 +163,7 @@ impl Analysis {
                 word_weight.push(weight);
             }
         }
-        Analysis {
-            words,
-            seg_words,
-            word_weight,
-            idf,
-            block_centrality,
-            lexicon,
-        }
+        Analysis { words, seg_words, word_weight, idf, block_centrality, lexicon }
     }
 
     pub fn seg_range(&self, i: usize) -> std::ops::Range<usize> {
@@ -194,17 +178,10 @@ impl Analysis {
 
 /// Content terms of the query that occur in the input, in query order, with their idf.
 pub fn query_terms(analysis: &mut Analysis, query: &str) -> Vec<(u32, f64)> {
-    let terms: Vec<u32> = QueryWords::read(query, &[])
-        .words
-        .iter()
-        .filter_map(|w| analysis.lexicon.lookup(w))
-        .collect();
+    let terms: Vec<u32> =
+        QueryWords::read(query, &[]).words.iter().filter_map(|w| analysis.lexicon.lookup(w)).collect();
     let mut seen = std::collections::HashSet::new();
-    terms
-        .into_iter()
-        .filter(|t| seen.insert(*t))
-        .map(|t| (t, analysis.idf[t as usize]))
-        .collect()
+    terms.into_iter().filter(|t| seen.insert(*t)).map(|t| (t, analysis.idf[t as usize])).collect()
 }
 
 /// Input terms that are probably forms of the query's words the stemmer does not join, with
@@ -260,12 +237,7 @@ pub fn query_variants(analysis: &Analysis, query: &str, qterms: &[(u32, f64)]) -
             3 => "rd",
             _ => "th",
         };
-        for form in [
-            n.to_string(),
-            cardinal.to_string(),
-            ordinal.to_string(),
-            format!("{n}{suffix}"),
-        ] {
+        for form in [n.to_string(), cardinal.to_string(), ordinal.to_string(), format!("{n}{suffix}")] {
             if let Some(t) = analysis.lexicon.surface_id(&form)
                 && !analysis.lexicon.is_stop(t)
             {
@@ -280,11 +252,7 @@ pub fn query_variants(analysis: &Analysis, query: &str, qterms: &[(u32, f64)]) -
                 continue;
             }
             let related = long_words.iter().any(|q| {
-                let (short, long) = if q.len() <= s.len() {
-                    (q.as_str(), s)
-                } else {
-                    (s, q.as_str())
-                };
+                let (short, long) = if q.len() <= s.len() { (q.as_str(), s) } else { (s, q.as_str()) };
                 short != long && long.len() - short.len() <= 3 && long.starts_with(short)
             });
             if related && !analysis.lexicon.is_stop(t) {
@@ -358,14 +326,8 @@ pub fn utilities(
     }
     let sem = block_semantic(analysis, text, segs, query);
     let mut qseq: Vec<u32> = Vec::new();
-    for_each_word(query, |x, y| {
-        qseq.push(analysis.lexicon.lookup(&query[x..y]).unwrap_or(u32::MAX))
-    });
-    let q = ParsedQuery {
-        terms: &terms,
-        words: &qseq,
-        kind,
-    };
+    for_each_word(query, |x, y| qseq.push(analysis.lexicon.lookup(&query[x..y]).unwrap_or(u32::MAX)));
+    let q = ParsedQuery { terms: &terms, words: &qseq, kind };
     query_utilities(analysis, text, segs, &q, alpha, sem.as_deref())
 }
 
@@ -421,9 +383,7 @@ fn block_semantic(a: &mut Analysis, text: &str, segs: &[Segment], query: &str) -
         }
     }
     let cos: Vec<f64> = bv.iter().map(|v| semantic::cosine(&qv, v) as f64).collect();
-    let (lo, hi) = cos
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), &c| (l.min(c), h.max(c)));
+    let (lo, hi) = cos.iter().fold((f64::MAX, f64::MIN), |(l, h), &c| (l.min(c), h.max(c)));
     (hi > lo).then(|| cos.iter().map(|c| (c - lo) / (hi - lo)).collect())
 }
 
@@ -486,22 +446,15 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
     match kind {
         AnswerKind::Other => false,
         AnswerKind::Person | AnswerKind::Place => words.iter().skip(1).any(|w| {
-            text[w.start..w.end]
-                .chars()
-                .next()
-                .is_some_and(char::is_uppercase)
+            text[w.start..w.end].chars().next().is_some_and(char::is_uppercase)
                 && !qterms.iter().any(|&(t, _)| t == w.term)
         }),
         AnswerKind::Time => words.iter().any(|w| {
             let s = &text[w.start..w.end];
-            (s.len() == 4
-                && s.bytes().all(|b| b.is_ascii_digit())
-                && (s.starts_with('1') || s.starts_with("20")))
+            (s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) && (s.starts_with('1') || s.starts_with("20")))
                 || (s.len() >= 3 && MONTHS.contains(&s.to_lowercase().as_str()))
         }),
-        AnswerKind::Quantity => words
-            .iter()
-            .any(|w| text[w.start..w.end].bytes().any(|b| b.is_ascii_digit())),
+        AnswerKind::Quantity => words.iter().any(|w| text[w.start..w.end].bytes().any(|b| b.is_ascii_digit())),
     }
 }
 
@@ -529,12 +482,7 @@ const LEADS_OVER_BUDGET: f64 = 1.25;
 /// packer): titles always after the leads: nq-multidoc +0 / +11, SQuAD +0 / +5, multi-hop
 /// +2 / −4 (2WikiMultihop's long leads at 4x, where the title alone holds the answer entity);
 /// with the fit rule: nq +0 / +8, SQuAD +0 / +3, multi-hop +2 / +1.
-pub fn late_titles(
-    text: &str,
-    segs: &[Segment],
-    cost: &dyn Fn(usize) -> usize,
-    budget: usize,
-) -> Vec<bool> {
+pub fn late_titles(text: &str, segs: &[Segment], cost: &dyn Fn(usize) -> usize, budget: usize) -> Vec<bool> {
     let n = segs.len();
     let mut late = vec![false; n];
     let mut leads = 0usize;
@@ -545,9 +493,8 @@ pub fn late_titles(
             late[i] = true;
             titles += 1;
             // The passage's first sentence.
-            if let Some(j) = (i + 1..n)
-                .take_while(|&j| segs[j].block == s.block)
-                .find(|&j| segs[j].kind == SegKind::Sentence)
+            if let Some(j) =
+                (i + 1..n).take_while(|&j| segs[j].block == s.block).find(|&j| segs[j].kind == SegKind::Sentence)
             {
                 leads += cost(j);
             }
@@ -605,8 +552,7 @@ pub fn agnostic_utilities(
     let mean_density = if dn > 0 { dsum / dn as f64 } else { 0.0 };
     let mut j = 0usize;
     for (i, s) in segs.iter().enumerate() {
-        let new_section =
-            i == 0 || segs[i - 1].block != s.block || segs[i - 1].kind == SegKind::Header;
+        let new_section = i == 0 || segs[i - 1].block != s.block || segs[i - 1].kind == SegKind::Header;
         if new_section {
             j = 0;
         }
@@ -624,17 +570,11 @@ pub fn agnostic_utilities(
         // all fit) favours a passage like the others, which is the right one only when the
         // passages were retrieved for one question.
         let centrality = match a.block_centrality.get(s.block) {
-            Some(&c) if j > 0 && mean_centrality > 0.0 => {
-                (c / mean_centrality).powf(CENTRALITY_POWER)
-            }
+            Some(&c) if j > 0 && mean_centrality > 0.0 => (c / mean_centrality).powf(CENTRALITY_POWER),
             _ => 1.0,
         };
         // After the lead: sentences dense in rare words, names and numbers first.
-        let dense = if j > 0 && mean_density > 0.0 {
-            (density(i) / mean_density).powf(DENSITY_POWER)
-        } else {
-            1.0
-        };
+        let dense = if j > 0 && mean_density > 0.0 { (density(i) / mean_density).powf(DENSITY_POWER) } else { 1.0 };
         value[i] = prior * centrality * dense;
         if s.kind == SegKind::Sentence {
             j += 1;
@@ -644,18 +584,12 @@ pub fn agnostic_utilities(
     // Held-back titles come right after the last lead.
     let last_lead = (0..n)
         .filter(|&i| segs[i].kind == SegKind::Sentence && value[i] > 0.0)
-        .filter(|&i| {
-            i == 0 || segs[i - 1].block != segs[i].block || segs[i - 1].kind == SegKind::Header
-        })
+        .filter(|&i| i == 0 || segs[i - 1].block != segs[i].block || segs[i - 1].kind == SegKind::Header)
         .map(|i| value[i])
         .fold(f64::INFINITY, f64::min);
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
-            value[i] = if late_titles.get(i) == Some(&true) && last_lead.is_finite() {
-                0.99 * last_lead
-            } else {
-                best
-            };
+            value[i] = if late_titles.get(i) == Some(&true) && last_lead.is_finite() { 0.99 * last_lead } else { best };
         }
     }
     (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()
@@ -721,14 +655,7 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
 /// passage holds the answer) is lifted to just below the passage that names it. Titles are
 /// `Title:` lines and headings, all the words of their name in order (see
 /// [`title_name`]: `(1915 film)` is left out); a title of stopwords alone names nothing.
-fn hops(
-    a: &Analysis,
-    text: &str,
-    segs: &[Segment],
-    block_range: &[(usize, usize)],
-    qseq: &[u32],
-    zs: &mut [f64],
-) {
+fn hops(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usize)], qseq: &[u32], zs: &mut [f64]) {
     let nblocks = zs.len();
     if nblocks < 3 {
         return;
@@ -744,9 +671,7 @@ fn hops(
             .filter(|w| name.start <= w.start && w.end <= name.end)
             .map(|w| w.term)
             .collect();
-        if keys[s.block].len() > MAX_TITLE_WORDS
-            || keys[s.block].iter().all(|&t| a.lexicon.is_stop(t))
-        {
+        if keys[s.block].len() > MAX_TITLE_WORDS || keys[s.block].iter().all(|&t| a.lexicon.is_stop(t)) {
             keys[s.block].clear();
         }
     }
@@ -756,10 +681,7 @@ fn hops(
     lengths.sort_unstable();
     lengths.dedup();
     let runs = |hay: &'_ [u32]| -> std::collections::HashSet<Vec<u32>> {
-        lengths
-            .iter()
-            .flat_map(|&l| hay.windows(l).map(<[u32]>::to_vec))
-            .collect()
+        lengths.iter().flat_map(|&l| hay.windows(l).map(<[u32]>::to_vec)).collect()
     };
     let top = zs.iter().cloned().fold(0.0, f64::max);
     let in_query = runs(qseq);
@@ -824,15 +746,14 @@ fn query_utilities(
         }
         let words = &a.words[ws..we];
         let tf = qtf(words, qterms);
-        block_score[b] = bm25(&tf, qterms, words.len() as f64, avg_block)
-            + PROXIMITY_WEIGHT * proximity(words, a, qterms);
+        block_score[b] =
+            bm25(&tf, qterms, words.len() as f64, avg_block) + PROXIMITY_WEIGHT * proximity(words, a, qterms);
     }
     // Title bonus.
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
             let tf = qtf(&a.words[a.seg_range(i)], qterms);
-            block_score[s.block] +=
-                TITLE_WEIGHT * tf.iter().map(|&(t, _)| a.idf[t as usize]).sum::<f64>();
+            block_score[s.block] += TITLE_WEIGHT * tf.iter().map(|&(t, _)| a.idf[t as usize]).sum::<f64>();
         }
     }
     let best_block = block_score.iter().cloned().fold(0.0, f64::max);
@@ -842,10 +763,8 @@ fn query_utilities(
     for i in 0..segs.len() {
         let words = &a.words[a.seg_range(i)];
         let tf = qtf(words, qterms);
-        sent_score.push(
-            bm25(&tf, qterms, words.len() as f64, avg_seg)
-                + PROXIMITY_WEIGHT * proximity(words, a, qterms),
-        );
+        sent_score
+            .push(bm25(&tf, qterms, words.len() as f64, avg_seg) + PROXIMITY_WEIGHT * proximity(words, a, qterms));
     }
     let mut best_in_block = vec![0.0f64; nblocks];
     for (i, s) in segs.iter().enumerate() {
@@ -854,11 +773,7 @@ fn query_utilities(
 
     let mut zs: Vec<f64> = (0..nblocks)
         .map(|b| {
-            let z = if best_block > 0.0 {
-                block_score[b] / best_block
-            } else {
-                1.0
-            };
+            let z = if best_block > 0.0 { block_score[b] / best_block } else { 1.0 };
             z + sem.map_or(0.0, |sem| SEMANTIC_WEIGHT * (sem[b] - 1.0))
         })
         .collect();
@@ -868,20 +783,14 @@ fn query_utilities(
     for (i, s) in segs.iter().enumerate() {
         let z = zs[s.block];
         let rel_of = |k: usize| {
-            if best_in_block[segs[k].block] > 0.0 {
-                sent_score[k] / best_in_block[segs[k].block]
-            } else {
-                0.0
-            }
+            if best_in_block[segs[k].block] > 0.0 { sent_score[k] / best_in_block[segs[k].block] } else { 0.0 }
         };
         let mut rel = rel_of(i);
         // The sentence after a matching one often carries the answer ("He …", "It …").
         if i > 0 && segs[i - 1].block == s.block && segs[i - 1].kind == SegKind::Sentence {
             rel += SPILL * rel_of(i - 1);
         }
-        if s.kind == SegKind::Sentence
-            && has_answer_shape(text, &a.words[a.seg_range(i)], qterms, kind)
-        {
+        if s.kind == SegKind::Sentence && has_answer_shape(text, &a.words[a.seg_range(i)], qterms, kind) {
             rel += ANSWER_SHAPE;
         }
         let first = i == 0

@@ -95,9 +95,8 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             i += 1;
             continue;
         }
-        let section_parent = |label: Option<usize>, headings: &Vec<(usize, usize)>| {
-            label.or(headings.last().map(|h| h.1))
-        };
+        let section_parent =
+            |label: Option<usize>, headings: &Vec<(usize, usize)>| label.or(headings.last().map(|h| h.1));
 
         // Fenced code block: atomic, up to the closing fence (or the end).
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
@@ -108,15 +107,7 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             }
             let last = j.min(lines.len() - 1);
             let (_, end) = trim_range(text, ls, lines[last].1);
-            push_capped(
-                &mut out,
-                text,
-                ts,
-                end,
-                block,
-                section_parent(label, &headings),
-                SegKind::Code,
-            );
+            push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
             i = last + 1;
             continue;
         }
@@ -154,13 +145,7 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             push_capped(&mut out, text, ts, te, block, parent, SegKind::TableHead);
             let (ss, se) = trim_range(text, lines[i + 1].0, lines[i + 1].1);
             let sep = out.len();
-            out.push(Segment {
-                start: ss,
-                end: se,
-                block,
-                parent: Some(head),
-                kind: SegKind::TableHead,
-            });
+            out.push(Segment { start: ss, end: se, block, parent: Some(head), kind: SegKind::TableHead });
             let mut j = i + 2;
             while j < lines.len() && text[lines[j].0..lines[j].1].trim().starts_with('|') {
                 let (rs, re) = trim_range(text, lines[j].0, lines[j].1);
@@ -175,13 +160,7 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
         let mut body_start = ts;
         if let Some(len) = speaker_label_len(&text[ts..te]) {
             let idx = out.len();
-            out.push(Segment {
-                start: ts,
-                end: ts + len,
-                block,
-                parent: None,
-                kind: SegKind::Label,
-            });
+            out.push(Segment { start: ts, end: ts + len, block, parent: None, kind: SegKind::Label });
             label = Some(idx);
             body_start = ts + len;
             while body_start < te && text.as_bytes()[body_start].is_ascii_whitespace() {
@@ -207,18 +186,11 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
         if body_start < end {
             let parent = section_parent(label, &headings);
             // A list marker (`-`, `1.`) starts the item's first sentence; it never ends one.
-            let marker = if is_list_item(&text[body_start..end]) {
-                text[body_start..end].find(' ').unwrap_or(0)
-            } else {
-                0
-            };
+            let marker =
+                if is_list_item(&text[body_start..end]) { text[body_start..end].find(' ').unwrap_or(0) } else { 0 };
             let mut first = true;
             split_sentences(text, body_start + marker, end, |s, e| {
-                let s = if std::mem::take(&mut first) {
-                    body_start
-                } else {
-                    s
-                };
+                let s = if std::mem::take(&mut first) { body_start } else { s };
                 push_capped(&mut out, text, s, e, block, parent, SegKind::Sentence);
             });
         }
@@ -233,11 +205,7 @@ fn lines_of(text: &str) -> Vec<(usize, usize)> {
     let mut start = 0;
     for (i, b) in text.bytes().enumerate() {
         if b == b'\n' {
-            let end = if i > start && text.as_bytes()[i - 1] == b'\r' {
-                i - 1
-            } else {
-                i
-            };
+            let end = if i > start && text.as_bytes()[i - 1] == b'\r' { i - 1 } else { i };
             v.push((start, end));
             start = i + 1;
         }
@@ -270,11 +238,7 @@ fn push_capped(
     kind: SegKind,
 ) {
     // Code blocks and headers are kept atomic up to a larger size.
-    let cap = if kind == SegKind::Code {
-        4 * MAX_SEGMENT
-    } else {
-        MAX_SEGMENT
-    };
+    let cap = if kind == SegKind::Code { 4 * MAX_SEGMENT } else { MAX_SEGMENT };
     while e - s > cap {
         let mut cut = floor_char_boundary(text, s + cap);
         // Prefer the last white space in the second half of the window.
@@ -293,13 +257,7 @@ fn push_capped(
         }
         let (ps, pe) = trim_range(text, s, cut);
         if ps < pe {
-            out.push(Segment {
-                start: ps,
-                end: pe,
-                block,
-                parent,
-                kind,
-            });
+            out.push(Segment { start: ps, end: pe, block, parent, kind });
         }
         s = cut;
         while s < e {
@@ -312,13 +270,7 @@ fn push_capped(
     }
     let (ps, pe) = trim_range(text, s, e);
     if ps < pe {
-        out.push(Segment {
-            start: ps,
-            end: pe,
-            block,
-            parent,
-            kind,
-        });
+        out.push(Segment { start: ps, end: pe, block, parent, kind });
     }
 }
 
@@ -347,9 +299,7 @@ pub fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
 pub(crate) fn title_name(text: &str, header: &Segment) -> std::ops::Range<usize> {
     let line = &text[header.start..header.end];
     let from = line.find("Title:").map_or(0, |p| p + "Title:".len());
-    let to = line[from..]
-        .find(['(', '['])
-        .map_or(line.len(), |p| from + p);
+    let to = line[from..].find(['(', '[']).map_or(line.len(), |p| from + p);
     let name = &line[from..to];
     let start = header.start + from + (name.len() - name.trim_start().len());
     start..(header.start + from + name.trim_end().len()).max(start)
@@ -357,10 +307,7 @@ pub(crate) fn title_name(text: &str, header: &Segment) -> std::ops::Range<usize>
 
 pub(crate) fn heading_level(line: &str) -> Option<usize> {
     let hashes = line.bytes().take_while(|&b| b == b'#').count();
-    if (1..=6).contains(&hashes)
-        && line.len() > hashes
-        && line.as_bytes()[hashes].is_ascii_whitespace()
-    {
+    if (1..=6).contains(&hashes) && line.len() > hashes && line.as_bytes()[hashes].is_ascii_whitespace() {
         Some(hashes)
     } else {
         None
@@ -368,11 +315,7 @@ pub(crate) fn heading_level(line: &str) -> Option<usize> {
 }
 
 fn is_table_separator(line: &str) -> bool {
-    line.starts_with('|')
-        && line.contains('-')
-        && line
-            .chars()
-            .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+    line.starts_with('|') && line.contains('-') && line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
 }
 
 pub(crate) fn is_list_item(line: &str) -> bool {
@@ -381,11 +324,7 @@ pub(crate) fn is_list_item(line: &str) -> bool {
         return true;
     }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    digits > 0
-        && digits < 4
-        && b.len() > digits + 1
-        && matches!(b[digits], b'.' | b')')
-        && b[digits + 1] == b' '
+    digits > 0 && digits < 4 && b.len() > digits + 1 && matches!(b[digits], b'.' | b')') && b[digits + 1] == b' '
 }
 
 /// Length of a speaker label (`User:`, `Assistant:`, `Dr. Smith:`, `[10:32] Bob:` is not one)
@@ -405,9 +344,7 @@ fn speaker_label_len(line: &str) -> Option<usize> {
     if words == 0
         || words > 3
         || !first.is_uppercase()
-        || !name
-            .chars()
-            .all(|c| c.is_alphabetic() || c == ' ' || c == '.' || c == '-' || c == '_')
+        || !name.chars().all(|c| c.is_alphabetic() || c == ' ' || c == '.' || c == '-' || c == '_')
     {
         return None;
     }
@@ -416,11 +353,10 @@ fn speaker_label_len(line: &str) -> Option<usize> {
 
 /// Words after which a period does not end a sentence (compared lower-cased, without the dot).
 const ABBREVIATIONS: &[&str] = &[
-    "al", "approx", "apr", "aug", "ave", "blvd", "c", "ca", "capt", "cf", "co", "col", "corp",
-    "dec", "dept", "dr", "e.g", "eg", "est", "etc", "feb", "fig", "figs", "gen", "gov", "i.e",
-    "ie", "inc", "jan", "jr", "jul", "jun", "lt", "ltd", "mar", "mr", "mrs", "ms", "mt", "no",
-    "nos", "nov", "oct", "op", "p", "pp", "prof", "rep", "rev", "sen", "sep", "sept", "sgt", "sr",
-    "st", "vol", "vs",
+    "al", "approx", "apr", "aug", "ave", "blvd", "c", "ca", "capt", "cf", "co", "col", "corp", "dec", "dept", "dr",
+    "e.g", "eg", "est", "etc", "feb", "fig", "figs", "gen", "gov", "i.e", "ie", "inc", "jan", "jr", "jul", "jun", "lt",
+    "ltd", "mar", "mr", "mrs", "ms", "mt", "no", "nos", "nov", "oct", "op", "p", "pp", "prof", "rep", "rev", "sen",
+    "sep", "sept", "sgt", "sr", "st", "vol", "vs",
 ];
 
 /// How long a bracket or a quotation may stay open before a sentence may end inside it anyway.
@@ -471,21 +407,7 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
             }
             if matches!(
                 d,
-                '.' | '!'
-                    | '?'
-                    | '…'
-                    | '"'
-                    | '\''
-                    | ')'
-                    | ']'
-                    | '”'
-                    | '’'
-                    | '」'
-                    | '』'
-                    | '）'
-                    | '。'
-                    | '！'
-                    | '？'
+                '.' | '!' | '?' | '…' | '"' | '\'' | ')' | ']' | '”' | '’' | '」' | '』' | '）' | '。' | '！' | '？'
             ) {
                 match d {
                     ')' | ']' => depth = depth.saturating_sub(1),
@@ -545,10 +467,7 @@ fn f_trimmed(text: &str, s: usize, e: usize, f: &mut impl FnMut(usize, usize)) {
 /// Is the word ending just before the period at `dot` an abbreviation?
 fn is_abbreviation(text: &str, sentence_start: usize, dot: usize) -> bool {
     let before = &text[sentence_start..dot];
-    let word = before
-        .rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"')
-        .next()
-        .unwrap_or("");
+    let word = before.rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"').next().unwrap_or("");
     if word.is_empty() {
         return false;
     }
@@ -559,11 +478,7 @@ fn is_abbreviation(text: &str, sentence_start: usize, dot: usize) -> bool {
         return true;
     }
     // Dotted acronyms: "U.S", "e.g", "Ph.D".
-    if word.contains('.')
-        && word
-            .split('.')
-            .all(|p| p.chars().count() <= 2 && !p.is_empty())
-    {
+    if word.contains('.') && word.split('.').all(|p| p.chars().count() <= 2 && !p.is_empty()) {
         return true;
     }
     let lower = word.to_lowercase();
@@ -581,10 +496,7 @@ mod tests {
     }
 
     fn segs(text: &str) -> Vec<&str> {
-        segment(text, SegmentOptions::default())
-            .iter()
-            .map(|s| &text[s.start..s.end])
-            .collect()
+        segment(text, SegmentOptions::default()).iter().map(|s| &text[s.start..s.end]).collect()
     }
 
     #[test]
@@ -637,11 +549,8 @@ mod tests {
     fn a_title_names_its_passage_without_its_brackets() {
         let text = "Title: The Rack (1915 film)\nThe Rack is a film.\n\n## Install [beta]\nRun it.";
         let s = segment(text, SegmentOptions::default());
-        let names: Vec<&str> = s
-            .iter()
-            .filter(|g| g.kind == SegKind::Header)
-            .map(|g| &text[title_name(text, g)])
-            .collect();
+        let names: Vec<&str> =
+            s.iter().filter(|g| g.kind == SegKind::Header).map(|g| &text[title_name(text, g)]).collect();
         assert_eq!(names, ["The Rack", "## Install"]);
     }
 
@@ -649,22 +558,13 @@ mod tests {
     fn cjk_punctuation_ends_sentences() {
         assert_eq!(
             sentences("今日は晴れです。明日は雨！本当？「はい。」終わり"),
-            [
-                "今日は晴れです。",
-                "明日は雨！",
-                "本当？",
-                "「はい。」",
-                "終わり"
-            ]
+            ["今日は晴れです。", "明日は雨！", "本当？", "「はい。」", "終わり"]
         );
     }
 
     #[test]
     fn quotes_stay_with_their_sentence() {
-        assert_eq!(
-            sentences("He said \"Stop.\" Then he left."),
-            ["He said \"Stop.\"", "Then he left."]
-        );
+        assert_eq!(sentences("He said \"Stop.\" Then he left."), ["He said \"Stop.\"", "Then he left."]);
     }
 
     #[test]
@@ -672,16 +572,7 @@ mod tests {
         let text = "Title: Bee Gees\nThey sang. They danced.\n\nTitle: Other\nText here.";
         let s = segment(text, SegmentOptions::default());
         let texts: Vec<&str> = s.iter().map(|x| &text[x.start..x.end]).collect();
-        assert_eq!(
-            texts,
-            [
-                "Title: Bee Gees",
-                "They sang.",
-                "They danced.",
-                "Title: Other",
-                "Text here."
-            ]
-        );
+        assert_eq!(texts, ["Title: Bee Gees", "They sang.", "They danced.", "Title: Other", "Text here."]);
         assert_eq!(s[1].parent, Some(0));
         assert_eq!(s[4].parent, Some(3));
         assert_eq!(s[4].block, 1);
@@ -718,25 +609,9 @@ mod tests {
     #[test]
     fn speaker_labels_are_kept_apart_as_parents() {
         let text = "User: Hello there. How are you?\nAssistant: Fine. Thanks!";
-        let s = segment(
-            text,
-            SegmentOptions {
-                chat: true,
-                ..Default::default()
-            },
-        );
+        let s = segment(text, SegmentOptions { chat: true, ..Default::default() });
         let texts: Vec<&str> = s.iter().map(|x| &text[x.start..x.end]).collect();
-        assert_eq!(
-            texts,
-            [
-                "User:",
-                "Hello there.",
-                "How are you?",
-                "Assistant:",
-                "Fine.",
-                "Thanks!"
-            ]
-        );
+        assert_eq!(texts, ["User:", "Hello there.", "How are you?", "Assistant:", "Fine.", "Thanks!"]);
         assert_eq!(s[2].parent, Some(0));
         assert_eq!(s[5].parent, Some(3));
     }
@@ -745,11 +620,7 @@ mod tests {
     fn hard_wrapped_lines_are_joined() {
         assert_eq!(
             segs("The quick brown fox\njumps over the dog. Next one.\nNew line here"),
-            [
-                "The quick brown fox\njumps over the dog.",
-                "Next one.",
-                "New line here"
-            ]
+            ["The quick brown fox\njumps over the dog.", "Next one.", "New line here"]
         );
     }
 
@@ -762,9 +633,6 @@ mod tests {
         assert_eq!(s.iter().map(|x| x.end - x.start).sum::<usize>(), 10_000);
         let text = "é".repeat(3_000);
         let s = segment(&text, SegmentOptions::default());
-        assert!(
-            s.iter()
-                .all(|x| text.is_char_boundary(x.start) && text.is_char_boundary(x.end))
-        );
+        assert!(s.iter().all(|x| text.is_char_boundary(x.start) && text.is_char_boundary(x.end)));
     }
 }

@@ -51,9 +51,8 @@ fn decode(data: &'static [u8]) -> Model {
     let n = u32_at(8) as usize;
     assert_eq!(u32_at(12) as usize, DIM, "static vector dimension");
     let mut off = 16;
-    let scales = (0..n)
-        .map(|i| f32::from_le_bytes(data[off + 4 * i..off + 4 * i + 4].try_into().expect("4")))
-        .collect();
+    let scales =
+        (0..n).map(|i| f32::from_le_bytes(data[off + 4 * i..off + 4 * i + 4].try_into().expect("4"))).collect();
     off += 4 * n;
     let quant = &data[off..off + n * DIM];
     off += n * DIM;
@@ -66,12 +65,7 @@ fn decode(data: &'static [u8]) -> Model {
             _ => start.entry(tok).or_insert(i as u32),
         };
     }
-    Model {
-        scales,
-        quant,
-        start,
-        cont,
-    }
+    Model { scales, quant, start, cont }
 }
 
 /// Lower-cased, accent-stripped form of `word` (BERT uncased normalisation).
@@ -81,12 +75,7 @@ fn normalise(word: &str, out: &mut String) {
         out.push_str(word);
         out.make_ascii_lowercase();
     } else {
-        out.extend(
-            word.chars()
-                .flat_map(char::to_lowercase)
-                .nfd()
-                .filter(|&c| !is_combining_mark(c)),
-        );
+        out.extend(word.chars().flat_map(char::to_lowercase).nfd().filter(|&c| !is_combining_mark(c)));
     }
 }
 
@@ -186,11 +175,7 @@ pub fn cosine(a: &[f32; DIM], b: &[f32; DIM]) -> f32 {
         aa += x * x;
         bb += y * y;
     }
-    if aa > 0.0 && bb > 0.0 {
-        ab / (aa.sqrt() * bb.sqrt())
-    } else {
-        0.0
-    }
+    if aa > 0.0 && bb > 0.0 { ab / (aa.sqrt() * bb.sqrt()) } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -217,10 +202,7 @@ mod tests {
         assert_eq!(piece_strs("The"), ["the"]);
         assert_eq!(piece_strs("Café"), ["cafe"]);
         let p = piece_strs("unaffable");
-        assert!(
-            p.len() >= 2 && p[1..].iter().all(|s| s.starts_with("##")),
-            "{p:?}"
-        );
+        assert!(p.len() >= 2 && p[1..].iter().all(|s| s.starts_with("##")), "{p:?}");
         assert_eq!(p.concat().replace("##", ""), "unaffable");
         assert!(piece_strs(&"x".repeat(101)).is_empty());
     }

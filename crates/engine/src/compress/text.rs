@@ -559,10 +559,7 @@ mod tests {
         let text = "Hi, it's 3.14 in 東京です!";
         let mut words = Vec::new();
         for_each_word(text, |s, e| words.push(&text[s..e]));
-        assert_eq!(
-            words,
-            ["Hi", "it", "s", "3", "14", "in", "東", "京", "で", "す"]
-        );
+        assert_eq!(words, ["Hi", "it", "s", "3", "14", "in", "東", "京", "で", "す"]);
     }
 
     #[test]
@@ -579,15 +576,7 @@ mod tests {
 
     #[test]
     fn protected_shapes() {
-        for w in [
-            "3.14",
-            "2024",
-            "https://x.io/a",
-            "/usr/bin",
-            "snake_case",
-            "camelCase",
-            "a.b.c",
-        ] {
+        for w in ["3.14", "2024", "https://x.io/a", "/usr/bin", "snake_case", "camelCase", "a.b.c"] {
             assert!(is_protected(w), "{w}");
         }
         for w in ["hello", "Hello", "end.", "U.S."] {

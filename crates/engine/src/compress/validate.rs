@@ -95,10 +95,7 @@ impl Metric {
 impl Validation {
     /// Keeps in `details` only the metrics asked for.
     pub fn only(mut self, metrics: &[Metric]) -> Validation {
-        let keep: HashSet<&str> = metrics
-            .iter()
-            .flat_map(|m| m.keys().iter().copied())
-            .collect();
+        let keep: HashSet<&str> = metrics.iter().flat_map(|m| m.keys().iter().copied()).collect();
         self.details.retain(|k, _| keep.contains(k.as_str()));
         self
     }
@@ -127,11 +124,7 @@ fn lower_case(w: &str) -> Cow<'_, str> {
         let mut l = c.to_lowercase();
         l.next() == Some(c) && l.next().is_none()
     });
-    if unchanged {
-        Cow::Borrowed(w)
-    } else {
-        Cow::Owned(w.to_lowercase())
-    }
+    if unchanged { Cow::Borrowed(w) } else { Cow::Owned(w.to_lowercase()) }
 }
 
 fn words(text: &str) -> Words<'_> {
@@ -156,11 +149,7 @@ fn words(text: &str) -> Words<'_> {
         sentence_start = false;
         last_end = b;
     });
-    Words {
-        lower,
-        numbers,
-        entities,
-    }
+    Words { lower, numbers, entities }
 }
 
 /// `validate` compares texts whose word counts multiply to at most this many word pairs
@@ -204,12 +193,7 @@ pub fn lcs_len_within(a: &[u32], b: &[u32], max_pairs: u64) -> Option<usize> {
     }
     let prefix = pat.iter().zip(txt).take_while(|(x, y)| x == y).count();
     let (pat, txt) = (&pat[prefix..], &txt[prefix..]);
-    let suffix = pat
-        .iter()
-        .rev()
-        .zip(txt.iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let suffix = pat.iter().rev().zip(txt.iter().rev()).take_while(|(x, y)| x == y).count();
     let (pat, txt) = (&pat[..pat.len() - suffix], &txt[..txt.len() - suffix]);
     Some(prefix + suffix + bit_parallel_lcs(pat, txt))
 }
@@ -275,16 +259,8 @@ fn bit_parallel_lcs(pat: &[u32], txt: &[u32]) -> usize {
     }
     let mut zeros = 0;
     for (k, &x) in v.iter().enumerate() {
-        let bits = if k + 1 == words && !m.is_multiple_of(64) {
-            m % 64
-        } else {
-            64
-        };
-        let mask = if bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << bits) - 1
-        };
+        let bits = if k + 1 == words && !m.is_multiple_of(64) { m % 64 } else { 64 };
+        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         zeros += bits - (x & mask).count_ones() as usize;
     }
     zeros
@@ -306,21 +282,13 @@ fn advance(v: &mut [u64], mask: &[u64], first: usize, last: usize) {
 }
 
 fn share<'t>(kept: &HashSet<&str>, of: &HashSet<Cow<'t, str>>) -> f64 {
-    if of.is_empty() {
-        1.0
-    } else {
-        of.iter().filter(|w| kept.contains(w.as_ref())).count() as f64 / of.len() as f64
-    }
+    if of.is_empty() { 1.0 } else { of.iter().filter(|w| kept.contains(w.as_ref())).count() as f64 / of.len() as f64 }
 }
 
 /// Retention metrics between `original` and `compressed` (see the module docs), or a refusal
 /// when the two are too large to compare ([`MAX_ROUGE_L_WORD_PAIRS`]). Time and memory are
 /// linear in the texts' lengths apart from the LCS, which the bound keeps to about a second.
-pub fn validate(
-    original: &str,
-    compressed: &str,
-    query: Option<&str>,
-) -> Result<Validation, TooLargeToCompare> {
+pub fn validate(original: &str, compressed: &str, query: Option<&str>) -> Result<Validation, TooLargeToCompare> {
     let o = words(original);
     let c = words(compressed);
     let mut ids: HashMap<&str, u32> = HashMap::new();
@@ -332,20 +300,10 @@ pub fn validate(
             out.push(*ids.entry(w.as_ref()).or_insert(n));
         }
     }
-    let lcs = lcs_len_within(&oid, &cid, MAX_ROUGE_L_WORD_PAIRS).ok_or(TooLargeToCompare {
-        original_words: oid.len(),
-        compressed_words: cid.len(),
-    })? as f64;
-    let precision = if cid.is_empty() {
-        0.0
-    } else {
-        lcs / cid.len() as f64
-    };
-    let recall = if oid.is_empty() {
-        0.0
-    } else {
-        lcs / oid.len() as f64
-    };
+    let lcs = lcs_len_within(&oid, &cid, MAX_ROUGE_L_WORD_PAIRS)
+        .ok_or(TooLargeToCompare { original_words: oid.len(), compressed_words: cid.len() })? as f64;
+    let precision = if cid.is_empty() { 0.0 } else { lcs / cid.len() as f64 };
+    let recall = if oid.is_empty() { 0.0 } else { lcs / oid.len() as f64 };
     let f1 = if precision + recall > 0.0 {
         2.0 * precision * recall / (precision + recall)
     } else if oid.is_empty() && cid.is_empty() {
@@ -356,24 +314,12 @@ pub fn validate(
 
     let oset: HashSet<&str> = o.lower.iter().map(AsRef::as_ref).collect();
     let cset: HashSet<&str> = c.lower.iter().map(AsRef::as_ref).collect();
-    let content: HashSet<Cow<'_, str>> = oset
-        .iter()
-        .filter(|w| !is_stopword(w))
-        .map(|w| Cow::Borrowed(*w))
-        .collect();
+    let content: HashSet<Cow<'_, str>> = oset.iter().filter(|w| !is_stopword(w)).map(|w| Cow::Borrowed(*w)).collect();
     let unigram_recall = share(&cset, &content);
     let number_retention = share(&cset, &o.numbers);
     let entity_retention = share(&cset, &o.entities);
-    let novel = c
-        .lower
-        .iter()
-        .filter(|w| !oset.contains(w.as_ref()))
-        .count();
-    let novel_word_rate = if c.lower.is_empty() {
-        0.0
-    } else {
-        novel as f64 / c.lower.len() as f64
-    };
+    let novel = c.lower.iter().filter(|w| !oset.contains(w.as_ref())).count();
+    let novel_word_rate = if c.lower.is_empty() { 0.0 } else { novel as f64 / c.lower.len() as f64 };
 
     let mut details = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
@@ -389,14 +335,7 @@ pub fn validate(
     put("novel_word_rate", round(novel_word_rate));
     put("original_words", serde_json::json!(o.lower.len()));
     put("compressed_words", serde_json::json!(c.lower.len()));
-    put(
-        "length_ratio",
-        round(if o.lower.is_empty() {
-            1.0
-        } else {
-            c.lower.len() as f64 / o.lower.len() as f64
-        }),
-    );
+    put("length_ratio", round(if o.lower.is_empty() { 1.0 } else { c.lower.len() as f64 / o.lower.len() as f64 }));
 
     let mut query_ok = true;
     if let Some(q) = query.filter(|q| !q.trim().is_empty()) {
@@ -430,11 +369,7 @@ pub fn validate(
         && (number_retention + entity_retention) / 2.0 >= 0.5
         && query_ok
         && (original.trim().is_empty() || !compressed.trim().is_empty());
-    Ok(Validation {
-        passed,
-        rouge_l_score: (f1 * 10_000.0).round() / 10_000.0,
-        details,
-    })
+    Ok(Validation { passed, rouge_l_score: (f1 * 10_000.0).round() / 10_000.0, details })
 }
 
 #[cfg(test)]
@@ -451,20 +386,12 @@ mod tests {
         assert!(!check(original, "Fox dog.", None).passed);
         assert!(!check(original, "The", None).passed);
         assert!(check(original, original, None).passed);
-        assert!(
-            check(
-                original,
-                "The quick brown fox jumps over the lazy dog near the old river.",
-                None
-            )
-            .passed
-        );
+        assert!(check(original, "The quick brown fox jumps over the lazy dog near the old river.", None).passed);
     }
 
     #[test]
     fn metrics_select_what_is_reported() {
-        let v =
-            check("One two three.", "One two.", None).only(&[Metric::parse("rouge-l").unwrap()]);
+        let v = check("One two three.", "One two.", None).only(&[Metric::parse("rouge-l").unwrap()]);
         let keys: Vec<&String> = v.details.keys().collect();
         assert_eq!(keys, ["rouge_l_f1", "rouge_l_precision", "rouge_l_recall"]);
         assert_eq!(Metric::parse("bogus"), None);
@@ -474,11 +401,7 @@ mod tests {
         let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
         for i in 0..a.len() {
             for j in 0..b.len() {
-                dp[i + 1][j + 1] = if a[i] == b[j] {
-                    dp[i][j] + 1
-                } else {
-                    dp[i][j + 1].max(dp[i + 1][j])
-                };
+                dp[i + 1][j + 1] = if a[i] == b[j] { dp[i][j] + 1 } else { dp[i][j + 1].max(dp[i + 1][j]) };
             }
         }
         dp[a.len()][b.len()]
@@ -488,9 +411,7 @@ mod tests {
     fn bit_parallel_lcs_matches_the_textbook_one() {
         let mut seed = 7u64;
         let mut rnd = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
         // Small alphabets make every symbol frequent (one mask each), large ones rare
@@ -506,13 +427,8 @@ mod tests {
                 b.splice(0..0, a[..la / 3].iter().copied());
                 b.extend_from_slice(&a[la / 2..]);
                 assert_eq!(lcs_len(&a, &b), naive_lcs(&a, &b), "alphabet {alphabet}");
-                let kept: Vec<u32> = a
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .filter(|(i, _)| !i.is_multiple_of(3))
-                    .map(|(_, s)| s)
-                    .collect();
+                let kept: Vec<u32> =
+                    a.iter().copied().enumerate().filter(|(i, _)| !i.is_multiple_of(3)).map(|(_, s)| s).collect();
                 assert_eq!(lcs_len(&a, &kept), kept.len());
             }
         }
@@ -525,28 +441,16 @@ mod tests {
         let original: Vec<u32> = (0..n).collect();
         // An in-order selection is compared whatever its size.
         let every_other: Vec<u32> = (0..n).step_by(2).collect();
-        assert_eq!(
-            lcs_len_within(&original, &original, MAX_ROUGE_L_WORD_PAIRS),
-            Some(n as usize)
-        );
-        assert_eq!(
-            lcs_len_within(&original, &every_other, MAX_ROUGE_L_WORD_PAIRS),
-            Some(n as usize / 2)
-        );
+        assert_eq!(lcs_len_within(&original, &original, MAX_ROUGE_L_WORD_PAIRS), Some(n as usize));
+        assert_eq!(lcs_len_within(&original, &every_other, MAX_ROUGE_L_WORD_PAIRS), Some(n as usize / 2));
         // The same words in another order are beyond the bound: refused, not computed.
         let reordered: Vec<u32> = (0..n).rev().collect();
-        assert_eq!(
-            lcs_len_within(&original, &reordered, MAX_ROUGE_L_WORD_PAIRS),
-            None
-        );
+        assert_eq!(lcs_len_within(&original, &reordered, MAX_ROUGE_L_WORD_PAIRS), None);
         // Within it, a reordering is computed exactly.
         let m = 20_000u32;
         let halves: Vec<u32> = (m / 2..m).chain(0..m / 2).collect();
         let first: Vec<u32> = (0..m).collect();
-        assert_eq!(
-            lcs_len_within(&first, &halves, MAX_ROUGE_L_WORD_PAIRS),
-            Some(m as usize / 2)
-        );
+        assert_eq!(lcs_len_within(&first, &halves, MAX_ROUGE_L_WORD_PAIRS), Some(m as usize / 2));
     }
 
     #[test]
@@ -555,23 +459,11 @@ mod tests {
         let original: String = (0..words).map(|i| format!("w{i} ")).collect();
         let reordered: String = (0..words).rev().map(|i| format!("w{i} ")).collect();
         let refusal = validate(&original, &reordered, None).unwrap_err();
-        assert_eq!(
-            refusal,
-            TooLargeToCompare {
-                original_words: words,
-                compressed_words: words
-            }
-        );
+        assert_eq!(refusal, TooLargeToCompare { original_words: words, compressed_words: words });
         let message = refusal.to_string();
-        assert!(
-            message.contains("260000 words") && message.contains("64000000000"),
-            "{message}"
-        );
+        assert!(message.contains("260000 words") && message.contains("64000000000"), "{message}");
         // What an extractive compressor returns is compared at any size.
-        let kept: String = (0..words)
-            .filter(|i| !i.is_multiple_of(4))
-            .map(|i| format!("w{i} "))
-            .collect();
+        let kept: String = (0..words).filter(|i| !i.is_multiple_of(4)).map(|i| format!("w{i} ")).collect();
         let v = validate(&original, &kept, None).unwrap();
         assert_eq!(v.details["rouge_l_precision"], 1.0);
     }
@@ -595,22 +487,14 @@ mod tests {
         let invented = check(t, "The Beatles released it in 1971 in Paris.", None);
         assert!(!invented.passed);
         assert!(invented.details["novel_word_rate"].as_f64().unwrap() > 0.02);
-        let missing_query = check(
-            t,
-            "Barry Gibb wrote it in London 1971.",
-            Some("Bee Gees release"),
-        );
+        let missing_query = check(t, "Barry Gibb wrote it in London 1971.", Some("Bee Gees release"));
         assert_eq!(missing_query.details["query_coverage"], 0.0);
         assert!(!missing_query.passed);
     }
 
     #[test]
     fn upper_case_words_match_their_lower_case_forms() {
-        let v = check(
-            "Paris is in France. PARIS has museums.",
-            "paris is in france. paris has museums.",
-            None,
-        );
+        let v = check("Paris is in France. PARIS has museums.", "paris is in france. paris has museums.", None);
         assert_eq!(v.rouge_l_score, 1.0);
         assert_eq!(v.details["entity_retention"], 1.0);
     }

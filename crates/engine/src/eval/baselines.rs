@@ -22,11 +22,7 @@ use crate::tokens::Encoding;
 
 /// The baselines for a run with (`true`) or without a query, in the order they are printed.
 pub fn names(use_query: bool) -> &'static [&'static str] {
-    if use_query {
-        &["head", "bm25-passage", "bm25-sent", "bm25-fill"]
-    } else {
-        &["head", "lead-rr"]
-    }
+    if use_query { &["head", "bm25-passage", "bm25-sent", "bm25-fill"] } else { &["head", "lead-rr"] }
 }
 
 /// The output of baseline `name` for `context` within `budget` cl100k tokens.
@@ -83,8 +79,7 @@ pub fn sentences(text: &str) -> Vec<&str> {
             let next = text[j..].chars().next();
             if j < b.len()
                 && b[j] != b'\n'
-                && next
-                    .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || "\"'([".contains(c))
+                && next.is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || "\"'([".contains(c))
             {
                 push(text, start, i, &mut out);
                 start = j;
@@ -100,9 +95,7 @@ pub fn sentences(text: &str) -> Vec<&str> {
 
 /// Blocks between blank lines.
 pub fn passages(text: &str) -> Vec<&str> {
-    text.split("\n\n")
-        .filter(|p| !p.trim().is_empty())
-        .collect()
+    text.split("\n\n").filter(|p| !p.trim().is_empty()).collect()
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -123,10 +116,7 @@ pub(crate) fn bm25(units: &[&str], query: &str) -> Vec<f64> {
             m
         })
         .collect();
-    let lens: Vec<f64> = tf
-        .iter()
-        .map(|t| t.values().sum::<usize>().max(1) as f64)
-        .collect();
+    let lens: Vec<f64> = tf.iter().map(|t| t.values().sum::<usize>().max(1) as f64).collect();
     let avg = lens.iter().sum::<f64>() / lens.len().max(1) as f64;
     let mut df: HashMap<&str, usize> = HashMap::new();
     for t in &tf {
@@ -164,13 +154,7 @@ fn select(units: &[&str], scores: &[f64], budget: usize, sep: &str) -> String {
             used += t;
         }
     }
-    units
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(u, _)| *u)
-        .collect::<Vec<_>>()
-        .join(sep)
+    units.iter().zip(&keep).filter(|(_, k)| **k).map(|(u, _)| *u).collect::<Vec<_>>().join(sep)
 }
 
 pub(crate) fn head(text: &str, budget: usize) -> String {
@@ -216,10 +200,7 @@ fn lead_rr(text: &str, budget: usize) -> String {
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
-            let ks: Vec<&str> = (0..s.len())
-                .filter(|j| keep.contains(&(i, *j)))
-                .map(|j| s[j])
-                .collect();
+            let ks: Vec<&str> = (0..s.len()).filter(|j| keep.contains(&(i, *j))).map(|j| s[j]).collect();
             (!ks.is_empty()).then(|| ks.join(" "))
         })
         .collect();
@@ -249,19 +230,10 @@ fn bm25_fill(text: &str, query: &str, budget: usize) -> String {
         .iter()
         .enumerate()
         .filter(|(i, _)| !keep[*i])
-        .flat_map(|(i, p)| {
-            sentences(p)
-                .into_iter()
-                .enumerate()
-                .map(move |(j, s)| (i, j, s))
-        })
+        .flat_map(|(i, p)| sentences(p).into_iter().enumerate().map(move |(j, s)| (i, j, s)))
         .collect();
     let texts: Vec<&str> = units.iter().map(|u| u.2).collect();
-    let ss = if units.is_empty() {
-        Vec::new()
-    } else {
-        bm25(&texts, query)
-    };
+    let ss = if units.is_empty() { Vec::new() } else { bm25(&texts, query) };
     let mut by_score: Vec<usize> = (0..units.len()).collect();
     by_score.sort_by(|&a, &b| ss[b].total_cmp(&ss[a]).then(a.cmp(&b)));
     let mut extra = Vec::new();
@@ -304,10 +276,7 @@ fn bm25_fill(text: &str, query: &str, budget: usize) -> String {
 pub fn readability(input: &str, output: &str) -> (usize, usize, bool) {
     let input_sentences: HashSet<&str> = sentences(input).into_iter().map(str::trim).collect();
     let out = sentences(output);
-    let verbatim = out
-        .iter()
-        .filter(|s| input_sentences.contains(s.trim()))
-        .count();
+    let verbatim = out.iter().filter(|s| input_sentences.contains(s.trim())).count();
     let in_passages = passages(input);
     let unbalanced = passages(output).into_iter().any(|p| {
         if balanced(p) {
@@ -316,9 +285,7 @@ pub fn readability(input: &str, output: &str) -> (usize, usize, bool) {
         // The input passage it comes from: the one holding its first sentence (its first line
         // may join sentences that were apart in the input, once a title is left out).
         let first = sentences(p).into_iter().next().unwrap_or("").trim();
-        !in_passages
-            .iter()
-            .any(|ip| ip.contains(first) && !balanced(ip))
+        !in_passages.iter().any(|ip| ip.contains(first) && !balanced(ip))
     });
     (verbatim, out.len(), unbalanced)
 }
@@ -330,16 +297,7 @@ mod tests {
     #[test]
     fn sentences_are_cut_like_the_scorer() {
         let t = "Title: A b\nOne two. Three (four). five. 6 seven!\n\nEight";
-        assert_eq!(
-            sentences(t),
-            [
-                "Title: A b",
-                "One two.",
-                "Three (four). five.",
-                "6 seven!",
-                "Eight"
-            ]
-        );
+        assert_eq!(sentences(t), ["Title: A b", "One two.", "Three (four). five.", "6 seven!", "Eight"]);
     }
 
     #[test]

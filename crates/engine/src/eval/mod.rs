@@ -106,11 +106,7 @@ impl std::fmt::Display for Report {
             "ms/item"
         )?;
         for r in &self.rows {
-            let json = if r.json_items > 0 {
-                format!("{}/{}", r.json_valid, r.json_items)
-            } else {
-                "-".to_string()
-            };
+            let json = if r.json_items > 0 { format!("{}/{}", r.json_valid, r.json_items) } else { "-".to_string() };
             writeln!(
                 f,
                 "{:>5}x {:>6} {:>8.1}% {:>10} {:>8.2}x {:>8.2}x {:>7.1}% {:>5} {:>8.2}",
@@ -125,11 +121,7 @@ impl std::fmt::Display for Report {
                 r.median_ms
             )?;
             if let (Some(verbatim), Some(unbalanced)) = (r.verbatim_pct, r.unbalanced) {
-                writeln!(
-                    f,
-                    "{:>7}  verbatim sentences {verbatim:.1}%, unbalanced outputs {unbalanced}",
-                    ""
-                )?;
+                writeln!(f, "{:>7}  verbatim sentences {verbatim:.1}%, unbalanced outputs {unbalanced}", "")?;
             }
             for b in &r.baselines {
                 writeln!(
@@ -151,8 +143,7 @@ pub fn load_jsonl(path: &std::path::Path) -> Result<Vec<Item>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let item: Item =
-            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let item: Item = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
         items.push(item);
     }
     Ok(items)
@@ -164,13 +155,7 @@ pub fn normalize(text: &str) -> String {
     let lowered: String = text
         .nfkc()
         .flat_map(char::to_lowercase)
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' {
-                c
-            } else {
-                ' '
-            }
-        })
+        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { ' ' })
         .collect();
     let mut out = String::with_capacity(lowered.len());
     for w in lowered.split_whitespace() {
@@ -222,24 +207,15 @@ fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
         .map(|(ri, &k)| {
             let req = CompressRequest {
                 context: &item.context,
-                query: if use_query {
-                    item.query.as_deref()
-                } else {
-                    None
-                },
+                query: if use_query { item.query.as_deref() } else { None },
                 budget: Budget::Ratio(1.0 - 1.0 / k),
                 granularity: Default::default(),
             };
             let t0 = std::time::Instant::now();
             let c = compress(&req, Encoding::Cl100k);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
-            let json_ok =
-                is_json.then(|| serde_json::from_str::<serde::de::IgnoredAny>(&c.text).is_ok());
-            let query = if use_query {
-                item.query.as_deref().unwrap_or("")
-            } else {
-                ""
-            };
+            let json_ok = is_json.then(|| serde_json::from_str::<serde::de::IgnoredAny>(&c.text).is_ok());
+            let query = if use_query { item.query.as_deref().unwrap_or("") } else { "" };
             let base = if is_json {
                 Vec::new()
             } else {
@@ -277,24 +253,13 @@ fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
 /// Runs the protocol on `items` for each ratio; `on_item_done` is called once per item, on the
 /// calling thread, so it can drive a progress bar.
-pub fn run(
-    items: &[Item],
-    ratios: &[f64],
-    use_query: bool,
-    on_item_done: &mut dyn FnMut(),
-) -> Report {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 2);
+pub fn run(items: &[Item], ratios: &[f64], use_query: bool, on_item_done: &mut dyn FnMut()) -> Report {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 2);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(items.len() * ratios.len());
     let (tx, rx) = mpsc::channel::<Vec<Outcome>>();
     std::thread::scope(|scope| {
@@ -324,27 +289,13 @@ pub fn run(
             let retained = rs.iter().filter(|o| o.retained).count();
             let orig: usize = rs.iter().map(|o| o.original).sum();
             let out: usize = rs.iter().map(|o| o.output).sum();
-            let mut per_item: Vec<f64> = rs
-                .iter()
-                .map(|o| o.original as f64 / o.output.max(1) as f64)
-                .collect();
-            let within = per_item
-                .iter()
-                .filter(|&&r| (r / k - 1.0).abs() <= 0.05)
-                .count();
+            let mut per_item: Vec<f64> = rs.iter().map(|o| o.original as f64 / o.output.max(1) as f64).collect();
+            let within = per_item.iter().filter(|&&r| (r / k - 1.0).abs() <= 0.05).count();
             let mut ms: Vec<f64> = rs.iter().map(|o| o.ms).collect();
-            let mut missed: Vec<String> = rs
-                .iter()
-                .filter(|o| !o.retained)
-                .map(|o| o.id.clone())
-                .collect();
+            let mut missed: Vec<String> = rs.iter().filter(|o| !o.retained).map(|o| o.id.clone()).collect();
             missed.sort();
             let pct = |x: usize| {
-                if n == 0 {
-                    0.0
-                } else {
-                    100.0 * x as f64 / n as f64
-                }
+                if n == 0 { 0.0 } else { 100.0 * x as f64 / n as f64 }
             };
             RatioReport {
                 ratio: k,
@@ -375,21 +326,10 @@ pub fn run(
                     })
                     .collect(),
                 verbatim_pct: (!use_query).then(|| {
-                    let (v, all) = rs
-                        .iter()
-                        .filter_map(|o| o.readability)
-                        .fold((0, 0), |(v, a), r| (v + r.0, a + r.1));
-                    if all == 0 {
-                        100.0
-                    } else {
-                        100.0 * v as f64 / all as f64
-                    }
+                    let (v, all) = rs.iter().filter_map(|o| o.readability).fold((0, 0), |(v, a), r| (v + r.0, a + r.1));
+                    if all == 0 { 100.0 } else { 100.0 * v as f64 / all as f64 }
                 }),
-                unbalanced: (!use_query).then(|| {
-                    rs.iter()
-                        .filter(|o| o.readability.is_some_and(|r| r.2))
-                        .count()
-                }),
+                unbalanced: (!use_query).then(|| rs.iter().filter(|o| o.readability.is_some_and(|r| r.2)).count()),
             }
         })
         .collect();

@@ -40,22 +40,10 @@ pub struct Item {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Irc {
-        root: String,
-        replies: Vec<String>,
-        thread: Vec<String>,
-    },
-    Transcript {
-        turns: Vec<(String, String)>,
-    },
-    Code {
-        lang: Option<Lang>,
-        definition: String,
-    },
-    Markdown {
-        heading: String,
-        section: Vec<String>,
-    },
+    Irc { root: String, replies: Vec<String>, thread: Vec<String> },
+    Transcript { turns: Vec<(String, String)> },
+    Code { lang: Option<Lang>, definition: String },
+    Markdown { heading: String, section: Vec<String> },
 }
 
 impl Kind {
@@ -104,40 +92,26 @@ pub fn load(path: &Path) -> Result<Option<Vec<Item>>, String> {
         let strings = |k: &str| -> Vec<String> {
             v.get(k)
                 .and_then(|x| x.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                 .unwrap_or_default()
         };
         let number = |x: &serde_json::Value| x.as_u64().unwrap_or(0) as usize;
         let kind = match v.get("kind").and_then(|k| k.as_str()) {
-            Some("irc") => Kind::Irc {
-                root: s("root"),
-                replies: strings("replies"),
-                thread: strings("thread"),
-            },
+            Some("irc") => Kind::Irc { root: s("root"), replies: strings("replies"), thread: strings("thread") },
             Some("transcript") => Kind::Transcript {
                 turns: v
                     .get("turns")
                     .and_then(|t| t.as_array())
                     .map(|a| {
                         a.iter()
-                            .filter_map(|t| {
-                                Some((
-                                    t.get(0)?.as_str()?.to_string(),
-                                    t.get(1)?.as_str()?.to_string(),
-                                ))
-                            })
+                            .filter_map(|t| Some((t.get(0)?.as_str()?.to_string(), t.get(1)?.as_str()?.to_string())))
                             .collect()
                     })
                     .unwrap_or_default(),
             },
             _ if v.get("def_line").is_some() || v.get("section_lines").is_some() => {
                 let file = dir.join(s("path"));
-                let source = std::fs::read_to_string(&file)
-                    .map_err(|e| at(&format!("{}: {e}", file.display())))?;
+                let source = std::fs::read_to_string(&file).map_err(|e| at(&format!("{}: {e}", file.display())))?;
                 let kind = if let Some(first) = v.get("def_line") {
                     let (first, count) = (number(first), v.get("def_lines").map_or(0, number));
                     let lang = match s("language").as_str() {
@@ -151,39 +125,20 @@ pub fn load(path: &Path) -> Result<Option<Vec<Item>>, String> {
                     let definition = lines_of(&source, first.saturating_sub(1), count).join("\n");
                     Kind::Code { lang, definition }
                 } else {
-                    let range: Vec<usize> = v["section_lines"]
-                        .as_array()
-                        .map_or(vec![], |a| a.iter().map(number).collect());
-                    let (a, b) = (
-                        range.first().copied().unwrap_or(1),
-                        range.get(1).copied().unwrap_or(1),
-                    );
+                    let range: Vec<usize> =
+                        v["section_lines"].as_array().map_or(vec![], |a| a.iter().map(number).collect());
+                    let (a, b) = (range.first().copied().unwrap_or(1), range.get(1).copied().unwrap_or(1));
                     let all = lines_of(&source, a.saturating_sub(1), b.saturating_sub(a));
                     let heading = all.first().map_or(String::new(), |h| h.trim().to_string());
-                    let section = all
-                        .iter()
-                        .skip(1)
-                        .map(|l| l.trim().to_string())
-                        .filter(|l| !l.is_empty())
-                        .collect();
+                    let section = all.iter().skip(1).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
                     Kind::Markdown { heading, section }
                 };
-                items.push(Item {
-                    id: s("id"),
-                    query: s("query"),
-                    context: source,
-                    kind,
-                });
+                items.push(Item { id: s("id"), query: s("query"), context: source, kind });
                 continue;
             }
             _ => return Ok(None),
         };
-        items.push(Item {
-            id: s("id"),
-            query: s("query"),
-            context: s("context"),
-            kind,
-        });
+        items.push(Item { id: s("id"), query: s("query"), context: s("context"), kind });
     }
     Ok(Some(items))
 }
@@ -200,12 +155,7 @@ fn tail_lines(text: &str, budget: usize) -> String {
 
 /// Whole `Speaker: text` turns from the end while they fit.
 fn tail_turns(turns: &[(String, String)], budget: usize) -> String {
-    let render = |ts: &[(String, String)]| {
-        ts.iter()
-            .map(|(s, t)| format!("{s}: {t}"))
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    };
+    let render = |ts: &[(String, String)]| ts.iter().map(|(s, t)| format!("{s}: {t}")).collect::<Vec<_>>().join("\n\n");
     let mut k = 0;
     while k < turns.len() && ntok(&render(&turns[turns.len() - k - 1..])) <= budget {
         k += 1;
@@ -227,10 +177,7 @@ fn bm25_lines(text: &str, query: &str, budget: usize) -> String {
             used += t;
         }
     }
-    let out: Vec<&str> = (0..lines.len())
-        .filter(|&i| keep[i])
-        .map(|i| lines[i])
-        .collect();
+    let out: Vec<&str> = (0..lines.len()).filter(|&i| keep[i]).map(|i| lines[i]).collect();
     out.join("\n")
 }
 
@@ -248,10 +195,7 @@ fn split_turns(text: &str) -> Vec<(Option<String>, String)> {
                     out.push(std::mem::take(&mut cur));
                 }
                 let name = l.trim_end().trim_end_matches(':').to_string();
-                cur = (
-                    Some(name),
-                    block[l.len().min(block.len())..].trim().to_string(),
-                );
+                cur = (Some(name), block[l.len().min(block.len())..].trim().to_string());
             }
             None => {
                 if !cur.1.is_empty() {
@@ -288,11 +232,7 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
     let fill = Some(ntok(text) as f64 / budget.max(1) as f64);
     let out_lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
     match &item.kind {
-        Kind::Irc {
-            root,
-            replies,
-            thread,
-        } => {
+        Kind::Irc { root, replies, thread } => {
             let set: HashSet<&str> = out_lines.iter().copied().collect();
             let input: HashSet<&str> = item.context.split('\n').collect();
             let kept = thread.iter().filter(|l| set.contains(l.as_str())).count();
@@ -308,24 +248,15 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
         Kind::Transcript { turns } => {
             let out = split_turns(text);
             let labels = !out.is_empty() && out.iter().all(|(s, _)| s.is_some());
-            let last = turns.last().is_some_and(|(s, t)| {
-                out.iter()
-                    .any(|(s2, t2)| s2.as_deref() == Some(s) && t2 == t)
-            });
+            let last =
+                turns.last().is_some_and(|(s, t)| out.iter().any(|(s2, t2)| s2.as_deref() == Some(s) && t2 == t));
             let verbatim = out
                 .iter()
                 .filter(|(s, t)| {
-                    turns
-                        .iter()
-                        .any(|(s2, t2)| s.as_deref() == Some(s2) && squash(t2).contains(&squash(t)))
+                    turns.iter().any(|(s2, t2)| s.as_deref() == Some(s2) && squash(t2).contains(&squash(t)))
                 })
                 .count();
-            vec![
-                b(labels),
-                b(last),
-                Some(verbatim as f64 / out.len().max(1) as f64),
-                fill,
-            ]
+            vec![b(labels), b(last), Some(verbatim as f64 / out.len().max(1) as f64), fill]
         }
         Kind::Code { lang, definition } => {
             let parse = lang
@@ -341,8 +272,7 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
             for l in text.split('\n') {
                 open ^= is_fence(l);
             }
-            let input_heads: Vec<&str> =
-                item.context.split('\n').filter(|l| is_heading(l)).collect();
+            let input_heads: Vec<&str> = item.context.split('\n').filter(|l| is_heading(l)).collect();
             let mut at = 0;
             let heads_ok = text.split('\n').filter(|l| is_heading(l)).all(|h| {
                 match input_heads[at..].iter().position(|x| *x == h) {
@@ -433,10 +363,7 @@ pub fn run(items: &[Item], ratios: &[f64], on_item_done: &mut dyn FnMut()) -> Ve
     let mut rows: Vec<Row> = acc
         .into_iter()
         .map(|((kind, ri, mode, method), sums, n)| {
-            let names = items
-                .iter()
-                .find(|i| i.kind.name() == kind)
-                .map_or(&[][..], |i| i.kind.measures());
+            let names = items.iter().find(|i| i.kind.name() == kind).map_or(&[][..], |i| i.kind.measures());
             Row {
                 kind,
                 ratio: ratios[ri],
@@ -472,10 +399,7 @@ pub fn render(rows: &[Row]) -> String {
             }
             out.push('\n');
         }
-        out.push_str(&format!(
-            "{:>5}x  {:<4}  {:<12}{:>6}",
-            r.ratio, r.mode, r.method, r.items
-        ));
+        out.push_str(&format!("{:>5}x  {:<4}  {:<12}{:>6}", r.ratio, r.mode, r.method, r.items));
         for (_, v) in &r.measures {
             match v {
                 Some(v) => out.push_str(&format!("{v:>9.1}%")),
@@ -496,10 +420,7 @@ mod tests {
         let t = "Human: hi\n\nthere\n\nAssistant: hello";
         assert_eq!(
             split_turns(t),
-            vec![
-                (Some("Human".into()), "hi\n\nthere".into()),
-                (Some("Assistant".into()), "hello".into())
-            ]
+            vec![(Some("Human".into()), "hi\n\nthere".into()), (Some("Assistant".into()), "hello".into())]
         );
         assert_eq!(split_turns("orphan\n\nHuman: x")[0].0, None);
     }
@@ -514,17 +435,11 @@ mod tests {
             kind: Kind::Irc {
                 root: "[01:00] <a> how do i mount a usb disk?".into(),
                 replies: vec!["[01:01] <b> a: use pmount".into()],
-                thread: vec![
-                    "[01:01] <b> a: use pmount".into(),
-                    "[01:03] <a> b: thanks".into(),
-                ],
+                thread: vec!["[01:01] <b> a: use pmount".into(), "[01:03] <a> b: thanks".into()],
             },
         };
         let rows = run(std::slice::from_ref(&item), &[1.3], &mut || {});
-        let ours = rows
-            .iter()
-            .find(|r| r.method == "ours" && r.mode == "q")
-            .unwrap();
+        let ours = rows.iter().find(|r| r.method == "ours" && r.mode == "q").unwrap();
         assert_eq!(ours.measures[0], ("root", Some(100.0)));
         let m = measure(&item, "[01:02] <c> hi all", 20);
         assert_eq!(&m[..2], &[Some(0.0), Some(0.0)]);

@@ -353,11 +353,7 @@ impl Encoding {
 
     /// `bpe` or `approximation`.
     pub fn strategy(&self) -> &'static str {
-        if self.is_exact() {
-            "bpe"
-        } else {
-            "approximation"
-        }
+        if self.is_exact() { "bpe" } else { "approximation" }
     }
 
     /// Parses the names used in `model_registry.json` (`cl100k_base`, `o200k_base`, `approx`).
@@ -382,10 +378,7 @@ pub struct ModelInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cannot read model registry {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("model registry {path} is not valid: {message}")]
     Parse { path: String, message: String },
 }
@@ -425,26 +418,11 @@ const BUILTIN: &[(&str, &str, Encoding, u32)] = &[
     ("gpt-4-vision*", "gpt-4-turbo", Encoding::Cl100k, 128_000),
     ("gpt-4-32k*", "gpt-4", Encoding::Cl100k, 32_768),
     ("gpt-4*", "gpt-4", Encoding::Cl100k, 8_192),
-    (
-        "gpt-3.5-turbo-instruct*",
-        "gpt-3.5-turbo",
-        Encoding::Cl100k,
-        4_096,
-    ),
+    ("gpt-3.5-turbo-instruct*", "gpt-3.5-turbo", Encoding::Cl100k, 4_096),
     ("gpt-3.5*", "gpt-3.5-turbo", Encoding::Cl100k, 16_385),
     ("gpt-35-turbo*", "gpt-3.5-turbo", Encoding::Cl100k, 16_385),
-    (
-        "text-embedding-3-*",
-        "text-embedding-3",
-        Encoding::Cl100k,
-        8_191,
-    ),
-    (
-        "text-embedding-ada-002*",
-        "text-embedding-ada-002",
-        Encoding::Cl100k,
-        8_191,
-    ),
+    ("text-embedding-3-*", "text-embedding-3", Encoding::Cl100k, 8_191),
+    ("text-embedding-ada-002*", "text-embedding-ada-002", Encoding::Cl100k, 8_191),
     // Others: approximated
     ("claude-*", "claude", Encoding::Approx, 200_000),
     ("anthropic.claude*", "claude", Encoding::Approx, 200_000),
@@ -470,11 +448,7 @@ impl Registry {
             .iter()
             .map(|&(pattern, family, encoding, context_window)| Entry {
                 pattern: pattern.to_string(),
-                info: ModelInfo {
-                    family: family.to_string(),
-                    encoding,
-                    context_window,
-                },
+                info: ModelInfo { family: family.to_string(), encoding, context_window },
             })
             .collect();
         Registry { entries }
@@ -487,18 +461,12 @@ impl Registry {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::builtin()),
             Err(source) => {
-                return Err(RegistryError::Read {
-                    path: path.display().to_string(),
-                    source,
-                });
+                return Err(RegistryError::Read { path: path.display().to_string(), source });
             }
         };
         Self::builtin()
             .extended_from_json(&text)
-            .map_err(|message| RegistryError::Parse {
-                path: path.display().to_string(),
-                message,
-            })
+            .map_err(|message| RegistryError::Parse { path: path.display().to_string(), message })
     }
 
     /// Adds the entries of a `model_registry.json` document in front of the current ones.
@@ -523,21 +491,14 @@ impl Registry {
                 return Err(format!("models[{i}]: pattern is empty"));
             }
             let encoding = Encoding::from_name(&m.encoding).ok_or_else(|| {
-                format!(
-                    "models[{i}]: unknown encoding {:?} (expected cl100k_base, o200k_base or approx)",
-                    m.encoding
-                )
+                format!("models[{i}]: unknown encoding {:?} (expected cl100k_base, o200k_base or approx)", m.encoding)
             })?;
             if m.context_window == 0 {
                 return Err(format!("models[{i}]: context_window must be > 0"));
             }
             added.push(Entry {
                 pattern: m.pattern.trim().to_lowercase(),
-                info: ModelInfo {
-                    family: m.family,
-                    encoding,
-                    context_window: m.context_window,
-                },
+                info: ModelInfo { family: m.family, encoding, context_window: m.context_window },
             });
         }
         added.append(&mut self.entries);
@@ -550,19 +511,11 @@ impl Registry {
         let id = model_id.trim().to_lowercase();
         let short = id.rsplit('/').next().unwrap_or(&id);
         for candidate in [id.as_str(), short] {
-            if let Some(e) = self
-                .entries
-                .iter()
-                .find(|e| glob_match(&e.pattern, candidate))
-            {
+            if let Some(e) = self.entries.iter().find(|e| glob_match(&e.pattern, candidate)) {
                 return e.info.clone();
             }
         }
-        ModelInfo {
-            family: "unknown".into(),
-            encoding: Encoding::Approx,
-            context_window: 8192,
-        }
+        ModelInfo { family: "unknown".into(), encoding: Encoding::Approx, context_window: 8192 }
     }
 }
 
@@ -608,11 +561,7 @@ mod tests {
     fn cl100k_counts_match_tiktoken() {
         let reference = tiktoken_rs::cl100k_base().unwrap();
         for s in SAMPLES {
-            assert_eq!(
-                Encoding::Cl100k.count(s),
-                reference.encode_ordinary(s).len(),
-                "{s:?}"
-            );
+            assert_eq!(Encoding::Cl100k.count(s), reference.encode_ordinary(s).len(), "{s:?}");
         }
     }
 
@@ -620,11 +569,7 @@ mod tests {
     fn o200k_counts_match_tiktoken() {
         let reference = tiktoken_rs::o200k_base().unwrap();
         for s in SAMPLES {
-            assert_eq!(
-                Encoding::O200k.count(s),
-                reference.encode_ordinary(s).len(),
-                "{s:?}"
-            );
+            assert_eq!(Encoding::O200k.count(s), reference.encode_ordinary(s).len(), "{s:?}");
         }
     }
 
@@ -634,10 +579,7 @@ mod tests {
         for enc in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
             let c = PieceCounter::new(enc, &source);
             assert_eq!(c.source_tokens(), enc.count(&source));
-            let bounds: Vec<usize> = (0..=source.len())
-                .filter(|&i| source.is_char_boundary(i))
-                .step_by(7)
-                .collect();
+            let bounds: Vec<usize> = (0..=source.len()).filter(|&i| source.is_char_boundary(i)).step_by(7).collect();
             for w in bounds.windows(3) {
                 let (a, b, e) = (w[0], w[1], w[2]);
                 for t in [&source[a..e], &source[b..], &source[..a]] {
@@ -659,11 +601,7 @@ mod tests {
             for w in bounds.windows(2) {
                 let (a, b) = (w[0], w[1]);
                 let (e, n) = (c.estimate(a, b), enc.count(&source[a..b]));
-                assert!(
-                    e <= 2 * n + 2 && n <= 2 * e + 2,
-                    "{enc:?} {:?}: {e} vs {n}",
-                    &source[a..b]
-                );
+                assert!(e <= 2 * n + 2 && n <= 2 * e + 2, "{enc:?} {:?}: {e} vs {n}", &source[a..b]);
             }
         }
         let run = "z".repeat(100_000);
@@ -675,9 +613,7 @@ mod tests {
     #[test]
     fn a_spliced_text_counts_exactly_like_the_text() {
         let source = SAMPLES.join("\n\n").repeat(3);
-        let bounds: Vec<usize> = (0..=source.len())
-            .filter(|&i| source.is_char_boundary(i))
-            .collect();
+        let bounds: Vec<usize> = (0..=source.len()).filter(|&i| source.is_char_boundary(i)).collect();
         for enc in [Encoding::Cl100k, Encoding::O200k] {
             let c = PieceCounter::new(enc, &source);
             // The source cut every `step` characters, every third stretch left out, the rest
@@ -698,10 +634,7 @@ mod tests {
                 }
             }
             // The whole source as one run, and nothing at all.
-            assert_eq!(
-                c.count_spliced(&source, &[(0, 0, source.len())]),
-                c.source_tokens()
-            );
+            assert_eq!(c.count_spliced(&source, &[(0, 0, source.len())]), c.source_tokens());
             assert_eq!(c.count_spliced("", &[]), 0);
         }
     }
@@ -787,14 +720,7 @@ mod tests {
         .unwrap();
         let r = Registry::load(&dir).unwrap();
         let acme = r.resolve("ACME-chat-7b");
-        assert_eq!(
-            acme,
-            ModelInfo {
-                family: "acme".into(),
-                encoding: Encoding::Cl100k,
-                context_window: 32768
-            }
-        );
+        assert_eq!(acme, ModelInfo { family: "acme".into(), encoding: Encoding::Cl100k, context_window: 32768 });
         assert_eq!(r.resolve("claude-3-opus").family, "claude-custom");
         assert_eq!(r.resolve("gpt-4o").encoding, Encoding::O200k);
 

@@ -75,10 +75,7 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
 pub fn write_csv(rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for row in rows {
-        let fields: Vec<String> = row
-            .iter()
-            .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
-            .collect();
+        let fields: Vec<String> = row.iter().map(|f| format!("\"{}\"", f.replace('"', "\"\""))).collect();
         out.push_str(&fields.join(","));
         out.push('\n');
     }
@@ -93,15 +90,7 @@ pub fn splitlines(text: &str) -> Vec<&str> {
     while let Some((i, c)) = it.next() {
         let brk = matches!(
             c,
-            '\n' | '\r'
-                | '\u{0b}'
-                | '\u{0c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
+            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
         );
         if brk {
             out.push(&text[start..i]);
@@ -134,17 +123,9 @@ pub fn load_system(dir: &Path, name: &str) -> Option<System> {
     if rows.len() != lines.len() {
         return None;
     }
-    let time_cols: Vec<bool> = header
-        .iter()
-        .map(|h| TIME_COLUMNS.contains(&h.as_str()))
-        .collect();
+    let time_cols: Vec<bool> = header.iter().map(|h| TIME_COLUMNS.contains(&h.as_str())).collect();
     let field_cols: Vec<usize> = (0..header.len())
-        .filter(|&c| {
-            !matches!(
-                header[c].as_str(),
-                "LineId" | "Content" | "EventId" | "EventTemplate"
-            )
-        })
+        .filter(|&c| !matches!(header[c].as_str(), "LineId" | "Content" | "EventId" | "EventTemplate"))
         .collect();
     let mut templates = Vec::new();
     let mut levels = Vec::new();
@@ -154,22 +135,11 @@ pub fn load_system(dir: &Path, name: &str) -> Option<System> {
         levels.push(l_col.and_then(|c| row.get(c)).cloned().unwrap_or_default());
         time_span.push(leading_time_span(line, row, &field_cols, &time_cols));
     }
-    Some(System {
-        name: name.to_string(),
-        lines,
-        templates,
-        levels,
-        time_span,
-    })
+    Some(System { name: name.to_string(), lines, templates, levels, time_span })
 }
 
 /// The byte range of the first run of time columns' values at the start of `line`.
-fn leading_time_span(
-    line: &str,
-    row: &[String],
-    field_cols: &[usize],
-    time_cols: &[bool],
-) -> (usize, usize) {
+fn leading_time_span(line: &str, row: &[String], field_cols: &[usize], time_cols: &[bool]) -> (usize, usize) {
     let mut at = 0usize;
     let mut span: Option<(usize, usize)> = None;
     for &c in field_cols {
@@ -209,12 +179,8 @@ pub enum TimeFormat {
 }
 
 impl TimeFormat {
-    pub const ALL: [TimeFormat; 4] = [
-        TimeFormat::Epoch,
-        TimeFormat::YymmddHhmmss,
-        TimeFormat::Iso8601Zone,
-        TimeFormat::Removed,
-    ];
+    pub const ALL: [TimeFormat; 4] =
+        [TimeFormat::Epoch, TimeFormat::YymmddHhmmss, TimeFormat::Iso8601Zone, TimeFormat::Removed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -234,10 +200,9 @@ impl TimeFormat {
             TimeFormat::YymmddHhmmss => {
                 format!("{:02}{mo:02}{d:02} {h:02}{mi:02}{s:02}", y % 100)
             }
-            TimeFormat::Iso8601Zone => format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}+02:00",
-                (i * 389) % 1000
-            ),
+            TimeFormat::Iso8601Zone => {
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}+02:00", (i * 389) % 1000)
+            }
             TimeFormat::Removed => String::new(),
         }
     }
@@ -323,11 +288,7 @@ pub struct Templates {
 pub fn templates(sys: &System) -> Templates {
     let mut seen = std::collections::BTreeMap::<String, bool>::new();
     for (t, l) in sys.templates.iter().zip(&sys.levels) {
-        let word_chars = t
-            .replace("<*>", "")
-            .chars()
-            .filter(|c| c.is_alphanumeric() || *c == '_')
-            .count();
+        let word_chars = t.replace("<*>", "").chars().filter(|c| c.is_alphanumeric() || *c == '_').count();
         if word_chars < 4 {
             continue;
         }
@@ -337,11 +298,7 @@ pub fn templates(sys: &System) -> Templates {
     let mut parts = Vec::new();
     let mut errors = Vec::new();
     for (t, e) in seen {
-        let p: Vec<String> = t
-            .split("<*>")
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect();
+        let p: Vec<String> = t.split("<*>").filter(|p| !p.is_empty()).map(str::to_string).collect();
         parts.push((t, p));
         errors.push(e);
     }
@@ -363,30 +320,12 @@ fn matches(parts: &[String], line: &str) -> bool {
 /// of `output`, and the uncovered templates.
 pub fn coverage(output: &str, t: &Templates) -> (f64, Option<f64>, Vec<String>) {
     let lines = splitlines(output);
-    let covered: Vec<bool> = t
-        .parts
-        .iter()
-        .map(|(_, p)| lines.iter().any(|l| matches(p, l)))
-        .collect();
+    let covered: Vec<bool> = t.parts.iter().map(|(_, p)| lines.iter().any(|l| matches(p, l))).collect();
     let n = covered.iter().filter(|c| **c).count();
     let n_err = t.errors.iter().filter(|e| **e).count();
-    let err_cov = covered
-        .iter()
-        .zip(&t.errors)
-        .filter(|(c, e)| **c && **e)
-        .count();
-    let missed = t
-        .parts
-        .iter()
-        .zip(&covered)
-        .filter(|(_, c)| !**c)
-        .map(|((t, _), _)| t.clone())
-        .collect();
-    (
-        n as f64 / t.parts.len().max(1) as f64,
-        (n_err > 0).then(|| err_cov as f64 / n_err as f64),
-        missed,
-    )
+    let err_cov = covered.iter().zip(&t.errors).filter(|(c, e)| **c && **e).count();
+    let missed = t.parts.iter().zip(&covered).filter(|(_, c)| !**c).map(|((t, _), _)| t.clone()).collect();
+    (n as f64 / t.parts.len().max(1) as f64, (n_err > 0).then(|| err_cov as f64 / n_err as f64), missed)
 }
 
 /// The rows of a `.csv` that `log_eval.py` can score `sys` against.
@@ -399,24 +338,11 @@ pub fn scorer_csv(sys: &System) -> String {
 }
 
 /// The 8 systems of `logs-dev`.
-pub const SYSTEMS: &[&str] = &[
-    "Android",
-    "Apache",
-    "BGL",
-    "HealthApp",
-    "Linux",
-    "OpenSSH",
-    "Spark",
-    "Zookeeper",
-];
+pub const SYSTEMS: &[&str] = &["Android", "Apache", "BGL", "HealthApp", "Linux", "OpenSSH", "Spark", "Zookeeper"];
 
 /// The pairs interleaved for the two-system variant.
-pub const PAIRS: &[(&str, &str)] = &[
-    ("Android", "Zookeeper"),
-    ("Apache", "Linux"),
-    ("BGL", "Spark"),
-    ("HealthApp", "OpenSSH"),
-];
+pub const PAIRS: &[(&str, &str)] =
+    &[("Android", "Zookeeper"), ("Apache", "Linux"), ("BGL", "Spark"), ("HealthApp", "OpenSSH")];
 
 /// A small deterministic generator (LCG).
 pub struct Rng(u64);
@@ -427,10 +353,7 @@ impl Rng {
     }
 
     pub fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) as usize
     }
 
@@ -440,8 +363,8 @@ impl Rng {
 }
 
 const NAMES: &[&str] = &[
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
-    "oscar", "peggy", "trent", "victor", "walter", "backup", "deploy", "nagios",
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "oscar", "peggy",
+    "trent", "victor", "walter", "backup", "deploy", "nagios",
 ];
 
 /// Fills a message pattern: `{n}` number, `{h}` hex id, `{w}` name, `{ip}` address, `{p}`
@@ -460,26 +383,10 @@ fn fill(pattern: &str, rng: &mut Rng) -> (String, String) {
             "n" => (rng.below(5000) * (1 + rng.below(40))).to_string(),
             "h" => format!("{:010X}", rng.next() as u64 * 31),
             "w" => NAMES[rng.below(NAMES.len())].to_string(),
-            "ip" => format!(
-                "10.{}.{}.{}",
-                rng.below(250),
-                rng.below(250),
-                1 + rng.below(250)
-            ),
-            "p" => format!(
-                "/srv/{}/part-{:05}",
-                NAMES[rng.below(NAMES.len())],
-                rng.below(99_999)
-            ),
-            "b" => format!(
-                "blk_{}{}",
-                if rng.below(2) == 0 { "-" } else { "" },
-                rng.next() as u64 * 7_777_777
-            ),
-            "s" => (0..1 + rng.below(4))
-                .map(|_| NAMES[rng.below(NAMES.len())])
-                .collect::<Vec<_>>()
-                .join(" "),
+            "ip" => format!("10.{}.{}.{}", rng.below(250), rng.below(250), 1 + rng.below(250)),
+            "p" => format!("/srv/{}/part-{:05}", NAMES[rng.below(NAMES.len())], rng.below(99_999)),
+            "b" => format!("blk_{}{}", if rng.below(2) == 0 { "-" } else { "" }, rng.next() as u64 * 7_777_777),
+            "s" => (0..1 + rng.below(4)).map(|_| NAMES[rng.below(NAMES.len())]).collect::<Vec<_>>().join(" "),
             other => other.to_string(),
         };
         text.push_str(&v);
@@ -500,151 +407,46 @@ type Spec = (&'static str, &'static str, &'static str, usize);
 /// JSON lines and logfmt with epoch seconds. Invented messages, not real Loghub data.
 pub fn synthetic_systems(lines: usize) -> Vec<System> {
     let hdfs: &[Spec] = &[
-        (
-            "INFO",
-            "dfs.DataNode$PacketResponder",
-            "PacketResponder {n} for block {b} terminating",
-            30,
-        ),
-        (
-            "INFO",
-            "dfs.DataNode$PacketResponder",
-            "Received block {b} of size {n} from /{ip}",
-            30,
-        ),
+        ("INFO", "dfs.DataNode$PacketResponder", "PacketResponder {n} for block {b} terminating", 30),
+        ("INFO", "dfs.DataNode$PacketResponder", "Received block {b} of size {n} from /{ip}", 30),
         (
             "INFO",
             "dfs.FSNamesystem",
             "BLOCK* NameSystem.addStoredBlock: blockMap updated: {ip}:{n} is added to {b} size {n}",
             30,
         ),
-        (
-            "INFO",
-            "dfs.DataNode$DataXceiver",
-            "Receiving block {b} src: /{ip}:{n} dest: /{ip}:{n}",
-            30,
-        ),
-        (
-            "INFO",
-            "dfs.FSNamesystem",
-            "BLOCK* NameSystem.allocateBlock: {p}. {b}",
-            10,
-        ),
-        (
-            "INFO",
-            "dfs.DataNode$DataXceiver",
-            "{ip}:{n} Served block {b} to /{ip}",
-            10,
-        ),
-        (
-            "WARN",
-            "dfs.DataNode$DataXceiver",
-            "{ip}:{n}:Got exception while serving {b} to /{ip}:",
-            3,
-        ),
-        (
-            "INFO",
-            "dfs.FSNamesystem",
-            "BLOCK* ask {ip}:{n} to replicate {b} to datanode(s) {ip}:{n}",
-            3,
-        ),
-        (
-            "INFO",
-            "dfs.FSNamesystem",
-            "BLOCK* ask {ip}:{n} to delete {b}",
-            3,
-        ),
+        ("INFO", "dfs.DataNode$DataXceiver", "Receiving block {b} src: /{ip}:{n} dest: /{ip}:{n}", 30),
+        ("INFO", "dfs.FSNamesystem", "BLOCK* NameSystem.allocateBlock: {p}. {b}", 10),
+        ("INFO", "dfs.DataNode$DataXceiver", "{ip}:{n} Served block {b} to /{ip}", 10),
+        ("WARN", "dfs.DataNode$DataXceiver", "{ip}:{n}:Got exception while serving {b} to /{ip}:", 3),
+        ("INFO", "dfs.FSNamesystem", "BLOCK* ask {ip}:{n} to replicate {b} to datanode(s) {ip}:{n}", 3),
+        ("INFO", "dfs.FSNamesystem", "BLOCK* ask {ip}:{n} to delete {b}", 3),
         ("INFO", "dfs.FSDataset", "Deleting block {b} file {p}", 5),
-        (
-            "ERROR",
-            "dfs.DataNode",
-            "{ip}:{n}: Transmitted block {b} to /{ip} failed",
-            1,
-        ),
+        ("ERROR", "dfs.DataNode", "{ip}:{n}: Transmitted block {b} to /{ip} failed", 1),
         (
             "ERROR",
             "dfs.DataNode$DataXceiver",
             "writeBlock {b} received exception java.io.IOException: Connection reset by peer",
             1,
         ),
-        (
-            "INFO",
-            "dfs.DataBlockScanner",
-            "Verification succeeded for {b}",
-            5,
-        ),
-        (
-            "INFO",
-            "dfs.FSDataset",
-            "Reopen already-open Block for append {b}",
-            1,
-        ),
-        (
-            "WARN",
-            "dfs.FSNamesystem",
-            "PendingReplicationMonitor timed out block {b}",
-            1,
-        ),
-        (
-            "ERROR",
-            "dfs.DataNode",
-            "DataXceiver: java.io.IOException: Block {b} is valid, and cannot be written to.",
-            1,
-        ),
-        (
-            "FATAL",
-            "dfs.FSNamesystem",
-            "Shutting down name node: disk {w} is full",
-            1,
-        ),
-        (
-            "INFO",
-            "dfs.FSNamesystem",
-            "BLOCK* NameSystem.delete: {b} is added to invalidSet of {ip}:{n}",
-            8,
-        ),
-        (
-            "INFO",
-            "dfs.DataNode",
-            "Starting thread to transfer block {b} to {ip}:{n}",
-            2,
-        ),
-        (
-            "INFO",
-            "dfs.DataNode",
-            "Changing block file offset of block {b} from {n} to {n} meta file offset to {n}",
-            0,
-        ),
-        (
-            "WARN",
-            "dfs.DataNode",
-            "Unexpected error trying to delete block {b}. BlockInfo not found in volumeMap.",
-            0,
-        ),
+        ("INFO", "dfs.DataBlockScanner", "Verification succeeded for {b}", 5),
+        ("INFO", "dfs.FSDataset", "Reopen already-open Block for append {b}", 1),
+        ("WARN", "dfs.FSNamesystem", "PendingReplicationMonitor timed out block {b}", 1),
+        ("ERROR", "dfs.DataNode", "DataXceiver: java.io.IOException: Block {b} is valid, and cannot be written to.", 1),
+        ("FATAL", "dfs.FSNamesystem", "Shutting down name node: disk {w} is full", 1),
+        ("INFO", "dfs.FSNamesystem", "BLOCK* NameSystem.delete: {b} is added to invalidSet of {ip}:{n}", 8),
+        ("INFO", "dfs.DataNode", "Starting thread to transfer block {b} to {ip}:{n}", 2),
+        ("INFO", "dfs.DataNode", "Changing block file offset of block {b} from {n} to {n} meta file offset to {n}", 0),
+        ("WARN", "dfs.DataNode", "Unexpected error trying to delete block {b}. BlockInfo not found in volumeMap.", 0),
         (
             "INFO",
             "dfs.FSNamesystem",
             "BLOCK* NameSystem.addStoredBlock: Redundant addStoredBlock request received for {b} on {ip}:{n} size {n}",
             0,
         ),
-        (
-            "ERROR",
-            "dfs.DataNode",
-            "{ip}:{n}:DataXceiver: java.io.EOFException",
-            0,
-        ),
-        (
-            "INFO",
-            "dfs.DataNode",
-            "Received block {b} src: /{ip}:{n} dest: /{ip}:{n} of size {n}",
-            0,
-        ),
-        (
-            "INFO",
-            "dfs.FSNamesystem",
-            "Number of transactions: {n} Total time for transactions(ms): {n}",
-            0,
-        ),
+        ("ERROR", "dfs.DataNode", "{ip}:{n}:DataXceiver: java.io.EOFException", 0),
+        ("INFO", "dfs.DataNode", "Received block {b} src: /{ip}:{n} dest: /{ip}:{n} of size {n}", 0),
+        ("INFO", "dfs.FSNamesystem", "Number of transactions: {n} Total time for transactions(ms): {n}", 0),
     ];
     let hpc: &[Spec] = &[
         (
@@ -657,18 +459,8 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ("", "node status", "not responding", 10),
         ("", "node boot", "boot (command {n})", 20),
         ("", "action start", "Command has completed successfully", 20),
-        (
-            "ERROR",
-            "action error",
-            "Command exited with error code {n}",
-            3,
-        ),
-        (
-            "ERROR",
-            "switch_module link",
-            "Link error on broadcast tree Interconnect-{n}T{n}:{n}",
-            2,
-        ),
+        ("ERROR", "action error", "Command exited with error code {n}", 3),
+        ("ERROR", "switch_module link", "Link error on broadcast tree Interconnect-{n}T{n}:{n}", 2),
         (
             "",
             "unix.hw net.niff.up",
@@ -681,28 +473,13 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             "NIFF: node node-{n} has detected a failed network connection on network {ip} via interface alt{n}",
             2,
         ),
-        (
-            "",
-            "node temperature",
-            "Temperature ({n}C) exceeds warning threshold",
-            3,
-        ),
+        ("", "node temperature", "Temperature ({n}C) exceeds warning threshold", 3),
         ("", "node fan", "Fan speeds ( {s} )", 3),
-        (
-            "",
-            "gige.ethernet link",
-            "ambient={n} threshold exceeded",
-            2,
-        ),
+        ("", "gige.ethernet link", "ambient={n} threshold exceeded", 2),
         ("ERROR", "node psu", "PSU failure ( {s} )", 1),
         ("", "node halt", "halt (command {n})", 1),
         ("ERROR", "node kernel", "Kernel panic on node {w}", 1),
-        (
-            "",
-            "clusterfs server",
-            "ClusterFileSystem: There is no server for ServerFileSystem domain storage{n}",
-            4,
-        ),
+        ("", "clusterfs server", "ClusterFileSystem: There is no server for ServerFileSystem domain storage{n}", 4),
         ("", "node boot", "wait for ready (command {n})", 0),
         ("ERROR", "node boot", "boot command failed (command {n})", 0),
         (
@@ -712,49 +489,19 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             0,
         ),
         ("", "switch_module link", "Link in reset", 0),
-        (
-            "",
-            "node console",
-            "ServerFileSystem: domain {w} is now online",
-            0,
-        ),
+        ("", "node console", "ServerFileSystem: domain {w} is now online", 0),
     ];
     let syslog: &[Spec] = &[
-        (
-            "",
-            "sshd",
-            "Accepted publickey for {w} from {ip} port {n} ssh2",
-            20,
-        ),
-        (
-            "ERROR",
-            "sshd",
-            "Failed password for invalid user {w} from {ip} port {n} ssh2",
-            10,
-        ),
-        (
-            "",
-            "sshd",
-            "Connection closed by {ip} port {n} [preauth]",
-            15,
-        ),
+        ("", "sshd", "Accepted publickey for {w} from {ip} port {n} ssh2", 20),
+        ("ERROR", "sshd", "Failed password for invalid user {w} from {ip} port {n} ssh2", 10),
+        ("", "sshd", "Connection closed by {ip} port {n} [preauth]", 15),
         ("", "sshd", "Connection reset by {ip} port {n} [preauth]", 5),
         ("", "sshd", "Disconnected from user {w} {ip} port {n}", 10),
         ("", "CRON", "({w}) CMD ({p})", 15),
         ("", "systemd", "Started Session {n} of user {w}.", 15),
         ("", "systemd", "Starting {w} backup service...", 5),
-        (
-            "ERROR",
-            "systemd",
-            "{w}.service: Main process exited, code=exited, status={n}/FAILURE",
-            2,
-        ),
-        (
-            "",
-            "kernel",
-            "TCP: request_sock_TCP: Possible SYN flooding on port {n}. Sending cookies.",
-            2,
-        ),
+        ("ERROR", "systemd", "{w}.service: Main process exited, code=exited, status={n}/FAILURE", 2),
+        ("", "kernel", "TCP: request_sock_TCP: Possible SYN flooding on port {n}. Sending cookies.", 2),
         (
             "ERROR",
             "kernel",
@@ -775,56 +522,21 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             "{h}: to=<{w}@example.org>, relay=none, delay={n}, status=deferred (connection refused)",
             2,
         ),
-        (
-            "",
-            "kernel",
-            "Out of memory: Killed process {n} ({w}) total-vm:{n}kB",
-            1,
-        ),
-        (
-            "",
-            "sshd",
-            "Received disconnect from {ip} port {n}:11: Bye Bye [preauth]",
-            0,
-        ),
-        (
-            "",
-            "sudo",
-            "{w} : TTY=pts/{n} ; PWD=/home/{w} ; USER=root ; COMMAND=/usr/bin/apt update",
-            0,
-        ),
-        (
-            "ERROR",
-            "dhclient",
-            "No working leases in persistent database - sleeping.",
-            0,
-        ),
+        ("", "kernel", "Out of memory: Killed process {n} ({w}) total-vm:{n}kB", 1),
+        ("", "sshd", "Received disconnect from {ip} port {n}:11: Bye Bye [preauth]", 0),
+        ("", "sudo", "{w} : TTY=pts/{n} ; PWD=/home/{w} ; USER=root ; COMMAND=/usr/bin/apt update", 0),
+        ("ERROR", "dhclient", "No working leases in persistent database - sleeping.", 0),
         ("", "systemd", "Reloading.", 0),
-        (
-            "",
-            "kernel",
-            "usb 1-{n}: new high-speed USB device number {n} using xhci_hcd",
-            0,
-        ),
+        ("", "kernel", "usb 1-{n}: new high-speed USB device number {n} using xhci_hcd", 0),
     ];
     let glog: &[Spec] = &[
         ("I", "server.cc", "Serving request {n} from {ip}", 40),
         ("I", "cache.cc", "Cache hit ratio {n} over {n} lookups", 15),
         ("W", "rpc.cc", "Slow RPC to {ip}: {n} ms", 6),
-        (
-            "E",
-            "rpc.cc",
-            "Deadline exceeded for call {w}.Lookup after {n} ms",
-            2,
-        ),
+        ("E", "rpc.cc", "Deadline exceeded for call {w}.Lookup after {n} ms", 2),
         ("I", "shard.cc", "Shard {n} assigned to {w}", 10),
         ("I", "shard.cc", "Shard {n} released by {w}", 10),
-        (
-            "E",
-            "storage.cc",
-            "Could not open {p}: Permission denied",
-            1,
-        ),
+        ("E", "storage.cc", "Could not open {p}: Permission denied", 1),
         ("F", "main.cc", "Check failed: ptr != nullptr in {w}", 1),
         ("I", "gc.cc", "Compaction of {p} finished in {n} ms", 8),
         ("W", "quota.cc", "User {w} is over quota by {n} bytes", 3),
@@ -842,12 +554,7 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
         ("", "worker", "heartbeat", 20),
         ("", "api", "GET {p} -> 200", 20),
         ("", "api", "GET {p} -> 404", 4),
-        (
-            "ERROR",
-            "api",
-            "unhandled exception in handler {w}: KeyError",
-            1,
-        ),
+        ("ERROR", "api", "unhandled exception in handler {w}: KeyError", 1),
         ("", "cache", "evicted {n} entries", 5),
         ("", "scheduler", "retrying job {n} (attempt {n})", 3),
         ("", "scheduler", "paused queue {w}", 0),
@@ -896,8 +603,7 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
             time_span: Vec::new(),
         };
         // Every template appears at least once, at a random place.
-        let mut forced: Vec<(usize, usize)> =
-            (0..specs.len()).map(|t| (rng.below(lines), t)).collect();
+        let mut forced: Vec<(usize, usize)> = (0..specs.len()).map(|t| (rng.below(lines), t)).collect();
         forced.sort();
         let mut t_sec = 1_226_263_000usize;
         for i in 0..lines {
@@ -928,11 +634,9 @@ pub fn synthetic_systems(lines: usize) -> Vec<System> {
                     y % 100,
                     rng.below(30_000)
                 ),
-                "HPC-like" => format!(
-                    "{} node-{} {fields} {t_sec} 1 {msg}",
-                    100_000 + i * 3 + rng.below(3),
-                    rng.below(400)
-                ),
+                "HPC-like" => {
+                    format!("{} node-{} {fields} {t_sec} 1 {msg}", 100_000 + i * 3 + rng.below(3), rng.below(400))
+                }
                 "RFC5424" => format!(
                     "<{}>1 {y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z host{}.example.net {fields} {} - - {msg}",
                     if level == "ERROR" { 11 } else { 14 },
