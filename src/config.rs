@@ -138,6 +138,10 @@ struct FileConfig {
     tiers: BTreeMap<Tier, TierOverride>,
     /// Present: requests without a key are served, within these limits (free tier's by default).
     anonymous: Option<TierOverride>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    alert_thresholds: Option<Vec<i64>>,
+    webhook_retry_base_ms: Option<u64>,
 }
 
 /// Flags given on the command line; `None` when absent.
@@ -170,6 +174,8 @@ pub struct Settings {
     pub tiers: BTreeMap<Tier, TierLimits>,
     /// `Some`: anonymous access is on, and all keyless traffic shares these limits.
     pub anonymous: Option<TierLimits>,
+    /// `Some`: quota alerts go to this webhook.
+    pub alerts: Option<crate::alerts::AlertSettings>,
 }
 
 impl Settings {
@@ -251,7 +257,9 @@ impl Settings {
             file.anonymous.as_ref().map_or(free, |o| o.apply(free))
         });
 
+        let alerts = alert_settings(&env, &file)?;
         Ok(Settings {
+            alerts,
             home,
             addr: SocketAddr::new(host, port),
             admin_key: env("OMNIMEMORY_ADMIN_KEY").or(file.admin_key).and_then(AdminKey::new),
@@ -272,6 +280,39 @@ impl Settings {
             anonymous,
         })
     }
+}
+
+/// Quota alerts: on when a webhook URL is set, which then needs a secret to sign with.
+fn alert_settings(
+    env: &impl Fn(&str) -> Option<String>,
+    file: &FileConfig,
+) -> Result<Option<crate::alerts::AlertSettings>, ConfigError> {
+    use crate::alerts;
+    let invalid =
+        |name: &'static str, value: &str, message: String| ConfigError::Env { name, value: value.to_string(), message };
+    let Some(url) = env("OMNIMEMORY_WEBHOOK_URL").or(file.webhook_url.clone()) else { return Ok(None) };
+    alerts::check_url(&url).map_err(|m| invalid("OMNIMEMORY_WEBHOOK_URL", &url, m))?;
+    let secret = env("OMNIMEMORY_WEBHOOK_SECRET").or(file.webhook_secret.clone()).ok_or_else(|| {
+        invalid("OMNIMEMORY_WEBHOOK_SECRET", "", "a webhook URL needs a secret to sign its alerts with".into())
+    })?;
+    let thresholds = match env("OMNIMEMORY_ALERT_THRESHOLDS") {
+        Some(raw) => {
+            let values: Result<Vec<i64>, _> = raw.split(',').map(|v| v.trim().parse::<i64>()).collect();
+            let values = values
+                .map_err(|_| invalid("OMNIMEMORY_ALERT_THRESHOLDS", &raw, "expected percents like 80,100".into()))?;
+            alerts::parse_thresholds(&values).map_err(|m| invalid("OMNIMEMORY_ALERT_THRESHOLDS", &raw, m))?
+        }
+        None => match &file.alert_thresholds {
+            Some(values) => {
+                alerts::parse_thresholds(values).map_err(|m| invalid("alert_thresholds", &format!("{values:?}"), m))?
+            }
+            None => alerts::DEFAULT_THRESHOLDS.to_vec(),
+        },
+    };
+    let retry_base = number(env, "OMNIMEMORY_WEBHOOK_RETRY_BASE_MS", "a number of milliseconds")?
+        .or(file.webhook_retry_base_ms)
+        .map_or(alerts::DEFAULT_RETRY_BASE, |ms: u64| std::time::Duration::from_millis(ms.max(1)));
+    Ok(Some(alerts::AlertSettings { url, secret, thresholds, retry_base }))
 }
 
 /// A numeric variable, if set; `expected` says what it should be when it does not parse.

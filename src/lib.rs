@@ -4,6 +4,7 @@
 //! here; this crate adds configuration, keys, storage, the HTTP service and the admin CLI.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod bench;
 pub mod config;

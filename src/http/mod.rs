@@ -92,6 +92,8 @@ pub struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
     last_use_task: tokio::task::JoinHandle<()>,
+    /// Quota alerts' webhook deliverer, when alerts are on.
+    alerts_task: Option<tokio::task::JoinHandle<()>>,
     /// SQLite only: this process's claim on the data folder, released after storage closes.
     folder_lock: Option<FolderLock>,
 }
@@ -106,6 +108,11 @@ impl Service {
         };
         let store =
             Store::open(&settings.home, settings.database_url.as_deref()).await.context("cannot open storage")?;
+        let store = match &settings.alerts {
+            Some(alerts) => store.with_quota_alerts(&alerts.thresholds),
+            None => store,
+        };
+        let alerts_task = settings.alerts.clone().map(|a| crate::alerts::Deliverer::start(store.clone(), a));
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         tokio::task::spawn_blocking(warm_up_engine).await.context("engine warm-up failed")?;
@@ -125,7 +132,7 @@ impl Service {
             idempotent_in_flight: compress::InFlight::default(),
             last_use,
         };
-        Ok(Service { state, writer_task, last_use_task, folder_lock })
+        Ok(Service { state, writer_task, last_use_task, alerts_task, folder_lock })
     }
 
     pub fn router(&self) -> Router {
@@ -134,7 +141,10 @@ impl Service {
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
     pub async fn shutdown(self) {
-        let Service { state, writer_task, last_use_task, folder_lock } = self;
+        let Service { state, writer_task, last_use_task, alerts_task, folder_lock } = self;
+        if let Some(task) = alerts_task {
+            task.abort();
+        }
         state.last_use.flush().await;
         last_use_task.abort();
         let store = state.store.clone();

@@ -13,6 +13,7 @@
 
 mod sql;
 
+pub use sql::alerts::QueuedAlert;
 pub use sql::export::{ExportFilter, ExportedRecord};
 pub use sql::last_use::LastUse;
 pub use sql::reports::{DailyUsage, RecentRecord, TagName};

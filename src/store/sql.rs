@@ -20,6 +20,7 @@ use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
 use crate::limits::{Bucket, KeySnapshot};
 use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 
+pub mod alerts;
 pub mod export;
 pub mod last_use;
 pub mod reports;
@@ -113,6 +114,7 @@ CREATE TABLE rate_buckets (
 ",
     PROBE_TABLE,
     ANSWERS_TABLE,
+    alerts::SQLITE_ALERT_OUTBOX,
 ];
 
 /// PostgreSQL keeps everything in one database; same tables and columns as SQLite.
@@ -178,6 +180,7 @@ CREATE TABLE rate_buckets (
     ANSWERS_TABLE,
     rotation::POSTGRES_RETIRED_KEYS,
     last_use::LAST_USE_COLUMNS,
+    alerts::POSTGRES_ALERT_OUTBOX,
 ];
 
 const KEY_COLUMNS: &str = "id, public_id, user_id, tier, email, company, \
@@ -201,6 +204,9 @@ pub struct Store {
     keys: AnyPool,
     /// The same pool as `keys` on PostgreSQL.
     usage: AnyPool,
+    /// Quota alert thresholds (percent), when alerts are on: crossings are queued in the
+    /// transaction that charges them (`alerts.rs`).
+    alert_thresholds: Option<std::sync::Arc<[u32]>>,
 }
 
 impl Store {
@@ -222,7 +228,8 @@ impl Store {
         let usage = open_sqlite_pool(&home.join("usage.db")).await?;
         migrate_sqlite(&usage, SQLITE_USAGE_SCHEMA).await?;
         let location = home.display().to_string();
-        Ok(Store { dialect: Dialect::Sqlite, location, home: Some(home.to_path_buf()), probe_urls, keys, usage })
+        let home = Some(home.to_path_buf());
+        Ok(Store { dialect: Dialect::Sqlite, location, home, probe_urls, keys, usage, alert_thresholds: None })
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
@@ -237,6 +244,7 @@ impl Store {
             probe_urls,
             keys: pool.clone(),
             usage: pool,
+            alert_thresholds: None,
         })
     }
 
@@ -636,7 +644,9 @@ impl Store {
             group.members.push(i);
         }
         for ((key_id, period), Group { total, limit, members }) in groups {
+            let first = records[members[0]].0;
             if charge_ledger(&mut tx, key_id, period, total, limit).await?.is_ok() {
+                self.queue_crossed_alerts(&mut tx, first, period, limit).await?;
                 continue;
             }
             for i in members {
@@ -655,6 +665,7 @@ impl Store {
                     }
                 }
             }
+            self.queue_crossed_alerts(&mut tx, first, period, limit).await?;
         }
         let written: Vec<&UsageRecord> =
             records.iter().enumerate().filter(|(i, _)| !unwritten.contains(*i)).map(|(_, (r, _))| *r).collect();

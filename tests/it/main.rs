@@ -1,6 +1,7 @@
 //! Black-box tests: the real binary, a temporary data folder, HTTP and the CLI.
 
 mod admin_cli;
+mod alerts;
 mod backup;
 mod compat;
 mod compress_api;

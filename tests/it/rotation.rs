@@ -104,8 +104,9 @@ async fn a_data_folder_from_before_rotation_is_upgraded(backend: Backend) {
              ALTER TABLE api_keys DROP COLUMN last_used_model; PRAGMA user_version = 2"
         }
         Backend::Postgres { .. } => {
+            // One database: the quota-alert outbox came after them.
             "DROP TABLE retired_keys; ALTER TABLE api_keys DROP COLUMN last_used_at, DROP COLUMN last_used_model;
-             UPDATE omnimemory_schema SET version = version - 2"
+             DROP TABLE alert_outbox; UPDATE omnimemory_schema SET version = version - 3"
         }
     };
     db.execute(downgrade).await.unwrap();

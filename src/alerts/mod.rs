@@ -1,0 +1,186 @@
+//! Quota alerts by webhook: when a key's monthly use reaches a threshold (default 80% and
+//! 100% of its limit), a signed JSON `POST` goes to the operator's URL.
+//!
+//! The alert is queued in the outbox (`store/sql/alerts.rs`) by the transaction that charges
+//! the crossing, so it is as durable as the charge; the [`Deliverer`] task sends what is due,
+//! each in a task of its own with a timeout (a slow or dead receiver delays only its own
+//! alerts), and after a failure tries again with exponential back-off (base × 2^attempts, at
+//! most an hour). Delivery is at least once: a receiver deduplicates by `event_id`. Several
+//! instances share the outbox; a lease on each claimed row keeps two from sending it at once.
+//!
+//! Signature: `X-OmniMemory-Signature: sha256=<hex HMAC-SHA256 of the raw body with the
+//! webhook secret>`. The secret is never logged.
+
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit as _, Mac as _};
+
+use crate::store::{QueuedAlert, Store};
+
+/// What `config.toml` / the environment say about alerts; `None` in `Settings` when no URL.
+#[derive(Clone)]
+pub struct AlertSettings {
+    pub url: String,
+    pub secret: String,
+    /// Percent of the monthly limit, ascending, each 1 to 100.
+    pub thresholds: Vec<u32>,
+    /// The first retry's delay; each later one doubles, up to [`MAX_BACKOFF`].
+    pub retry_base: Duration,
+}
+
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("thresholds", &self.thresholds)
+            .field("retry_base", &self.retry_base)
+            .finish()
+    }
+}
+
+pub const DEFAULT_THRESHOLDS: [u32; 2] = [80, 100];
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(2);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long one delivery attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed alert is left to its instance before another may try it.
+const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(15);
+/// How often the outbox is looked at.
+const POLL: Duration = Duration::from_millis(250);
+const BATCH: u32 = 32;
+
+/// Parses `80,100` (or a TOML list): whole percents from 1 to 100, sorted, without repeats.
+pub fn parse_thresholds(values: &[i64]) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for &v in values {
+        match u32::try_from(v) {
+            Ok(p) if (1..=100).contains(&p) => out.push(p),
+            _ => return Err(format!("alert thresholds are percents from 1 to 100, got {v}")),
+        }
+    }
+    if out.is_empty() {
+        return Err("alert_thresholds needs at least one percent".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Checks a webhook URL: plain `http://` (this build has no TLS client; put a TLS-terminating
+/// proxy in front of an `https://` receiver).
+pub fn check_url(url: &str) -> Result<(), String> {
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && reqwest::Url::parse(url).is_ok() => Ok(()),
+        _ if url.starts_with("https://") => Err(format!(
+            "webhook URL {url:?}: this build sends webhooks over plain http only; point it at a \
+             local TLS-terminating proxy for an https receiver"
+        )),
+        _ => Err(format!("webhook URL {url:?} is not an http:// URL")),
+    }
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    format!("sha256={}", tag.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// When to try again after `attempts` failed attempts.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(20))).min(MAX_BACKOFF)
+}
+
+/// Sends the outbox's alerts; runs until its task is aborted (what it leaves is sent later,
+/// by this instance after a restart or by another one).
+pub struct Deliverer;
+
+impl Deliverer {
+    pub fn start(store: Store, settings: AlertSettings) -> tokio::task::JoinHandle<()> {
+        let client = reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build().expect("an http client");
+        tokio::spawn(async move {
+            loop {
+                match store.claim_due_alerts(jiff::Timestamp::now(), LEASE, BATCH).await {
+                    Ok(due) => {
+                        for alert in due {
+                            tokio::spawn(deliver(store.clone(), client.clone(), settings.clone(), alert));
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot read the alert outbox: {e}"),
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+    }
+}
+
+async fn deliver(store: Store, client: reqwest::Client, settings: AlertSettings, alert: QueuedAlert) {
+    let sent = client
+        .post(&settings.url)
+        .header("content-type", "application/json")
+        .header("x-omnimemory-event-id", &alert.event_id)
+        .header("x-omnimemory-signature", signature(&settings.secret, alert.body.as_bytes()))
+        .body(alert.body.clone())
+        .send()
+        .await;
+    let failure = match sent {
+        Ok(resp) if resp.status().is_success() => None,
+        Ok(resp) => Some(format!("the receiver answered {}", resp.status())),
+        Err(e) if e.is_timeout() => Some(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+        Err(e) if e.is_connect() => Some("cannot connect to the receiver".to_string()),
+        Err(_) => Some("the request failed".to_string()),
+    };
+    let now = jiff::Timestamp::now();
+    let recorded = match &failure {
+        None => store.alert_delivered(alert.id, now).await,
+        Some(why) => {
+            let wait = backoff(settings.retry_base, alert.attempts + 1);
+            let retry_at = now + jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_secs(3600));
+            tracing::warn!(event_id = %alert.event_id, attempts = alert.attempts + 1, "quota alert not delivered ({why}); next try in {wait:?}");
+            store.alert_failed(alert.id, retry_at, why).await
+        }
+    };
+    if let Err(e) = recorded {
+        // The lease runs out and the alert is tried again: at least once still holds.
+        tracing::warn!(event_id = %alert.event_id, "cannot record a quota alert attempt: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hex_hmac_sha256() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn thresholds_are_sorted_percents() {
+        assert_eq!(parse_thresholds(&[100, 80, 80]).unwrap(), vec![80, 100]);
+        for bad in [&[0][..], &[101], &[], &[-5]] {
+            assert!(parse_thresholds(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_an_hour() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff(base, 3), Duration::from_secs(8));
+        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn only_plain_http_urls() {
+        assert!(check_url("http://127.0.0.1:9000/hooks").is_ok());
+        assert!(check_url("https://example.com/hooks").unwrap_err().contains("proxy"));
+        assert!(check_url("ftp://x").is_err() && check_url("http://").is_err());
+    }
+}

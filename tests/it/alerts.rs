@@ -1,0 +1,147 @@
+//! Quota alerts: a local receiver gets a signed webhook for each threshold a key crosses,
+//! though the server is killed (SIGKILL) between the crossing and the delivery and the
+//! receiver refused the first attempts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit as _, Mac as _};
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Server, client, count_tokens};
+
+const SECRET: &str = "webhook-secret-for-tests-0123456789";
+
+/// What the receiver saw: the bodies it accepted with their signatures, and every attempt.
+#[derive(Default)]
+struct Receiver {
+    accepted: Mutex<Vec<(String, String)>>,
+    attempts: AtomicUsize,
+    refusing: AtomicBool,
+}
+
+async fn start_receiver() -> (Arc<Receiver>, String) {
+    let receiver = Arc::new(Receiver::default());
+    receiver.refusing.store(true, Ordering::SeqCst);
+    let seen = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.attempts.fetch_add(1, Ordering::SeqCst);
+                if seen.refusing.load(Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let signature = headers["x-omnimemory-signature"].to_str().unwrap().to_string();
+                seen.accepted.lock().unwrap().push((body, signature));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (receiver, url)
+}
+
+fn start_server(backend: &Backend, home: Option<&std::path::Path>, url: &str) -> Server {
+    let mut builder = Server::builder(backend)
+        .env("OMNIMEMORY_WEBHOOK_URL", url)
+        .env("OMNIMEMORY_WEBHOOK_SECRET", SECRET)
+        .env("OMNIMEMORY_WEBHOOK_RETRY_BASE_MS", "50");
+    if let Some(home) = home {
+        builder = builder.home(home);
+    }
+    builder.start()
+}
+
+/// Waits (at most 30 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A context of exactly `tokens` tokens for gpt-4 (" hello" is one token).
+async fn context_of(server: &Server, key: &str, tokens: u64) -> String {
+    let text = format!("hello{}", " hello".repeat(tokens as usize - 1));
+    assert_eq!(count_tokens(server, key, &text, "gpt-4").await, tokens);
+    text
+}
+
+async fn compress(server: &Server, key: &str, context: &str) {
+    let resp = client().post(server.url("/compress")).bearer_auth(key).json(&json!({"context": context})).send();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+async fn each_threshold_alerts_once_signed_across_a_crash(backend: Backend) {
+    let (receiver, url) = start_receiver().await;
+    let mut server = start_server(&backend, None, &url);
+    let flags = ["--monthly-tokens", "100", "--requests-per-second", "100", "--burst", "100"];
+    let key = server.create_key_with("alerted", "free", &flags);
+
+    // 85 of 100 tokens: the 80% alert is queued with the charge; the receiver refuses it.
+    compress(&server, &key, &context_of(&server, &key, 85).await).await;
+    until("a refused first attempt and a retry", || receiver.attempts.load(Ordering::SeqCst) >= 2).await;
+    server.signal("KILL");
+
+    // After a restart the queued alert is delivered, once the receiver takes it.
+    receiver.refusing.store(false, Ordering::SeqCst);
+    let home = server.home.clone();
+    let server = start_server(&backend, Some(&home), &url);
+    until("the 80% alert", || !receiver.accepted.lock().unwrap().is_empty()).await;
+
+    // The last 15 tokens: the 100% alert.
+    compress(&server, &key, &context_of(&server, &key, 15).await).await;
+    let has_both = || {
+        let seen = receiver.accepted.lock().unwrap();
+        let thresholds: std::collections::BTreeSet<u64> = seen
+            .iter()
+            .map(|(b, _)| serde_json::from_str::<Value>(b).unwrap()["threshold"].as_u64().unwrap())
+            .collect();
+        thresholds.len() == 2
+    };
+    until("the 100% alert", has_both).await;
+
+    let accepted = receiver.accepted.lock().unwrap().clone();
+    let mut events = std::collections::BTreeMap::new();
+    for (body, signature) in &accepted {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(signature, &format!("sha256={expected}"), "{body}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (v["key_id"].as_str(), v["user_id"].as_str(), v["tier"].as_str(), v["limit"].as_u64()),
+            (Some(&key[..16]), Some("alerted"), Some("free"), Some(100)),
+            "{v}"
+        );
+        assert_eq!(v["period"].as_str().unwrap(), jiff::Timestamp::now().strftime("%Y-%m").to_string());
+        // At least once: a repeat carries the same event id.
+        let first = events.entry(v["threshold"].as_u64().unwrap()).or_insert_with(|| v.clone());
+        assert_eq!(first["event_id"], v["event_id"]);
+    }
+    assert_eq!(events[&80]["used"], 85);
+    assert_eq!(events[&100]["used"], 100);
+    assert_ne!(events[&80]["event_id"], events[&100]["event_id"]);
+
+    // Once per key and period: the outbox holds one row per threshold, both delivered.
+    let mut db = server.db("usage_records").await;
+    let rows: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT threshold, delivered_at FROM alert_outbox ORDER BY threshold")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|(_, delivered)| delivered.is_some()), "{rows:?}");
+    assert!(!server.logs().contains(SECRET));
+}
+
+crate::on_both_backends! {
+    each_threshold_alerts_once_signed_across_a_crash,
+}
