@@ -142,6 +142,37 @@ async fn each_threshold_alerts_once_signed_across_a_crash(backend: Backend) {
     assert!(!server.logs().contains(SECRET));
 }
 
+/// A reset and a second climb in the same month alert no more: one alert per threshold.
+async fn a_threshold_alerts_once_per_month_even_after_a_reset(backend: Backend) {
+    let (_receiver, url) = start_receiver().await;
+    let server = start_server(&backend, None, &url);
+    // Enterprise: no token bucket in the way of the second climb.
+    let key = server.create_key_with("resetting", "enterprise", &["--monthly-tokens", "100"]);
+    let context = context_of(&server, &key, 85).await;
+    compress(&server, &key, &context).await;
+    let reset = server.cli(&["admin", "reset-usage", "--key", &key, "--yes"], None);
+    assert_eq!(reset.code, 0, "{}", reset.stdout);
+    // The reset reaches the running server's ledger within its 250 ms look.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": context})).send();
+        let status = resp.await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 402);
+        assert!(Instant::now() < deadline, "the reset never reached the server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut db = server.db("usage_records").await;
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT threshold, COUNT(*) FROM alert_outbox GROUP BY threshold")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(80, 1)]);
+}
+
 crate::on_both_backends! {
     each_threshold_alerts_once_signed_across_a_crash,
+    a_threshold_alerts_once_per_month_even_after_a_reset,
 }
