@@ -1,5 +1,7 @@
 //! `GET /usage/export?format=csv|jsonl&since=…&until=…`: every usage record of the caller's own
-//! key (never another key's), with its tags, streamed as it is read from the database.
+//! key (never another key's), with its tags, streamed as it is read from the database. An
+//! export may read millions of rows, so it takes from the key's request bucket, as
+//! `/count-tokens` does (429 with `Retry-After` when it is empty; no tokens, no record).
 //!
 //! The first chunk is read before the answer starts, so a storage outage is a 503 like
 //! anywhere else; a failure after that cuts the chunked body short (no final chunk), which
@@ -16,6 +18,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiQuery;
+use super::limits::{admit, rate_headers};
 use crate::store::ExportFilter;
 use crate::usage::export::{ExportFormat, ExportRun, parse_instant};
 
@@ -46,6 +49,10 @@ pub async fn export(
     {
         return Err(ApiError::InvalidRequest(format!("since ({s}) must be before until ({u})")));
     }
+    let admission = admit(&state, &key, 0, false).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    rate_headers(&mut headers, &admission.status);
+    state.writer.touch(admission);
     let filter = ExportFilter { key_id: Some(key.id), user_id: None, since, until };
     let mut run = ExportRun::start(&state.store, filter, format);
     let first = match run.next_chunk().await {
@@ -71,6 +78,7 @@ pub async fn export(
     let body = futures_util::stream::iter(first.map(|c| Ok::<_, std::io::Error>(Bytes::from(c)))).chain(rest);
     let filename = format!("attachment; filename=\"usage-{}.{}\"", key.public_id, format.extension());
     Ok((
+        headers,
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),
             (header::CONTENT_DISPOSITION, filename),

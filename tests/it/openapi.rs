@@ -259,6 +259,7 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
     );
     answers.push(answer("GET", "/usage/export", get("/usage/export?format=xml", &pro).await.unwrap()).await);
     answers.push(answer("GET", "/usage/export", c.get(server.url("/usage/export")).send().await.unwrap()).await);
+    answers.push(answer("GET", "/usage/export", get("/usage/export", &slow).await.unwrap()).await);
 
     // Admin.
     let admin = |body: Value, admin_key: &str| {
@@ -306,7 +307,7 @@ async fn every_answer_matches_what_the_openapi_document_lists_for_its_route() {
         ("POST /validate", &["200", "401", "422", "429"]),
         ("GET /usage/stats", &["200", "401", "422"]),
         ("GET /usage/quota", &["200", "401", "default"]),
-        ("GET /usage/export", &["200", "401", "422"]),
+        ("GET /usage/export", &["200", "401", "422", "429"]),
         ("POST /admin/api-key", &["201", "403", "422"]),
         ("POST /admin/api-key/{key_id}/rotate", &["200", "403", "404", "422"]),
         ("GET /health", &["200"]),

@@ -75,6 +75,13 @@ async fn a_customer_exports_their_own_records_with_tags_and_the_totals_of_stats(
     assert_eq!(error_code(get(&backwards).await.unwrap(), 422).await, "invalid_request");
     let no_key = c.get(server.url("/usage/export")).send().await.unwrap();
     assert_eq!(error_code(no_key, 401).await, "missing_api_key");
+    // An export takes from the key's request bucket, as /count-tokens does.
+    let slow = server.create_key_with("slow-exporter", "pro", &["--requests-per-second", "0.001", "--burst", "1"]);
+    let first = c.get(server.url("/usage/export")).bearer_auth(&slow).send().await.unwrap();
+    assert_eq!((first.status().as_u16(), first.headers()["x-ratelimit-remaining"].to_str().unwrap()), (200, "0"));
+    let second = c.get(server.url("/usage/export")).bearer_auth(&slow).send().await.unwrap();
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(error_code(second, 429).await, "request_rate_limited");
 
     // The admin CLI: by key (full or public id), by user, all keys; the same records.
     let out = server.cli(&["admin", "export-usage", "--key", &key[..15], "--format", "jsonl"], None);
