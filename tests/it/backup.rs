@@ -172,6 +172,35 @@ async fn a_restore_checks_the_manifest_and_keeps_the_data_it_replaces(backend: B
     assert_eq!((out.code, json_of(&out)["error"].as_str()), (1, Some("bad_manifest")));
     assert_eq!(target.cli(&["admin", "verify-key", other["api_key"].as_str().unwrap()], None).code, 0);
 
+    // A backup from a newer binary (a schema this one does not know) is refused, untouched.
+    let newer = dir.path().join("newer");
+    std::fs::create_dir(&newer).unwrap();
+    for name in ["api_keys.db", "usage.db"] {
+        std::fs::copy(good.join(name), newer.join(name)).unwrap();
+    }
+    {
+        use sqlx::{Connection as _, Executor as _};
+        let url = format!("sqlite://{}", newer.join("api_keys.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        db.execute("PRAGMA user_version = 99").await.unwrap();
+    }
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(good.join("manifest.json")).unwrap()).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        let bytes = std::fs::read(newer.join(file["name"].as_str().unwrap())).unwrap();
+        use sha2::Digest as _;
+        let sha: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        file["sha256"] = sha.into();
+        file["bytes"] = bytes.len().into();
+    }
+    std::fs::write(newer.join("manifest.json"), manifest.to_string()).unwrap();
+    let out = target.cli(&["admin", "restore", newer.to_str().unwrap(), "--json"], None);
+    assert_eq!((out.code, json_of(&out)["error"].as_str()), (1, Some("schema_too_new")), "{}", out.stdout);
+    assert!(json_of(&out)["detail"].as_str().unwrap().contains("newer than this binary"), "{}", out.stdout);
+    let left: Vec<_> = std::fs::read_dir(&target.home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".restore-")), "{left:?}");
+    assert_eq!(target.cli(&["admin", "verify-key", other["api_key"].as_str().unwrap()], None).code, 0);
+
     // The real restore replaces the keys and moves the old data aside.
     let out = target.cli(&["admin", "restore", good.to_str().unwrap(), "--json"], None);
     assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
