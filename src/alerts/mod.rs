@@ -132,6 +132,8 @@ async fn deliver(store: Store, client: reqwest::Client, settings: AlertSettings,
         Err(e) if e.is_connect() => Some("cannot connect to the receiver".to_string()),
         Err(_) => Some("the request failed".to_string()),
     };
+    let outcome = if failure.is_none() { "delivered" } else { "failed" };
+    metrics::counter!("omnimemory_quota_alert_attempts_total", "outcome" => outcome).increment(1);
     let now = jiff::Timestamp::now();
     let recorded = match &failure {
         None => store.alert_delivered(alert.id, now).await,

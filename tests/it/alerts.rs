@@ -140,6 +140,8 @@ async fn each_threshold_alerts_once_signed_across_a_crash(backend: Backend) {
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|(_, delivered)| delivered.is_some()), "{rows:?}");
     assert!(!server.logs().contains(SECRET));
+    let metrics = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"omnimemory_quota_alert_attempts_total{outcome="delivered"}"#), "{metrics}");
 }
 
 /// A reset and a second climb in the same month alert no more: one alert per threshold.
