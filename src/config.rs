@@ -408,4 +408,37 @@ mod tests {
         assert!(!key.matches("hunter3"));
         assert!(!key.matches("hunter"));
     }
+
+    #[test]
+    fn quota_alerts_need_an_http_url_and_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_string_lossy().to_string();
+        let load = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("OMNIMEMORY_HOME", home.clone())];
+            all.extend(pairs.iter().map(|(k, v)| (*k, v.to_string())));
+            Settings::load_from(&Overrides::default(), env_of(&all))
+        };
+        assert!(load(&[]).unwrap().alerts.is_none());
+        let url = ("OMNIMEMORY_WEBHOOK_URL", "http://127.0.0.1:9/hooks");
+        let on = load(&[url, ("OMNIMEMORY_WEBHOOK_SECRET", "hunter2")]).unwrap().alerts.unwrap();
+        assert_eq!((on.thresholds, on.retry_base), (vec![80, 100], crate::alerts::DEFAULT_RETRY_BASE));
+        assert!(!format!("{:?}", load(&[url, ("OMNIMEMORY_WEBHOOK_SECRET", "hunter2")]).unwrap()).contains("hunter2"));
+        assert!(load(&[url]).unwrap_err().to_string().contains("needs a secret"));
+        let https = [("OMNIMEMORY_WEBHOOK_URL", "https://example.com/h"), ("OMNIMEMORY_WEBHOOK_SECRET", "s")];
+        assert!(load(&https).unwrap_err().to_string().contains("proxy"));
+        let odd = [url, ("OMNIMEMORY_WEBHOOK_SECRET", "s"), ("OMNIMEMORY_ALERT_THRESHOLDS", "90, 50,90")];
+        assert_eq!(load(&odd).unwrap().alerts.unwrap().thresholds, vec![50, 90]);
+        let bad = [url, ("OMNIMEMORY_WEBHOOK_SECRET", "s"), ("OMNIMEMORY_ALERT_THRESHOLDS", "120")];
+        assert!(load(&bad).is_err());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "webhook_url = \"http://h:1/x\"\nwebhook_secret = \"s\"\nalert_thresholds = [75]\nwebhook_retry_base_ms = 10\n",
+        )
+        .unwrap();
+        let from_file = load(&[]).unwrap().alerts.unwrap();
+        assert_eq!(
+            (from_file.url.as_str(), from_file.thresholds, from_file.retry_base.as_millis()),
+            ("http://h:1/x", vec![75], 10)
+        );
+    }
 }
