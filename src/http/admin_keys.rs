@@ -56,8 +56,11 @@ pub struct KeyOverview {
     pub remaining: Option<u64>,
     pub usage_percent: Option<f64>,
     pub unlimited: bool,
-    /// The time of the key's latest usage record; `null` if it has none.
+    /// The key's last successful use: its latest usage record, or a later `/count-tokens` or
+    /// `/validate` (kept to the minute); `null` if it has none.
     pub last_used_at: Option<jiff::Timestamp>,
+    /// The model that use named, when known.
+    pub last_used_model: Option<String>,
 }
 
 pub async fn list(
@@ -151,6 +154,7 @@ fn overview(
     now: jiff::Timestamp,
 ) -> KeyOverview {
     let limit = state.settings.limits_for(&record).monthly_tokens;
+    let (last_used_at, last_used_model) = state.last_use.latest_of(&record, last_used_at);
     let status = if !record.active {
         "deactivated"
     } else if record.is_expired(now) {
@@ -167,6 +171,7 @@ fn overview(
         usage_percent: limit.map(|l| if l == 0 { 100.0 } else { used as f64 * 100.0 / l as f64 }),
         unlimited: limit.is_none(),
         last_used_at,
+        last_used_model,
         key_id: record.public_id,
         user_id: record.user_id,
         tier: record.tier,

@@ -189,7 +189,8 @@ pub async fn compress(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         out_headers.insert("x-request-id", v);
     }
-    state.last_use.record(key.id, Some(&response.model_id), jiff::Timestamp::now());
+    // The usage record's time, so the last use and the latest record agree.
+    state.last_use.record(key.id, Some(&response.model_id), timestamp);
     Ok((out_headers, axum::Json(response)).into_response())
 }
 

@@ -137,16 +137,7 @@ pub async fn quota(
         requests_available: status.requests_remaining,
     };
     // This instance's memory is fresher than storage, which is written once a minute.
-    let stored = key.last_used_at.map(|at| (at, key.last_used_model.clone()));
-    let latest = match (state.last_use.latest(key.id), stored) {
-        (Some(here), Some(there)) if there.0 > here.0 => Some(there),
-        (Some(here), _) => Some(here),
-        (None, stored) => stored,
-    };
-    let (last_used_at, last_used_model) = match latest {
-        Some((at, model)) => (Some(at), model),
-        None => (None, None),
-    };
+    let (last_used_at, last_used_model) = state.last_use.latest_of(&key, None);
     Ok(axum::Json(QuotaResponse {
         authenticated: true,
         last_used_at,

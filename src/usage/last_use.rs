@@ -106,6 +106,24 @@ impl LastUseTracker {
         }
     }
 
+    /// A key's last use from what is known: the time of its latest usage record (no model),
+    /// its row in storage (written once a minute), and this instance's memory; the latest wins,
+    /// with the model of the latest of the two that know one.
+    pub fn latest_of(
+        &self,
+        key: &crate::keys::KeyRecord,
+        latest_record: Option<jiff::Timestamp>,
+    ) -> (Option<jiff::Timestamp>, Option<String>) {
+        let stored = key.last_used_at.map(|at| (at, key.last_used_model.clone()));
+        let with_model = match (self.latest(key.id), stored) {
+            (Some(here), Some(there)) if there.0 > here.0 => Some(there),
+            (Some(here), _) => Some(here),
+            (None, stored) => stored,
+        };
+        let at = with_model.as_ref().map(|(at, _)| *at).max(latest_record);
+        (at, with_model.and_then(|(_, model)| model))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }

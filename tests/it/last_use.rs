@@ -54,6 +54,18 @@ async fn a_keys_last_use_is_shown_and_written_at_most_once_a_minute(backend: Bac
     assert_eq!(quota["last_used_model"], "claude-3-5-sonnet");
     let latest = quota["last_used_at"].clone();
     assert_eq!(verify(&server, &key)["last_used_model"], "gpt-4o");
+    // The operator's list says the same: the latest use, later than the latest usage record.
+    let keys: Value = c
+        .get(server.url("/admin/keys"))
+        .header("x-admin-key", crate::harness::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = keys["keys"].as_array().unwrap().iter().find(|k| k["key_id"] == key[..15]).unwrap();
+    assert_eq!((&row["last_used_at"], row["last_used_model"].as_str()), (&latest, Some("claude-3-5-sonnet")), "{row}");
 
     // A clean stop writes what is left.
     assert!(server.signal("TERM").success());
