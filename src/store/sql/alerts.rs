@@ -74,6 +74,10 @@ impl Store {
         limit: Option<u64>,
     ) -> Result<(), StoreError> {
         let (Some(thresholds), Some(limit)) = (&self.alert_thresholds, limit) else { return Ok(()) };
+        // Keyless traffic (anonymous access) has no customer to warn.
+        if record.key_id == crate::keys::ANONYMOUS_KEY_ID {
+            return Ok(());
+        }
         let used = ledger_used(tx, record.key_id, period).await?;
         let now = format_timestamp(jiff::Timestamp::now());
         // The tier is the public id's second part (`om_pro_…`).
