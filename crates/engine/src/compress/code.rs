@@ -1190,7 +1190,7 @@ fn select(
         .zip(&piece_rel)
         .enumerate()
         .map(|(i, (p, &rel))| {
-            let line_count: usize = p.lines.iter().map(|(a, b)| b - a + 1).sum();
+            let line_count: usize = p.lines.iter().map(|(a, b)| (b + 1).saturating_sub(*a)).sum();
             let depth = p.depth as f64;
             match p.kind {
                 PieceKind::Import if p.parent.is_none() => 100.0,
