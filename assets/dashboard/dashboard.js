@@ -102,6 +102,8 @@
     }
     $("key-input").value = "";
     setStatus("");
+    // No view is shown until the next sign-in has loaded its own numbers.
+    delete document.body.dataset.view;
     show("signin");
   }
 
