@@ -142,6 +142,7 @@ struct FileConfig {
     webhook_secret: Option<String>,
     alert_thresholds: Option<Vec<i64>>,
     webhook_retry_base_ms: Option<u64>,
+    webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Flags given on the command line; `None` when absent.
@@ -312,7 +313,18 @@ fn alert_settings(
     let retry_base = number(env, "OMNIMEMORY_WEBHOOK_RETRY_BASE_MS", "a number of milliseconds")?
         .or(file.webhook_retry_base_ms)
         .map_or(alerts::DEFAULT_RETRY_BASE, |ms: u64| std::time::Duration::from_millis(ms.max(1)));
-    Ok(Some(alerts::AlertSettings { url, secret, thresholds, retry_base }))
+    let ca_pem = match env("OMNIMEMORY_WEBHOOK_CA_FILE").map(std::path::PathBuf::from).or(file.webhook_ca_file.clone())
+    {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let pem = std::fs::read(&path)
+                .map_err(|e| invalid("OMNIMEMORY_WEBHOOK_CA_FILE", &shown, format!("cannot read it: {e}")))?;
+            alerts::check_ca(&pem).map_err(|m| invalid("OMNIMEMORY_WEBHOOK_CA_FILE", &shown, m))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(Some(alerts::AlertSettings { url, secret, thresholds, retry_base, ca_pem }))
 }
 
 /// A numeric variable, if set; `expected` says what it should be when it does not parse.
@@ -410,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn quota_alerts_need_an_http_url_and_a_secret() {
+    fn quota_alerts_need_an_https_or_http_url_and_a_secret() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().to_string_lossy().to_string();
         let load = |pairs: &[(&str, &str)]| {
@@ -425,7 +437,9 @@ mod tests {
         assert!(!format!("{:?}", load(&[url, ("OMNIMEMORY_WEBHOOK_SECRET", "hunter2")]).unwrap()).contains("hunter2"));
         assert!(load(&[url]).unwrap_err().to_string().contains("needs a secret"));
         let https = [("OMNIMEMORY_WEBHOOK_URL", "https://example.com/h"), ("OMNIMEMORY_WEBHOOK_SECRET", "s")];
-        assert!(load(&https).unwrap_err().to_string().contains("proxy"));
+        assert_eq!(load(&https).unwrap().alerts.map(|a| a.url), Some("https://example.com/h".to_string()));
+        let ftp = [("OMNIMEMORY_WEBHOOK_URL", "ftp://example.com/h"), ("OMNIMEMORY_WEBHOOK_SECRET", "s")];
+        assert!(load(&ftp).unwrap_err().to_string().contains("https://"));
         let odd = [url, ("OMNIMEMORY_WEBHOOK_SECRET", "s"), ("OMNIMEMORY_ALERT_THRESHOLDS", "90, 50,90")];
         assert_eq!(load(&odd).unwrap().alerts.unwrap().thresholds, vec![50, 90]);
         let bad = [url, ("OMNIMEMORY_WEBHOOK_SECRET", "s"), ("OMNIMEMORY_ALERT_THRESHOLDS", "120")];

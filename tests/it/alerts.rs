@@ -46,6 +46,51 @@ async fn start_receiver() -> (Arc<Receiver>, String) {
     (receiver, url)
 }
 
+/// An `https://` receiver with a certificate for 127.0.0.1 from the test CA in `fixtures/`:
+/// it takes every alert and keeps its body and signature.
+async fn start_https_receiver() -> (Arc<Receiver>, String) {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("webhook-receiver.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("webhook-receiver.key")).unwrap();
+    let config =
+        tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let receiver = Arc::new(Receiver::default());
+    let seen = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.attempts.fetch_add(1, Ordering::SeqCst);
+                let signature = headers["x-omnimemory-signature"].to_str().unwrap().to_string();
+                seen.accepted.lock().unwrap().push((body, signature));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends the handshake: nothing to serve.
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let io = hyper_util::rt::TokioIo::new(tls);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (receiver, url)
+}
+
 fn start_server(backend: &Backend, home: Option<&std::path::Path>, url: &str) -> Server {
     let mut builder = Server::builder(backend)
         .env("OMNIMEMORY_WEBHOOK_URL", url)
@@ -172,6 +217,62 @@ async fn a_threshold_alerts_once_per_month_even_after_a_reset(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(rows, vec![(80, 1)]);
+}
+
+#[tokio::test]
+async fn an_https_receiver_gets_its_alert_when_its_ca_is_trusted() {
+    let (receiver, url) = start_https_receiver().await;
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/webhook-ca.pem");
+    let server = Server::builder(&Backend::Sqlite)
+        .env("OMNIMEMORY_WEBHOOK_URL", &url)
+        .env("OMNIMEMORY_WEBHOOK_SECRET", SECRET)
+        .env("OMNIMEMORY_WEBHOOK_CA_FILE", ca.to_str().unwrap())
+        .start();
+    let key = server.create_key_with("tls", "enterprise", &["--monthly-tokens", "100"]);
+    compress(&server, &key, &context_of(&server, &key, 85).await).await;
+    until("the 80% alert over https", || !receiver.accepted.lock().unwrap().is_empty()).await;
+    let (body, signature) = receiver.accepted.lock().unwrap()[0].clone();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(signature, format!("sha256={expected}"));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["threshold"], 80);
+}
+
+#[tokio::test]
+async fn an_https_receiver_with_an_untrusted_certificate_gets_nothing() {
+    let (receiver, url) = start_https_receiver().await;
+    // No CA file: the test CA is not among the system's roots, so the handshake fails.
+    let server = start_server(&Backend::Sqlite, None, &url);
+    let key = server.create_key_with("untrusted", "enterprise", &["--monthly-tokens", "100"]);
+    compress(&server, &key, &context_of(&server, &key, 85).await).await;
+    let metrics = || async { client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !metrics().await.contains(r#"omnimemory_quota_alert_attempts_total{outcome="failed"}"#) {
+        assert!(Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.attempts.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_webhook_ca_file_that_is_not_pem_stops_serve_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("om-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnimemory"))
+        .args(["serve", "--port", "0"])
+        .env("OMNIMEMORY_HOME", &dir)
+        .env("OMNIMEMORY_WEBHOOK_URL", "https://127.0.0.1:9/hook")
+        .env("OMNIMEMORY_WEBHOOK_SECRET", SECRET)
+        .env("OMNIMEMORY_WEBHOOK_CA_FILE", &bad)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OMNIMEMORY_WEBHOOK_CA_FILE") && err.contains("PEM"), "{err}");
 }
 
 crate::on_both_backends! {
