@@ -198,7 +198,16 @@ pub async fn compress(
 /// `count` (the context's tokens), `admit` (rate and quota), `engine`, `record` (the usage
 /// record committed). What the handler adds beyond them is read off the request's own latency.
 fn stage(name: &'static str, since: Instant) {
-    metrics::histogram!("omnimemory_compress_stage_seconds", "stage" => name).record(since.elapsed().as_secs_f64());
+    // One handle per step, looked up once: a lookup by name and label on every request cost
+    // more than the recording itself.
+    static HANDLES: std::sync::OnceLock<[(&'static str, metrics::Histogram); 4]> = std::sync::OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        ["count", "admit", "engine", "record"]
+            .map(|s| (s, metrics::histogram!("omnimemory_compress_stage_seconds", "stage" => s)))
+    });
+    if let Some((_, h)) = handles.iter().find(|(s, _)| *s == name) {
+        h.record(since.elapsed().as_secs_f64());
+    }
 }
 
 /// A large input that its key's quota or token bucket cannot cover is refused without the full
