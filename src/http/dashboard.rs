@@ -15,23 +15,14 @@
 //!
 //! The assets are static files, not API operations, so only `/dashboard` is in `openapi.json`.
 
-use axum::Router;
-use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-
-use super::error::ApiError;
+use super::embedded::{CSS, EmbeddedPage, JS};
 
 /// This origin's scripts, styles and fetches; no inline code, no other host, no framing, and
 /// no form may send anywhere (the sign-in form is handled by the script).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-const PAGE: &str = include_str!("../../assets/dashboard/index.html");
-
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
+const HTML: &str = include_str!("../../assets/dashboard/index.html");
 
 /// The files the page loads from `/dashboard/<name>`: name, content type, bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[
@@ -40,34 +31,6 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("dashboard.css", CSS, include_bytes!("../../assets/dashboard/dashboard.css")),
 ];
 
-/// The asset routes and the `/dashboard/` spelling, merged into the router beside `/dashboard`.
-pub fn asset_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        // Relative links on the page resolve from `/dashboard`; `/dashboard/` would break them.
-        .route("/dashboard/", get(|| async { Redirect::permanent("../dashboard") }))
-        .route("/dashboard/{asset}", get(asset))
-}
-
-/// The page itself.
-pub async fn page() -> Response {
-    with_headers(PAGE.as_bytes(), "text/html; charset=utf-8", "no-cache")
-}
-
-async fn asset(Path(name): Path<String>) -> Response {
-    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
-        // Named without a version, so a browser revalidates them after an hour.
-        Some((_, content_type, bytes)) => with_headers(bytes, content_type, "public, max-age=3600"),
-        None => ApiError::NotFound.into_response(),
-    }
-}
-
-fn with_headers(body: &'static [u8], content_type: &'static str, cache_control: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
-}
+/// The page, its assets and the `/dashboard/` spelling.
+pub static PAGE: EmbeddedPage =
+    EmbeddedPage { base: "dashboard", csp: CONTENT_SECURITY_POLICY, html: HTML, assets: ASSETS };

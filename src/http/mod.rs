@@ -12,6 +12,7 @@ mod auth;
 mod compress;
 mod dashboard;
 mod docs;
+mod embedded;
 mod error;
 mod json;
 mod limits;
@@ -163,10 +164,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi))
-        .route("/docs", get(docs::page))
-        .merge(docs::asset_routes())
-        .route("/dashboard", get(dashboard::page))
-        .merge(dashboard::asset_routes())
+        .route("/docs", get(|| async { docs::PAGE.page() }))
+        .merge(docs::PAGE.asset_routes())
+        .route("/dashboard", get(|| async { dashboard::PAGE.page() }))
+        .merge(dashboard::PAGE.asset_routes())
         .route("/compress", post(compress::compress))
         // The original service's name for it; ours is content-aware already.
         .route("/compress/content-aware", post(compress::compress))
