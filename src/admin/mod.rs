@@ -314,13 +314,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
     let period = quota_period(now);
     let used = store.quota_used(record.id, &period).await?;
     let limit = settings.limits_for(&record).monthly_tokens;
-    let status = if !record.active {
-        "deactivated"
-    } else if record.is_expired(now) {
-        "expired"
-    } else {
-        "active"
-    };
+    let status = record.status(now);
     let valid = status == "active";
     let mut page = Page::default();
     page.banner(if valid { "✓ Valid API key" } else { "✗ API key not usable" })

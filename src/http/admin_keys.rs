@@ -155,13 +155,7 @@ fn overview(
 ) -> KeyOverview {
     let limit = state.settings.limits_for(&record).monthly_tokens;
     let (last_used_at, last_used_model) = state.last_use.latest_of(&record, last_used_at);
-    let status = if !record.active {
-        "deactivated"
-    } else if record.is_expired(now) {
-        "expired"
-    } else {
-        "active"
-    };
+    let status = record.status(now);
     KeyOverview {
         status,
         active: record.active,

@@ -231,6 +231,17 @@ impl KeyRecord {
     pub fn is_expired(&self, now: jiff::Timestamp) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// `deactivated`, `expired` or `active`, as the admin CLI and endpoints show it.
+    pub fn status(&self, now: jiff::Timestamp) -> &'static str {
+        if !self.active {
+            "deactivated"
+        } else if self.is_expired(now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
 }
 
 #[cfg(test)]
