@@ -21,11 +21,17 @@ struct Receiver {
     refusing: AtomicBool,
 }
 
-async fn start_receiver() -> (Arc<Receiver>, String) {
-    let receiver = Arc::new(Receiver::default());
-    receiver.refusing.store(true, Ordering::SeqCst);
-    let seen = receiver.clone();
-    let app = axum::Router::new().route(
+/// The `X-OmniMemory-Signature` the server must send with `body`, computed here independently.
+fn signed(body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// `POST /hook`: counts the attempt, refuses it while `refusing`, else keeps body and signature.
+fn hook_app(seen: Arc<Receiver>) -> axum::Router {
+    axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let seen = seen.clone();
@@ -39,7 +45,13 @@ async fn start_receiver() -> (Arc<Receiver>, String) {
                 axum::http::StatusCode::NO_CONTENT
             }
         }),
-    );
+    )
+}
+
+async fn start_receiver() -> (Arc<Receiver>, String) {
+    let receiver = Arc::new(Receiver::default());
+    receiver.refusing.store(true, Ordering::SeqCst);
+    let app = hook_app(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -60,19 +72,7 @@ async fn start_https_receiver() -> (Arc<Receiver>, String) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let receiver = Arc::new(Receiver::default());
-    let seen = receiver.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let seen = seen.clone();
-            async move {
-                seen.attempts.fetch_add(1, Ordering::SeqCst);
-                let signature = headers["x-omnimemory-signature"].to_str().unwrap().to_string();
-                seen.accepted.lock().unwrap().push((body, signature));
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
+    let app = hook_app(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -156,10 +156,7 @@ async fn each_threshold_alerts_once_signed_across_a_crash(backend: Backend) {
     let accepted = receiver.accepted.lock().unwrap().clone();
     let mut events = std::collections::BTreeMap::new();
     for (body, signature) in &accepted {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(signature, &format!("sha256={expected}"), "{body}");
+        assert_eq!(signature, &signed(body), "{body}");
         let v: Value = serde_json::from_str(body).unwrap();
         assert_eq!(
             (v["key_id"].as_str(), v["user_id"].as_str(), v["tier"].as_str(), v["limit"].as_u64()),
@@ -232,10 +229,7 @@ async fn an_https_receiver_gets_its_alert_when_its_ca_is_trusted() {
     compress(&server, &key, &context_of(&server, &key, 85).await).await;
     until("the 80% alert over https", || !receiver.accepted.lock().unwrap().is_empty()).await;
     let (body, signature) = receiver.accepted.lock().unwrap()[0].clone();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(signature, format!("sha256={expected}"));
+    assert_eq!(signature, signed(&body));
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["threshold"], 80);
 }
 
