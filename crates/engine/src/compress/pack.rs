@@ -72,6 +72,19 @@ impl State<'_> {
         v
     }
 
+    /// How many kept segments each segment is the parent of.
+    fn kept_children(&self) -> Vec<usize> {
+        let mut kids = vec![0usize; self.segs.len()];
+        for (k, s) in self.segs.iter().enumerate() {
+            if self.full[k]
+                && let Some(p) = s.parent
+            {
+                kids[p] += 1;
+            }
+        }
+        kids
+    }
+
     fn render(&self) -> String {
         self.render_runs().0
     }
@@ -272,14 +285,7 @@ pub fn pack(
         rounds += 1;
         let excess = tokens - budget;
         let mut removed = 0;
-        let mut kids = vec![0usize; n];
-        for (k, s) in segs.iter().enumerate() {
-            if st.full[k]
-                && let Some(p) = s.parent
-            {
-                kids[p] += 1;
-            }
-        }
+        let mut kids = st.kept_children();
         // Lowest key first, leaves only (no kept child depends on it).
         for &i in order.iter().rev() {
             if removed >= excess {
@@ -382,14 +388,7 @@ pub fn pack(
             if st.full[c] || need <= room || need > budget {
                 continue;
             }
-            let mut kids = vec![0usize; n];
-            for (k, sg) in segs.iter().enumerate() {
-                if st.full[k]
-                    && let Some(p) = sg.parent
-                {
-                    kids[p] += 1;
-                }
-            }
+            let kids = st.kept_children();
             // The least valuable kept leaves, worth less per token than `c`, until it fits.
             let (mut out, mut freed, mut lost) = (Vec::new(), 0usize, 0.0f64);
             for &k in order[ci + 1..].iter().rev() {

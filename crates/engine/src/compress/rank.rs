@@ -551,6 +551,7 @@ pub fn agnostic_utilities(
     }
     let mean_density = if dn > 0 { dsum / dn as f64 } else { 0.0 };
     let mut j = 0usize;
+    let mut last_lead = f64::INFINITY;
     for (i, s) in segs.iter().enumerate() {
         let new_section = i == 0 || segs[i - 1].block != s.block || segs[i - 1].kind == SegKind::Header;
         if new_section {
@@ -577,16 +578,14 @@ pub fn agnostic_utilities(
         let dense = if j > 0 && mean_density > 0.0 { (density(i) / mean_density).powf(DENSITY_POWER) } else { 1.0 };
         value[i] = prior * centrality * dense;
         if s.kind == SegKind::Sentence {
+            if new_section {
+                // Held-back titles come right after the last lead.
+                last_lead = last_lead.min(value[i]);
+            }
             j += 1;
         }
     }
     let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
-    // Held-back titles come right after the last lead.
-    let last_lead = (0..n)
-        .filter(|&i| segs[i].kind == SegKind::Sentence && value[i] > 0.0)
-        .filter(|&i| i == 0 || segs[i - 1].block != segs[i].block || segs[i - 1].kind == SegKind::Header)
-        .map(|i| value[i])
-        .fold(f64::INFINITY, f64::min);
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
             value[i] = if late_titles.get(i) == Some(&true) && last_lead.is_finite() { 0.99 * last_lead } else { best };
