@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::TierLimits;
-use crate::keys::{KeyRequest, LimitOverride, Tier};
-use crate::limits::{KeyPolicy, Limiter, LocalLimiter, SystemClock};
+use crate::keys::{KeyRequest, Tier};
+use crate::limits::{Limiter, LocalLimiter, SystemClock};
+use crate::policy::{KeyPolicy, LimitOverride, TierLimits};
 use crate::store::Store;
 use crate::usage::{UsageRecord, UsageWriter};
 

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::keys::{LimitOverride, Tier};
+use crate::keys::{KeyRecord, Tier};
 use crate::limits::FailureMode;
+use crate::policy::{KeyPolicy, LimitOverride, TierLimits};
 
 pub const DEFAULT_PORT: u16 = 8001;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -60,65 +61,6 @@ impl fmt::Debug for AdminKey {
     }
 }
 
-/// Limits of one tier; `None` for a token figure means unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct TierLimits {
-    pub monthly_tokens: Option<u64>,
-    pub requests_per_second: f64,
-    pub burst: u32,
-    /// Token-bucket refill per second; `None` = unlimited, defaults to monthly / 30 days.
-    #[serde(default)]
-    pub tokens_per_second: Option<f64>,
-}
-
-/// Seconds in the 30-day month the token bucket refills over.
-pub const REFILL_PERIOD_SECS: f64 = 2_592_000.0;
-
-impl TierLimits {
-    pub fn default_for(tier: Tier) -> TierLimits {
-        match tier {
-            Tier::Free => TierLimits {
-                monthly_tokens: Some(1_000_000),
-                requests_per_second: 1.0,
-                burst: 1,
-                tokens_per_second: Some(1_000_000.0 / REFILL_PERIOD_SECS),
-            },
-            Tier::Pro => TierLimits {
-                monthly_tokens: Some(100_000_000),
-                requests_per_second: 10.0,
-                burst: 10,
-                tokens_per_second: Some(100_000_000.0 / REFILL_PERIOD_SECS),
-            },
-            Tier::Enterprise => TierLimits {
-                monthly_tokens: Some(1_000_000_000),
-                requests_per_second: 100.0,
-                burst: 100,
-                tokens_per_second: None,
-            },
-        }
-    }
-}
-
-/// An operator's partial override of a tier, as written in `config.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TierOverride {
-    monthly_tokens: Option<u64>,
-    requests_per_second: Option<f64>,
-    burst: Option<u32>,
-}
-
-impl TierOverride {
-    fn apply(&self, limits: TierLimits) -> TierLimits {
-        LimitOverride {
-            monthly_tokens: self.monthly_tokens,
-            requests_per_second: self.requests_per_second,
-            burst: self.burst,
-        }
-        .apply(limits)
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -135,9 +77,9 @@ struct FileConfig {
     header_timeout_secs: Option<u64>,
     body_timeout_secs: Option<u64>,
     #[serde(default)]
-    tiers: BTreeMap<Tier, TierOverride>,
+    tiers: BTreeMap<Tier, LimitOverride>,
     /// Present: requests without a key are served, within these limits (free tier's by default).
-    anonymous: Option<TierOverride>,
+    anonymous: Option<LimitOverride>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     alert_thresholds: Option<Vec<i64>>,
@@ -180,13 +122,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Effective limits of a key: its tier's, with the key's own override applied.
-    pub fn limits_for(&self, key: &crate::keys::KeyRecord) -> TierLimits {
+    /// A key's effective limits: its tier's as configured, with the key's own override applied;
+    /// for anonymous traffic, the configured anonymous limits. The one place a policy is built.
+    pub fn policy_for(&self, key: &KeyRecord) -> KeyPolicy {
         if key.is_anonymous() {
-            return self.anonymous.unwrap_or_else(|| TierLimits::default_for(Tier::Free));
+            let limits = self.anonymous.unwrap_or_else(|| TierLimits::default_for(Tier::Free));
+            return KeyPolicy::new(key.tier, limits);
         }
         let tier = self.tiers.get(&key.tier).copied().unwrap_or_else(|| TierLimits::default_for(key.tier));
-        key.limits.apply(tier)
+        KeyPolicy::new(key.tier, key.limits.apply(tier))
     }
 
     /// Reads the process environment and the config file.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 pub mod local;
+pub mod policy;
 pub mod quota;
 pub mod store;
 pub mod usage;

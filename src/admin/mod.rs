@@ -16,8 +16,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
-use crate::limits::{KeyPolicy, Limiter};
+use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, Tier};
+use crate::limits::Limiter;
+use crate::policy::LimitOverride;
 use crate::quota::period_of as quota_period;
 use crate::store::{Store, UsageSummary, is_tag_name};
 use render::{Page, new_table, thousands, usage_bar};
@@ -285,7 +286,7 @@ async fn create_key(
     };
     let (key, new) = request.issue();
     let record = store.insert_key(&new).await?;
-    let limits = settings.limits_for(&record);
+    let policy = settings.policy_for(&record);
     let text = Page::default()
         .banner("✓ API key created")
         .field("API Key", key.expose_secret())
@@ -296,8 +297,8 @@ async fn create_key(
         .field("Company", record.company.as_deref().unwrap_or("-"))
         .field("Created", record.created_at)
         .field("Expires", record.expires_at.map_or_else(|| "never".to_string(), |t| t.to_string()))
-        .field("Monthly limit", limit_text(limits.monthly_tokens))
-        .field("Rate limit", format!("{} req/s (burst {})", limits.requests_per_second, limits.burst))
+        .field("Monthly limit", limit_text(policy.monthly_limit))
+        .field("Rate limit", format!("{} req/s (burst {})", policy.requests.per_second, policy.burst()))
         .line("\n  Store this key now: it is shown only once.")
         .finish();
     let json = json!({
@@ -313,7 +314,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
     let now = jiff::Timestamp::now();
     let period = quota_period(now);
     let used = store.quota_used(record.id, &period).await?;
-    let limit = settings.limits_for(&record).monthly_tokens;
+    let limit = settings.policy_for(&record).monthly_limit;
     let status = record.status(now);
     let valid = status == "active";
     let mut page = Page::default();
@@ -489,8 +490,7 @@ fn confirm(question: &str, quiet: bool) -> anyhow::Result<bool> {
 /// with every batch of usage records, and all of them when it stops).
 async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> anyhow::Result<Outcome> {
     let record = found_or_return!(find_key(store, given).await);
-    let limits = settings.limits_for(&record);
-    let policy = KeyPolicy::new(record.tier, limits);
+    let policy = settings.policy_for(&record);
     let now = jiff::Timestamp::now();
     // The levels as of now: Redis holds them live; otherwise the levels the server last saved,
     // refilled up to now by the same limiter code the server runs.
@@ -509,7 +509,7 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
             },
         )
         .section("Requests")
-        .field("Rate", format!("{} req/s, burst {}", limits.requests_per_second, limits.burst))
+        .field("Rate", format!("{} req/s, burst {}", policy.requests.per_second, policy.burst()))
         .field("Available now", thousands(status.requests_remaining))
         .field("Full in", format!("{} s", status.requests_reset_secs))
         .section("Tokens");
@@ -531,7 +531,7 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
     let json = json!({
         "key_id": record.public_id, "tier": record.tier,
         "saved_state": saved.is_some() || matches!(limiter, Limiter::Redis(_)),
-        "requests_per_second": limits.requests_per_second, "burst": limits.burst,
+        "requests_per_second": policy.requests.per_second, "burst": policy.burst(),
         "requests_available": status.requests_remaining, "requests_full_in_secs": status.requests_reset_secs,
         "tokens_per_second": status.tokens.as_ref().map(|t| t.per_second),
         "tokens_capacity": status.tokens.as_ref().map(|t| t.capacity as u64),

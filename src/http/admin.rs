@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use super::server::ClientAddr;
 use crate::keys::{KeyRequest, Tier};
-use crate::limits::{Bucket, Denied, Rate};
+use crate::policy::{Bucket, Denied, Rate};
 
 const ADMIN_FAILURES: Rate = Rate { capacity: 10.0, per_second: 1.0 / 60.0 };
 /// Addresses tracked at once; past it, those that have recovered are forgotten first.

@@ -153,7 +153,7 @@ fn overview(
     last_used_at: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> KeyOverview {
-    let limit = state.settings.limits_for(&record).monthly_tokens;
+    let limit = state.settings.policy_for(&record).monthly_limit;
     let (last_used_at, last_used_model) = state.last_use.latest_of(&record, last_used_at);
     let status = record.status(now);
     KeyOverview {

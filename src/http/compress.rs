@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::limits::{Admissible, admit, policy_of, rate_headers};
+use super::limits::{Admissible, admit, rate_headers};
 use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::usage::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord, WriteError};
@@ -223,7 +223,9 @@ async fn refuse_what_the_key_cannot_pay(
     if Lane::for_bytes(bytes) != Lane::Large {
         return Ok(());
     }
-    let Ok(status) = state.limiter.status(&state.store, key.id, &policy_of(state, key), state.clock.now()).await else {
+    let Ok(status) =
+        state.limiter.status(&state.store, key.id, &state.settings.policy_for(key), state.clock.now()).await
+    else {
         return Ok(());
     };
     let quota_left = status.monthly_limit.map(|limit| limit.saturating_sub(status.used + status.reserved));
@@ -315,7 +317,7 @@ async fn stored_answer(
     }
     let mut response = replay(stored);
     // Not admitted again, so nothing taken: the headers tell the key's levels now.
-    let policy = policy_of(state, key);
+    let policy = state.settings.policy_for(key);
     if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await {
         rate_headers(response.headers_mut(), &status);
     }

@@ -10,7 +10,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::keys::KeyRecord;
-use crate::limits::{Admission, KeyPolicy, RateStatus, Refusal};
+use crate::limits::{Admission, RateStatus, Refusal};
 use crate::usage::ANSWERS_KEPT_FOR;
 
 /// Bodies declared larger than this are worth a look at the key's buckets before reading them
@@ -37,7 +37,7 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
         if declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES)
             && !(CHARGES_TOKENS && owed_a_stored_answer(parts, state, &key).await)
         {
-            let policy = policy_of(state, &key);
+            let policy = state.settings.policy_for(&key);
             if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await
                 && let Some(refusal) = certain_refusal(status, CHARGES_TOKENS)
             {
@@ -84,13 +84,9 @@ fn certain_refusal(status: RateStatus, charges_tokens: bool) -> Option<Refusal> 
     None
 }
 
-pub fn policy_of(state: &AppState, key: &KeyRecord) -> KeyPolicy {
-    KeyPolicy::new(key.tier, state.settings.limits_for(key))
-}
-
 /// Admits one request of `key`, charging `tokens` to its token bucket and quota if `charge`.
 pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64, charge: bool) -> Result<Admission, ApiError> {
-    let policy = policy_of(state, key);
+    let policy = state.settings.policy_for(key);
     Ok(state.limiter.admit(&state.store, key.id, &policy, tokens, charge, state.clock.now()).await?)
 }
 

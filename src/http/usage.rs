@@ -8,7 +8,6 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiQuery;
-use super::limits::policy_of;
 use crate::keys::Tier;
 use crate::store::{DailyUsage, RecentRecord, TagName, TagUsage, UsageSummary, is_tag_name};
 
@@ -112,7 +111,7 @@ pub async fn quota(
     State(state): State<AppState>,
     Authenticated(key): Authenticated,
 ) -> Result<axum::Json<QuotaResponse>, ApiError> {
-    let policy = policy_of(&state, &key);
+    let policy = state.settings.policy_for(&key);
     let status = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await?;
     let limit = status.monthly_limit;
     let usage = QuotaUsage {

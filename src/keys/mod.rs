@@ -12,6 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use crate::policy::LimitOverride;
+
 /// Characters of the secret that form the public id: 8 base64url chars = 48 of 256 bits.
 const PUBLIC_SECRET_CHARS: usize = 8;
 /// 32 random bytes encode to 43 base64url characters without padding.
@@ -176,30 +178,6 @@ pub struct KeyRecord {
     /// key, so up to a minute behind), and the model that request named.
     pub last_used_at: Option<jiff::Timestamp>,
     pub last_used_model: Option<String>,
-}
-
-/// Per-key limits that win over the tier's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct LimitOverride {
-    pub monthly_tokens: Option<u64>,
-    pub requests_per_second: Option<f64>,
-    pub burst: Option<u32>,
-}
-
-impl LimitOverride {
-    /// The tier's limits with this override applied; a monthly override also moves the
-    /// token refill rate (monthly / 30 days) unless the tier's token rate is unlimited.
-    pub fn apply(&self, mut tier: crate::config::TierLimits) -> crate::config::TierLimits {
-        if let Some(m) = self.monthly_tokens {
-            tier.monthly_tokens = Some(m);
-            if tier.tokens_per_second.is_some() {
-                tier.tokens_per_second = Some(m as f64 / crate::config::REFILL_PERIOD_SECS);
-            }
-        }
-        tier.requests_per_second = self.requests_per_second.unwrap_or(tier.requests_per_second);
-        tier.burst = self.burst.unwrap_or(tier.burst);
-        tier
-    }
 }
 
 /// The id anonymous traffic is accounted under (storage ids start at 1).

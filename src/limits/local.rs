@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Admission, Bucket, Holder, retry_secs};
+use super::{Admission, Holder};
+use crate::policy::{Bucket, KeyPolicy};
 use crate::quota::{Ledger, period_of, resets_at};
 
-use super::{KeyPolicy, KeySnapshot, RateStatus, Refusal, TokenStatus};
+use super::{KeySnapshot, RateStatus, Refusal, TokenStatus};
 
 struct KeyState {
     requests: Bucket,
@@ -75,7 +76,7 @@ impl LocalLimiter {
         let before = (state.requests, state.tokens);
 
         if let Err(denied) = state.requests.take(policy.requests, 1.0, now_ms) {
-            let retry_after = retry_secs(denied);
+            let retry_after = denied.retry_secs();
             return Err(Refusal::RequestRate { retry_after, status: Box::new(status_of(state, policy, now)) });
         }
         if charge {
@@ -94,7 +95,7 @@ impl LocalLimiter {
             {
                 state.ledger.refund(tokens);
                 (state.requests, state.tokens) = before;
-                let retry_after = retry_secs(denied);
+                let retry_after = denied.retry_secs();
                 return Err(Refusal::TokenRate { retry_after, status: Box::new(status_of(state, policy, now)) });
             }
         }
@@ -160,17 +161,13 @@ fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> Rate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{REFILL_PERIOD_SECS, TierLimits};
     use crate::keys::Tier;
-    use crate::limits::{KeyPolicy, Refusal};
+    use crate::limits::Refusal;
+    use crate::policy::{LimitOverride, TierLimits};
 
     fn policy(tier: Tier, monthly: u64, rps: f64, burst: u32) -> KeyPolicy {
-        let mut limits = TierLimits::default_for(tier);
-        limits.monthly_tokens = Some(monthly);
-        limits.tokens_per_second = limits.tokens_per_second.map(|_| monthly as f64 / REFILL_PERIOD_SECS);
-        limits.requests_per_second = rps;
-        limits.burst = burst;
-        KeyPolicy::new(tier, limits)
+        let own = LimitOverride { monthly_tokens: Some(monthly), requests_per_second: Some(rps), burst: Some(burst) };
+        KeyPolicy::new(tier, own.apply(TierLimits::default_for(tier)))
     }
 
     fn at(s: &str) -> jiff::Timestamp {

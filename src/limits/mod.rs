@@ -1,7 +1,7 @@
-//! Rate limits: token-bucket math (pure: time is an argument), the `Clock` seam, and the
-//! per-key limiters that combine a key's request bucket, token bucket and quota ledger:
-//! [`LocalLimiter`] in process memory (one instance; its state is saved to storage by the
-//! usage writer), or [`RedisLimiter`] (several instances; state in Redis, updated by scripts).
+//! Admission: the `Clock` seam, and the per-key limiters that enforce a key's `KeyPolicy`
+//! (`crate::policy`) over its request bucket, token bucket and quota ledger: [`LocalLimiter`]
+//! in process memory (one instance; its state is saved to storage by the usage writer), or
+//! [`RedisLimiter`] (several instances; state in Redis, updated by scripts).
 //!
 //! [`Limiter`] is the front the request path uses: it loads what a backend is missing from
 //! storage (a key's saved buckets, its durable quota use) and applies the Redis failure policy.
@@ -14,8 +14,8 @@ pub use redis::{FailureMode, RedisFailure, RedisLimiter};
 
 use std::sync::Mutex;
 
-use crate::config::{REFILL_PERIOD_SECS, TierLimits};
 use crate::keys::Tier;
+use crate::policy::{Bucket, KeyPolicy};
 use crate::quota::period_of;
 use crate::store::{Store, StoreError};
 
@@ -53,90 +53,6 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now(&self) -> jiff::Timestamp {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A bucket's shape: how much it holds and how fast it refills.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    pub capacity: f64,
-    pub per_second: f64,
-}
-
-/// Refused by a bucket: when to try again, in whole seconds (at least 1), or never when the
-/// amount exceeds the bucket's capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
-    RetryAfter(u64),
-    Never,
-}
-
-/// A token bucket's state: its level at an instant (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bucket {
-    pub level: f64,
-    pub at_ms: i64,
-}
-
-impl Bucket {
-    pub fn full(rate: Rate, now_ms: i64) -> Bucket {
-        Bucket { level: rate.capacity, at_ms: now_ms }
-    }
-
-    /// The level at `now_ms`; a clock that went backwards refills nothing.
-    pub fn available(&self, rate: Rate, now_ms: i64) -> f64 {
-        let elapsed = (now_ms - self.at_ms).max(0) as f64 / 1000.0;
-        (self.level + elapsed * rate.per_second).min(rate.capacity)
-    }
-
-    /// Takes `amount` if the bucket holds it at `now_ms`; otherwise leaves it untouched.
-    pub fn take(&mut self, rate: Rate, amount: f64, now_ms: i64) -> Result<(), Denied> {
-        let level = self.available(rate, now_ms);
-        if amount <= level {
-            *self = Bucket { level: level - amount, at_ms: now_ms.max(self.at_ms) };
-            return Ok(());
-        }
-        if amount > rate.capacity || rate.per_second <= 0.0 {
-            return Err(Denied::Never);
-        }
-        let wait = ((amount - level) / rate.per_second).ceil();
-        Err(Denied::RetryAfter((wait as u64).max(1)))
-    }
-
-    /// Returns what a refused or failed request took, never above capacity.
-    pub fn give_back(&mut self, rate: Rate, amount: f64) {
-        self.level = (self.level + amount).min(rate.capacity);
-    }
-
-    /// Whole seconds until the bucket is full again (0 when it is full).
-    pub fn seconds_to_full(&self, rate: Rate, now_ms: i64) -> u64 {
-        let missing = rate.capacity - self.available(rate, now_ms);
-        if missing <= 0.0 || rate.per_second <= 0.0 { 0 } else { (missing / rate.per_second).ceil() as u64 }
-    }
-}
-
-/// A key's effective limits (its tier's, with the key's own override applied).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeyPolicy {
-    pub tier: Tier,
-    pub requests: Rate,
-    /// `None`: the token rate is unlimited.
-    pub tokens: Option<Rate>,
-    /// `None`: the monthly quota is unlimited.
-    pub monthly_limit: Option<u64>,
-}
-
-impl KeyPolicy {
-    pub fn new(tier: Tier, limits: TierLimits) -> KeyPolicy {
-        let token_rate = limits
-            .tokens_per_second
-            .map(|per_second| Rate { capacity: limits.monthly_tokens.map_or(f64::MAX, |m| m as f64), per_second });
-        KeyPolicy {
-            tier,
-            requests: Rate { capacity: f64::from(limits.burst.max(1)), per_second: limits.requests_per_second },
-            tokens: token_rate,
-            monthly_limit: limits.monthly_tokens,
-        }
     }
 }
 
@@ -193,14 +109,6 @@ pub enum Refusal {
         resets_at: jiff::Timestamp,
         status: Box<RateStatus>,
     },
-}
-
-fn retry_secs(denied: Denied) -> u64 {
-    match denied {
-        Denied::RetryAfter(s) => s,
-        // More than the bucket can ever hold: retrying is pointless before the limits change.
-        Denied::Never => REFILL_PERIOD_SECS as u64,
-    }
 }
 
 /// Who must settle or refund an admission.
@@ -391,77 +299,4 @@ async fn load_local(
         local.load(key_id, policy, saved, used, now);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    const PRO: Rate = Rate { capacity: 10.0, per_second: 10.0 };
-    const FREE: Rate = Rate { capacity: 1.0, per_second: 1.0 };
-
-    #[test]
-    fn a_burst_is_admitted_then_refused_until_the_refill() {
-        let mut b = Bucket::full(PRO, 0);
-        let admitted = (0..12).filter(|_| b.take(PRO, 1.0, 0).is_ok()).count();
-        assert_eq!(admitted, 10);
-        assert_eq!(b.take(PRO, 1.0, 0), Err(Denied::RetryAfter(1)));
-        assert_eq!(b.take(PRO, 1.0, 100), Ok(()));
-    }
-
-    #[test]
-    fn retry_after_is_whole_seconds_and_at_least_one() {
-        let mut b = Bucket::full(FREE, 0);
-        b.take(FREE, 1.0, 0).unwrap();
-        assert_eq!(b.take(FREE, 1.0, 999), Err(Denied::RetryAfter(1)));
-        assert_eq!(b.take(FREE, 1.0, 1000), Ok(()));
-        let slow = Rate { capacity: 100.0, per_second: 0.39 };
-        let mut t = Bucket { level: 0.0, at_ms: 0 };
-        assert_eq!(t.take(slow, 10.0, 0), Err(Denied::RetryAfter(26)));
-        assert_eq!(t.take(slow, 101.0, 0), Err(Denied::Never));
-    }
-
-    #[test]
-    fn a_clock_going_backwards_refills_nothing() {
-        let mut b = Bucket { level: 0.0, at_ms: 10_000 };
-        assert_eq!(b.available(FREE, 5_000), 0.0);
-        assert!(b.take(FREE, 1.0, 5_000).is_err());
-    }
-
-    proptest! {
-        /// Over any schedule, admitted amount ≤ capacity + rate × elapsed time.
-        #[test]
-        fn never_admits_more_than_burst_plus_refill(
-            steps in proptest::collection::vec((0i64..3_000, 0.0f64..5.0), 1..200),
-            capacity in 1.0f64..50.0,
-            per_second in 0.1f64..20.0,
-        ) {
-            let rate = Rate { capacity, per_second };
-            let mut b = Bucket::full(rate, 0);
-            let (mut now, mut admitted) = (0i64, 0.0f64);
-            for (dt, amount) in steps {
-                now += dt;
-                let before = b;
-                match b.take(rate, amount, now) {
-                    Ok(()) => admitted += amount,
-                    Err(_) => prop_assert_eq!(b, before),
-                }
-                prop_assert!(b.level >= -1e-9 && b.level <= capacity + 1e-9);
-            }
-            let bound = capacity + per_second * now as f64 / 1000.0;
-            prop_assert!(admitted <= bound + 1e-6, "admitted {} > {}", admitted, bound);
-        }
-
-        /// A refusal's Retry-After is honest: waiting that long admits the same request.
-        #[test]
-        fn retry_after_is_enough(level in 0.0f64..10.0, amount in 0.0f64..10.0, per_second in 0.1f64..20.0) {
-            let rate = Rate { capacity: 10.0, per_second };
-            let mut b = Bucket { level, at_ms: 0 };
-            if let Err(Denied::RetryAfter(s)) = b.take(rate, amount, 0) {
-                prop_assert!(s >= 1);
-                prop_assert!(b.take(rate, amount, s as i64 * 1000).is_ok());
-            }
-        }
-    }
 }

@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{Admission, AdmitError, Holder, KeyPolicy, RateStatus, Refusal, TokenStatus};
+use super::{Admission, AdmitError, Holder, RateStatus, Refusal, TokenStatus};
+use crate::policy::{KeyPolicy, REFILL_PERIOD_SECS};
 use crate::quota::{period_of, resets_at};
 use crate::store::Store;
 
@@ -465,7 +466,7 @@ where
 }
 
 fn retry_of(extra: f64) -> u64 {
-    if extra < 0.0 { crate::config::REFILL_PERIOD_SECS as u64 } else { (extra as u64).max(1) }
+    if extra < 0.0 { REFILL_PERIOD_SECS as u64 } else { (extra as u64).max(1) }
 }
 
 /// `{kind, req_level, tok_level, used, reserved, extra}` → the kind, the status, `extra`.

@@ -122,7 +122,7 @@ pub struct NewKey {
     pub email: Option<String>,
     pub company: Option<String>,
     pub expires_at: Option<jiff::Timestamp>,
-    pub limits: crate::keys::LimitOverride,
+    pub limits: crate::policy::LimitOverride,
 }
 
 /// Totals of a key's usage records over a period (all zeros when there are none).

@@ -16,8 +16,9 @@ use super::{
     DatabaseFile, DatabaseInfo, ModelUsage, NewKey, Outage, StoreError, TagUsage, UsageSummary, format_timestamp,
     parse_timestamp,
 };
-use crate::keys::{KeyHash, KeyRecord, LimitOverride, Tier};
-use crate::limits::{Bucket, KeySnapshot};
+use crate::keys::{KeyHash, KeyRecord, Tier};
+use crate::limits::KeySnapshot;
+use crate::policy::{Bucket, LimitOverride};
 use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 
 pub mod alerts;
