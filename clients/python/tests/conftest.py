@@ -89,6 +89,7 @@ def free_key(server: Server) -> str:
 def _no_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMNIMEMORY_API_KEY", raising=False)
     monkeypatch.delenv("OMNIMEMORY_BASE_URL", raising=False)
+    monkeypatch.delenv("OMNIMEMORY_ADMIN_KEY", raising=False)
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:

@@ -21,6 +21,15 @@ __all__ = [
     "QuotaUsage",
     "RateLimitState",
     "Quota",
+    "UsageRecord",
+    "UsageCounts",
+    "DayUsage",
+    "TagCount",
+    "DailyUsage",
+    "KeyInfo",
+    "KeyList",
+    "CreatedKey",
+    "RotatedKey",
 ]
 
 
@@ -276,5 +285,261 @@ class Quota:
                 burst=_opt_int(r.get("burst")),
                 requests_available=_opt_int(r.get("requests_available")),
             ),
+            raw=dict(data),
+        )
+
+
+def _opt_str(v: Any) -> Optional[str]:
+    return None if v is None else str(v)
+
+
+@dataclass
+class UsageRecord:
+    """One usage record (a charged ``/compress``), as ``usage_recent()`` and
+    ``iter_usage_export()`` give it. ``api_key`` (the key's public id) and ``user_id`` are
+    filled by the export only; ``metadata`` is the request's tags (``{}`` when none)."""
+
+    timestamp: str
+    request_id: str
+    operation: str
+    model_id: str
+    original_tokens: int
+    compressed_tokens: int
+    tokens_saved: int
+    compression_ratio: float
+    quality_score: Optional[float] = None
+    tool_id: Optional[str] = None
+    session_id: Optional[str] = None
+    metadata: Dict[str, str] = field(default_factory=dict)
+    api_key: Optional[str] = None
+    user_id: Optional[str] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "UsageRecord":
+        return cls(
+            timestamp=str(data.get("timestamp", "")),
+            request_id=str(data.get("request_id", "")),
+            operation=str(data.get("operation", "")),
+            model_id=str(data.get("model_id", "")),
+            original_tokens=int(data.get("original_tokens") or 0),
+            compressed_tokens=int(data.get("compressed_tokens") or 0),
+            tokens_saved=int(data.get("tokens_saved") or 0),
+            compression_ratio=float(data.get("compression_ratio") or 0.0),
+            quality_score=_opt_float(data.get("quality_score")),
+            tool_id=data.get("tool_id"),
+            session_id=data.get("session_id"),
+            metadata=dict(data.get("metadata") or {}),
+            api_key=data.get("api_key"),
+            user_id=data.get("user_id"),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class UsageCounts:
+    requests: int = 0
+    original_tokens: int = 0
+    compressed_tokens: int = 0
+    tokens_saved: int = 0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "UsageCounts":
+        return cls(
+            requests=int(data.get("requests") or 0),
+            original_tokens=int(data.get("original_tokens") or 0),
+            compressed_tokens=int(data.get("compressed_tokens") or 0),
+            tokens_saved=int(data.get("tokens_saved") or 0),
+        )
+
+
+@dataclass
+class DayUsage:
+    """One UTC day of ``usage_daily()`` (zeros for a day without requests)."""
+
+    date: str
+    requests: int = 0
+    original_tokens: int = 0
+    compressed_tokens: int = 0
+    tokens_saved: int = 0
+
+
+@dataclass
+class TagCount:
+    name: str
+    count: int
+
+
+@dataclass
+class DailyUsage:
+    """The answer of ``GET /usage/daily``: ``daily`` lists every UTC day of the window
+    ``[since, until)`` (the last ``days`` × 24 hours, so the first and last are partial);
+    ``totals`` equal ``usage_stats(days=days)``'s; ``tags`` are the metadata tag names in use,
+    most used first (what ``usage_stats(group_by=…)`` takes)."""
+
+    days: int
+    since: str
+    until: str
+    daily: List[DayUsage]
+    totals: UsageCounts
+    tags: List[TagCount] = field(default_factory=list)
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DailyUsage":
+        daily = []
+        for d in data.get("daily") or []:
+            c = UsageCounts.from_json(d)
+            daily.append(
+                DayUsage(
+                    date=str(d.get("date", "")),
+                    requests=c.requests,
+                    original_tokens=c.original_tokens,
+                    compressed_tokens=c.compressed_tokens,
+                    tokens_saved=c.tokens_saved,
+                )
+            )
+        return cls(
+            days=int(data.get("days") or 0),
+            since=str(data.get("since", "")),
+            until=str(data.get("until", "")),
+            daily=daily,
+            totals=UsageCounts.from_json(data.get("totals") or {}),
+            tags=[
+                TagCount(name=str(t.get("name", "")), count=int(t.get("count") or 0)) for t in data.get("tags") or []
+            ],
+            raw=dict(data),
+        )
+
+
+@dataclass
+class KeyInfo:
+    """A key as the operator's ``list_keys()`` (and ``deactivate_key`` / ``activate_key``) show
+    it. ``status`` is ``active``, ``deactivated`` or ``expired``; ``used`` is this month's
+    charged tokens against ``monthly_limit`` (``None`` when unlimited)."""
+
+    key_id: str
+    user_id: str
+    tier: str
+    status: str
+    active: bool
+    created_at: str
+    monthly_limit: Optional[int]
+    used: int
+    unlimited: bool
+    last_used_at: Optional[str]
+    last_used_model: Optional[str] = None
+    remaining: Optional[int] = None
+    usage_percent: Optional[float] = None
+    email: Optional[str] = None
+    company: Optional[str] = None
+    expires_at: Optional[str] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "KeyInfo":
+        return cls(
+            key_id=str(data.get("key_id", "")),
+            user_id=str(data.get("user_id", "")),
+            tier=str(data.get("tier", "")),
+            status=str(data.get("status", "")),
+            active=bool(data.get("active", False)),
+            created_at=str(data.get("created_at", "")),
+            monthly_limit=_opt_int(data.get("monthly_limit")),
+            used=int(data.get("used") or 0),
+            unlimited=bool(data.get("unlimited", False)),
+            last_used_at=_opt_str(data.get("last_used_at")),
+            last_used_model=_opt_str(data.get("last_used_model")),
+            remaining=_opt_int(data.get("remaining")),
+            usage_percent=_opt_float(data.get("usage_percent")),
+            email=_opt_str(data.get("email")),
+            company=_opt_str(data.get("company")),
+            expires_at=_opt_str(data.get("expires_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class KeyList:
+    """The answer of ``GET /admin/keys``: the keys newest first, for the month ``period``
+    (``YYYY-MM``, UTC) whose quotas reset at ``resets_at``."""
+
+    period: str
+    resets_at: str
+    count: int
+    keys: List[KeyInfo]
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "KeyList":
+        keys = [KeyInfo.from_json(k) for k in data.get("keys") or []]
+        return cls(
+            period=str(data.get("period", "")),
+            resets_at=str(data.get("resets_at", "")),
+            count=int(data.get("count", len(keys))),
+            keys=keys,
+            raw=dict(data),
+        )
+
+
+@dataclass
+class CreatedKey:
+    """The answer of ``POST /admin/api-key``. ``api_key`` is the secret, shown only here (and
+    left out of ``repr``, so it does not reach a log by accident); ``key_id`` is its public id."""
+
+    api_key: str = field(repr=False)
+    key_id: str
+    user_id: str
+    tier: str
+    created_at: str
+    message: str = ""
+    email: Optional[str] = None
+    company: Optional[str] = None
+    expires_at: Optional[str] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "CreatedKey":
+        return cls(
+            api_key=str(data.get("api_key", "")),
+            key_id=str(data.get("key_id", "")),
+            user_id=str(data.get("user_id", "")),
+            tier=str(data.get("tier", "")),
+            created_at=str(data.get("created_at", "")),
+            message=str(data.get("message", "")),
+            email=_opt_str(data.get("email")),
+            company=_opt_str(data.get("company")),
+            expires_at=_opt_str(data.get("expires_at")),
+            raw=dict(data),
+        )
+
+
+@dataclass
+class RotatedKey:
+    """The answer of ``POST /admin/api-key/{key_id}/rotate``. ``api_key`` is the new secret,
+    shown only here (left out of ``repr``); it starts with the unchanged ``key_id``. The old
+    secret works until ``previous_key_valid_until``, then is refused with ``api_key_rotated``."""
+
+    api_key: str = field(repr=False)
+    key_id: str
+    user_id: str
+    tier: str
+    rotated_at: str
+    grace_hours: int
+    previous_key_valid_until: str
+    message: str = ""
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RotatedKey":
+        return cls(
+            api_key=str(data.get("api_key", "")),
+            key_id=str(data.get("key_id", "")),
+            user_id=str(data.get("user_id", "")),
+            tier=str(data.get("tier", "")),
+            rotated_at=str(data.get("rotated_at", "")),
+            grace_hours=int(data.get("grace_hours") or 0),
+            previous_key_valid_until=str(data.get("previous_key_valid_until", "")),
+            message=str(data.get("message", "")),
             raw=dict(data),
         )
