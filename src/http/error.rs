@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::limits::rate_headers;
 use crate::limits::{AdmitError, RateStatus, Refusal};
-use crate::store::{Outage, StoreError};
+use crate::store::{ErrorClass, Outage, StoreError};
 use crate::usage::WriteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +124,11 @@ impl ApiError {
     /// Storage failed: a 503 naming only the kind of outage, also for a failure that has none
     /// (a health probe that fails for any reason says storage is not ok).
     pub fn storage(cause: StoreError) -> ApiError {
-        ApiError::StorageUnavailable { outage: cause.outage().unwrap_or(Outage::Failed), cause }
+        let outage = match cause.class() {
+            ErrorClass::Unavailable(outage) => outage,
+            ErrorClass::Conflict | ErrorClass::Corrupt | ErrorClass::Bug => Outage::Failed,
+        };
+        ApiError::StorageUnavailable { outage, cause }
     }
 }
 
@@ -175,11 +179,12 @@ impl From<WriteError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
-    /// Storage that cannot serve now is a 503 the client may retry; anything else is a bug.
+    /// Storage that cannot serve now is a 503 the client may retry. A conflict, corrupt data or
+    /// a bug is a 500: no request path expects one, and the client can do nothing about it.
     fn from(cause: StoreError) -> Self {
-        match cause.outage() {
-            Some(outage) => ApiError::StorageUnavailable { outage, cause },
-            None => ApiError::Internal(cause.into()),
+        match cause.class() {
+            ErrorClass::Unavailable(outage) => ApiError::StorageUnavailable { outage, cause },
+            ErrorClass::Conflict | ErrorClass::Corrupt | ErrorClass::Bug => ApiError::Internal(cause.into()),
         }
     }
 }

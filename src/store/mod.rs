@@ -97,17 +97,39 @@ impl Outage {
     }
 }
 
+/// What kind of failure a [`StoreError`] is, decided here so that no caller needs to know the
+/// driver's errors: what a caller may do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Storage cannot serve now (full, read-only, locked, unreachable, timed out): the same call
+    /// may succeed once that clears.
+    Unavailable(Outage),
+    /// The data's state refuses the call (another server holds the folder; a uniqueness rule).
+    Conflict,
+    /// What is stored is not what this binary reads (a newer schema, a value out of its domain).
+    Corrupt,
+    /// Anything else: a statement or decoding bug, which retrying cannot fix.
+    Bug,
+}
+
 impl StoreError {
-    /// `Some` when the failure is storage being unable to serve (full, read-only, locked,
-    /// unreachable, timed out): the request may succeed once that clears, so it is a 503, not a
-    /// bug. `None` for failures that retrying cannot fix (corrupt data, a decoding bug).
-    pub fn outage(&self) -> Option<Outage> {
+    /// The failure's class (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            StoreError::Timeout(_) => Some(Outage::Slow),
-            StoreError::Unavailable(outage) => Some(*outage),
-            StoreError::CreateHome { .. } => Some(Outage::CannotWrite),
-            StoreError::Corrupt(_) | StoreError::FolderInUse { .. } => None,
-            StoreError::Database(e) => sql::outage_of(e),
+            StoreError::Timeout(_) => ErrorClass::Unavailable(Outage::Slow),
+            StoreError::Unavailable(outage) => ErrorClass::Unavailable(*outage),
+            StoreError::CreateHome { .. } => ErrorClass::Unavailable(Outage::CannotWrite),
+            StoreError::FolderInUse { .. } => ErrorClass::Conflict,
+            StoreError::Corrupt(_) => ErrorClass::Corrupt,
+            StoreError::Database(e) => sql::class_of(e),
+        }
+    }
+
+    /// `Some` when the failure is storage being unable to serve (class `Unavailable`).
+    pub fn outage(&self) -> Option<Outage> {
+        match self.class() {
+            ErrorClass::Unavailable(outage) => Some(outage),
+            ErrorClass::Conflict | ErrorClass::Corrupt | ErrorClass::Bug => None,
         }
     }
 }
@@ -190,6 +212,24 @@ pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::{ErrorClass, Outage, StoreError};
+
+    #[tokio::test]
+    async fn the_store_sorts_its_failures_into_classes() {
+        use sqlx::{Connection as _, Executor as _};
+        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        db.execute("CREATE TABLE t (k TEXT UNIQUE); INSERT INTO t VALUES ('a')").await.unwrap();
+        let twice = db.execute("INSERT INTO t VALUES ('a')").await.unwrap_err();
+        assert_eq!(StoreError::Database(twice).class(), ErrorClass::Conflict);
+        let bad_sql = db.execute("SELEKT 1").await.unwrap_err();
+        assert_eq!(StoreError::Database(bad_sql).class(), ErrorClass::Bug);
+        assert_eq!(StoreError::Database(sqlx::Error::PoolTimedOut).class(), ErrorClass::Unavailable(Outage::Busy));
+        assert_eq!(StoreError::Corrupt("x".into()).class(), ErrorClass::Corrupt);
+        assert_eq!(StoreError::FolderInUse { path: "/x".into() }.class(), ErrorClass::Conflict);
+        let slow = StoreError::Timeout(std::time::Duration::from_secs(1));
+        assert_eq!((slow.class(), slow.outage()), (ErrorClass::Unavailable(Outage::Slow), Some(Outage::Slow)));
+    }
+
     #[test]
     fn tag_names_are_plain() {
         assert!(super::is_tag_name("team") && super::is_tag_name("cost.center-2_b"));

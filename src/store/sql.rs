@@ -13,8 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
 
 use super::{
-    DatabaseFile, DatabaseInfo, ModelUsage, NewKey, Outage, StoreError, TagUsage, UsageSummary, format_timestamp,
-    parse_timestamp,
+    DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, NewKey, Outage, StoreError, TagUsage, UsageSummary,
+    format_timestamp, parse_timestamp,
 };
 use crate::keys::{KeyHash, KeyRecord, Tier};
 use crate::limits::KeySnapshot;
@@ -862,24 +862,38 @@ impl Drop for WriteTx {
     }
 }
 
-/// The kind of outage behind a driver error, or `None` for errors that waiting cannot fix.
-pub(super) fn outage_of(e: &sqlx::Error) -> Option<Outage> {
-    match e {
+/// The class of a driver error: an outage (storage cannot serve now), a uniqueness conflict,
+/// corrupt data (the file or a value), or else a bug.
+pub(super) fn class_of(e: &sqlx::Error) -> ErrorClass {
+    let outage = match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolClosed => {
             Some(Outage::Unreachable)
         }
         sqlx::Error::PoolTimedOut => Some(Outage::Busy),
         sqlx::Error::WorkerCrashed | sqlx::Error::BeginFailed => Some(Outage::Failed),
         sqlx::Error::Database(db) => {
-            let code = db.code()?;
-            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                sqlite_outage(code.parse::<i32>().ok()? & 0xff)
-            } else {
-                postgres_outage(&code)
+            if db.is_unique_violation() {
+                return ErrorClass::Conflict;
             }
+            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            // SQLITE_CORRUPT, SQLITE_NOTADB; PostgreSQL's data_corrupted, index_corrupted.
+            let corrupt = match (sqlite, db.code()) {
+                (true, Some(code)) => matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(11 | 26)),
+                (false, Some(code)) => matches!(&*code, "XX001" | "XX002"),
+                (_, None) => false,
+            };
+            if corrupt {
+                return ErrorClass::Corrupt;
+            }
+            db.code().and_then(|code| match sqlite {
+                true => sqlite_outage(code.parse::<i32>().ok()? & 0xff),
+                false => postgres_outage(&code),
+            })
         }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => return ErrorClass::Corrupt,
         _ => None,
-    }
+    };
+    outage.map_or(ErrorClass::Bug, ErrorClass::Unavailable)
 }
 
 /// SQLite primary result codes that describe the storage, not the statement.
