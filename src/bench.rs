@@ -4,11 +4,10 @@
 //! Runs against a fresh SQLite data folder in a temporary directory; prints the figures the
 //! README quotes. HTTP load is measured by `scripts/load.sh` instead.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::keys::{KeyRequest, Tier};
-use crate::limits::{Limiter, LocalLimiter, SystemClock};
+use crate::limits::{Limiter, LocalLimiter};
 use crate::policy::{KeyPolicy, LimitOverride, TierLimits};
 use crate::store::Store;
 use crate::usage::{UsageRecord, UsageWriter};
@@ -36,8 +35,8 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
     let policy = KeyPolicy::new(Tier::Enterprise, limits);
     let local = LocalLimiter::default();
     local.load(key.id, &policy, None, 0, jiff::Timestamp::now());
-    let limiter = Limiter::Local(local.clone());
-    let (writer, task) = UsageWriter::start(store.clone(), limiter, Arc::new(SystemClock));
+    let limiter = Limiter::in_process(local.clone());
+    let (writer, task) = UsageWriter::start(store.clone(), limiter);
 
     let started = Instant::now();
     let mut workers = Vec::new();

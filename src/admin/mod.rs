@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, Tier};
-use crate::limits::Limiter;
+use crate::limits::{LevelsSource, Limiter};
 use crate::policy::LimitOverride;
 use crate::quota::period_of as quota_period;
 use crate::store::{Store, UsageSummary, is_tag_name};
@@ -492,22 +492,15 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
     let record = found_or_return!(find_key(store, given).await);
     let policy = settings.policy_for(&record);
     let now = jiff::Timestamp::now();
-    // The levels as of now: Redis holds them live; otherwise the levels the server last saved,
-    // refilled up to now by the same limiter code the server runs.
-    let saved = store.bucket_snapshot(record.id).await?;
+    // The levels as of now: live when the limiter shares them; otherwise the levels the server
+    // last saved, refilled up to now by the same limiter code the server runs.
     let limiter = Limiter::from_settings(settings)?;
+    let source = limiter.levels_source(store, record.id).await?;
     let status = limiter.status(store, record.id, &policy, now).await?;
     let mut page = Page::default();
     page.banner(&format!("Rate limits of {}", record.public_id))
         .field("Tier", record.tier)
-        .field(
-            "State",
-            match (&limiter, saved.is_some()) {
-                (Limiter::Redis(_), _) => "live, from Redis",
-                (Limiter::Local(_), true) => "as last saved by the server",
-                (Limiter::Local(_), false) => "full (never used)",
-            },
-        )
+        .field("State", source.describe())
         .section("Requests")
         .field("Rate", format!("{} req/s, burst {}", policy.requests.per_second, policy.burst()))
         .field("Available now", thousands(status.requests_remaining))
@@ -530,7 +523,7 @@ async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> any
         .field("Resets at", status.resets_at);
     let json = json!({
         "key_id": record.public_id, "tier": record.tier,
-        "saved_state": saved.is_some() || matches!(limiter, Limiter::Redis(_)),
+        "saved_state": source != LevelsSource::Fresh,
         "requests_per_second": policy.requests.per_second, "burst": policy.burst(),
         "requests_available": status.requests_remaining, "requests_full_in_secs": status.requests_reset_secs,
         "tokens_per_second": status.tokens.as_ref().map(|t| t.per_second),

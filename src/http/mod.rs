@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::config::Settings;
-use crate::limits::{Clock, Limiter, SystemClock};
+use crate::limits::{Clock, Limiter, LimiterHealth, SystemClock};
 use crate::store::{FolderLock, Outage, Store, StoreError};
 use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;
@@ -88,11 +88,15 @@ impl StorageCheck {
     }
 }
 
-/// The service's state plus its background writer; `shutdown` drains and closes them.
+/// The service's state plus its background tasks; `shutdown` drains and closes them.
 pub struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
     last_use_task: tokio::task::JoinHandle<()>,
+    /// Applies admin quota resets to the limiter.
+    reset_task: tokio::task::JoinHandle<()>,
+    /// Forgets expired idempotent answers.
+    purge_task: tokio::task::JoinHandle<()>,
     /// Quota alerts' webhook deliverer, when alerts are on.
     alerts_task: Option<tokio::task::JoinHandle<()>>,
     /// SQLite only: this process's claim on the data folder, released after storage closes.
@@ -117,7 +121,9 @@ impl Service {
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         tokio::task::spawn_blocking(warm_up_engine).await.context("engine warm-up failed")?;
-        let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone(), clock.clone());
+        let (writer, writer_task) = UsageWriter::start(store.clone(), limiter.clone());
+        let reset_task = crate::limits::watch_quota_resets(store.clone(), limiter.clone(), clock.clone());
+        let purge_task = crate::usage::start_answer_purge(store.clone(), clock.clone());
         let (last_use, last_use_task) = crate::usage::last_use::LastUseTracker::start(store.clone());
         let state = AppState {
             store,
@@ -133,7 +139,7 @@ impl Service {
             idempotent_in_flight: compress::InFlight::default(),
             last_use,
         };
-        Ok(Service { state, writer_task, last_use_task, alerts_task, folder_lock })
+        Ok(Service { state, writer_task, last_use_task, reset_task, purge_task, alerts_task, folder_lock })
     }
 
     pub fn router(&self) -> Router {
@@ -142,17 +148,22 @@ impl Service {
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
     pub async fn shutdown(self) {
-        let Service { state, writer_task, last_use_task, alerts_task, folder_lock } = self;
-        if let Some(task) = alerts_task {
+        let Service { state, writer_task, last_use_task, reset_task, purge_task, alerts_task, folder_lock } = self;
+        for task in [Some(reset_task), Some(purge_task), alerts_task].into_iter().flatten() {
             task.abort();
         }
         state.last_use.flush().await;
         last_use_task.abort();
-        let store = state.store.clone();
+        let (store, limiter) = (state.store.clone(), state.limiter.clone());
         drop(state);
         if let Err(e) = writer_task.await {
             tracing::error!("usage writer failed: {e}");
         }
+        // Every handler is gone and the last batch is settled: save every key's bucket levels.
+        if let Err(e) = limiter.save_levels(&store).await {
+            tracing::error!("cannot save rate-limit state at shutdown: {e}");
+        }
+        drop(limiter);
         store.close().await;
         drop(folder_lock);
     }
@@ -230,14 +241,15 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
         return Err(ApiError::storage(StoreError::Unavailable(outage)));
     }
     state.storage_check.run(&state.store).await.map_err(ApiError::storage)?;
-    let (status, limits) = match (state.limiter.problem().await, &state.limiter) {
-        (Some(p), _) if p.refuses => {
-            let reason = format!("{}; requests that need it are refused", p.reason);
+    let (status, limits) = match state.limiter.health().await {
+        LimiterHealth::Refusing { reason } => {
+            let reason = format!("{reason}; requests that need it are refused");
             return Err(ApiError::LimiterUnavailable { reason, cause: None });
         }
-        (Some(p), _) => ("degraded", format!("{}; limits are not enforced meanwhile (failing open)", p.reason)),
-        (None, Limiter::Redis(_)) => ("healthy", "redis ok".to_string()),
-        (None, Limiter::Local(_)) => ("healthy", "in process".to_string()),
+        LimiterHealth::FailingOpen { reason } => {
+            ("degraded", format!("{reason}; limits are not enforced meanwhile (failing open)"))
+        }
+        LimiterHealth::Working(where_state_lives) => ("healthy", where_state_lives.to_string()),
     };
     Ok(axum::Json(Health { status, storage: "ok", limits, version: env!("CARGO_PKG_VERSION") }))
 }

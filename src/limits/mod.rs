@@ -8,11 +8,14 @@
 
 mod local;
 mod redis;
+mod resets;
 
 pub use local::LocalLimiter;
-pub use redis::{FailureMode, RedisFailure, RedisLimiter};
+use redis::RedisFailure;
+pub use redis::{FailureMode, RedisLimiter};
+pub use resets::watch_quota_resets;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::keys::Tier;
 use crate::policy::{Bucket, KeyPolicy};
@@ -185,25 +188,77 @@ pub enum AdmitError {
     Store(#[from] StoreError),
 }
 
-/// The limiter the request path uses (see the module doc).
+/// The limiter the request path uses (see the module doc). Which backend it runs on is its own
+/// business: callers ask it what they need to know ([`Limiter::health`],
+/// [`Limiter::levels_source`]).
 #[derive(Clone)]
-pub enum Limiter {
+pub struct Limiter {
+    backend: Backend,
+    /// The limiter's copy of a key's durable quota use changes in two ways: admissions settled
+    /// once their records commit, and a reload after an admin reset. They take turns, so that a
+    /// reload never reads storage between a commit and the settling of its admissions.
+    ledger_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Clone)]
+enum Backend {
     Local(LocalLimiter),
     Redis(RedisLimiter),
+}
+
+/// How the limiter is doing, for `/health`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimiterHealth {
+    /// Working; the words say where the limits' state lives.
+    Working(&'static str),
+    /// Its store is out of reach and every failure mode is open: limits are not enforced.
+    FailingOpen { reason: String },
+    /// Its store is out of reach and a failure mode is closed: requests that need it are refused.
+    Refusing { reason: String },
+}
+
+/// Where the levels [`Limiter::status`] reports for a key come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelsSource {
+    /// Shared state, read live (Redis).
+    Live,
+    /// What a server last saved in storage, refilled up to now.
+    Saved,
+    /// Nothing saved: the key's buckets are full.
+    Fresh,
+}
+
+impl LevelsSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LevelsSource::Live => "live, from Redis",
+            LevelsSource::Saved => "as last saved by the server",
+            LevelsSource::Fresh => "full (never used)",
+        }
+    }
 }
 
 impl Limiter {
     /// Redis when `redis_url` is configured, else in process.
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Limiter, ::redis::RedisError> {
         Ok(match &settings.redis_url {
-            Some(url) => Limiter::Redis(RedisLimiter::connect(
+            Some(url) => Limiter::with(Backend::Redis(RedisLimiter::connect(
                 url,
                 &settings.redis_prefix,
                 settings.redis_rate_failure,
                 settings.redis_quota_failure,
-            )?),
-            None => Limiter::Local(LocalLimiter::default()),
+            )?)),
+            None => Limiter::in_process(LocalLimiter::default()),
         })
+    }
+
+    /// A limiter over this in-process state (one instance).
+    pub fn in_process(local: LocalLimiter) -> Limiter {
+        Limiter::with(Backend::Local(local))
+    }
+
+    fn with(backend: Backend) -> Limiter {
+        Limiter { backend, ledger_turn: Arc::default() }
     }
 
     /// Admits one request of `key_id`, charging `tokens` to its token bucket and quota if
@@ -217,12 +272,12 @@ impl Limiter {
         charge: bool,
         now: jiff::Timestamp,
     ) -> Result<Admission, AdmitError> {
-        match self {
-            Limiter::Local(local) => {
+        match &self.backend {
+            Backend::Local(local) => {
                 load_local(local, store, key_id, policy, now).await?;
                 local.admit(key_id, policy, tokens, charge, now).map_err(AdmitError::Refused)
             }
-            Limiter::Redis(redis) => redis.admit(store, key_id, policy, tokens, charge, now).await,
+            Backend::Redis(redis) => redis.admit(store, key_id, policy, tokens, charge, now).await,
         }
     }
 
@@ -234,53 +289,74 @@ impl Limiter {
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<RateStatus, AdmitError> {
-        match self {
-            Limiter::Local(local) => {
+        match &self.backend {
+            Backend::Local(local) => {
                 load_local(local, store, key_id, policy, now).await?;
                 local
                     .status(key_id, policy, now)
                     .ok_or_else(|| AdmitError::Unavailable(format!("limiter state of key {key_id} missing")))
             }
-            Limiter::Redis(redis) => redis.status(store, key_id, policy, now).await,
+            Backend::Redis(redis) => redis.status(store, key_id, policy, now).await,
         }
+    }
+
+    /// Where the levels `status` would report for `key_id` come from.
+    pub async fn levels_source(&self, store: &Store, key_id: i64) -> Result<LevelsSource, StoreError> {
+        Ok(match &self.backend {
+            Backend::Redis(_) => LevelsSource::Live,
+            Backend::Local(_) if store.bucket_snapshot(key_id).await?.is_some() => LevelsSource::Saved,
+            Backend::Local(_) => LevelsSource::Fresh,
+        })
     }
 
     /// Bucket levels to save with a batch of usage records (the local limiter only; Redis
     /// keeps its own).
     pub fn snapshot(&self, key_id: i64) -> Option<KeySnapshot> {
-        match self {
-            Limiter::Local(local) => local.snapshot(key_id),
-            Limiter::Redis(_) => None,
+        match &self.backend {
+            Backend::Local(local) => local.snapshot(key_id),
+            Backend::Redis(_) => None,
         }
     }
 
-    pub fn all_snapshots(&self) -> Vec<KeySnapshot> {
-        match self {
-            Limiter::Local(local) => local.loaded_keys().into_iter().filter_map(|k| local.snapshot(k)).collect(),
-            Limiter::Redis(_) => Vec::new(),
-        }
+    /// Saves the bucket levels of every key this process used (the local limiter only), so that
+    /// a restart is no way around a limit. Once, at shutdown, after the last usage batch.
+    pub async fn save_levels(&self, store: &Store) -> Result<(), StoreError> {
+        let Backend::Local(local) = &self.backend else { return Ok(()) };
+        let snapshots: Vec<_> = local.loaded_keys().into_iter().filter_map(|k| local.snapshot(k)).collect();
+        store.commit_usage(&[], &snapshots).await.map(drop)
+    }
+
+    /// Waits for the limiter's copy of durable quota use to be free to change, and holds it:
+    /// the usage writer holds it from a batch's commit until its admissions are settled.
+    pub async fn ledger_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.ledger_turn.lock().await
     }
 
     /// After an admin reset of quota use in storage: forget what the limiter held of it.
     pub async fn after_quota_reset(&self, store: &Store, now: jiff::Timestamp) -> Result<(), AdmitError> {
         let period = period_of(now);
-        match self {
-            Limiter::Local(local) => {
+        let _turn = self.ledger_turn().await;
+        match &self.backend {
+            Backend::Local(local) => {
                 for key_id in local.loaded_keys() {
                     let used = store.quota_used(key_id, &period).await?;
                     local.reload_used(key_id, &period, used);
                 }
                 Ok(())
             }
-            Limiter::Redis(redis) => redis.forget_quota(&period).await,
+            Backend::Redis(redis) => redis.forget_quota(&period).await,
         }
     }
 
-    /// `None` when the limiter works; otherwise why not, and whether requests are refused.
-    pub async fn problem(&self) -> Option<RedisFailure> {
-        match self {
-            Limiter::Local(_) => None,
-            Limiter::Redis(redis) => redis.problem().await,
+    /// Whether the limiter works, and if not, what that means for requests.
+    pub async fn health(&self) -> LimiterHealth {
+        match &self.backend {
+            Backend::Local(_) => LimiterHealth::Working("in process"),
+            Backend::Redis(redis) => match redis.problem().await {
+                None => LimiterHealth::Working("redis ok"),
+                Some(RedisFailure { reason, refuses: true }) => LimiterHealth::Refusing { reason },
+                Some(RedisFailure { reason, refuses: false }) => LimiterHealth::FailingOpen { reason },
+            },
         }
     }
 }

@@ -11,8 +11,10 @@
 //! the next batch starts on a fresh one, so the writer recovers by itself once storage can
 //! write again. It remembers its latest failure for `/health`.
 //!
-//! The writer also looks for admin quota resets (in storage) every 250 ms, and on shutdown
-//! drains what it holds and saves every loaded key's bucket levels.
+//! That is its one job. On shutdown it drains what it holds; the limiter then saves every key's
+//! bucket levels (`Limiter::save_levels`). Admin quota resets are watched by a task of the
+//! limiter's (`limits::watch_quota_resets`), expired idempotent answers forgotten by
+//! [`start_answer_purge`].
 
 pub mod export;
 pub mod last_use;
@@ -28,8 +30,6 @@ use crate::store::{Outage, Store, StoreError};
 
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 1024;
-/// How often an idle writer looks for admin quota resets.
-const RESET_POLL: Duration = Duration::from_millis(250);
 /// How often, at most, a writer facing a full disk truncates the write-ahead log.
 const RELIEF_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -58,7 +58,7 @@ pub struct UsageRecord {
 
 /// How long the answer to a request sent with an `Idempotency-Key` is kept for its retries.
 pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
-/// How often the writer forgets expired answers.
+/// How often expired answers are forgotten.
 const ANSWERS_PURGE: Duration = Duration::from_secs(600);
 
 /// What one record charges to its key's monthly ledger, and the most that ledger may hold.
@@ -147,10 +147,10 @@ type LastFailure = Arc<Mutex<Option<(Instant, Outage)>>>;
 impl UsageWriter {
     /// Starts the writer task; it ends once every `UsageWriter` clone is dropped and the
     /// queue is drained.
-    pub fn start(store: Store, limiter: Limiter, clock: Arc<dyn Clock>) -> (UsageWriter, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Store, limiter: Limiter) -> (UsageWriter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let last_failure = LastFailure::default();
-        let task = tokio::spawn(run(store, limiter, clock, rx, last_failure.clone()));
+        let task = tokio::spawn(run(store, limiter, rx, last_failure.clone()));
         (UsageWriter { jobs: tx, last_failure }, task)
     }
 
@@ -183,35 +183,10 @@ impl UsageWriter {
     }
 }
 
-async fn run(
-    store: Store,
-    limiter: Limiter,
-    clock: Arc<dyn Clock>,
-    mut rx: mpsc::Receiver<Job>,
-    last_failure: LastFailure,
-) {
-    let mut seen_reset = store.latest_quota_reset().await.unwrap_or(0);
+async fn run(store: Store, limiter: Limiter, mut rx: mpsc::Receiver<Job>, last_failure: LastFailure) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut log_space_asked: Option<Instant> = None;
-    let mut answers_purged = Instant::now();
-    // Resets are looked for every RESET_POLL, busy or idle, not after every batch.
-    let mut poll = tokio::time::interval(RESET_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let first = tokio::select! {
-            job = rx.recv() => job,
-            _ = poll.tick() => {
-                seen_reset = reload_after_reset(&store, &limiter, clock.now(), seen_reset).await;
-                if answers_purged.elapsed() >= ANSWERS_PURGE {
-                    answers_purged = Instant::now();
-                    if let Err(e) = store.forget_answers_before(clock.now() - ANSWERS_KEPT_FOR).await {
-                        tracing::warn!("cannot forget expired idempotent answers: {e}");
-                    }
-                }
-                continue;
-            }
-        };
-        let Some(first) = first else { break };
+    while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -228,11 +203,21 @@ async fn run(
             log_space_asked = Some(Instant::now());
         }
     }
-    // Shutdown: every handler is gone; save the bucket levels of every key this process used.
-    let snapshots = limiter.all_snapshots();
-    if let Err(e) = store.commit_usage(&[], &snapshots).await {
-        tracing::error!("cannot save rate-limit state at shutdown: {e}");
-    }
+}
+
+/// Starts the task that forgets, every ten minutes, the idempotent answers older than
+/// [`ANSWERS_KEPT_FOR`]; abort it at shutdown.
+pub fn start_answer_purge(store: Store, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + ANSWERS_PURGE, ANSWERS_PURGE);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = store.forget_answers_before(clock.now() - ANSWERS_KEPT_FOR).await {
+                tracing::warn!("cannot forget expired idempotent answers: {e}");
+            }
+        }
+    })
 }
 
 /// Commits one batch and answers its jobs; returns the outage when it failed.
@@ -256,6 +241,8 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
             }
         }
     }
+    // Held until the batch's admissions are settled (see `Limiter::ledger_turn`).
+    let _turn = limiter.ledger_turn().await;
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
     let result = store.commit_usage(&records, &snapshots).await;
     metrics::histogram!("omnimemory_usage_batch_records").record(records.len() as f64);
@@ -296,19 +283,4 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
         }
     }
     failure
-}
-
-/// After an admin reset, makes the limiter forget the quota use it held.
-async fn reload_after_reset(store: &Store, limiter: &Limiter, now: jiff::Timestamp, seen: i64) -> i64 {
-    let latest = match store.latest_quota_reset().await {
-        Ok(id) if id > seen => id,
-        _ => return seen,
-    };
-    match limiter.after_quota_reset(store, now).await {
-        Ok(()) => latest,
-        Err(e) => {
-            tracing::error!("cannot reload quota after a reset: {e}");
-            seen
-        }
-    }
 }
