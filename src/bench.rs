@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
-use crate::keys::{KeyRequest, Tier};
+use crate::keys::{KeyRequest, LimitOverride, Tier};
 use crate::limits::{Limiter, LocalLimiter};
-use crate::policy::{KeyPolicy, LimitOverride, TierLimits};
-use crate::store::Store;
-use crate::usage::{UsageRecord, UsageWriter};
+use crate::policy::{KeyPolicy, TierLimits};
+use crate::store::{Store, UsageRecord};
+use crate::usage::UsageWriter;
 
 pub struct WriterReport {
     pub records: u64,

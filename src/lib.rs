@@ -7,6 +7,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod bench;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod keys;

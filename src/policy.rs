@@ -1,13 +1,11 @@
-//! A key's limits, as pure values: what a tier allows ([`TierLimits`]), what an operator or a
-//! key overrides ([`LimitOverride`]), the effective [`KeyPolicy`] that admission enforces, and
+//! A key's limits, as pure values: what a tier allows ([`TierLimits`], with an operator's or a
+//! key's `LimitOverride` applied), the effective [`KeyPolicy`] that admission enforces, and
 //! the token-bucket maths (time is an argument, never read here).
 //!
 //! No I/O, no clock, no storage: `config` builds a key's policy from these
 //! (`Settings::policy_for`), the limiters in `limits` apply it.
 
-use serde::Deserialize;
-
-use crate::keys::Tier;
+use crate::keys::{LimitOverride, Tier};
 
 /// Seconds in the 30-day month the token bucket refills over.
 pub const REFILL_PERIOD_SECS: f64 = 2_592_000.0;
@@ -29,6 +27,20 @@ pub struct TierLimits {
 }
 
 impl TierLimits {
+    /// These limits with `over` applied; a monthly override also moves the token refill rate
+    /// (monthly / 30 days) unless the token rate is unlimited.
+    pub fn with_override(mut self, over: &LimitOverride) -> TierLimits {
+        if let Some(m) = over.monthly_tokens {
+            self.monthly_tokens = Some(m);
+            if self.tokens_per_second.is_some() {
+                self.tokens_per_second = Some(monthly_refill(m));
+            }
+        }
+        self.requests_per_second = over.requests_per_second.unwrap_or(self.requests_per_second);
+        self.burst = over.burst.unwrap_or(self.burst);
+        self
+    }
+
     pub fn default_for(tier: Tier) -> TierLimits {
         let (monthly, requests_per_second, burst) = match tier {
             Tier::Free => (1_000_000, 1.0, 1),
@@ -38,32 +50,6 @@ impl TierLimits {
         // Enterprise keys have no token rate, only their monthly quota.
         let tokens_per_second = (tier != Tier::Enterprise).then(|| monthly_refill(monthly));
         TierLimits { monthly_tokens: Some(monthly), requests_per_second, burst, tokens_per_second }
-    }
-}
-
-/// Limits that win over a tier's, each `None` where the tier's apply: a key's own (stored with
-/// it), or an operator's for a tier or for anonymous traffic (`config.toml`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverride {
-    pub monthly_tokens: Option<u64>,
-    pub requests_per_second: Option<f64>,
-    pub burst: Option<u32>,
-}
-
-impl LimitOverride {
-    /// The tier's limits with this override applied; a monthly override also moves the
-    /// token refill rate (monthly / 30 days) unless the tier's token rate is unlimited.
-    pub fn apply(&self, mut tier: TierLimits) -> TierLimits {
-        if let Some(m) = self.monthly_tokens {
-            tier.monthly_tokens = Some(m);
-            if tier.tokens_per_second.is_some() {
-                tier.tokens_per_second = Some(monthly_refill(m));
-            }
-        }
-        tier.requests_per_second = self.requests_per_second.unwrap_or(tier.requests_per_second);
-        tier.burst = self.burst.unwrap_or(tier.burst);
-        tier
     }
 }
 
@@ -169,6 +155,14 @@ impl Bucket {
     }
 }
 
+/// Bucket levels of one key, for storage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeySnapshot {
+    pub key_id: i64,
+    pub requests: Bucket,
+    pub tokens: Option<Bucket>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,11 +201,14 @@ mod tests {
 
     #[test]
     fn a_monthly_override_moves_the_token_rate_unless_it_is_unlimited() {
-        let pro = LimitOverride { monthly_tokens: Some(2_592_000), ..Default::default() }
-            .apply(TierLimits::default_for(Tier::Pro));
+        let pro = TierLimits::default_for(Tier::Pro)
+            .with_override(&LimitOverride { monthly_tokens: Some(2_592_000), ..Default::default() });
         assert_eq!((pro.monthly_tokens, pro.tokens_per_second, pro.burst), (Some(2_592_000), Some(1.0), 10));
-        let enterprise = LimitOverride { monthly_tokens: Some(5), burst: Some(3), requests_per_second: Some(2.0) }
-            .apply(TierLimits::default_for(Tier::Enterprise));
+        let enterprise = TierLimits::default_for(Tier::Enterprise).with_override(&LimitOverride {
+            monthly_tokens: Some(5),
+            burst: Some(3),
+            requests_per_second: Some(2.0),
+        });
         assert_eq!(enterprise.tokens_per_second, None);
         let policy = KeyPolicy::new(Tier::Enterprise, enterprise);
         assert_eq!((policy.burst(), policy.requests.per_second, policy.monthly_limit), (3, 2.0, Some(5)));

@@ -16,9 +16,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, Tier};
+use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
 use crate::limits::{LevelsSource, Limiter};
-use crate::policy::LimitOverride;
 use crate::quota::period_of as quota_period;
 use crate::store::{Store, UsageSummary, is_tag_name};
 use render::{Page, new_table, thousands, usage_bar};

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::limits::rate_headers;
+use super::rate_headers::rate_headers;
 use crate::limits::{AdmitError, RateStatus, Refusal};
 use crate::store::{ErrorClass, Outage, StoreError};
 use crate::usage::WriteError;

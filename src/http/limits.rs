@@ -1,17 +1,17 @@
-//! Admission on the request path: admits or refuses through the limiter, and writes the
-//! rate-limit headers (on refusals and on successes). `Admissible` turns away, before the
+//! Admission on the request path: admits or refuses through the limiter (its headers are
+//! written by `rate_headers`). `Admissible` turns away, before the
 //! body is read, a large request its key could not be admitted for anyway.
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::keys::KeyRecord;
 use crate::limits::{Admission, RateStatus, Refusal};
-use crate::usage::ANSWERS_KEPT_FOR;
+use crate::store::ANSWERS_KEPT_FOR;
 
 /// Bodies declared larger than this are worth a look at the key's buckets before reading them
 /// (below it, reading and parsing cost less than the look, which is a Redis round trip when the
@@ -88,27 +88,4 @@ fn certain_refusal(status: RateStatus, charges_tokens: bool) -> Option<Refusal> 
 pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64, charge: bool) -> Result<Admission, ApiError> {
     let policy = state.settings.policy_for(key);
     Ok(state.limiter.admit(&state.store, key.id, &policy, tokens, charge, state.clock.now()).await?)
-}
-
-/// `X-RateLimit-*` (request bucket) and the IETF `RateLimit-Policy` / `RateLimit` fields
-/// (request bucket, and token bucket when the key has a token rate).
-pub fn rate_headers(headers: &mut HeaderMap, status: &RateStatus) {
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-ratelimit-limit", status.burst.to_string());
-    put("x-ratelimit-remaining", status.requests_remaining.to_string());
-    put("x-ratelimit-reset", status.requests_reset_secs.to_string());
-    let window = (status.burst as f64 / status.requests_per_second.max(f64::MIN_POSITIVE)).ceil().max(1.0);
-    let mut policy = format!("\"requests\";q={};w={window}", status.burst);
-    let mut current = format!("\"requests\";r={};t={}", status.requests_remaining, status.requests_reset_secs);
-    if let Some(t) = &status.tokens {
-        let window = (t.capacity / t.per_second.max(f64::MIN_POSITIVE)).ceil();
-        policy.push_str(&format!(", \"tokens\";q={};w={window}", t.capacity as u64));
-        current.push_str(&format!(", \"tokens\";r={};t={}", t.available.floor() as u64, t.reset_secs));
-    }
-    put("ratelimit-policy", policy);
-    put("ratelimit", current);
 }

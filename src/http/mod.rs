@@ -17,6 +17,7 @@ mod error;
 mod json;
 mod limits;
 mod metrics;
+mod rate_headers;
 pub mod server;
 mod usage;
 mod usage_export;
@@ -31,8 +32,9 @@ use axum::routing::{get, post};
 
 pub use error::ApiError;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::limits::{Clock, Limiter, LimiterHealth, SystemClock};
+use crate::limits::{Limiter, LimiterHealth};
 use crate::store::{FolderLock, Outage, Store, StoreError};
 use crate::usage::UsageWriter;
 use omnimemory_engine::tokens::Registry;

@@ -18,7 +18,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiQuery;
-use super::limits::{admit, rate_headers};
+use super::limits::admit;
+use super::rate_headers::rate_headers;
 use crate::store::ExportFilter;
 use crate::usage::export::{ExportFormat, ExportRun, parse_instant};
 

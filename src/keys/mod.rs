@@ -12,8 +12,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::policy::LimitOverride;
-
 /// Characters of the secret that form the public id: 8 base64url chars = 48 of 256 bits.
 const PUBLIC_SECRET_CHARS: usize = 8;
 /// 32 random bytes encode to 43 base64url characters without padding.
@@ -180,6 +178,29 @@ pub struct KeyRecord {
     pub last_used_model: Option<String>,
 }
 
+/// Limits that win over a tier's, each `None` where the tier's apply: a key's own (stored with
+/// it), or an operator's for a tier or for anonymous traffic (`config.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    pub monthly_tokens: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+/// A key to be inserted; the hash is all that is kept of the secret.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub hash: KeyHash,
+    pub public_id: String,
+    pub user_id: String,
+    pub tier: Tier,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub expires_at: Option<jiff::Timestamp>,
+    pub limits: LimitOverride,
+}
+
 /// The id anonymous traffic is accounted under (storage ids start at 1).
 pub const ANONYMOUS_KEY_ID: i64 = 0;
 
@@ -344,9 +365,9 @@ impl KeyRequest {
     }
 
     /// Generates the secret. The caller stores the `NewKey` and shows the `ApiKey` once.
-    pub fn issue(self) -> (ApiKey, crate::store::NewKey) {
+    pub fn issue(self) -> (ApiKey, NewKey) {
         let key = ApiKey::generate(self.tier);
-        let new = crate::store::NewKey {
+        let new = NewKey {
             hash: key.hash(),
             public_id: key.public_id(),
             user_id: self.user_id,

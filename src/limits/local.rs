@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Admission, Holder};
-use crate::policy::{Bucket, KeyPolicy};
+use crate::policy::{Bucket, KeyPolicy, KeySnapshot};
 use crate::quota::{Ledger, period_of, resets_at};
 
-use super::{KeySnapshot, RateStatus, Refusal, TokenStatus};
+use super::{RateStatus, Refusal, TokenStatus};
 
 struct KeyState {
     requests: Bucket,
@@ -161,13 +161,14 @@ fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> Rate
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::LimitOverride;
     use crate::keys::Tier;
     use crate::limits::Refusal;
-    use crate::policy::{LimitOverride, TierLimits};
+    use crate::policy::TierLimits;
 
     fn policy(tier: Tier, monthly: u64, rps: f64, burst: u32) -> KeyPolicy {
         let own = LimitOverride { monthly_tokens: Some(monthly), requests_per_second: Some(rps), burst: Some(burst) };
-        KeyPolicy::new(tier, own.apply(TierLimits::default_for(tier)))
+        KeyPolicy::new(tier, TierLimits::default_for(tier).with_override(&own))
     }
 
     fn at(s: &str) -> jiff::Timestamp {

@@ -1,6 +1,6 @@
-//! Admission: the `Clock` seam, and the per-key limiters that enforce a key's `KeyPolicy`
-//! (`crate::policy`) over its request bucket, token bucket and quota ledger: [`LocalLimiter`]
-//! in process memory (one instance; its state is saved to storage by the usage writer), or
+//! Admission: the per-key limiters that enforce a key's `KeyPolicy` (`crate::policy`) over its
+//! request bucket, token bucket and quota ledger: [`LocalLimiter`] in process memory (one
+//! instance; its levels are saved to storage with each usage batch and at shutdown), or
 //! [`RedisLimiter`] (several instances; state in Redis, updated by scripts).
 //!
 //! [`Limiter`] is the front the request path uses: it loads what a backend is missing from
@@ -12,60 +12,15 @@ mod resets;
 
 pub use local::LocalLimiter;
 use redis::RedisFailure;
-pub use redis::{FailureMode, RedisLimiter};
+pub use redis::RedisLimiter;
 pub use resets::watch_quota_resets;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::keys::Tier;
-use crate::policy::{Bucket, KeyPolicy};
+use crate::policy::{KeyPolicy, KeySnapshot};
 use crate::quota::period_of;
 use crate::store::{Store, StoreError};
-
-/// Where "now" comes from; tests substitute a fake clock and move it by hand.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> jiff::Timestamp;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct FakeClock(Mutex<jiff::Timestamp>);
-
-impl FakeClock {
-    pub fn new(start: jiff::Timestamp) -> FakeClock {
-        FakeClock(Mutex::new(start))
-    }
-    pub fn advance(&self, by: jiff::SignedDuration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
-    }
-    pub fn set(&self, to: jiff::Timestamp) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = to;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> jiff::Timestamp {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Bucket levels of one key, for storage.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeySnapshot {
-    pub key_id: i64,
-    pub requests: Bucket,
-    pub tokens: Option<Bucket>,
-}
 
 /// What the rate headers and `/usage/quota` report.
 #[derive(Debug, Clone, PartialEq)]

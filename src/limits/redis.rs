@@ -26,6 +26,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use super::{Admission, AdmitError, Holder, RateStatus, Refusal, TokenStatus};
+use crate::config::FailureMode;
 use crate::policy::{KeyPolicy, REFILL_PERIOD_SECS};
 use crate::quota::{period_of, resets_at};
 use crate::store::Store;
@@ -37,26 +38,6 @@ const RESERVATION_TTL_MS: i64 = 120_000;
 /// a crashed instance or a Redis restart. Unsettled work stays counted through its reservation,
 /// so drift can only make the limiter stricter, never let a key past its quota.
 const QUOTA_CACHE_MS: i64 = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// Admit without limits while Redis is unreachable.
-    Open,
-    /// Refuse with 503 while Redis is unreachable.
-    Closed,
-}
-
-impl std::str::FromStr for FailureMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "open" => Ok(FailureMode::Open),
-            "closed" => Ok(FailureMode::Closed),
-            other => Err(format!("expected open or closed, got {other:?}")),
-        }
-    }
-}
 
 /// Why the limiter is degraded, for `/health`.
 #[derive(Debug, Clone, PartialEq)]

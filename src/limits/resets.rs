@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Clock, Limiter};
+use super::Limiter;
+use crate::clock::Clock;
 use crate::store::Store;
 
 /// How often the storage is asked for a newer reset.

@@ -11,8 +11,10 @@
 //! lookups by hash are an indexed query; timestamps are UTC text `YYYY-MM-DDTHH:MM:SS.mmmZ`,
 //! so text order is time order.
 
+mod records;
 mod sql;
 
+pub use records::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 pub use sql::alerts::QueuedAlert;
 pub use sql::export::{ExportFilter, ExportedRecord};
 pub use sql::last_use::LastUse;
@@ -46,7 +48,7 @@ impl FolderLock {
     }
 }
 
-use crate::keys::{KeyHash, Tier};
+use crate::keys::Tier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -132,19 +134,6 @@ impl StoreError {
             ErrorClass::Conflict | ErrorClass::Corrupt | ErrorClass::Bug => None,
         }
     }
-}
-
-/// A key to be inserted; the hash is all that is kept of the secret.
-#[derive(Debug, Clone)]
-pub struct NewKey {
-    pub hash: KeyHash,
-    pub public_id: String,
-    pub user_id: String,
-    pub tier: Tier,
-    pub email: Option<String>,
-    pub company: Option<String>,
-    pub expires_at: Option<jiff::Timestamp>,
-    pub limits: crate::policy::LimitOverride,
 }
 
 /// Totals of a key's usage records over a period (all zeros when there are none).

@@ -13,13 +13,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
 
 use super::{
-    DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, NewKey, Outage, StoreError, TagUsage, UsageSummary,
-    format_timestamp, parse_timestamp,
+    ANSWERS_KEPT_FOR, Charge, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, OverQuota, StoreError,
+    StoredAnswer, TagUsage, Unwritten, UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
 };
-use crate::keys::{KeyHash, KeyRecord, Tier};
-use crate::limits::KeySnapshot;
-use crate::policy::{Bucket, LimitOverride};
-use crate::usage::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
+use crate::keys::{KeyHash, KeyRecord, LimitOverride, NewKey, Tier};
+use crate::policy::{Bucket, KeySnapshot};
 
 pub mod alerts;
 pub mod export;

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use omnimemory::clock::FakeClock;
 use omnimemory::config::{Overrides, Settings};
 use omnimemory::http::Service;
-use omnimemory::limits::FakeClock;
 use serde_json::json;
 
 use crate::harness::{Backend, Server, cli_with, client, count_tokens, created_key, error_code, get_json};

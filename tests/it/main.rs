@@ -13,6 +13,7 @@ mod foundation;
 mod hardening;
 mod harness;
 mod last_use;
+mod layers;
 mod limits;
 mod local_cli;
 mod openapi;

@@ -7,8 +7,7 @@
 use sqlx::Row as _;
 
 use super::{Store, WriteTx, ledger_used};
-use crate::store::{StoreError, format_timestamp};
-use crate::usage::UsageRecord;
+use crate::store::{StoreError, UsageRecord, format_timestamp};
 
 /// Schema step (usage database).
 pub const SQLITE_ALERT_OUTBOX: &str = "

@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::keys::{KeyRecord, Tier};
-use crate::limits::FailureMode;
-use crate::policy::{KeyPolicy, LimitOverride, TierLimits};
+mod alerts;
+
+pub use alerts::AlertSettings;
+
+use crate::keys::{KeyRecord, LimitOverride, Tier};
+use crate::policy::{KeyPolicy, TierLimits};
 
 pub const DEFAULT_PORT: u16 = 8001;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -32,6 +35,27 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{name}={value:?} is not valid: {message}")]
     Env { name: &'static str, value: String, message: String },
+}
+
+/// What the request path does while Redis, which holds the shared limits, is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Admit without limits while Redis is unreachable.
+    Open,
+    /// Refuse with 503 while Redis is unreachable.
+    Closed,
+}
+
+impl std::str::FromStr for FailureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(FailureMode::Open),
+            "closed" => Ok(FailureMode::Closed),
+            other => Err(format!("expected open or closed, got {other:?}")),
+        }
+    }
 }
 
 /// The admin secret. Compared in constant time; `Debug` never shows it.
@@ -118,7 +142,7 @@ pub struct Settings {
     /// `Some`: anonymous access is on, and all keyless traffic shares these limits.
     pub anonymous: Option<TierLimits>,
     /// `Some`: quota alerts go to this webhook.
-    pub alerts: Option<crate::alerts::AlertSettings>,
+    pub alerts: Option<AlertSettings>,
 }
 
 impl Settings {
@@ -130,7 +154,7 @@ impl Settings {
             return KeyPolicy::new(key.tier, limits);
         }
         let tier = self.tiers.get(&key.tier).copied().unwrap_or_else(|| TierLimits::default_for(key.tier));
-        KeyPolicy::new(key.tier, key.limits.apply(tier))
+        KeyPolicy::new(key.tier, tier.with_override(&key.limits))
     }
 
     /// Reads the process environment and the config file.
@@ -182,7 +206,7 @@ impl Settings {
             .into_iter()
             .map(|tier| {
                 let limits = TierLimits::default_for(tier);
-                (tier, file.tiers.get(&tier).map_or(limits, |o| o.apply(limits)))
+                (tier, file.tiers.get(&tier).map_or(limits, |o| limits.with_override(o)))
             })
             .collect();
         let anonymous_on = match env("OMNIMEMORY_ANONYMOUS").as_deref() {
@@ -199,7 +223,7 @@ impl Settings {
         };
         let anonymous = anonymous_on.then(|| {
             let free = tiers[&Tier::Free];
-            file.anonymous.as_ref().map_or(free, |o| o.apply(free))
+            file.anonymous.as_ref().map_or(free, |o| free.with_override(o))
         });
 
         let alerts = alert_settings(&env, &file)?;
@@ -231,8 +255,7 @@ impl Settings {
 fn alert_settings(
     env: &impl Fn(&str) -> Option<String>,
     file: &FileConfig,
-) -> Result<Option<crate::alerts::AlertSettings>, ConfigError> {
-    use crate::alerts;
+) -> Result<Option<AlertSettings>, ConfigError> {
     let invalid =
         |name: &'static str, value: &str, message: String| ConfigError::Env { name, value: value.to_string(), message };
     let Some(url) = env("OMNIMEMORY_WEBHOOK_URL").or(file.webhook_url.clone()) else { return Ok(None) };
@@ -377,7 +400,7 @@ mod tests {
         assert!(load(&[]).unwrap().alerts.is_none());
         let url = ("OMNIMEMORY_WEBHOOK_URL", "http://127.0.0.1:9/hooks");
         let on = load(&[url, ("OMNIMEMORY_WEBHOOK_SECRET", "hunter2")]).unwrap().alerts.unwrap();
-        assert_eq!((on.thresholds, on.retry_base), (vec![80, 100], crate::alerts::DEFAULT_RETRY_BASE));
+        assert_eq!((on.thresholds, on.retry_base), (vec![80, 100], alerts::DEFAULT_RETRY_BASE));
         assert!(!format!("{:?}", load(&[url, ("OMNIMEMORY_WEBHOOK_SECRET", "hunter2")]).unwrap()).contains("hunter2"));
         assert!(load(&[url]).unwrap_err().to_string().contains("needs a secret"));
         let https = [("OMNIMEMORY_WEBHOOK_URL", "https://example.com/h"), ("OMNIMEMORY_WEBHOOK_SECRET", "s")];
