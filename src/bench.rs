@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use crate::clock::{Clock as _, SystemClock};
 use crate::keys::{KeyRequest, LimitOverride, Tier};
 use crate::limits::{Limiter, LocalLimiter};
 use crate::policy::{KeyPolicy, TierLimits};
@@ -28,13 +29,13 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path(), None).await?;
     let request = KeyRequest::parse("bench", "enterprise", None, None)?;
-    let (_key, new) = KeyRequest { limits: LimitOverride::default(), ..request }.issue();
+    let (_key, new) = KeyRequest { limits: LimitOverride::default(), ..request }.issue(SystemClock.now());
     let key = store.insert_key(&new).await?;
     let mut limits = TierLimits::default_for(Tier::Enterprise);
     (limits.monthly_tokens, limits.requests_per_second, limits.burst) = (None, 1e12, u32::MAX);
     let policy = KeyPolicy::new(Tier::Enterprise, limits);
     let local = LocalLimiter::default();
-    local.load(key.id, &policy, None, 0, jiff::Timestamp::now());
+    local.load(key.id, &policy, None, 0, SystemClock.now());
     let limiter = Limiter::in_process(local.clone());
     let (writer, task) = UsageWriter::start(store.clone(), limiter);
 
@@ -46,7 +47,7 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
         workers.push(tokio::spawn(async move {
             for i in 0..per_worker {
                 let admission = limiter
-                    .admit(key.id, &policy, 2_500, true, jiff::Timestamp::now())
+                    .admit(key.id, &policy, 2_500, true, SystemClock.now())
                     .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
                 let record = UsageRecord {
                     request_id: format!("{w:04}-{i:08}"),
@@ -62,7 +63,7 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
                     tool_id: None,
                     session_id: None,
                     metadata: Some(r#"{"team":"bench"}"#.into()),
-                    timestamp: jiff::Timestamp::now(),
+                    timestamp: SystemClock.now(),
                     answer: None,
                 };
                 writer.record(record, admission).await?;

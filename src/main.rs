@@ -137,7 +137,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::Admin(args) => {
             let settings = Settings::load(&Overrides::default())?;
-            let outcome = runtime()?.block_on(admin::run(&args, &settings))?;
+            let outcome = runtime()?.block_on(admin::run(&args, &settings, &omnimemory::clock::SystemClock))?;
             // A command that wrote its output already (export-usage) has no JSON to add.
             if args.json && !outcome.json.is_null() {
                 println!("{}", serde_json::to_string_pretty(&outcome.json)?);

@@ -26,6 +26,7 @@ use sqlx::{Connection as _, Row as _};
 
 use super::Outcome;
 use super::render::{Page, new_table, thousands};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::{FolderLock, Store, StoreError};
 
@@ -65,7 +66,7 @@ fn failed(message: &str, error: &str) -> Outcome {
 }
 
 /// `admin backup DIR`.
-pub async fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome> {
+pub async fn backup(settings: &Settings, dir: &Path, clock: &dyn Clock) -> anyhow::Result<Outcome> {
     if settings.database_url.is_some() {
         return Ok(failed(POSTGRES_ADVICE, "postgres_backend"));
     }
@@ -80,7 +81,7 @@ pub async fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome> 
         ));
     }
     create_private_dir(dir)?;
-    let created_at = jiff::Timestamp::now();
+    let created_at = clock.now();
     let mut files = Vec::new();
     for (name, table) in FILES {
         let target = dir.join(name);
@@ -101,7 +102,7 @@ pub async fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome> 
     let manifest = Manifest {
         format: FORMAT.to_string(),
         created_at,
-        finished_at: jiff::Timestamp::now(),
+        finished_at: clock.now(),
         omnimemory_version: env!("CARGO_PKG_VERSION").to_string(),
         backend: "sqlite".to_string(),
         keys: rows_of(&files, "api_keys.db"),
@@ -123,7 +124,7 @@ pub async fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome> 
 }
 
 /// `admin restore DIR`.
-pub async fn restore(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome> {
+pub async fn restore(settings: &Settings, dir: &Path, clock: &dyn Clock) -> anyhow::Result<Outcome> {
     if settings.database_url.is_some() {
         return Ok(failed(POSTGRES_ADVICE, "postgres_backend"));
     }
@@ -188,7 +189,7 @@ pub async fn restore(settings: &Settings, dir: &Path) -> anyhow::Result<Outcome>
         }
         Err(e) => return Err(e.into()),
     };
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let stamp = clock.now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
     let staging = home.join(format!(".restore-{stamp}"));
     create_private_dir(&staging)?;
     let staged = stage(dir, &staging, &manifest).await;

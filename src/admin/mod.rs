@@ -15,6 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
 use crate::limits::{LevelsSource, Limiter};
@@ -175,21 +176,31 @@ impl Outcome {
 }
 
 /// Runs one command; `Err` is an operational failure (storage), also exit code 1.
-pub async fn run(args: &AdminArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+/// Every "now" a command needs comes from `clock` (the system's, but for tests).
+pub async fn run(args: &AdminArgs, settings: &Settings, clock: &dyn Clock) -> anyhow::Result<Outcome> {
     // These two work on the database files, not through an open store.
     match &args.command {
-        AdminCommand::Backup { dir } => return backup::backup(settings, dir).await,
-        AdminCommand::Restore { dir } => return backup::restore(settings, dir).await,
+        AdminCommand::Backup { dir } => return backup::backup(settings, dir, clock).await,
+        AdminCommand::Restore { dir } => return backup::restore(settings, dir, clock).await,
         _ => {}
     }
     let store = Store::open(&settings.home, settings.database_url.as_deref()).await?;
-    let outcome = dispatch(&args.command, args.json, settings, &store).await;
+    let at = Context { settings, store: &store, now: clock.now() };
+    let outcome = dispatch(&args.command, args.json, &at).await;
     store.close().await;
     outcome
 }
 
-async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &Store) -> anyhow::Result<Outcome> {
+/// What every command works with: the settings, the open store, and the time it runs at.
+struct Context<'a> {
+    settings: &'a Settings,
+    store: &'a Store,
+    now: jiff::Timestamp,
+}
+
+async fn dispatch(cmd: &AdminCommand, json: bool, at: &Context<'_>) -> anyhow::Result<Outcome> {
     use AdminCommand::*;
+    let (store, now) = (at.store, at.now);
     match cmd {
         CreateKey { user_id, tier, email, company, monthly_tokens, requests_per_second, burst, expires_in_days } => {
             let limits = LimitOverride {
@@ -197,22 +208,21 @@ async fn dispatch(cmd: &AdminCommand, json: bool, settings: &Settings, store: &S
                 requests_per_second: *requests_per_second,
                 burst: *burst,
             };
-            let expires_at =
-                expires_in_days.map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
+            let expires_at = expires_in_days.map(|d| now + jiff::SignedDuration::from_hours(24 * i64::from(d)));
             let extras = KeyExtras { limits, expires_at };
-            create_key(store, settings, user_id, *tier, email.as_deref(), company.as_deref(), extras).await
+            create_key(at, user_id, *tier, email.as_deref(), company.as_deref(), extras).await
         }
-        VerifyKey { key } => verify_key(store, settings, key).await,
+        VerifyKey { key } => verify_key(at, key).await,
         UsageStats { key, days, detailed, group_by } => {
-            usage_stats(store, key, *days, *detailed, group_by.as_deref()).await
+            usage_stats(at, key, *days, *detailed, group_by.as_deref()).await
         }
         ListUsers { tier, limit } => list_users(store, *tier, *limit).await,
         DeactivateKey { key } => set_active(store, key, false).await,
         ActivateKey { key } => set_active(store, key, true).await,
-        ResetUsage { user_id, key, yes } => reset_usage(store, user_id.as_deref(), key.as_deref(), *yes, json).await,
-        RateLimitInfo { key } => rate_limit_info(store, settings, key).await,
+        ResetUsage { user_id, key, yes } => reset_usage(at, user_id.as_deref(), key.as_deref(), *yes, json).await,
+        RateLimitInfo { key } => rate_limit_info(at, key).await,
         DatabaseInfo => database_info(store).await,
-        RotateKey { key, grace_hours } => rotate::rotate_key(store, key, *grace_hours).await,
+        RotateKey { key, grace_hours } => rotate::rotate_key(store, key, *grace_hours, now).await,
         ExportUsage { key, user, since, until, format, out } => {
             let scope =
                 export::ExportScope { key: key.as_deref(), user: user.as_deref(), since: *since, until: *until };
@@ -262,8 +272,7 @@ fn limit_text(limit: Option<u64>) -> String {
 }
 
 async fn create_key(
-    store: &Store,
-    settings: &Settings,
+    at: &Context<'_>,
     user_id: &str,
     tier: Tier,
     email: Option<&str>,
@@ -283,9 +292,9 @@ async fn create_key(
             return Ok(Outcome::failed(&e.to_string(), json!({"created": false, "error": e.to_string()})));
         }
     };
-    let (key, new) = request.issue();
-    let record = store.insert_key(&new).await?;
-    let policy = settings.policy_for(&record);
+    let (key, new) = request.issue(at.now);
+    let record = at.store.insert_key(&new).await?;
+    let policy = at.settings.policy_for(&record);
     let text = Page::default()
         .banner("✓ API key created")
         .field("API Key", key.expose_secret())
@@ -308,9 +317,9 @@ async fn create_key(
     Ok(Outcome::ok(text, json))
 }
 
-async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::Result<Outcome> {
+async fn verify_key(at: &Context<'_>, given: &str) -> anyhow::Result<Outcome> {
+    let (settings, store, now) = (at.settings, at.store, at.now);
     let record = found_or_return!(find_key(store, given).await);
-    let now = jiff::Timestamp::now();
     let period = quota_period(now);
     let used = store.quota_used(record.id, &period).await?;
     let limit = settings.policy_for(&record).monthly_limit;
@@ -346,7 +355,7 @@ async fn verify_key(store: &Store, settings: &Settings, given: &str) -> anyhow::
 }
 
 async fn usage_stats(
-    store: &Store,
+    at: &Context<'_>,
     given: &str,
     days: u32,
     detailed: bool,
@@ -358,8 +367,9 @@ async fn usage_stats(
             json!({"error": "invalid_group_by"}),
         ));
     }
+    let store = at.store;
     let record = found_or_return!(find_key(store, given).await);
-    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
+    let since = at.now - jiff::SignedDuration::from_hours(24 * i64::from(days));
     let stats: UsageSummary = store.usage_summary(record.id, since).await?;
     let mut page = Page::default();
     page.banner(&format!("Usage of {} over the last {days} days", record.public_id))
@@ -436,12 +446,13 @@ async fn set_active(store: &Store, given: &str, active: bool) -> anyhow::Result<
 }
 
 async fn reset_usage(
-    store: &Store,
+    at: &Context<'_>,
     user_id: Option<&str>,
     key: Option<&str>,
     yes: bool,
     json_output: bool,
 ) -> anyhow::Result<Outcome> {
+    let store = at.store;
     let (scope, ids) = match (user_id, key) {
         (_, Some(given)) => {
             let record = found_or_return!(find_key(store, given).await);
@@ -459,11 +470,11 @@ async fn reset_usage(
         }
         (None, None) => ("ALL keys".to_string(), None),
     };
-    let period = quota_period(jiff::Timestamp::now());
+    let period = quota_period(at.now);
     if !yes && !confirm(&format!("Reset {period} quota usage of {scope}?"), json_output)? {
         return Ok(Outcome::failed("Aborted: nothing was reset", json!({"reset": false, "error": "aborted"})));
     }
-    let rows = store.reset_quota(ids.as_deref(), &period).await?;
+    let rows = store.reset_quota(ids.as_deref(), at.now).await?;
     let text = Page::default()
         .banner("✓ Usage reset")
         .field("Scope", &scope)
@@ -487,10 +498,10 @@ fn confirm(question: &str, quiet: bool) -> anyhow::Result<bool> {
 
 /// Limits of a key and its buckets as last saved by a server (a running server saves them
 /// with every batch of usage records, and all of them when it stops).
-async fn rate_limit_info(store: &Store, settings: &Settings, given: &str) -> anyhow::Result<Outcome> {
+async fn rate_limit_info(at: &Context<'_>, given: &str) -> anyhow::Result<Outcome> {
+    let (settings, store, now) = (at.settings, at.store, at.now);
     let record = found_or_return!(find_key(store, given).await);
     let policy = settings.policy_for(&record);
-    let now = jiff::Timestamp::now();
     // The levels as of now: live when the limiter shares them; otherwise the levels the server
     // last saved, refilled up to now by the same limiter code the server runs.
     let limiter = Limiter::from_settings(settings)?;

@@ -10,13 +10,12 @@ use super::{Outcome, find_key};
 use crate::keys::ApiKey;
 use crate::store::Store;
 
-pub async fn rotate_key(store: &Store, given: &str, grace_hours: u32) -> anyhow::Result<Outcome> {
+pub async fn rotate_key(store: &Store, given: &str, grace_hours: u32, now: jiff::Timestamp) -> anyhow::Result<Outcome> {
     let record = match find_key(store, given).await? {
         Ok(record) => record,
         Err(outcome) => return Ok(outcome),
     };
     let new = ApiKey::rotate(&record.public_id)?;
-    let now = jiff::Timestamp::now();
     let valid_until = now + jiff::SignedDuration::from_hours(i64::from(grace_hours));
     if !store.rotate_key(record.id, &new.hash(), now, valid_until).await? {
         return Ok(Outcome::failed("Key not found", json!({"rotated": false, "error": "not_found"})));

@@ -11,10 +11,12 @@
 //! Signature: `X-OmniMemory-Signature: sha256=<hex HMAC-SHA256 of the raw body with the
 //! webhook secret>`. The secret is never logged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit as _, Mac as _};
 
+use crate::clock::Clock;
 use crate::config::AlertSettings;
 use crate::store::{QueuedAlert, Store};
 
@@ -54,14 +56,16 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 pub struct Deliverer;
 
 impl Deliverer {
-    pub fn start(store: Store, settings: AlertSettings) -> tokio::task::JoinHandle<()> {
+    pub fn start(store: Store, settings: AlertSettings, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
         let client = http_client(&settings);
         tokio::spawn(async move {
             loop {
-                match store.claim_due_alerts(jiff::Timestamp::now(), LEASE, BATCH).await {
+                match store.claim_due_alerts(clock.now(), LEASE, BATCH).await {
                     Ok(due) => {
                         for alert in due {
-                            tokio::spawn(deliver(store.clone(), client.clone(), settings.clone(), alert));
+                            let (store, client, settings, clock) =
+                                (store.clone(), client.clone(), settings.clone(), clock.clone());
+                            tokio::spawn(async move { deliver(&store, &client, &settings, alert, clock.now()).await });
                         }
                     }
                     Err(e) => tracing::warn!("cannot read the alert outbox: {e}"),
@@ -72,7 +76,14 @@ impl Deliverer {
     }
 }
 
-async fn deliver(store: Store, client: reqwest::Client, settings: AlertSettings, alert: QueuedAlert) {
+/// Posts one alert; `now` is when the attempt started.
+async fn deliver(
+    store: &Store,
+    client: &reqwest::Client,
+    settings: &AlertSettings,
+    alert: QueuedAlert,
+    now: jiff::Timestamp,
+) {
     let sent = client
         .post(&settings.url)
         .header("content-type", "application/json")
@@ -90,7 +101,6 @@ async fn deliver(store: Store, client: reqwest::Client, settings: AlertSettings,
     };
     let outcome = if failure.is_none() { "delivered" } else { "failed" };
     metrics::counter!("omnimemory_quota_alert_attempts_total", "outcome" => outcome).increment(1);
-    let now = jiff::Timestamp::now();
     let recorded = match &failure {
         None => store.alert_delivered(alert.id, now).await,
         Some(why) => {

@@ -93,7 +93,7 @@ pub async fn create_key(
     headers: HeaderMap,
     body: Result<ApiJson<CreateKeyBody>, ApiError>,
 ) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let now_ms = state.clock.now().as_millisecond();
     state.admin_throttle.check(addr, now_ms).map_err(|retry_after| ApiError::AdminRateLimited { retry_after })?;
     let header = headers.get("x-admin-key").and_then(|v| v.to_str().ok());
     let body_key = body.as_ref().ok().and_then(|b| b.0.admin_key.as_deref());
@@ -115,12 +115,12 @@ pub async fn create_key(
     .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let expires_at = match body.expires_in_days {
         None => None,
-        Some(days @ 1..=3650) => Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(days))),
+        Some(days @ 1..=3650) => Some(state.clock.now() + jiff::SignedDuration::from_hours(24 * i64::from(days))),
         Some(other) => {
             return Err(ApiError::InvalidRequest(format!("expires_in_days must be from 1 to 3650, got {other}")));
         }
     };
-    let (key, new) = KeyRequest { expires_at, ..request }.issue();
+    let (key, new) = KeyRequest { expires_at, ..request }.issue(state.clock.now());
     let record = state.store.insert_key(&new).await?;
     tracing::info!(key = %record.public_id, user_id = %record.user_id, tier = %record.tier, "api key created");
     Ok((
@@ -142,7 +142,7 @@ pub async fn create_key(
 /// The admin check of the admin endpoints that take the admin key in `X-Admin-Key` only
 /// (`/admin/keys…`), throttled per address like `create_key`'s.
 pub(super) fn require_admin(state: &AppState, addr: Option<IpAddr>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let now_ms = state.clock.now().as_millisecond();
     state.admin_throttle.check(addr, now_ms).map_err(|retry_after| ApiError::AdminRateLimited { retry_after })?;
     let header = headers.get("x-admin-key").and_then(|v| v.to_str().ok());
     if !is_admin(state, header, None) {

@@ -63,7 +63,7 @@ pub async fn rotate(
     };
     let record = state.store.key_by_public_id(&key_id).await?.ok_or(ApiError::KeyNotFound(key_id))?;
     let new = ApiKey::rotate(&record.public_id).map_err(|e| ApiError::Internal(e.into()))?;
-    let now = jiff::Timestamp::now();
+    let now = state.clock.now();
     let valid_until = now + jiff::SignedDuration::from_hours(i64::from(grace_hours));
     if !state.store.rotate_key(record.id, &new.hash(), now, valid_until).await? {
         return Err(ApiError::KeyNotFound(record.public_id));

@@ -43,7 +43,8 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::MissingApiKey);
         }
         let key = ApiKey::parse(token.trim()).map_err(|_| ApiError::InvalidApiKey)?;
-        let record = match state.keys.lookup(&state.store, key.hash()).await? {
+        let now = state.clock.now();
+        let record = match state.keys.lookup(&state.store, key.hash(), now).await? {
             Some(record) => record,
             // A secret replaced by a rotation, past its grace period, is told apart.
             None if state.store.retired_until(&key.hash()).await?.is_some() => return Err(ApiError::ApiKeyRotated),
@@ -52,7 +53,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if !record.active {
             return Err(ApiError::ApiKeyDeactivated);
         }
-        if record.is_expired(jiff::Timestamp::now()) {
+        if record.is_expired(now) {
             return Err(ApiError::ApiKeyExpired);
         }
         parts.extensions.insert(CallerKeyId(record.id));
@@ -71,7 +72,14 @@ const KEY_CACHE_TTL: Duration = Duration::from_millis(500);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
-    async fn lookup(&self, store: &Store, hash: KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+    /// The key whose secret hashes to `hash`, or the rotated key whose old secret it is, still
+    /// in its grace period at `now`.
+    async fn lookup(
+        &self,
+        store: &Store,
+        hash: KeyHash,
+        now: jiff::Timestamp,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let fresh = |at: &Instant| at.elapsed() < KEY_CACHE_TTL;
         if let Some((at, record)) = self.lock().get(&hash)
             && fresh(at)
@@ -81,7 +89,7 @@ impl KeyCache {
         let found = match store.key_by_hash(&hash).await? {
             Some(record) => Some(record),
             // The old secret of a rotated key, within its grace period.
-            None => store.key_in_grace(&hash, jiff::Timestamp::now()).await?,
+            None => store.key_in_grace(&hash, now).await?,
         };
         let mut entries = self.lock();
         if entries.len() >= KEY_CACHE_MAX {

@@ -424,7 +424,7 @@ pub async fn count_tokens(
     let bytes = body.text.len();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
     let response = state.engine_lanes.run(key.id, bytes, count).await?;
-    state.last_use.record(key.id, Some(&response.model_id), jiff::Timestamp::now());
+    state.last_use.record(key.id, Some(&response.model_id), state.clock.now());
     Ok((headers, axum::Json(response)))
 }
 
@@ -476,7 +476,7 @@ pub async fn validate(
     let run =
         move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics));
     let v = state.engine_lanes.run(key.id, bytes, run).await??;
-    state.last_use.record(key.id, None, jiff::Timestamp::now());
+    state.last_use.record(key.id, None, state.clock.now());
     Ok((
         headers,
         axum::Json(ValidateResponse {

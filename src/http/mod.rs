@@ -76,7 +76,7 @@ pub struct StorageCheck {
 type ProbeOutcome = (Instant, Option<Outage>);
 
 impl StorageCheck {
-    async fn run(&self, store: &Store) -> Result<(), StoreError> {
+    async fn run(&self, store: &Store, now: jiff::Timestamp) -> Result<(), StoreError> {
         let asked = Instant::now();
         let mut last = self.last.lock().await;
         if let Some((at, outcome)) = *last
@@ -84,7 +84,7 @@ impl StorageCheck {
         {
             return outcome.map_or(Ok(()), |outage| Err(StoreError::Unavailable(outage)));
         }
-        let result = store.check_health(Duration::from_secs(1)).await;
+        let result = store.check_health(Duration::from_secs(1), now).await;
         *last = Some((Instant::now(), result.as_ref().err().map(|e| e.outage().unwrap_or(Outage::Failed))));
         result
     }
@@ -119,7 +119,8 @@ impl Service {
             Some(alerts) => store.with_quota_alerts(&alerts.thresholds),
             None => store,
         };
-        let alerts_task = settings.alerts.clone().map(|a| crate::alerts::Deliverer::start(store.clone(), a));
+        let alerts_task =
+            settings.alerts.clone().map(|a| crate::alerts::Deliverer::start(store.clone(), a, clock.clone()));
         let registry = Registry::load(&settings.home).context("cannot load the model registry")?;
         let limiter = Limiter::from_settings(&settings).context("cannot set up the rate limiter")?;
         tokio::task::spawn_blocking(warm_up_engine).await.context("engine warm-up failed")?;
@@ -242,7 +243,7 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
     if let Some(outage) = state.writer.recent_failure(WRITE_FAILURE_WINDOW) {
         return Err(ApiError::storage(StoreError::Unavailable(outage)));
     }
-    state.storage_check.run(&state.store).await.map_err(ApiError::storage)?;
+    state.storage_check.run(&state.store, state.clock.now()).await.map_err(ApiError::storage)?;
     let (status, limits) = match state.limiter.health().await {
         LimiterHealth::Refusing { reason } => {
             let reason = format!("{reason}; requests that need it are refused");

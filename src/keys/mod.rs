@@ -197,6 +197,7 @@ pub struct NewKey {
     pub tier: Tier,
     pub email: Option<String>,
     pub company: Option<String>,
+    pub created_at: jiff::Timestamp,
     pub expires_at: Option<jiff::Timestamp>,
     pub limits: LimitOverride,
 }
@@ -364,8 +365,9 @@ impl KeyRequest {
         })
     }
 
-    /// Generates the secret. The caller stores the `NewKey` and shows the `ApiKey` once.
-    pub fn issue(self) -> (ApiKey, NewKey) {
+    /// Generates the secret of a key created at `now`. The caller stores the `NewKey` and shows
+    /// the `ApiKey` once.
+    pub fn issue(self, now: jiff::Timestamp) -> (ApiKey, NewKey) {
         let key = ApiKey::generate(self.tier);
         let new = NewKey {
             hash: key.hash(),
@@ -374,6 +376,7 @@ impl KeyRequest {
             tier: self.tier,
             email: self.email,
             company: self.company,
+            created_at: now,
             expires_at: self.expires_at,
             limits: self.limits,
         };

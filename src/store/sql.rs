@@ -263,9 +263,9 @@ impl Store {
     /// Each probe uses a connection of its own that it closes, and waits for locks only as long
     /// as the database's own timeout allows: a probe that gives up never leaves a half-done
     /// transaction in the pool.
-    pub async fn check_health(&self, within: Duration) -> Result<(), StoreError> {
+    pub async fn check_health(&self, within: Duration, now: jiff::Timestamp) -> Result<(), StoreError> {
         let ms = within.as_millis().max(1);
-        let at = format_timestamp(jiff::Timestamp::now());
+        let at = format_timestamp(now);
         let probe = async {
             for url in &self.probe_urls {
                 let mut conn = sqlx::AnyConnection::connect(url).await?;
@@ -327,7 +327,6 @@ impl Store {
     }
 
     pub async fn insert_key(&self, key: &NewKey) -> Result<KeyRecord, StoreError> {
-        let now = jiff::Timestamp::now();
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO api_keys (key_hash, public_id, user_id, tier, email, company, active, created_at, expires_at,
                                    monthly_tokens, requests_per_second, burst)
@@ -339,7 +338,7 @@ impl Store {
         .bind(key.tier.as_str())
         .bind(&key.email)
         .bind(&key.company)
-        .bind(format_timestamp(now))
+        .bind(format_timestamp(key.created_at))
         .bind(key.expires_at.map(format_timestamp))
         .bind(key.limits.monthly_tokens.map(|m| m.min(i64::MAX as u64) as i64))
         .bind(key.limits.requests_per_second)
@@ -491,8 +490,11 @@ impl Store {
     /// Zeroes the current quota usage of the keys in `keys` (all keys when `None`) and appends
     /// to `quota_resets`, through which running servers notice and reload their ledgers.
     /// Returns how many ledger rows were reset. Usage records, the billing history, stay.
-    pub async fn reset_quota(&self, keys: Option<&[i64]>, period: &str) -> Result<u64, StoreError> {
-        let at = format_timestamp(jiff::Timestamp::now());
+    /// `period` is the month of `now`, when the reset is made.
+    pub async fn reset_quota(&self, keys: Option<&[i64]>, now: jiff::Timestamp) -> Result<u64, StoreError> {
+        let period = crate::quota::period_of(now);
+        let period = period.as_str();
+        let at = format_timestamp(now);
         let mut tx = self.begin_write(&self.usage).await?;
         let mut n = 0;
         let targets: Vec<Option<i64>> = match keys {

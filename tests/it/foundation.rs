@@ -6,7 +6,7 @@ use serde_json::json;
 
 use sqlx::Executor as _;
 
-use crate::harness::{ADMIN_KEY, Backend, Server, client, error_code};
+use crate::harness::{ADMIN_KEY, Backend, InProcess, Server, client, error_code};
 
 async fn serve_creates_the_data_folder_and_reports_health(backend: Backend) {
     let server = Server::start(&backend);
@@ -142,12 +142,16 @@ async fn keys_are_found_by_an_index_not_a_scan(backend: Backend) {
 }
 
 async fn an_expired_key_is_refused(backend: Backend) {
-    let server = Server::start(&backend);
-    let key = server.create_key("carol", "pro");
-    let mut db = server.db("api_keys").await;
-    db.execute("UPDATE api_keys SET expires_at = '2020-01-01T00:00:00.000Z'").await.unwrap();
-    let resp = client().post(server.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send().await;
-    assert_eq!(error_code(resp.unwrap(), 401).await, "api_key_expired");
+    let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
+    let key = app.key("carol", "pro", &["--expires-in-days", "1"]).await;
+    let count = || client().post(app.url("/count-tokens")).bearer_auth(&key).json(&json!({"text": "x"})).send();
+    assert_eq!(count().await.unwrap().status(), 200);
+    app.clock.advance(jiff::SignedDuration::from_hours(24) - jiff::SignedDuration::from_secs(1));
+    assert_eq!(count().await.unwrap().status(), 200);
+    app.clock.advance(jiff::SignedDuration::from_secs(1));
+    assert_eq!(error_code(count().await.unwrap(), 401).await, "api_key_expired");
+    let verified = app.admin(&["verify-key", &key]).await;
+    assert_eq!(verified["status"], "expired", "{verified}");
 }
 
 async fn admin_endpoint_is_403_while_no_admin_key_is_configured(backend: Backend) {

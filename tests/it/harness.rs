@@ -6,6 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use omnimemory::clock::FakeClock;
+use omnimemory::config::{Overrides, Settings};
+
 pub const ADMIN_KEY: &str = "test-admin-secret-0123456789abcdef";
 
 /// Where a test's server keeps its data: SQLite in its data folder, or a fresh schema of the
@@ -107,6 +110,79 @@ macro_rules! on_both_backends {
             })*
         }
     };
+}
+
+/// The real router on a loopback port, with a fake clock; the admin CLI's commands run in
+/// process on the same clock ([`InProcess::admin`]), so a test moves time for both.
+pub struct InProcess {
+    pub base: String,
+    pub clock: Arc<FakeClock>,
+    /// The data folder, removed when the test ends.
+    _home: tempfile::TempDir,
+    settings: Settings,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+/// `omnimemory admin …` as clap parses it, for [`InProcess::admin`].
+#[derive(clap::Parser)]
+struct AdminCli {
+    #[command(flatten)]
+    args: omnimemory::admin::AdminArgs,
+}
+
+impl InProcess {
+    pub async fn start(backend: &Backend, now: &str, config_toml: &str) -> InProcess {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("config.toml"), config_toml).unwrap();
+        let mut env = backend.env();
+        env.push(("OMNIMEMORY_HOME", home.path().to_string_lossy().to_string()));
+        env.push(("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY.to_string()));
+        let lookup = |k: &str| env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone());
+        let settings = Settings::load_from(&Overrides::default(), lookup).unwrap();
+        let clock = Arc::new(FakeClock::new(now.parse().unwrap()));
+        let service = omnimemory::http::Service::open(settings.clone(), clock.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = service.router();
+        let limits = omnimemory::http::server::ConnectionLimits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+        };
+        let task =
+            tokio::spawn(omnimemory::http::server::serve_connections(listener, router, limits, std::future::pending()));
+        InProcess { base, clock, _home: home, settings, _task: task }
+    }
+
+    /// `omnimemory admin ARGS` on this server's data, at its clock's time; its JSON output.
+    pub async fn admin(&self, args: &[&str]) -> serde_json::Value {
+        use clap::Parser as _;
+        let all = ["admin", "--json"].iter().chain(args);
+        let cli = AdminCli::try_parse_from(all).unwrap_or_else(|e| panic!("admin {args:?}: {e}"));
+        let outcome = omnimemory::admin::run(&cli.args, &self.settings, self.clock.as_ref()).await.unwrap();
+        outcome.json
+    }
+
+    /// A new key's full secret, created by `admin create-key` at this server's time.
+    pub async fn key(&self, user: &str, tier: &str, extra: &[&str]) -> String {
+        let mut args = vec!["create-key", "--user-id", user, "--tier", tier];
+        args.extend_from_slice(extra);
+        let created = self.admin(&args).await;
+        created["api_key"].as_str().unwrap_or_else(|| panic!("{created}")).to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn compress(&self, key: &str, context: &str) -> reqwest::Response {
+        client()
+            .post(self.url("/compress"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"context": context, "target_compression": 0.5}))
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// A data folder and a backend, for tests that run the CLI without a server.

@@ -6,64 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use omnimemory::clock::FakeClock;
-use omnimemory::config::{Overrides, Settings};
-use omnimemory::http::Service;
 use serde_json::json;
 
-use crate::harness::{Backend, Server, cli_with, client, count_tokens, created_key, error_code, get_json};
-
-/// The real router on a loopback port, with a fake clock.
-struct InProcess {
-    base: String,
-    home: tempfile::TempDir,
-    backend: Backend,
-    clock: Arc<FakeClock>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl InProcess {
-    async fn start(backend: &Backend, now: &str, config_toml: &str) -> InProcess {
-        let home = tempfile::tempdir().unwrap();
-        std::fs::write(home.path().join("config.toml"), config_toml).unwrap();
-        let mut env = backend.env();
-        env.push(("OMNIMEMORY_HOME", home.path().to_string_lossy().to_string()));
-        let lookup = |k: &str| env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone());
-        let settings = Settings::load_from(&Overrides::default(), lookup).unwrap();
-        let clock = Arc::new(FakeClock::new(now.parse().unwrap()));
-        let service = Service::open(settings, clock.clone()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = service.router();
-        let limits = omnimemory::http::server::ConnectionLimits {
-            max_connections: 256,
-            header_timeout: Duration::from_secs(10),
-        };
-        let task =
-            tokio::spawn(omnimemory::http::server::serve_connections(listener, router, limits, std::future::pending()));
-        InProcess { base, home, backend: backend.clone(), clock, _task: task }
-    }
-
-    fn key(&self, user: &str, tier: &str, extra: &[&str]) -> String {
-        let mut args = vec!["admin", "create-key", "--user-id", user, "--tier", tier, "--json"];
-        args.extend_from_slice(extra);
-        created_key(&cli_with(self.home.path(), &self.backend.env(), &args, None))
-    }
-
-    async fn compress(&self, key: &str, context: &str) -> reqwest::Response {
-        client()
-            .post(format!("{}/compress", self.base))
-            .bearer_auth(key)
-            .json(&json!({"context": context, "target_compression": 0.5}))
-            .send()
-            .await
-            .unwrap()
-    }
-}
+use crate::harness::{Backend, InProcess, Server, client, count_tokens, created_key, error_code, get_json};
 
 async fn a_free_keys_second_request_waits_one_second(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
-    let key = app.key("free-user", "free", &[]);
+    let key = app.key("free-user", "free", &[]).await;
 
     let first = app.compress(&key, "The quick brown fox jumps over the lazy dog.").await;
     assert_eq!(first.status(), 200);
@@ -87,7 +36,7 @@ async fn a_free_keys_second_request_waits_one_second(backend: Backend) {
 
 async fn twelve_rapid_requests_on_a_pro_key_admit_exactly_ten(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
-    let key = app.key("pro-user", "pro", &[]);
+    let key = app.key("pro-user", "pro", &[]).await;
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let (url, key) = (format!("{}/compress", app.base), key.clone());
@@ -108,7 +57,7 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-30T23:59:00Z", "").await;
     let text = "Monthly quotas are counted in original tokens of each request.";
     // Enterprise: no token rate, so only the monthly ledger stands in the way.
-    let key = app.key("quota-user", "enterprise", &["--monthly-tokens", "30"]);
+    let key = app.key("quota-user", "enterprise", &["--monthly-tokens", "30"]).await;
 
     let (mut spent, mut each) = (0, 0);
     loop {
@@ -138,7 +87,7 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
 
 async fn usage_stats_honour_the_days_asked_for(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-10T12:00:00Z", "").await;
-    let key = app.key("days", "enterprise", &[]);
+    let key = app.key("days", "enterprise", &[]).await;
     assert_eq!(app.compress(&key, "An old request, ten days before the question.").await.status(), 200);
     app.clock.advance(jiff::SignedDuration::from_hours(24 * 10));
     assert_eq!(app.compress(&key, "A recent request, on the day of the question.").await.status(), 200);
@@ -150,24 +99,16 @@ async fn usage_stats_honour_the_days_asked_for(backend: Backend) {
     assert_eq!(stats(7).await["stats"]["total_compressions"], 1);
     assert_eq!(stats(30).await["stats"]["total_compressions"], 2);
 
-    // The CLI counts back from the real clock: move both records into the past by hand.
-    let mut db = backend.connect(app.home.path(), "usage_records").await;
-    let days_ago =
-        |d: i64| omnimemory::store::format_timestamp(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * d));
-    for (d, id) in [(20, 1), (2, 2)] {
-        sqlx::query("UPDATE usage_records SET timestamp = $1 WHERE id = $2")
-            .bind(days_ago(d))
-            .bind(id)
-            .execute(&mut db)
-            .await
-            .unwrap();
-    }
-    let cli = |days: &str| {
-        let out =
-            cli_with(app.home.path(), &backend.env(), &["admin", "usage-stats", &key, "--days", days, "--json"], None);
-        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["stats"]["total_compressions"].clone()
+    // The CLI counts back from the same clock.
+    let cli = |days: &'static str| {
+        let args = ["usage-stats", key.as_str(), "--days", days].map(String::from);
+        let app = &app;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            app.admin(&args).await["stats"]["total_compressions"].clone()
+        }
     };
-    assert_eq!((cli("7"), cli("30")), (serde_json::json!(1), serde_json::json!(2)));
+    assert_eq!((cli("7").await, cli("30").await), (serde_json::json!(1), serde_json::json!(2)));
 }
 
 async fn anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits(backend: Backend) {
@@ -201,14 +142,14 @@ async fn anonymous_access_is_off_unless_turned_on_and_then_has_its_own_limits(ba
 
 async fn unlimited_values_are_null_with_unlimited_true(backend: Backend) {
     let app = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
-    let key = app.key("ent", "enterprise", &[]);
+    let key = app.key("ent", "enterprise", &[]).await;
     let quota: serde_json::Value = get_json(format!("{}/usage/quota", app.base), &key).await;
     let rate = &quota["quota"]["rate_limit"];
     assert_eq!((rate["tokens_available"].is_null(), rate["unlimited"].as_bool()), (true, Some(true)), "{quota}");
     assert_eq!(quota["quota"]["usage"]["monthly_limit"], 1_000_000_000);
     assert_eq!(quota["tier"], "enterprise");
 
-    let free = app.key("f", "free", &[]);
+    let free = app.key("f", "free", &[]).await;
     let quota: serde_json::Value = get_json(format!("{}/usage/quota", app.base), &free).await;
     assert_eq!(quota["quota"]["rate_limit"]["tokens_capacity"], 1_000_000);
     assert_eq!(quota["quota"]["rate_limit"]["refill_rate"], 0.39);
@@ -337,19 +278,21 @@ async fn restarting_the_server_is_no_way_around_a_limit(backend: Backend) {
 }
 
 async fn admin_reset_usage_frees_the_quota_of_a_running_server(backend: Backend) {
-    let server = Server::start(&backend);
+    // The last minute of a month: the reset and the server agree on which month it is because
+    // both read the same clock.
+    let app = InProcess::start(&backend, "2026-11-30T23:59:00Z", "").await;
     // TEXT is 8 cl100k tokens: a quota of 12 covers one request and not two.
-    let key = server.create_key_with("resetme", "enterprise", &["--monthly-tokens", "12"]);
+    let key = app.key("resetme", "enterprise", &["--monthly-tokens", "12"]).await;
     let c = client();
-    let send = || c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
+    let send = || c.post(app.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send();
     assert_eq!(send().await.unwrap().status(), 200);
     assert_eq!(error_code(send().await.unwrap(), 402).await, "quota_exceeded");
 
-    let verify = server.cli(&["admin", "verify-key", &key, "--json"], None);
-    let verify: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap();
+    let verify = app.admin(&["verify-key", &key]).await;
     assert!(verify["usage"]["current_usage"].as_u64().unwrap() > 0, "{verify}");
 
-    assert_eq!(server.cli(&["admin", "reset-usage", "--key", &key, "--yes"], None).code, 0);
+    let reset = app.admin(&["reset-usage", "--key", &key, "--yes"]).await;
+    assert_eq!((reset["reset"].as_bool(), reset["period"].as_str()), (Some(true), Some("2026-11")), "{reset}");
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
         let status = send().await.unwrap().status();
@@ -434,7 +377,7 @@ async fn a_clock_behind_never_refills_a_shared_redis_bucket_twice() {
     let Some(backend @ Backend::Postgres { redis: Some(_), .. }) = Backend::postgres().await else { return };
     let ahead = InProcess::start(&backend, "2026-11-27T10:00:10Z", "").await;
     let behind = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
-    let key = ahead.key("two-clocks", "pro", &["--requests-per-second", "1", "--burst", "2"]);
+    let key = ahead.key("two-clocks", "pro", &["--requests-per-second", "1", "--burst", "2"]).await;
     assert_eq!(ahead.compress(&key, "first of a burst of two").await.status(), 200);
     assert_eq!(behind.compress(&key, "second of a burst of two").await.status(), 200);
     // No time passed on either clock: the bucket is empty for both.

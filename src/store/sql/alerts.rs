@@ -78,7 +78,8 @@ impl Store {
             return Ok(());
         }
         let used = ledger_used(tx, record.key_id, period).await?;
-        let now = format_timestamp(jiff::Timestamp::now());
+        // Queued when its request was recorded.
+        let now = format_timestamp(record.timestamp);
         // The tier is the public id's second part (`om_pro_…`).
         let tier = record.api_key.split('_').nth(1).unwrap_or_default();
         for &threshold in thresholds.iter() {
