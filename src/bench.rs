@@ -47,7 +47,7 @@ pub async fn usage_writer(records: u64, concurrency: usize) -> anyhow::Result<Wr
         workers.push(tokio::spawn(async move {
             for i in 0..per_worker {
                 let admission = limiter
-                    .admit(key.id, &policy, 2_500, true, SystemClock.now())
+                    .admit(key.id, &policy, 2_500, SystemClock.now())
                     .map_err(|r| anyhow::anyhow!("refused: {r:?}"))?;
                 let record = UsageRecord {
                     request_id: format!("{w:04}-{i:08}"),

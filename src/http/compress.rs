@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::limits::{Admissible, admit};
+use super::limits::{Admissible, admit, admit_request};
 use super::rate_headers::rate_headers;
 use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
@@ -86,7 +86,7 @@ pub async fn compress(
             let original_tokens = counter.source_tokens();
             stage("count", t);
             let t = Instant::now();
-            let admission = admit(&state, &key, original_tokens as u64, true).await?;
+            let admission = admit(&state, &key, original_tokens as u64).await?;
             stage("admit", t);
             let timestamp = state.clock.now();
             let t = Instant::now();
@@ -105,7 +105,7 @@ pub async fn compress(
             let admission = async {
                 // No count: the job never ran (its lane refused it); `work` says why.
                 let Ok(n) = count_rx.await else { return None };
-                let admitted = admit(&state, &key, n as u64, true).await;
+                let admitted = admit(&state, &key, n as u64).await;
                 let _ = go_tx.send(admitted.is_ok());
                 Some(admitted.map(|a| (n, a, state.clock.now())))
             };
@@ -127,7 +127,7 @@ pub async fn compress(
                     (job, n)
                 })
                 .await?;
-            let admission = admit(&state, &key, original_tokens as u64, true).await?;
+            let admission = admit(&state, &key, original_tokens as u64).await?;
             let timestamp = state.clock.now();
             let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
             (original_tokens, admission, timestamp, response)
@@ -242,7 +242,7 @@ async fn refuse_what_the_key_cannot_pay(
     }
     // `admit` refuses it with the refusal (and headers) it would give the exact count; if the
     // buckets filled up meanwhile, the admission is given back and the exact count decides.
-    drop(admit(state, key, at_least as u64, true).await?);
+    drop(admit(state, key, at_least as u64).await?);
     Ok(())
 }
 
@@ -416,7 +416,7 @@ pub async fn count_tokens(
 ) -> Result<(HeaderMap, axum::Json<CountResponse>), ApiError> {
     let model_id = body.model_id.unwrap_or_else(|| DEFAULT_MODEL.to_string());
     check_model_id(&model_id).map_err(ApiError::InvalidRequest)?;
-    let admission = admit(&state, &key, 0, false).await?;
+    let admission = admit_request(&state, &key).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);
@@ -468,7 +468,7 @@ pub async fn validate(
             .collect::<Result<Vec<_>, _>>()?,
     };
     check_query(body.query.as_deref())?;
-    let admission = admit(&state, &key, 0, false).await?;
+    let admission = admit_request(&state, &key).await?;
     let mut headers = HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);

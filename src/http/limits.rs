@@ -84,8 +84,14 @@ fn certain_refusal(status: RateStatus, charges_tokens: bool) -> Option<Refusal> 
     None
 }
 
-/// Admits one request of `key`, charging `tokens` to its token bucket and quota if `charge`.
-pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64, charge: bool) -> Result<Admission, ApiError> {
+/// Admits one request of `key`, charging `tokens` to its token bucket and quota.
+pub async fn admit(state: &AppState, key: &KeyRecord, tokens: u64) -> Result<Admission, ApiError> {
     let policy = state.settings.policy_for(key);
-    Ok(state.limiter.admit(&state.store, key.id, &policy, tokens, charge, state.clock.now()).await?)
+    Ok(state.limiter.admit(&state.store, key.id, &policy, tokens, state.clock.now()).await?)
+}
+
+/// Admits one request of `key` that charges no tokens.
+pub async fn admit_request(state: &AppState, key: &KeyRecord) -> Result<Admission, ApiError> {
+    let policy = state.settings.policy_for(key);
+    Ok(state.limiter.admit_request(&state.store, key.id, &policy, state.clock.now()).await?)
 }

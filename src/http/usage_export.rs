@@ -18,7 +18,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiQuery;
-use super::limits::admit;
+use super::limits::admit_request;
 use super::rate_headers::rate_headers;
 use crate::store::ExportFilter;
 use crate::usage::export::{ExportFormat, ExportRun, parse_instant};
@@ -50,7 +50,7 @@ pub async fn export(
     {
         return Err(ApiError::InvalidRequest(format!("since ({s}) must be before until ({u})")));
     }
-    let admission = admit(&state, &key, 0, false).await?;
+    let admission = admit_request(&state, &key).await?;
     let mut headers = axum::http::HeaderMap::new();
     rate_headers(&mut headers, &admission.status);
     state.writer.touch(admission);

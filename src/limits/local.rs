@@ -55,14 +55,29 @@ impl LocalLimiter {
         self.lock().keys().copied().collect()
     }
 
-    /// Takes one request, and `tokens` from the token bucket and the quota when `charge` is
-    /// set; all or nothing. The key must be loaded.
+    /// Takes one request, and `tokens` from the token bucket and the quota; all or nothing.
+    /// The key must be loaded.
     pub fn admit(
         &self,
         key_id: i64,
         policy: &KeyPolicy,
         tokens: u64,
-        charge: bool,
+        now: jiff::Timestamp,
+    ) -> Result<Admission, Refusal> {
+        self.take(key_id, policy, Some(tokens), now)
+    }
+
+    /// Takes one request only, for a request that charges no tokens. The key must be loaded.
+    pub fn admit_request(&self, key_id: i64, policy: &KeyPolicy, now: jiff::Timestamp) -> Result<Admission, Refusal> {
+        self.take(key_id, policy, None, now)
+    }
+
+    /// Takes one request, and the tokens of `charge` (if any); all or nothing.
+    fn take(
+        &self,
+        key_id: i64,
+        policy: &KeyPolicy,
+        charge: Option<u64>,
         now: jiff::Timestamp,
     ) -> Result<Admission, Refusal> {
         let now_ms = now.as_millisecond();
@@ -79,7 +94,7 @@ impl LocalLimiter {
             let retry_after = denied.retry_secs();
             return Err(Refusal::RequestRate { retry_after, status: Box::new(status_of(state, policy, now)) });
         }
-        if charge {
+        if let Some(tokens) = charge {
             if let Err(e) = state.ledger.reserve(policy.monthly_limit, tokens, &period) {
                 (state.requests, state.tokens) = before;
                 return Err(Refusal::QuotaExceeded {
@@ -100,7 +115,7 @@ impl LocalLimiter {
             }
         }
         let status = status_of(state, policy, now);
-        let tokens = if charge { tokens } else { 0 };
+        let tokens = charge.unwrap_or(0);
         Ok(Admission::new(Holder::Local(self.clone()), key_id, *policy, tokens, period, status))
     }
 
@@ -180,9 +195,9 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Pro, 1_000, 10.0, 10);
         let now = at("2026-11-27T10:00:00Z");
-        let a = limiter.admit(1, &p, 600, true, now).unwrap();
+        let a = limiter.admit(1, &p, 600, now).unwrap();
         let before = limiter.status(1, &p, now).unwrap();
-        let refused = limiter.admit(1, &p, 600, true, now).unwrap_err();
+        let refused = limiter.admit(1, &p, 600, now).unwrap_err();
         assert!(matches!(refused, Refusal::QuotaExceeded { limit: 1_000, used: 600, .. }), "{refused:?}");
         assert_eq!(limiter.status(1, &p, now).unwrap(), before);
         a.settle();
@@ -194,7 +209,7 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
-        drop(limiter.admit(7, &p, 500, true, now).unwrap());
+        drop(limiter.admit(7, &p, 500, now).unwrap());
         let s = limiter.status(7, &p, now).unwrap();
         assert_eq!((s.requests_remaining, s.reserved, s.used), (1, 0, 0));
         assert_eq!(s.tokens.unwrap().available, 1_000.0);
@@ -205,12 +220,12 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
-        limiter.admit(3, &p, 10, true, now).unwrap().settle();
-        match limiter.admit(3, &p, 10, true, now) {
+        limiter.admit(3, &p, 10, now).unwrap().settle();
+        match limiter.admit(3, &p, 10, now) {
             Err(Refusal::RequestRate { retry_after, .. }) => assert_eq!(retry_after, 1),
             other => panic!("{:?}", other.err()),
         }
-        assert!(limiter.admit(3, &p, 10, true, now + jiff::SignedDuration::from_secs(1)).is_ok());
+        assert!(limiter.admit(3, &p, 10, now + jiff::SignedDuration::from_secs(1)).is_ok());
     }
 
     #[test]
@@ -218,10 +233,10 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Enterprise, 100, 100.0, 100);
         let nov = at("2026-11-30T23:59:59Z");
-        limiter.admit(9, &p, 100, true, nov).unwrap().settle();
-        assert!(matches!(limiter.admit(9, &p, 1, true, nov), Err(Refusal::QuotaExceeded { .. })));
+        limiter.admit(9, &p, 100, nov).unwrap().settle();
+        assert!(matches!(limiter.admit(9, &p, 1, nov), Err(Refusal::QuotaExceeded { .. })));
         let dec = at("2026-12-01T00:00:00Z");
-        limiter.admit(9, &p, 100, true, dec).unwrap().settle();
+        limiter.admit(9, &p, 100, dec).unwrap().settle();
         assert_eq!(limiter.status(9, &p, dec).unwrap().used, 100);
     }
 }

@@ -216,23 +216,48 @@ impl Limiter {
         Limiter { backend, ledger_turn: Arc::default() }
     }
 
-    /// Admits one request of `key_id`, charging `tokens` to its token bucket and quota if
-    /// `charge`; all or nothing.
+    /// Admits one request of `key_id`, charging `tokens` to its token bucket and quota; all or
+    /// nothing.
     pub async fn admit(
         &self,
         store: &Store,
         key_id: i64,
         policy: &KeyPolicy,
         tokens: u64,
-        charge: bool,
+        now: jiff::Timestamp,
+    ) -> Result<Admission, AdmitError> {
+        self.take(store, key_id, policy, Some(tokens), now).await
+    }
+
+    /// Admits one request of `key_id` that charges no tokens (its request bucket only).
+    pub async fn admit_request(
+        &self,
+        store: &Store,
+        key_id: i64,
+        policy: &KeyPolicy,
+        now: jiff::Timestamp,
+    ) -> Result<Admission, AdmitError> {
+        self.take(store, key_id, policy, None, now).await
+    }
+
+    async fn take(
+        &self,
+        store: &Store,
+        key_id: i64,
+        policy: &KeyPolicy,
+        charge: Option<u64>,
         now: jiff::Timestamp,
     ) -> Result<Admission, AdmitError> {
         match &self.backend {
             Backend::Local(local) => {
                 load_local(local, store, key_id, policy, now).await?;
-                local.admit(key_id, policy, tokens, charge, now).map_err(AdmitError::Refused)
+                let admitted = match charge {
+                    Some(tokens) => local.admit(key_id, policy, tokens, now),
+                    None => local.admit_request(key_id, policy, now),
+                };
+                admitted.map_err(AdmitError::Refused)
             }
-            Backend::Redis(redis) => redis.admit(store, key_id, policy, tokens, charge, now).await,
+            Backend::Redis(redis) => redis.admit(store, key_id, policy, charge, now).await,
         }
     }
 

@@ -201,12 +201,20 @@ return 1
 struct Call<'a> {
     key_id: i64,
     policy: &'a KeyPolicy,
-    tokens: u64,
-    charge: bool,
-    /// Only report the levels; change nothing.
-    peek: bool,
+    ask: Ask,
     member: &'a str,
     now: jiff::Timestamp,
+}
+
+/// What a run of the admit script is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Only report the levels; change nothing.
+    Status,
+    /// Take one request.
+    Request,
+    /// Take one request, and these tokens from the token bucket and the quota.
+    Tokens(u64),
 }
 
 impl RedisLimiter {
@@ -254,7 +262,11 @@ impl RedisLimiter {
         store: &Store,
         call: Call<'_>,
     ) -> Result<Result<Vec<String>, redis::RedisError>, AdmitError> {
-        let Call { key_id, policy, tokens, charge, peek, member, now } = call;
+        let Call { key_id, policy, ask, member, now } = call;
+        let tokens = match ask {
+            Ask::Tokens(n) => n,
+            Ask::Status | Ask::Request => 0,
+        };
         let period = period_of(now);
         let [buckets, quota, reservations] = self.keys(key_id, &period);
         let mut db_used = -1i64;
@@ -268,13 +280,13 @@ impl RedisLimiter {
                 .arg(policy.tokens.map_or(0.0, |t| t.capacity))
                 .arg(policy.tokens.map_or(0.0, |t| t.per_second))
                 .arg(tokens)
-                .arg(u8::from(charge))
+                .arg(u8::from(matches!(ask, Ask::Tokens(_))))
                 .arg(policy.monthly_limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64))
                 .arg(member)
                 .arg(RESERVATION_TTL_MS)
                 .arg(db_used)
                 .arg(&period)
-                .arg(u8::from(peek))
+                .arg(u8::from(ask == Ask::Status))
                 .arg(QUOTA_CACHE_MS)
                 .arg(self.known_epoch())
                 .arg(format!("{:016x}", rand::random::<u64>()));
@@ -291,24 +303,25 @@ impl RedisLimiter {
         }
     }
 
+    /// Takes one request, and `charge`'s tokens if any; all or nothing.
     pub(super) async fn admit(
         &self,
         store: &Store,
         key_id: i64,
         policy: &KeyPolicy,
-        tokens: u64,
-        charge: bool,
+        charge: Option<u64>,
         now: jiff::Timestamp,
     ) -> Result<Admission, AdmitError> {
         let period = period_of(now);
-        let tokens = if charge { tokens } else { 0 };
+        let tokens = charge.unwrap_or(0);
         let member = format!("{:016x}|{tokens}|{period}", rand::random::<u64>());
-        let call = Call { key_id, policy, tokens, charge, peek: false, member: &member, now };
+        let ask = charge.map_or(Ask::Request, Ask::Tokens);
+        let call = Call { key_id, policy, ask, member: &member, now };
         let reply = match self.run_admit(store, call).await? {
             Ok(reply) => reply,
             Err(e) => {
                 let closed = self.rates_on_failure == FailureMode::Closed
-                    || (charge && self.quota_on_failure == FailureMode::Closed);
+                    || (charge.is_some() && self.quota_on_failure == FailureMode::Closed);
                 tracing::warn!("redis unreachable ({e}); failing {}", if closed { "closed" } else { "open" });
                 if closed {
                     return Err(AdmitError::Unavailable(format!("redis unreachable: {e}")));
@@ -348,7 +361,7 @@ impl RedisLimiter {
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<RateStatus, AdmitError> {
-        let call = Call { key_id, policy, tokens: 0, charge: false, peek: true, member: "", now };
+        let call = Call { key_id, policy, ask: Ask::Status, member: "", now };
         let mut status = match self.run_admit(store, call).await? {
             Ok(reply) => parse_reply(&reply, policy, now)?.1,
             Err(e) => return Err(AdmitError::Unavailable(format!("redis unreachable: {e}"))),
