@@ -198,8 +198,11 @@ impl FlakyProxy {
 
 /// PostgreSQL only (with `OMNIMEMORY_TEST_DATABASE_URL`): SQLite has no connections to refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(omnimemory_test_postgres), ignore = "needs OMNIMEMORY_TEST_DATABASE_URL")]
 async fn a_database_that_refuses_connections_is_503_not_500() {
-    let Some(Backend::Postgres { url, redis }) = Backend::postgres().await else { return };
+    let Some(Backend::Postgres { url, redis }) = Backend::postgres().await else {
+        panic!("{}", crate::harness::UNCONFIGURED)
+    };
     // The test database's URL, with its host and port replaced by the proxy's.
     let parsed = reqwest::Url::parse(&url).unwrap();
     let target = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));

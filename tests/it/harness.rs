@@ -11,6 +11,11 @@ use omnimemory::config::{Overrides, Settings};
 
 pub const ADMIN_KEY: &str = "test-admin-secret-0123456789abcdef";
 
+/// Why a test that runs only with a test server configured finds none: the tests were built
+/// with the variable set (`build.rs`), and run without it.
+pub const UNCONFIGURED: &str =
+    "OMNIMEMORY_TEST_DATABASE_URL / OMNIMEMORY_TEST_REDIS_URL were set when the tests were built but not now";
+
 /// Where a test's server keeps its data: SQLite in its data folder, or a fresh schema of the
 /// PostgreSQL database named by `OMNIMEMORY_TEST_DATABASE_URL`.
 #[derive(Debug, Clone)]
@@ -24,6 +29,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// PostgreSQL with Redis limits, for tests ignored unless both are configured.
+    pub async fn shared() -> Backend {
+        match Backend::postgres().await.expect(UNCONFIGURED) {
+            b @ Backend::Postgres { redis: Some(_), .. } => b,
+            _ => panic!("{UNCONFIGURED}"),
+        }
+    }
+
     /// A new empty schema, or `None` when no test database is configured.
     pub async fn postgres() -> Option<Backend> {
         use sqlx::{Connection as _, Executor as _};
@@ -90,7 +103,8 @@ async fn drop_stale_schemas(conn: &mut sqlx::PgConnection, now_nanos: u128) {
 }
 
 /// Runs each named `async fn(Backend)` as a test on SQLite, and on PostgreSQL when
-/// `OMNIMEMORY_TEST_DATABASE_URL` is set.
+/// `OMNIMEMORY_TEST_DATABASE_URL` is set; without it, the PostgreSQL variants are reported as
+/// ignored with that reason (`build.rs` sets the `omnimemory_test_postgres` cfg), not as passed.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -102,11 +116,9 @@ macro_rules! on_both_backends {
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(omnimemory_test_postgres), ignore = "needs OMNIMEMORY_TEST_DATABASE_URL")]
             async fn $name() {
-                match $crate::harness::Backend::postgres().await {
-                    Some(backend) => super::$name(backend).await,
-                    None => println!("SKIP: {} on PostgreSQL: OMNIMEMORY_TEST_DATABASE_URL is not set", stringify!($name)),
-                }
+                super::$name($crate::harness::Backend::postgres().await.expect($crate::harness::UNCONFIGURED)).await
             })*
         }
     };

@@ -373,8 +373,12 @@ async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backen
 /// Two instances whose clocks disagree share one Redis bucket: the one behind must not move the
 /// bucket's time backwards, which would refill it a second time for the same interval.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(omnimemory_test_postgres, omnimemory_test_redis)),
+    ignore = "needs OMNIMEMORY_TEST_DATABASE_URL and OMNIMEMORY_TEST_REDIS_URL"
+)]
 async fn a_clock_behind_never_refills_a_shared_redis_bucket_twice() {
-    let Some(backend @ Backend::Postgres { redis: Some(_), .. }) = Backend::postgres().await else { return };
+    let backend = Backend::shared().await;
     let ahead = InProcess::start(&backend, "2026-11-27T10:00:10Z", "").await;
     let behind = InProcess::start(&backend, "2026-11-27T10:00:00Z", "").await;
     let key = ahead.key("two-clocks", "pro", &["--requests-per-second", "1", "--burst", "2"]).await;
