@@ -36,7 +36,7 @@ use super::Packed;
 use super::detect::LEVELS;
 use super::rank::{Analysis, bm25, qtf, query_terms};
 use super::segment::{SegKind, Segment, split_sentences};
-use super::units::fit_units;
+use super::units::{Count, fit_units};
 use crate::tokens::Encoding;
 
 /// Role words that label a turn whatever else the text holds.
@@ -548,7 +548,8 @@ fn sentence_run(
 
 /// Compresses a conversation; see the module docs. `None` when the text is not one, or when
 /// nothing fits.
-pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
+pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &dyn Count) -> Option<Packed> {
+    let count = &|s: &str| counter.count(s);
     if budget == 0 {
         return None;
     }

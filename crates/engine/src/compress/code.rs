@@ -75,6 +75,7 @@ use tree_sitter::{Language, Node, Parser, Tree};
 use super::Packed;
 use super::query::QueryWords;
 use super::text::is_stopword;
+use super::units::Count;
 use super::units::fit_units;
 
 /// Container nesting (class in class…) segmented at most this deep; deeper items are whole.
@@ -951,7 +952,7 @@ fn each_word(s: &str, f: &mut dyn FnMut(&str)) {
 const CODE_WORDS: &[&str] = &["function", "method", "code", "file", "called", "call", "calls"];
 
 /// Compresses source code; see the module docs.
-pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
+pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn Count) -> Option<Packed> {
     if budget == 0 || text.trim().is_empty() {
         return None;
     }
@@ -977,8 +978,9 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
         }
     }
     let (lang, trees, _) = chosen?;
+    let trees = FreedAside(trees);
     let lines: Vec<&str> = text.split('\n').collect();
-    let total_tokens = count(text);
+    let total_tokens = count.count(text);
     if total_tokens <= budget {
         return Some(Packed {
             text: text.to_string(),
@@ -1011,7 +1013,7 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     for whole_only in [false, true] {
         let mut seg =
             Segmenter { text, lang, line_starts: &line_starts, pieces: Vec::new(), groups: Vec::new(), whole_only };
-        for tree in &trees {
+        for tree in trees.iter() {
             seg.children(tree.root_node(), None, 0);
         }
         let (pieces, groups) = (seg.pieces, seg.groups);
@@ -1021,6 +1023,7 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
         let units = Units {
             targets: targets(text, &pieces, &named),
             lines: &lines,
+            line_starts: &line_starts,
             pieces: &pieces,
             groups: &groups,
             comment: if lang == Lang::Python { "#" } else { "//" },
@@ -1047,6 +1050,27 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
         return Some(Packed { text: out, retained_indices, kept_information });
     }
     None
+}
+
+/// Syntax trees that a large file's compression does not wait to free: freeing the two
+/// trees of a 100,000-token file costs a tenth of its compression, so another thread does it.
+struct FreedAside(Vec<Tree>);
+
+impl std::ops::Deref for FreedAside {
+    type Target = [Tree];
+    fn deref(&self) -> &[Tree] {
+        &self.0
+    }
+}
+
+impl Drop for FreedAside {
+    fn drop(&mut self) {
+        if self.0.len() > 1 {
+            let trees = std::mem::take(&mut self.0);
+            // If no thread can be started, the trees are freed here as the closure is dropped.
+            let _ = std::thread::Builder::new().name("free-trees".into()).spawn(move || drop(trees));
+        }
+    }
 }
 
 /// True when the output cannot have a syntax error the input did not have, so it need not be
@@ -1100,6 +1124,8 @@ fn whole_items_only(tree: &Tree, lines: &[&str], shown: &[bool]) -> bool {
 /// A file cut into pieces, with what rendering needs.
 struct Units<'a> {
     lines: &'a [&'a str],
+    /// The byte offset of each line in the input.
+    line_starts: &'a [usize],
     pieces: &'a [Piece],
     /// Interior line ranges of the function bodies split into statements.
     groups: &'a [LineRange],
@@ -1130,7 +1156,7 @@ fn select(
     units: &Units<'_>,
     query_words: &[String],
     budget: usize,
-    count: &dyn Fn(&str) -> usize,
+    count: &dyn Count,
     tokens_per_byte: f64,
 ) -> Option<(String, Vec<bool>)> {
     let (lines, pieces, groups) = (units.lines, units.pieces, units.groups);
@@ -1139,7 +1165,8 @@ fn select(
     let stride = query_words.len().div_ceil(64);
     let mut line_hits = vec![0u64; lines.len() * stride];
     if stride > 0 {
-        for (i, line) in lines.iter().enumerate() {
+        let may_hold = lines_that_may_hold(lines, query_words);
+        for (i, line) in lines.iter().enumerate().filter(|&(i, _)| may_hold[i]) {
             let hits = &mut line_hits[i * stride..(i + 1) * stride];
             each_word(line, &mut |w| {
                 if let Ok(k) = query_words.binary_search_by(|q| q.as_str().cmp(w)) {
@@ -1258,21 +1285,57 @@ fn select(
         .collect();
     let trailing_newline = lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty());
     let render = |chosen: &[usize]| {
-        let (mut out, shown) = render_lines(units, chosen);
+        let mut r = render_lines(units, chosen);
         // A piece that runs to the end of the input may already show the final empty line.
-        if trailing_newline && !out.is_empty() && !shown[lines.len() - 1] {
-            out.push('\n');
+        if trailing_newline && !r.text.is_empty() && !r.shown[lines.len() - 1] {
+            r.text.push('\n');
         }
-        (out, shown)
+        r
     };
-    let (_, (out, kept)) =
-        fit_units(&order, &est, &|p| pieces[p].parent, &render, &|(t, _): &(String, Vec<bool>)| count(t), budget)?;
-    Some((out, kept))
+    let measure = |r: &Rendering| {
+        let n = count.count_spliced(&r.text, &r.runs);
+        debug_assert_eq!(n, count.count(&r.text), "the runs of a rendering are not copies of the input");
+        n
+    };
+    let (_, out) = fit_units(&order, &est, &|p| pieces[p].parent, &render, &measure, budget)?;
+    Some((out.text, out.shown))
+}
+
+/// Which lines may hold one of the (lower-case) `words` as a word or as a part of an
+/// identifier, a cheap filter before [`each_word`] reads them: an ASCII line only if a word
+/// occurs in it as a substring, ignoring ASCII case (every part [`each_word`] gives of an
+/// ASCII line is such a substring), and every line with other characters, whose lower case
+/// may differ in more than ASCII letters.
+fn lines_that_may_hold(lines: &[&str], words: &[String]) -> Vec<bool> {
+    let finders: Vec<memchr::memmem::Finder<'_>> =
+        words.iter().filter(|w| w.is_ascii()).map(|w| memchr::memmem::Finder::new(w.as_bytes())).collect();
+    let mut lower = Vec::new();
+    lines
+        .iter()
+        .map(|line| {
+            if !line.is_ascii() {
+                return true;
+            }
+            lower.clear();
+            lower.extend_from_slice(line.as_bytes());
+            lower.make_ascii_lowercase();
+            finders.iter().any(|f| f.find(&lower).is_some())
+        })
+        .collect()
+}
+
+/// A candidate output: its text, which input lines it shows, and where it copies the input
+/// (`(at, start, len)`: `text[at..at + len]` is `input[start..start + len]`), for the counter.
+#[derive(Default)]
+struct Rendering {
+    text: String,
+    shown: Vec<bool>,
+    runs: Vec<(usize, usize, usize)>,
 }
 
 /// The chosen pieces' lines in input order; where a shown function's body lost lines, one
 /// comment line says how many (`// … 12 lines omitted`, `# …` in Python), indented like them.
-fn render_lines(units: &Units<'_>, chosen: &[usize]) -> (String, Vec<bool>) {
+fn render_lines(units: &Units<'_>, chosen: &[usize]) -> Rendering {
     let (lines, pieces) = (units.lines, units.pieces);
     let n = lines.len();
     let mut kept = vec![false; n];
@@ -1327,6 +1390,7 @@ fn render_lines(units: &Units<'_>, chosen: &[usize]) -> (String, Vec<bool>) {
     }
     let cr = lines.first().is_some_and(|l| l.ends_with('\r'));
     let mut out = String::new();
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let mut first = true;
     // A run of dropped body lines: (group, lines, indentation of its first line).
     let mut run: Option<(usize, usize, &str)> = None;
@@ -1359,11 +1423,17 @@ fn render_lines(units: &Units<'_>, chosen: &[usize]) -> (String, Vec<bool>) {
             emit(&mut out, &mut first, &elision(indent, units.comment, k, cr));
         }
         emit(&mut out, &mut first, lines[i]);
+        // The line, and the line break before it when the line before it is shown too.
+        let (at, start, len) = (out.len() - lines[i].len(), units.line_starts[i], lines[i].len());
+        match runs.last_mut() {
+            Some(last) if last.0 + last.2 + 1 == at && last.1 + last.2 + 1 == start => last.2 += len + 1,
+            _ => runs.push((at, start, len)),
+        }
     }
     if let Some((_, k, indent)) = run.take() {
         emit(&mut out, &mut first, &elision(indent, units.comment, k, cr));
     }
-    (out, shown)
+    Rendering { text: out, shown, runs }
 }
 
 /// The marker of `k` dropped body lines: a line comment, so the output still parses (with the
@@ -2030,6 +2100,38 @@ class Outer:
         assert!(p.text.lines().any(|l| l == "    use crate::serve;"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
         assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
+    }
+
+    #[test]
+    fn renderings_counted_from_the_inputs_pieces_count_exactly() {
+        // Bodies cut at several budgets: elision lines, blank lines and CRLF between copies.
+        for src in [RUST.to_string(), RUST.replace('\n', "\r\n"), GO.to_string()] {
+            let counter = crate::tokens::PieceCounter::new(crate::tokens::Encoding::Cl100k, &src);
+            let total = counter.source_tokens();
+            for budget in [total / 5, total / 3, total / 2] {
+                let p = compress_code(&src, Some("restock threshold"), budget, &counter).unwrap();
+                assert!(crate::tokens::Encoding::Cl100k.count(&p.text) <= budget, "{budget}: {}", p.text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_line_filter_keeps_every_line_whose_words_match() {
+        let lines = [
+            "let total = updateEntries(x);",
+            "fn update_entries_total() {}",
+            "    // nothing here",
+            "let ÉTAT = Total;",
+            "TOTALLY_UNRELATED",
+            "",
+        ];
+        let query: Vec<String> = ["entries", "total", "état"].map(String::from).to_vec();
+        let filter = lines_that_may_hold(&lines, &query);
+        for (i, line) in lines.iter().enumerate() {
+            let holds = words(line).iter().any(|w| query.contains(w));
+            assert!(filter[i] || !holds, "line {i} holds a query word but was filtered out: {line}");
+        }
+        assert!(!filter[2] && !filter[5], "{filter:?}");
     }
 
     #[test]

@@ -35,6 +35,7 @@
 
 use super::Packed;
 use super::query::QueryWords;
+use super::units::Count;
 
 /// Deepest nesting accepted: `serde_json::Value` parsing refuses 128 levels.
 pub const MAX_DEPTH: usize = 127;
@@ -480,7 +481,8 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
 }
 
 /// Compresses a JSON object or array; see the module docs.
-pub fn compress_json(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
+pub fn compress_json(text: &str, query: Option<&str>, budget: usize, counter: &dyn Count) -> Option<Packed> {
+    let count = &|s: &str| counter.count(s);
     if budget == 0 || !within_reach(text) {
         return None;
     }

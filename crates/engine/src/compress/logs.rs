@@ -52,7 +52,7 @@
 use super::Packed;
 use super::drain;
 use super::query::QueryWords;
-use super::units::fit_units;
+use super::units::{Count, fit_units};
 
 /// Collapse-line pieces; see the module docs for the exact form.
 const MARKER_PREFIX: &str = "  [\u{2026} ";
@@ -267,7 +267,8 @@ fn rough_tokens(line: &str) -> usize {
 }
 
 /// Compresses log text; see the module docs.
-pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<Packed> {
+pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, counter: &dyn Count) -> Option<Packed> {
+    let count = &|s: &str| counter.count(s);
     if budget == 0 || text.trim().is_empty() {
         return None;
     }

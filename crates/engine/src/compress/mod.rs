@@ -159,7 +159,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         _ => None,
     };
     if let Some(handler) = handler
-        && let Some(p) = handler(text, query, budget, &count)
+        && let Some(p) = handler(text, query, budget, counter)
     {
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
@@ -257,7 +257,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
 /// The one entry point every structured kind has (see [`units`]): the text, the query, the
 /// budget in tokens and the counter; `None` when the kind cannot handle this input within the
 /// budget (the caller then packs it as text).
-pub type Handler = fn(&str, Option<&str>, usize, &dyn Fn(&str) -> usize) -> Option<Packed>;
+pub type Handler = fn(&str, Option<&str>, usize, &dyn units::Count) -> Option<Packed>;
 
 fn clamp_quality(q: f64, dropped: bool) -> f64 {
     let q = if q.is_finite() { q.clamp(0.0, 1.0) } else { 0.0 };

@@ -20,6 +20,38 @@
 //!
 //! Not here: parsing, ranking or rendering of any kind.
 
+use crate::tokens::PieceCounter;
+
+/// How a kind counts its candidate outputs: exactly as the caller's encoding does. Any
+/// `Fn(&str) -> usize` is one; the engine's is the input's [`PieceCounter`], which also counts
+/// a text made of copies of the input's stretches from the input's own pieces.
+pub trait Count {
+    /// The tokens of `text`.
+    fn count(&self, text: &str) -> usize;
+    /// `count(text)` for a `text` in which each run `(at, start, len)` (ascending, apart) is a
+    /// copy of `input[start..start + len]` at `text[at..at + len]`; a counter that knows the
+    /// input's pieces reads only the joins.
+    fn count_spliced(&self, text: &str, runs: &[(usize, usize, usize)]) -> usize {
+        let _ = runs;
+        self.count(text)
+    }
+}
+
+impl<F: Fn(&str) -> usize> Count for F {
+    fn count(&self, text: &str) -> usize {
+        self(text)
+    }
+}
+
+impl Count for PieceCounter<'_> {
+    fn count(&self, text: &str) -> usize {
+        PieceCounter::count(self, text)
+    }
+    fn count_spliced(&self, text: &str, runs: &[(usize, usize, usize)]) -> usize {
+        PieceCounter::count_spliced(self, text, runs)
+    }
+}
+
 /// Finds the largest prefix of a priority order whose rendering fits `budget`.
 ///
 /// `est_prefix[k]` is an estimate of the tokens of the first `k` units (ascending, length

@@ -60,7 +60,7 @@ pub struct PieceCounter<'a> {
     encoding: Encoding,
     source: &'a str,
     source_tokens: usize,
-    cache: std::cell::RefCell<std::collections::HashMap<&'a str, u32, FxBuild>>,
+    cache: std::cell::RefCell<PieceCache<'a>>,
     /// Pieces seen in texts that are not slices of the source (bounded in size).
     other: std::cell::RefCell<std::collections::HashMap<Box<str>, u32, FxBuild>>,
     /// End offset of each piece of the source, ascending (pieces tile the source).
@@ -77,6 +77,8 @@ impl<'a> PieceCounter<'a> {
     pub const MAX_PIECE: usize = 128;
     /// At most this many pieces from outside the source are remembered.
     pub const MAX_OTHER: usize = 1 << 17;
+    /// Sources from this size are counted as two halves on two threads.
+    const SPLIT_BYTES: usize = 64 * 1024;
     /// How many of the last texts counted are remembered whole.
     const RECENT: usize = 4;
 
@@ -92,12 +94,38 @@ impl<'a> PieceCounter<'a> {
             prefix: vec![0],
             recent: Default::default(),
         };
+        let cut = if source.len() >= Self::SPLIT_BYTES { piece_boundary_near_middle(source) } else { None };
         let mut ends = Vec::new();
         let mut prefix = vec![0usize];
-        let raw = c.count_pieces(source, &mut |end, n| {
+        let mut each = |end: usize, n: usize| {
             ends.push(end);
             prefix.push(prefix.last().copied().unwrap_or(0) + n);
-        });
+        };
+        let raw = match cut {
+            None => c.count_pieces(source, &mut each),
+            Some(cut) => {
+                // The second half is counted on another thread into a cache of its own, merged
+                // after: the halves' pieces are the whole text's (the cut is a piece boundary).
+                let (first, second) = source.split_at(cut);
+                let tok = c.tokenizer();
+                let (raw_first, later) = std::thread::scope(|scope| {
+                    let later = scope.spawn(|| count_alone(tok, second));
+                    let raw_first = c.count_pieces(first, &mut each);
+                    (raw_first, later.join())
+                });
+                let (pieces, cache) = later.unwrap_or_else(|_| count_alone(tok, second));
+                let mut raw = raw_first;
+                for (end, n) in pieces {
+                    raw += n as usize;
+                    each(cut + end, n as usize);
+                }
+                let mut own = c.cache.borrow_mut();
+                own.reserve(cache.len());
+                own.extend(cache);
+                drop(own);
+                raw
+            }
+        };
         c.piece_ends = ends;
         c.prefix = prefix;
         c.source_tokens = c.scale(raw);
@@ -281,6 +309,43 @@ impl<'a> PieceCounter<'a> {
         raw
     }
 }
+
+/// The pieces of `text` (end offset, BPE tokens) and the counts of those short enough to
+/// remember, counted on its own: the second half of a source that [`PieceCounter::new`]
+/// counts on two threads.
+fn count_alone<'a>(tok: &'a bpe_openai::Tokenizer, text: &'a str) -> (Vec<(usize, u32)>, PieceCache<'a>) {
+    let mut cache = PieceCache::default();
+    let mut pieces = Vec::new();
+    let at = text.as_ptr() as usize;
+    for piece in tok.split(text) {
+        let n = if piece.len() > PieceCounter::MAX_PIECE {
+            tok.bpe.count(piece.as_bytes()) as u32
+        } else {
+            *cache.entry(piece).or_insert_with(|| tok.bpe.count(piece.as_bytes()) as u32)
+        };
+        pieces.push((piece.as_ptr() as usize - at + piece.len(), n));
+    }
+    (pieces, cache)
+}
+
+/// A place near the middle of `text` where both encodings' pre-tokenizers end a piece and
+/// start another: right after a line break followed by an ASCII letter. No piece pattern
+/// crosses it: a letter's piece may begin with one character that is not a line break, and
+/// white space that contains a line break ends at its last one, whatever follows it.
+fn piece_boundary_near_middle(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mid = text.len() / 2;
+    let after = |from: usize| {
+        memchr::memchr_iter(b'\n', &bytes[from..])
+            .map(|i| from + i + 1)
+            .find(|&cut| bytes.get(cut).is_some_and(u8::is_ascii_alphabetic))
+    };
+    // Within the middle half, so that each thread has a fair share.
+    after(mid).filter(|&c| c < mid + mid / 2)
+}
+
+/// The BPE tokens of pieces of a source, by the piece (a slice of the source).
+type PieceCache<'a> = std::collections::HashMap<&'a str, u32, FxBuild>;
 
 /// A fast non-cryptographic hasher for short strings (FxHash's mixing step).
 #[derive(Default, Clone, Copy)]
@@ -608,6 +673,40 @@ mod tests {
         let c = PieceCounter::new(Encoding::Cl100k, &run);
         let (part, whole) = (c.estimate(1000, 2000), c.source_tokens());
         assert!(part > 0 && part * 50 < whole * 2, "{part} of {whole}");
+    }
+
+    #[test]
+    fn a_large_source_counted_on_two_threads_has_the_pieces_of_one() {
+        // Every sample on each side of the middle, so the cut meets each kind of text.
+        let mut source = String::new();
+        while source.len() < 2 * PieceCounter::SPLIT_BYTES {
+            for (i, s) in SAMPLES.iter().enumerate() {
+                source.push_str(s);
+                source.push_str(["\n", "\n\n", " \r\n", "\t\n  \n", ".\n", "'\n"][i % 6]);
+            }
+        }
+        // Prefixes of different lengths move the cut among the samples.
+        for k in 0..SAMPLES.len() {
+            let text = SAMPLES[..k].concat() + &source;
+            let cut = piece_boundary_near_middle(&text).expect("a line break before a letter");
+            let near = |i: usize| (i..).find(|&j| text.is_char_boundary(j)).unwrap_or(text.len());
+            let around = &text[near(cut - 40)..near(cut + 40)];
+            for enc in [Encoding::Cl100k, Encoding::O200k] {
+                let split = PieceCounter::new(enc, &text);
+                assert_eq!(split.source_tokens(), enc.count(&text), "{enc:?}");
+                // The one-thread pieces: the same ends and counts.
+                let whole = PieceCounter::new(enc, "");
+                let mut ends = Vec::new();
+                whole.count_pieces(&text, &mut |end, n| ends.push((end, n)));
+                let mut prefix = vec![0];
+                for &(_, n) in &ends {
+                    prefix.push(prefix.last().unwrap() + n);
+                }
+                assert_eq!(split.piece_ends, ends.iter().map(|&(e, _)| e).collect::<Vec<_>>(), "{enc:?} cut {cut}");
+                assert_eq!(split.prefix, prefix, "{enc:?}");
+                assert_eq!(split.count(around), enc.count(around));
+            }
+        }
     }
 
     #[test]
