@@ -91,7 +91,7 @@ impl StorageCheck {
 }
 
 /// The service's state plus its background tasks; `shutdown` drains and closes them.
-pub struct Service {
+struct Service {
     pub state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
     last_use_task: tokio::task::JoinHandle<()>,
@@ -143,10 +143,6 @@ impl Service {
             last_use,
         };
         Ok(Service { state, writer_task, last_use_task, reset_task, purge_task, alerts_task, folder_lock })
-    }
-
-    pub fn router(&self) -> Router {
-        router(self.state.clone())
     }
 
     /// Call once every router clone is gone: flushes the usage writer and closes storage.
@@ -257,26 +253,60 @@ async fn health(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
     Ok(axum::Json(Health { status, storage: "ok", limits, version: env!("CARGO_PKG_VERSION") }))
 }
 
+/// The application: the service bound to its address. `serve` and the tests both start it
+/// this way (`bind`, then `run_until`), so a test runs what production runs, shutdown included.
+pub struct App {
+    service: Service,
+    listener: tokio::net::TcpListener,
+    limits: server::ConnectionLimits,
+}
+
+impl App {
+    /// Checks the settings, opens storage and the limiter, starts the background tasks, and
+    /// binds `settings.addr` (port 0: any free port, see [`App::address`]). Every "now" comes
+    /// from `clock`.
+    pub async fn bind(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        use anyhow::Context as _;
+        if settings.admin_key.as_ref().is_some_and(|k| !k.is_long_enough()) {
+            anyhow::bail!(
+                "the admin key is shorter than {} characters; set a longer OMNIMEMORY_ADMIN_KEY \
+                 (e.g. `openssl rand -base64 32`), or unset it to turn the admin endpoint off",
+                crate::config::MIN_ADMIN_KEY_CHARS
+            );
+        }
+        let addr = settings.addr;
+        let limits = server::ConnectionLimits {
+            max_connections: server::fit_connection_cap(
+                settings.max_connections,
+                crate::config::DEFAULT_MAX_CONNECTIONS,
+            )?,
+            header_timeout: settings.header_timeout,
+        };
+        let service = Service::open(settings, clock).await?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        Ok(App { service, listener, limits })
+    }
+
+    /// The address the app listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().unwrap_or(self.service.state.settings.addr)
+    }
+
+    /// Serves until `shutdown` completes, then drains the requests in flight, the usage writer
+    /// and the background tasks, and closes storage.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        let App { service, listener, limits } = self;
+        server::serve_connections(listener, router(service.state.clone()), limits, shutdown).await;
+        service.shutdown().await;
+    }
+}
+
 /// Runs the service until Ctrl-C or SIGTERM, then drains in-flight requests and closes storage.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    if settings.admin_key.as_ref().is_some_and(|k| !k.is_long_enough()) {
-        anyhow::bail!(
-            "the admin key is shorter than {} characters; set a longer OMNIMEMORY_ADMIN_KEY \
-             (e.g. `openssl rand -base64 32`), or unset it to turn the admin endpoint off",
-            crate::config::MIN_ADMIN_KEY_CHARS
-        );
-    }
-    let (addr, home) = (settings.addr, settings.home.clone());
-    let limits = server::ConnectionLimits {
-        max_connections: server::fit_connection_cap(settings.max_connections, crate::config::DEFAULT_MAX_CONNECTIONS)?,
-        header_timeout: settings.header_timeout,
-    };
-    let service = Service::open(settings, Arc::new(SystemClock)).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("listening on http://{} (data folder {})", listener.local_addr()?, home.display());
-    server::serve_connections(listener, service.router(), limits, shutdown_signal()).await;
-    service.shutdown().await;
+    let home = settings.home.clone();
+    let app = App::bind(settings, Arc::new(SystemClock)).await?;
+    tracing::info!("listening on http://{} (data folder {})", app.address(), home.display());
+    app.run_until(shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -124,15 +124,26 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The real router on a loopback port, with a fake clock; the admin CLI's commands run in
-/// process on the same clock ([`InProcess::admin`]), so a test moves time for both.
+/// The app itself (`omnimemory::http::App`, as `serve` runs it) on a loopback port, with a fake
+/// clock; the admin CLI's commands run in process on the same clock ([`InProcess::admin`]), so
+/// a test moves time for both.
 pub struct InProcess {
     pub base: String,
     pub clock: Arc<FakeClock>,
     /// The data folder, removed when the test ends.
     _home: tempfile::TempDir,
     settings: Settings,
-    _task: tokio::task::JoinHandle<()>,
+    /// Ends `run_until`; sent by `stop`, or when the test drops the app.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// `omnimemory admin …` as clap parses it, for [`InProcess::admin`].
@@ -149,20 +160,27 @@ impl InProcess {
         let mut env = backend.env();
         env.push(("OMNIMEMORY_HOME", home.path().to_string_lossy().to_string()));
         env.push(("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY.to_string()));
+        env.push(("OMNIMEMORY_ADDR", "127.0.0.1:0".to_string()));
         let lookup = |k: &str| env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone());
         let settings = Settings::load_from(&Overrides::default(), lookup).unwrap();
         let clock = Arc::new(FakeClock::new(now.parse().unwrap()));
-        let service = omnimemory::http::Service::open(settings.clone(), clock.clone()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = service.router();
-        let limits = omnimemory::http::server::ConnectionLimits {
-            max_connections: 256,
-            header_timeout: Duration::from_secs(10),
-        };
-        let task =
-            tokio::spawn(omnimemory::http::server::serve_connections(listener, router, limits, std::future::pending()));
-        InProcess { base, clock, _home: home, settings, _task: task }
+        let app = omnimemory::http::App::bind(settings.clone(), clock.clone()).await.unwrap();
+        let base = format!("http://{}", app.address());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        InProcess { base, clock, _home: home, settings, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the app as `serve` stops on SIGTERM: drains, flushes the usage writer, closes storage.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
     }
 
     /// `omnimemory admin ARGS` on this server's data, at its clock's time; its JSON output.

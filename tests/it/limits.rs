@@ -83,6 +83,8 @@ async fn the_quota_is_402_until_the_month_turns(backend: Backend) {
 
     app.clock.set("2026-12-01T00:00:01Z".parse().unwrap());
     assert_eq!(app.compress(&key, text).await.status(), 200);
+    // Stopped as `serve` stops: the writer drains and storage closes.
+    app.stop().await;
 }
 
 async fn usage_stats_honour_the_days_asked_for(backend: Backend) {
@@ -302,6 +304,7 @@ async fn admin_reset_usage_frees_the_quota_of_a_running_server(backend: Backend)
         assert!(std::time::Instant::now() < deadline, "quota still refused after the reset");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    app.stop().await;
 }
 
 async fn after_a_crash_every_acknowledged_request_has_its_record(backend: Backend) {
