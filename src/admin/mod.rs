@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keys::{self, ApiKey, KeyRecord, KeyRequest, LimitOverride, Tier};
 use crate::limits::{LevelsSource, Limiter};
-use crate::quota::period_of as quota_period;
+use crate::quota::Period;
 use crate::store::{Store, UsageSummary, is_tag_name};
 use render::{Page, new_table, thousands, usage_bar};
 
@@ -320,8 +320,8 @@ async fn create_key(
 async fn verify_key(at: &Context<'_>, given: &str) -> anyhow::Result<Outcome> {
     let (settings, store, now) = (at.settings, at.store, at.now);
     let record = found_or_return!(find_key(store, given).await);
-    let period = quota_period(now);
-    let used = store.quota_used(record.id, &period).await?;
+    let period = Period::of(now);
+    let used = store.quota_used(record.id, period).await?;
     let limit = settings.policy_for(&record).monthly_limit;
     let status = record.status(now);
     let valid = status == "active";
@@ -470,7 +470,7 @@ async fn reset_usage(
         }
         (None, None) => ("ALL keys".to_string(), None),
     };
-    let period = quota_period(at.now);
+    let period = Period::of(at.now);
     if !yes && !confirm(&format!("Reset {period} quota usage of {scope}?"), json_output)? {
         return Ok(Outcome::failed("Aborted: nothing was reset", json!({"reset": false, "error": "aborted"})));
     }
@@ -478,7 +478,7 @@ async fn reset_usage(
     let text = Page::default()
         .banner("✓ Usage reset")
         .field("Scope", &scope)
-        .field("Period", &period)
+        .field("Period", period)
         .field("Ledgers reset", thousands(rows))
         .finish();
     Ok(Outcome::ok(text, json!({"reset": true, "scope": scope, "period": period, "ledgers_reset": rows})))

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::json::ApiQuery;
 use super::server::ClientAddr;
 use crate::keys::{KeyRecord, Tier, is_public_id};
+use crate::quota::Period;
 
 /// At most this many keys per answer.
 pub const MAX_KEYS: u32 = 10_000;
@@ -30,7 +31,7 @@ pub struct KeysParams {
 #[derive(Debug, Serialize)]
 pub struct KeysResponse {
     /// The quota period the `used` figures are for (`YYYY-MM`, UTC).
-    pub period: String,
+    pub period: Period,
     pub resets_at: jiff::Timestamp,
     pub count: usize,
     /// Newest first.
@@ -89,9 +90,9 @@ pub async fn list(
         },
     };
     let now = state.clock.now();
-    let period = crate::quota::period_of(now);
+    let period = Period::of(now);
     let records = state.store.list_keys(tier, limit).await?;
-    let used = state.store.quota_used_by_key(&period).await?;
+    let used = state.store.quota_used_by_key(period).await?;
     let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
     let last_use = state.store.last_use_by_key(&ids).await?;
     let keys: Vec<KeyOverview> = records
@@ -101,7 +102,7 @@ pub async fn list(
             overview(&state, record, used, last, now)
         })
         .collect();
-    Ok(axum::Json(KeysResponse { period, resets_at: crate::quota::resets_at(now), count: keys.len(), keys }))
+    Ok(axum::Json(KeysResponse { period, resets_at: Period::of(now).resets_at(), count: keys.len(), keys }))
 }
 
 pub async fn deactivate(
@@ -141,7 +142,7 @@ async fn set_active(
     tracing::info!(key = %record.public_id, user_id = %record.user_id, "api key {verb} from the admin API");
     record.active = active;
     let now = state.clock.now();
-    let used = state.store.quota_used(record.id, &crate::quota::period_of(now)).await?;
+    let used = state.store.quota_used(record.id, Period::of(now)).await?;
     let last = state.store.last_use_by_key(&[record.id]).await?.get(&record.id).copied();
     Ok(axum::Json(overview(&state, record, used, last, now)))
 }

@@ -9,6 +9,7 @@ use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiQuery;
 use crate::keys::Tier;
+use crate::quota::Period;
 use crate::store::{DailyUsage, RecentRecord, TagName, TagUsage, UsageSummary, is_tag_name};
 
 pub const MAX_DAYS: u32 = 3650;
@@ -91,7 +92,7 @@ pub struct QuotaUsage {
     pub remaining: Option<u64>,
     pub usage_percent: Option<f64>,
     pub unlimited: bool,
-    pub period: String,
+    pub period: Period,
     pub resets_at: jiff::Timestamp,
 }
 
@@ -121,7 +122,7 @@ pub async fn quota(
         remaining: limit.map(|l| l.saturating_sub(status.used)),
         usage_percent: limit.map(|l| if l == 0 { 100.0 } else { status.used as f64 * 100.0 / l as f64 }),
         unlimited: limit.is_none(),
-        period: status.period.clone(),
+        period: status.period,
         resets_at: status.resets_at,
     };
     let tokens = status.tokens.as_ref();

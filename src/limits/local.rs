@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Admission, Holder};
 use crate::policy::{Bucket, KeyPolicy, KeySnapshot};
-use crate::quota::{Ledger, period_of, resets_at};
+use crate::quota::{Ledger, Period};
 
 use super::{RateStatus, Refusal, TokenStatus};
 
@@ -35,7 +35,7 @@ impl LocalLimiter {
     /// Missing buckets start full; `used` is the key's durable usage in `period`.
     pub fn load(&self, key_id: i64, policy: &KeyPolicy, saved: Option<KeySnapshot>, used: u64, now: jiff::Timestamp) {
         let now_ms = now.as_millisecond();
-        let period = period_of(now);
+        let period = Period::of(now);
         self.lock().entry(key_id).or_insert_with(|| KeyState {
             requests: saved.map_or(Bucket::full(policy.requests, now_ms), |s| s.requests),
             tokens: policy.tokens.map(|rate| saved.and_then(|s| s.tokens).unwrap_or(Bucket::full(rate, now_ms))),
@@ -44,9 +44,9 @@ impl LocalLimiter {
     }
 
     /// Replaces a key's durable `used` (after an admin reset), keeping its reservations.
-    pub fn reload_used(&self, key_id: i64, period: &str, used: u64) {
+    pub fn reload_used(&self, key_id: i64, period: Period, used: u64) {
         if let Some(state) = self.lock().get_mut(&key_id) {
-            state.ledger.period = period.to_string();
+            state.ledger.period = period;
             state.ledger.used = used;
         }
     }
@@ -81,12 +81,12 @@ impl LocalLimiter {
         now: jiff::Timestamp,
     ) -> Result<Admission, Refusal> {
         let now_ms = now.as_millisecond();
-        let period = period_of(now);
+        let period = Period::of(now);
         let mut keys = self.lock();
         let state = keys.entry(key_id).or_insert_with(|| KeyState {
             requests: Bucket::full(policy.requests, now_ms),
             tokens: policy.tokens.map(|r| Bucket::full(r, now_ms)),
-            ledger: Ledger::new(period.clone(), 0),
+            ledger: Ledger::new(period, 0),
         });
         let before = (state.requests, state.tokens);
 
@@ -95,13 +95,13 @@ impl LocalLimiter {
             return Err(Refusal::RequestRate { retry_after, status: Box::new(status_of(state, policy, now)) });
         }
         if let Some(tokens) = charge {
-            if let Err(e) = state.ledger.reserve(policy.monthly_limit, tokens, &period) {
+            if let Err(e) = state.ledger.reserve(policy.monthly_limit, tokens, period) {
                 (state.requests, state.tokens) = before;
                 return Err(Refusal::QuotaExceeded {
                     limit: e.limit,
                     used: e.used,
                     requested: Some(tokens),
-                    resets_at: resets_at(now),
+                    resets_at: Period::of(now).resets_at(),
                     status: Box::new(status_of(state, policy, now)),
                 });
             }
@@ -128,7 +128,7 @@ impl LocalLimiter {
         self.lock().get(&key_id).map(|s| KeySnapshot { key_id, requests: s.requests, tokens: s.tokens })
     }
 
-    pub(super) fn settle(&self, key_id: i64, tokens: u64, period: &str) {
+    pub(super) fn settle(&self, key_id: i64, tokens: u64, period: Period) {
         if let Some(state) = self.lock().get_mut(&key_id) {
             state.ledger.settle(tokens, period);
         }
@@ -156,7 +156,7 @@ fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> Rate
         }),
         _ => None,
     };
-    let this_period = period_of(now);
+    let this_period = Period::of(now);
     let used = if state.ledger.period == this_period { state.ledger.used } else { 0 };
     RateStatus {
         tier: policy.tier,
@@ -169,7 +169,7 @@ fn status_of(state: &KeyState, policy: &KeyPolicy, now: jiff::Timestamp) -> Rate
         used,
         reserved: state.ledger.reserved,
         period: this_period,
-        resets_at: resets_at(now),
+        resets_at: Period::of(now).resets_at(),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::keys::Tier;
 use crate::policy::{KeyPolicy, KeySnapshot};
-use crate::quota::period_of;
+use crate::quota::Period;
 use crate::store::{Store, StoreError};
 
 /// What the rate headers and `/usage/quota` report.
@@ -35,7 +35,7 @@ pub struct RateStatus {
     pub monthly_limit: Option<u64>,
     pub used: u64,
     pub reserved: u64,
-    pub period: String,
+    pub period: Period,
     pub resets_at: jiff::Timestamp,
 }
 
@@ -87,13 +87,13 @@ pub struct Admission {
     pub key_id: i64,
     policy: KeyPolicy,
     pub tokens: u64,
-    pub period: String,
+    pub period: Period,
     pub status: RateStatus,
     settled: bool,
 }
 
 impl Admission {
-    fn new(holder: Holder, key_id: i64, policy: KeyPolicy, tokens: u64, period: String, status: RateStatus) -> Self {
+    fn new(holder: Holder, key_id: i64, policy: KeyPolicy, tokens: u64, period: Period, status: RateStatus) -> Self {
         Admission { holder, key_id, policy, tokens, period, status, settled: false }
     }
 
@@ -106,8 +106,8 @@ impl Admission {
     pub fn settle(mut self) {
         self.settled = true;
         match &self.holder {
-            Holder::Local(l) => l.settle(self.key_id, self.tokens, &self.period),
-            Holder::Redis { limiter, member } => limiter.settle(self.key_id, member, self.tokens, &self.period),
+            Holder::Local(l) => l.settle(self.key_id, self.tokens, self.period),
+            Holder::Redis { limiter, member } => limiter.settle(self.key_id, member, self.tokens, self.period),
             Holder::Unlimited => {}
         }
     }
@@ -314,17 +314,17 @@ impl Limiter {
 
     /// After an admin reset of quota use in storage: forget what the limiter held of it.
     pub async fn after_quota_reset(&self, store: &Store, now: jiff::Timestamp) -> Result<(), AdmitError> {
-        let period = period_of(now);
+        let period = Period::of(now);
         let _turn = self.ledger_turn().await;
         match &self.backend {
             Backend::Local(local) => {
                 for key_id in local.loaded_keys() {
-                    let used = store.quota_used(key_id, &period).await?;
-                    local.reload_used(key_id, &period, used);
+                    let used = store.quota_used(key_id, period).await?;
+                    local.reload_used(key_id, period, used);
                 }
                 Ok(())
             }
-            Backend::Redis(redis) => redis.forget_quota(&period).await,
+            Backend::Redis(redis) => redis.forget_quota(period).await,
         }
     }
 
@@ -351,7 +351,7 @@ async fn load_local(
 ) -> Result<(), StoreError> {
     if !local.is_loaded(key_id) {
         let saved = store.bucket_snapshot(key_id).await?;
-        let used = store.quota_used(key_id, &period_of(now)).await?;
+        let used = store.quota_used(key_id, Period::of(now)).await?;
         local.load(key_id, policy, saved, used, now);
     }
     Ok(())

@@ -28,7 +28,8 @@ use redis::aio::ConnectionManager;
 use super::{Admission, AdmitError, Holder, RateStatus, Refusal, TokenStatus};
 use crate::config::FailureMode;
 use crate::policy::{KeyPolicy, REFILL_PERIOD_SECS};
-use crate::quota::{period_of, resets_at};
+use crate::quota::Period;
+
 use crate::store::Store;
 
 /// How long a reservation is held if its instance never settles nor refunds it.
@@ -236,9 +237,16 @@ impl RedisLimiter {
         Ok(RedisLimiter { conn, prefix: prefix.into(), rates_on_failure, quota_on_failure, epoch })
     }
 
-    fn keys(&self, key_id: i64, period: &str) -> [String; 3] {
+    /// The key's buckets, its quota copy for `period`, its reservations.
+    fn keys(&self, key_id: i64, period: Period) -> [String; 3] {
+        let [buckets, reservations] = self.period_free_keys(key_id);
+        [buckets, format!("{}:q:{key_id}:{period}", self.prefix), reservations]
+    }
+
+    /// The key's buckets and its reservations.
+    fn period_free_keys(&self, key_id: i64) -> [String; 2] {
         let p = &self.prefix;
-        [format!("{p}:b:{key_id}"), format!("{p}:q:{key_id}:{period}"), format!("{p}:r:{key_id}")]
+        [format!("{p}:b:{key_id}"), format!("{p}:r:{key_id}")]
     }
 
     fn known_epoch(&self) -> String {
@@ -267,8 +275,8 @@ impl RedisLimiter {
             Ask::Tokens(n) => n,
             Ask::Status | Ask::Request => 0,
         };
-        let period = period_of(now);
-        let [buckets, quota, reservations] = self.keys(key_id, &period);
+        let period = Period::of(now);
+        let [buckets, quota, reservations] = self.keys(key_id, period);
         let mut db_used = -1i64;
         loop {
             let mut inv = ADMIT.prepare_invoke();
@@ -285,7 +293,7 @@ impl RedisLimiter {
                 .arg(member)
                 .arg(RESERVATION_TTL_MS)
                 .arg(db_used)
-                .arg(&period)
+                .arg(period.to_string())
                 .arg(u8::from(ask == Ask::Status))
                 .arg(QUOTA_CACHE_MS)
                 .arg(self.known_epoch())
@@ -296,7 +304,7 @@ impl RedisLimiter {
             };
             self.saw_epoch(&reply);
             if reply.first().map(String::as_str) == Some("load") && db_used < 0 {
-                db_used = store.quota_used(key_id, &period).await? as i64;
+                db_used = store.quota_used(key_id, period).await? as i64;
                 continue;
             }
             return Ok(Ok(reply));
@@ -312,7 +320,7 @@ impl RedisLimiter {
         charge: Option<u64>,
         now: jiff::Timestamp,
     ) -> Result<Admission, AdmitError> {
-        let period = period_of(now);
+        let period = Period::of(now);
         let tokens = charge.unwrap_or(0);
         let member = format!("{:016x}|{tokens}|{period}", rand::random::<u64>());
         let ask = charge.map_or(Ask::Request, Ask::Tokens);
@@ -347,7 +355,7 @@ impl RedisLimiter {
                 limit: policy.monthly_limit.unwrap_or(0),
                 used: extra.max(0.0) as u64,
                 requested: Some(tokens),
-                resets_at: resets_at(now),
+                resets_at: Period::of(now).resets_at(),
                 status: Box::new(status),
             })),
             other => Err(AdmitError::Unavailable(format!("unexpected limiter reply {other:?}"))),
@@ -367,11 +375,11 @@ impl RedisLimiter {
             Err(e) => return Err(AdmitError::Unavailable(format!("redis unreachable: {e}"))),
         };
         // Report use from the ledger of record, not from Redis's cached copy.
-        status.used = store.quota_used(key_id, &status.period).await?;
+        status.used = store.quota_used(key_id, status.period).await?;
         Ok(status)
     }
 
-    pub(super) fn settle(&self, key_id: i64, member: &str, tokens: u64, period: &str) {
+    pub(super) fn settle(&self, key_id: i64, member: &str, tokens: u64, period: Period) {
         let [_, quota, reservations] = self.keys(key_id, period);
         let (member, mut conn) = (member.to_string(), self.conn.clone());
         spawn_script(async move {
@@ -380,7 +388,7 @@ impl RedisLimiter {
     }
 
     pub(super) fn refund(&self, key_id: i64, policy: &KeyPolicy, member: &str, tokens: u64) {
-        let [buckets, _, reservations] = self.keys(key_id, "");
+        let [buckets, reservations] = self.period_free_keys(key_id);
         let (member, mut conn, policy) = (member.to_string(), self.conn.clone(), *policy);
         spawn_script(async move {
             REFUND
@@ -397,7 +405,7 @@ impl RedisLimiter {
     }
 
     /// Drops every key's cached quota use of `period`; the next request reloads it from storage.
-    pub(super) async fn forget_quota(&self, period: &str) -> Result<(), AdmitError> {
+    pub(super) async fn forget_quota(&self, period: Period) -> Result<(), AdmitError> {
         let pattern = format!("{}:q:*:{period}", self.prefix);
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
@@ -509,7 +517,7 @@ fn full_status(policy: &KeyPolicy, now: jiff::Timestamp) -> RateStatus {
         monthly_limit: policy.monthly_limit,
         used: 0,
         reserved: 0,
-        period: period_of(now),
-        resets_at: resets_at(now),
+        period: Period::of(now),
+        resets_at: Period::of(now).resets_at(),
     }
 }

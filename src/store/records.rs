@@ -2,6 +2,8 @@
 //! (with the answer kept for its `Idempotency-Key`), the charge it makes to its key's monthly
 //! ledger, and the records the ledger refused. Plain values; `usage` makes them, `sql` writes them.
 
+use crate::quota::Period;
+
 /// One row of `usage_records` (`tokens_saved` is derived when stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRecord {
@@ -32,8 +34,8 @@ pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_ho
 #[derive(Debug, Clone, PartialEq)]
 pub struct Charge {
     pub key_id: i64,
-    /// The calendar month (`YYYY-MM`, UTC) the admission reserved in.
-    pub period: String,
+    /// The billing period the admission reserved in.
+    pub period: Period,
     pub tokens: u64,
     /// `None`: unlimited.
     pub limit: Option<u64>,

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::keys::{KeyHash, KeyRecord, LimitOverride, NewKey, Tier};
 use crate::policy::{Bucket, KeySnapshot};
+use crate::quota::Period;
 
 pub mod alerts;
 pub mod export;
@@ -478,10 +479,10 @@ impl Store {
     }
 
     /// Tokens charged to a key's quota in `period` (`YYYY-MM`, UTC).
-    pub async fn quota_used(&self, key_id: i64, period: &str) -> Result<u64, StoreError> {
+    pub async fn quota_used(&self, key_id: i64, period: Period) -> Result<u64, StoreError> {
         let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
             .bind(key_id)
-            .bind(period)
+            .bind(period.to_string())
             .fetch_optional(&self.usage)
             .await?;
         Ok(used.unwrap_or(0).max(0) as u64)
@@ -492,8 +493,7 @@ impl Store {
     /// Returns how many ledger rows were reset. Usage records, the billing history, stay.
     /// `period` is the month of `now`, when the reset is made.
     pub async fn reset_quota(&self, keys: Option<&[i64]>, now: jiff::Timestamp) -> Result<u64, StoreError> {
-        let period = crate::quota::period_of(now);
-        let period = period.as_str();
+        let period = Period::of(now).to_string();
         let at = format_timestamp(now);
         let mut tx = self.begin_write(&self.usage).await?;
         let mut n = 0;
@@ -505,14 +505,14 @@ impl Store {
             n += sqlx::query(
                 "UPDATE quota_ledger SET used = 0 WHERE period = $1 AND ($2 IS NULL OR key_id = $2) AND used <> 0",
             )
-            .bind(period)
+            .bind(period.to_string())
             .bind(key_id)
             .execute(&mut *tx.conn)
             .await?
             .rows_affected();
             sqlx::query("INSERT INTO quota_resets (key_id, period, at) VALUES ($1, $2, $3)")
                 .bind(key_id)
-                .bind(period)
+                .bind(period.to_string())
                 .bind(&at)
                 .execute(&mut *tx.conn)
                 .await?;
@@ -631,12 +631,12 @@ impl Store {
             limit: Option<u64>,
             members: Vec<usize>,
         }
-        let mut groups: BTreeMap<(i64, &str), Group> = BTreeMap::new();
+        let mut groups: BTreeMap<(i64, Period), Group> = BTreeMap::new();
         for (i, (_, c)) in records.iter().enumerate() {
             if unwritten.answered_elsewhere.contains(&i) {
                 continue;
             }
-            let group = groups.entry((c.key_id, c.period.as_str())).or_default();
+            let group = groups.entry((c.key_id, c.period)).or_default();
             group.total += c.tokens;
             group.limit = match (group.limit, c.limit) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -794,7 +794,7 @@ impl Store {
 async fn charge_ledger(
     tx: &mut WriteTx,
     key_id: i64,
-    period: &str,
+    period: Period,
     tokens: u64,
     limit: Option<u64>,
 ) -> Result<Result<(), u64>, StoreError> {
@@ -804,7 +804,7 @@ async fn charge_ledger(
              ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
         )
         .bind(key_id)
-        .bind(period)
+        .bind(period.to_string())
         .bind(tokens as i64)
         .execute(&mut *tx.conn)
         .await?;
@@ -821,7 +821,7 @@ async fn charge_ledger(
          RETURNING used",
     )
     .bind(key_id)
-    .bind(period)
+    .bind(period.to_string())
     .bind(tokens as i64)
     .bind(limit)
     .fetch_optional(&mut *tx.conn)
@@ -832,10 +832,10 @@ async fn charge_ledger(
     }
 }
 
-async fn ledger_used(tx: &mut WriteTx, key_id: i64, period: &str) -> Result<u64, StoreError> {
+async fn ledger_used(tx: &mut WriteTx, key_id: i64, period: Period) -> Result<u64, StoreError> {
     let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
         .bind(key_id)
-        .bind(period)
+        .bind(period.to_string())
         .fetch_optional(&mut *tx.conn)
         .await?;
     Ok(used.unwrap_or(0).max(0) as u64)

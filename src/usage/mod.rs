@@ -159,7 +159,7 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
             Job::Record { record, admission, .. } => {
                 let charge = Charge {
                     key_id: record.key_id,
-                    period: admission.period.clone(),
+                    period: admission.period,
                     tokens: admission.tokens,
                     limit: admission.monthly_limit(),
                 };

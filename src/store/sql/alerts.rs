@@ -7,6 +7,7 @@
 use sqlx::Row as _;
 
 use super::{Store, WriteTx, ledger_used};
+use crate::quota::Period;
 use crate::store::{StoreError, UsageRecord, format_timestamp};
 
 /// Schema step (usage database).
@@ -69,7 +70,7 @@ impl Store {
         &self,
         tx: &mut WriteTx,
         record: &UsageRecord,
-        period: &str,
+        period: Period,
         limit: Option<u64>,
     ) -> Result<(), StoreError> {
         let (Some(thresholds), Some(limit)) = (&self.alert_thresholds, limit) else { return Ok(()) };
@@ -99,7 +100,7 @@ impl Store {
             )
             .bind(&event_id)
             .bind(record.key_id)
-            .bind(period)
+            .bind(period.to_string())
             .bind(i64::from(threshold))
             .bind(&body)
             .bind(&now)

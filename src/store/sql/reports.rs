@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Dialect, Store, get_u64};
+use crate::quota::Period;
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
 
 /// One UTC day's totals of a key's records.
@@ -155,9 +156,9 @@ impl Store {
     }
 
     /// Tokens charged in `period` (`YYYY-MM`) to every key that has been charged any.
-    pub async fn quota_used_by_key(&self, period: &str) -> Result<HashMap<i64, u64>, StoreError> {
+    pub async fn quota_used_by_key(&self, period: Period) -> Result<HashMap<i64, u64>, StoreError> {
         let rows = sqlx::query("SELECT key_id, used FROM quota_ledger WHERE period = $1")
-            .bind(period)
+            .bind(period.to_string())
             .fetch_all(&self.usage)
             .await?;
         rows.iter()
