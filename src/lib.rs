@@ -4,18 +4,18 @@
 //! here; this crate adds configuration, keys, storage, the HTTP service and the admin CLI.
 
 pub mod admin;
-pub mod alerts;
-pub mod api;
+pub(crate) mod alerts;
+pub(crate) mod api;
 pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod http;
-pub mod keys;
-pub mod limits;
+pub(crate) mod keys;
+pub(crate) mod limits;
 pub mod local;
-pub mod policy;
-pub mod quota;
-pub mod store;
-pub mod usage;
+pub(crate) mod policy;
+pub(crate) mod quota;
+pub(crate) mod store;
+pub(crate) mod usage;
 
 pub use omnimemory_engine::{compress, tokens};

@@ -91,11 +91,6 @@ impl ApiKey {
         Ok(ApiKey { full: s.to_string(), tier })
     }
 
-    /// The tier written in the key. The stored record's tier is authoritative.
-    pub fn tier(&self) -> Tier {
-        self.tier
-    }
-
     pub fn hash(&self) -> KeyHash {
         KeyHash(Sha256::digest(self.full.as_bytes()).into())
     }

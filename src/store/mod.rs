@@ -15,11 +15,11 @@ mod records;
 mod sql;
 
 pub use records::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
+pub use sql::Store;
 pub use sql::alerts::QueuedAlert;
 pub use sql::export::{ExportFilter, ExportedRecord};
 pub use sql::last_use::LastUse;
 pub use sql::reports::{DailyUsage, RecentRecord, TagName};
-pub use sql::{Dialect, Store};
 
 /// Held by a server on a SQLite data folder for as long as it runs: the kernel's lock on
 /// `serve.lock` (released when the process ends, however it ends), so that a second server on
