@@ -47,7 +47,10 @@ pub struct CompressBody {
     pub keep_last_user: Option<bool>,
     pub query: Option<String>,
     pub model_id: Option<String>,
+    /// The share of the context's tokens to remove, in [0, 1): 0.75 keeps at most a quarter.
+    /// "Ratio" means this share, removed, everywhere in the API (see `compression_ratio`).
     pub target_compression: Option<f64>,
+    /// At most this many tokens kept; wins over `target_compression`.
     pub target_tokens: Option<u64>,
     pub tool_id: Option<String>,
     pub session_id: Option<String>,
@@ -256,6 +259,8 @@ impl Job {
 pub struct CompressResponse {
     pub original_tokens: usize,
     pub compressed_tokens: usize,
+    /// The share of the original tokens removed: 1 − compressed / original (0 for an empty
+    /// input), the same measure as the request's `target_compression`.
     pub compression_ratio: f64,
     pub quality_score: f64,
     pub compressed_text: String,
