@@ -5,7 +5,7 @@
 //! No I/O, no clock, no storage: `config` builds a key's policy from these
 //! (`Settings::policy_for`), the limiters in `limits` apply it.
 
-use crate::keys::{LimitOverride, Tier};
+use crate::keys::{KeyId, LimitOverride, Tier};
 
 /// Seconds in the 30-day month the token bucket refills over.
 pub const REFILL_PERIOD_SECS: f64 = 2_592_000.0;
@@ -158,7 +158,7 @@ impl Bucket {
 /// Bucket levels of one key, for storage.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeySnapshot {
-    pub key_id: i64,
+    pub key_id: KeyId,
     pub requests: Bucket,
     pub tokens: Option<Bucket>,
 }

@@ -14,7 +14,7 @@ mod alerts;
 
 pub use alerts::AlertSettings;
 
-use crate::keys::{KeyRecord, LimitOverride, Tier};
+use crate::keys::{Caller, KeyRecord, LimitOverride, Tier};
 use crate::policy::{KeyPolicy, TierLimits};
 
 pub const DEFAULT_PORT: u16 = 8001;
@@ -149,7 +149,7 @@ impl Settings {
     /// A key's effective limits: its tier's as configured, with the key's own override applied;
     /// for anonymous traffic, the configured anonymous limits. The one place a policy is built.
     pub fn policy_for(&self, key: &KeyRecord) -> KeyPolicy {
-        if key.is_anonymous() {
+        if key.caller() == Caller::Anonymous {
             let limits = self.anonymous.unwrap_or_else(|| TierLimits::default_for(Tier::Free));
             return KeyPolicy::new(key.tier, limits);
         }

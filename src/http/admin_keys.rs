@@ -16,7 +16,7 @@ use super::admin::require_admin;
 use super::error::ApiError;
 use super::json::ApiQuery;
 use super::server::ClientAddr;
-use crate::keys::{KeyRecord, Tier, is_public_id};
+use crate::keys::{KeyId, KeyRecord, Tier, is_public_id};
 use crate::quota::Period;
 
 /// At most this many keys per answer.
@@ -93,7 +93,7 @@ pub async fn list(
     let period = Period::of(now);
     let records = state.store.list_keys(tier, limit).await?;
     let used = state.store.quota_used_by_key(period).await?;
-    let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+    let ids: Vec<KeyId> = records.iter().map(|r| r.id).collect();
     let last_use = state.store.last_use_by_key(&ids).await?;
     let keys: Vec<KeyOverview> = records
         .into_iter()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::keys::{ApiKey, KeyHash, KeyRecord};
+use crate::keys::{ApiKey, KeyHash, KeyId, KeyRecord};
 use crate::store::{Store, StoreError};
 
 /// The caller's key record, proven active and unexpired. Handlers that take it are authenticated.
@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for Authenticated {
             return match state.settings.anonymous {
                 Some(_) => {
                     let record = KeyRecord::anonymous(state.clock.now());
-                    parts.extensions.insert(CallerKeyId(record.id));
+                    parts.extensions.insert(CallerKeyId(record.id.row()));
                     Ok(Authenticated(record))
                 }
                 None => Err(ApiError::MissingApiKey),
@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if record.is_expired(now) {
             return Err(ApiError::ApiKeyExpired);
         }
-        parts.extensions.insert(CallerKeyId(record.id));
+        parts.extensions.insert(CallerKeyId(record.id.row()));
         Ok(Authenticated(record))
     }
 }
@@ -104,7 +104,7 @@ impl KeyCache {
 
     /// Forgets the key with storage id `key_id`, so that a change made through this instance
     /// (a deactivation from `/admin/keys/…`) holds here from the next request on.
-    pub fn forget(&self, key_id: i64) {
+    pub fn forget(&self, key_id: KeyId) {
         self.lock().retain(|_, (_, record)| record.id != key_id);
     }
 

@@ -20,6 +20,7 @@ use super::limits::{Admissible, admit, admit_request};
 use super::rate_headers::rate_headers;
 use super::work::Lane;
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
+use crate::keys::KeyId;
 use crate::store::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
 use crate::usage::WriteError;
 use omnimemory_engine::compress;
@@ -99,7 +100,7 @@ pub async fn compress(
         Some(_) => {
             let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
             let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
-            let work = state.engine_lanes.run(key.id, bytes, move || {
+            let work = state.engine_lanes.run(key.id.row(), bytes, move || {
                 job.run_gated(encoding, model_id, |n| count_tx.send(n).is_ok() && go_rx.blocking_recv() == Ok(true))
             });
             let admission = async {
@@ -122,14 +123,14 @@ pub async fn compress(
         None => {
             let (job, original_tokens) = state
                 .engine_lanes
-                .run(key.id, bytes, move || {
+                .run(key.id.row(), bytes, move || {
                     let n = job.original_tokens(encoding);
                     (job, n)
                 })
                 .await?;
             let admission = admit(&state, &key, original_tokens as u64).await?;
             let timestamp = state.clock.now();
-            let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
+            let response = state.engine_lanes.run(key.id.row(), bytes, move || job.run(encoding, model_id)).await?;
             (original_tokens, admission, timestamp, response)
         }
     };
@@ -340,17 +341,17 @@ fn replay(stored: StoredAnswer) -> Response {
 /// key waits for no one, it is told to retry (409), so one key is never charged twice here.
 #[derive(Clone, Default)]
 pub struct InFlight {
-    keys: Arc<Mutex<HashSet<(i64, String)>>>,
+    keys: Arc<Mutex<HashSet<(KeyId, String)>>>,
 }
 
 /// Releases its key when the request ends, however it ends.
 pub struct InFlightGuard {
-    keys: Arc<Mutex<HashSet<(i64, String)>>>,
-    entry: (i64, String),
+    keys: Arc<Mutex<HashSet<(KeyId, String)>>>,
+    entry: (KeyId, String),
 }
 
 impl InFlight {
-    fn claim(&self, key_id: i64, idem_key: &str) -> Result<InFlightGuard, ApiError> {
+    fn claim(&self, key_id: KeyId, idem_key: &str) -> Result<InFlightGuard, ApiError> {
         let entry = (key_id, idem_key.to_string());
         if !self.keys.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.clone()) {
             return Err(ApiError::IdempotentRequestInProgress);
@@ -423,7 +424,7 @@ pub async fn count_tokens(
     let registry = state.registry.clone();
     let bytes = body.text.len();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
-    let response = state.engine_lanes.run(key.id, bytes, count).await?;
+    let response = state.engine_lanes.run(key.id.row(), bytes, count).await?;
     state.last_use.record(key.id, Some(&response.model_id), state.clock.now());
     Ok((headers, axum::Json(response)))
 }
@@ -475,7 +476,7 @@ pub async fn validate(
     let bytes = body.original.len() + body.compressed.len();
     let run =
         move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics));
-    let v = state.engine_lanes.run(key.id, bytes, run).await??;
+    let v = state.engine_lanes.run(key.id.row(), bytes, run).await??;
     state.last_use.record(key.id, None, state.clock.now());
     Ok((
         headers,

@@ -149,12 +149,51 @@ pub fn is_public_id(s: &str) -> bool {
         && head.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A key's id in storage (its row id): internal, never shown (the public id is). Anonymous
+/// traffic, when the operator allows it, is accounted under [`KeyId::ANONYMOUS`], which no
+/// stored key has; ask [`KeyId::caller`] which of the two an id is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(i64);
+
+impl KeyId {
+    /// The account of keyless requests (storage ids start at 1).
+    pub const ANONYMOUS: KeyId = KeyId(0);
+
+    /// The id of storage's row `row`.
+    pub fn from_row(row: i64) -> KeyId {
+        KeyId(row)
+    }
+
+    /// The row id, as storage keeps it.
+    pub fn row(self) -> i64 {
+        self.0
+    }
+
+    /// Whom requests accounted under this id come from.
+    pub fn caller(self) -> Caller {
+        if self == KeyId::ANONYMOUS { Caller::Anonymous } else { Caller::Key(self) }
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Whom a request is accounted to: a stored key, or keyless traffic (anonymous access on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Key(KeyId),
+    Anonymous,
+}
+
 /// A stored key, as the service and the admin CLI see it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KeyRecord {
     /// Storage's row id: internal, never shown.
     #[serde(skip)]
-    pub id: i64,
+    pub id: KeyId,
     /// Shown as `key_id`, like everywhere else in the API and the CLI.
     #[serde(rename = "key_id")]
     pub public_id: String,
@@ -197,14 +236,11 @@ pub struct NewKey {
     pub limits: LimitOverride,
 }
 
-/// The id anonymous traffic is accounted under (storage ids start at 1).
-pub const ANONYMOUS_KEY_ID: i64 = 0;
-
 impl KeyRecord {
     /// The stand-in record of keyless requests when the operator turned anonymous access on.
     pub fn anonymous(now: jiff::Timestamp) -> KeyRecord {
         KeyRecord {
-            id: ANONYMOUS_KEY_ID,
+            id: KeyId::ANONYMOUS,
             public_id: "anonymous".into(),
             user_id: "anonymous".into(),
             tier: Tier::Free,
@@ -219,8 +255,9 @@ impl KeyRecord {
         }
     }
 
-    pub fn is_anonymous(&self) -> bool {
-        self.id == ANONYMOUS_KEY_ID
+    /// Whom this record's requests are accounted to.
+    pub fn caller(&self) -> Caller {
+        self.id.caller()
     }
 
     pub fn is_expired(&self, now: jiff::Timestamp) -> bool {

@@ -10,6 +10,7 @@ use crate::policy::{Bucket, KeyPolicy, KeySnapshot};
 use crate::quota::{Ledger, Period};
 
 use super::{RateStatus, Refusal, TokenStatus};
+use crate::keys::KeyId;
 
 struct KeyState {
     requests: Bucket,
@@ -19,21 +20,21 @@ struct KeyState {
 
 #[derive(Clone, Default)]
 pub struct LocalLimiter {
-    keys: Arc<Mutex<HashMap<i64, KeyState>>>,
+    keys: Arc<Mutex<HashMap<KeyId, KeyState>>>,
 }
 
 impl LocalLimiter {
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, KeyState>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<KeyId, KeyState>> {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn is_loaded(&self, key_id: i64) -> bool {
+    pub fn is_loaded(&self, key_id: KeyId) -> bool {
         self.lock().contains_key(&key_id)
     }
 
     /// Installs a key's state from storage, unless another request did so first.
     /// Missing buckets start full; `used` is the key's durable usage in `period`.
-    pub fn load(&self, key_id: i64, policy: &KeyPolicy, saved: Option<KeySnapshot>, used: u64, now: jiff::Timestamp) {
+    pub fn load(&self, key_id: KeyId, policy: &KeyPolicy, saved: Option<KeySnapshot>, used: u64, now: jiff::Timestamp) {
         let now_ms = now.as_millisecond();
         let period = Period::of(now);
         self.lock().entry(key_id).or_insert_with(|| KeyState {
@@ -44,14 +45,14 @@ impl LocalLimiter {
     }
 
     /// Replaces a key's durable `used` (after an admin reset), keeping its reservations.
-    pub fn reload_used(&self, key_id: i64, period: Period, used: u64) {
+    pub fn reload_used(&self, key_id: KeyId, period: Period, used: u64) {
         if let Some(state) = self.lock().get_mut(&key_id) {
             state.ledger.period = period;
             state.ledger.used = used;
         }
     }
 
-    pub fn loaded_keys(&self) -> Vec<i64> {
+    pub fn loaded_keys(&self) -> Vec<KeyId> {
         self.lock().keys().copied().collect()
     }
 
@@ -59,7 +60,7 @@ impl LocalLimiter {
     /// The key must be loaded.
     pub fn admit(
         &self,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         tokens: u64,
         now: jiff::Timestamp,
@@ -68,14 +69,14 @@ impl LocalLimiter {
     }
 
     /// Takes one request only, for a request that charges no tokens. The key must be loaded.
-    pub fn admit_request(&self, key_id: i64, policy: &KeyPolicy, now: jiff::Timestamp) -> Result<Admission, Refusal> {
+    pub fn admit_request(&self, key_id: KeyId, policy: &KeyPolicy, now: jiff::Timestamp) -> Result<Admission, Refusal> {
         self.take(key_id, policy, None, now)
     }
 
     /// Takes one request, and the tokens of `charge` (if any); all or nothing.
     fn take(
         &self,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         charge: Option<u64>,
         now: jiff::Timestamp,
@@ -120,21 +121,21 @@ impl LocalLimiter {
     }
 
     /// Current state of a loaded key.
-    pub fn status(&self, key_id: i64, policy: &KeyPolicy, now: jiff::Timestamp) -> Option<RateStatus> {
+    pub fn status(&self, key_id: KeyId, policy: &KeyPolicy, now: jiff::Timestamp) -> Option<RateStatus> {
         self.lock().get(&key_id).map(|s| status_of(s, policy, now))
     }
 
-    pub fn snapshot(&self, key_id: i64) -> Option<KeySnapshot> {
+    pub fn snapshot(&self, key_id: KeyId) -> Option<KeySnapshot> {
         self.lock().get(&key_id).map(|s| KeySnapshot { key_id, requests: s.requests, tokens: s.tokens })
     }
 
-    pub(super) fn settle(&self, key_id: i64, tokens: u64, period: Period) {
+    pub(super) fn settle(&self, key_id: KeyId, tokens: u64, period: Period) {
         if let Some(state) = self.lock().get_mut(&key_id) {
             state.ledger.settle(tokens, period);
         }
     }
 
-    pub(super) fn refund(&self, key_id: i64, policy: &KeyPolicy, tokens: u64) {
+    pub(super) fn refund(&self, key_id: KeyId, policy: &KeyPolicy, tokens: u64) {
         if let Some(state) = self.lock().get_mut(&key_id) {
             state.ledger.refund(tokens);
             state.requests.give_back(policy.requests, 1.0);
@@ -195,13 +196,13 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Pro, 1_000, 10.0, 10);
         let now = at("2026-11-27T10:00:00Z");
-        let a = limiter.admit(1, &p, 600, now).unwrap();
-        let before = limiter.status(1, &p, now).unwrap();
-        let refused = limiter.admit(1, &p, 600, now).unwrap_err();
+        let a = limiter.admit(KeyId::from_row(1), &p, 600, now).unwrap();
+        let before = limiter.status(KeyId::from_row(1), &p, now).unwrap();
+        let refused = limiter.admit(KeyId::from_row(1), &p, 600, now).unwrap_err();
         assert!(matches!(refused, Refusal::QuotaExceeded { limit: 1_000, used: 600, .. }), "{refused:?}");
-        assert_eq!(limiter.status(1, &p, now).unwrap(), before);
+        assert_eq!(limiter.status(KeyId::from_row(1), &p, now).unwrap(), before);
         a.settle();
-        assert_eq!(limiter.status(1, &p, now).unwrap().used, 600);
+        assert_eq!(limiter.status(KeyId::from_row(1), &p, now).unwrap().used, 600);
     }
 
     #[test]
@@ -209,8 +210,8 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
-        drop(limiter.admit(7, &p, 500, now).unwrap());
-        let s = limiter.status(7, &p, now).unwrap();
+        drop(limiter.admit(KeyId::from_row(7), &p, 500, now).unwrap());
+        let s = limiter.status(KeyId::from_row(7), &p, now).unwrap();
         assert_eq!((s.requests_remaining, s.reserved, s.used), (1, 0, 0));
         assert_eq!(s.tokens.unwrap().available, 1_000.0);
     }
@@ -220,12 +221,12 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Free, 1_000_000, 1.0, 1);
         let now = at("2026-11-27T10:00:00Z");
-        limiter.admit(3, &p, 10, now).unwrap().settle();
-        match limiter.admit(3, &p, 10, now) {
+        limiter.admit(KeyId::from_row(3), &p, 10, now).unwrap().settle();
+        match limiter.admit(KeyId::from_row(3), &p, 10, now) {
             Err(Refusal::RequestRate { retry_after, .. }) => assert_eq!(retry_after, 1),
             other => panic!("{:?}", other.err()),
         }
-        assert!(limiter.admit(3, &p, 10, now + jiff::SignedDuration::from_secs(1)).is_ok());
+        assert!(limiter.admit(KeyId::from_row(3), &p, 10, now + jiff::SignedDuration::from_secs(1)).is_ok());
     }
 
     #[test]
@@ -233,10 +234,10 @@ mod tests {
         let limiter = LocalLimiter::default();
         let p = policy(Tier::Enterprise, 100, 100.0, 100);
         let nov = at("2026-11-30T23:59:59Z");
-        limiter.admit(9, &p, 100, nov).unwrap().settle();
-        assert!(matches!(limiter.admit(9, &p, 1, nov), Err(Refusal::QuotaExceeded { .. })));
+        limiter.admit(KeyId::from_row(9), &p, 100, nov).unwrap().settle();
+        assert!(matches!(limiter.admit(KeyId::from_row(9), &p, 1, nov), Err(Refusal::QuotaExceeded { .. })));
         let dec = at("2026-12-01T00:00:00Z");
-        limiter.admit(9, &p, 100, dec).unwrap().settle();
-        assert_eq!(limiter.status(9, &p, dec).unwrap().used, 100);
+        limiter.admit(KeyId::from_row(9), &p, 100, dec).unwrap().settle();
+        assert_eq!(limiter.status(KeyId::from_row(9), &p, dec).unwrap().used, 100);
     }
 }

@@ -17,7 +17,7 @@ pub use resets::watch_quota_resets;
 
 use std::sync::Arc;
 
-use crate::keys::Tier;
+use crate::keys::{KeyId, Tier};
 use crate::policy::{KeyPolicy, KeySnapshot};
 use crate::quota::Period;
 use crate::store::{Store, StoreError};
@@ -84,7 +84,7 @@ enum Holder {
 /// unsettled (a failed or abandoned request), it gives everything back.
 pub struct Admission {
     holder: Holder,
-    pub key_id: i64,
+    pub key_id: KeyId,
     policy: KeyPolicy,
     pub tokens: u64,
     pub period: Period,
@@ -93,7 +93,7 @@ pub struct Admission {
 }
 
 impl Admission {
-    fn new(holder: Holder, key_id: i64, policy: KeyPolicy, tokens: u64, period: Period, status: RateStatus) -> Self {
+    fn new(holder: Holder, key_id: KeyId, policy: KeyPolicy, tokens: u64, period: Period, status: RateStatus) -> Self {
         Admission { holder, key_id, policy, tokens, period, status, settled: false }
     }
 
@@ -221,7 +221,7 @@ impl Limiter {
     pub async fn admit(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         tokens: u64,
         now: jiff::Timestamp,
@@ -233,7 +233,7 @@ impl Limiter {
     pub async fn admit_request(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<Admission, AdmitError> {
@@ -243,7 +243,7 @@ impl Limiter {
     async fn take(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         charge: Option<u64>,
         now: jiff::Timestamp,
@@ -265,7 +265,7 @@ impl Limiter {
     pub async fn status(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<RateStatus, AdmitError> {
@@ -281,7 +281,7 @@ impl Limiter {
     }
 
     /// Where the levels `status` would report for `key_id` come from.
-    pub async fn levels_source(&self, store: &Store, key_id: i64) -> Result<LevelsSource, StoreError> {
+    pub async fn levels_source(&self, store: &Store, key_id: KeyId) -> Result<LevelsSource, StoreError> {
         Ok(match &self.backend {
             Backend::Redis(_) => LevelsSource::Live,
             Backend::Local(_) if store.bucket_snapshot(key_id).await?.is_some() => LevelsSource::Saved,
@@ -291,7 +291,7 @@ impl Limiter {
 
     /// Bucket levels to save with a batch of usage records (the local limiter only; Redis
     /// keeps its own).
-    pub fn snapshot(&self, key_id: i64) -> Option<KeySnapshot> {
+    pub fn snapshot(&self, key_id: KeyId) -> Option<KeySnapshot> {
         match &self.backend {
             Backend::Local(local) => local.snapshot(key_id),
             Backend::Redis(_) => None,
@@ -345,7 +345,7 @@ impl Limiter {
 async fn load_local(
     local: &LocalLimiter,
     store: &Store,
-    key_id: i64,
+    key_id: KeyId,
     policy: &KeyPolicy,
     now: jiff::Timestamp,
 ) -> Result<(), StoreError> {

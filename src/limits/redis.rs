@@ -30,6 +30,7 @@ use crate::config::FailureMode;
 use crate::policy::{KeyPolicy, REFILL_PERIOD_SECS};
 use crate::quota::Period;
 
+use crate::keys::KeyId;
 use crate::store::Store;
 
 /// How long a reservation is held if its instance never settles nor refunds it.
@@ -200,7 +201,7 @@ return 1
 
 /// The arguments of one run of the admit script.
 struct Call<'a> {
-    key_id: i64,
+    key_id: KeyId,
     policy: &'a KeyPolicy,
     ask: Ask,
     member: &'a str,
@@ -238,13 +239,13 @@ impl RedisLimiter {
     }
 
     /// The key's buckets, its quota copy for `period`, its reservations.
-    fn keys(&self, key_id: i64, period: Period) -> [String; 3] {
+    fn keys(&self, key_id: KeyId, period: Period) -> [String; 3] {
         let [buckets, reservations] = self.period_free_keys(key_id);
         [buckets, format!("{}:q:{key_id}:{period}", self.prefix), reservations]
     }
 
     /// The key's buckets and its reservations.
-    fn period_free_keys(&self, key_id: i64) -> [String; 2] {
+    fn period_free_keys(&self, key_id: KeyId) -> [String; 2] {
         let p = &self.prefix;
         [format!("{p}:b:{key_id}"), format!("{p}:r:{key_id}")]
     }
@@ -315,7 +316,7 @@ impl RedisLimiter {
     pub(super) async fn admit(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         charge: Option<u64>,
         now: jiff::Timestamp,
@@ -365,7 +366,7 @@ impl RedisLimiter {
     pub(super) async fn status(
         &self,
         store: &Store,
-        key_id: i64,
+        key_id: KeyId,
         policy: &KeyPolicy,
         now: jiff::Timestamp,
     ) -> Result<RateStatus, AdmitError> {
@@ -379,7 +380,7 @@ impl RedisLimiter {
         Ok(status)
     }
 
-    pub(super) fn settle(&self, key_id: i64, member: &str, tokens: u64, period: Period) {
+    pub(super) fn settle(&self, key_id: KeyId, member: &str, tokens: u64, period: Period) {
         let [_, quota, reservations] = self.keys(key_id, period);
         let (member, mut conn) = (member.to_string(), self.conn.clone());
         spawn_script(async move {
@@ -387,7 +388,7 @@ impl RedisLimiter {
         });
     }
 
-    pub(super) fn refund(&self, key_id: i64, policy: &KeyPolicy, member: &str, tokens: u64) {
+    pub(super) fn refund(&self, key_id: KeyId, policy: &KeyPolicy, member: &str, tokens: u64) {
         let [buckets, reservations] = self.period_free_keys(key_id);
         let (member, mut conn, policy) = (member.to_string(), self.conn.clone(), *policy);
         spawn_script(async move {

@@ -2,6 +2,7 @@
 //! (with the answer kept for its `Idempotency-Key`), the charge it makes to its key's monthly
 //! ledger, and the records the ledger refused. Plain values; `usage` makes them, `sql` writes them.
 
+use crate::keys::KeyId;
 use crate::quota::Period;
 
 /// One row of `usage_records` (`tokens_saved` is derived when stored).
@@ -10,7 +11,7 @@ pub struct UsageRecord {
     pub request_id: String,
     /// The key's public id, never the secret.
     pub api_key: String,
-    pub key_id: i64,
+    pub key_id: KeyId,
     pub user_id: String,
     pub operation: &'static str,
     pub original_tokens: u64,
@@ -33,7 +34,7 @@ pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_ho
 /// What one record charges to its key's monthly ledger, and the most that ledger may hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Charge {
-    pub key_id: i64,
+    pub key_id: KeyId,
     /// The billing period the admission reserved in.
     pub period: Period,
     pub tokens: u64,

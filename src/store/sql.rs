@@ -16,7 +16,7 @@ use super::{
     ANSWERS_KEPT_FOR, Charge, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, OverQuota, StoreError,
     StoredAnswer, TagUsage, Unwritten, UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
 };
-use crate::keys::{KeyHash, KeyRecord, LimitOverride, NewKey, Tier};
+use crate::keys::{KeyHash, KeyId, KeyRecord, LimitOverride, NewKey, Tier};
 use crate::policy::{Bucket, KeySnapshot};
 use crate::quota::Period;
 
@@ -375,10 +375,10 @@ impl Store {
     }
 
     /// Returns false when no key has this id.
-    pub async fn set_key_active(&self, key_id: i64, active: bool) -> Result<bool, StoreError> {
+    pub async fn set_key_active(&self, key_id: KeyId, active: bool) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE api_keys SET active = $1 WHERE id = $2")
             .bind(active)
-            .bind(key_id)
+            .bind(key_id.row())
             .execute(&self.keys)
             .await?;
         Ok(done.rows_affected() == 1)
@@ -407,7 +407,7 @@ impl Store {
     }
 
     /// Totals of one key's records since `since` (inclusive).
-    pub async fn usage_summary(&self, key_id: i64, since: jiff::Timestamp) -> Result<UsageSummary, StoreError> {
+    pub async fn usage_summary(&self, key_id: KeyId, since: jiff::Timestamp) -> Result<UsageSummary, StoreError> {
         let since = format_timestamp(since);
         let totals = sqlx::query(
             "SELECT COUNT(*), CAST(COALESCE(SUM(original_tokens), 0) AS BIGINT),
@@ -415,7 +415,7 @@ impl Store {
                     COALESCE(AVG(compression_ratio), 0.0), COALESCE(AVG(quality_score), 0.0)
              FROM usage_records WHERE key_id = $1 AND timestamp >= $2",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(&since)
         .fetch_one(&self.usage)
         .await?;
@@ -423,7 +423,7 @@ impl Store {
             "SELECT model_id, COUNT(*), CAST(COALESCE(SUM(tokens_saved), 0) AS BIGINT) FROM usage_records
              WHERE key_id = $1 AND timestamp >= $2 GROUP BY model_id ORDER BY COUNT(*) DESC, model_id",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(&since)
         .fetch_all(&self.usage)
         .await?
@@ -445,7 +445,7 @@ impl Store {
     /// (a plain name the caller checked with [`super::is_tag_name`]).
     pub async fn usage_by_tag(
         &self,
-        key_id: i64,
+        key_id: KeyId,
         since: jiff::Timestamp,
         tag: &str,
     ) -> Result<Vec<TagUsage>, StoreError> {
@@ -460,7 +460,7 @@ impl Store {
              GROUP BY 1 ORDER BY 3 DESC, 1"
         )))
         .bind(tag_arg)
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(format_timestamp(since))
         .fetch_all(&self.usage)
         .await?;
@@ -479,9 +479,9 @@ impl Store {
     }
 
     /// Tokens charged to a key's quota in `period` (`YYYY-MM`, UTC).
-    pub async fn quota_used(&self, key_id: i64, period: Period) -> Result<u64, StoreError> {
+    pub async fn quota_used(&self, key_id: KeyId, period: Period) -> Result<u64, StoreError> {
         let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
-            .bind(key_id)
+            .bind(key_id.row())
             .bind(period.to_string())
             .fetch_optional(&self.usage)
             .await?;
@@ -492,14 +492,14 @@ impl Store {
     /// to `quota_resets`, through which running servers notice and reload their ledgers.
     /// Returns how many ledger rows were reset. Usage records, the billing history, stay.
     /// `period` is the month of `now`, when the reset is made.
-    pub async fn reset_quota(&self, keys: Option<&[i64]>, now: jiff::Timestamp) -> Result<u64, StoreError> {
+    pub async fn reset_quota(&self, keys: Option<&[KeyId]>, now: jiff::Timestamp) -> Result<u64, StoreError> {
         let period = Period::of(now).to_string();
         let at = format_timestamp(now);
         let mut tx = self.begin_write(&self.usage).await?;
         let mut n = 0;
         let targets: Vec<Option<i64>> = match keys {
             None => vec![None],
-            Some(ids) => ids.iter().copied().map(Some).collect(),
+            Some(ids) => ids.iter().map(|id| Some(id.row())).collect(),
         };
         for key_id in targets {
             n += sqlx::query(
@@ -524,7 +524,7 @@ impl Store {
     /// The answer stored for a key's `Idempotency-Key`, if one was stored at or after `since`.
     pub async fn idempotent_answer(
         &self,
-        key_id: i64,
+        key_id: KeyId,
         idem_key: &str,
         since: jiff::Timestamp,
     ) -> Result<Option<StoredAnswer>, StoreError> {
@@ -532,7 +532,7 @@ impl Store {
             "SELECT body_sha256, request_id, answer FROM idempotent_answers
              WHERE key_id = $1 AND idem_key = $2 AND created_at >= $3",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(idem_key)
         .bind(format_timestamp(since))
         .fetch_optional(&self.usage)
@@ -562,11 +562,11 @@ impl Store {
     }
 
     /// A key's saved bucket levels, if it has any.
-    pub async fn bucket_snapshot(&self, key_id: i64) -> Result<Option<KeySnapshot>, StoreError> {
+    pub async fn bucket_snapshot(&self, key_id: KeyId) -> Result<Option<KeySnapshot>, StoreError> {
         let row = sqlx::query(
             "SELECT requests_level, requests_at_ms, tokens_level, tokens_at_ms FROM rate_buckets WHERE key_id = $1",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .fetch_optional(&self.usage)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -608,7 +608,7 @@ impl Store {
                     request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
                  WHERE idempotent_answers.created_at < $7",
             )
-            .bind(r.key_id)
+            .bind(r.key_id.row())
             .bind(&answer.idem_key)
             .bind(&answer.body_sha256)
             .bind(&r.request_id)
@@ -631,7 +631,7 @@ impl Store {
             limit: Option<u64>,
             members: Vec<usize>,
         }
-        let mut groups: BTreeMap<(i64, Period), Group> = BTreeMap::new();
+        let mut groups: BTreeMap<(KeyId, Period), Group> = BTreeMap::new();
         for (i, (_, c)) in records.iter().enumerate() {
             if unwritten.answered_elsewhere.contains(&i) {
                 continue;
@@ -658,7 +658,7 @@ impl Store {
                         sqlx::query(
                             "DELETE FROM idempotent_answers WHERE key_id = $1 AND idem_key = $2 AND request_id = $3",
                         )
-                        .bind(key_id)
+                        .bind(key_id.row())
                         .bind(&answer.idem_key)
                         .bind(&records[i].0.request_id)
                         .execute(&mut *tx.conn)
@@ -682,7 +682,7 @@ impl Store {
                 query = query
                     .bind(r.request_id.clone())
                     .bind(r.api_key.clone())
-                    .bind(r.key_id)
+                    .bind(r.key_id.row())
                     .bind(r.user_id.clone())
                     .bind(r.operation)
                     .bind(r.original_tokens as i64)
@@ -706,7 +706,7 @@ impl Store {
                     requests_at_ms = excluded.requests_at_ms, tokens_level = excluded.tokens_level,
                     tokens_at_ms = excluded.tokens_at_ms",
             )
-            .bind(s.key_id)
+            .bind(s.key_id.row())
             .bind(s.requests.level)
             .bind(s.requests.at_ms)
             .bind(s.tokens.map(|t| t.level))
@@ -793,7 +793,7 @@ impl Store {
 /// read on the row the upsert has locked.
 async fn charge_ledger(
     tx: &mut WriteTx,
-    key_id: i64,
+    key_id: KeyId,
     period: Period,
     tokens: u64,
     limit: Option<u64>,
@@ -803,7 +803,7 @@ async fn charge_ledger(
             "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
              ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(period.to_string())
         .bind(tokens as i64)
         .execute(&mut *tx.conn)
@@ -820,7 +820,7 @@ async fn charge_ledger(
          WHERE excluded.used = 0 OR quota_ledger.used + excluded.used <= $4
          RETURNING used",
     )
-    .bind(key_id)
+    .bind(key_id.row())
     .bind(period.to_string())
     .bind(tokens as i64)
     .bind(limit)
@@ -832,9 +832,9 @@ async fn charge_ledger(
     }
 }
 
-async fn ledger_used(tx: &mut WriteTx, key_id: i64, period: Period) -> Result<u64, StoreError> {
+async fn ledger_used(tx: &mut WriteTx, key_id: KeyId, period: Period) -> Result<u64, StoreError> {
     let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(period.to_string())
         .fetch_optional(&mut *tx.conn)
         .await?;
@@ -1072,7 +1072,7 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
     let created_at: String = row.try_get("created_at")?;
     let expires_at: Option<String> = row.try_get("expires_at")?;
     Ok(KeyRecord {
-        id: row.try_get("id")?,
+        id: KeyId::from_row(row.try_get("id")?),
         public_id: row.try_get("public_id")?,
         user_id: row.try_get("user_id")?,
         tier: Tier::from_str(&tier).map_err(|e| StoreError::Corrupt(e.to_string()))?,

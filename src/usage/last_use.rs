@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::keys::ANONYMOUS_KEY_ID;
+use crate::keys::{Caller, KeyId};
 use crate::store::{LastUse, Store};
 
 /// A key's last use is written at most this often.
@@ -29,7 +29,7 @@ struct Entry {
 
 #[derive(Clone)]
 pub struct LastUseTracker {
-    entries: Arc<Mutex<HashMap<i64, Entry>>>,
+    entries: Arc<Mutex<HashMap<KeyId, Entry>>>,
     store: Store,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -52,8 +52,8 @@ impl LastUseTracker {
     }
 
     /// A successful use of `key_id` at `at`, naming `model` (none for `/validate`).
-    pub fn record(&self, key_id: i64, model: Option<&str>, at: jiff::Timestamp) {
-        if key_id == ANONYMOUS_KEY_ID {
+    pub fn record(&self, key_id: KeyId, model: Option<&str>, at: jiff::Timestamp) {
+        if key_id.caller() == Caller::Anonymous {
             return;
         }
         // To the millisecond, as storage keeps it, so both places show the same instant.
@@ -71,7 +71,7 @@ impl LastUseTracker {
     }
 
     /// The latest use of `key_id` seen by this instance.
-    pub fn latest(&self, key_id: i64) -> Option<(jiff::Timestamp, Option<String>)> {
+    pub fn latest(&self, key_id: KeyId) -> Option<(jiff::Timestamp, Option<String>)> {
         self.lock().get(&key_id).map(|e| (e.at, e.model.clone()))
     }
 
@@ -124,7 +124,7 @@ impl LastUseTracker {
         (at, with_model.and_then(|(_, model)| model))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::keys::KeyId;
 use crate::limits::{Admission, Limiter};
 use crate::store::{ANSWERS_KEPT_FOR, Charge, Outage, OverQuota, Store, StoreError, UsageRecord};
 
@@ -45,7 +46,7 @@ enum Job {
     },
     /// Save this key's bucket levels with the next batch (requests that leave no record).
     Touch {
-        key_id: i64,
+        key_id: KeyId,
         admission: Admission,
     },
 }

@@ -75,7 +75,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (Some(thresholds), Some(limit)) = (&self.alert_thresholds, limit) else { return Ok(()) };
         // Keyless traffic (anonymous access) has no customer to warn.
-        if record.key_id == crate::keys::ANONYMOUS_KEY_ID {
+        if record.key_id.caller() == crate::keys::Caller::Anonymous {
             return Ok(());
         }
         let used = ledger_used(tx, record.key_id, period).await?;
@@ -99,7 +99,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (key_id, period, threshold) DO NOTHING",
             )
             .bind(&event_id)
-            .bind(record.key_id)
+            .bind(record.key_id.row())
             .bind(period.to_string())
             .bind(i64::from(threshold))
             .bind(&body)

@@ -9,13 +9,14 @@ use futures_util::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, get_u64};
+use crate::keys::KeyId;
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
 
 /// Which records: one key's, or one user's (every key of theirs), or all; within
 /// `[since, until)` when given.
 #[derive(Debug, Clone, Default)]
 pub struct ExportFilter {
-    pub key_id: Option<i64>,
+    pub key_id: Option<KeyId>,
     pub user_id: Option<String>,
     pub since: Option<jiff::Timestamp>,
     pub until: Option<jiff::Timestamp>,
@@ -78,7 +79,7 @@ impl Store {
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         if let Some(key_id) = filter.key_id {
-            query = query.bind(key_id);
+            query = query.bind(key_id.row());
         }
         if let Some(user_id) = &filter.user_id {
             query = query.bind(user_id.clone());

@@ -2,6 +2,7 @@
 //! service's `LastUseTracker` at most once a minute per key, never once per request.
 
 use super::Store;
+use crate::keys::KeyId;
 use crate::store::{StoreError, format_timestamp};
 
 /// Schema step (keys database, both backends).
@@ -13,7 +14,7 @@ ALTER TABLE api_keys ADD COLUMN last_used_model TEXT;
 /// One key's latest use, to be written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastUse {
-    pub key_id: i64,
+    pub key_id: KeyId,
     pub at: jiff::Timestamp,
     pub model: Option<String>,
 }
@@ -34,7 +35,7 @@ impl Store {
             )
             .bind(&at)
             .bind(u.model.clone())
-            .bind(u.key_id)
+            .bind(u.key_id.row())
             .execute(&mut *tx.conn)
             .await?;
         }

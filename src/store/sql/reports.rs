@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Dialect, Store, get_u64};
+use crate::keys::KeyId;
 use crate::quota::Period;
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
 
@@ -60,7 +61,7 @@ const KEYS_PER_STATEMENT: usize = 500;
 impl Store {
     /// One key's records since `since` (inclusive), summed per UTC day; days without records
     /// are absent. Days come in order.
-    pub async fn usage_by_day(&self, key_id: i64, since: jiff::Timestamp) -> Result<Vec<DailyUsage>, StoreError> {
+    pub async fn usage_by_day(&self, key_id: KeyId, since: jiff::Timestamp) -> Result<Vec<DailyUsage>, StoreError> {
         // Stored timestamps are UTC text `YYYY-MM-DDTHH:MM:SS.mmmZ`: the first ten bytes are the day.
         let rows = sqlx::query(
             "SELECT substr(timestamp, 1, 10) AS day, COUNT(*), CAST(SUM(original_tokens) AS BIGINT),
@@ -68,7 +69,7 @@ impl Store {
              FROM usage_records WHERE key_id = $1 AND timestamp >= $2
              GROUP BY 1 ORDER BY 1",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(format_timestamp(since))
         .fetch_all(&self.usage)
         .await?;
@@ -87,13 +88,13 @@ impl Store {
     }
 
     /// One key's `limit` most recent records, newest first.
-    pub async fn recent_usage(&self, key_id: i64, limit: u32) -> Result<Vec<RecentRecord>, StoreError> {
+    pub async fn recent_usage(&self, key_id: KeyId, limit: u32) -> Result<Vec<RecentRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT timestamp, request_id, operation, model_id, original_tokens, compressed_tokens, tokens_saved,
                     compression_ratio, quality_score, tool_id, session_id, metadata
              FROM usage_records WHERE key_id = $1 ORDER BY timestamp DESC, id DESC LIMIT $2",
         )
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(i64::from(limit))
         .fetch_all(&self.usage)
         .await?;
@@ -131,7 +132,7 @@ impl Store {
     /// The metadata tag names on one key's latest tagged records since `since` (at most
     /// [`TAG_NAME_SAMPLE`] of them), most used first. A sample, not every record: reading the
     /// tags of a busy key's whole range means parsing the JSON of every one of its records.
-    pub async fn tag_names(&self, key_id: i64, since: jiff::Timestamp) -> Result<Vec<TagName>, StoreError> {
+    pub async fn tag_names(&self, key_id: KeyId, since: jiff::Timestamp) -> Result<Vec<TagName>, StoreError> {
         let keys_of = match self.dialect {
             Dialect::Sqlite => "json_each(u.metadata) AS t",
             Dialect::Postgres => "jsonb_each_text(CAST(u.metadata AS JSONB)) AS t",
@@ -143,7 +144,7 @@ impl Store {
                    ORDER BY timestamp DESC LIMIT $3) AS u, {keys_of}
              GROUP BY t.key ORDER BY 2 DESC, 1 LIMIT $4"
         )))
-        .bind(key_id)
+        .bind(key_id.row())
         .bind(format_timestamp(since))
         .bind(TAG_NAME_SAMPLE)
         .bind(MAX_TAG_NAMES)
@@ -156,19 +157,19 @@ impl Store {
     }
 
     /// Tokens charged in `period` (`YYYY-MM`) to every key that has been charged any.
-    pub async fn quota_used_by_key(&self, period: Period) -> Result<HashMap<i64, u64>, StoreError> {
+    pub async fn quota_used_by_key(&self, period: Period) -> Result<HashMap<KeyId, u64>, StoreError> {
         let rows = sqlx::query("SELECT key_id, used FROM quota_ledger WHERE period = $1")
             .bind(period.to_string())
             .fetch_all(&self.usage)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>(0)?, get_u64(r, 1)?)))
+            .map(|r| Ok((KeyId::from_row(r.try_get(0)?), get_u64(r, 1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
 
     /// The time of each listed key's latest usage record (absent: none).
-    pub async fn last_use_by_key(&self, key_ids: &[i64]) -> Result<HashMap<i64, jiff::Timestamp>, StoreError> {
+    pub async fn last_use_by_key(&self, key_ids: &[KeyId]) -> Result<HashMap<KeyId, jiff::Timestamp>, StoreError> {
         let mut found = HashMap::new();
         for chunk in key_ids.chunks(KEYS_PER_STATEMENT) {
             // A correlated MAX per key is one probe at the end of the key's index range.
@@ -180,12 +181,12 @@ impl Store {
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
-                query = query.bind(*id);
+                query = query.bind(id.row());
             }
             for row in query.fetch_all(&self.usage).await? {
                 let at: Option<String> = row.try_get(1)?;
                 if let Some(at) = at {
-                    found.insert(row.try_get::<i64, _>(0)?, parse_timestamp(&at)?);
+                    found.insert(KeyId::from_row(row.try_get(0)?), parse_timestamp(&at)?);
                 }
             }
         }

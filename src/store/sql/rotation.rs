@@ -6,7 +6,7 @@
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::{KEY_COLUMNS, Store, key_from_row};
-use crate::keys::{KeyHash, KeyRecord};
+use crate::keys::{KeyHash, KeyId, KeyRecord};
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
 
 /// Schema step (keys database): the retired secrets of rotated keys.
@@ -36,33 +36,33 @@ impl Store {
     /// rotation after a leak ends them all). Returns false when no key has this id.
     pub async fn rotate_key(
         &self,
-        key_id: i64,
+        key_id: KeyId,
         new_hash: &KeyHash,
         now: jiff::Timestamp,
         valid_until: jiff::Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write(&self.keys).await?;
         let old: Option<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
-            .bind(key_id)
+            .bind(key_id.row())
             .fetch_optional(&mut *tx.conn)
             .await?;
         let Some(old) = old else { return Ok(false) };
         let until = format_timestamp(valid_until);
         sqlx::query("UPDATE retired_keys SET valid_until = $1 WHERE key_id = $2 AND valid_until > $1")
             .bind(&until)
-            .bind(key_id)
+            .bind(key_id.row())
             .execute(&mut *tx.conn)
             .await?;
         sqlx::query("INSERT INTO retired_keys (key_hash, key_id, retired_at, valid_until) VALUES ($1, $2, $3, $4)")
             .bind(old)
-            .bind(key_id)
+            .bind(key_id.row())
             .bind(format_timestamp(now))
             .bind(&until)
             .execute(&mut *tx.conn)
             .await?;
         sqlx::query("UPDATE api_keys SET key_hash = $1 WHERE id = $2")
             .bind(new_hash.0.to_vec())
-            .bind(key_id)
+            .bind(key_id.row())
             .execute(&mut *tx.conn)
             .await?;
         tx.commit().await?;
