@@ -34,6 +34,15 @@ pub struct LastUseTracker {
     wake: Arc<tokio::sync::Notify>,
 }
 
+/// Which of the uses not written yet a write takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Those whose key was last written a minute ago or more (or never).
+    Due,
+    /// All of them (at shutdown).
+    All,
+}
+
 impl LastUseTracker {
     /// The tracker and its writer task (which runs until aborted; call [`Self::flush`] first).
     pub fn start(store: Store) -> (LastUseTracker, tokio::task::JoinHandle<()>) {
@@ -45,7 +54,7 @@ impl LastUseTracker {
                     _ = tokio::time::sleep(LOOK_EVERY) => {}
                     _ = writer.wake.notified() => {}
                 }
-                writer.write_due(false).await;
+                writer.write(Pending::Due).await;
             }
         });
         (tracker, task)
@@ -77,10 +86,11 @@ impl LastUseTracker {
 
     /// Writes every use not written yet (at shutdown).
     pub async fn flush(&self) {
-        self.write_due(true).await;
+        self.write(Pending::All).await;
     }
 
-    async fn write_due(&self, all: bool) {
+    async fn write(&self, which: Pending) {
+        let all = which == Pending::All;
         let due: Vec<LastUse> = {
             let mut entries = self.lock();
             let now = Instant::now();
