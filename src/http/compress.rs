@@ -8,17 +8,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
-use super::json::ApiJson;
-use super::limits::{Admissible, admit, admit_request};
+use super::json::{ApiJson, BodyReader};
+use super::limits::{Admissible, admit, admit_request, owed_a_stored_answer};
 use super::rate_headers::rate_headers;
-use super::work::Lane;
+use super::token_floor::TokenFloor;
+use super::work::{Lane, STANDARD_MAX_BYTES};
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::keys::KeyId;
 use crate::store::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
@@ -51,8 +52,9 @@ pub async fn compress(
     State(state): State<AppState>,
     Admissible(key): Admissible<true>,
     headers: HeaderMap,
-    ApiJson(mut body): ApiJson<CompressBody>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let mut body: CompressBody = read_what_the_key_can_pay(&state, &key, &headers, request).await?;
     // With an Idempotency-Key: a retry of an answered request gets that answer, uncharged.
     let idempotency = match idempotency_key(&headers)? {
         Some(idem_key) => {
@@ -75,7 +77,6 @@ pub async fn compress(
     let model_id = check_model_id(body.model_id()).map_err(ApiError::InvalidRequest)?.to_string();
     let encoding = state.registry.resolve(&model_id).encoding;
     let bytes = job.input_bytes() + job.query.as_ref().map_or(0, String::len);
-    refuse_what_the_key_cannot_pay(&state, &key, &job, bytes).await?;
 
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
     // and charged with the usage record. A context small enough to run inline is counted once:
@@ -213,49 +214,77 @@ fn stage(name: &'static str, since: Instant) {
     }
 }
 
-/// A large input that its key's quota or token bucket cannot cover is refused without the full
-/// count: a lower bound on its tokens, found by a byte scan (milliseconds for 10 MB, where the
-/// count takes a second), is enough to know. When the bound fits, or the limiter cannot say,
-/// nothing is decided here; `admit` decides on the exact count as always.
-async fn refuse_what_the_key_cannot_pay(
+/// The body, read as it arrives. Once more than [`STANDARD_MAX_BYTES`] have come (a request
+/// for the large lane), a lower bound on the tokens it will be charged is kept over what has
+/// come (`TokenFloor`: a byte scan of the charged strings, milliseconds for 10 MB where the
+/// exact count takes a second), and the request is refused, with `admit`'s refusal and
+/// headers, as soon as that bound passes what the key's quota or token bucket has left: the
+/// rest is neither read nor parsed. When the bound stays within it, the key has no such limit,
+/// or the limiter cannot say, nothing is decided here; `admit` decides on the exact count as
+/// always. Smaller bodies are read and parsed as before, with no look at the limits.
+async fn read_what_the_key_can_pay(
     state: &AppState,
     key: &crate::keys::KeyRecord,
-    job: &crate::api::Job,
-    bytes: usize,
-) -> Result<(), ApiError> {
-    if Lane::for_bytes(bytes) != Lane::Large {
-        return Ok(());
+    headers: &HeaderMap,
+    request: Request,
+) -> Result<CompressBody, ApiError> {
+    let mut body = BodyReader::new(request, state)?;
+    // `None` until the body is large; then the key's headroom, or nothing to watch.
+    let mut watch: Option<Option<Headroom>> = None;
+    while body.read_more().await? {
+        if body.received().len() <= STANDARD_MAX_BYTES {
+            continue;
+        }
+        let headroom = match &mut watch {
+            Some(headroom) => headroom,
+            None => watch.insert(Headroom::of(state, key).await),
+        };
+        let Some(room) = headroom else { continue };
+        let at_least = room.scan(body.received());
+        if at_least <= room.left {
+            continue;
+        }
+        // A retry owed its stored answer is never refused by the limits; its body is compared.
+        if !owed_a_stored_answer(headers, state, key).await {
+            // `admit` refuses it with the refusal (and headers) it would give the exact count;
+            // if the buckets filled up meanwhile, the admission is given back and the exact
+            // count decides.
+            drop(admit(state, key, at_least).await?);
+        }
+        *headroom = None;
     }
-    let Ok(status) =
-        state.limiter.status(&state.store, key.id, &state.settings.policy_for(key), state.clock.now()).await
-    else {
-        return Ok(());
-    };
-    let quota_left = status.monthly_limit.map(|limit| limit.saturating_sub(status.used + status.reserved));
-    let bucket_left = status.tokens.as_ref().map(|t| t.available.max(0.0).floor() as u64);
-    let Some(headroom) = quota_left.into_iter().chain(bucket_left).min() else { return Ok(()) };
-    let at_least = match &job.input {
-        crate::api::Input::Context(context) => tokens_at_least(context),
-        crate::api::Input::Messages { messages, .. } => messages.iter().map(|m| tokens_at_least(&m.content)).sum(),
-    };
-    if at_least as u64 <= headroom {
-        return Ok(());
-    }
-    // `admit` refuses it with the refusal (and headers) it would give the exact count; if the
-    // buckets filled up meanwhile, the admission is given back and the exact count decides.
-    drop(admit(state, key, at_least as u64).await?);
-    Ok(())
+    body.parse().await
 }
 
-/// A lower bound on the tokens of `text` in every encoding the service counts with
-/// (`cl100k_base`, `o200k_base` and the approximation above it): each space that follows a
-/// non-space character and precedes an ASCII letter starts a piece of both encodings'
-/// pre-tokenization (a word with its leading space), and every piece is at least one token.
-fn tokens_at_least(text: &str) -> usize {
-    text.as_bytes()
-        .windows(3)
-        .filter(|w| w[1] == b' ' && !w[0].is_ascii_whitespace() && w[2].is_ascii_alphabetic())
-        .count()
+/// What a key's quota and token bucket have left, and the running bound on a body's charge.
+struct Headroom {
+    left: u64,
+    floor: TokenFloor,
+    /// How many bytes of the body `floor` has read.
+    scanned: usize,
+}
+
+impl Headroom {
+    /// The key's headroom now; `None` when it has no quota or token rate, or the limiter cannot
+    /// say.
+    async fn of(state: &AppState, key: &crate::keys::KeyRecord) -> Option<Headroom> {
+        let status = state
+            .limiter
+            .status(&state.store, key.id, &state.settings.policy_for(key), state.clock.now())
+            .await
+            .ok()?;
+        let quota_left = status.monthly_limit.map(|limit| limit.saturating_sub(status.used + status.reserved));
+        let bucket_left = status.tokens.as_ref().map(|t| t.available.max(0.0).floor() as u64);
+        let left = quota_left.into_iter().chain(bucket_left).min()?;
+        Some(Headroom { left, floor: TokenFloor::default(), scanned: 0 })
+    }
+
+    /// The bound over `received`, the body so far (which starts with what was scanned before).
+    fn scan(&mut self, received: &[u8]) -> u64 {
+        self.floor.feed(&received[self.scanned..]);
+        self.scanned = received.len();
+        self.floor.at_least() as u64
+    }
 }
 
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -487,39 +516,4 @@ pub async fn validate(
             details: v.details,
         }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tokens_at_least;
-    use omnimemory_engine::tokens::Encoding;
-
-    #[test]
-    fn the_byte_scan_never_counts_more_tokens_than_either_encoding() {
-        let alphabet: Vec<char> = " aZq  .,!?/\n\t0123456789'\"()-_éü\u{301}\u{a0}\u{3000}日本語Ωж😀".chars().collect();
-        let mut seed = 11u64;
-        let mut next = |n: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
-        let mut samples = vec![
-            "The quick brown fox jumps over the lazy dog. It's 5 o'clock!".to_string(),
-            "fn main() {\n    let x = vec![1, 2, 3];\n    println!(\"{x:?}\");\n}\n".to_string(),
-            "a!\n/b c\u{a0} d e\u{301} f\t g".to_string(),
-            "word ".repeat(1000),
-        ];
-        for _ in 0..300 {
-            let len = 1 + next(200);
-            samples.push((0..len).map(|_| alphabet[next(alphabet.len())]).collect());
-        }
-        for text in &samples {
-            let bound = tokens_at_least(text);
-            for encoding in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
-                assert!(bound <= encoding.count(text), "{bound} > {encoding:?} count of {text:?}");
-            }
-        }
-        // On prose the bound is close enough to refuse what cannot be paid for.
-        let prose = "Nine of ten words here are short and plain, as prose tends to be. ".repeat(100);
-        assert!(tokens_at_least(&prose) * 10 >= Encoding::Cl100k.count(&prose) * 7);
-    }
 }

@@ -1,7 +1,8 @@
 //! What is read from a request besides its headers: `ApiJson<T>` (the body within a time bound,
 //! parsed as JSON, with refusals in the API's error shape; a body above
 //! [`STANDARD_MAX_BYTES`] is parsed in its key's turn of the large lane, like engine work,
-//! so a flood of large bodies cannot hold the async executor or every core), `ApiQuery<T>`
+//! so a flood of large bodies cannot hold the async executor or every core), `BodyReader`
+//! (the same, piece by piece, for a handler that looks at a body while it arrives), `ApiQuery<T>`
 //! (the query string, refused as 422 when it does not parse), and `refuse_unreadable_bodies`,
 //! the middleware that turns away, before any byte of the body is read, a body declared larger
 //! than the limit (413) or sent compressed (415).
@@ -13,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use axum::body::Bytes;
+use futures_util::StreamExt as _;
 
 use super::AppState;
 use super::auth::CallerKeyId;
@@ -26,29 +27,73 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> FromRequest<AppState> for 
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let mut body = BodyReader::new(req, state)?;
+        while body.read_more().await? {}
+        body.parse().await.map(ApiJson)
+    }
+}
+
+/// A JSON request body being read as it arrives, within the body timeout and the size limit,
+/// so that a handler can look at what has come (`received`) and refuse the request before the
+/// rest is read. `parse` then parses it: bodies up to [`STANDARD_MAX_BYTES`] on the spot (a few
+/// milliseconds at most), larger ones in the large lane, on the blocking pool in their key's
+/// turn, never on the core kept for everyone else.
+pub struct BodyReader {
+    stream: axum::body::BodyDataStream,
+    received: Vec<u8>,
+    deadline: tokio::time::Instant,
+    state: AppState,
+    key_id: i64,
+}
+
+impl BodyReader {
+    /// Starts reading `req`'s body; a content type other than JSON is refused unread (415).
+    pub fn new(req: Request, state: &AppState) -> Result<BodyReader, ApiError> {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let key_id = req.extensions().get::<CallerKeyId>().map_or(i64::MIN, |k| k.0);
-        let limit = state.settings.max_body_bytes;
-        let within = state.settings.body_timeout;
-        let bytes = match tokio::time::timeout(within, Bytes::from_request(req, state)).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::PayloadTooLarge(limit));
-            }
-            Ok(Err(rejection)) => return Err(ApiError::InvalidJson(rejection.body_text())),
+        Ok(BodyReader {
+            stream: req.into_body().into_data_stream(),
+            received: Vec::new(),
+            deadline: tokio::time::Instant::now() + state.settings.body_timeout,
+            state: state.clone(),
+            key_id,
+        })
+    }
+
+    /// Reads the next piece that arrives; `false` once the body has ended.
+    pub async fn read_more(&mut self) -> Result<bool, ApiError> {
+        let within = self.state.settings.body_timeout;
+        let piece = match tokio::time::timeout_at(self.deadline, self.stream.next()).await {
+            Ok(Some(Ok(piece))) => piece,
+            Ok(None) => return Ok(false),
+            Ok(Some(Err(e))) => return Err(ApiError::InvalidJson(format!("Failed to buffer the request body: {e}"))),
             Err(_) => return Err(ApiError::RequestTimeout(within.as_secs())),
         };
-        // Bodies up to the standard lane's bound are parsed here (a few milliseconds at most);
-        // larger ones in the large lane: on the blocking pool, one per key at a time, never on
-        // the core kept for everyone else.
-        let size = bytes.len();
-        let parse = move || axum::Json::<T>::from_bytes(&bytes);
+        let limit = self.state.settings.max_body_bytes;
+        if self.received.len() + piece.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        self.received.extend_from_slice(&piece);
+        Ok(true)
+    }
+
+    /// The body's bytes received so far.
+    pub fn received(&self) -> &[u8] {
+        &self.received
+    }
+
+    /// The whole body (read it first) as `T`.
+    pub async fn parse<T: serde::de::DeserializeOwned + Send + 'static>(self) -> Result<T, ApiError> {
+        let BodyReader { received, state, key_id, .. } = self;
+        let limit = state.settings.max_body_bytes;
+        let size = received.len();
+        let parse = move || axum::Json::<T>::from_bytes(&received);
         let parsed =
             if size <= STANDARD_MAX_BYTES { parse() } else { state.engine_lanes.run(key_id, size, parse).await? };
         match parsed {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Ok(axum::Json(value)) => Ok(value),
             Err(rejection) => Err(map_rejection(rejection, limit)),
         }
     }

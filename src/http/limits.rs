@@ -3,8 +3,8 @@
 //! body is read, a large request its key could not be admitted for anyway.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use super::AppState;
 use super::auth::Authenticated;
@@ -35,7 +35,7 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
         // whose answer is stored is owed it whatever the buckets hold: no look for it (a key
         // with no stored answer is looked at like any other request).
         if declared.is_none_or(|n| n > PRECHECK_ABOVE_BYTES)
-            && !(CHARGES_TOKENS && owed_a_stored_answer(parts, state, &key).await)
+            && !(CHARGES_TOKENS && owed_a_stored_answer(&parts.headers, state, &key).await)
         {
             let policy = state.settings.policy_for(&key);
             if let Ok(status) = state.limiter.status(&state.store, key.id, &policy, state.clock.now()).await
@@ -51,8 +51,8 @@ impl<const CHARGES_TOKENS: bool> FromRequestParts<AppState> for Admissible<CHARG
 /// Whether the request carries an `Idempotency-Key` with an answer stored for this key (or
 /// storage cannot say): its body must be read to compare it, and a replay is never refused by
 /// the limits.
-async fn owed_a_stored_answer(parts: &Parts, state: &AppState, key: &KeyRecord) -> bool {
-    let Some(idem_key) = parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else { return false };
+pub async fn owed_a_stored_answer(headers: &HeaderMap, state: &AppState, key: &KeyRecord) -> bool {
+    let Some(idem_key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else { return false };
     let since = state.clock.now() - ANSWERS_KEPT_FOR;
     !matches!(state.store.idempotent_answer(key.id, idem_key, since).await, Ok(None))
 }

@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 mod rate_headers;
 pub mod server;
+mod token_floor;
 mod usage;
 mod usage_export;
 mod work;

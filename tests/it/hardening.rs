@@ -582,6 +582,76 @@ async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(
     }
 }
 
+/// Prose of about `bytes` bytes: sentences of distinct-looking words.
+fn prose(bytes: usize, seed: u64) -> String {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut text = String::with_capacity(bytes + 64);
+    while text.len() < bytes {
+        for i in 0..(8 + next() % 12) {
+            text.push_str(if i == 0 { "" } else { " " });
+            text.extend((0..(3 + next() % 6)).map(|_| (b'a' + (next() % 26) as u8) as char));
+        }
+        text.push_str(". ");
+    }
+    text
+}
+
+/// A key with part of its month left, but far less than a 10 MB body holds, gets its 402 while
+/// that body is still on its way: the client sends the headers and the first 2 MB, no more,
+/// and is answered (a server that waited for the rest would answer 408 after the body
+/// timeout). Nothing is charged, and the key still compresses what it can pay for. A key
+/// whose month covers the same start waits for the rest, as before.
+async fn a_large_body_its_key_cannot_pay_for_is_refused_before_the_rest_arrives(backend: Backend) {
+    let server = Server::builder(&backend)
+        .env("OMNIMEMORY_ADMIN_KEY", ADMIN_KEY)
+        .env("OMNIMEMORY_BODY_TIMEOUT_SECS", "3")
+        .start();
+    let c = client();
+    let key = server.create_key_with("some-left", "enterprise", &["--monthly-tokens", "200000"]);
+    let first = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send().await;
+    assert_eq!(first.unwrap().status(), 200);
+    let quota = crate::harness::get_json(server.url("/usage/quota"), &key).await;
+    let used = quota["quota"]["usage"]["current_usage"].as_u64().unwrap();
+    assert!(used > 0 && used < 200_000, "{quota}");
+
+    // About 1.5 million words, as a context and as a conversation; 2 MB of either hold more
+    // words than the 200,000 tokens left.
+    let context = prose(10_000_000, 21);
+    let as_context = json!({"context": context, "target_compression": 0.5}).to_string();
+    let messages: Vec<serde_json::Value> = context
+        .as_bytes()
+        .chunks(20_000)
+        .enumerate()
+        .map(|(i, part)| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            json!({"role": role, "content": String::from_utf8_lossy(part)})
+        })
+        .collect();
+    let as_messages = json!({"messages": messages}).to_string();
+    for body in [&as_context, &as_messages] {
+        assert!(body.len() > 10_000_000);
+        let answer = answer_to_the_start_of(&server, "/compress", &key, "", body.len(), &body[..2_000_000]).await;
+        assert!(answer.starts_with("HTTP/1.1 402") && answer.contains("\"code\":\"quota_exceeded\""), "{answer}");
+        assert!(answer.contains("x-quota-reset: ") && answer.contains("x-ratelimit-limit: "), "{answer}");
+    }
+    // Nothing was charged or reserved for them.
+    let quota = crate::harness::get_json(server.url("/usage/quota"), &key).await;
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(used), "{quota}");
+    let again = c.post(server.url("/compress")).bearer_auth(&key).json(&json!({"context": TEXT})).send().await;
+    assert_eq!(again.unwrap().status(), 200);
+
+    // A key whose month covers what was sent is not refused from it: the server waits for the
+    // rest of the body.
+    let roomy = server.create_key("roomy", "enterprise");
+    let answer = answer_to_the_start_of(&server, "/compress", &roomy, "", as_context.len(), &as_context[..2_000_000]);
+    let answer = answer.await;
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("\"code\":\"request_timeout\""), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_http_layer_cannot_parse_get_the_error_shape_too() {
     let server = Server::start(&Backend::Sqlite);
@@ -772,5 +842,6 @@ crate::on_both_backends! {
     a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read,
     a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
     a_10_mb_body_with_an_idempotency_key_is_refused_unread_unless_its_answer_is_stored,
+    a_large_body_its_key_cannot_pay_for_is_refused_before_the_rest_arrives,
     a_crash_mid_request_and_a_retry_charge_each_request_once,
 }
