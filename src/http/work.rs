@@ -13,11 +13,18 @@
 //! with it. A permit is held by the blocking job itself, not by the request, so a client that
 //! hangs up does not free a permit while its job still runs.
 //!
+//! A job whose request is dropped before the job starts (the server drops a request when its
+//! client hangs up) is dropped with it: it leaves its key's queue and the lane's, never runs,
+//! and is counted in `omnimemory_engine_jobs_abandoned_total{lane}`. A job that has started
+//! runs to its end (the engine has no cancellation), but its result goes nowhere, and a
+//! `/compress` job stops after its count when no admission comes (`Job::run_gated`).
+//!
 //! It does not bound the work of one job (the handlers refuse inputs beyond the documented
 //! limits) nor how many requests a key may send (the limiter does).
 //!
 //! Observable in `/metrics` as `omnimemory_engine_jobs{lane, state}` (`state` is `waiting` or
-//! `running`) and `omnimemory_engine_jobs_finished_total{lane}`.
+//! `running`), `omnimemory_engine_jobs_finished_total{lane}` and
+//! `omnimemory_engine_jobs_abandoned_total{lane}`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,6 +109,9 @@ impl EngineLanes {
             return Ok(f());
         }
         let waiting = JobGauge::new(lane, "waiting");
+        // Until the job starts, its request may be dropped (its client hung up): the job is
+        // then dropped with it, and counted.
+        let abandoned = Abandoned { lane: Some(lane) };
         let turn = match lane {
             Lane::Large => self.take_turn(lane, key_id, 1).await?,
             _ => self.take_turn(lane, key_id, self.standard_per_key).await?,
@@ -110,14 +120,28 @@ impl EngineLanes {
         let permit = semaphore.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.into()))?;
         drop(waiting);
         let running = JobGauge::new(lane, "running");
+        let (done, result) = tokio::sync::oneshot::channel();
+        // The request can still go between here and the job's start on a thread of the pool:
+        // the job checks before it starts.
+        let job_abandoned = Abandoned { lane: Some(lane) };
         tokio::task::spawn_blocking(move || {
-            let _held = (permit, turn, running);
+            let held = (permit, turn, running);
+            if done.is_closed() {
+                return;
+            }
+            job_abandoned.started();
             let out = f();
+            // The lane and the key's turn are free before the answer is: whoever it wakes finds
+            // them so.
+            drop(held);
             metrics::counter!("omnimemory_engine_jobs_finished_total", "lane" => lane.name()).increment(1);
-            out
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+            let _ = done.send(out);
+        });
+        abandoned.started();
+        // The job ended without an answer only if it panicked.
+        result
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("an engine job of the {} lane panicked", lane.name())))
     }
 
     /// Waits until this key holds fewer than `per_key` jobs of `lane` (waiting for the lane or
@@ -154,6 +178,26 @@ impl Drop for KeyTurnGate {
         drop(self.semaphore.take());
         if turns.get(&self.entry).is_some_and(|s| Arc::strong_count(s) == 1) {
             turns.remove(&self.entry);
+        }
+    }
+}
+
+/// Counts `omnimemory_engine_jobs_abandoned_total{lane}` when dropped still holding its lane:
+/// the job it stands for was dropped before it started, because its request was.
+struct Abandoned {
+    lane: Option<Lane>,
+}
+
+impl Abandoned {
+    fn started(mut self) {
+        self.lane = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(lane) = self.lane {
+            metrics::counter!("omnimemory_engine_jobs_abandoned_total", "lane" => lane.name()).increment(1);
         }
     }
 }
@@ -266,6 +310,29 @@ mod tests {
         // Key 2 sent last but did not wait for all of key 1's queue.
         let order = order.lock().unwrap().clone();
         assert_eq!(order[0], "key 2", "{order:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_job_dropped_with_its_request_never_runs() {
+        let lanes = EngineLanes::new(2);
+        let large = STANDARD_MAX_BYTES + 1;
+        let (first, finish_first) = blocked_job(&lanes, 1, large);
+        until(|| lanes.large.available_permits() == 0).await;
+        // The key's next large job waits for its turn; its request goes away meanwhile.
+        let ran = Arc::new(Mutex::new(false));
+        let queued = tokio::spawn({
+            let (lanes, ran) = (lanes.clone(), ran.clone());
+            async move { lanes.run(1, large, move || *ran.lock().unwrap() = true).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        queued.abort();
+        assert!(queued.await.unwrap_err().is_cancelled());
+        finish_first.send(()).unwrap();
+        first.await.unwrap();
+        // The key's turn came and went without it.
+        assert_eq!(lanes.run(1, large, || 1).await.unwrap(), 1);
+        assert!(!*ran.lock().unwrap(), "the dropped job ran");
+        assert!(lanes.turns.lock().unwrap().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

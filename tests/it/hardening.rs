@@ -652,6 +652,71 @@ async fn a_large_body_its_key_cannot_pay_for_is_refused_before_the_rest_arrives(
     assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("\"code\":\"request_timeout\""), "{answer}");
 }
 
+/// The value of the `/metrics` series `name` whose labels include `labels` (0 when absent).
+async fn metric(server: &Server, name: &str, labels: &str) -> f64 {
+    let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Large requests queued behind their key's running one, whose clients hang up: they leave
+/// the queue without running, are counted as abandoned, and are not charged; the running one
+/// is answered and charged alone.
+async fn queued_large_requests_whose_clients_hang_up_are_dropped_uncharged(backend: Backend) {
+    let server = Server::start(&backend);
+    let key = fast_key(&server, "hangs-up");
+    // A long request: 8 MB with a 4 KB query (seconds of engine work). One large job per key
+    // runs at a time, so the key's next large requests queue behind it.
+    let context = prose(8 * 1024 * 1024, 31);
+    let body = json!({"context": context, "query": &context[..4000], "target_compression": 0.9});
+    let running = tokio::spawn(client().post(server.url("/compress")).bearer_auth(&key).json(&body).send());
+    // Its body parsed (one large job finished), its count and compression running.
+    eventually("the long request's compression started", async || {
+        metric(&server, "omnimemory_engine_jobs_finished_total", "lane=\"large\"").await >= 1.0
+            && metric(&server, "omnimemory_engine_jobs", "state=\"running\"").await >= 1.0
+    })
+    .await;
+
+    // Three more large requests of the key, sent whole: each waits for the key's turn.
+    let mut hung_up = Vec::new();
+    for i in 0..3 {
+        let body = json!({"context": prose(400 * 1024, 40 + i)}).to_string();
+        let mut conn = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+        let head = format!(
+            "POST /compress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(body.as_bytes()).await.unwrap();
+        hung_up.push(conn);
+    }
+    eventually("three large requests queued", async || {
+        metric(&server, "omnimemory_engine_jobs", "state=\"waiting\"").await >= 3.0
+    })
+    .await;
+    // Their clients hang up.
+    drop(hung_up);
+    eventually("the queue emptied", async || {
+        metric(&server, "omnimemory_engine_jobs", "state=\"waiting\"").await == 0.0
+    })
+    .await;
+    assert_eq!(metric(&server, "omnimemory_engine_jobs_abandoned_total", "lane=\"large\"").await, 3.0);
+
+    // The long request is answered, and it is all the key was charged for.
+    let answer = running.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    let stats = crate::harness::get_json(server.url("/usage/stats"), &key).await;
+    assert_eq!(stats["stats"]["total_compressions"].as_u64(), Some(1), "{stats}");
+    let quota = crate::harness::get_json(server.url("/usage/quota"), &key).await;
+    assert_eq!(quota["quota"]["usage"]["current_usage"], answer["original_tokens"], "{quota}");
+    // Only its own large jobs ran: the parse of its body and its compression.
+    assert_eq!(metric(&server, "omnimemory_engine_jobs_finished_total", "lane=\"large\"").await, 2.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_the_http_layer_cannot_parse_get_the_error_shape_too() {
     let server = Server::start(&Backend::Sqlite);
@@ -843,5 +908,6 @@ crate::on_both_backends! {
     a_retry_with_the_same_idempotency_key_gets_the_first_answer_uncharged,
     a_10_mb_body_with_an_idempotency_key_is_refused_unread_unless_its_answer_is_stored,
     a_large_body_its_key_cannot_pay_for_is_refused_before_the_rest_arrives,
+    queued_large_requests_whose_clients_hang_up_are_dropped_uncharged,
     a_crash_mid_request_and_a_retry_charge_each_request_once,
 }
