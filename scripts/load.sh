@@ -21,7 +21,7 @@ done
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
-bin=target/release/omnimemory
+bin=${CARGO_TARGET_DIR:-target}/release/omnimemory
 home=$(mktemp -d)
 export OMNIMEMORY_HOME=$home RUST_LOG=warn
 pids=()

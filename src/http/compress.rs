@@ -216,12 +216,12 @@ fn stage(name: &'static str, since: Instant) {
 
 /// The body, read as it arrives. Once more than [`STANDARD_MAX_BYTES`] have come (a request
 /// for the large lane), a lower bound on the tokens it will be charged is kept over what has
-/// come (`TokenFloor`: a byte scan of the charged strings, milliseconds for 10 MB where the
-/// exact count takes a second), and the request is refused, with `admit`'s refusal and
-/// headers, as soon as that bound passes what the key's quota or token bucket has left: the
-/// rest is neither read nor parsed. When the bound stays within it, the key has no such limit,
-/// or the limiter cannot say, nothing is decided here; `admit` decides on the exact count as
-/// always. Smaller bodies are read and parsed as before, with no look at the limits.
+/// come (`TokenFloor`: a byte scan of the charged strings, tens of milliseconds for 10 MB where
+/// the exact count takes about a second), and the request is refused, with `admit`'s refusal
+/// and headers, as soon as that bound passes what the key's quota or token bucket has left:
+/// the rest is neither read nor parsed. When the bound stays within it, the key has no such
+/// limit, or the limiter cannot say, nothing is decided here; `admit` decides on the exact
+/// count as always. Smaller bodies are read and parsed as before, with no look at the limits.
 async fn read_what_the_key_can_pay(
     state: &AppState,
     key: &crate::keys::KeyRecord,
@@ -253,7 +253,7 @@ async fn read_what_the_key_can_pay(
         }
         *headroom = None;
     }
-    body.parse().await
+    body.parse(state).await
 }
 
 /// What a key's quota and token bucket have left, and the running bound on a body's charge.

@@ -29,7 +29,7 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> FromRequest<AppState> for 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let mut body = BodyReader::new(req, state)?;
         while body.read_more().await? {}
-        body.parse().await.map(ApiJson)
+        body.parse(state).await.map(ApiJson)
     }
 }
 
@@ -41,8 +41,11 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> FromRequest<AppState> for 
 pub struct BodyReader {
     stream: axum::body::BodyDataStream,
     received: Vec<u8>,
+    /// The body limit, and the time the body may take to arrive.
+    limit: usize,
+    within: std::time::Duration,
     deadline: tokio::time::Instant,
-    state: AppState,
+    /// Whose turn of the large lane a large body is parsed in.
     key_id: i64,
 }
 
@@ -53,27 +56,27 @@ impl BodyReader {
             return Err(ApiError::UnsupportedMediaType);
         }
         let key_id = req.extensions().get::<CallerKeyId>().map_or(i64::MIN, |k| k.0);
+        let within = state.settings.body_timeout;
         Ok(BodyReader {
             stream: req.into_body().into_data_stream(),
             received: Vec::new(),
-            deadline: tokio::time::Instant::now() + state.settings.body_timeout,
-            state: state.clone(),
+            limit: state.settings.max_body_bytes,
+            within,
+            deadline: tokio::time::Instant::now() + within,
             key_id,
         })
     }
 
     /// Reads the next piece that arrives; `false` once the body has ended.
     pub async fn read_more(&mut self) -> Result<bool, ApiError> {
-        let within = self.state.settings.body_timeout;
         let piece = match tokio::time::timeout_at(self.deadline, self.stream.next()).await {
             Ok(Some(Ok(piece))) => piece,
             Ok(None) => return Ok(false),
             Ok(Some(Err(e))) => return Err(ApiError::InvalidJson(format!("Failed to buffer the request body: {e}"))),
-            Err(_) => return Err(ApiError::RequestTimeout(within.as_secs())),
+            Err(_) => return Err(ApiError::RequestTimeout(self.within.as_secs())),
         };
-        let limit = self.state.settings.max_body_bytes;
-        if self.received.len() + piece.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+        if self.received.len() + piece.len() > self.limit {
+            return Err(ApiError::PayloadTooLarge(self.limit));
         }
         self.received.extend_from_slice(&piece);
         Ok(true)
@@ -85,9 +88,8 @@ impl BodyReader {
     }
 
     /// The whole body (read it first) as `T`.
-    pub async fn parse<T: serde::de::DeserializeOwned + Send + 'static>(self) -> Result<T, ApiError> {
-        let BodyReader { received, state, key_id, .. } = self;
-        let limit = state.settings.max_body_bytes;
+    pub async fn parse<T: serde::de::DeserializeOwned + Send + 'static>(self, state: &AppState) -> Result<T, ApiError> {
+        let BodyReader { received, limit, key_id, .. } = self;
         let size = received.len();
         let parse = move || axum::Json::<T>::from_bytes(&received);
         let parsed =

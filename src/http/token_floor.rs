@@ -58,6 +58,27 @@ struct Windows {
 }
 
 impl Windows {
+    /// Pushes a run of bytes that stand for themselves (no escape among them): the windows
+    /// inside the run are counted as the plain byte scan does, in one pass.
+    fn push_run(&mut self, run: &[u8]) {
+        let class = |b: u8| Class::of(u32::from(b));
+        let [first, second, .., before_last, last] = run else {
+            for &b in run {
+                self.push(class(b));
+            }
+            return;
+        };
+        // The windows that end on the run's first two bytes start before it.
+        self.push(class(*first));
+        self.push(class(*second));
+        self.count += run
+            .windows(3)
+            .filter(|w| w[1] == b' ' && !w[0].is_ascii_whitespace() && w[2].is_ascii_alphabetic())
+            .count();
+        self.before_last = Some(class(*before_last));
+        self.last = Some(class(*last));
+    }
+
     fn push(&mut self, class: Class) {
         if class == Class::Letter
             && self.last == Some(Class::Space)
@@ -188,12 +209,20 @@ impl TokenFloor {
         let mut i = 0;
         while i < bytes.len() {
             if self.text.is_some() {
-                // Strings that count for nothing are skipped to their next quote or backslash.
-                if matches!(self.text, Some(Text::Other)) && self.escape == Escape::None {
+                // Outside escapes, a string's bytes up to its next quote or backslash stand for
+                // themselves: counted in one pass if the string is charged, skipped if it is
+                // neither charged nor a key.
+                if self.escape == Escape::None {
                     let rest = &bytes[i..];
-                    match rest.iter().position(|&b| b == b'"' || b == b'\\') {
-                        Some(at) => i += at,
-                        None => return,
+                    let run = rest.iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(rest.len());
+                    match &mut self.text {
+                        Some(Text::Context(windows) | Text::Content(windows)) => windows.push_run(&rest[..run]),
+                        Some(Text::Key(name)) => rest[..run].iter().for_each(|&b| name.push(u32::from(b))),
+                        _ => {}
+                    }
+                    i += run;
+                    if i == bytes.len() {
+                        return;
                     }
                 }
                 self.string_byte(bytes[i]);
