@@ -2,7 +2,7 @@
 # Load benchmark: authenticated POST /compress with a small payload over loopback, usage
 # tracking on, measured with wrk. Prints requests/s and the latency distribution (p50, p99).
 #
-#   scripts/load.sh [--duration 10] [--connections 64] [--instances N]
+#   [BIN=path/to/omnimemory] scripts/load.sh [--duration 10] [--connections 64] [--instances N]
 #
 # With OMNIMEMORY_DATABASE_URL / OMNIMEMORY_REDIS_URL set, the instances share PostgreSQL and
 # Redis; otherwise one instance runs on SQLite in a temporary data folder.
@@ -20,8 +20,9 @@ while [ $# -gt 0 ]; do
 done
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/omnimemory
+# BIN=path/to/omnimemory measures that build instead (to compare builds on the same machine).
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; BIN=${CARGO_TARGET_DIR:-target}/release/omnimemory; fi
+bin=$BIN
 home=$(mktemp -d)
 export OMNIMEMORY_HOME=$home RUST_LOG=warn
 pids=()
