@@ -20,7 +20,7 @@ pub struct Authenticated(pub KeyRecord);
 /// The authenticated key's id, left in the request's extensions for what reads the body: a
 /// large body is parsed in that key's turn of the large lane (`json::ApiJson`).
 #[derive(Debug, Clone, Copy)]
-pub struct CallerKeyId(pub i64);
+pub struct CallerKeyId(pub KeyId);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -31,7 +31,7 @@ impl FromRequestParts<AppState> for Authenticated {
             return match state.settings.anonymous {
                 Some(_) => {
                     let record = KeyRecord::anonymous(state.clock.now());
-                    parts.extensions.insert(CallerKeyId(record.id.row()));
+                    parts.extensions.insert(CallerKeyId(record.id));
                     Ok(Authenticated(record))
                 }
                 None => Err(ApiError::MissingApiKey),
@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if record.is_expired(now) {
             return Err(ApiError::ApiKeyExpired);
         }
-        parts.extensions.insert(CallerKeyId(record.id.row()));
+        parts.extensions.insert(CallerKeyId(record.id));
         Ok(Authenticated(record))
     }
 }

@@ -101,7 +101,7 @@ pub async fn compress(
         Some(_) => {
             let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
             let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
-            let work = state.engine_lanes.run(key.id.row(), bytes, move || {
+            let work = state.engine_lanes.run(key.id, bytes, move || {
                 job.run_gated(encoding, model_id, |n| count_tx.send(n).is_ok() && go_rx.blocking_recv() == Ok(true))
             });
             let admission = async {
@@ -124,14 +124,14 @@ pub async fn compress(
         None => {
             let (job, original_tokens) = state
                 .engine_lanes
-                .run(key.id.row(), bytes, move || {
+                .run(key.id, bytes, move || {
                     let n = job.original_tokens(encoding);
                     (job, n)
                 })
                 .await?;
             let admission = admit(&state, &key, original_tokens as u64).await?;
             let timestamp = state.clock.now();
-            let response = state.engine_lanes.run(key.id.row(), bytes, move || job.run(encoding, model_id)).await?;
+            let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
             (original_tokens, admission, timestamp, response)
         }
     };
@@ -453,7 +453,7 @@ pub async fn count_tokens(
     let registry = state.registry.clone();
     let bytes = body.text.len();
     let count = move || CountResponse::count(&registry, &model_id, &body.text);
-    let response = state.engine_lanes.run(key.id.row(), bytes, count).await?;
+    let response = state.engine_lanes.run(key.id, bytes, count).await?;
     state.last_use.record(key.id, Some(&response.model_id), state.clock.now());
     Ok((headers, axum::Json(response)))
 }
@@ -505,7 +505,7 @@ pub async fn validate(
     let bytes = body.original.len() + body.compressed.len();
     let run =
         move || compress::validate(&body.original, &body.compressed, body.query.as_deref()).map(|v| v.only(&metrics));
-    let v = state.engine_lanes.run(key.id.row(), bytes, run).await??;
+    let v = state.engine_lanes.run(key.id, bytes, run).await??;
     state.last_use.record(key.id, None, state.clock.now());
     Ok((
         headers,

@@ -20,6 +20,7 @@ use super::AppState;
 use super::auth::CallerKeyId;
 use super::error::ApiError;
 use super::work::STANDARD_MAX_BYTES;
+use crate::keys::KeyId;
 
 pub struct ApiJson<T>(pub T);
 
@@ -46,7 +47,7 @@ pub struct BodyReader {
     within: std::time::Duration,
     deadline: tokio::time::Instant,
     /// Whose turn of the large lane a large body is parsed in.
-    key_id: i64,
+    key_id: Option<KeyId>,
 }
 
 impl BodyReader {
@@ -55,7 +56,7 @@ impl BodyReader {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let key_id = req.extensions().get::<CallerKeyId>().map_or(i64::MIN, |k| k.0);
+        let key_id = req.extensions().get::<CallerKeyId>().map(|k| k.0);
         let within = state.settings.body_timeout;
         Ok(BodyReader {
             stream: req.into_body().into_data_stream(),

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use crate::keys::KeyId;
 
 /// Work on at most this many bytes runs inline.
 pub const INLINE_MAX_BYTES: usize = 32 * 1024;
@@ -51,7 +52,7 @@ pub struct EngineLanes {
     turns: Turns,
 }
 
-type Turns = Arc<Mutex<HashMap<(Lane, i64), Arc<Semaphore>>>>;
+type Turns = Arc<Mutex<HashMap<(Lane, Option<KeyId>), Arc<Semaphore>>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
@@ -97,14 +98,15 @@ impl EngineLanes {
         EngineLanes::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
     }
 
-    /// Runs `f`, which reads `bytes` bytes of the request of key `key_id`, in its lane.
+    /// Runs `f`, which reads `bytes` bytes of a request of key `key` (`None`: a request read
+    /// before any key is known, an admin one), in its lane.
     pub async fn run<T: Send + 'static>(
         &self,
-        key_id: i64,
+        key: impl Into<Option<KeyId>>,
         bytes: usize,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let lane = Lane::for_bytes(bytes);
+        let (lane, key_id) = (Lane::for_bytes(bytes), key.into());
         if lane == Lane::Inline {
             return Ok(f());
         }
@@ -146,7 +148,7 @@ impl EngineLanes {
 
     /// Waits until this key holds fewer than `per_key` jobs of `lane` (waiting for the lane or
     /// running) ahead of this one.
-    async fn take_turn(&self, lane: Lane, key_id: i64, per_key: usize) -> Result<KeyTurn, ApiError> {
+    async fn take_turn(&self, lane: Lane, key_id: Option<KeyId>, per_key: usize) -> Result<KeyTurn, ApiError> {
         let semaphore = {
             let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
             turns.entry((lane, key_id)).or_insert_with(|| Arc::new(Semaphore::new(per_key))).clone()
@@ -167,7 +169,7 @@ struct KeyTurn {
 /// holds only keys with work in progress.
 struct KeyTurnGate {
     turns: Turns,
-    entry: (Lane, i64),
+    entry: (Lane, Option<KeyId>),
     semaphore: Option<Arc<Semaphore>>,
 }
 
@@ -250,7 +252,7 @@ mod tests {
         let lanes = lanes.clone();
         let job = tokio::spawn(async move {
             lanes
-                .run(key, bytes, move || {
+                .run(KeyId::from_row(key), bytes, move || {
                     let _ = finished.recv();
                 })
                 .await
@@ -273,9 +275,9 @@ mod tests {
         let (job_b, finish_b) = blocked_job(&lanes, 2, large);
         until(|| lanes.large.available_permits() == 0).await;
         // Key 2's large job waits; standard and inline work of anyone does not.
-        assert_eq!(lanes.run(3, 40 * 1024, || 40).await.unwrap(), 40);
-        assert_eq!(lanes.run(2, 100 * 1024, || 100).await.unwrap(), 100);
-        assert_eq!(lanes.run(2, 10, || 1).await.unwrap(), 1);
+        assert_eq!(lanes.run(KeyId::from_row(3), 40 * 1024, || 40).await.unwrap(), 40);
+        assert_eq!(lanes.run(KeyId::from_row(2), 100 * 1024, || 100).await.unwrap(), 100);
+        assert_eq!(lanes.run(KeyId::from_row(2), 10, || 1).await.unwrap(), 1);
         assert!(!job_b.is_finished());
         finish_a.send(()).unwrap();
         job_a.await.unwrap();
@@ -296,11 +298,11 @@ mod tests {
         for (key, label) in [(1, "key 1, second"), (1, "key 1, third"), (2, "key 2")] {
             let (lanes, order) = (lanes.clone(), order.clone());
             jobs.push(tokio::spawn(async move {
-                lanes.run(key, large, move || order.lock().unwrap().push(label)).await.unwrap();
+                lanes.run(KeyId::from_row(key), large, move || order.lock().unwrap().push(label)).await.unwrap();
             }));
         }
         // Key 2's job is queued for the lane (it takes its own turn at once).
-        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, 2))).await;
+        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(2))))).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         finish_first.send(()).unwrap();
         first.await.unwrap();
@@ -322,7 +324,7 @@ mod tests {
         let ran = Arc::new(Mutex::new(false));
         let queued = tokio::spawn({
             let (lanes, ran) = (lanes.clone(), ran.clone());
-            async move { lanes.run(1, large, move || *ran.lock().unwrap() = true).await }
+            async move { lanes.run(KeyId::from_row(1), large, move || *ran.lock().unwrap() = true).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         queued.abort();
@@ -330,7 +332,7 @@ mod tests {
         finish_first.send(()).unwrap();
         first.await.unwrap();
         // The key's turn came and went without it.
-        assert_eq!(lanes.run(1, large, || 1).await.unwrap(), 1);
+        assert_eq!(lanes.run(KeyId::from_row(1), large, || 1).await.unwrap(), 1);
         assert!(!*ran.lock().unwrap(), "the dropped job ran");
         assert!(lanes.turns.lock().unwrap().is_empty());
     }
@@ -349,7 +351,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(lanes.standard.available_permits(), 1, "key 1 took the second slot");
         // Key 2's job runs at once, though it came after key 1's queue.
-        assert_eq!(lanes.run(2, medium, || 2).await.unwrap(), 2);
+        assert_eq!(lanes.run(KeyId::from_row(2), medium, || 2).await.unwrap(), 2);
         assert!(queued.iter().all(|(job, _)| !job.is_finished()));
         // Every job may finish now (they take key 1's turn in whatever order they queued).
         finish_first.send(()).unwrap();
