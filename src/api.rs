@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use omnimemory_engine::compress::chat::{ChatMessage, CompressedMessages, Keep, compress_messages};
+use omnimemory_engine::compress::chat::{
+    ChatMessage, CompressedMessages, Keep, compress_messages, compress_messages_gated,
+};
 use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
 use omnimemory_engine::tokens::{Encoding, PieceCounter, Registry};
 
@@ -225,7 +227,7 @@ impl Job {
 
     /// [`run`](Self::run) with a gate between counting and compressing: `admit(tokens)` sees
     /// the input's count and says whether to go on (`None` when it says no). A `context` is
-    /// tokenized once, for both.
+    /// tokenized once, for both, and so are `messages`.
     pub fn run_gated(
         &self,
         encoding: Encoding,
@@ -237,7 +239,12 @@ impl Job {
                 let counter = PieceCounter::new(encoding, context);
                 admit(counter.source_tokens()).then(|| self.run_counted(&counter, encoding, model_id))
             }
-            Input::Messages { .. } => admit(self.original_tokens(encoding)).then(|| self.run(encoding, model_id)),
+            Input::Messages { messages, keep } => {
+                let chat: Vec<ChatMessage<'_>> =
+                    messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect();
+                let out = compress_messages_gated(&chat, self.query.as_deref(), self.budget, *keep, encoding, admit)?;
+                Some(CompressResponse::from_messages(out, model_id, encoding))
+            }
         }
     }
 

@@ -672,6 +672,23 @@ pub fn compress_messages(
     keep: Keep,
     encoding: Encoding,
 ) -> CompressedMessages {
+    let go_on = |_| true;
+    let compressed = compress_messages_gated(messages, query, budget, keep, encoding, go_on);
+    compressed.expect("a gate that always goes on")
+}
+
+/// [`compress_messages`] with a gate between counting and compressing: `admit(tokens)` sees the
+/// contents' tokens (what [`CompressedMessages::original_tokens`] will say) and says whether to
+/// go on (`None` when it says no), so that a caller that must reserve the tokens first (a
+/// quota) does not tokenize the messages a second time.
+pub fn compress_messages_gated(
+    messages: &[ChatMessage<'_>],
+    query: Option<&str>,
+    budget: super::Budget,
+    keep: Keep,
+    encoding: Encoding,
+    admit: impl FnOnce(usize) -> bool,
+) -> Option<CompressedMessages> {
     // One text of the contents, a blank line apart, so that turns are ranges of it.
     let mut text = String::new();
     let mut turns = Vec::with_capacity(messages.len());
@@ -685,14 +702,24 @@ pub fn compress_messages(
     }
     let counter = crate::tokens::PieceCounter::new(encoding, &text);
     let count = |s: &str| counter.count(s);
-    let costs: Vec<usize> = turns.iter().map(|t| count(&text[t.start..t.end])).collect();
+    // Each content is a copy of its own stretch of the text: counted from the text's pieces.
+    let costs: Vec<usize> = turns
+        .iter()
+        .map(|t| {
+            let content = &text[t.start..t.end];
+            counter.count_spliced(content, &[(0, t.start, content.len())])
+        })
+        .collect();
     let original_tokens: usize = costs.iter().sum();
+    if !admit(original_tokens) {
+        return None;
+    }
     let budget_tokens = super::budget_tokens(budget, original_tokens);
     let whole = |idx: &[usize]| -> Vec<(usize, String, String)> {
         idx.iter().map(|&i| (i, messages[i].role.to_string(), messages[i].content.to_string())).collect()
     };
     if original_tokens <= budget_tokens || original_tokens < super::MIN_TOKENS {
-        return CompressedMessages {
+        return Some(CompressedMessages {
             messages: whole(&(0..messages.len()).collect::<Vec<_>>()),
             original_tokens,
             compressed_tokens: original_tokens,
@@ -700,7 +727,7 @@ pub fn compress_messages(
             over_budget: original_tokens > budget_tokens,
             quality_score: 1.0,
             unchanged: true,
-        };
+        });
     }
     let role = |i: usize| messages[i].role.trim().to_ascii_lowercase();
     let last_user = (0..messages.len()).rev().find(|&i| role(i) == "user");
@@ -764,7 +791,7 @@ pub fn compress_messages(
     let compressed_tokens: usize = pieces.iter().map(|p| count(&p.2)).sum();
     let kept_chars: usize = pieces.iter().map(|p| p.2.len()).sum();
     let all_chars: usize = messages.iter().map(|m| m.content.len()).sum::<usize>().max(1);
-    CompressedMessages {
+    Some(CompressedMessages {
         messages: pieces,
         original_tokens,
         compressed_tokens,
@@ -772,7 +799,7 @@ pub fn compress_messages(
         over_budget: compressed_tokens > budget_tokens,
         quality_score: (kept_chars as f64 / all_chars as f64).min(0.999),
         unchanged: false,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -893,6 +920,38 @@ mod tests {
             assert_eq!(role, msgs[*i].role);
             assert!(msgs[*i].content.contains(content.as_str()));
         }
+    }
+
+    #[test]
+    fn the_gate_sees_the_contents_exact_count_and_can_stop_the_work() {
+        let msgs = [
+            ChatMessage { role: "system", content: "Be brief.\n\n" },
+            ChatMessage { role: "user", content: "  Where did the   train go?\r\n" },
+            ChatMessage { role: "assistant", content: "North, then east along the coast.  " },
+        ];
+        let expected: usize = msgs.iter().map(|m| Encoding::Cl100k.count(m.content)).sum();
+        let mut seen = None;
+        let refused = compress_messages_gated(
+            &msgs,
+            None,
+            super::super::Budget::Ratio(0.5),
+            Keep::default(),
+            Encoding::Cl100k,
+            |n| {
+                seen = Some(n);
+                false
+            },
+        );
+        assert_eq!((refused, seen), (None, Some(expected)));
+        let out = compress_messages_gated(
+            &msgs,
+            None,
+            super::super::Budget::Ratio(0.5),
+            Keep::default(),
+            Encoding::Cl100k,
+            |_| true,
+        );
+        assert_eq!(out.map(|o| o.original_tokens), Some(expected));
     }
 
     #[test]
