@@ -81,8 +81,8 @@ pub async fn compress(
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
     // and charged with the usage record. A context small enough to run inline is counted once:
     // the engine compresses with the counter that gave the reservation its count.
-    let (original_tokens, admission, timestamp, response) = match job.context() {
-        Some(context) if Lane::for_bytes(bytes) == Lane::Inline => {
+    let (original_tokens, admission, timestamp, response) = match (job.context(), Lane::for_bytes(bytes)) {
+        (Some(context), Lane::Inline) => {
             let t = Instant::now();
             let counter = PieceCounter::new(encoding, context);
             let original_tokens = counter.source_tokens();
@@ -96,9 +96,18 @@ pub async fn compress(
             stage("engine", t);
             (original_tokens, admission, timestamp, response)
         }
-        // Larger: counted once in its lane, which waits there for the admission (made here,
-        // on the executor) before it compresses with the same count.
-        Some(_) => {
+        // Small `messages` run inline, where nothing may wait: counted, admitted, then
+        // compressed (the contents tokenized twice, a few tens of microseconds).
+        (None, Lane::Inline) => {
+            let original_tokens = job.original_tokens(encoding);
+            let admission = admit(&state, &key, original_tokens as u64).await?;
+            let timestamp = state.clock.now();
+            let response = job.run(encoding, model_id);
+            (original_tokens, admission, timestamp, response)
+        }
+        // Larger, a context or `messages`: counted once in its lane, which waits there for the
+        // admission (made here, on the executor) before it compresses with the same count.
+        _ => {
             let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
             let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
             let work = state.engine_lanes.run(key.id, bytes, move || {
@@ -120,19 +129,6 @@ pub async fn compress(
                     return Err(ApiError::Internal(anyhow::anyhow!("the engine job ended without its admission")));
                 }
             }
-        }
-        None => {
-            let (job, original_tokens) = state
-                .engine_lanes
-                .run(key.id, bytes, move || {
-                    let n = job.original_tokens(encoding);
-                    (job, n)
-                })
-                .await?;
-            let admission = admit(&state, &key, original_tokens as u64).await?;
-            let timestamp = state.clock.now();
-            let response = state.engine_lanes.run(key.id, bytes, move || job.run(encoding, model_id)).await?;
-            (original_tokens, admission, timestamp, response)
         }
     };
 

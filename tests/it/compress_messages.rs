@@ -94,6 +94,23 @@ async fn messages_in_messages_out_roles_kept_and_charged_like_a_context(backend:
     assert_eq!(stats["stats"]["total_compressions"].as_u64(), Some(2), "{stats}");
     let quota = get_json(server.url("/usage/quota"), &key).await;
     assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(both), "{quota}");
+
+    // Above the inline size (32 KiB) the messages are counted in their lane: the same charge
+    // (a key whose request rate leaves room for the counts below).
+    let key = server.create_key("chat-large", "enterprise");
+    let big: Vec<Value> = (0..5)
+        .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": long(&format!("wing {i}"), 100)}))
+        .collect();
+    assert!(big.iter().map(|m| m["content"].as_str().unwrap().len()).sum::<usize>() > 32 * 1024);
+    let out = compress(&server, &key, json!({"messages": big, "target_compression": 0.75})).await;
+    let mut sum = 0;
+    for m in &big {
+        sum += count_tokens(&server, &key, m["content"].as_str().unwrap(), "gpt-4").await;
+    }
+    assert_eq!(out["original_tokens"].as_u64(), Some(sum), "{out}");
+    assert!(out["compressed_tokens"].as_u64().unwrap() <= out["budget_tokens"].as_u64().unwrap(), "{out}");
+    let quota = get_json(server.url("/usage/quota"), &key).await;
+    assert_eq!(quota["quota"]["usage"]["current_usage"].as_u64(), Some(sum), "{quota}");
 }
 
 async fn keep_last_user_false_lets_a_big_last_user_message_go(backend: Backend) {
