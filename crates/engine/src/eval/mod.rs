@@ -1,15 +1,17 @@
 //! The answer-retention evaluation of `shared/spec/EVAL.md`, as a library.
 //!
 //! Input: items `{id, query, answers, context}` (one JSON object per line; extra fields are
-//! ignored). For each ratio `k` (default 2, 4, 10) every item's context is compressed with
-//! `target_compression = 1 − 1/k`, counted in `cl100k_base`, with or without the item's query.
+//! ignored). For each compression factor `k` (default 2, 4, 10; EVAL.md's "2x / 4x / 10x",
+//! which the CLI's `--ratios` and the JSON report's `ratio` name as EVAL.md does) every item's
+//! context is compressed with `target_compression = 1 − 1/k` (the share removed, the API's
+//! meaning of "ratio"), counted in `cl100k_base`, with or without the item's query.
 //!
 //! - **Retained**: some answer, normalised, occurs on word boundaries in the normalised output.
 //!   Normalisation: NFKC, lower case, punctuation removed, articles `a`/`an`/`the` removed, white
 //!   space collapsed (the SQuAD convention).
 //! - **JSON valid**: for items whose context parses as JSON, the output must parse too; such an
 //!   item only counts as retained when its output is valid JSON.
-//! - **Achieved ratio**: original tokens / output tokens, reported as the total over all items
+//! - **Achieved factor** (`achieved_ratio` in the report): original tokens / output tokens, reported as the total over all items
 //!   and as the median per item; **within ±5 %**: share of items whose achieved ratio is within
 //!   5 % of `k` (`|achieved / k − 1| ≤ 0.05`); **over budget**: items above their budget.
 //!
@@ -44,8 +46,10 @@ pub struct Item {
 /// Per-ratio results.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RatioReport {
-    /// The compression ratio asked for (2 means half the tokens).
-    pub ratio: f64,
+    /// The compression factor asked for (original / output tokens: 2 keeps half), what
+    /// EVAL.md and the JSON report call the ratio.
+    #[serde(rename = "ratio")]
+    pub factor: f64,
     pub target_compression: f64,
     pub items: usize,
     pub retained: usize,
@@ -55,9 +59,11 @@ pub struct RatioReport {
     pub json_items: usize,
     pub json_valid: usize,
     /// Sum of original tokens / sum of output tokens.
-    pub achieved_ratio: f64,
+    #[serde(rename = "achieved_ratio")]
+    pub achieved_factor: f64,
     /// Median over items of original / output tokens.
-    pub median_item_ratio: f64,
+    #[serde(rename = "median_item_ratio")]
+    pub median_item_factor: f64,
     /// Share (percent) of items whose achieved ratio is within ±5 % of `ratio`.
     pub within_5pct: f64,
     pub over_budget: usize,
@@ -79,7 +85,8 @@ pub struct BaselineReport {
     pub name: &'static str,
     pub retention_pct: f64,
     /// Sum of original tokens / sum of output tokens.
-    pub achieved_ratio: f64,
+    #[serde(rename = "achieved_ratio")]
+    pub achieved_factor: f64,
     pub over_budget: usize,
 }
 
@@ -110,12 +117,12 @@ impl std::fmt::Display for Report {
             writeln!(
                 f,
                 "{:>5}x {:>6} {:>8.1}% {:>10} {:>8.2}x {:>8.2}x {:>7.1}% {:>5} {:>8.2}",
-                r.ratio,
+                r.factor,
                 r.items,
                 r.retention_pct,
                 json,
-                r.achieved_ratio,
-                r.median_item_ratio,
+                r.achieved_factor,
+                r.median_item_factor,
                 r.within_5pct,
                 r.over_budget,
                 r.median_ms
@@ -127,7 +134,7 @@ impl std::fmt::Display for Report {
                 writeln!(
                     f,
                     "{:>7}  {:<13} {:>7.1}% {:>10} {:>8.2}x {:>9} {:>8} {:>5}",
-                    "", b.name, b.retention_pct, "", b.achieved_ratio, "", "", b.over_budget
+                    "", b.name, b.retention_pct, "", b.achieved_factor, "", "", b.over_budget
                 )?;
             }
         }
@@ -180,7 +187,7 @@ pub fn retained(output: &str, answers: &[String]) -> bool {
 }
 
 struct Outcome {
-    ratio_index: usize,
+    factor_index: usize,
     retained: bool,
     json: Option<bool>,
     original: usize,
@@ -195,13 +202,13 @@ struct Outcome {
     readability: Option<(usize, usize, bool)>,
 }
 
-fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
+fn evaluate(item: &Item, factors: &[f64], use_query: bool) -> Vec<Outcome> {
     let is_json = {
         let t = item.context.trim_start();
         (t.starts_with('{') || t.starts_with('['))
             && serde_json::from_str::<serde::de::IgnoredAny>(&item.context).is_ok()
     };
-    ratios
+    factors
         .iter()
         .enumerate()
         .map(|(ri, &k)| {
@@ -228,7 +235,7 @@ fn evaluate(item: &Item, ratios: &[f64], use_query: bool) -> Vec<Outcome> {
                     .collect()
             };
             Outcome {
-                ratio_index: ri,
+                factor_index: ri,
                 retained: retained(&c.text, &item.answers) && json_ok.unwrap_or(true),
                 json: json_ok,
                 original: c.original_tokens,
@@ -258,16 +265,16 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs the protocol on `items` for each ratio; `on_item_done` is called once per item, on the
 /// calling thread, so it can drive a progress bar.
-pub fn run(items: &[Item], ratios: &[f64], use_query: bool, on_item_done: &mut dyn FnMut()) -> Report {
+pub fn run(items: &[Item], factors: &[f64], use_query: bool, on_item_done: &mut dyn FnMut()) -> Report {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 2);
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(items.len() * ratios.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(items.len() * factors.len());
     let (tx, rx) = mpsc::channel::<Vec<Outcome>>();
     std::thread::scope(|scope| {
         for t in 0..threads {
             let tx = tx.clone();
             scope.spawn(move || {
                 for item in items.iter().skip(t).step_by(threads) {
-                    if tx.send(evaluate(item, ratios, use_query)).is_err() {
+                    if tx.send(evaluate(item, factors, use_query)).is_err() {
                         return;
                     }
                 }
@@ -280,11 +287,11 @@ pub fn run(items: &[Item], ratios: &[f64], use_query: bool, on_item_done: &mut d
         }
     });
 
-    let rows = ratios
+    let rows = factors
         .iter()
         .enumerate()
         .map(|(ri, &k)| {
-            let rs: Vec<&Outcome> = outcomes.iter().filter(|o| o.ratio_index == ri).collect();
+            let rs: Vec<&Outcome> = outcomes.iter().filter(|o| o.factor_index == ri).collect();
             let n = rs.len();
             let retained = rs.iter().filter(|o| o.retained).count();
             let orig: usize = rs.iter().map(|o| o.original).sum();
@@ -298,15 +305,15 @@ pub fn run(items: &[Item], ratios: &[f64], use_query: bool, on_item_done: &mut d
                 if n == 0 { 0.0 } else { 100.0 * x as f64 / n as f64 }
             };
             RatioReport {
-                ratio: k,
+                factor: k,
                 target_compression: 1.0 - 1.0 / k,
                 items: n,
                 retained,
                 retention_pct: pct(retained),
                 json_items: rs.iter().filter(|o| o.json.is_some()).count(),
                 json_valid: rs.iter().filter(|o| o.json == Some(true)).count(),
-                achieved_ratio: orig as f64 / out.max(1) as f64,
-                median_item_ratio: median(&mut per_item),
+                achieved_factor: orig as f64 / out.max(1) as f64,
+                median_item_factor: median(&mut per_item),
                 within_5pct: pct(within),
                 over_budget: rs.iter().filter(|o| o.over).count(),
                 median_ms: median(&mut ms),
@@ -320,7 +327,7 @@ pub fn run(items: &[Item], ratios: &[f64], use_query: bool, on_item_done: &mut d
                         BaselineReport {
                             name,
                             retention_pct: pct(rs.iter().filter(|o| o.baselines[bi].0).count()),
-                            achieved_ratio: orig as f64 / out.max(1) as f64,
+                            achieved_factor: orig as f64 / out.max(1) as f64,
                             over_budget: rs.iter().filter(|o| o.baselines[bi].1 > o.budget).count(),
                         }
                     })
@@ -375,7 +382,7 @@ mod tests {
         for r in &report.rows {
             assert_eq!(r.retained, 1, "{report}");
             assert_eq!(r.over_budget, 0);
-            assert!(r.achieved_ratio >= r.ratio);
+            assert!(r.achieved_factor >= r.factor);
         }
     }
 }

@@ -300,7 +300,9 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
     pub kind: &'static str,
-    pub ratio: f64,
+    /// The compression factor (original / output tokens), the report's `ratio`.
+    #[serde(rename = "ratio")]
+    pub factor: f64,
     /// `q` (with the query), `n` (without), `-` (a baseline that ignores it).
     pub mode: &'static str,
     pub method: &'static str,
@@ -309,7 +311,7 @@ pub struct Row {
 }
 
 /// Runs every item at every ratio, ours with and without the query and the kind's baselines.
-pub fn run(items: &[Item], ratios: &[f64], on_item_done: &mut dyn FnMut()) -> Vec<Row> {
+pub fn run(items: &[Item], factors: &[f64], on_item_done: &mut dyn FnMut()) -> Vec<Row> {
     // (kind, ratio index, mode, method) -> sums and counts per measure.
     type Key = (&'static str, usize, &'static str, &'static str);
     /// Per measure: the sum of its values and how many items had one.
@@ -334,8 +336,8 @@ pub fn run(items: &[Item], ratios: &[f64], on_item_done: &mut dyn FnMut()) -> Ve
     };
     for item in items {
         let original = ntok(&item.context);
-        for (ri, &ratio) in ratios.iter().enumerate() {
-            let target = 1.0 - 1.0 / ratio;
+        for (ri, &factor) in factors.iter().enumerate() {
+            let target = 1.0 - 1.0 / factor;
             let budget = crate::compress::budget_tokens(Budget::Ratio(target), original);
             let kind = item.kind.name();
             for (mode, query) in [("q", Some(item.query.as_str())), ("n", None)] {
@@ -366,7 +368,7 @@ pub fn run(items: &[Item], ratios: &[f64], on_item_done: &mut dyn FnMut()) -> Ve
             let names = items.iter().find(|i| i.kind.name() == kind).map_or(&[][..], |i| i.kind.measures());
             Row {
                 kind,
-                ratio: ratios[ri],
+                factor: factors[ri],
                 mode,
                 method,
                 items: n,
@@ -379,8 +381,8 @@ pub fn run(items: &[Item], ratios: &[f64], on_item_done: &mut dyn FnMut()) -> Ve
         })
         .collect();
     rows.sort_by(|a, b| {
-        (a.kind, a.ratio, a.method != "ours", a.mode != "q")
-            .partial_cmp(&(b.kind, b.ratio, b.method != "ours", b.mode != "q"))
+        (a.kind, a.factor, a.method != "ours", a.mode != "q")
+            .partial_cmp(&(b.kind, b.factor, b.method != "ours", b.mode != "q"))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     rows
@@ -399,7 +401,7 @@ pub fn render(rows: &[Row]) -> String {
             }
             out.push('\n');
         }
-        out.push_str(&format!("{:>5}x  {:<4}  {:<12}{:>6}", r.ratio, r.mode, r.method, r.items));
+        out.push_str(&format!("{:>5}x  {:<4}  {:<12}{:>6}", r.factor, r.mode, r.method, r.items));
         for (_, v) in &r.measures {
             match v {
                 Some(v) => out.push_str(&format!("{v:>9.1}%")),
