@@ -3,26 +3,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Backend, Server, client, error_code};
-
-/// Prose of `bytes` bytes, sentences of distinct-looking words.
-fn prose(bytes: usize, seed: u64) -> String {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    let mut text = String::with_capacity(bytes + 64);
-    while text.len() < bytes {
-        for i in 0..(8 + next() % 12) {
-            let word: String = (0..(3 + next() % 6)).map(|_| (b'a' + (next() % 26) as u8) as char).collect();
-            text.push_str(if i == 0 { "" } else { " " });
-            text.push_str(&word);
-        }
-        text.push_str(". ");
-    }
-    text
-}
+use crate::harness::{Backend, Server, client, error_code, prose};
 
 /// `omnimemory_engine_jobs{lane, state}` as `/metrics` shows it now.
 async fn engine_jobs(server: &Server, lane: &str, state: &str) -> f64 {

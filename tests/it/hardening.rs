@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::harness::{ADMIN_KEY, Backend, Server, bin, client, error_code};
+use crate::harness::{ADMIN_KEY, Backend, Server, bin, client, error_code, prose};
 
 const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
 
@@ -580,24 +580,6 @@ async fn a_large_request_its_key_cannot_pass_is_refused_before_its_body_is_read(
         assert!(answer.starts_with("HTTP/1.1 429"), "{path}: {answer}");
         assert!(answer.contains("\"code\":\"request_rate_limited\"") && answer.contains("retry-after: "), "{answer}");
     }
-}
-
-/// Prose of about `bytes` bytes: sentences of distinct-looking words.
-fn prose(bytes: usize, seed: u64) -> String {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    let mut text = String::with_capacity(bytes + 64);
-    while text.len() < bytes {
-        for i in 0..(8 + next() % 12) {
-            text.push_str(if i == 0 { "" } else { " " });
-            text.extend((0..(3 + next() % 6)).map(|_| (b'a' + (next() % 26) as u8) as char));
-        }
-        text.push_str(". ");
-    }
-    text
 }
 
 /// A key with part of its month left, but far less than a 10 MB body holds, gets its 402 while

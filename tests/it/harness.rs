@@ -452,6 +452,25 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Prose of about `bytes` bytes (a sentence past it at most): sentences of distinct-looking
+/// words, the same for the same seed.
+pub fn prose(bytes: usize, seed: u64) -> String {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut text = String::with_capacity(bytes + 64);
+    while text.len() < bytes {
+        for i in 0..(8 + next() % 12) {
+            text.push_str(if i == 0 { "" } else { " " });
+            text.extend((0..(3 + next() % 6)).map(|_| (b'a' + (next() % 26) as u8) as char));
+        }
+        text.push_str(". ");
+    }
+    text
+}
+
 /// `GET url` with a key; the JSON body.
 pub async fn get_json(url: impl reqwest::IntoUrl, key: &str) -> serde_json::Value {
     client().get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
