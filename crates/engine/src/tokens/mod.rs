@@ -94,38 +94,36 @@ impl<'a> PieceCounter<'a> {
             prefix: vec![0],
             recent: Default::default(),
         };
+        // A large source is counted as two halves on two threads, each into a cache of its own:
+        // the halves' pieces are the whole text's (the cut is a piece boundary).
         let cut = if source.len() >= Self::SPLIT_BYTES { piece_boundary_near_middle(source) } else { None };
+        let (first, second) = source.split_at(cut.unwrap_or(source.len()));
+        let tok = c.tokenizer();
+        let halves = if second.is_empty() {
+            vec![(0, count_alone(tok, first))]
+        } else {
+            std::thread::scope(|scope| {
+                let later = scope.spawn(|| count_alone(tok, second));
+                let earlier = count_alone(tok, first);
+                vec![(0, earlier), (first.len(), later.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))]
+            })
+        };
         let mut ends = Vec::new();
         let mut prefix = vec![0usize];
-        let mut each = |end: usize, n: usize| {
-            ends.push(end);
-            prefix.push(prefix.last().copied().unwrap_or(0) + n);
-        };
-        let raw = match cut {
-            None => c.count_pieces(source, &mut each),
-            Some(cut) => {
-                // The second half is counted on another thread into a cache of its own, merged
-                // after: the halves' pieces are the whole text's (the cut is a piece boundary).
-                let (first, second) = source.split_at(cut);
-                let tok = c.tokenizer();
-                let (raw_first, later) = std::thread::scope(|scope| {
-                    let later = scope.spawn(|| count_alone(tok, second));
-                    let raw_first = c.count_pieces(first, &mut each);
-                    (raw_first, later.join())
-                });
-                let (pieces, cache) = later.unwrap_or_else(|_| count_alone(tok, second));
-                let mut raw = raw_first;
-                for (end, n) in pieces {
-                    raw += n as usize;
-                    each(cut + end, n as usize);
-                }
-                let mut own = c.cache.borrow_mut();
-                own.reserve(cache.len());
-                own.extend(cache);
-                drop(own);
-                raw
+        let mut cache = PieceCache::default();
+        for (offset, (pieces, part_cache)) in halves {
+            for (end, n) in pieces {
+                ends.push(offset + end);
+                prefix.push(prefix.last().copied().unwrap_or(0) + n as usize);
             }
-        };
+            if cache.is_empty() {
+                cache = part_cache;
+            } else {
+                cache.extend(part_cache);
+            }
+        }
+        let raw = prefix.last().copied().unwrap_or(0);
+        c.cache = std::cell::RefCell::new(cache);
         c.piece_ends = ends;
         c.prefix = prefix;
         c.source_tokens = c.scale(raw);
@@ -201,7 +199,7 @@ impl<'a> PieceCounter<'a> {
         if let Some(&(_, n)) = self.recent.borrow().iter().find(|(k, _)| *k == key) {
             return n;
         }
-        let n = self.scale(self.count_pieces(text, &mut |_, _| {}));
+        let n = self.scale(self.count_pieces(text));
         let mut recent = self.recent.borrow_mut();
         if recent.len() == Self::RECENT {
             recent.remove(0);
@@ -292,21 +290,14 @@ impl<'a> PieceCounter<'a> {
         }
     }
 
-    /// The raw (unscaled) count; `each(end, tokens)` sees every piece.
-    fn count_pieces(&self, text: &str, each: &mut dyn FnMut(usize, usize)) -> usize {
+    /// The raw (unscaled) count.
+    fn count_pieces(&self, text: &str) -> usize {
         let tok = self.tokenizer();
         // A slice of the source can lend its pieces to the cache.
         let base = self.source.as_ptr() as usize;
         let at = text.as_ptr() as usize;
         let in_source = at >= base && at + text.len() <= base + self.source.len();
-        let mut raw = 0usize;
-        for piece in tok.split(text) {
-            let end = piece.as_ptr() as usize - at + piece.len();
-            let n = self.piece_tokens(tok, piece, in_source);
-            raw += n;
-            each(end, n);
-        }
-        raw
+        tok.split(text).map(|piece| self.piece_tokens(tok, piece, in_source)).sum()
     }
 }
 
@@ -695,9 +686,11 @@ mod tests {
                 let split = PieceCounter::new(enc, &text);
                 assert_eq!(split.source_tokens(), enc.count(&text), "{enc:?}");
                 // The one-thread pieces: the same ends and counts.
-                let whole = PieceCounter::new(enc, "");
-                let mut ends = Vec::new();
-                whole.count_pieces(&text, &mut |end, n| ends.push((end, n)));
+                let tok = split.tokenizer();
+                let ends: Vec<(usize, usize)> = tok
+                    .split(&text)
+                    .map(|p| (p.as_ptr() as usize - text.as_ptr() as usize + p.len(), tok.bpe.count(p.as_bytes())))
+                    .collect();
                 let mut prefix = vec![0];
                 for &(_, n) in &ends {
                     prefix.push(prefix.last().unwrap() + n);
