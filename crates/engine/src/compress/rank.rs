@@ -101,17 +101,7 @@ impl Analysis {
         let mut block_centrality = vec![1.0; nblocks];
         let weight_idf: Vec<f64> = if nblocks >= 4 {
             let mut dfb = vec![0u32; nterms];
-            let mut last_block = vec![usize::MAX; nterms];
-            for (si, w) in seg_words.windows(2).enumerate() {
-                let b = segs[si].block;
-                for word in &words[w[0]..w[1]] {
-                    let t = word.term as usize;
-                    if last_block[t] != b {
-                        last_block[t] = b;
-                        dfb[t] += 1;
-                    }
-                }
-            }
+            each_block_term(segs, &words, &seg_words, nterms, |_, term| dfb[term as usize] += 1);
             let nb = nblocks as f64;
             let weights: Vec<f64> =
                 dfb.iter().map(|&d| (1.0 + (nb - d as f64 + 0.5) / (d as f64 + 0.5)).ln()).collect();
@@ -121,20 +111,15 @@ impl Analysis {
             let mut distinct = vec![0usize; nblocks];
             // Passages of one source (the same `Title:` line) do not vouch for each other: an
             // article cut into several passages is not for that reason what the others are about.
-            let siblings = same_source_counts(text, segs, &words, &seg_words, nblocks);
-            last_block.iter_mut().for_each(|x| *x = usize::MAX);
-            for (si, w) in seg_words.windows(2).enumerate() {
-                let b = segs[si].block;
-                for word in &words[w[0]..w[1]] {
-                    let t = word.term as usize;
-                    if last_block[t] != b && !lexicon.is_stop(word.term) {
-                        last_block[t] = b;
-                        distinct[b] += 1;
-                        let shared_within = siblings.as_ref().map_or(1, |(group, same)| same[&(group[b], word.term)]);
-                        score[b] += weights[t] * (dfb[t] - shared_within) as f64;
-                    }
+            let siblings = same_source_counts(text, segs, &words, &seg_words, nblocks, nterms);
+            each_block_term(segs, &words, &seg_words, nterms, |b, term| {
+                if !lexicon.is_stop(term) {
+                    let t = term as usize;
+                    distinct[b] += 1;
+                    let shared_within = siblings.as_ref().map_or(1, |(group, same)| same[&(group[b], term)]);
+                    score[b] += weights[t] * (dfb[t] - shared_within) as f64;
                 }
-            }
+            });
             for (s, d) in score.iter_mut().zip(&distinct) {
                 *s /= (*d).max(1) as f64;
             }
@@ -522,6 +507,7 @@ fn same_source_counts(
     words: &[Word],
     seg_words: &[usize],
     nblocks: usize,
+    nterms: usize,
 ) -> Option<(Vec<usize>, SourceTermCounts)> {
     let mut source: Vec<usize> = (0..nblocks).collect();
     let mut first_with: std::collections::HashMap<&str, usize> = Default::default();
@@ -538,18 +524,30 @@ fn same_source_counts(
         return None;
     }
     let mut counts = SourceTermCounts::default();
-    let mut last_block = vec![usize::MAX; words.iter().map(|w| w.term as usize + 1).max().unwrap_or(0)];
+    each_block_term(segs, words, seg_words, nterms, |b, term| *counts.entry((source[b], term)).or_default() += 1);
+    Some((source, counts))
+}
+
+/// Calls `f(block, term)` once for each distinct term of each block (segments of one block
+/// are consecutive).
+fn each_block_term(
+    segs: &[Segment],
+    words: &[Word],
+    seg_words: &[usize],
+    nterms: usize,
+    mut f: impl FnMut(usize, u32),
+) {
+    let mut last_block = vec![usize::MAX; nterms];
     for (si, w) in seg_words.windows(2).enumerate() {
         let b = segs[si].block;
         for word in &words[w[0]..w[1]] {
             let t = word.term as usize;
             if last_block[t] != b {
                 last_block[t] = b;
-                *counts.entry((source[b], word.term)).or_default() += 1;
+                f(b, word.term);
             }
         }
     }
-    Some((source, counts))
 }
 
 /// Query-agnostic utilities, for packing whole segments. The *value* of a segment (what the
