@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use omnimemory_engine::compress::chat::{
-    ChatMessage, CompressedMessages, Keep, compress_messages, compress_messages_gated,
-};
+use omnimemory_engine::compress::chat::{ChatMessage, CompressedMessages, Keep, compress_messages_gated};
 use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
 use omnimemory_engine::tokens::{Encoding, PieceCounter, Registry};
 
@@ -249,16 +247,8 @@ impl Job {
     }
 
     pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
-        let query = self.query.as_deref();
-        match &self.input {
-            Input::Context(context) => self.run_counted(&PieceCounter::new(encoding, context), encoding, model_id),
-            Input::Messages { messages, keep } => {
-                let chat: Vec<ChatMessage<'_>> =
-                    messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect();
-                let out = compress_messages(&chat, query, self.budget, *keep, encoding);
-                CompressResponse::from_messages(out, model_id, encoding)
-            }
-        }
+        let go_on = |_| true;
+        self.run_gated(encoding, model_id, go_on).expect("a gate that always goes on")
     }
 }
 
