@@ -261,28 +261,43 @@ mod tests {
         (job, finish)
     }
 
+    /// Waits until `done` holds; a condition that never comes fails the test instead of
+    /// hanging it.
     async fn until(mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited 30 s for a lane's state");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// Waits for a job's task to end; one that never does fails the test instead of hanging it.
+    async fn finished(job: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(std::time::Duration::from_secs(30), job)
+            .await
+            .expect("a job did not finish within 30 s")
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn standard_work_runs_while_every_large_permit_is_taken() {
         let lanes = EngineLanes::new(2);
         let large = STANDARD_MAX_BYTES + 1;
+        // Key 1's job holds the only large permit before key 2's is sent, so key 2's is the
+        // one that waits (sent together, either could win the permit).
         let (job_a, finish_a) = blocked_job(&lanes, 1, large);
-        let (job_b, finish_b) = blocked_job(&lanes, 2, large);
         until(|| lanes.large.available_permits() == 0).await;
+        let (job_b, finish_b) = blocked_job(&lanes, 2, large);
+        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(2))))).await;
         // Key 2's large job waits; standard and inline work of anyone does not.
         assert_eq!(lanes.run(KeyId::from_row(3), 40 * 1024, || 40).await.unwrap(), 40);
         assert_eq!(lanes.run(KeyId::from_row(2), 100 * 1024, || 100).await.unwrap(), 100);
         assert_eq!(lanes.run(KeyId::from_row(2), 10, || 1).await.unwrap(), 1);
         assert!(!job_b.is_finished());
         finish_a.send(()).unwrap();
-        job_a.await.unwrap();
+        finished(job_a).await;
         finish_b.send(()).unwrap();
-        job_b.await.unwrap();
+        finished(job_b).await;
         assert!(lanes.turns.lock().unwrap().is_empty(), "no key keeps an entry once its work is done");
     }
 
@@ -305,9 +320,9 @@ mod tests {
         until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(2))))).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         finish_first.send(()).unwrap();
-        first.await.unwrap();
+        finished(first).await;
         for job in jobs {
-            job.await.unwrap();
+            finished(job).await;
         }
         // Key 2 sent last but did not wait for all of key 1's queue.
         let order = order.lock().unwrap().clone();
@@ -330,7 +345,7 @@ mod tests {
         queued.abort();
         assert!(queued.await.unwrap_err().is_cancelled());
         finish_first.send(()).unwrap();
-        first.await.unwrap();
+        finished(first).await;
         // The key's turn came and went without it.
         assert_eq!(lanes.run(KeyId::from_row(1), large, || 1).await.unwrap(), 1);
         assert!(!*ran.lock().unwrap(), "the dropped job ran");
@@ -358,9 +373,9 @@ mod tests {
         for (_, finish) in &queued {
             finish.send(()).unwrap();
         }
-        first.await.unwrap();
+        finished(first).await;
         for (job, _) in queued {
-            job.await.unwrap();
+            finished(job).await;
         }
         assert!(lanes.turns.lock().unwrap().is_empty());
     }
