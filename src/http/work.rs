@@ -261,22 +261,27 @@ mod tests {
         (job, finish)
     }
 
+    /// How long a test waits for a lane's state or a job's end before it fails instead of hanging.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Whether key `key` has a large job waiting for the lane or running in it.
+    fn holds_large_turn(lanes: &EngineLanes, key: i64) -> bool {
+        lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(key))))
+    }
+
     /// Waits until `done` holds; a condition that never comes fails the test instead of
     /// hanging it.
     async fn until(mut done: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + PATIENCE;
         while !done() {
-            assert!(std::time::Instant::now() < deadline, "waited 30 s for a lane's state");
+            assert!(std::time::Instant::now() < deadline, "waited {PATIENCE:?} for a lane's state");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
     /// Waits for a job's task to end; one that never does fails the test instead of hanging it.
     async fn finished(job: tokio::task::JoinHandle<()>) {
-        tokio::time::timeout(std::time::Duration::from_secs(30), job)
-            .await
-            .expect("a job did not finish within 30 s")
-            .unwrap();
+        tokio::time::timeout(PATIENCE, job).await.expect("a job did not finish in time").unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +293,7 @@ mod tests {
         let (job_a, finish_a) = blocked_job(&lanes, 1, large);
         until(|| lanes.large.available_permits() == 0).await;
         let (job_b, finish_b) = blocked_job(&lanes, 2, large);
-        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(2))))).await;
+        until(|| holds_large_turn(&lanes, 2)).await;
         // Key 2's large job waits; standard and inline work of anyone does not.
         assert_eq!(lanes.run(KeyId::from_row(3), 40 * 1024, || 40).await.unwrap(), 40);
         assert_eq!(lanes.run(KeyId::from_row(2), 100 * 1024, || 100).await.unwrap(), 100);
@@ -317,7 +322,7 @@ mod tests {
             }));
         }
         // Key 2's job is queued for the lane (it takes its own turn at once).
-        until(|| lanes.turns.lock().unwrap().contains_key(&(Lane::Large, Some(KeyId::from_row(2))))).await;
+        until(|| holds_large_turn(&lanes, 2)).await;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         finish_first.send(()).unwrap();
         finished(first).await;
