@@ -200,7 +200,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
     } else if qterms.is_empty() {
         let cost = |i: usize| est(segs[i].start, segs[i].end);
         let late = rank::late_titles(text, &segs, &cost, budget);
-        let utility = rank::agnostic_utilities(&analysis, &segs, &cost, &late);
+        let utility = rank::agnostic_utilities(&analysis, text, &segs, &cost, &late);
         if late.is_empty() {
             pack::pack(text, &segs, &analysis, &utility, budget, counter)
         } else {

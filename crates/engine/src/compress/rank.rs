@@ -27,10 +27,10 @@
 //!    by the best sentence score of the block, `lead` a small bonus for a block's first sentence.
 //!    Whole good passages therefore come first, then the best sentences of the next passages.
 //!
-//! **Without a query**: a sentence's utility is its information, the sum of its words' weights
-//! (idf; stopwords ≈ 0; frequent English words × 0.5; numbers and capitalised words inside a
-//! sentence × 1.5), with a bonus for
-//! the first sentence of a block and for headers.
+//! **Without a query**: the leads of sections and passages first, then whole passages in the
+//! order of how much they share with the others, see [`agnostic_utilities`]. A word's
+//! information (idf; stopwords ≈ 0; frequent English words × 0.5; numbers and capitalised words
+//! inside a sentence × 1.5) orders sentences of similar standing.
 //!
 //! The packer divides utility by token cost, so utilities only need to be comparable, not
 //! normalised. Word weights are also returned: the packer uses them to pick the best window of
@@ -285,9 +285,20 @@ const SPILL: f64 = 0.25;
 const ANSWER_SHAPE: f64 = 0.4;
 /// Weight of the semantic block relevance next to the lexical one (`z_block` ∈ [0, 1]).
 const SEMANTIC_WEIGHT: f64 = 0.5;
-/// How many of the best passages may name a second hop, and how far below its namer it lands.
-const BRIDGE_SOURCES: usize = 2;
-const BRIDGE_GAP: f64 = 0.1;
+/// Which passages may lift the passages they name ([`hops`]): the `sources` best, and how far
+/// below its namer a named passage lands.
+#[derive(Clone, Copy)]
+struct Hops {
+    sources: usize,
+    gap: f64,
+}
+
+impl Hops {
+    /// With a query: the two best passages, a named one just below its namer.
+    const QUERY: Hops = Hops { sources: 2, gap: 0.1 };
+    /// Without one (block centrality): every passage, a named one level with its namer.
+    const ALL_NAMERS: Hops = Hops { sources: usize::MAX, gap: 0.0 };
+}
 /// Longer titles are never looked for in the query or in other passages.
 const MAX_TITLE_WORDS: usize = 12;
 
@@ -453,7 +464,9 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
 const LEAD_PRIOR: f64 = 100.0;
 const LEAD_DECAY: f64 = 3.0;
 /// Exponent of the block's centrality (relative to the mean) for sentences after the lead.
-const CENTRALITY_POWER: f64 = 0.25;
+const CENTRALITY_POWER: f64 = 4.0;
+/// Exponent of a lead's block centrality relative to the median, for blocks below it.
+const LEAD_CENTRALITY_POWER: f64 = 1.0;
 /// How much a later sentence's information per word (over the mean sentence's) raises it.
 const DENSITY_POWER: f64 = 0.5;
 
@@ -553,36 +566,49 @@ fn each_block_term(
 /// Query-agnostic utilities, for packing whole segments. The *value* of a segment (what the
 /// packer sorts by, since it divides utility by cost) is
 /// - for a sentence: its position prior in its section (a passage, or the text under a
-///   heading): the leads of every passage first, in input order; then the next sentences,
-///   first of the passages that share most with the others (block centrality over the mean,
-///   fourth root) and among those the ones dense in rare words, names and numbers
-///   (information per word over the mean sentence's, square root);
+///   heading), times its block's *standing*: the block centrality, raised to that of a
+///   passage naming it (a passage another one names by its title is a second hop, however
+///   little it shares with the rest). For a lead, the standing counts only below the median
+///   block's (`(c / median)`, at most 1): the leads of passages that share least with the others
+///   wait, the rest stay in input order. For later sentences it counts steeply (`(c / mean)^4`),
+///   so whole central passages come before the rest, and among those the sentences dense in
+///   rare words, names and numbers (information per word over the mean sentence's, square root);
 /// - for a header (`Title:` line, heading): the best sentence value, so titles come first,
 ///   except the `Title:` lines in `late_titles`, which come right after the last lead.
 ///
-/// Measured on the QA dev sets without a query (all items, 2x / 4x, session 5), each change
-/// against the one before: `Title:` lines after the leads when the leads fit
-/// ([`late_titles`]): nq +0.2 / +9.9, SQuAD +0 / +0.7, multi-hop +0 / −1.3; leads in input
-/// order instead of by centrality: nq +0 / −6.0, SQuAD +0 / +1.3, multi-hop −0.3 / +2.3 (a
-/// centrality order only rewards the passage most like the others, the gold one in nq's
-/// retrieved sets, never in SQuAD's random ones); centrality after the lead to the fourth
-/// root instead of the square root: nq −1.0 / 0, SQuAD +2.0 / 0, multi-hop −0.7 / −0.3.
-/// Session 6: passages of one source (one `Title:`) not counted in each other's centrality:
-/// nq +0.7 / 0, SQuAD +2.4 / +0.3, multi-hop 0 / 0. Centrality on the leads as well (its
-/// power 0.1 to 1) would give nq +7 to +10 at 4x but multi-hop −2.3 to −6.3, below `lead-rr`.
-/// Earlier (session 4): information density on the leads too, −4 on nq at 4x; centrality
-/// scaling the leads like the other sentences, nq +12 / SQuAD and multi-hop −6 at 4x.
+/// Measured on the QA dev sets without a query (all items, 2x / 4x), each change against the
+/// one before. Session 5: `Title:` lines after the leads when the leads fit ([`late_titles`]):
+/// nq +0.2 / +9.9, SQuAD +0 / +0.7, multi-hop +0 / −1.3. Session 6: passages of one source
+/// (one `Title:`) not counted in each other's centrality: nq +0.7 / 0, SQuAD +2.4 / +0.3.
+/// Session 8, from nq 78.6 / 48.6, multi-hop 79.0 / 57.0, SQuAD 64.7 / 34.3:
+/// - leads below the median standing wait, in proportion (power 1): nq +0.7 / +9.4, SQuAD
+///   +0.3 / +3.4, multi-hop +1.7 / +0.3. This needs the standing lifted for named passages: on
+///   the plain centrality (session 7) leads by centrality cost multi-hop 2 to 6 points at 4x,
+///   below `lead-rr`, as its answer is mostly in the lead of a second-hop passage that the
+///   others do not resemble;
+/// - later sentences by centrality to the power 4 instead of 0.25: nq +5.1 / +5.3, SQuAD
+///   +6.3 / +3.6, multi-hop −0.4 / 0 (powers 2 / 3 / 6: nq 82.7 / 83.1 / 86.2 at 2x,
+///   multi-hop 57.7 / 57.7 / 56.7 at 4x).
 ///
 /// `cost(i)` is segment `i`'s token estimate. Returned utilities are value × cost.
 pub fn agnostic_utilities(
     a: &Analysis,
+    text: &str,
     segs: &[Segment],
     cost: &dyn Fn(usize) -> usize,
     late_titles: &[bool],
 ) -> Vec<f64> {
     let n = segs.len();
     let nblocks = a.block_centrality.len().max(1);
-    let mean_centrality = a.block_centrality.iter().sum::<f64>() / nblocks as f64;
+    // A passage another passage names (the second hop of a linked pair) stands with its namer.
+    let mut standing = a.block_centrality.clone();
+    hops(a, text, segs, &block_ranges(a, segs, standing.len()), &[], &mut standing, Hops::ALL_NAMERS);
+    let mean_centrality = standing.iter().sum::<f64>() / nblocks as f64;
+    let median_centrality = {
+        let mut sorted = standing.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+    };
     let mut value = vec![0.0; n];
     // Information per word of a segment.
     let density = |i: usize| {
@@ -613,12 +639,12 @@ pub fn agnostic_utilities(
             continue;
         }
         let prior = 1.0 + LEAD_PRIOR / ((1 + j) as f64).powf(LEAD_DECAY);
-        // After the lead, the passages that share most with the others first. The leads
-        // themselves stay in input order: ordering them by centrality too (when they do not
-        // all fit) favours a passage like the others, which is the right one only when the
-        // passages were retrieved for one question.
-        let centrality = match a.block_centrality.get(s.block) {
+        // The leads of passages that share less with the others than the median one wait, in
+        // proportion; the others stay in input order. After the lead, the passages that share
+        // most with the others first, steeply: whole central passages before the rest.
+        let centrality = match standing.get(s.block) {
             Some(&c) if j > 0 && mean_centrality > 0.0 => (c / mean_centrality).powf(CENTRALITY_POWER),
+            Some(&c) if median_centrality > 0.0 => (c / median_centrality).min(1.0).powf(LEAD_CENTRALITY_POWER),
             _ => 1.0,
         };
         // After the lead: sentences dense in rare words, names and numbers first.
@@ -693,15 +719,37 @@ fn proximity(words: &[Word], a: &Analysis, qterms: &[(u32, f64)]) -> f64 {
     bonus
 }
 
+/// Each block's word range (segments of a block are contiguous); `(usize::MAX, 0)` for a block
+/// without words.
+fn block_ranges(a: &Analysis, segs: &[Segment], nblocks: usize) -> Vec<(usize, usize)> {
+    let mut block_range = vec![(usize::MAX, 0usize); nblocks];
+    for (i, s) in segs.iter().enumerate() {
+        let r = a.seg_range(i);
+        let e = &mut block_range[s.block];
+        e.0 = e.0.min(r.start);
+        e.1 = e.1.max(r.end);
+    }
+    block_range
+}
+
 /// Passages the question names, and the second hop of a question.
 ///
 /// A passage whose whole title the query names ("Which film came out first, *Duty Is Duty* or
-/// *Frontier Woman*?") ranks with the best passage. A passage whose title one of the best
-/// passages names ("the director of film X": the passage about X names its director, whose own
-/// passage holds the answer) is lifted to just below the passage that names it. Titles are
+/// *Frontier Woman*?") ranks with the best passage. A passage whose title one of the
+/// `bridge.sources` best passages names ("the director of film X": the passage about X names
+/// its director, whose own passage holds the answer) is lifted to `bridge.gap` below the
+/// passage that names it. Titles are
 /// `Title:` lines and headings, all the words of their name in order (see
 /// [`title_name`]: `(1915 film)` is left out); a title of stopwords alone names nothing.
-fn hops(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usize)], qseq: &[u32], zs: &mut [f64]) {
+fn hops(
+    a: &Analysis,
+    text: &str,
+    segs: &[Segment],
+    block_range: &[(usize, usize)],
+    qseq: &[u32],
+    zs: &mut [f64],
+    bridge: Hops,
+) {
     let nblocks = zs.len();
     if nblocks < 3 {
         return;
@@ -721,36 +769,49 @@ fn hops(a: &Analysis, text: &str, segs: &[Segment], block_range: &[(usize, usize
             keys[s.block].clear();
         }
     }
-    // Every run of a text's words as long as some title: a title is named when its words are
-    // one of them. Linear in the text for each distinct title length (at most MAX_TITLE_WORDS).
-    let mut lengths: Vec<usize> = keys.iter().map(Vec::len).filter(|&l| l > 0).collect();
+    // A title is named when its words are a run of a text's words: every run as long as some
+    // title is looked up, linear in the text for each distinct title length (at most
+    // MAX_TITLE_WORDS).
+    let mut titled: std::collections::HashMap<&[u32], Vec<usize>, crate::tokens::FxBuild> = Default::default();
+    for (b, k) in keys.iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+        titled.entry(k.as_slice()).or_default().push(b);
+    }
+    let mut lengths: Vec<usize> = titled.keys().map(|k| k.len()).collect();
     lengths.sort_unstable();
     lengths.dedup();
-    let runs = |hay: &'_ [u32]| -> std::collections::HashSet<Vec<u32>> {
-        lengths.iter().flat_map(|&l| hay.windows(l).map(<[u32]>::to_vec)).collect()
+    let named_in = |hay: &[u32], f: &mut dyn FnMut(&[usize])| {
+        for &l in &lengths {
+            for run in hay.windows(l) {
+                if let Some(blocks) = titled.get(run) {
+                    f(blocks);
+                }
+            }
+        }
     };
     let top = zs.iter().cloned().fold(0.0, f64::max);
-    let in_query = runs(qseq);
-    for b in 0..nblocks {
-        if !keys[b].is_empty() && in_query.contains(&keys[b]) {
+    named_in(qseq, &mut |blocks| {
+        for &b in blocks {
             zs[b] = zs[b].max(top);
         }
-    }
+    });
     let mut order: Vec<usize> = (0..nblocks).collect();
     order.sort_by(|&x, &y| zs[y].total_cmp(&zs[x]));
     let mut lifted: Vec<(usize, f64)> = Vec::new();
-    for &src in order.iter().take(BRIDGE_SOURCES) {
+    let mut body: Vec<u32> = Vec::new();
+    for &src in order.iter().take(bridge.sources) {
         let (ws, we) = block_range[src];
         if ws == usize::MAX {
             continue;
         }
-        let body: Vec<u32> = a.words[ws..we].iter().map(|w| w.term).collect();
-        let named = runs(&body);
-        for b in 0..nblocks {
-            if b != src && !keys[b].is_empty() && keys[b] != keys[src] && named.contains(&keys[b]) {
-                lifted.push((b, zs[src] - BRIDGE_GAP));
+        body.clear();
+        body.extend(a.words[ws..we].iter().map(|w| w.term));
+        named_in(&body, &mut |blocks| {
+            for &b in blocks {
+                if keys[b] != keys[src] {
+                    lifted.push((b, zs[src] - bridge.gap));
+                }
             }
-        }
+        });
     }
     for (b, z) in lifted {
         zs[b] = zs[b].max(z);
@@ -776,14 +837,7 @@ fn query_utilities(
 ) -> Vec<f64> {
     let (qterms, qseq, kind) = (q.terms, q.words, q.kind);
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
-    // Block word ranges (segments of a block are contiguous).
-    let mut block_range = vec![(usize::MAX, 0usize); nblocks];
-    for (i, s) in segs.iter().enumerate() {
-        let r = a.seg_range(i);
-        let e = &mut block_range[s.block];
-        e.0 = e.0.min(r.start);
-        e.1 = e.1.max(r.end);
-    }
+    let block_range = block_ranges(a, segs, nblocks);
     let avg_block = a.words.len() as f64 / nblocks.max(1) as f64;
     let mut block_score = vec![0.0; nblocks];
     for (b, &(ws, we)) in block_range.iter().enumerate() {
@@ -823,7 +877,7 @@ fn query_utilities(
             z + sem.map_or(0.0, |sem| SEMANTIC_WEIGHT * (sem[b] - 1.0))
         })
         .collect();
-    hops(a, text, segs, &block_range, qseq, &mut zs);
+    hops(a, text, segs, &block_range, qseq, &mut zs, Hops::QUERY);
 
     let mut out = Vec::with_capacity(segs.len());
     for (i, s) in segs.iter().enumerate() {
@@ -888,6 +942,38 @@ mod tests {
         assert_eq!(c.len(), 5, "{c:?}");
         // The two Alps passages share only with each other; the coffee ones across sources.
         assert!(c[0] < c[2] && c[1] < c[3], "{c:?}");
+    }
+
+    #[test]
+    fn without_a_query_off_topic_leads_wait_and_named_passages_do_not() {
+        // Four passages about espresso, one about Naples that an espresso passage names (a
+        // second hop), one about tides that nothing names and that shares nothing.
+        let text = "Title: Espresso\nEspresso is brewed by forcing hot water through finely ground arabica beans. \
+                    A good espresso has crema.\n\n\
+                    Title: Crema\nCrema is the foam on espresso, made by hot water and ground beans. \
+                    It fades fast.\n\n\
+                    Title: Moka pot\nA moka pot brews strong coffee from ground arabica beans and hot water. \
+                    It was invented in Naples.\n\n\
+                    Title: Grinder\nA burr grinder makes the fine ground beans espresso and crema need. \
+                    Blades grind unevenly.\n\n\
+                    Title: Naples\nNaples is a city in southern Italy on the Tyrrhenian coast. \
+                    Vesuvius overlooks its bay.\n\n\
+                    Title: Tides\nThe moon pulls the oceans twice a day. \
+                    Spring tides follow full moons.\n";
+        let segs = segment(text, SegmentOptions::default());
+        let a = Analysis::new(text, &segs);
+        let u = agnostic_utilities(&a, text, &segs, &|_| 1, &[]);
+        let sentence = |b: usize, k: usize| {
+            segs.iter().enumerate().filter(|(_, s)| s.block == b && s.kind == SegKind::Sentence).nth(k).unwrap().0
+        };
+        let (espresso, moka, naples, tides) = (0, 2, 4, 5);
+        // The unrelated passage's lead waits for the others' leads.
+        assert!(u[sentence(tides, 0)] < u[sentence(espresso, 0)], "{u:?}");
+        assert!(u[sentence(tides, 0)] < u[sentence(naples, 0)], "{u:?}");
+        // Naples shares few words but the moka pot passage names it: it stands with its namer.
+        assert!(u[sentence(naples, 0)] >= u[sentence(moka, 0)], "{u:?}");
+        // After the leads, the central passages' sentences before the unrelated one's.
+        assert!(u[sentence(espresso, 1)] > u[sentence(tides, 1)], "{u:?}");
     }
 
     #[test]
