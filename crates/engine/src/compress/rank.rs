@@ -458,11 +458,12 @@ fn has_answer_shape(text: &str, words: &[Word], qterms: &[(u32, f64)], kind: Ans
     }
 }
 
-/// How much more a section's first sentence is worth than its second, and how fast the
-/// advantage of earlier sentences fades: the prior of the `j`-th sentence of a section is
-/// `1 + LEAD_PRIOR / (1 + j)^LEAD_DECAY` (101, 13.5, 4.7, 2.6, …).
-const LEAD_PRIOR: f64 = 100.0;
-const LEAD_DECAY: f64 = 3.0;
+/// The position prior of the `j`-th sentence of a section: `1 + LEAD_PRIOR` for its first,
+/// `1 + FOLLOW_PRIOR / (1 + j)` after (31, 13.5, 9.3, 7.3, 6, …). The lead is worth a little
+/// over twice the second sentence: enough for the leads to come first at the same standing,
+/// little enough for a central passage's body to come before a peripheral passage's lead.
+const LEAD_PRIOR: f64 = 30.0;
+const FOLLOW_PRIOR: f64 = 25.0;
 /// Exponent of the block's centrality (relative to the mean) for sentences after the lead.
 const CENTRALITY_POWER: f64 = 4.0;
 /// Exponent of a lead's block centrality relative to the median, for blocks below it.
@@ -566,13 +567,14 @@ fn each_block_term(
 /// Query-agnostic utilities, for packing whole segments. The *value* of a segment (what the
 /// packer sorts by, since it divides utility by cost) is
 /// - for a sentence: its position prior in its section (a passage, or the text under a
-///   heading), times its block's *standing*: the block centrality, raised to that of a
+///   heading; see [`LEAD_PRIOR`]), times its block's *standing*: the block centrality, raised to that of a
 ///   passage naming it (a passage another one names by its title is a second hop, however
 ///   little it shares with the rest). For a lead, the standing counts only below the median
 ///   block's (`(c / median)`, at most 1): the leads of passages that share least with the others
 ///   wait, the rest stay in input order. For later sentences it counts steeply (`(c / mean)^4`),
 ///   so whole central passages come before the rest, and among those the sentences dense in
-///   rare words, names and numbers (information per word over the mean sentence's, square root);
+///   rare words, names and numbers (information per word over the mean sentence's, square root).
+///   A section's lead is raised to its best later sentence, so it never comes after them;
 /// - for a header (`Title:` line, heading): the best sentence value, so titles come first,
 ///   except the `Title:` lines in `late_titles`, which come right after the last lead.
 ///
@@ -588,7 +590,12 @@ fn each_block_term(
 ///   others do not resemble;
 /// - later sentences by centrality to the power 4 instead of 0.25: nq +5.1 / +5.3, SQuAD
 ///   +6.3 / +3.6, multi-hop −0.4 / 0 (powers 2 / 3 / 6: nq 82.7 / 83.1 / 86.2 at 2x,
-///   multi-hop 57.7 / 57.7 / 56.7 at 4x).
+///   multi-hop 57.7 / 57.7 / 56.7 at 4x);
+/// - a flatter position prior (lead 31, then 13.5, 9.3, 7.3, … instead of 101, 13.5, 4.7,
+///   2.6, …), and a lead never worth less than a later sentence of its section (a central
+///   passage's body no longer comes before its own lead): nq +4.6 / +2.6, SQuAD +2.4 / +5.4,
+///   multi-hop 0 / +2.0. Neighbours (lead 21 or 51, decay 1/(1+j)^½ or ^2) move nq by −2.5 to
+///   +0.7 and multi-hop by −3 to −0.3.
 ///
 /// `cost(i)` is segment `i`'s token estimate. Returned utilities are value × cost.
 pub fn agnostic_utilities(
@@ -624,11 +631,13 @@ pub fn agnostic_utilities(
     }
     let mean_density = if dn > 0 { dsum / dn as f64 } else { 0.0 };
     let mut j = 0usize;
-    let mut last_lead = f64::INFINITY;
+    let mut leads: Vec<usize> = Vec::new();
+    let mut lead: Option<usize> = None;
     for (i, s) in segs.iter().enumerate() {
         let new_section = i == 0 || segs[i - 1].block != s.block || segs[i - 1].kind == SegKind::Header;
         if new_section {
             j = 0;
+            lead = None;
         }
         if s.kind == SegKind::Header {
             continue;
@@ -638,7 +647,7 @@ pub fn agnostic_utilities(
         if matches!(s.kind, SegKind::TableHead | SegKind::Label) || a.seg_info(i) <= 0.0 {
             continue;
         }
-        let prior = 1.0 + LEAD_PRIOR / ((1 + j) as f64).powf(LEAD_DECAY);
+        let prior = 1.0 + if j == 0 { LEAD_PRIOR } else { FOLLOW_PRIOR / (1 + j) as f64 };
         // The leads of passages that share less with the others than the median one wait, in
         // proportion; the others stay in input order. After the lead, the passages that share
         // most with the others first, steeply: whole central passages before the rest.
@@ -652,12 +661,17 @@ pub fn agnostic_utilities(
         value[i] = prior * centrality * dense;
         if s.kind == SegKind::Sentence {
             if new_section {
-                // Held-back titles come right after the last lead.
-                last_lead = last_lead.min(value[i]);
+                lead = Some(i);
+                leads.push(i);
+            } else if let Some(l) = lead {
+                // A section's lead is never worth less than the sentences after it.
+                value[l] = value[l].max(value[i]);
             }
             j += 1;
         }
     }
+    // Held-back titles come right after the last lead.
+    let last_lead = leads.iter().map(|&l| value[l]).fold(f64::INFINITY, f64::min);
     let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
@@ -974,6 +988,10 @@ mod tests {
         assert!(u[sentence(naples, 0)] >= u[sentence(moka, 0)], "{u:?}");
         // After the leads, the central passages' sentences before the unrelated one's.
         assert!(u[sentence(espresso, 1)] > u[sentence(tides, 1)], "{u:?}");
+        // A central passage's body does not come before its own lead.
+        for b in 0..6 {
+            assert!(u[sentence(b, 0)] >= u[sentence(b, 1)], "{b}: {u:?}");
+        }
     }
 
     #[test]
