@@ -1,11 +1,14 @@
 //! The contract's wire types for compression and counting, shared by the HTTP service and the
 //! local commands (`omnimemory compress`, `count-tokens`), so both answer the same shape.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use omnimemory_engine::compress::chat::{ChatMessage, CompressedMessages, Keep, compress_messages_gated};
+use omnimemory_engine::compress::chat::{
+    ChatMessage, CompressedMessages, Keep, compress_messages_counted, join_contents, messages_tokens,
+};
 use omnimemory_engine::compress::{self, Budget, CompressRequest, Granularity};
 use omnimemory_engine::tokens::{Encoding, PieceCounter, Registry};
 
@@ -193,62 +196,71 @@ impl Job {
         }
     }
 
-    /// The input's tokens as the engine counts them (for messages, the sum over the contents):
-    /// what is reserved and charged.
-    pub fn original_tokens(&self, encoding: Encoding) -> usize {
+    /// The text the engine tokenizes: the context, or the messages' contents a blank line apart
+    /// ([`join_contents`]).
+    pub fn text(&self) -> Cow<'_, str> {
         match &self.input {
-            Input::Context(context) => encoding.count(context),
-            Input::Messages { messages, .. } => messages.iter().map(|m| encoding.count(&m.content)).sum(),
+            Input::Context(context) => Cow::Borrowed(context),
+            Input::Messages { .. } => Cow::Owned(join_contents(&self.chat())),
         }
     }
 
-    /// The text to compress when the input is one `context`.
-    pub fn context(&self) -> Option<&str> {
+    /// The input's tokens, from `counter`, which counted [`text`](Self::text): for messages,
+    /// the sum over the contents, each counted on its own. What is reserved and charged.
+    pub fn tokens(&self, counter: &PieceCounter<'_>) -> usize {
         match &self.input {
-            Input::Context(context) => Some(context),
-            Input::Messages { .. } => None,
+            Input::Context(_) => counter.source_tokens(),
+            Input::Messages { .. } => messages_tokens(&self.chat(), counter),
         }
     }
 
-    /// [`run`](Self::run) on a `context` already counted: `counter` counted [`context`](Self::context)
-    /// (to reserve its tokens), and the engine reuses that count instead of tokenizing again.
+    /// Compresses with `counter`, which counted [`text`](Self::text) (to reserve its tokens):
+    /// the engine reuses those pieces instead of tokenizing again.
     pub fn run_counted(&self, counter: &PieceCounter<'_>, encoding: Encoding, model_id: String) -> CompressResponse {
-        let context = counter.source();
-        let request = CompressRequest {
-            context,
-            query: self.query.as_deref(),
-            budget: self.budget,
-            granularity: self.granularity,
-        };
-        CompressResponse::new(compress::compress_counted(&request, counter), model_id, encoding)
+        match &self.input {
+            Input::Context(_) => {
+                let request = CompressRequest {
+                    context: counter.source(),
+                    query: self.query.as_deref(),
+                    budget: self.budget,
+                    granularity: self.granularity,
+                };
+                CompressResponse::new(compress::compress_counted(&request, counter), model_id, encoding)
+            }
+            Input::Messages { keep, .. } => {
+                let out = compress_messages_counted(&self.chat(), counter, self.query.as_deref(), self.budget, *keep);
+                CompressResponse::from_messages(out, model_id, encoding)
+            }
+        }
     }
 
     /// [`run`](Self::run) with a gate between counting and compressing: `admit(tokens)` sees
-    /// the input's count and says whether to go on (`None` when it says no). A `context` is
-    /// tokenized once, for both, and so are `messages`.
+    /// the input's [`tokens`](Self::tokens) and says whether to go on (`None` when it says
+    /// no). The input is tokenized once, for both.
     pub fn run_gated(
         &self,
         encoding: Encoding,
         model_id: String,
         admit: impl FnOnce(usize) -> bool,
     ) -> Option<CompressResponse> {
-        match &self.input {
-            Input::Context(context) => {
-                let counter = PieceCounter::new(encoding, context);
-                admit(counter.source_tokens()).then(|| self.run_counted(&counter, encoding, model_id))
-            }
-            Input::Messages { messages, keep } => {
-                let chat: Vec<ChatMessage<'_>> =
-                    messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect();
-                let out = compress_messages_gated(&chat, self.query.as_deref(), self.budget, *keep, encoding, admit)?;
-                Some(CompressResponse::from_messages(out, model_id, encoding))
-            }
-        }
+        let text = self.text();
+        let counter = PieceCounter::new(encoding, &text);
+        admit(self.tokens(&counter)).then(|| self.run_counted(&counter, encoding, model_id))
     }
 
     pub fn run(&self, encoding: Encoding, model_id: String) -> CompressResponse {
         let go_on = |_| true;
         self.run_gated(encoding, model_id, go_on).expect("a gate that always goes on")
+    }
+
+    /// The messages as the engine takes them (empty for a `context`).
+    fn chat(&self) -> Vec<ChatMessage<'_>> {
+        match &self.input {
+            Input::Context(_) => Vec::new(),
+            Input::Messages { messages, .. } => {
+                messages.iter().map(|m| ChatMessage { role: &m.role, content: &m.content }).collect()
+            }
+        }
     }
 }
 
@@ -417,8 +429,10 @@ mod tests {
             let job = body(serde_json::json!({"context": text, "query": "roof cost", "target_compression": 0.6}))
                 .job()
                 .unwrap();
-            let counter = PieceCounter::new(encoding, job.context().unwrap());
-            assert_eq!(counter.source_tokens(), job.original_tokens(encoding), "{encoding:?}");
+            let text = job.text();
+            assert!(matches!(text, Cow::Borrowed(_)), "a context is tokenized where it is, not copied");
+            let counter = PieceCounter::new(encoding, &text);
+            assert_eq!(job.tokens(&counter), encoding.count(&text), "{encoding:?}");
             let once = serde_json::to_value(job.run_counted(&counter, encoding, "m".into())).unwrap();
             let twice = serde_json::to_value(job.run(encoding, "m".into())).unwrap();
             assert_eq!(once, twice, "{encoding:?}");
@@ -430,7 +444,7 @@ mod tests {
                 true
             });
             assert_eq!(serde_json::to_value(gated.unwrap()).unwrap(), twice, "{encoding:?}");
-            assert_eq!(seen, job.original_tokens(encoding));
+            assert_eq!(seen, encoding.count(&text));
             assert!(job.run_gated(encoding, "m".into(), |_| false).is_none());
         }
     }
@@ -448,7 +462,19 @@ mod tests {
         for encoding in [Encoding::Cl100k, Encoding::O200k, Encoding::Approx] {
             let job = body(serde_json::json!({"messages": messages, "target_compression": 0.5})).job().unwrap();
             let out = job.run(encoding, "m".into());
-            assert_eq!(job.original_tokens(encoding), out.original_tokens, "{encoding:?}");
+            let each: usize = ["You answer questions about the town council.", "How much did the roof cost rise?"]
+                .iter()
+                .map(|c| encoding.count(c))
+                .sum::<usize>()
+                + encoding.count(&long.repeat(4))
+                + encoding.count(&long.repeat(3));
+            assert_eq!(out.original_tokens, each, "{encoding:?}");
+            // Counted once for the reservation, then compressed with the same pieces: the same answer.
+            let text = job.text();
+            let counter = PieceCounter::new(encoding, &text);
+            assert_eq!(job.tokens(&counter), each, "{encoding:?}");
+            let once = serde_json::to_value(job.run_counted(&counter, encoding, "m".into())).unwrap();
+            assert_eq!(once, serde_json::to_value(&out).unwrap(), "{encoding:?}");
             assert!(out.compressed_tokens <= out.budget_tokens, "{out:?}");
             assert_eq!(out.content_type, "chat");
             let kept = out.messages.as_ref().unwrap();

@@ -79,13 +79,14 @@ pub async fn compress(
     let bytes = job.input_bytes() + job.query.as_ref().map_or(0, String::len);
 
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
-    // and charged with the usage record. A context small enough to run inline is counted once:
-    // the engine compresses with the counter that gave the reservation its count.
-    let (original_tokens, admission, timestamp, response) = match (job.context(), Lane::for_bytes(bytes)) {
-        (Some(context), Lane::Inline) => {
+    // and charged with the usage record. The input is tokenized once: the engine compresses
+    // with the counter that gave the reservation its count.
+    let (original_tokens, admission, timestamp, response) = match Lane::for_bytes(bytes) {
+        Lane::Inline => {
             let t = Instant::now();
-            let counter = PieceCounter::new(encoding, context);
-            let original_tokens = counter.source_tokens();
+            let text = job.text();
+            let counter = PieceCounter::new(encoding, &text);
+            let original_tokens = job.tokens(&counter);
             stage("count", t);
             let t = Instant::now();
             let admission = admit(&state, &key, original_tokens as u64).await?;
@@ -94,15 +95,6 @@ pub async fn compress(
             let t = Instant::now();
             let response = job.run_counted(&counter, encoding, model_id);
             stage("engine", t);
-            (original_tokens, admission, timestamp, response)
-        }
-        // Small `messages` run inline, where nothing may wait: counted, admitted, then
-        // compressed (the contents tokenized twice, a few tens of microseconds).
-        (None, Lane::Inline) => {
-            let original_tokens = job.original_tokens(encoding);
-            let admission = admit(&state, &key, original_tokens as u64).await?;
-            let timestamp = state.clock.now();
-            let response = job.run(encoding, model_id);
             (original_tokens, admission, timestamp, response)
         }
         // Larger, a context or `messages`: counted once in its lane, which waits there for the

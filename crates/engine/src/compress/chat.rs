@@ -37,7 +37,7 @@ use super::detect::LEVELS;
 use super::rank::{Analysis, bm25, qtf, query_terms};
 use super::segment::{SegKind, Segment, split_sentences};
 use super::units::{Count, fit_units};
-use crate::tokens::Encoding;
+use crate::tokens::{Encoding, PieceCounter};
 
 /// Role words that label a turn whatever else the text holds.
 const ROLES: &[&str] = &[
@@ -672,54 +672,79 @@ pub fn compress_messages(
     keep: Keep,
     encoding: Encoding,
 ) -> CompressedMessages {
-    let go_on = |_| true;
-    let compressed = compress_messages_gated(messages, query, budget, keep, encoding, go_on);
-    compressed.expect("a gate that always goes on")
+    let text = join_contents(messages);
+    let counter = PieceCounter::new(encoding, &text);
+    compress_messages_counted(messages, &counter, query, budget, keep)
 }
 
-/// [`compress_messages`] with a gate between counting and compressing: `admit(tokens)` sees the
-/// contents' tokens (what [`CompressedMessages::original_tokens`] will say) and says whether to
-/// go on (`None` when it says no), so that a caller that must reserve the tokens first (a
-/// quota) does not tokenize the messages a second time.
-pub fn compress_messages_gated(
-    messages: &[ChatMessage<'_>],
-    query: Option<&str>,
-    budget: super::Budget,
-    keep: Keep,
-    encoding: Encoding,
-    admit: impl FnOnce(usize) -> bool,
-) -> Option<CompressedMessages> {
-    // One text of the contents, a blank line apart, so that turns are ranges of it.
-    let mut text = String::new();
-    let mut turns = Vec::with_capacity(messages.len());
-    for m in messages {
-        if !text.is_empty() {
+/// The messages' contents as one text, a blank line apart, so that each message is a range of
+/// it: the text a [`PieceCounter`] for [`compress_messages_counted`] counts.
+pub fn join_contents(messages: &[ChatMessage<'_>]) -> String {
+    let mut text = String::with_capacity(messages.iter().map(|m| m.content.len() + 2).sum());
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
             text.push_str("\n\n");
         }
-        let start = text.len();
         text.push_str(m.content);
-        turns.push(Turn { start, body: start, end: text.len(), speaker: None, status: false });
     }
-    let counter = crate::tokens::PieceCounter::new(encoding, &text);
-    let count = |s: &str| counter.count(s);
-    // Each content is a copy of its own stretch of the text: counted from the text's pieces.
-    let costs: Vec<usize> = turns
+    text
+}
+
+/// Each message's place in [`join_contents`]'s text.
+fn turns_in_joined(messages: &[ChatMessage<'_>]) -> Vec<Turn> {
+    let mut turns = Vec::with_capacity(messages.len());
+    let mut at = 0;
+    for m in messages {
+        let end = at + m.content.len();
+        turns.push(Turn { start: at, body: at, end, speaker: None, status: false });
+        at = end + 2;
+    }
+    turns
+}
+
+/// Tokens of each message's content, counted from the pieces of `counter`, which counted
+/// [`join_contents`] of `messages`: each content is counted as a message of its own.
+fn content_costs(turns: &[Turn], counter: &PieceCounter<'_>) -> Vec<usize> {
+    let text = counter.source();
+    turns
         .iter()
         .map(|t| {
             let content = &text[t.start..t.end];
             counter.count_spliced(content, &[(0, t.start, content.len())])
         })
-        .collect();
+        .collect()
+}
+
+/// The tokens of a `messages` array, what [`CompressedMessages::original_tokens`] will say:
+/// the sum over the contents, each counted on its own, from the pieces of `counter` (over
+/// [`join_contents`] of `messages`). A caller that must reserve the tokens before it
+/// compresses (a quota) counts with this and then compresses with the same counter, so the
+/// contents are tokenized once.
+pub fn messages_tokens(messages: &[ChatMessage<'_>], counter: &PieceCounter<'_>) -> usize {
+    content_costs(&turns_in_joined(messages), counter).iter().sum()
+}
+
+/// [`compress_messages`] with the contents already counted: `counter` counted
+/// [`join_contents`] of `messages`.
+pub fn compress_messages_counted(
+    messages: &[ChatMessage<'_>],
+    counter: &PieceCounter<'_>,
+    query: Option<&str>,
+    budget: super::Budget,
+    keep: Keep,
+) -> CompressedMessages {
+    let text = counter.source();
+    let turns = turns_in_joined(messages);
+    debug_assert_eq!(turns.last().map_or(0, |t| t.end), text.len(), "counter over join_contents(messages)");
+    let count = |s: &str| counter.count(s);
+    let costs = content_costs(&turns, counter);
     let original_tokens: usize = costs.iter().sum();
-    if !admit(original_tokens) {
-        return None;
-    }
     let budget_tokens = super::budget_tokens(budget, original_tokens);
     let whole = |idx: &[usize]| -> Vec<(usize, String, String)> {
         idx.iter().map(|&i| (i, messages[i].role.to_string(), messages[i].content.to_string())).collect()
     };
     if original_tokens <= budget_tokens || original_tokens < super::MIN_TOKENS {
-        return Some(CompressedMessages {
+        return CompressedMessages {
             messages: whole(&(0..messages.len()).collect::<Vec<_>>()),
             original_tokens,
             compressed_tokens: original_tokens,
@@ -727,7 +752,7 @@ pub fn compress_messages_gated(
             over_budget: original_tokens > budget_tokens,
             quality_score: 1.0,
             unchanged: true,
-        });
+        };
     }
     let role = |i: usize| messages[i].role.trim().to_ascii_lowercase();
     let last_user = (0..messages.len()).rev().find(|&i| role(i) == "user");
@@ -749,11 +774,11 @@ pub fn compress_messages_gated(
         &c[from..]
     });
     let query = query.filter(|q| !q.trim().is_empty()).or(implicit);
-    let roots = query_turns(&text, &turns, query);
+    let roots = query_turns(text, &turns, query);
     let mut order = protected.clone();
     // `protected` and (below) `chosen` are sorted: membership is a binary search, so that a
     // long conversation costs n log n, not n².
-    for i in priority(&text, &turns, query, &roots) {
+    for i in priority(text, &turns, query, &roots) {
         if protected.binary_search(&i).is_err() {
             order.push(i);
         }
@@ -775,7 +800,7 @@ pub fn compress_messages_gated(
                 chosen.push(i);
             } else if run.is_none() && protected.binary_search(&i).is_err() {
                 let t = turns[i];
-                if let Some((a, b)) = sentence_run(&text, t.start, t.end, budget_tokens - used, &measure) {
+                if let Some((a, b)) = sentence_run(text, t.start, t.end, budget_tokens - used, &measure) {
                     used += measure(a, b);
                     run = Some((i, a, b));
                 }
@@ -791,7 +816,7 @@ pub fn compress_messages_gated(
     let compressed_tokens: usize = pieces.iter().map(|p| count(&p.2)).sum();
     let kept_chars: usize = pieces.iter().map(|p| p.2.len()).sum();
     let all_chars: usize = messages.iter().map(|m| m.content.len()).sum::<usize>().max(1);
-    Some(CompressedMessages {
+    CompressedMessages {
         messages: pieces,
         original_tokens,
         compressed_tokens,
@@ -799,7 +824,7 @@ pub fn compress_messages_gated(
         over_budget: compressed_tokens > budget_tokens,
         quality_score: (kept_chars as f64 / all_chars as f64).min(0.999),
         unchanged: false,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -923,35 +948,22 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_sees_the_contents_exact_count_and_can_stop_the_work() {
+    fn the_contents_are_counted_each_on_its_own_from_one_tokenization() {
         let msgs = [
             ChatMessage { role: "system", content: "Be brief.\n\n" },
             ChatMessage { role: "user", content: "  Where did the   train go?\r\n" },
             ChatMessage { role: "assistant", content: "North, then east along the coast.  " },
         ];
         let expected: usize = msgs.iter().map(|m| Encoding::Cl100k.count(m.content)).sum();
-        let mut seen = None;
-        let refused = compress_messages_gated(
-            &msgs,
-            None,
-            super::super::Budget::Ratio(0.5),
-            Keep::default(),
-            Encoding::Cl100k,
-            |n| {
-                seen = Some(n);
-                false
-            },
-        );
-        assert_eq!((refused, seen), (None, Some(expected)));
-        let out = compress_messages_gated(
-            &msgs,
-            None,
-            super::super::Budget::Ratio(0.5),
-            Keep::default(),
-            Encoding::Cl100k,
-            |_| true,
-        );
-        assert_eq!(out.map(|o| o.original_tokens), Some(expected));
+        let text = join_contents(&msgs);
+        let counter = PieceCounter::new(Encoding::Cl100k, &text);
+        assert_eq!(messages_tokens(&msgs, &counter), expected);
+        let out = compress_messages_counted(&msgs, &counter, None, super::super::Budget::Ratio(0.5), Keep::default());
+        assert_eq!(out.original_tokens, expected);
+        // An empty message still has its place: the next one is not read from the wrong bytes.
+        let msgs = [ChatMessage { role: "user", content: "" }, ChatMessage { role: "assistant", content: "Yes." }];
+        let text = join_contents(&msgs);
+        assert_eq!(messages_tokens(&msgs, &PieceCounter::new(Encoding::Cl100k, &text)), 2);
     }
 
     #[test]
