@@ -995,6 +995,17 @@ fn get_u64(row: &AnyRow, index: usize) -> Result<u64, sqlx::Error> {
     Ok(row.try_get::<i64, _>(index)?.max(0) as u64)
 }
 
+/// A record's cost-allocation tags from its `metadata` column at `index` (empty when it had
+/// none); anything but a JSON object there is a corrupt record.
+fn tags_at(row: &AnyRow, index: usize) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let metadata: Option<String> = row.try_get(index)?;
+    match metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        None => Ok(serde_json::Map::new()),
+        Some(Ok(serde_json::Value::Object(tags))) => Ok(tags),
+        _ => Err(StoreError::Corrupt(format!("metadata of a record is not an object: {metadata:?}"))),
+    }
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`: the password never leaves.
 fn redact_url(url: &str) -> String {
     match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(cred, host)| (scheme, cred, host)))

@@ -8,7 +8,7 @@
 use futures_util::TryStreamExt as _;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, get_u64};
+use super::{Store, get_u64, tags_at};
 use crate::keys::KeyId;
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
 
@@ -94,12 +94,6 @@ impl Store {
         let mut handed = 0;
         while let Some(row) = rows.try_next().await? {
             let timestamp: String = row.try_get(0)?;
-            let metadata: Option<String> = row.try_get(13)?;
-            let metadata = match metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
-                None => serde_json::Map::new(),
-                Some(Ok(serde_json::Value::Object(map))) => map,
-                _ => return Err(StoreError::Corrupt(format!("metadata of a record is not an object: {metadata:?}"))),
-            };
             let record = ExportedRecord {
                 timestamp: parse_timestamp(&timestamp)?,
                 request_id: row.try_get(1)?,
@@ -114,7 +108,7 @@ impl Store {
                 quality_score: row.try_get(10)?,
                 tool_id: row.try_get(11)?,
                 session_id: row.try_get(12)?,
-                metadata,
+                metadata: tags_at(&row, 13)?,
             };
             if to.send(record).await.is_err() {
                 break;

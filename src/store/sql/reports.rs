@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Dialect, Store, get_u64};
+use super::{Dialect, Store, get_u64, tags_at};
 use crate::keys::KeyId;
 use crate::quota::Period;
 use crate::store::{StoreError, format_timestamp, parse_timestamp};
@@ -101,16 +101,6 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let timestamp: String = r.try_get(0)?;
-                let metadata: Option<String> = r.try_get(11)?;
-                let metadata = match metadata.as_deref().map(serde_json::from_str::<serde_json::Value>) {
-                    None => serde_json::Map::new(),
-                    Some(Ok(serde_json::Value::Object(tags))) => tags,
-                    Some(_) => {
-                        return Err(StoreError::Corrupt(format!(
-                            "metadata of a record is not an object: {metadata:?}"
-                        )));
-                    }
-                };
                 Ok(RecentRecord {
                     timestamp: parse_timestamp(&timestamp)?,
                     request_id: r.try_get(1)?,
@@ -123,7 +113,7 @@ impl Store {
                     quality_score: r.try_get(8)?,
                     tool_id: r.try_get(9)?,
                     session_id: r.try_get(10)?,
-                    metadata,
+                    metadata: tags_at(r, 11)?,
                 })
             })
             .collect()
