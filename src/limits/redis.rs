@@ -5,7 +5,9 @@
 //! after an admin reset).
 //!
 //! Layout, under a configurable prefix P: `P:b:{key}` (hash: request and token bucket levels
-//! and their times), `P:q:{key}:{YYYY-MM}` (hash: `used`, a copy of the store's ledger that
+//! and their times, and `res:{YYYY-MM}`, the sum of the reservations' tokens of that month, kept
+//! with the set below by every script that adds or removes one, so that admitting does not read
+//! every reservation in flight), `P:q:{key}:{YYYY-MM}` (hash: `used`, a copy of the store's ledger that
 //! expires every few seconds), `P:r:{key}` (sorted set of
 //! reservations `id|tokens|period`, scored by expiry, so an instance that dies mid-request
 //! cannot hold tokens forever), `P:epoch` (a marker whose absence tells that Redis lost its
@@ -74,8 +76,25 @@ pub struct RedisLimiter {
 /// gets a second burst. Token buckets start full (their capacity is the monthly limit, which
 /// the ledger of record enforces at commit), and lost reservations are covered by that same
 /// check.
+/// Lua: `unreserve(buckets, member)` takes a reservation `id|tokens|period` that just left the
+/// set off its month's sum in the buckets hash (a sum never goes below zero, and a month's
+/// field goes when nothing of it is reserved).
+macro_rules! unreserve_lua {
+    () => {
+        r#"
+local function unreserve(buckets, m)
+  local tok, per = string.match(m, '^[^|]*|(%d+)|(.*)$')
+  if not tok then return end
+  local field = 'res:' .. per
+  if redis.call('HINCRBY', buckets, field, -tonumber(tok)) <= 0 then redis.call('HDEL', buckets, field) end
+end
+"#
+    };
+}
+
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(concat!(
+        unreserve_lua!(),
         r#"
 local now = tonumber(ARGV[1])
 local req_cap, req_rate = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -135,12 +154,13 @@ if charge or peek then
   end
   used = tonumber(u)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local reserved = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  local tok, per = string.match(m, '^[^|]*|(%d+)|(.*)$')
-  if per == period then reserved = reserved + tonumber(tok) end
+-- Expired reservations leave the set and their month's sum.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+if #expired > 0 then
+  for _, m in ipairs(expired) do unreserve(KEYS[1], m) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 end
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'res:' .. period)) or 0
 local req = level('rl', 'rt', req_cap, req_rate, lost_at)
 local tok = -1
 if has_tok then tok = level('tl', 'tt', tok_cap, tok_rate, 0) end
@@ -161,31 +181,34 @@ if charge and has_tok then
 end
 if charge and amount > 0 then
   redis.call('ZADD', KEYS[3], now + ttl, member)
+  redis.call('HINCRBY', KEYS[1], 'res:' .. period, amount)
   reserved = reserved + amount
 end
 return reply('ok', 0)
-"#,
-    )
+"#
+    ))
 });
 
 /// The record is durable: drop the reservation, count its tokens as used.
-/// KEYS: quota, reservations. ARGV: member, amount.
+/// KEYS: quota, reservations, buckets. ARGV: member, amount.
 static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(concat!(
+        unreserve_lua!(),
         r#"
-redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then unreserve(KEYS[3], ARGV[1]) end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// The request failed: drop the reservation, give back one request and the tokens.
 /// KEYS: buckets, reservations. ARGV: member, req_cap, has_tok, tok_cap, amount.
 static REFUND: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+    redis::Script::new(concat!(
+        unreserve_lua!(),
         r#"
-redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then unreserve(KEYS[1], ARGV[1]) end
 local rl = redis.call('HGET', KEYS[1], 'rl')
 if rl then redis.call('HSET', KEYS[1], 'rl', tostring(math.min(tonumber(ARGV[2]), tonumber(rl) + 1))) end
 if ARGV[3] == '1' then
@@ -195,8 +218,8 @@ if ARGV[3] == '1' then
   end
 end
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// The arguments of one run of the admit script.
@@ -381,10 +404,12 @@ impl RedisLimiter {
     }
 
     pub(super) fn settle(&self, key_id: KeyId, member: &str, tokens: u64, period: Period) {
-        let [_, quota, reservations] = self.keys(key_id, period);
+        let [buckets, quota, reservations] = self.keys(key_id, period);
         let (member, mut conn) = (member.to_string(), self.conn.clone());
         spawn_script(async move {
-            SETTLE.key(quota).key(reservations).arg(member).arg(tokens).invoke_async::<i64>(&mut conn).await
+            let mut settle = SETTLE.prepare_invoke();
+            settle.key(quota).key(reservations).key(buckets).arg(member).arg(tokens);
+            settle.invoke_async::<i64>(&mut conn).await
         });
     }
 
@@ -520,5 +545,61 @@ fn full_status(policy: &KeyPolicy, now: jiff::Timestamp) -> RateStatus {
         reserved: 0,
         period: Period::of(now),
         resets_at: Period::of(now).resets_at(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Tier;
+    use crate::policy::Rate;
+
+    /// The month's running sum of reservations, as the admit script reads it.
+    async fn reserved_sum(limiter: &RedisLimiter, key_id: KeyId, period: Period) -> Option<i64> {
+        let [buckets, _] = limiter.period_free_keys(key_id);
+        let field = format!("res:{period}");
+        redis::cmd("HGET").arg(buckets).arg(field).query_async(&mut limiter.conn.clone()).await.unwrap()
+    }
+
+    /// An instance that dies mid-request leaves its reservation: it holds the quota until it
+    /// expires, then leaves the running sum as well as the set, and a settled request leaves
+    /// nothing behind.
+    #[tokio::test]
+    #[cfg_attr(not(omnimemory_test_redis), ignore = "needs OMNIMEMORY_TEST_REDIS_URL")]
+    async fn a_dead_instances_reservation_holds_the_quota_until_it_expires() {
+        let url = std::env::var("OMNIMEMORY_TEST_REDIS_URL").expect("the cfg says it is set");
+        let prefix = format!("omnimemory-test-{:016x}", rand::random::<u64>());
+        let limiter = RedisLimiter::connect(&url, &prefix, FailureMode::Closed, FailureMode::Closed).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), None).await.unwrap();
+        let policy = KeyPolicy {
+            tier: Tier::Pro,
+            requests: Rate { capacity: 100.0, per_second: 100.0 },
+            tokens: None,
+            monthly_limit: Some(100),
+        };
+        let key_id = KeyId::from_row(7);
+        let t0: jiff::Timestamp = "2026-12-06T10:00:00Z".parse().unwrap();
+        let period = Period::of(t0);
+        let at = |ms: i64| t0 + jiff::SignedDuration::from_millis(ms);
+
+        // Its instance dies: neither settled nor refunded.
+        std::mem::forget(limiter.admit(&store, key_id, &policy, Some(60), t0).await.unwrap());
+        assert_eq!(reserved_sum(&limiter, key_id, period).await, Some(60));
+        let refused = limiter.admit(&store, key_id, &policy, Some(60), at(1_000)).await;
+        assert!(matches!(refused, Err(AdmitError::Refused(Refusal::QuotaExceeded { .. }))), "{refused:?}");
+
+        // Once it has expired, the quota is whole again.
+        let admitted = limiter.admit(&store, key_id, &policy, Some(60), at(RESERVATION_TTL_MS + 1_000)).await.unwrap();
+        assert_eq!(reserved_sum(&limiter, key_id, period).await, Some(60), "only the new reservation");
+        admitted.settle();
+        // Settling runs in the background.
+        for _ in 0..100 {
+            if reserved_sum(&limiter, key_id, period).await.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(reserved_sum(&limiter, key_id, period).await, None);
     }
 }
