@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::keys::KeyId;
 use crate::limits::{Admission, Limiter};
+use crate::quota::Period;
 use crate::store::{ANSWERS_KEPT_FOR, Charge, Outage, OverQuota, Store, StoreError, UsageRecord};
 
 /// The most jobs one transaction takes.
@@ -37,6 +38,9 @@ const RELIEF_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often expired answers are forgotten.
 const ANSWERS_PURGE: Duration = Duration::from_secs(600);
+/// Delivered alerts of the month this long ago and of later months are kept: always last
+/// month's and this month's.
+const ALERTS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(32 * 24);
 
 enum Job {
     Record {
@@ -137,15 +141,22 @@ async fn run(store: Store, limiter: Limiter, mut rx: mpsc::Receiver<Job>, last_f
 }
 
 /// Starts the task that forgets, every ten minutes, the idempotent answers older than
-/// [`ANSWERS_KEPT_FOR`]; abort it at shutdown.
+/// [`ANSWERS_KEPT_FOR`] and the delivered quota alerts of months before last month; abort it
+/// at shutdown.
 pub fn start_answer_purge(store: Store, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + ANSWERS_PURGE, ANSWERS_PURGE);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(e) = store.forget_answers_before(clock.now() - ANSWERS_KEPT_FOR).await {
+            let now = clock.now();
+            if let Err(e) = store.forget_answers_before(now - ANSWERS_KEPT_FOR).await {
                 tracing::warn!("cannot forget expired idempotent answers: {e}");
+            }
+            // Last month's rows stay: a request admitted in its last seconds may still be
+            // charged to it, and must not alert a second time.
+            if let Err(e) = store.forget_delivered_alerts_before(Period::of(now - ALERTS_KEPT_FOR)).await {
+                tracing::warn!("cannot forget delivered quota alerts: {e}");
             }
         }
     })

@@ -152,6 +152,16 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Forgets the delivered alerts of the months before `period`; undelivered ones stay until
+    /// they are delivered. A row only keeps its month's threshold from alerting twice.
+    pub async fn forget_delivered_alerts_before(&self, period: Period) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM alert_outbox WHERE delivered_at IS NOT NULL AND period < $1")
+            .bind(period.to_string())
+            .execute(&self.usage)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn alert_delivered(&self, id: i64, at: jiff::Timestamp) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE alert_outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2",
@@ -175,5 +185,44 @@ impl Store {
         .execute(&self.usage)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_delivered_alerts_of_earlier_months_are_forgotten() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(home.path(), None).await.unwrap();
+        let rows = [
+            ("a", "2026-09", 80, true),
+            ("b", "2026-09", 90, false),
+            ("c", "2026-10", 80, true),
+            ("d", "2026-11", 80, true),
+        ];
+        for (event_id, period, threshold, delivered) in rows {
+            let at = "2026-11-01T00:00:00.000Z";
+            sqlx::query(
+                "INSERT INTO alert_outbox (event_id, key_id, period, threshold, body, created_at, next_attempt_at,
+                    delivered_at) VALUES ($1, 1, $2, $3, '{}', $4, $4, $5)",
+            )
+            .bind(event_id)
+            .bind(period)
+            .bind(threshold)
+            .bind(at)
+            .bind(delivered.then_some(at))
+            .execute(&store.usage)
+            .await
+            .unwrap();
+        }
+        let october = Period::of("2026-10-15T00:00:00Z".parse().unwrap());
+        assert_eq!(store.forget_delivered_alerts_before(october).await.unwrap(), 1);
+        let left: Vec<String> = sqlx::query_scalar("SELECT event_id FROM alert_outbox ORDER BY event_id")
+            .fetch_all(&store.usage)
+            .await
+            .unwrap();
+        assert_eq!(left, ["b", "c", "d"], "an undelivered alert and the later months stay");
     }
 }
