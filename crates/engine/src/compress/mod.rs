@@ -196,7 +196,7 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
     };
     let packing = if req.granularity == Granularity::Word && qterms.is_empty() {
         // Opt-in: keep the most informative words of every sentence.
-        pack::pack_words(text, &segs, &analysis, budget, &count, &est)
+        pack::pack_words(text, &segs, &analysis, budget, counter)
     } else if qterms.is_empty() {
         let cost = |i: usize| est(segs[i].start, segs[i].end);
         let late = rank::late_titles(text, &segs, &cost, budget);

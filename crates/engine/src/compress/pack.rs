@@ -425,7 +425,7 @@ pub fn pack(
     // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
-        let (piece, t, over) = best_phrase(text, segs, analysis, &order, budget, &count);
+        let (piece, t, over) = best_phrase(text, segs, analysis, &order, budget, &count_range(counter));
         st.partial = Some(piece);
         rendered = st.render();
         tokens = t;
@@ -472,9 +472,12 @@ pub fn pack_words(
     segs: &[Segment],
     analysis: &Analysis,
     budget: usize,
-    count: &dyn Fn(&str) -> usize,
-    est: &dyn Fn(usize, usize) -> usize,
+    counter: &PieceCounter<'_>,
 ) -> Packing {
+    let count = |s: &str| counter.count(s);
+    let count = &count;
+    let est = |a: usize, b: usize| counter.estimate(a, b);
+    let est = &est;
     struct Chunk {
         start: usize,
         end: usize,
@@ -705,7 +708,7 @@ pub fn pack_words(
             v.sort_by(|&a, &b| analysis.seg_info(b).total_cmp(&analysis.seg_info(a)));
             v
         };
-        let (p, t, over) = best_phrase(text, segs, analysis, &seg_order, budget, count);
+        let (p, t, over) = best_phrase(text, segs, analysis, &seg_order, budget, &count_range(counter));
         return Packing {
             text: text[p.start..p.end].to_string(),
             tokens: t,
@@ -776,13 +779,19 @@ const PHRASE_CANDIDATES: usize = 8;
 /// `,` `;` `:`) and end one are preferred. When not even one word fits, the cheapest word of
 /// the best segment is returned whole, over budget. Returns the piece, its token count, and
 /// whether it is over budget.
+/// The exact tokens of `source[a..b]` from the counter's pieces of the source: only the text
+/// around the two cuts is tokenized again.
+fn count_range<'c>(counter: &'c PieceCounter<'_>) -> impl Fn(usize, usize) -> usize + 'c {
+    move |a, b| counter.count_spliced(&counter.source()[a..b], &[(0, a, b - a)])
+}
+
 fn best_phrase(
     text: &str,
     segs: &[Segment],
     analysis: &Analysis,
     order: &[usize],
     budget: usize,
-    count: &dyn Fn(&str) -> usize,
+    count: &dyn Fn(usize, usize) -> usize,
 ) -> (Partial, usize, bool) {
     let all: Vec<usize>;
     let candidates: &[usize] = if order.is_empty() {
@@ -818,7 +827,7 @@ fn best_phrase(
         let mut b = 0;
         for a in 0..ch.len() {
             b = b.max(a);
-            while b < ch.len() && count(&text[ch[a].0..ch[b].1]) <= budget {
+            while b < ch.len() && count(ch[a].0, ch[b].1) <= budget {
                 b += 1;
             }
             // ch[a..b] is the longest fitting run from a (possibly empty).
@@ -838,7 +847,7 @@ fn best_phrase(
             let score = weight * shape * rank_factor;
             if best.as_ref().is_none_or(|(bs, _, _)| score > *bs) {
                 let piece = Partial { seg: i, start: ch[a].0, end: ch[end - 1].1 };
-                let t = count(&text[piece.start..piece.end]);
+                let t = count(piece.start, piece.end);
                 best = Some((score, piece, t));
             }
         }
@@ -852,9 +861,9 @@ fn best_phrase(
     let (cs, ce) = chunks(text, s.start, s.end)
         .into_iter()
         .filter(|&(a, b)| has_word(&text[a..b]) && balanced(&text[a..b]))
-        .min_by_key(|&(a, b)| (count(&text[a..b]), a))
+        .min_by_key(|&(a, b)| (count(a, b), a))
         .unwrap_or((s.start, s.end));
-    let t = count(&text[cs..ce]);
+    let t = count(cs, ce);
     (Partial { seg: i, start: cs, end: ce }, t, t > budget)
 }
 
