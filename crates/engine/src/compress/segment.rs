@@ -361,6 +361,9 @@ const ABBREVIATIONS: &[&str] = &[
 
 /// How long a bracket or a quotation may stay open before a sentence may end inside it anyway.
 const MAX_BRACKET: usize = 600;
+/// How long a quotation that the text closes again may stay one piece (several sentences of a
+/// quoted passage): cut, its pieces would leave an unbalanced quote in an output.
+const MAX_QUOTE: usize = 2_000;
 
 /// Calls `f(start, end)` for each sentence in `text[s..e]` (trimmed, non-empty).
 pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, usize)) {
@@ -373,7 +376,8 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
     // Double quotes likewise: a quotation of several sentences stays one piece.
     let mut depth = 0usize;
     let mut opened = s;
-    let mut quoted: Option<usize> = None;
+    // An open quotation: where it opened and, if the text closes it, where.
+    let mut quoted: Option<(usize, Option<usize>)> = None;
     while i < e {
         let c = text[i..].chars().next().unwrap();
         let clen = c.len_utf8();
@@ -386,7 +390,7 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
             }
             ')' | ']' => depth = depth.saturating_sub(1),
             '"' if quoted.is_some() => quoted = None,
-            '"' | '“' => quoted = Some(i),
+            '"' | '“' => quoted = Some((i, text[i + clen..e].find(['"', '”']).map(|k| i + clen + k))),
             '”' => quoted = None,
             _ => {}
         }
@@ -419,7 +423,7 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
                 break;
             }
         }
-        if quoted.is_some_and(|q| j - q < MAX_BRACKET) {
+        if quoted.is_some_and(|(q, close)| j - q < MAX_BRACKET || close.is_some_and(|c| c - q < MAX_QUOTE)) {
             i = j;
             continue;
         }
@@ -565,6 +569,15 @@ mod tests {
     #[test]
     fn quotes_stay_with_their_sentence() {
         assert_eq!(sentences("He said \"Stop.\" Then he left."), ["He said \"Stop.\"", "Then he left."]);
+        // A quoted passage of several sentences, longer than a bracket may stay open, is one
+        // piece when the text closes it; a quote never closed holds only so long.
+        let long =
+            format!("He wrote: \"{}\" Then he left.", "It rained all day in the old town. ".repeat(25).trim_end());
+        let pieces = sentences(&long);
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        assert!(pieces[0].ends_with("town.\""), "{pieces:?}");
+        let stray = format!("He wrote: \"{}", "It rained all day in the old town. ".repeat(25));
+        assert!(sentences(&stray).len() > 2);
     }
 
     #[test]
