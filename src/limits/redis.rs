@@ -62,20 +62,6 @@ pub struct RedisLimiter {
     epoch: Arc<std::sync::Mutex<String>>,
 }
 
-/// Admit (or, with `peek`, only report). KEYS: buckets, quota, reservations, epoch.
-/// ARGV: now_ms, req_cap, req_rate, has_tok, tok_cap, tok_rate, amount, charge, limit (-1 =
-/// unlimited), member, ttl_ms, db_used (-1 = unknown), period, peek, quota_cache_ms,
-/// known_epoch (the epoch this instance last saw, or empty), new_epoch (an id to use if none).
-/// Returns {kind, req_level, tok_level, used, reserved, extra, epoch}; kind `load` asks for db_used.
-///
-/// The epoch marker tells a Redis that lost its state (restart, flush, failover to a replica
-/// without it) from one that never had any: it is `id|lost_at_ms`, created when missing, with
-/// `lost_at_ms` the current time when the caller had seen another epoch (state was lost) and 0
-/// otherwise (a new deployment). A request bucket missing after a loss is taken as emptied at
-/// the loss and refilled since, never as full: its true level then was at least 0, so no key
-/// gets a second burst. Token buckets start full (their capacity is the monthly limit, which
-/// the ledger of record enforces at commit), and lost reservations are covered by that same
-/// check.
 /// Lua: `unreserve(buckets, member)` takes a reservation `id|tokens|period` that just left the
 /// set off its month's sum in the buckets hash (a sum never goes below zero, and a month's
 /// field goes when nothing of it is reserved).
@@ -92,6 +78,20 @@ end
     };
 }
 
+/// Admit (or, with `peek`, only report). KEYS: buckets, quota, reservations, epoch.
+/// ARGV: now_ms, req_cap, req_rate, has_tok, tok_cap, tok_rate, amount, charge, limit (-1 =
+/// unlimited), member, ttl_ms, db_used (-1 = unknown), period, peek, quota_cache_ms,
+/// known_epoch (the epoch this instance last saw, or empty), new_epoch (an id to use if none).
+/// Returns {kind, req_level, tok_level, used, reserved, extra, epoch}; kind `load` asks for db_used.
+///
+/// The epoch marker tells a Redis that lost its state (restart, flush, failover to a replica
+/// without it) from one that never had any: it is `id|lost_at_ms`, created when missing, with
+/// `lost_at_ms` the current time when the caller had seen another epoch (state was lost) and 0
+/// otherwise (a new deployment). A request bucket missing after a loss is taken as emptied at
+/// the loss and refilled since, never as full: its true level then was at least 0, so no key
+/// gets a second burst. Token buckets start full (their capacity is the monthly limit, which
+/// the ledger of record enforces at commit), and lost reservations are covered by that same
+/// check.
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(concat!(
         unreserve_lua!(),

@@ -475,9 +475,7 @@ pub fn pack_words(
     counter: &PieceCounter<'_>,
 ) -> Packing {
     let count = |s: &str| counter.count(s);
-    let count = &count;
     let est = |a: usize, b: usize| counter.estimate(a, b);
-    let est = &est;
     struct Chunk {
         start: usize,
         end: usize,
@@ -772,6 +770,12 @@ fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
 /// Segments a tiny budget may draw a phrase from: the best-ranked ones.
 const PHRASE_CANDIDATES: usize = 8;
 
+/// The exact tokens of `source[a..b]` from the counter's pieces of the source: only the text
+/// around the two cuts is tokenized again.
+fn count_range<'c>(counter: &'c PieceCounter<'_>) -> impl Fn(usize, usize) -> usize + 'c {
+    move |a, b| counter.count_spliced(&counter.source()[a..b], &[(0, a, b - a)])
+}
+
 /// When no whole segment fits: the contiguous run of whole words (white-space separated
 /// chunks) of one segment that carries the most information and fits in `budget`, counted
 /// alone. A run holds at least one letter or digit and never breaks a bracket or a quote, so a
@@ -779,12 +783,6 @@ const PHRASE_CANDIDATES: usize = 8;
 /// `,` `;` `:`) and end one are preferred. When not even one word fits, the cheapest word of
 /// the best segment is returned whole, over budget. Returns the piece, its token count, and
 /// whether it is over budget.
-/// The exact tokens of `source[a..b]` from the counter's pieces of the source: only the text
-/// around the two cuts is tokenized again.
-fn count_range<'c>(counter: &'c PieceCounter<'_>) -> impl Fn(usize, usize) -> usize + 'c {
-    move |a, b| counter.count_spliced(&counter.source()[a..b], &[(0, a, b - a)])
-}
-
 fn best_phrase(
     text: &str,
     segs: &[Segment],
