@@ -1,6 +1,6 @@
 //! Conversations: chat logs, transcripts and `messages` arrays, compressed turn by turn.
 //!
-//! **Turns.** A chat is recognised by the shape of its lines ([`parse`]), in one of three
+//! **Turns.** A chat is recognised by the shape of its lines ([`parse`]), in one of four
 //! styles, the most common in the text winning:
 //! - IRC: `[hh:mm] <nick> text`, `hh:mm <nick> text` or `<nick> text`; status lines
 //!   (`=== nick has joined`, `* nick waves`, `-!- …`) are turns without a speaker;
@@ -8,7 +8,12 @@
 //!   `**User:**`, `### Assistant`);
 //! - names: `nick: text`, when at least two names each start two lines, such lines are at
 //!   least half of the text and their messages average three words or more (`key: value`
-//!   lines do not; level words such as `INFO` are never names).
+//!   lines do not; level words such as `INFO` are never names); a leading timestamp is skipped,
+//!   bracketed or bare, with a date and a ` - ` (WhatsApp's `12/03/2024, 09:05 - Name: text`),
+//!   except a bare one to the second with a date or a separator, which is a log's;
+//! - stamped headers: a name and a time alone on a line (`Alice Smith  9:05 AM`,
+//!   `Alice — Today at 9:05 AM`, `[9:05 AM] Alice`), the message on the lines below, when at
+//!   least two speakers have three headers between them.
 //!
 //! A turn runs from its label to the next label (the lines between, blank lines included,
 //! belong to it), so a kept turn always carries its speaker.
@@ -100,6 +105,8 @@ enum Style {
     Irc,
     Role,
     Name,
+    /// A name and a time alone on a line, the message below ([`stamped_header`]).
+    Stamped,
 }
 
 /// One turn of a conversation, as byte offsets into the text.
@@ -125,11 +132,12 @@ enum Label {
     Status,
 }
 
-/// Skips a leading `[12:34]`, `[2024-05-01 12:34:56]` or `12:34` timestamp and the spaces
-/// after it; returns the offset after it (0 when there is none).
+/// Skips a leading timestamp and the separator after it; returns the offset after them (0 when
+/// there is none). Bracketed: `[12:34]`, `[2024-05-01 12:34:56]`, `[12/03/2024, 9:05 AM]`; bare:
+/// `12:34`, `12/03/2024, 09:05 -` (WhatsApp's export), `2024-05-01 12:34:56`, `9:05 PM |`.
 fn skip_timestamp(line: &str) -> usize {
     let b = line.as_bytes();
-    let stamp_char = |c: u8| c.is_ascii_digit() || b":-/.T ,".contains(&c);
+    let stamp_char = |c: u8| c.is_ascii_digit() || b":-/.T ,".contains(&c) || b"AaPpMm".contains(&c);
     let after = if b.first() == Some(&b'[') {
         match line.find(']') {
             Some(close)
@@ -142,21 +150,113 @@ fn skip_timestamp(line: &str) -> usize {
             _ => return 0,
         }
     } else {
-        let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        if (1..=2).contains(&digits) && b.get(digits) == Some(&b':') {
-            let mut i = digits + 1;
-            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
-                i += 1;
-            }
-            if i - digits < 3 || b.get(i) != Some(&b' ') {
-                return 0;
-            }
-            i
-        } else {
+        let Some((time_end, dated, seconds)) = bare_stamp(b) else { return 0 };
+        // A separator after a bare stamp: ` - `, ` – `, ` | `.
+        let rest = line[time_end..].trim_start_matches(' ');
+        let sep = ["- ", "– ", "| "].iter().find(|s| rest.starts_with(**s)).map_or(0, |s| s.len());
+        if sep == 0 && !line[time_end..].starts_with(' ') {
             return 0;
         }
+        // `2024-05-01 12:34:56 worker: …`, `12:34:56 - worker: …`: a log's stamp, to the second,
+        // with a date or a separator (a chat app's bare stamps stop at the minute).
+        if seconds && (dated || sep > 0) {
+            return 0;
+        }
+        line.len() - rest.len() + sep
     };
     after + line[after..].len() - line[after..].trim_start_matches(' ').len()
+}
+
+/// The end of a bare `[date[,] ]time[ AM]` at the start of `b`: a date is `d/m/y`, `y-m-d` or
+/// `d.m.y`; a time `h:mm` or `hh:mm:ss`, with optional fractions and AM/PM. Also says whether
+/// there was a date and whether the time has seconds.
+fn bare_stamp(b: &[u8]) -> Option<(usize, bool, bool)> {
+    let digits = |i: usize| b[i.min(b.len())..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = 0;
+    // The date: three groups of digits joined by one of `/-.`.
+    let d1 = digits(0);
+    if (1..=4).contains(&d1) && matches!(b.get(d1), Some(b'/' | b'-' | b'.')) {
+        let sep = b[d1];
+        let d2 = digits(d1 + 1);
+        let k = d1 + 1 + d2;
+        if (1..=2).contains(&d2) && b.get(k) == Some(&sep) {
+            let d3 = digits(k + 1);
+            if (1..=4).contains(&d3) {
+                i = k + 1 + d3;
+                i += usize::from(b.get(i) == Some(&b','));
+                if !matches!(b.get(i), Some(b' ' | b'T')) {
+                    return None;
+                }
+                i += 1;
+            }
+        }
+    }
+    // The time.
+    let h = digits(i);
+    if !(1..=2).contains(&h) || b.get(i + h) != Some(&b':') {
+        return None;
+    }
+    let mut j = i + h;
+    let mut parts = 0;
+    while b.get(j) == Some(&b':') && digits(j + 1) == 2 {
+        j += 3;
+        parts += 1;
+    }
+    if parts == 0 {
+        return None;
+    }
+    if matches!(b.get(j), Some(b'.' | b',')) && digits(j + 1) > 0 {
+        j += 1 + digits(j + 1);
+    }
+    let ampm = |k: usize| {
+        matches!(b.get(k), Some(b'A' | b'a' | b'P' | b'p'))
+            && matches!(b.get(k + 1), Some(b'M' | b'm'))
+            && b.get(k + 2).is_none_or(|c| !c.is_ascii_alphanumeric())
+    };
+    if ampm(j) {
+        j += 2;
+    } else if b.get(j) == Some(&b' ') && ampm(j + 1) {
+        j += 3;
+    }
+    Some((j, i > 0, parts > 1))
+}
+
+/// `Alice Smith  10:42 AM`, `Alice — Today at 10:42`, `[10:42 AM] Alice Smith`: a name and a
+/// time alone on a line (how chat apps copy), the message on the lines after. Returns the
+/// name's range in `t`.
+fn stamped_header(t: &str) -> Option<(usize, usize)> {
+    let t = t.trim_end();
+    let ts = skip_timestamp(t);
+    let (start, name) = if ts > 0 {
+        (ts, &t[ts..])
+    } else {
+        // A time at the end: the name is what comes before it and its separator.
+        let b = t.as_bytes();
+        let stamp = (0..t.len()).rev().take(24).filter(|&k| t.is_char_boundary(k)).find(|&k| {
+            (k == 0 || b[k - 1] == b' ')
+                && b[k].is_ascii_digit()
+                && bare_stamp(&b[k..]).map(|s| s.0) == Some(t.len() - k)
+        })?;
+        let mut head = t[..stamp].trim_end();
+        for filler in [" at", " Today", " Yesterday", " today", " yesterday"] {
+            head = head.strip_suffix(filler).unwrap_or(head).trim_end();
+        }
+        let head = head.trim_end_matches([' ', '—', '–', '-', '·', '|', ',']);
+        (0, head)
+    };
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let word_ok = |w: &&str| {
+        w.chars().next().is_some_and(char::is_alphabetic)
+            && w.chars().all(|c| c.is_alphanumeric() || "._-'".contains(c))
+    };
+    if words.is_empty() || words.len() > 4 || name.len() > 40 || !words.iter().all(word_ok) {
+        return None;
+    }
+    if words.len() == 1 && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(words[0])) {
+        return None;
+    }
+    let lead = name.len() - name.trim_start().len();
+    Some((start + lead, start + lead + name.trim().len()))
 }
 
 fn label(line: &str) -> Option<Label> {
@@ -186,6 +286,9 @@ fn label(line: &str) -> Option<Label> {
     }
     if ts == 0 && (rest.starts_with("=== ") || rest.starts_with("-!- ")) {
         return Some(Label::Status);
+    }
+    if let Some((a, b)) = stamped_header(t) {
+        return Some(Label::Speaker { style: Style::Stamped, name: (lead + a, lead + b), body: line.len() });
     }
     // `[user] text`
     if ts == 0
@@ -324,6 +427,7 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
     let (irc, irc_speakers) = lines_of(Style::Irc, 1);
     let (role, role_speakers) = lines_of(Style::Role, 1);
     let (named, named_speakers) = lines_of(Style::Name, 2);
+    let (stamped, stamped_speakers) = lines_of(Style::Stamped, 1);
     let mut best: Option<(Style, usize)> = None;
     let mut consider = |style, n: usize| {
         if best.is_none_or(|(_, m)| n > m) {
@@ -342,6 +446,16 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
     }
     if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines {
         consider(Style::Name, named);
+    }
+    // Stamped headers: two speakers or more, one of them twice; most headers have a message
+    // below them, and headers are not lost in a long text.
+    if stamped >= 3
+        && stamped_speakers >= 2
+        && stamped > stamped_speakers
+        && nonblank >= stamped * 3 / 2
+        && stamped * 8 >= nonblank
+    {
+        consider(Style::Stamped, stamped);
     }
     best.map(|(s, _)| s)
 }
@@ -917,6 +1031,57 @@ mod tests {
         assert!(!is_chat(prose));
         let urls = "see http://example.com\nhttp://foo.bar/baz\nhttps://x.y\n";
         assert!(!is_chat(urls));
+    }
+
+    #[test]
+    fn chat_app_exports_are_conversations_with_their_speakers() {
+        // WhatsApp's export: a date, a time to the minute and ` - ` before `Name: text`.
+        let wa = "12/03/2024, 09:00 - Bob: the deploy failed on staging\n\
+                  12/03/2024, 09:07 - Alice: raise the statement timeout to 60 seconds\n\
+                  12/03/2024, 09:14 - Bob: ok, retrying the migration now\n\
+                  3/12/24, 9:21 PM - Alice: the staging migration passed after the change\n";
+        let turns = parse(wa).unwrap();
+        assert_eq!(turns.len(), 4);
+        let (a, b) = turns[3].speaker.unwrap();
+        assert_eq!(&wa[a..b], "Alice");
+        assert_eq!(&wa[turns[3].body..turns[3].end], "the staging migration passed after the change");
+        // Slack and Discord copies: the name and time alone on a line, the message below it.
+        let slack = "Bob Smith  9:00 AM\nthe deploy failed on staging\nbecause the migration timed out\n\n\
+                     Alice Jones  9:07 AM\nraise the statement timeout to 60 seconds\n\n\
+                     Bob Smith  9:14 AM\nok, retrying the migration now\n\n\
+                     Alice Jones  9:21 AM\nthe staging migration passed after the change\n";
+        let discord = "Bob — Today at 9:00 AM\nthe deploy failed on staging\n\
+                       Alice — Today at 9:07 AM\nraise the statement timeout to 60 seconds\n\
+                       Bob — Today at 9:14 AM\nok, retrying the migration now\n\
+                       Alice — Today at 9:21 AM\nthe staging migration passed after the change\n";
+        for (text, first) in [(slack, "Bob Smith"), (discord, "Bob")] {
+            let turns = parse(text).unwrap();
+            assert_eq!(turns.len(), 4, "{text}");
+            let (a, b) = turns[0].speaker.unwrap();
+            assert_eq!(&text[a..b], first);
+            assert!(text[turns[0].start..turns[0].end].ends_with(if first == "Bob" { "staging" } else { "timed out" }));
+            // Without a query the latest turns are kept, each with its header.
+            let p = compress_chat(text, None, 22, &approx).unwrap();
+            assert!(p.text.ends_with("the staging migration passed after the change"), "{}", p.text);
+            assert!(p.text.contains("9:21 AM\nthe staging"), "{}", p.text);
+            // Every kept header is followed by the line that follows it in the input.
+            let input: Vec<&str> = text.lines().collect();
+            let output: Vec<&str> = p.text.lines().collect();
+            for (k, line) in output.iter().enumerate().filter(|(_, l)| l.ends_with(" AM")) {
+                let at = input.iter().position(|l| l == line).unwrap();
+                assert_eq!(output.get(k + 1), input.get(at + 1), "a header without its message: {}", p.text);
+            }
+        }
+        // Logs stamped to the second are not chats, with a date or a separator before `name:`.
+        let log = "2024-05-01 12:00:00 - worker: job 17 finished in 3.2s\n\
+                   2024-05-01 12:00:01 - api: request 4 served with status 200\n\
+                   2024-05-01 12:00:02 - worker: job 18 finished in 1.1s\n\
+                   2024-05-01 12:00:03 - api: request 5 served with status 200\n";
+        assert!(!is_chat(log));
+        // A schedule names no one twice.
+        let agenda = "Keynote  9:00 AM\nWelcome and the year ahead\nLunch  12:00 PM\nPizza in the hall\n\
+                      Workshops  1:30 PM\nThree rooms, see the board\n";
+        assert!(!is_chat(agenda));
     }
 
     #[test]
