@@ -902,7 +902,7 @@ fn error_bytes(tree: &Tree) -> usize {
 }
 
 /// Lower-case words of a text, identifiers split on `_` and camelCase (and kept whole).
-fn words(s: &str) -> Vec<String> {
+pub(crate) fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     each_word(s, &mut |w| out.push(w.to_string()));
     out

@@ -178,6 +178,26 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
             };
         }
     }
+    // Code in a language without a grammar here: whole lines by the indentation's outline.
+    if content_type == ContentType::Code
+        && let Some(p) = outline::compress_outline(text, query, budget, counter)
+        && !p.text.is_empty()
+    {
+        let t = count(&p.text);
+        if t <= budget {
+            return Compressed {
+                compressed_tokens: t,
+                text: p.text,
+                original_tokens,
+                budget_tokens: budget,
+                over_budget: false,
+                quality_score: clamp_quality(p.kept_information, true),
+                content_type,
+                retained_indices: p.retained_indices,
+                unchanged: false,
+            };
+        }
+    }
     if content_type == ContentType::Json
         && let Some(minified) = json_syntax::minify(text)
     {
@@ -305,6 +325,7 @@ pub(crate) mod drain;
 pub mod json;
 pub(crate) mod json_syntax;
 pub mod logs;
+pub mod outline;
 pub(crate) mod pack;
 pub(crate) mod query;
 pub(crate) mod rank;

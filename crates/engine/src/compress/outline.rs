@@ -1,0 +1,580 @@
+//! Code in a language without a grammar here (Java, C, C++, C#, Kotlin, Swift, PHP, Ruby,
+//! shell…): whole lines, chosen by the outline the indentation draws.
+//!
+//! **Units.** Each non-blank line is a unit, except that
+//! - a statement whose brackets stay open runs on to the line that closes them (a signature
+//!   over several lines is one unit);
+//! - a line that opens a block is one unit with the lines that close it (`}`, `end`, `fi`…)
+//!   and the lines that continue it at its own indentation (`} else {`, `catch`, `rescue`):
+//!   an opener is never shown without its closer, so the braces the input balanced stay
+//!   balanced;
+//! - a line that is only `{` joins the line above it (Allman style).
+//!
+//! A line's parent is the nearest line above it with less indentation; a unit is shown only
+//! with its parent.
+//!
+//! **Order.** Imports (`import`, `#include`, `using`, `package`, `require`…) at the top level;
+//! with a query, the definitions whose opening line names one of the query's identifiers,
+//! whole; then every opener (the outline: classes, then their methods, shallower first); then
+//! the lines beside them (fields, constants); then body lines, with a query those that
+//! mention its words first, then short blocks before long ones, each from its start; comments
+//! last. [`fit_units`] keeps the longest prefix that fits, then smaller units after it.
+//!
+//! **Output.** The kept lines, byte-exact, in input order; each run of dropped lines becomes
+//! one line at the run's indentation in the text's own comment syntax (`// … 12 lines omitted`,
+//! `# …` or `-- …`), the only text added; blank lines only between kept lines, one per run.
+//!
+//! Not here: languages with a grammar ([`super::code`]), minified code (lines over 16 KiB:
+//! `None`).
+
+use super::Packed;
+use super::query::QueryWords;
+use super::units::{Count, fit_units};
+
+/// Lines longer than this mean minified or generated code: nothing to outline.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Words that continue a block at its own indentation.
+const MIDDLE_WORDS: &[&str] = &["else", "elif", "elsif", "catch", "finally", "rescue", "ensure", "except", "when"];
+/// Words that open a block of statements.
+const CONTROL_WORDS: &[&str] = &[
+    "if",
+    "for",
+    "foreach",
+    "while",
+    "do",
+    "switch",
+    "try",
+    "else",
+    "case",
+    "default",
+    "loop",
+    "match",
+    "unless",
+    "until",
+    "with",
+    "synchronized",
+    "select",
+    "return",
+    "catch",
+    "finally",
+    "elif",
+    "elsif",
+    "begin",
+    "defer",
+    "go",
+];
+/// Lines that close a block, whole.
+const CLOSER_WORDS: &[&str] = &["end", "end;", "fi", "done", "esac", "endif", "endfor", "endwhile", "wend"];
+/// Lines that bring in other files or name this one.
+const IMPORT_PREFIXES: &[&str] = &[
+    "import ",
+    "package ",
+    "#include",
+    "#import",
+    "using ",
+    "require ",
+    "require(",
+    "require_relative ",
+    "use ",
+    "from ",
+    "extern crate ",
+    "library ",
+    "open ",
+    "load(",
+    "source ",
+];
+
+#[derive(Debug, Clone)]
+struct Unit {
+    /// Line numbers, ascending.
+    lines: Vec<usize>,
+    parent: Option<usize>,
+    /// Indentation of its first line.
+    indent: usize,
+    depth: usize,
+    children: usize,
+    import: bool,
+    comment: bool,
+    /// Its first line (an annotation or comment it took, if any).
+    first: usize,
+    /// Its own first line.
+    head: usize,
+}
+
+fn indent_of(line: &str) -> usize {
+    line.chars().take_while(|c| c.is_whitespace()).map(|c| if c == '\t' { 4 } else { 1 }).sum()
+}
+
+/// The change in bracket depth over a line, outside strings and line comments.
+fn bracket_balance(t: &str) -> i32 {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for c in t.chars() {
+        match quote {
+            Some(q) if c == q && prev != '\\' => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' | '`' => quote = Some(c),
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                '/' if prev == '/' => break,
+                _ => {}
+            },
+        }
+        prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+    }
+    depth
+}
+
+fn is_comment(t: &str) -> bool {
+    t.starts_with("//")
+        || t.starts_with("/*")
+        || t.starts_with("* ")
+        || t == "*"
+        || t.starts_with("*/")
+        || t.starts_with("--")
+        || t.starts_with('#')
+            && !t.starts_with("#include")
+            && !t.starts_with("#import")
+            && !t.starts_with("#!")
+            && !t.starts_with("#define")
+            && !t.starts_with("#if")
+            && !t.starts_with("#else")
+            && !t.starts_with("#endif")
+            && !t.starts_with("#pragma")
+}
+
+/// A C preprocessor line other than an include.
+fn is_directive(t: &str) -> bool {
+    t.strip_prefix('#').is_some_and(|r| {
+        let w = r.trim_start();
+        ["if", "ifdef", "ifndef", "else", "elif", "endif", "define", "undef", "pragma", "error", "line"]
+            .iter()
+            .any(|d| w.starts_with(d))
+    })
+}
+
+fn first_word(t: &str) -> &str {
+    t.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ';')).next().unwrap_or("")
+}
+
+/// The comment mark of the text: the one its comment lines use most (`//` when it has none).
+fn comment_mark(lines: &[&str]) -> &'static str {
+    let (mut slash, mut hash, mut dash) = (0, 0, 0);
+    for l in lines {
+        let t = l.trim_start();
+        if t.starts_with("//") || t.starts_with("/*") {
+            slash += 1;
+        } else if t.starts_with("--") {
+            dash += 1;
+        } else if is_comment(t) && t.starts_with('#') {
+            hash += 1;
+        }
+    }
+    if hash > slash && hash >= dash {
+        "#"
+    } else if dash > slash {
+        "--"
+    } else {
+        "//"
+    }
+}
+
+/// Cuts `lines` into units (see the module docs).
+fn units(lines: &[&str]) -> Vec<Unit> {
+    // Comments and preprocessor lines at a shallower indentation than the code after them
+    // (`#if` at column 0 in a function) sit at that code's indentation; one before a closer
+    // sits inside the block it closes.
+    let mut placement: Vec<usize> = lines.iter().map(|l| indent_of(l)).collect();
+    let mut next_code: Option<(usize, bool)> = None;
+    for i in (0..lines.len()).rev() {
+        let t = lines[i].trim();
+        if t.is_empty() {
+            continue;
+        }
+        let transparent = is_comment(t) || is_directive(t);
+        if transparent {
+            if let Some((w, closer)) = next_code {
+                let inside = if closer { w + 1 } else { w };
+                placement[i] = placement[i].max(inside);
+            }
+        } else {
+            next_code = Some((placement[i], t.starts_with(['}', ')', ']']) || CLOSER_WORDS.contains(&first_word(t))));
+        }
+    }
+    let mut units: Vec<Unit> = Vec::new();
+    // Open blocks: (indent, unit).
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    let mut open_brackets = 0i32;
+    let mut in_comment = false;
+    let mut last: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        // A statement whose brackets are still open goes on, and so does a block comment.
+        if (open_brackets > 0 || in_comment)
+            && let Some(u) = last
+        {
+            units[u].lines.push(i);
+            if in_comment {
+                in_comment = !t.contains("*/");
+            } else {
+                open_brackets = (open_brackets + bracket_balance(t)).max(0);
+            }
+            continue;
+        }
+        let w = placement[i];
+        let word = first_word(t);
+        let closes = t.starts_with(['}', ']', ')']) || CLOSER_WORDS.contains(&word) && t.len() <= 8;
+        let middle = MIDDLE_WORDS.contains(&word) || closes && t.ends_with(['{', ':']);
+        if closes || middle {
+            while stack.last().is_some_and(|&(k, _)| k > w) {
+                stack.pop();
+            }
+            if let Some(&(k, u)) = stack.last()
+                && k == w
+                && units[u].children > 0
+            {
+                units[u].lines.push(i);
+                if !middle {
+                    stack.pop();
+                }
+                last = Some(u);
+                open_brackets = bracket_balance(t).max(0);
+                continue;
+            }
+        }
+        // `{` alone joins the line above it at its indentation.
+        if t == "{"
+            && let Some(u) = last
+            && units[u].indent == w
+            && units[u].children == 0
+        {
+            units[u].lines.push(i);
+            if stack.last().is_none_or(|&(_, top)| top != u) {
+                stack.push((w, u));
+            }
+            continue;
+        }
+        while stack.last().is_some_and(|&(k, _)| k >= w) {
+            stack.pop();
+        }
+        let parent = stack.last().map(|&(_, u)| u);
+        if let Some(p) = parent {
+            units[p].children += 1;
+        }
+        let depth = parent.map_or(0, |p| units[p].depth + 1);
+        let import = parent.is_none() && IMPORT_PREFIXES.iter().any(|p| t.starts_with(p));
+        units.push(Unit {
+            lines: vec![i],
+            parent,
+            indent: w,
+            depth,
+            children: 0,
+            import,
+            comment: is_comment(t),
+            first: i,
+            head: i,
+        });
+        let u = units.len() - 1;
+        stack.push((w, u));
+        last = Some(u);
+        in_comment = t.starts_with("/*") && !t.contains("*/");
+        open_brackets = if units[u].comment { 0 } else { bracket_balance(t).max(0) };
+    }
+    // An opener takes the annotations and the one-line comment right above it.
+    for u in 1..units.len() {
+        if units[u].children == 0 {
+            continue;
+        }
+        let mut at = u;
+        while at > 0 {
+            let c = at - 1;
+            let above = &units[c];
+            let line = above.lines.first().map(|&l| lines[l].trim());
+            let attached = above.lines.len() == 1
+                && above.children == 0
+                && above.parent == units[u].parent
+                && above.indent == units[u].indent
+                && above.lines[0] + 1 == units[at].first
+                && line.is_some_and(|t| t.starts_with('@') || above.comment && t.len() <= 120);
+            if !attached {
+                break;
+            }
+            let l = units[c].lines[0];
+            units[c].lines.clear();
+            units[u].lines.insert(0, l);
+            units[u].first = l;
+            at = c;
+            // Only one comment line; annotations may stack.
+            if !line.is_some_and(|t| t.starts_with('@')) {
+                break;
+            }
+        }
+    }
+    units
+}
+
+/// Compresses code of a language without a grammar; `None` for minified code or when nothing
+/// fits (the caller then packs the text as lines).
+pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &dyn Count) -> Option<Packed> {
+    if budget == 0 || text.split('\n').any(|l| l.len() > MAX_LINE_BYTES) {
+        return None;
+    }
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let units = units(&lines);
+    if units.len() < 2 {
+        return None;
+    }
+    let n = units.len();
+    // Query identifiers, lower case, and the units that mention them.
+    let qwords: Vec<String> = query
+        .map(|q| {
+            let r = QueryWords::read(q, &[]);
+            let mut v: Vec<String> = r.identifiers.iter().chain(&r.words).map(|w| w.to_lowercase()).collect();
+            v.retain(|w| w.len() >= 3);
+            v.dedup();
+            v
+        })
+        .unwrap_or_default();
+    let mentions = |u: &Unit| -> usize {
+        if qwords.is_empty() || u.lines.is_empty() {
+            return 0;
+        }
+        let words = super::code::words(lines[u.head]);
+        qwords.iter().filter(|q| words.iter().any(|w| w == *q)).count()
+    };
+    // A definition the query names: an opener whose first line has one of its identifiers.
+    let mut named = vec![false; n];
+    for u in 0..n {
+        let p = units[u].parent;
+        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && mentions(&units[u]) > 0;
+    }
+    let block_size = |u: &Unit| u.parent.map_or(lines.len(), |p| units[p].children);
+    // The outline: openers whose parents are all in it, except the blocks of statements
+    // (`if (…) {`, `for …`, `x = {`, `items.forEach(x -> {`): declarations, not control flow.
+    let mut outline = vec![false; n];
+    for u in 0..n {
+        let t = lines[units[u].head].trim();
+        let statement = CONTROL_WORDS.contains(&first_word(t).trim_end_matches(';'))
+            || t.contains(" = ")
+            || t.contains("->")
+            || t.contains("=>")
+            || t.starts_with(['}', ')', ']']);
+        outline[u] = units[u].children > 0 && !statement && units[u].parent.is_none_or(|p| outline[p]);
+    }
+    // (tier, secondary, line): smaller first.
+    let key = |i: usize| -> (u8, usize, usize) {
+        let u = &units[i];
+        let tier = if u.import {
+            0
+        } else if named[i] {
+            1
+        } else if u.comment {
+            7
+        } else if outline[i] {
+            2
+        } else if u.parent.is_none_or(|p| units[p].depth == 0 && units[p].children > 0 && u.depth == 1) {
+            // Top-level lines, and lines beside the methods of a top-level block (fields).
+            3
+        } else if mentions(u) > 0 {
+            4
+        } else {
+            5
+        };
+        let secondary = match tier {
+            2 => u.depth,
+            5 => block_size(u),
+            _ => 0,
+        };
+        (tier, secondary, u.first)
+    };
+    let mut sorted: Vec<usize> = (0..n).collect();
+    sorted.sort_by_key(|&i| key(i));
+    // Parents before their children.
+    let mut order = Vec::with_capacity(n);
+    let mut placed = vec![false; n];
+    for &i in &sorted {
+        let mut chain = Vec::new();
+        let mut at = Some(i);
+        while let Some(u) = at {
+            if placed[u] {
+                break;
+            }
+            chain.push(u);
+            at = units[u].parent;
+        }
+        for &u in chain.iter().rev() {
+            placed[u] = true;
+            order.push(u);
+        }
+    }
+    let total_tokens = count.count(text);
+    let per_byte = total_tokens as f64 / text.len().max(1) as f64;
+    let est: Vec<usize> = order
+        .iter()
+        .map(|&u| {
+            let bytes: usize = units[u].lines.iter().map(|&l| lines[l].len() + 1).sum();
+            (bytes as f64 * per_byte).ceil() as usize + 1
+        })
+        .collect();
+    let mark = comment_mark(&lines);
+    let marker =
+        |indent: &str, n: usize| format!("{indent}{mark} … {n} {} omitted", if n == 1 { "line" } else { "lines" });
+    let render = |chosen: &[usize]| -> (String, Vec<usize>) {
+        let mut keep = vec![false; lines.len()];
+        for &u in chosen {
+            for &l in &units[u].lines {
+                keep[l] = true;
+            }
+        }
+        let mut out = String::new();
+        let mut kept = Vec::new();
+        let mut dropped = 0usize;
+        let mut dropped_indent = "";
+        let mut blank = false;
+        let emit = |out: &mut String, line: &str, blank: &mut bool| {
+            if !out.is_empty() {
+                out.push('\n');
+                if std::mem::take(blank) {
+                    out.push('\n');
+                }
+            }
+            out.push_str(line);
+        };
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                blank |= dropped == 0 && !out.is_empty();
+                continue;
+            }
+            if keep[i] {
+                if dropped > 0 {
+                    emit(&mut out, &marker(dropped_indent, dropped), &mut blank);
+                    dropped = 0;
+                }
+                emit(&mut out, line, &mut blank);
+                kept.push(i);
+            } else {
+                if dropped == 0 {
+                    dropped_indent = &line[..line.len() - line.trim_start().len()];
+                }
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            emit(&mut out, &marker(dropped_indent, dropped), &mut blank);
+        }
+        (out, kept)
+    };
+    let parent = |u: usize| units[u].parent;
+    let measure = |r: &(String, Vec<usize>)| if r.0.is_empty() { usize::MAX } else { count.count(&r.0) };
+    let (chosen, (text_out, kept)) = fit_units(&order, &est, &parent, &render, &measure, budget)?;
+    let weight = |l: usize| lines[l].trim().len() as f64;
+    let total: f64 = (0..lines.len()).map(weight).sum();
+    let kept_weight: f64 = chosen.iter().flat_map(|&u| units[u].lines.iter()).map(|&l| weight(l)).sum();
+    Some(Packed { text: text_out, retained_indices: kept, kept_information: kept_weight / total.max(1.0) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JAVA: &str = include_str!("../../tests/support/Cache.java");
+
+    /// About a token per four bytes, as BPE counts code.
+    fn approx(s: &str) -> usize {
+        s.len().div_ceil(4)
+    }
+
+    /// Curly brackets outside strings and comments, in order, balance.
+    fn balanced(s: &str) -> bool {
+        let mut depth = 0i32;
+        for l in s.lines() {
+            let t = l.trim_start();
+            if t.starts_with("//") || t.starts_with('*') || t.starts_with("/*") {
+                continue;
+            }
+            for c in t.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth < 0 {
+                    return false;
+                }
+            }
+        }
+        depth == 0
+    }
+
+    #[test]
+    fn java_keeps_imports_and_the_outline_with_balanced_braces_and_marked_elisions() {
+        assert!(balanced(JAVA));
+        let total = approx(JAVA);
+        for budget in [total / 2, total / 4, total / 8] {
+            let p = compress_outline(JAVA, None, budget, &approx).unwrap();
+            assert!(approx(&p.text) <= budget, "{budget}: {}", p.text);
+            assert!(balanced(&p.text), "{budget}:\n{}", p.text);
+            assert!(p.text.contains("import java.util.Map;"), "{}", p.text);
+            // Every line is an input line, whole, or a marker of omitted lines.
+            for l in p.text.lines().filter(|l| !l.trim().is_empty()) {
+                assert!(JAVA.lines().any(|o| o == l) || l.trim_start().starts_with("// … "), "{l}");
+            }
+            assert!(p.text.contains(" lines omitted"), "{}", p.text);
+        }
+        let p = compress_outline(JAVA, None, total / 2, &approx).unwrap();
+        for sig in ["public class Cache<K, V> {", "    public V get(K key) {", "    public void put(K key, V value) {"]
+        {
+            assert!(p.text.contains(sig), "{sig}:\n{}", p.text);
+        }
+    }
+
+    #[test]
+    fn the_definition_a_query_names_comes_whole() {
+        let total = approx(JAVA);
+        let p = compress_outline(JAVA, Some("how does put evict entries"), total / 2, &approx).unwrap();
+        let start = JAVA.find("    public void put(").unwrap();
+        let end = start + JAVA[start..].find("\n    }\n").unwrap() + 6;
+        assert!(p.text.contains(&JAVA[start..end]), "{}", p.text);
+        assert!(balanced(&p.text));
+    }
+
+    #[test]
+    fn ruby_blocks_close_with_end_and_elisions_use_its_comments() {
+        let ruby = "require 'json'\n\n# A store of users.\nclass Store\n  def initialize(path)\n    @path = path\n    @users = {}\n    load!\n  end\n\n  def find(id)\n    user = @users[id]\n    raise KeyError, id unless user\n    user\n  rescue KeyError\n    nil\n  end\n\n  def save(user)\n    @users[user.id] = user\n    File.write(@path, JSON.dump(@users))\n  end\nend\n";
+        let p = compress_outline(ruby, None, approx(ruby) * 3 / 4, &approx).unwrap();
+        assert!(p.text.starts_with("require 'json'"), "{}", p.text);
+        assert!(p.text.contains("  def find(id)"), "{}", p.text);
+        assert!(p.text.contains("  rescue KeyError"), "{}", p.text);
+        assert!(p.text.contains("# … "), "{}", p.text);
+        let defs = p.text.lines().filter(|l| l.trim_start().starts_with("def ") || l.starts_with("class ")).count();
+        let ends = p.text.lines().filter(|l| l.trim() == "end").count();
+        assert_eq!(defs, ends, "{}", p.text);
+    }
+
+    #[test]
+    fn allman_braces_and_long_signatures_stay_with_their_line() {
+        let body = "    total += a * b;\n    printf(\"%d %d\\n\", a, b);\n    fflush(stdout);\n".repeat(4);
+        let c = format!(
+            "#include <stdio.h>\n\nstatic int total = 0;\n\nstatic int add(int a,\n               int b)\n{{\n{body}    return a + b;\n}}\n\n\
+             int main(void)\n{{\n{body}    return add(1, 2);\n}}\n"
+        );
+        let c = c.as_str();
+        let p = compress_outline(c, None, approx(c) / 2, &approx).unwrap();
+        assert!(balanced(&p.text), "{}", p.text);
+        assert!(p.text.contains("static int add(int a,\n               int b)\n{"), "{}", p.text);
+        assert!(p.text.contains("int main(void)\n{"), "{}", p.text);
+        // A directive at column 0 inside a function stays inside it.
+        let c = c.replace("    return add(1, 2);", "#ifdef DEBUG\n    puts(\"debug\");\n#endif\n    return add(1, 2);");
+        let p = compress_outline(&c, None, approx(&c) / 3, &approx).unwrap();
+        assert!(balanced(&p.text), "{}", p.text);
+        assert!(p.text.contains("int main(void)\n{"), "{}", p.text);
+        // It is a line of the body, not a block of the outline.
+        assert!(!p.text.contains("#ifdef DEBUG"), "{}", p.text);
+    }
+}
