@@ -272,6 +272,26 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
     strong
 }
 
+/// True when the start of `text` has lines only C, C++, C# or Java have.
+fn foreign_marks(text: &str) -> bool {
+    let mut end = text.len().min(SAMPLE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].lines().take(2000).any(|l| {
+        let t = l.trim();
+        t.starts_with("#include")
+            || t.starts_with("#define ")
+            || (t.starts_with("package ") || t.starts_with("using ")) && t.ends_with(';')
+            || t.starts_with("public class ")
+            || t.starts_with("public final class ")
+            || t.starts_with("template <")
+            || t.starts_with("template<")
+            || t == "@Override"
+            || t.contains("std::")
+    })
+}
+
 /// Inclusive range of line numbers.
 type LineRange = (usize, usize);
 
@@ -962,7 +982,10 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     }
     let candidates = guess_languages(text);
     // The first candidate that parses cleanly; else the one with the least text in error
-    // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
+    // nodes, if that is under a tenth of the text (a fragment or a small syntax slip), unless
+    // the text shows another language's marks (C's `#include`, Java's `package x;`): the
+    // JavaScript grammar reads much of C or Java with few errors, and none of its meaning.
+    let tolerant = !foreign_marks(text);
     let mut chosen: Option<(Lang, Vec<Tree>, usize)> = None;
     for &lang in &candidates {
         let Some(trees) = parse_trees(lang, text) else {
@@ -973,7 +996,7 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
             chosen = Some((lang, trees, 0));
             break;
         }
-        if errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
+        if tolerant && errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
             chosen = Some((lang, trees, errors));
         }
     }
@@ -1497,6 +1520,18 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn c_and_java_are_not_read_with_a_grammar_that_half_fits() {
+        let c = "#include <stdio.h>\n\nstatic int add(int a, int b) {\n    int s = a + b;\n    printf(\"%d\\n\", s);\n    return s;\n}\n\nint main(void) {\n    return add(1, 2);\n}\n";
+        assert!(compress_code(c, None, 12, &|s: &str| s.len() / 4).is_none());
+        // Java whose bodies the TypeScript grammar reads (only its signatures are errors).
+        let body = "        if (count > limit) {\n            count = count - limit;\n            total = total + count;\n        }\n".repeat(8);
+        let java = format!(
+            "package com.acme;\n\npublic class Counter implements Runnable {{\n    private int count;\n    public void run() {{\n{body}    }}\n    public int next() {{\n{body}        return count;\n    }}\n}}\n"
+        );
+        assert!(compress_code(&java, None, 60, &|s: &str| s.len() / 4).is_none());
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!    [`is_regular_machine_text`]).
 //! 4. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
-//!    and 30% of the non-blank lines look like code (keywords at the start, lines ending in
+//!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
+//!    and 5 code lines) look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
 //!    quotes or links make up 10% of the lines (at least two of them).
@@ -157,6 +158,20 @@ pub fn detect(text: &str) -> ContentType {
         .copied()
         .collect();
     let lines = outside;
+    // C-style comment lines (a licence header, Javadoc, `///` docs with their own lists and
+    // fences) are neither code nor markdown: when there are a few, with code around them, the
+    // shares are taken over the other lines.
+    let is_slash_comment = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("/*") || t.starts_with("*/") || t.starts_with("//") || t.starts_with('*') && l.starts_with(' ')
+    };
+    let slash_comments = lines.iter().filter(|l| is_slash_comment(l)).count();
+    let code_outside_comments = lines.iter().filter(|l| !is_slash_comment(l) && is_code_line(l)).count();
+    let lines: Vec<&str> = if slash_comments >= 3 && code_outside_comments >= 5 {
+        lines.into_iter().filter(|l| !is_slash_comment(l)).collect()
+    } else {
+        lines
+    };
     let n = lines.len().max(1);
     let md = lines.iter().filter(|l| is_markdown_line(l)).count();
     let code = lines.iter().filter(|l| is_code_line(l)).count();
@@ -512,6 +527,12 @@ mod tests {
         assert_eq!(detect(commented), ContentType::Code);
         let js = "const x = require('x');\nfunction f(a) {\n  return a + 1;\n}\nmodule.exports = f;\n";
         assert_eq!(detect(js), ContentType::Code);
+        // A Java file that is mostly licence and Javadoc, its lists and examples included.
+        let doc = "    /**\n     * Returns the element at the given position of this list.\n     *\n     * - the index must be in range\n     * - negative values throw\n     *\n     * ```\n     * list.get(0);\n     * ```\n     */\n";
+        let java = format!(
+            "/*\n * Copyright (c) 2024 Acme.\n * Licensed under the Apache License.\n */\npackage com.acme;\n\nimport java.util.List;\n\n/**\n * A list.\n */\npublic class Items {{\n{doc}    public int get(int i) {{\n        return i;\n    }}\n{doc}    public int size() {{\n        return 0;\n    }}\n{doc}{doc}}}\n"
+        );
+        assert_eq!(detect(&java), ContentType::Code);
     }
 
     #[test]

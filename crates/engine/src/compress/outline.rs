@@ -106,31 +106,50 @@ fn indent_of(line: &str) -> usize {
     line.chars().take_while(|c| c.is_whitespace()).map(|c| if c == '\t' { 4 } else { 1 }).sum()
 }
 
-/// The change in bracket depth over a line, outside strings and line comments.
-fn bracket_balance(t: &str) -> i32 {
-    let mut depth = 0;
+/// Calls `f` with each character of a line outside strings and comments (`//`, `/* … */` on
+/// the line).
+fn code_chars(t: &str, mut f: impl FnMut(char)) {
     let mut quote: Option<char> = None;
+    let mut comment = false;
     let mut prev = ' ';
     for c in t.chars() {
-        match quote {
-            Some(q) if c == q && prev != '\\' => quote = None,
-            Some(_) => {}
-            None => match c {
+        match (quote, comment) {
+            (_, true) => comment = !(prev == '*' && c == '/'),
+            (Some(q), _) if c == q && prev != '\\' => quote = None,
+            (Some(_), _) => {}
+            (None, _) => match c {
                 '"' | '\'' | '`' => quote = Some(c),
-                '(' | '[' => depth += 1,
-                ')' | ']' => depth -= 1,
                 '/' if prev == '/' => break,
-                _ => {}
+                '*' if prev == '/' => comment = true,
+                _ => f(c),
             },
         }
         prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+    }
+}
+
+/// The change in bracket depth over a line that its next lines must close: `( [ {` opened
+/// and not closed on it, except the `{` that ends a block's opening line and the `}` that
+/// starts a closing one (the outline pairs those).
+fn bracket_balance(t: &str) -> i32 {
+    let mut depth = 0;
+    code_chars(t, |c| match c {
+        '(' | '[' | '{' => depth += 1,
+        ')' | ']' | '}' => depth -= 1,
+        _ => {}
+    });
+    if t.ends_with('{') {
+        depth -= 1;
+    }
+    if t.starts_with('}') {
+        depth += 1;
     }
     depth
 }
 
 fn is_comment(t: &str) -> bool {
     t.starts_with("//")
-        || t.starts_with("/*")
+        || t.starts_with("/*") && t.find("*/").is_none_or(|e| t[e + 2..].trim().is_empty())
         || t.starts_with("* ")
         || t == "*"
         || t.starts_with("*/")
@@ -144,6 +163,11 @@ fn is_comment(t: &str) -> bool {
             && !t.starts_with("#else")
             && !t.starts_with("#endif")
             && !t.starts_with("#pragma")
+}
+
+/// A label or an access specifier alone on its line (`cleanup:`, `public:`), often outdented.
+fn is_label(t: &str) -> bool {
+    t.strip_suffix(':').is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'))
 }
 
 /// A C preprocessor line other than an include.
@@ -194,7 +218,7 @@ fn units(lines: &[&str]) -> Vec<Unit> {
         if t.is_empty() {
             continue;
         }
-        let transparent = is_comment(t) || is_directive(t);
+        let transparent = is_comment(t) || is_directive(t) || is_label(t);
         if transparent {
             if let Some((w, closer)) = next_code {
                 let inside = if closer { w + 1 } else { w };
@@ -286,6 +310,7 @@ fn units(lines: &[&str]) -> Vec<Unit> {
         in_comment = t.starts_with("/*") && !t.contains("*/");
         open_brackets = if units[u].comment { 0 } else { bracket_balance(t).max(0) };
     }
+    pair_braces(lines, &mut units);
     // An opener takes the annotations and the one-line comment right above it.
     for u in 1..units.len() {
         if units[u].children == 0 {
@@ -319,6 +344,78 @@ fn units(lines: &[&str]) -> Vec<Unit> {
     units
 }
 
+/// Makes each `{` and the `}` that closes it belong to one unit, or to a unit and one shown
+/// whenever it is: where indentation misleads (`throws X {` under a signature, a block that
+/// does not indent its content), the unit that holds the other brace is merged into the
+/// outer one.
+fn pair_braces(lines: &[&str], units: &mut [Unit]) {
+    let mut unit_of = vec![usize::MAX; lines.len()];
+    for (u, unit) in units.iter().enumerate() {
+        for &l in &unit.lines {
+            unit_of[l] = u;
+        }
+    }
+    let is_ancestor = |units: &[Unit], a: usize, mut b: usize| {
+        while let Some(p) = units[b].parent {
+            if p == a {
+                return true;
+            }
+            b = p;
+        }
+        false
+    };
+    let mut open: Vec<usize> = Vec::new();
+    let mut in_comment = false;
+    for (l, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if in_comment || t.starts_with("/*") && !t.contains("*/") {
+            in_comment = !t.contains("*/");
+            continue;
+        }
+        if unit_of[l] == usize::MAX || is_comment(t) {
+            continue;
+        }
+        let mut events = Vec::new();
+        code_chars(t, |c| match c {
+            '{' => events.push(true),
+            '}' => events.push(false),
+            _ => {}
+        });
+        for opens in events {
+            if opens {
+                open.push(l);
+                continue;
+            }
+            let Some(o) = open.pop() else { continue };
+            let (a, b) = (unit_of[o], unit_of[l]);
+            if a == b {
+                continue;
+            }
+            // Merge into the outer unit: an ancestor of the other, else the earlier one.
+            let (into, from) = if is_ancestor(units, b, a) { (b, a) } else { (a, b) };
+            if is_ancestor(units, from, into) {
+                continue;
+            }
+            let moved = std::mem::take(&mut units[from].lines);
+            for &m in &moved {
+                unit_of[m] = into;
+            }
+            units[into].lines.extend(moved);
+            units[into].lines.sort_unstable();
+            units[into].first = units[into].first.min(units[from].first);
+            let grandchildren = units[from].children;
+            units[from].children = 0;
+            for unit in units.iter_mut().filter(|u| u.parent == Some(from)) {
+                unit.parent = Some(into);
+            }
+            units[into].children += grandchildren;
+            if units[from].parent == Some(into) {
+                units[into].children -= 1;
+            }
+        }
+    }
+}
+
 /// Compresses code of a language without a grammar; `None` for minified code or when nothing
 /// fits (the caller then packs the text as lines).
 pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &dyn Count) -> Option<Packed> {
@@ -331,28 +428,36 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         return None;
     }
     let n = units.len();
-    // Query identifiers, lower case, and the units that mention them.
-    let qwords: Vec<String> = query
-        .map(|q| {
-            let r = QueryWords::read(q, &[]);
-            let mut v: Vec<String> = r.identifiers.iter().chain(&r.words).map(|w| w.to_lowercase()).collect();
-            v.retain(|w| w.len() >= 3);
+    // Query words, lower case, and the units that mention them; the names it gives a
+    // definition: its backticked or identifier-shaped words, else its words of 4+ letters.
+    let (names, qwords): (Vec<String>, Vec<String>) = query.map_or_else(Default::default, |q| {
+        let r = QueryWords::read(q, &[]);
+        let lower = |v: &[String]| -> Vec<String> {
+            let mut v: Vec<String> = v.iter().map(|w| w.to_lowercase()).filter(|w| w.len() >= 3).collect();
+            v.sort_unstable();
             v.dedup();
             v
-        })
-        .unwrap_or_default();
-    let mentions = |u: &Unit| -> usize {
-        if qwords.is_empty() || u.lines.is_empty() {
-            return 0;
+        };
+        let mut names = lower(&[r.phrases.clone(), r.identifiers.clone()].concat());
+        names.retain(|w| !w.contains(char::is_whitespace));
+        if names.is_empty() {
+            names = lower(&r.words).into_iter().filter(|w| w.len() >= 4).collect();
+        }
+        (names, lower(&[r.phrases, r.identifiers, r.words].concat()))
+    });
+    let has_any = |u: &Unit, of: &[String]| -> bool {
+        if of.is_empty() || u.lines.is_empty() {
+            return false;
         }
         let words = super::code::words(lines[u.head]);
-        qwords.iter().filter(|q| words.iter().any(|w| w == *q)).count()
+        of.iter().any(|q| words.iter().any(|w| w == q))
     };
-    // A definition the query names: an opener whose first line has one of its identifiers.
+    let mentions = |u: &Unit| usize::from(has_any(u, &qwords));
+    // A definition the query names: an opener whose first line has one of its names.
     let mut named = vec![false; n];
     for u in 0..n {
         let p = units[u].parent;
-        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && mentions(&units[u]) > 0;
+        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && has_any(&units[u], &names);
     }
     let block_size = |u: &Unit| u.parent.map_or(lines.len(), |p| units[p].children);
     // The outline: openers whose parents are all in it, except the blocks of statements
@@ -542,6 +647,26 @@ mod tests {
         let end = start + JAVA[start..].find("\n    }\n").unwrap() + 6;
         assert!(p.text.contains(&JAVA[start..end]), "{}", p.text);
         assert!(balanced(&p.text));
+    }
+
+    #[test]
+    fn a_block_opened_on_a_continuation_line_is_closed_with_it() {
+        // `throws …{` sits deeper than its signature: indentation alone would make it a body
+        // line that can be dropped while the signature's `}` stays.
+        let body = "        total += i;\n        count++;\n".repeat(6);
+        let java = format!(
+            "class Totals {{\n    void add(int i)\n            throws IllegalStateException {{\n{body}    }}\n\n    int total() {{\n{body}        return total;\n    }}\n}}\n"
+        );
+        for budget in [approx(&java) / 2, approx(&java) / 3, approx(&java) / 5] {
+            let p = compress_outline(&java, None, budget, &approx).unwrap();
+            assert!(balanced(&p.text), "{budget}:\n{}", p.text);
+            assert_eq!(
+                p.text.contains("void add(int i)"),
+                p.text.contains("throws IllegalStateException {"),
+                "{}",
+                p.text
+            );
+        }
     }
 
     #[test]
