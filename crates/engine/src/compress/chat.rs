@@ -6,8 +6,11 @@
 //!   (`=== nick has joined`, `* nick waves`, `-!- …`) are turns without a speaker;
 //! - role labels: `User:`, `Assistant:`, `Human:`, `System:`, `AI:` … (also `[user]`,
 //!   `**User:**`, `### Assistant`);
-//! - names: `nick: text`, when at least two names each start two lines, such lines are at
-//!   least half of the text and their messages average three words or more (`key: value`
+//! - names: `nick: text` (or a name of up to three words, the later ones capitalised or
+//!   numbers: `John Smith:`, `Speaker 2:`), when at least two names each start two lines, such
+//!   lines are at
+//!   least half of the text and their messages average three words or more, and the text does
+//!   not open with a role label (a transcript's `Topic: …` lists stay in their turn) (`key: value`
 //!   lines do not; level words such as `INFO` are never names); a leading timestamp is skipped,
 //!   bracketed or bare, with a date and a ` - ` (WhatsApp's `12/03/2024, 09:05 - Name: text`),
 //!   except a bare one to the second with a date or a separator, which is a log's;
@@ -305,9 +308,26 @@ fn label(line: &str) -> Option<Label> {
     // `Name: text`, `**User:**`, `### Assistant`.
     let deco = rest.len() - rest.trim_start_matches(['#', '*', '>', ' ']).len();
     let r = &rest[deco..];
-    let end = r.find(|c: char| !(c.is_alphanumeric() || "_-.|".contains(c))).unwrap_or(r.len());
+    let word_end = |from: usize| {
+        r[from..].find(|c: char| !(c.is_alphanumeric() || "_-.|".contains(c))).map_or(r.len(), |k| from + k)
+    };
+    let mut end = word_end(0);
     if end == 0 || end > 24 {
         return None;
+    }
+    // `John Smith: …`, `Dr. Jones: …`, `Speaker 2: …`: up to three words, the later ones
+    // capitalised or numbers, when a colon follows them.
+    let mut longer = end;
+    for _ in 0..2 {
+        let Some(next) = r[longer..].strip_prefix(' ') else { break };
+        if !next.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()) {
+            break;
+        }
+        longer = word_end(longer + 1);
+        if r[longer..].starts_with(':') && longer <= 32 {
+            end = longer;
+            break;
+        }
     }
     let name = &r[..end];
     let after = r[end..].trim_start_matches('*');
@@ -441,10 +461,14 @@ fn conversation_style(text: &str, lines: &[(usize, &str, Option<Label>)]) -> Opt
         .iter()
         .find(|l| !l.1.trim().is_empty())
         .is_some_and(|l| matches!(l.2, Some(Label::Speaker { style: Style::Role, .. })));
+    // A transcript that opens with a role label stays one, whatever `Topic: …` lines its
+    // answers list.
+    let role_transcript = role >= 2 && role_speakers >= 2 && opens_with_role;
     if role >= 2 && role_speakers >= 2 && (role * 10 >= nonblank || opens_with_role) {
         consider(Style::Role, role);
     }
-    if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines {
+    if named >= 4 && named_speakers >= 2 && named * 2 >= nonblank && named_words >= 3 * named_lines && !role_transcript
+    {
         consider(Style::Name, named);
     }
     // Stamped headers: two speakers or more, one of them twice; most headers have a message
@@ -1082,6 +1106,30 @@ mod tests {
         let agenda = "Keynote  9:00 AM\nWelcome and the year ahead\nLunch  12:00 PM\nPizza in the hall\n\
                       Workshops  1:30 PM\nThree rooms, see the board\n";
         assert!(!is_chat(agenda));
+    }
+
+    #[test]
+    fn names_of_two_words_label_turns_but_not_a_transcripts_list() {
+        let meeting = "John Smith: the budget review should happen before the launch\n\
+                       Mary Jones: legal has not answered about the contract yet\n\
+                       Speaker 3: the vendor says delivery slips to March\n\
+                       John Smith: can we move the demo to Thursday afternoon\n\
+                       Mary Jones: I can take the migration of the old accounts\n";
+        let turns = parse(meeting).unwrap();
+        assert_eq!(turns.len(), 5);
+        let (a, b) = turns[2].speaker.unwrap();
+        assert_eq!(&meeting[a..b], "Speaker 3");
+        let p = compress_chat(meeting, None, 14, &approx).unwrap();
+        assert!(p.text.ends_with("Mary Jones: I can take the migration of the old accounts"), "{}", p.text);
+        // An answer that lists `Topic Name: …` lines stays inside its role-labelled turn.
+        let transcript = "Human: Plan my training week.\n\nAssistant: Here is a plan.\n\
+                          Strength Training: compound lifts for three sets of ten reps\n\
+                          Power Training: jump squats and box jumps for three sets\n\
+                          Strength Training: lighter lifts for two sets of eight reps\n\
+                          Power Training: plyometrics for two sets of eight reps\n\nHuman: And rest days?";
+        let turns = parse(transcript).unwrap();
+        assert_eq!(turns.len(), 3, "{turns:?}");
+        assert!(transcript[turns[1].start..turns[1].end].ends_with("for two sets of eight reps"));
     }
 
     #[test]
