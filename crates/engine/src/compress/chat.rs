@@ -6,14 +6,14 @@
 //!   (`=== nick has joined`, `* nick waves`, `-!- …`) are turns without a speaker;
 //! - role labels: `User:`, `Assistant:`, `Human:`, `System:`, `AI:` … (also `[user]`,
 //!   `**User:**`, `### Assistant`);
-//! - names: `nick: text` (or a name of up to three words, the later ones capitalised or
-//!   numbers: `John Smith:`, `Speaker 2:`), when at least two names each start two lines, such
-//!   lines are at
-//!   least half of the text and their messages average three words or more, and the text does
-//!   not open with a role label (a transcript's `Topic: …` lists stay in their turn) (`key: value`
-//!   lines do not; level words such as `INFO` are never names); a leading timestamp is skipped,
-//!   bracketed or bare, with a date and a ` - ` (WhatsApp's `12/03/2024, 09:05 - Name: text`),
-//!   except a bare one to the second with a date or a separator, which is a log's;
+//! - names: `nick: text`, or a name of up to three words, the later ones capitalised or
+//!   numbers (`John Smith:`, `Speaker 2:`), when at least two names each start two lines, such
+//!   lines are at least half of the text, their messages average three words or more and the
+//!   text does not open with a role label (a transcript's `Topic: …` lists stay in their turn);
+//!   `key: value` lines do not count, and level words such as `INFO` are never names. A leading
+//!   timestamp is skipped, bracketed or bare, with a date and a ` - ` (WhatsApp's
+//!   `12/03/2024, 09:05 - Name: text`), except a bare one to the second with a date or a
+//!   separator, which is a log's;
 //! - stamped headers: a name and a time alone on a line (`Alice Smith  9:05 AM`,
 //!   `Alice — Today at 9:05 AM`, `[9:05 AM] Alice`), the message on the lines below, when at
 //!   least two speakers have three headers between them.
