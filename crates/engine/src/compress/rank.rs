@@ -701,7 +701,10 @@ pub fn agnostic_utilities(
         }
         // Table headers and speaker labels come only with what they introduce; a piece without
         // a word (a rule, a lone marker) says nothing.
-        if matches!(s.kind, SegKind::TableHead | SegKind::Label) || a.seg_info(i) <= 0.0 {
+        if matches!(s.kind, SegKind::TableHead | SegKind::Label)
+            || a.seg_info(i) <= 0.0
+            || only_tags(&text[s.start..s.end])
+        {
             continue;
         }
         // A passage cut mid-sentence (a retrieved chunk) opens on a sentence's tail: its lead is
@@ -744,6 +747,25 @@ pub fn agnostic_utilities(
         }
     }
     (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()
+}
+
+/// True for HTML that is only tags (`<div align="center">`, `<br />`, `</p>`): a wrapper with
+/// nothing to read in it.
+fn only_tags(piece: &str) -> bool {
+    let t = piece.trim();
+    if !t.starts_with('<') || !t.ends_with('>') {
+        return false;
+    }
+    let mut inside = false;
+    for c in t.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside && !c.is_whitespace() => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// True when `sentence` starts inside a sentence: its first word is in lower case (a word with a
@@ -1105,6 +1127,19 @@ mod tests {
         assert!(u[sentence(1, 1)] > u[sentence(1, 0)], "{u:?}");
         assert!(u[sentence(1, 1)] >= u[sentence(1, 2)], "{u:?}");
         assert!(u[sentence(1, 0)] < u[sentence(0, 0)], "{u:?}");
+    }
+
+    #[test]
+    fn a_wrapper_tag_without_words_is_never_worth_keeping() {
+        let text = "<div align=\"center\">\n\n# Project\n\nProject does one thing well.\n\n<br />\n\n</div>\n";
+        let segs = segment(text, SegmentOptions::default());
+        let a = Analysis::new(text, &segs);
+        let u = agnostic_utilities(&a, text, &segs, &|_| 1, &[]);
+        for (i, s) in segs.iter().enumerate() {
+            let piece = &text[s.start..s.end];
+            assert_eq!(u[i] == 0.0, only_tags(piece), "{piece}: {u:?}");
+        }
+        assert!(!only_tags("<a href=\"x\">Read the docs</a>"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   segment, parent of the turn's sentences (until the next label), so that kept sentences keep
 //!   their speaker;
 //! - a markdown table: the header row and the `|---|` row are parents of the body rows;
-//! - a fenced code block: one atomic segment;
+//! - a fenced code block: one atomic segment; so is an HTML block that opens a block (up to the
+//!   blank line that ends it, or a comment's `-->`);
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter
 //!   continues the sentence); other newlines end a segment (list items, lines of a poem, …).
 //!
@@ -88,6 +89,7 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             i += 1;
             continue;
         }
+        let block_start = !in_block;
         in_block = true;
         let (ts, te) = trim_range(text, ls, le);
         if opts.lines {
@@ -109,6 +111,29 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             let (_, end) = trim_range(text, ls, lines[last].1);
             push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
             i = last + 1;
+            continue;
+        }
+
+        // An HTML block (a logo, a row of badges, a comment) that opens a block: atomic, up to
+        // the blank line that ends it (the `-->` of a comment), so no tag is kept in part.
+        if block_start && opens_html_block(line) {
+            let comment = trimmed.starts_with("<!--");
+            let mut j = i;
+            loop {
+                let l = &text[lines[j].0..lines[j].1];
+                let ends = if comment {
+                    l.contains("-->")
+                } else {
+                    lines.get(j + 1).is_none_or(|n| text[n.0..n.1].trim().is_empty())
+                };
+                if ends || j + 1 == lines.len() {
+                    break;
+                }
+                j += 1;
+            }
+            let (_, end) = trim_range(text, ls, lines[j].1);
+            push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
+            i = j + 1;
             continue;
         }
 
@@ -318,6 +343,17 @@ fn is_table_separator(line: &str) -> bool {
     line.starts_with('|') && line.contains('-') && line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
 }
 
+/// A line that opens an HTML block: at most three spaces, then `<` and a tag name, a closing
+/// tag, or a comment.
+fn opens_html_block(line: &str) -> bool {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    let t = &line[indent..];
+    indent <= 3
+        && t.strip_prefix('<').is_some_and(|r| {
+            r.starts_with("!--") || r.trim_start_matches('/').starts_with(|c: char| c.is_ascii_alphabetic())
+        })
+}
+
 pub(crate) fn is_list_item(line: &str) -> bool {
     let b = line.as_bytes();
     if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' {
@@ -501,6 +537,21 @@ mod tests {
 
     fn segs(text: &str) -> Vec<&str> {
         segment(text, SegmentOptions::default()).iter().map(|s| &text[s.start..s.end]).collect()
+    }
+
+    #[test]
+    fn an_html_block_is_one_segment() {
+        let text = "<div align=\"center\">\n  <picture>\n    <img\n      src=\"logo.png\"\n    />\n  </picture>\n</div>\n\n\
+                    # Title\n\nSome text. More text.\n\n<!-- a comment\n\nover lines -->\n\nThe end.";
+        let s = segs(text);
+        assert_eq!(
+            s[0],
+            "<div align=\"center\">\n  <picture>\n    <img\n      src=\"logo.png\"\n    />\n  </picture>\n</div>"
+        );
+        assert!(s.contains(&"<!-- a comment\n\nover lines -->"), "{s:?}");
+        assert!(s.contains(&"Some text."), "{s:?}");
+        // Inline HTML inside a paragraph is text.
+        assert_eq!(segs("A line.\n<b>bold</b> words."), ["A line.", "<b>bold</b> words."]);
     }
 
     #[test]
