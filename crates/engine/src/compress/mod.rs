@@ -151,16 +151,16 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         return unchanged(content_type);
     }
 
-    let handler = match content_type {
-        ContentType::Json => Some(json::compress_json as Handler),
-        ContentType::Code => Some(code::compress_code as Handler),
-        ContentType::Logs => Some(logs::compress_logs as Handler),
-        ContentType::Chat => Some(chat::compress_chat as Handler),
-        _ => None,
+    // Code in a language without a grammar here falls back to the indentation's outline.
+    let handlers: &[Handler] = match content_type {
+        ContentType::Json => &[json::compress_json],
+        ContentType::Code => &[code::compress_code, outline::compress_outline],
+        ContentType::Logs => &[logs::compress_logs],
+        ContentType::Chat => &[chat::compress_chat],
+        _ => &[],
     };
-    if let Some(handler) = handler
-        && let Some(p) = handler(text, query, budget, counter)
-    {
+    for handler in handlers {
+        let Some(p) = handler(text, query, budget, counter) else { continue };
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
         if t <= budget && valid && !p.text.is_empty() {
@@ -172,26 +172,6 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
                 budget_tokens: budget,
                 over_budget: false,
                 quality_score: clamp_quality(p.kept_information, dropped),
-                content_type,
-                retained_indices: p.retained_indices,
-                unchanged: false,
-            };
-        }
-    }
-    // Code in a language without a grammar here: whole lines by the indentation's outline.
-    if content_type == ContentType::Code
-        && let Some(p) = outline::compress_outline(text, query, budget, counter)
-        && !p.text.is_empty()
-    {
-        let t = count(&p.text);
-        if t <= budget {
-            return Compressed {
-                compressed_tokens: t,
-                text: p.text,
-                original_tokens,
-                budget_tokens: budget,
-                over_budget: false,
-                quality_score: clamp_quality(p.kept_information, true),
                 content_type,
                 retained_indices: p.retained_indices,
                 unchanged: false,
