@@ -4,7 +4,8 @@
 //! apart by keyword heuristics and confirmed by parsing: the best-guessed grammar that parses
 //! without errors wins; failing that, the one whose error nodes cover least of the text, if
 //! under 10%. Anything else (other languages, prose, minified code with a line over 16 KiB)
-//! is `None`.
+//! is `None`, and so is, without a parse, a text with lines only C, C++, C# or Java have
+//! (`#include`, `package x;`, `public class`): [`super::outline`] takes those.
 //!
 //! Segments are the input's lines (split on `\n`), and the output is always a subset of
 //! whole input lines in input order, byte-exact, joined by `\n`: nothing is added, nothing is
@@ -288,7 +289,6 @@ fn foreign_marks(text: &str) -> bool {
             || t.starts_with("template <")
             || t.starts_with("template<")
             || t == "@Override"
-            || t.contains("std::")
     })
 }
 
@@ -980,12 +980,14 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     if text.split('\n').any(|l| l.len() > MAX_LINE_BYTES) {
         return None;
     }
+    // C's `#include`, Java's `package x;`: a language without a grammar here (the outline's).
+    // The JavaScript grammar would read much of it with few errors, and none of its meaning.
+    if foreign_marks(text) {
+        return None;
+    }
     let candidates = guess_languages(text);
     // The first candidate that parses cleanly; else the one with the least text in error
-    // nodes, if that is under a tenth of the text (a fragment or a small syntax slip), unless
-    // the text shows another language's marks (C's `#include`, Java's `package x;`): the
-    // JavaScript grammar reads much of C or Java with few errors, and none of its meaning.
-    let tolerant = !foreign_marks(text);
+    // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
     let mut chosen: Option<(Lang, Vec<Tree>, usize)> = None;
     for &lang in &candidates {
         let Some(trees) = parse_trees(lang, text) else {
@@ -996,7 +998,7 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
             chosen = Some((lang, trees, 0));
             break;
         }
-        if tolerant && errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
+        if errors * 10 < text.len() && chosen.as_ref().is_none_or(|c| errors < c.2) {
             chosen = Some((lang, trees, errors));
         }
     }
@@ -1523,7 +1525,7 @@ mod tests {
     }
 
     #[test]
-    fn c_and_java_are_not_read_with_a_grammar_that_half_fits() {
+    fn c_and_java_are_left_to_the_outline() {
         let c = "#include <stdio.h>\n\nstatic int add(int a, int b) {\n    int s = a + b;\n    printf(\"%d\\n\", s);\n    return s;\n}\n\nint main(void) {\n    return add(1, 2);\n}\n";
         assert!(compress_code(c, None, 12, &|s: &str| s.len() / 4).is_none());
         // Java whose bodies the TypeScript grammar reads (only its signatures are errors).
