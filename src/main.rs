@@ -67,8 +67,8 @@ enum Command {
         json: bool,
     },
     /// Run the EVAL.md protocol on JSONL files of `{id, query, answers, context}` items (answer
-    /// retention per ratio) or of chat, code and markdown items (structure measures); a folder
-    /// stands for every `.jsonl` file in it.
+    /// retention per ratio) or of chat, `messages`, code and markdown items (structure
+    /// measures); a folder stands for every `.jsonl` file in it.
     Eval {
         #[arg(required = true)]
         data: Vec<PathBuf>,

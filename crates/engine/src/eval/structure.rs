@@ -15,6 +15,10 @@
 //! - **Code**: `parse` (tree-sitter finds no error, for inputs that have none), `sig` (the queried
 //!   definition's first line kept), `body` (the whole definition kept), `fill` (output tokens /
 //!   budget). Baseline: `head`.
+//! - **Messages** (`chat-messages-dev.jsonl`: a `messages` array, the query apart): `roles` (every
+//!   kept message keeps its role), `last` (the most recent message kept whole), `last_user` (the
+//!   last user message kept whole), `verbatim` (share of kept messages that are a piece of their
+//!   message), `fill`; tokens are the contents'. Baselines: `head`, `tail` (whole messages).
 //! - **Markdown**: `fences` (code fences balanced), `heads` (every output heading is an input
 //!   heading, in order), `section` (the queried section's heading kept), `sec_lines` (share of its
 //!   non-blank lines kept), `fill`. Baseline: `head`.
@@ -25,6 +29,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::baselines::{bm25, head, ntok};
+use crate::compress::chat::{ChatMessage, Keep, compress_messages};
 use crate::compress::code::{Lang, parses_cleanly};
 use crate::compress::{Budget, CompressRequest, compress};
 use crate::tokens::Encoding;
@@ -40,10 +45,26 @@ pub struct Item {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Irc { root: String, replies: Vec<String>, thread: Vec<String> },
-    Transcript { turns: Vec<(String, String)> },
-    Code { lang: Option<Lang>, definition: String },
-    Markdown { heading: String, section: Vec<String> },
+    Irc {
+        root: String,
+        replies: Vec<String>,
+        thread: Vec<String>,
+    },
+    Transcript {
+        turns: Vec<(String, String)>,
+    },
+    Code {
+        lang: Option<Lang>,
+        definition: String,
+    },
+    Markdown {
+        heading: String,
+        section: Vec<String>,
+    },
+    /// An OpenAI-style `messages` array: `(role, content)`, oldest first.
+    Messages {
+        messages: Vec<(String, String)>,
+    },
 }
 
 impl Kind {
@@ -53,6 +74,7 @@ impl Kind {
             Kind::Transcript { .. } => "transcript",
             Kind::Code { .. } => "code",
             Kind::Markdown { .. } => "markdown",
+            Kind::Messages { .. } => "messages",
         }
     }
     fn measures(&self) -> &'static [&'static str] {
@@ -61,12 +83,13 @@ impl Kind {
             Kind::Transcript { .. } => &["labels", "last", "verbatim", "fill"],
             Kind::Code { .. } => &["parse", "sig", "body", "fill"],
             Kind::Markdown { .. } => &["fences", "heads", "section", "sec_lines", "fill"],
+            Kind::Messages { .. } => &["roles", "last", "last_user", "verbatim", "fill"],
         }
     }
     fn baselines(&self) -> &'static [&'static str] {
         match self {
             Kind::Irc { .. } => &["head", "tail", "bm25-lines"],
-            Kind::Transcript { .. } => &["head", "tail"],
+            Kind::Transcript { .. } | Kind::Messages { .. } => &["head", "tail"],
             _ => &["head"],
         }
     }
@@ -96,6 +119,15 @@ pub fn load(path: &Path) -> Result<Option<Vec<Item>>, String> {
                 .unwrap_or_default()
         };
         let number = |x: &serde_json::Value| x.as_u64().unwrap_or(0) as usize;
+        if let Some(array) = v.get("messages").and_then(|m| m.as_array()) {
+            let messages: Vec<(String, String)> = array
+                .iter()
+                .filter_map(|m| Some((m.get("role")?.as_str()?.to_string(), m.get("content")?.as_str()?.to_string())))
+                .collect();
+            let context = messages.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join("\n\n");
+            items.push(Item { id: s("id"), query: s("query"), context, kind: Kind::Messages { messages } });
+            continue;
+        }
         let kind = match v.get("kind").and_then(|k| k.as_str()) {
             Some("irc") => Kind::Irc { root: s("root"), replies: strings("replies"), thread: strings("thread") },
             Some("transcript") => Kind::Transcript {
@@ -267,6 +299,7 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
             let body = squash(text).contains(&squash(definition));
             vec![parse, b(sig), b(body), fill]
         }
+        Kind::Messages { messages } => measure_messages(messages, &kept_messages(messages, text), budget),
         Kind::Markdown { heading, section } => {
             let mut open = false;
             for l in text.split('\n') {
@@ -294,6 +327,70 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
             ]
         }
     }
+}
+
+/// The messages of an output rendered by [`render_messages`]: `(index, role, content)`.
+fn kept_messages(messages: &[(String, String)], text: &str) -> Vec<(usize, String, String)> {
+    text.split(MESSAGE_BREAK)
+        .filter(|m| !m.is_empty())
+        .filter_map(|m| {
+            let (head, content) = m.split_once('\n')?;
+            let (index, role) = head.split_once(' ')?;
+            let index: usize = index.parse().ok()?;
+            (index < messages.len()).then(|| (index, role.to_string(), content.to_string()))
+        })
+        .collect()
+}
+
+/// Separates the messages of an output in the text that [`measure`] reads.
+const MESSAGE_BREAK: &str = "\u{1e}";
+
+/// Kept messages as one text for [`measure`]: `index role\ncontent`, [`MESSAGE_BREAK`] apart.
+fn render_messages(kept: &[(usize, String, String)]) -> String {
+    kept.iter().map(|(i, r, c)| format!("{i} {r}\n{c}")).collect::<Vec<_>>().join(MESSAGE_BREAK)
+}
+
+/// `roles` (every kept message keeps its role), `last` (the most recent message kept whole),
+/// `last_user` (the last user message kept whole), `verbatim` (share of kept messages that are
+/// a piece of their input message), `fill` (content tokens over the budget).
+fn measure_messages(
+    messages: &[(String, String)],
+    kept: &[(usize, String, String)],
+    budget: usize,
+) -> Vec<Option<f64>> {
+    let b = |x: bool| Some(if x { 1.0 } else { 0.0 });
+    let whole = |i: usize| kept.iter().any(|(k, _, c)| *k == i && *c == messages[i].1);
+    let last_user = messages.iter().rposition(|(r, _)| r == "user");
+    let roles = kept.iter().all(|(i, r, _)| *r == messages[*i].0);
+    let verbatim = kept.iter().filter(|(i, _, c)| squash(&messages[*i].1).contains(&squash(c))).count();
+    let tokens: usize = kept.iter().map(|(_, _, c)| ntok(c)).sum();
+    vec![
+        b(roles && !kept.is_empty()),
+        b(!messages.is_empty() && whole(messages.len() - 1)),
+        last_user.map(|i| if whole(i) { 1.0 } else { 0.0 }),
+        Some(verbatim as f64 / kept.len().max(1) as f64),
+        Some(tokens as f64 / budget.max(1) as f64),
+    ]
+}
+
+/// Whole messages from the end (`tail`) or the start (`head`) while their contents fit.
+fn whole_messages(messages: &[(String, String)], budget: usize, from_end: bool) -> Vec<(usize, String, String)> {
+    let mut order: Vec<usize> = (0..messages.len()).collect();
+    if from_end {
+        order.reverse();
+    }
+    let mut used = 0;
+    let mut kept = Vec::new();
+    for i in order {
+        let t = ntok(&messages[i].1);
+        if used + t > budget {
+            break;
+        }
+        used += t;
+        kept.push((i, messages[i].0.clone(), messages[i].1.clone()));
+    }
+    kept.sort_by_key(|k| k.0);
+    kept
 }
 
 /// One row of the report: a method at a ratio, the mean of each measure in percent.
@@ -340,6 +437,19 @@ pub fn run(items: &[Item], factors: &[f64], on_item_done: &mut dyn FnMut()) -> V
             let target = 1.0 - 1.0 / factor;
             let budget = crate::compress::budget_tokens(Budget::Ratio(target), original);
             let kind = item.kind.name();
+            if let Kind::Messages { messages } = &item.kind {
+                let msgs: Vec<ChatMessage<'_>> =
+                    messages.iter().map(|(r, c)| ChatMessage { role: r, content: c }).collect();
+                for (mode, query) in [("q", Some(item.query.as_str())), ("n", None)] {
+                    let out = compress_messages(&msgs, query, Budget::Ratio(target), Keep::default(), Encoding::Cl100k);
+                    add((kind, ri, mode, "ours"), measure(item, &render_messages(&out.messages), budget));
+                }
+                for (name, from_end) in [("head", false), ("tail", true)] {
+                    let kept = whole_messages(messages, budget, from_end);
+                    add((kind, ri, "-", name), measure(item, &render_messages(&kept), budget));
+                }
+                continue;
+            }
             for (mode, query) in [("q", Some(item.query.as_str())), ("n", None)] {
                 let req = CompressRequest {
                     context: &item.context,
@@ -425,6 +535,42 @@ mod tests {
             vec![(Some("Human".into()), "hi\n\nthere".into()), (Some("Assistant".into()), "hello".into())]
         );
         assert_eq!(split_turns("orphan\n\nHuman: x")[0].0, None);
+    }
+
+    #[test]
+    fn messages_items_are_measured_beside_whole_messages_from_the_end() {
+        let dir = std::env::temp_dir().join(format!("om-eval-messages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.jsonl");
+        let long = "The deploy failed on staging because the migration timed out after ninety seconds. ".repeat(6);
+        let line = serde_json::json!({
+            "id": "m1",
+            "query": "what failed?",
+            "messages": [
+                {"role": "user", "content": "Why is staging red?"},
+                {"role": "assistant", "content": long},
+                {"role": "user", "content": "Can we raise the timeout?"},
+                {"role": "assistant", "content": "Yes, to 120 seconds."}
+            ]
+        });
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let items = load(&path).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(matches!(&items[0].kind, Kind::Messages { messages } if messages.len() == 4));
+        let rows = run(&items, &[2.0], &mut || {});
+        let row = |method: &str, mode: &str| rows.iter().find(|r| r.method == method && r.mode == mode).unwrap();
+        let value = |r: &Row, m: &str| r.measures.iter().find(|x| x.0 == m).unwrap().1.unwrap();
+        // Ours keeps roles, the last user message and the last message whole.
+        for mode in ["q", "n"] {
+            let ours = row("ours", mode);
+            assert_eq!(value(ours, "roles"), 100.0);
+            assert_eq!(value(ours, "last_user"), 100.0);
+            assert_eq!(value(ours, "last"), 100.0);
+            assert_eq!(value(ours, "verbatim"), 100.0);
+        }
+        // Head truncation by whole messages never reaches the last one at 2x.
+        assert_eq!(value(row("head", "-"), "last"), 0.0);
+        assert!(render(&rows).contains("messages"));
     }
 
     #[test]
