@@ -453,11 +453,22 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         of.iter().any(|q| words.iter().any(|w| w == q))
     };
     let mentions = |u: &Unit| usize::from(has_any(u, &qwords));
-    // A definition the query names: an opener whose first line has one of its names.
+    // A definition the query names: an opener whose first line has one of its names, or (for
+    // a unit that brace pairing merged) one of its lines that opens a block.
+    let opens_named = |u: &Unit| {
+        has_any(u, &names)
+            || u.lines.iter().any(|&l| {
+                let t = lines[l].trim_end();
+                l != u.head
+                    && (t.ends_with('{') || t.ends_with(':'))
+                    && !is_comment(t.trim_start())
+                    && super::code::words(t).iter().any(|w| names.contains(w))
+            })
+    };
     let mut named = vec![false; n];
     for u in 0..n {
         let p = units[u].parent;
-        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && has_any(&units[u], &names);
+        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && !names.is_empty() && opens_named(&units[u]);
     }
     let block_size = |u: &Unit| u.parent.map_or(lines.len(), |p| units[p].children);
     // The outline: openers whose parents are all in it, except the blocks of statements
@@ -667,6 +678,22 @@ mod tests {
                 p.text
             );
         }
+    }
+
+    #[test]
+    fn a_named_definition_is_found_where_brace_pairing_merged_it() {
+        // The name sits on a continuation line under the return type: the line with `{` is
+        // merged into the unit of the line above it, whose first line does not name it.
+        let body = "        total += 1;\n        count += 2;\n".repeat(8);
+        let method = |name: &str, ret: &str| {
+            format!(
+                "    public static <T> List<T>\n            {name}(List<T> a) {{\n{body}        return {ret};\n    }}\n"
+            )
+        };
+        let java = format!("class Lists {{\n{}\n{}}}\n", method("other", "a"), method("target", "null"));
+        let p = compress_outline(&java, Some("how does `target` work"), approx(&java) * 2 / 3, &approx).unwrap();
+        assert!(p.text.contains(&format!("target(List<T> a) {{\n{body}        return null;\n    }}")), "{}", p.text);
+        assert!(balanced(&p.text), "{}", p.text);
     }
 
     #[test]
