@@ -112,19 +112,36 @@ fn code_chars(t: &str, mut f: impl FnMut(char)) {
     let mut quote: Option<char> = None;
     let mut comment = false;
     let mut prev = ' ';
+    // A `/` is passed on once the next character shows it does not open a comment.
+    let mut slash = false;
     for c in t.chars() {
         match (quote, comment) {
             (_, true) => comment = !(prev == '*' && c == '/'),
             (Some(q), _) if c == q && prev != '\\' => quote = None,
             (Some(_), _) => {}
-            (None, _) => match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '/' if prev == '/' => break,
-                '*' if prev == '/' => comment = true,
-                _ => f(c),
-            },
+            (None, _) => {
+                if std::mem::take(&mut slash) {
+                    match c {
+                        '/' => return,
+                        '*' => {
+                            comment = true;
+                            prev = c;
+                            continue;
+                        }
+                        _ => f('/'),
+                    }
+                }
+                match c {
+                    '"' | '\'' | '`' => quote = Some(c),
+                    '/' => slash = true,
+                    _ => f(c),
+                }
+            }
         }
         prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+    }
+    if slash {
+        f('/');
     }
 }
 
@@ -133,12 +150,19 @@ fn code_chars(t: &str, mut f: impl FnMut(char)) {
 /// starts a closing one (the outline pairs those).
 fn bracket_balance(t: &str) -> i32 {
     let mut depth = 0;
-    code_chars(t, |c| match c {
-        '(' | '[' | '{' => depth += 1,
-        ')' | ']' | '}' => depth -= 1,
-        _ => {}
+    // The last character of code, a trailing comment left out (`if (c) { // why`).
+    let mut last = ' ';
+    code_chars(t, |c| {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            last = c;
+        }
     });
-    if t.ends_with('{') {
+    if last == '{' {
         depth -= 1;
     }
     if t.starts_with('}') {
@@ -693,6 +717,20 @@ mod tests {
         let java = format!("class Lists {{\n{}\n{}}}\n", method("other", "a"), method("target", "null"));
         let p = compress_outline(&java, Some("how does `target` work"), approx(&java) * 2 / 3, &approx).unwrap();
         assert!(p.text.contains(&format!("target(List<T> a) {{\n{body}        return null;\n    }}")), "{}", p.text);
+        assert!(balanced(&p.text), "{}", p.text);
+    }
+
+    #[test]
+    fn a_comment_after_an_opening_brace_does_not_hold_the_block_open() {
+        assert_eq!(bracket_balance("if (c == '(') { // skip comments"), 0);
+        assert_eq!(bracket_balance("call(a, /* b */ c,"), 1);
+        assert_eq!(bracket_balance("x = a / b;"), 0);
+        let body = "        if (c == '(') { // skip a comment\n            depth++;\n        }\n".repeat(6);
+        let java = format!(
+            "class P {{\n    int parse() {{\n{body}        return 0;\n    }}\n\n    int target() {{\n        return 1;\n    }}\n}}\n"
+        );
+        let p = compress_outline(&java, Some("`target`"), approx(&java) / 2, &approx).unwrap();
+        assert!(p.text.contains("    int target() {\n        return 1;\n    }"), "{}", p.text);
         assert!(balanced(&p.text), "{}", p.text);
     }
 
