@@ -77,7 +77,7 @@ use super::Packed;
 use super::query::QueryWords;
 use super::text::is_stopword;
 use super::units::Count;
-use super::units::fit_units;
+use super::units::{ancestors_first, fit_units};
 
 /// Container nesting (class in class…) segmented at most this deep; deeper items are whole.
 const MAX_DEPTH: usize = 16;
@@ -1275,24 +1275,7 @@ fn select(
         .collect();
     let mut by_score: Vec<usize> = (0..pieces.len()).collect();
     by_score.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
-    // Ancestors before their descendants.
-    let mut order = Vec::with_capacity(pieces.len());
-    let mut placed = vec![false; pieces.len()];
-    for &p in &by_score {
-        let mut chain = Vec::new();
-        let mut cur = Some(p);
-        while let Some(c) = cur {
-            if placed[c] {
-                break;
-            }
-            chain.push(c);
-            cur = pieces[c].parent;
-        }
-        for &c in chain.iter().rev() {
-            placed[c] = true;
-            order.push(c);
-        }
-    }
+    let order = ancestors_first(&by_score, &|c| pieces[c].parent);
     // A function's skeleton shown without all of its body brings an elision line.
     let mut has_body = vec![false; pieces.len()];
     for c in pieces {

@@ -29,7 +29,7 @@
 
 use super::Packed;
 use super::query::QueryWords;
-use super::units::{Count, fit_units};
+use super::units::{Count, ancestors_first, fit_units};
 
 /// Lines longer than this mean minified or generated code: nothing to outline.
 const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -534,25 +534,9 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         (tier, secondary, u.first)
     };
     let mut sorted: Vec<usize> = (0..n).collect();
-    sorted.sort_by_key(|&i| key(i));
-    // Parents before their children.
-    let mut order = Vec::with_capacity(n);
-    let mut placed = vec![false; n];
-    for &i in &sorted {
-        let mut chain = Vec::new();
-        let mut at = Some(i);
-        while let Some(u) = at {
-            if placed[u] {
-                break;
-            }
-            chain.push(u);
-            at = units[u].parent;
-        }
-        for &u in chain.iter().rev() {
-            placed[u] = true;
-            order.push(u);
-        }
-    }
+    // Each key once: it may read the unit's words for the query's.
+    sorted.sort_by_cached_key(|&i| key(i));
+    let order = ancestors_first(&sorted, &|u| units[u].parent);
     let total_tokens = count.count(text);
     let per_byte = total_tokens as f64 / text.len().max(1) as f64;
     let est: Vec<usize> = order

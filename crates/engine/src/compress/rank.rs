@@ -98,14 +98,6 @@ impl Analysis {
         // Word weights use block-level idf when there are enough blocks (passages): a name
         // repeated inside its own passage is that passage's topic, not filler.
         let nblocks = segs.last().map_or(0, |s| s.block + 1);
-        // Each term's first surface form.
-        let (mut first, mut first_end) = (vec![usize::MAX; nterms], vec![0usize; nterms]);
-        for w in &words {
-            if first[w.term as usize] == usize::MAX {
-                first[w.term as usize] = w.start;
-                first_end[w.term as usize] = w.end;
-            }
-        }
         let mut block_centrality = vec![1.0; nblocks];
         let weight_idf: Vec<f64> = if nblocks >= 4 {
             let mut dfb = vec![0u32; nterms];
@@ -117,6 +109,11 @@ impl Analysis {
             // times (1 + its rarity in English) times the number of other blocks that share it;
             // divided by the block's distinct terms.
             let mut rarity = vec![f64::NAN; nterms];
+            // Each term's first word, whose surface form its rarity is read from.
+            let mut first = vec![usize::MAX; nterms];
+            for (k, w) in words.iter().enumerate().rev() {
+                first[w.term as usize] = k;
+            }
             let mut score = vec![0.0f64; nblocks];
             let mut distinct = vec![0usize; nblocks];
             // Passages of one source (the same `Title:` line) do not vouch for each other: an
@@ -130,7 +127,8 @@ impl Analysis {
                     let others = dfb[t] - shared_within;
                     if others > 0 {
                         if rarity[t].is_nan() {
-                            rarity[t] = english_rarity(&text[first[t]..first_end[t]]);
+                            let w = &words[first[t]];
+                            rarity[t] = english_rarity(&text[w.start..w.end]);
                         }
                         score[b] += weights[t] * (1.0 + rarity[t]) * others as f64;
                     }
@@ -614,7 +612,8 @@ fn each_block_term(
 ///   passage naming it (a passage another one names by its title is a second hop, however
 ///   little it shares with the rest). For a lead, the standing counts only below the median
 ///   block's (`(c / median)`, at most 1): the leads of passages that share least with the others
-///   wait, the rest stay in input order. For later sentences it counts steeply (`(c / mean)^4`),
+///   wait, the rest stay in input order. For later sentences it counts steeply
+///   (`(c / mean)^`[`CENTRALITY_POWER`]),
 ///   so whole central passages come before the rest, and among those the sentences dense in
 ///   rare words, names and numbers (information per word over the mean sentence's, square root).
 ///   A section's lead is raised to its best later sentence, so it never comes after them;
@@ -649,7 +648,8 @@ fn each_block_term(
 ///   more spread out): nq 0 / +1.5, multi-hop +0.3 / +0.3, SQuAD 0 / 0 (power 3: nq 90.3 / 69.3,
 ///   multi-hop 79.3 / 62.0). Together: nq 90.5 / 69.0, multi-hop 81.0 / 61.3, SQuAD 73.0 / 45.7.
 ///   Their cost is on markdown without a query: the queried section's lines kept 55.6 / 31.9% at
-///   2x / 4x instead of 57.1 / 40.1% (head truncation: 61.0 / 30.3).
+///   2x / 4x instead of 57.1 / 40.1% (head truncation: 61.0 / 30.3); 62.3 / 40.5% once HTML
+///   blocks became whole segments and bare wrapper tags worthless (`only_tags`).
 ///
 /// `cost(i)` is segment `i`'s token estimate. Returned utilities are value × cost.
 pub fn agnostic_utilities(

@@ -109,6 +109,29 @@ fn fit_prefix<R: Default>(
     (lo > 0).then_some((lo, lo_text, lo_tokens))
 }
 
+/// `sorted` (all units `0..n`, by priority) with each unit's missing ancestors placed just before it,
+/// outermost first, so that every prefix of the result can be shown.
+pub(crate) fn ancestors_first(sorted: &[usize], parent: &dyn Fn(usize) -> Option<usize>) -> Vec<usize> {
+    let mut order = Vec::with_capacity(sorted.len());
+    let mut placed = vec![false; sorted.len()];
+    let mut chain = Vec::new();
+    for &u in sorted {
+        let mut at = Some(u);
+        while let Some(c) = at {
+            if placed[c] {
+                break;
+            }
+            chain.push(c);
+            at = parent(c);
+        }
+        for c in chain.drain(..).rev() {
+            placed[c] = true;
+            order.push(c);
+        }
+    }
+    order
+}
+
 /// Chooses units by priority so that the rendering fits `budget`: the longest fitting
 /// prefix of `order` (see [`fit_prefix`]), then later units that still fit in what is left
 /// (a large unit does not stop smaller ones after it). `est[i]` estimates the tokens of

@@ -299,7 +299,7 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
             let body = squash(text).contains(&squash(definition));
             vec![parse, b(sig), b(body), fill]
         }
-        Kind::Messages { messages } => measure_messages(messages, &kept_messages(messages, text), budget),
+        Kind::Messages { .. } => unreachable!("a messages output is measured by measure_messages"),
         Kind::Markdown { heading, section } => {
             let mut open = false;
             for l in text.split('\n') {
@@ -327,27 +327,6 @@ fn measure(item: &Item, text: &str, budget: usize) -> Vec<Option<f64>> {
             ]
         }
     }
-}
-
-/// The messages of an output rendered by [`render_messages`]: `(index, role, content)`.
-fn kept_messages(messages: &[(String, String)], text: &str) -> Vec<(usize, String, String)> {
-    text.split(MESSAGE_BREAK)
-        .filter(|m| !m.is_empty())
-        .filter_map(|m| {
-            let (head, content) = m.split_once('\n')?;
-            let (index, role) = head.split_once(' ')?;
-            let index: usize = index.parse().ok()?;
-            (index < messages.len()).then(|| (index, role.to_string(), content.to_string()))
-        })
-        .collect()
-}
-
-/// Separates the messages of an output in the text that [`measure`] reads.
-const MESSAGE_BREAK: &str = "\u{1e}";
-
-/// Kept messages as one text for [`measure`]: `index role\ncontent`, [`MESSAGE_BREAK`] apart.
-fn render_messages(kept: &[(usize, String, String)]) -> String {
-    kept.iter().map(|(i, r, c)| format!("{i} {r}\n{c}")).collect::<Vec<_>>().join(MESSAGE_BREAK)
 }
 
 /// `roles` (every kept message keeps its role), `last` (the most recent message kept whole),
@@ -442,11 +421,11 @@ pub fn run(items: &[Item], factors: &[f64], on_item_done: &mut dyn FnMut()) -> V
                     messages.iter().map(|(r, c)| ChatMessage { role: r, content: c }).collect();
                 for (mode, query) in [("q", Some(item.query.as_str())), ("n", None)] {
                     let out = compress_messages(&msgs, query, Budget::Ratio(target), Keep::default(), Encoding::Cl100k);
-                    add((kind, ri, mode, "ours"), measure(item, &render_messages(&out.messages), budget));
+                    add((kind, ri, mode, "ours"), measure_messages(messages, &out.messages, budget));
                 }
                 for (name, from_end) in [("head", false), ("tail", true)] {
                     let kept = whole_messages(messages, budget, from_end);
-                    add((kind, ri, "-", name), measure(item, &render_messages(&kept), budget));
+                    add((kind, ri, "-", name), measure_messages(messages, &kept, budget));
                 }
                 continue;
             }
