@@ -59,6 +59,22 @@ fn compress_items(c: &mut Criterion) {
             )
         })
     });
+    // The small request of `scripts/load.sh`: two sentences at half, so no whole sentence fits
+    // and the tiny-budget path picks a phrase. Its cost is per request under load.
+    let small = "OmniMemory keeps what the model needs. The rest is noise that costs tokens and accuracy.";
+    g.bench_function("small_17_tokens_2x", |b| {
+        b.iter(|| {
+            compress(
+                &CompressRequest {
+                    context: black_box(small),
+                    query: None,
+                    budget: Budget::Ratio(0.5),
+                    granularity: Default::default(),
+                },
+                Encoding::Cl100k,
+            )
+        })
+    });
     let big = passages(880, 3);
     eprintln!("big document: {} cl100k tokens", Encoding::Cl100k.count(&big));
     g.sample_size(10);

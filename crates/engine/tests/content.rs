@@ -243,3 +243,27 @@ fn chat_keeps_the_speaker_label_on_every_kept_turn() {
         }
     }
 }
+
+#[test]
+fn yaml_comes_back_as_its_outline_with_hash_markers_not_as_markdown() {
+    let yaml = include_str!("support/deploy.yml");
+    for ratio in [0.5, 0.75] {
+        let c = compress(
+            &CompressRequest {
+                context: yaml,
+                query: None,
+                budget: Budget::Ratio(ratio),
+                granularity: Default::default(),
+            },
+            Encoding::Cl100k,
+        );
+        assert_eq!(c.content_type, ContentType::Code);
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        // Whole input lines, indentation included, or `# …` markers of what was left out.
+        for l in c.text.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(yaml.lines().any(|o| o == l) || l.trim_start().starts_with("# … "), "{l}\n{}", c.text);
+        }
+        assert!(c.text.contains("# … "), "{}", c.text);
+        assert!(c.text.starts_with("# Build") || c.text.contains("\nname: deploy"), "{}", c.text);
+    }
+}

@@ -980,9 +980,10 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     if text.split('\n').any(|l| l.len() > MAX_LINE_BYTES) {
         return None;
     }
-    // C's `#include`, Java's `package x;`: a language without a grammar here (the outline's).
+    // C's `#include`, Java's `package x;`, YAML: a language without a grammar here (the
+    // outline's).
     // The JavaScript grammar would read much of it with few errors, and none of its meaning.
-    if foreign_marks(text) {
+    if foreign_marks(text) || super::detect::looks_like_yaml(text) {
         return None;
     }
     let candidates = guess_languages(text);

@@ -16,14 +16,16 @@
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]).
-//! 4. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
+//! 4. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
+//!    keeps its keys under their parents.
+//! 5. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
 //!    and 5 code lines) look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
 //!    quotes or links make up 10% of the lines (at least two of them).
-//! 5. Prose otherwise.
+//! 6. Prose otherwise.
 //!
 //! It does not decide the programming language; `code.rs` does that.
 
@@ -144,6 +146,12 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Logs;
     }
 
+    // YAML (a CI workflow, a manifest, a compose file) is indented structure, not markdown:
+    // the outline of its keys keeps it readable (`outline.rs`).
+    if looks_like_yaml(sample) {
+        return ContentType::Code;
+    }
+
     let fence = lines.iter().any(|l| l.trim_start().starts_with("```"));
     // Lines inside fenced blocks say nothing about the text around them: a README's code
     // samples do not make it code, nor a docstring's example make a source file markdown.
@@ -192,6 +200,85 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Code;
     }
     ContentType::Prose
+}
+
+/// A YAML document in block style: among the sampled lines outside block scalars (`run: |`
+/// and the deeper lines under it), comments and `---` / `...` markers left out, at least 90%
+/// are `key:` lines (a key without spaces, or quoted, then `:` and a space or the line's end)
+/// (or a key of up to four words that opens a block: `Release x86:`) or `- ` items, at least
+/// half of them and at least 3 are `key:` lines, and the keys nest: a
+/// `key:` line that ends with its colon has a deeper line under it, and at least two key or
+/// item lines are indented. Chat (`Alice: hi`) and `Title: …` passages have prose lines and
+/// no nesting; a markdown list has no keys.
+pub(crate) fn looks_like_yaml(text: &str) -> bool {
+    let sample = prefix(text, SAMPLE_BYTES);
+    let (mut content, mut keys, mut items, mut indented, mut nested) = (0usize, 0usize, 0usize, 0usize, false);
+    // The indentation of the key line that opened a block scalar, while inside it.
+    let mut scalar_of: Option<usize> = None;
+    // The indentation of the last key line that ended with its colon, until the next line.
+    let mut open_key: Option<usize> = None;
+    for line in sample.lines().filter(|l| !l.trim().is_empty()).take(SAMPLE_LINES) {
+        let line = prefix(line, LINE_PREFIX);
+        let indent = line.len() - line.trim_start().len();
+        if line.starts_with('\t') {
+            return false;
+        }
+        if let Some(k) = scalar_of {
+            if indent > k {
+                continue;
+            }
+            scalar_of = None;
+        }
+        let t = line.trim();
+        if let Some(k) = open_key.take() {
+            nested |= indent > k;
+        }
+        if t.starts_with('#') || t == "---" || t == "..." {
+            continue;
+        }
+        content += 1;
+        let (item, rest) = match t.strip_prefix("- ") {
+            Some(r) => (true, r.trim_start()),
+            None => (t == "-", t),
+        };
+        let value = yaml_key(rest);
+        match value {
+            Some(v) => {
+                keys += 1;
+                let v = v.split(" #").next().unwrap_or("").trim();
+                if v.is_empty() {
+                    open_key = Some(indent);
+                } else if matches!(v.trim_end_matches(['-', '+']), "|" | ">") {
+                    scalar_of = Some(indent);
+                }
+            }
+            None if item => items += 1,
+            None => continue,
+        }
+        if indent > 0 {
+            indented += 1;
+        }
+    }
+    let structured = keys + items;
+    keys >= 3 && keys * 2 >= structured && structured * 10 >= content * 9 && nested && indented >= 2
+}
+
+/// The value after a YAML `key:` at the start of `t` (empty when the line ends there), or
+/// `None` when `t` does not start with a key.
+fn yaml_key(t: &str) -> Option<&str> {
+    let end = if let Some(q) = t.strip_prefix('"').or_else(|| t.strip_prefix('\'')) {
+        let close = q.find(['"', '\''])?;
+        close + 2
+    } else {
+        t.find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$' | '@' | '<')))
+            .unwrap_or(t.len())
+    };
+    let Some(rest) = t[end..].strip_prefix(':') else {
+        // A short key of a few words that opens a block (`Release SIMD:`).
+        let words = t.strip_suffix(':').filter(|k| k.len() <= 40 && !k.contains(": "))?;
+        return (words.split(' ').count() <= 4).then_some("");
+    };
+    (end > 0 && (rest.is_empty() || rest.starts_with(' '))).then_some(rest)
 }
 
 /// The longest prefix of at most `max` bytes that ends on a character boundary.
@@ -533,6 +620,25 @@ mod tests {
             "/*\n * Copyright (c) 2024 Acme.\n * Licensed under the Apache License.\n */\npackage com.acme;\n\nimport java.util.List;\n\n/**\n * A list.\n */\npublic class Items {{\n{doc}    public int get(int i) {{\n        return i;\n    }}\n{doc}    public int size() {{\n        return 0;\n    }}\n{doc}{doc}}}\n"
         );
         assert_eq!(detect(&java), ContentType::Code);
+    }
+
+    #[test]
+    fn yaml_is_outlined_as_code_and_look_alikes_are_not() {
+        let workflow = include_str!("../../tests/support/deploy.yml");
+        assert!(looks_like_yaml(workflow));
+        assert_eq!(detect(workflow), ContentType::Code);
+        let compose = "services:\n  web:\n    image: nginx:1.27\n    ports:\n      - \"8080:80\"\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: example\n";
+        assert_eq!(detect(compose), ContentType::Code);
+        // Keys of a few words that open blocks (Azure's matrix entries).
+        let azure = "strategy:\n  matrix:\n    Release SIMD:\n      BuildType: release\n    Debug x86:\n      BuildType: debug\n";
+        assert!(looks_like_yaml(azure));
+        // Named lines without nesting, prose under labels, a markdown list: not YAML.
+        let chat = "Alice: are we shipping today?\nBob: yes, after the review\nAlice: great\nBob: I'll tag it\n";
+        assert!(!looks_like_yaml(chat));
+        let passages = "Title: Lisbon\nLisbon is the capital of Portugal. It lies on the Tagus.\n\nTitle: Porto\nPorto is the second city.\n";
+        assert!(!looks_like_yaml(passages));
+        let list = "Things to pack:\n  - a warm coat for the evenings\n  - walking shoes\n  - the charger\nThen book the taxi.\n";
+        assert!(!looks_like_yaml(list));
     }
 
     #[test]

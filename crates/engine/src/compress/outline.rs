@@ -24,6 +24,12 @@
 //! one line at the run's indentation in the text's own comment syntax (`// … 12 lines omitted`,
 //! `# …` or `-- …`), the only text added; blank lines only between kept lines, one per run.
 //!
+//! **YAML** (a CI workflow, a manifest, a schema: [`super::detect::looks_like_yaml`]) is
+//! outlined by indentation alone: every `key:` is a parent (not a label), no word closes a
+//! block, only `#` starts a comment, and every line holds a value, so lines come shallower
+//! first (the document's outline, then its detail), with a query the blocks it names whole and
+//! the lines that mention its words before the rest. Markers are `# …`.
+//!
 //! Not here: languages with a grammar ([`super::code`]), minified code (lines over 16 KiB:
 //! `None`).
 
@@ -215,7 +221,7 @@ fn comment_mark(lines: &[&str]) -> &'static str {
         let t = l.trim_start();
         if t.starts_with("//") || t.starts_with("/*") {
             slash += 1;
-        } else if t.starts_with("--") {
+        } else if t.starts_with("--") && !t.chars().all(|c| c == '-') {
             dash += 1;
         } else if is_comment(t) && t.starts_with('#') {
             hash += 1;
@@ -230,11 +236,15 @@ fn comment_mark(lines: &[&str]) -> &'static str {
     }
 }
 
-/// Cuts `lines` into units (see the module docs).
-fn units(lines: &[&str]) -> Vec<Unit> {
+/// Cuts `lines` into units (see the module docs). In YAML (`yaml`) indentation alone nests:
+/// `key:` is a parent, not a label, and no word closes or continues a block (`end: 3`,
+/// `when: …` are keys).
+fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
     // Comments and preprocessor lines at a shallower indentation than the code after them
     // (`#if` at column 0 in a function) sit at that code's indentation; one before a closer
     // sits inside the block it closes.
+    // YAML's one comment syntax is `#` (a `* item` or `/*` is text in a block scalar).
+    let is_comment = |t: &str| if yaml { t.starts_with('#') } else { is_comment(t) };
     let mut placement: Vec<usize> = lines.iter().map(|l| indent_of(l)).collect();
     let mut next_code: Option<(usize, bool)> = None;
     for i in (0..lines.len()).rev() {
@@ -242,7 +252,7 @@ fn units(lines: &[&str]) -> Vec<Unit> {
         if t.is_empty() {
             continue;
         }
-        let transparent = is_comment(t) || is_directive(t) || is_label(t);
+        let transparent = is_comment(t) || !yaml && (is_directive(t) || is_label(t));
         if transparent {
             if let Some((w, closer)) = next_code {
                 let inside = if closer { w + 1 } else { w };
@@ -277,8 +287,8 @@ fn units(lines: &[&str]) -> Vec<Unit> {
         }
         let w = placement[i];
         let word = first_word(t);
-        let closes = t.starts_with(['}', ']', ')']) || CLOSER_WORDS.contains(&word) && t.len() <= 8;
-        let middle = MIDDLE_WORDS.contains(&word) || closes && t.ends_with(['{', ':']);
+        let closes = !yaml && (t.starts_with(['}', ']', ')']) || CLOSER_WORDS.contains(&word) && t.len() <= 8);
+        let middle = !yaml && MIDDLE_WORDS.contains(&word) || closes && t.ends_with(['{', ':']);
         if closes || middle {
             while stack.last().is_some_and(|&(k, _)| k > w) {
                 stack.pop();
@@ -331,10 +341,12 @@ fn units(lines: &[&str]) -> Vec<Unit> {
         let u = units.len() - 1;
         stack.push((w, u));
         last = Some(u);
-        in_comment = t.starts_with("/*") && !t.contains("*/");
+        in_comment = !yaml && t.starts_with("/*") && !t.contains("*/");
         open_brackets = if units[u].comment { 0 } else { bracket_balance(t).max(0) };
     }
-    pair_braces(lines, &mut units);
+    if !yaml {
+        pair_braces(lines, &mut units);
+    }
     // An opener takes the annotations and the one-line comment right above it.
     for u in 1..units.len() {
         if units[u].children == 0 {
@@ -447,7 +459,8 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         return None;
     }
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let units = units(&lines);
+    let yaml = super::detect::looks_like_yaml(text);
+    let units = units(&lines, yaml);
     if units.len() < 2 {
         return None;
     }
@@ -510,6 +523,21 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     // (tier, secondary, line): smaller first.
     let key = |i: usize| -> (u8, usize, usize) {
         let u = &units[i];
+        if yaml {
+            // Every key holds a value: shallower first, the ones the query names or
+            // mentions before the rest, comments last.
+            let tier = if named[i] {
+                1
+            } else if u.comment {
+                7
+            } else if mentions(u) > 0 {
+                2
+            } else {
+                3
+            };
+            // A definition the query names comes whole, in input order.
+            return (tier, if tier == 1 { 0 } else { u.depth }, u.first);
+        }
         let tier = if u.import {
             0
         } else if named[i] {
@@ -546,7 +574,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             (bytes as f64 * per_byte).ceil() as usize + 1
         })
         .collect();
-    let mark = comment_mark(&lines);
+    let mark = if yaml { "#" } else { comment_mark(&lines) };
     let marker =
         |indent: &str, n: usize| format!("{indent}{mark} … {n} {} omitted", if n == 1 { "line" } else { "lines" });
     let render = |chosen: &[usize]| -> (String, Vec<usize>) {
@@ -656,6 +684,57 @@ mod tests {
         {
             assert!(p.text.contains(sig), "{sig}:\n{}", p.text);
         }
+    }
+
+    /// Each kept line of `out` that is indented has its parent (the nearest line above it
+    /// with less indentation, comments left out) kept too.
+    fn parents_kept(input: &str, out: &str) -> bool {
+        let lines: Vec<&str> = input.lines().collect();
+        let kept: Vec<&str> = out.lines().collect();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        // Kept lines are found in input order, so a repeated line is matched where it was kept.
+        let mut at = 0;
+        let mut kept_input = vec![false; lines.len()];
+        for k in kept.iter().filter(|k| !k.trim().is_empty() && !k.trim_start().starts_with("# … ")) {
+            let Some(i) = (at..lines.len()).find(|&i| lines[i] == *k) else { return false };
+            kept_input[i] = true;
+            at = i + 1;
+        }
+        (0..lines.len()).filter(|&i| kept_input[i] && indent(lines[i]) > 0).all(|i| {
+            let parent = (0..i).rev().find(|&j| {
+                !lines[j].trim().is_empty()
+                    && !lines[j].trim_start().starts_with('#')
+                    && indent(lines[j]) < indent(lines[i])
+            });
+            parent.is_none_or(|j| kept_input[j])
+        })
+    }
+
+    #[test]
+    fn yaml_keeps_its_shallow_keys_under_their_parents_with_hash_markers() {
+        let yaml = include_str!("../../tests/support/deploy.yml");
+        let total = approx(yaml);
+        for budget in [total / 2, total / 3, total / 5] {
+            let p = compress_outline(yaml, None, budget, &approx).unwrap();
+            assert!(approx(&p.text) <= budget, "{budget}: {}", p.text);
+            assert!(parents_kept(yaml, &p.text), "{budget}:\n{}", p.text);
+            for l in p.text.lines().filter(|l| !l.trim().is_empty()) {
+                assert!(yaml.lines().any(|o| o == l) || l.trim_start().starts_with("# … "), "{l}");
+            }
+            assert!(p.text.contains("  # … "), "{}", p.text);
+            // The top of the document and its jobs come before deeper detail (`jobs:` and
+            // `build:` are parents, not labels).
+            for line in ["name: deploy", "jobs:", "  build:", "  deploy:"] {
+                assert!(p.text.lines().any(|l| l == line), "{budget}: {line}\n{}", p.text);
+            }
+            if budget >= total / 3 {
+                assert!(p.text.lines().any(|l| l == "    name: Build the image"), "{budget}:\n{}", p.text);
+            }
+        }
+        // With a query naming a job, that job comes whole.
+        let p = compress_outline(yaml, Some("what does the deploy job run"), total / 2, &approx).unwrap();
+        let start = yaml.find("  deploy:\n").unwrap();
+        assert!(p.text.contains(yaml[start..].trim_end()), "{}", p.text);
     }
 
     #[test]
