@@ -267,3 +267,22 @@ fn yaml_comes_back_as_its_outline_with_hash_markers_not_as_markdown() {
         assert!(c.text.starts_with("# Build") || c.text.contains("\nname: deploy"), "{}", c.text);
     }
 }
+
+#[test]
+fn a_diff_keeps_every_file_header_and_marks_what_it_leaves_out() {
+    let diff = include_str!("support/change.diff");
+    let c = compress(
+        &CompressRequest { context: diff, query: None, budget: Budget::Ratio(0.5), granularity: Default::default() },
+        Encoding::Cl100k,
+    );
+    assert_eq!(c.content_type, ContentType::Code);
+    assert!(c.compressed_tokens <= c.budget_tokens);
+    for header in diff.lines().filter(|l| l.starts_with("diff --git ")) {
+        assert!(c.text.lines().any(|l| l == header), "{header}\n{}", c.text);
+    }
+    // Whole input lines (a removed `-- comment` line is not a file header) or `[… N lines omitted]`.
+    for l in c.text.lines() {
+        assert!(diff.lines().any(|o| o == l) || l.starts_with("[… ") && l.ends_with(" omitted]"), "{l}\n{}", c.text);
+    }
+    assert!(c.text.contains("--- sessions expire after a number of seconds\n+-- sessions expire after a duration"));
+}

@@ -8,24 +8,26 @@
 //!
 //! Order of the tests, first match wins:
 //! 1. JSON: the trimmed text is an object or array that parses (see `json_syntax::is_json`).
-//! 2. Chat: the lines have the shape of a conversation (`[hh:mm] <nick> …`, `<nick> …`,
+//! 2. A unified diff (a file header, then a hunk header with its counts) is code: the diff
+//!    handler (`diff.rs`) reads it.
+//! 3. Chat: the lines have the shape of a conversation (`[hh:mm] <nick> …`, `<nick> …`,
 //!    `User:` / `Assistant:` / `Human:` … role labels, or `nick: …` names that recur); see
 //!    [`chat::parse`](super::chat) for the exact rule.
-//! 3. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
+//! 4. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
 //!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start; or, whatever the
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]).
-//! 4. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
+//! 5. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
 //!    keeps its keys under their parents.
-//! 5. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
+//! 6. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
 //!    and 5 code lines) look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
 //!    quotes or links make up 10% of the lines (at least two of them).
-//! 6. Prose otherwise.
+//! 7. Prose otherwise.
 //!
 //! It does not decide the programming language; `code.rs` does that.
 
@@ -137,6 +139,11 @@ pub fn detect(text: &str) -> ContentType {
     }
     let n = lines.len();
 
+    // A unified diff (`git show`, `git log -p`): its `Date:` lines are not a log's, its `-`
+    // and `+` lines not a list.
+    if super::diff::is_diff(sample) {
+        return ContentType::Code;
+    }
     if super::chat::is_chat(sample) {
         return ContentType::Chat;
     }

@@ -151,10 +151,11 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         return unchanged(content_type);
     }
 
-    // Code in a language without a grammar here falls back to the indentation's outline.
+    // A diff is read as a diff; code in a language without a grammar here falls back to the
+    // indentation's outline.
     let handlers: &[Handler] = match content_type {
         ContentType::Json => &[json::compress_json],
-        ContentType::Code => &[code::compress_code, outline::compress_outline],
+        ContentType::Code => &[diff::compress_diff, code::compress_code, outline::compress_outline],
         ContentType::Logs => &[logs::compress_logs],
         ContentType::Chat => &[chat::compress_chat],
         _ => &[],
@@ -301,6 +302,7 @@ pub use validate::{Metric, Validation, validate};
 pub mod chat;
 pub mod code;
 pub mod detect;
+pub mod diff;
 pub(crate) mod drain;
 pub mod json;
 pub(crate) mod json_syntax;
