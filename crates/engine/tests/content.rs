@@ -286,3 +286,29 @@ fn a_diff_keeps_every_file_header_and_marks_what_it_leaves_out() {
     }
     assert!(c.text.contains("--- sessions expire after a number of seconds\n+-- sessions expire after a duration"));
 }
+
+#[test]
+fn subtitles_keep_each_cue_whole_with_its_timing() {
+    let vtt = include_str!("support/talk.vtt");
+    let timing = |l: &str| l.contains(" --> ");
+    let cues: Vec<&str> = vtt.split("\n\n").skip(1).map(str::trim).collect();
+    for (query, ratio) in [(None, 0.5), (None, 0.75), (Some("how long does failover take now"), 0.75)] {
+        let c = compress(
+            &CompressRequest { context: vtt, query, budget: Budget::Ratio(ratio), granularity: Default::default() },
+            Encoding::Cl100k,
+        );
+        // Read as a transcript, not as logs (its timing lines carry timestamps).
+        assert_eq!(c.content_type, ContentType::Prose, "{query:?} {ratio}");
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        // Every kept piece is a whole cue: its timing and all its text, never one without the other.
+        let kept: Vec<&str> = c.text.split("\n\n").map(str::trim).filter(|p| !p.is_empty() && *p != "WEBVTT").collect();
+        assert!(!kept.is_empty());
+        for piece in &kept {
+            assert!(cues.contains(piece), "{query:?} {ratio}: {piece:?}\n{}", c.text);
+            assert!(piece.lines().next().is_some_and(timing));
+        }
+        if query.is_some() {
+            assert!(c.text.contains("It now takes under two seconds"), "{}", c.text);
+        }
+    }
+}

@@ -13,21 +13,23 @@
 //! 3. Chat: the lines have the shape of a conversation (`[hh:mm] <nick> …`, `<nick> …`,
 //!    `User:` / `Assistant:` / `Human:` … role labels, or `nick: …` names that recur); see
 //!    [`chat::parse`](super::chat) for the exact rule.
-//! 4. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
+//! 4. Subtitles (SRT, WebVTT: at least 3 cue timing lines `00:00:06,500 --> 00:00:09,000`,
+//!    and a fifth of the lines) are prose, each cue one segment (`segment.rs`).
+//! 5. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
 //!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start; or, whatever the
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]).
-//! 5. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
+//! 6. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
 //!    keeps its keys under their parents.
-//! 6. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
+//! 7. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
 //!    and 5 code lines) look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
 //!    quotes or links make up 10% of the lines (at least two of them).
-//! 7. Prose otherwise.
+//! 8. Prose otherwise.
 //!
 //! It does not decide the programming language; `code.rs` does that.
 
@@ -148,6 +150,12 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Chat;
     }
 
+    // Subtitles (SRT, WebVTT) are a transcript: their timing lines are not a log's. The
+    // segmenter keeps each cue whole.
+    let cues = lines.iter().filter(|l| super::segment::is_cue_timing(l)).count();
+    if cues >= 3 && cues * 5 >= n {
+        return ContentType::Prose;
+    }
     let log_lines = lines.iter().filter(|l| is_log_line(l)).count();
     if (log_lines >= 3 && log_lines * 10 >= n * 4) || is_regular_machine_text(&lines) {
         return ContentType::Logs;

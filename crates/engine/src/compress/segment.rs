@@ -9,7 +9,8 @@
 //!   their speaker;
 //! - a markdown table: the header row and the `|---|` row are parents of the body rows;
 //! - a fenced code block: one atomic segment; so is an HTML block that opens a block (up to the
-//!   blank line that ends it, or a comment's `-->`);
+//!   blank line that ends it, or a comment's `-->`), and a subtitle cue (SRT, WebVTT: its
+//!   number, its timing line and its text, up to the blank line);
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter
 //!   continues the sentence); other newlines end a segment (list items, lines of a poem, …).
 //!
@@ -111,6 +112,19 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             let (_, end) = trim_range(text, ls, lines[last].1);
             push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
             i = last + 1;
+            continue;
+        }
+
+        // A subtitle cue (SRT, WebVTT): its number, its timing and its text are one unit, up to
+        // the blank line that ends it, so no text is kept without its time nor a time alone.
+        if block_start && opens_cue(text, &lines, i) {
+            let mut j = i;
+            while lines.get(j + 1).is_some_and(|n| !text[n.0..n.1].trim().is_empty()) {
+                j += 1;
+            }
+            let (_, end) = trim_range(text, ls, lines[j].1);
+            push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
+            i = j + 1;
             continue;
         }
 
@@ -341,6 +355,34 @@ pub(crate) fn heading_level(line: &str) -> Option<usize> {
 
 fn is_table_separator(line: &str) -> bool {
     line.starts_with('|') && line.contains('-') && line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+}
+
+/// True when line `i` opens a subtitle cue: it is a cue's timing line, or an identifier (a
+/// number, a short name) right above one.
+fn opens_cue(text: &str, lines: &[(usize, usize)], i: usize) -> bool {
+    let line = |k: usize| lines.get(k).map(|&(a, b)| &text[a..b]);
+    line(i).is_some_and(is_cue_timing)
+        || line(i).is_some_and(|l| !l.contains("-->") && l.trim().len() <= 64) && line(i + 1).is_some_and(is_cue_timing)
+}
+
+/// A subtitle cue's timing line: `00:00:06,500 --> 00:00:09,000` (SRT) or `00:06.500 -->
+/// 00:09.000 align:start` (WebVTT, hours optional, settings after).
+pub(crate) fn is_cue_timing(line: &str) -> bool {
+    let stamp = |s: &str| {
+        let s = s.trim();
+        let (clock, frac) = match s.rsplit_once([',', '.']) {
+            Some(p) => p,
+            None => return false,
+        };
+        let parts: Vec<&str> = clock.split(':').collect();
+        (2..=3).contains(&parts.len())
+            && parts.iter().all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            && frac.len() == 3
+            && frac.bytes().all(|b| b.is_ascii_digit())
+    };
+    line.split_once(" --> ").is_some_and(|(from, to)| {
+        stamp(from.trim_start_matches('\u{feff}')) && stamp(to.split_whitespace().next().unwrap_or(""))
+    })
 }
 
 /// A line that opens an HTML block: at most three spaces, then `<` and a tag name, a closing
