@@ -750,9 +750,13 @@ pub fn agnostic_utilities(
 }
 
 /// True for HTML that is only tags (`<div align="center">`, `<br />`, `</p>`): a wrapper with
-/// nothing to read in it.
+/// nothing to read in it; and for a `<script>`, `<style>` or `<svg>` element.
 fn only_tags(piece: &str) -> bool {
     let t = piece.trim();
+    // A script, style or SVG element: code and drawing, nothing to read.
+    if super::segment::raw_element(t).is_some() {
+        return true;
+    }
     if !t.starts_with('<') || !t.ends_with('>') {
         return false;
     }
@@ -1140,6 +1144,20 @@ mod tests {
             assert_eq!(u[i] == 0.0, only_tags(piece), "{piece}: {u:?}");
         }
         assert!(!only_tags("<a href=\"x\">Read the docs</a>"));
+    }
+
+    #[test]
+    fn a_script_or_style_element_is_one_segment_worth_nothing_without_a_query() {
+        let text = "<p>The service keeps usage records.</p>\n<script>\nconst theme = \"dark\";\n\nif (theme) { apply(theme); }\n</script>\n<style>\nbody { margin: 0; }\n</style>\n<p>Records are kept for a year.</p>\n";
+        let segs = segment(text, SegmentOptions::default());
+        let script = segs.iter().position(|s| text[s.start..].starts_with("<script>")).unwrap();
+        assert!(text[segs[script].start..segs[script].end].ends_with("</script>"), "{segs:?}");
+        let a = Analysis::new(text, &segs);
+        let u = agnostic_utilities(&a, text, &segs, &|_| 1, &[]);
+        for (i, s) in segs.iter().enumerate() {
+            let piece = &text[s.start..s.end];
+            assert_eq!(u[i] == 0.0, piece.starts_with("<script>") || piece.starts_with("<style>"), "{piece}: {u:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - a markdown table: the header row and the `|---|` row are parents of the body rows;
 //! - a fenced code block: one atomic segment; so is an HTML block that opens a block (up to the
 //!   blank line that ends it, or a comment's `-->`), and a subtitle cue (SRT, WebVTT: its
-//!   number, its timing line and its text, up to the blank line);
+//!   number, its timing line and its text, up to the blank line), and a `<script>`, `<style>`
+//!   or `<svg>` element, up to its closing tag;
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter
 //!   continues the sentence); other newlines end a segment (list items, lines of a poem, …).
 //!
@@ -115,6 +116,20 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             continue;
         }
 
+        // A script, style or SVG element: atomic up to its closing tag, blank lines included.
+        // It holds nothing to read (the ranking gives it no value: `rank::only_tags`).
+        if let Some(tag) = raw_element(trimmed) {
+            let close = format!("</{tag}");
+            let mut j = i;
+            while j + 1 < lines.len() && !text[lines[j].0..lines[j].1].to_ascii_lowercase().contains(&close) {
+                j += 1;
+            }
+            let (_, end) = trim_range(text, ls, lines[j].1);
+            push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
+            i = j + 1;
+            continue;
+        }
+
         // A subtitle cue (SRT, WebVTT): its number, its timing and its text are one unit, up to
         // the blank line that ends it, so no text is kept without its time nor a time alone.
         if block_start && opens_cue(text, &lines, i) {
@@ -138,7 +153,10 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
                 let ends = if comment {
                     l.contains("-->")
                 } else {
-                    lines.get(j + 1).is_none_or(|n| text[n.0..n.1].trim().is_empty())
+                    lines.get(j + 1).is_none_or(|n| {
+                        let next = text[n.0..n.1].trim();
+                        next.is_empty() || raw_element(next).is_some()
+                    })
                 };
                 if ends || j + 1 == lines.len() {
                     break;
@@ -355,6 +373,15 @@ pub(crate) fn heading_level(line: &str) -> Option<usize> {
 
 fn is_table_separator(line: &str) -> bool {
     line.starts_with('|') && line.contains('-') && line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+}
+
+/// The element a line opens when it starts with a `<script>`, `<style>` or `<svg>` tag.
+pub(crate) fn raw_element(trimmed: &str) -> Option<&'static str> {
+    let rest = trimmed.strip_prefix('<')?;
+    ["script", "style", "svg"].into_iter().find(|tag| {
+        rest.get(..tag.len()).is_some_and(|t| t.eq_ignore_ascii_case(tag))
+            && rest[tag.len()..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace())
+    })
 }
 
 /// True when line `i` opens a subtitle cue: it is a cue's timing line, or an identifier (a
