@@ -12,10 +12,14 @@
 //! different severity never share a template, and error lines need a closer match to share
 //! one), so no log format needs to be known.
 //!
+//! A delimited table (CSV, TSV) that the log tests took for logs keeps its header row first
+//! (`has_table_header`).
+//!
 //! Priority, highest first:
 //! 1. the first line of every error template (cheapest templates first), then the first
 //!    line of every trace template (so a stack trace follows its error);
-//! 2. lines matching the query's words or quoted phrases, best first, one per variant;
+//! 2. lines matching the query's words or quoted phrases, best first, one per variant (in a
+//!    delimited table, every matching row);
 //! 3. one line of every warning template, then of every other template (the cheapest line of
 //!    the template; cheap templates first, so a tight budget shows as many as it can);
 //! 4. the first line of each variant not yet shown (a template's lines that differ in one of
@@ -306,7 +310,13 @@ pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, counter: &d
         variant_size[variant[i]] += 1;
     }
 
-    let order = priority_order(&lines, query, &sev, &mined, &variant_size, &cost);
+    let table = has_table_header(&lines);
+    let mut order = priority_order(&lines, query, &sev, &mined, &variant_size, &cost, table);
+    if table {
+        // A table's header row names its columns: it comes first, whatever else fits.
+        order.retain(|&i| i != 0);
+        order.insert(0, 0);
+    }
 
     // Estimated cost of each unit: its line, and a collapse line for the first of a
     // template with repeats.
@@ -340,7 +350,40 @@ pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, counter: &d
     Some(Packed { text: out, retained_indices, kept_information })
 }
 
-/// The lines in priority order; see the module docs.
+/// The fields of a delimited line (quotes respected), or `None` when it has fewer than 3.
+fn fields(line: &str, delimiter: char) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in line.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if c == delimiter && !quoted {
+            out.push(line[start..i].trim());
+            start = i + 1;
+        }
+    }
+    out.push(line[start..].trim());
+    (out.len() >= 3).then_some(out)
+}
+
+/// True when the first line is the header row of a delimited table (CSV, TSV, `;` or `|`
+/// separated): at least 3 named fields (none empty or a number, one with a letter), and at
+/// least 80% of the next lines (up to 50) with as many fields.
+fn has_table_header(lines: &[&str]) -> bool {
+    let Some(head) = lines.first() else { return false };
+    [',', '\t', ';', '|'].into_iter().any(|d| {
+        let Some(names) = fields(head, d) else { return false };
+        let named = names.iter().all(|f| !f.is_empty() && f.parse::<f64>().is_err())
+            && names.iter().any(|f| f.chars().any(char::is_alphabetic));
+        let rows: Vec<&str> = lines[1..].iter().filter(|l| !l.trim().is_empty()).take(50).copied().collect();
+        let same = rows.iter().filter(|r| fields(r, d).is_some_and(|f| f.len() == names.len())).count();
+        named && rows.len() >= 2 && same * 5 >= rows.len() * 4
+    })
+}
+
+/// The lines in priority order; see the module docs. In a `table`, every row that matches the
+/// query comes in step 2, best first, not one per variant: rows of one shape differ by the
+/// values asked for.
 fn priority_order(
     lines: &[&str],
     query: Option<&str>,
@@ -348,6 +391,7 @@ fn priority_order(
     mined: &drain::Mined,
     variant_size: &[usize],
     cost: &[usize],
+    table: bool,
 ) -> Vec<usize> {
     let n = lines.len();
     let (template, variant) = (&mined.template, &mined.variant);
@@ -402,7 +446,7 @@ fn priority_order(
             .collect();
         rel.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, i) in rel {
-            if !variant_shown[variant[i]] {
+            if table || !variant_shown[variant[i]] {
                 take(i, &mut order, &mut variant_shown);
             }
         }
@@ -617,6 +661,36 @@ mod tests {
         );
         assert!(p.text.contains("similar lines omitted after each of the"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
+    }
+
+    #[test]
+    fn a_table_keeps_its_header_row_and_every_row_the_query_matches() {
+        let customers = ["Acme Corp", "Globex", "Initech", "Hooli", "Umbrella"];
+        let statuses = ["shipped", "pending", "returned", "cancelled"];
+        let mut csv = String::from("order_id,date,customer,product,quantity,status\n");
+        for i in 0..80 {
+            let (c, st) = (customers[i * 7 % 5], statuses[i * 3 % 4]);
+            csv.push_str(&format!(
+                "{},2024-0{}-{},{c},Widget,{},{st}\n",
+                10_000 + i,
+                1 + i % 9,
+                10 + i % 18,
+                1 + i % 40
+            ));
+        }
+        assert!(has_table_header(&csv.lines().collect::<Vec<_>>()));
+        let budget = approx(&csv) / 4;
+        let p = compress_logs(&csv, None, budget, &approx).unwrap();
+        assert!(p.text.starts_with("order_id,date,customer,product,quantity,status\n"), "{}", p.text);
+        let p = compress_logs(&csv, Some("which Hooli orders were returned"), budget, &approx).unwrap();
+        assert!(p.text.starts_with("order_id,"), "{}", p.text);
+        let wanted: Vec<&str> = csv.lines().filter(|l| l.contains(",Hooli,") && l.ends_with(",returned")).collect();
+        assert!(wanted.len() >= 3);
+        for row in wanted {
+            assert!(p.text.lines().any(|l| l == row), "{row}\n{}", p.text);
+        }
+        // A log whose first line has fields, but numbers among them, has no header.
+        assert!(!has_table_header(&["Step_LSC|30002312|onStandStepChanged 3579", "Step_LSC|30002312|x", "a|b|c"]));
     }
 
     #[test]
