@@ -312,3 +312,44 @@ fn subtitles_keep_each_cue_whole_with_its_timing() {
         }
     }
 }
+
+#[test]
+fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
+    let mail = include_str!("support/reply.txt");
+    // Only `>` markers, or a list number or bullet with nothing after it.
+    let bare = |l: &str| {
+        let rest = l.trim_start_matches(|c: char| c == '>' || c.is_whitespace());
+        rest.is_empty() && l.contains('>')
+            || rest.strip_suffix('.').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            || matches!(rest, "-" | "*")
+    };
+    for query in [None, Some("when does the billing batch start"), Some("what are the migration steps")] {
+        for ratio in [0.5, 0.75] {
+            let c = compress(
+                &CompressRequest {
+                    context: mail,
+                    query,
+                    budget: Budget::Ratio(ratio),
+                    granularity: Default::default(),
+                },
+                Encoding::Cl100k,
+            );
+            assert!(c.compressed_tokens <= c.budget_tokens);
+            for l in c.text.lines() {
+                assert!(!bare(l), "{query:?} {ratio}: {l:?}\n{}", c.text);
+            }
+        }
+    }
+    // A quoted sentence hard-wrapped over two lines, the second starting with a number, is kept
+    // whole or not at all.
+    let c = compress(
+        &CompressRequest {
+            context: mail,
+            query: Some("expected downtime for writes"),
+            budget: Budget::Ratio(0.6),
+            granularity: Default::default(),
+        },
+        Encoding::Cl100k,
+    );
+    assert!(c.text.contains("Expected downtime for writes is about\n> 20 minutes;"), "{}", c.text);
+}

@@ -266,7 +266,9 @@ pub fn pack(
     // A speaker label alone says nothing.
     let is_parent: Vec<bool> =
         (0..n).map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label)).collect();
-    order.retain(|&i| !is_parent[i]);
+    // Nothing worth nothing is kept for itself (a lone `>` or list marker, a wrapper tag, a
+    // script): a parent comes with what it introduces.
+    order.retain(|&i| !is_parent[i] && utility[i] > 0.0);
     for &i in &order {
         if st.full[i] {
             continue;

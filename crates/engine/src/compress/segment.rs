@@ -12,8 +12,10 @@
 //!   blank line that ends it, or a comment's `-->`), and a subtitle cue (SRT, WebVTT: its
 //!   number, its timing line and its text, up to the blank line), and a `<script>`, `<style>`
 //!   or `<svg>` element, up to its closing tag;
-//! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter
-//!   continues the sentence); other newlines end a segment (list items, lines of a poem, …).
+//! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter,
+//!   or by a number after a lower-case word, continues the sentence; in a quote, `> ` prefixes of
+//!   the same depth are skipped); other newlines end a segment (list items, lines of a poem, …).
+//!   A quote's `>` and a list marker start their line's first sentence, never stand alone.
 //!
 //! Sentence ends: `.`, `!`, `?`, `…` (plus closing quotes and brackets) followed by white space
 //! and not by a lower-case letter, except after abbreviations ("Dr.", "e.g.", "U.S.", initials
@@ -225,13 +227,19 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             }
         }
 
-        // A paragraph: this line plus hard-wrapped continuation lines.
+        // A paragraph: this line plus hard-wrapped continuation lines (in a quote, lines of
+        // the same quote depth: `> ` prefixes are not text).
         let mut j = i;
         let mut end = te;
         while j + 1 < lines.len() {
-            let next = text[lines[j + 1].0..lines[j + 1].1].trim_start();
-            let prev = text[lines[j].0..lines[j].1].trim_end();
-            let continues = next.chars().next().is_some_and(char::is_lowercase)
+            let (next_quote, next) = split_quote(text[lines[j + 1].0..lines[j + 1].1].trim_start());
+            let (prev_quote, prev) = split_quote(text[lines[j].0..lines[j].1].trim());
+            // A lower-case start goes on; so does a number after a line that stops on a
+            // lower-case word (`about\n20 minutes`).
+            let goes_on = next.chars().next().is_some_and(char::is_lowercase)
+                || next.starts_with(|c: char| c.is_ascii_digit()) && prev.ends_with(char::is_lowercase);
+            let continues = goes_on
+                && next_quote.matches('>').count() == prev_quote.matches('>').count()
                 && !prev.ends_with(['.', '!', '?', ':', '。', '！', '？'])
                 && !is_list_item(next);
             if !continues {
@@ -242,9 +250,10 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
         }
         if body_start < end {
             let parent = section_parent(label, &headings);
-            // A list marker (`-`, `1.`) starts the item's first sentence; it never ends one.
-            let marker =
-                if is_list_item(&text[body_start..end]) { text[body_start..end].find(' ').unwrap_or(0) } else { 0 };
+            // A quote's `>` and a list marker (`-`, `1.`) start the first sentence; they never
+            // end one.
+            let (quote, body) = split_quote(&text[body_start..end]);
+            let marker = quote.len() + if is_list_item(body) { body.find(' ').map_or(0, |k| k + 1) } else { 0 };
             let mut first = true;
             split_sentences(text, body_start + marker, end, |s, e| {
                 let s = if std::mem::take(&mut first) { body_start } else { s };
@@ -254,6 +263,12 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
         i = j + 1;
     }
     out
+}
+
+/// A line's quote markers (`> `, `>> `, `> > `) and the rest.
+fn split_quote(line: &str) -> (&str, &str) {
+    let k = line.len() - line.trim_start_matches(['>', ' ']).len();
+    if line.starts_with('>') { line.split_at(k) } else { ("", line) }
 }
 
 /// Byte ranges of lines, without their line terminators.
