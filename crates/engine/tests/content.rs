@@ -353,3 +353,29 @@ fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
     );
     assert!(c.text.contains("Expected downtime for writes is about\n> 20 minutes;"), "{}", c.text);
 }
+
+#[test]
+fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
+    let html = include_str!("support/article.html");
+    let c = compress(
+        &CompressRequest {
+            context: html,
+            query: Some("how long does failover take"),
+            budget: Budget::Ratio(0.6),
+            granularity: Default::default(),
+        },
+        Encoding::Cl100k,
+    );
+    // `<li> …` lines are not IRC messages, and a page without blank lines is not one atomic
+    // block cut to a window of words: the sentence that answers comes whole.
+    assert_ne!(c.content_type, ContentType::Chat);
+    assert!(c.compressed_tokens <= c.budget_tokens);
+    assert!(
+        c.text.contains("Failover used to take about four minutes of manual work. It now takes under two seconds."),
+        "{}",
+        c.text
+    );
+    for l in c.text.lines() {
+        assert!(html.lines().any(|o| o.contains(l.trim())), "{l}\n{}", c.text);
+    }
+}

@@ -262,6 +262,53 @@ fn stamped_header(t: &str) -> Option<(usize, usize)> {
     Some((start + lead, start + lead + name.trim().len()))
 }
 
+/// HTML elements whose tags open a line (`<li> …`, `<p>`, `<ul>`); without a timestamp before
+/// them they are markup, not IRC nicks.
+const HTML_ELEMENTS: &[&str] = &[
+    "a",
+    "article",
+    "b",
+    "blockquote",
+    "body",
+    "br",
+    "code",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hr",
+    "html",
+    "i",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "span",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "title",
+    "tr",
+    "u",
+    "ul",
+];
+
 fn label(line: &str) -> Option<Label> {
     let lead = line.len() - line.trim_start().len();
     let t = &line[lead..];
@@ -274,6 +321,9 @@ fn label(line: &str) -> Option<Label> {
         && !r[..close].contains([' ', '<'])
         && r[..close].chars().any(char::is_alphabetic)
         && (r[close + 1..].is_empty() || r[close + 1..].starts_with(' '))
+        && !r.starts_with(['/', '!', '?'])
+        // `<li> item` is HTML, not a speaker called `li`, unless a timestamp says it is a chat.
+        && (ts > 0 || !HTML_ELEMENTS.contains(&r[..close].to_ascii_lowercase().as_str()))
     {
         let name_start = lead + ts + 1;
         let mut body = name_start + close + 1;
@@ -985,6 +1035,15 @@ mod tests {
 [03:07] <delire> burgermann: ImageMagick\n\
 [03:08] <bigfoot1> thanks, i'll try putty\n\
 [03:08] <seveas> imagemagick rocks, it does everything with images\n";
+
+    #[test]
+    fn html_tags_at_line_starts_are_not_irc_nicks() {
+        let html = "<ul>\n<li> Median write latency went from 3 to 5 ms.</li>\n<li> Reads are unchanged.</li>\n<li> The lease is bounded.</li>\n</ul>\n<p> Next quarter the index moves.</p>\n";
+        assert!(!is_chat(html));
+        let irc =
+            "[10:01] <li> morning all\n[10:02] <bob> hi li\n[10:03] <li> did the deploy finish?\n[10:04] <bob> yes\n";
+        assert!(is_chat(irc));
+    }
 
     #[test]
     fn irc_lines_are_turns_with_their_speakers() {

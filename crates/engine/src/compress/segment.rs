@@ -9,7 +9,8 @@
 //!   their speaker;
 //! - a markdown table: the header row and the `|---|` row are parents of the body rows;
 //! - a fenced code block: one atomic segment; so is an HTML block that opens a block (up to the
-//!   blank line that ends it, or a comment's `-->`), and a subtitle cue (SRT, WebVTT: its
+//!   blank line that ends it, or a comment's `-->`; at most 12 lines and 2 KiB, else its lines
+//!   are read as text), and a subtitle cue (SRT, WebVTT: its
 //!   number, its timing line and its text, up to the blank line), and a `<script>`, `<style>`
 //!   or `<svg>` element, up to its closing tag;
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter,
@@ -165,10 +166,14 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
                 }
                 j += 1;
             }
-            let (_, end) = trim_range(text, ls, lines[j].1);
-            push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
-            i = j + 1;
-            continue;
+            // A logo or a row of badges is a few lines; a page's markup without blank lines is
+            // read line by line instead, so its text can be chosen sentence by sentence.
+            if comment || (j - i < HTML_BLOCK_LINES && lines[j].1 - ls <= HTML_BLOCK_BYTES) {
+                let (_, end) = trim_range(text, ls, lines[j].1);
+                push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
+                i = j + 1;
+                continue;
+            }
         }
 
         // Markdown heading.
@@ -398,6 +403,10 @@ pub(crate) fn raw_element(trimmed: &str) -> Option<&'static str> {
             && rest[tag.len()..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace())
     })
 }
+
+/// An HTML block longer than this (lines or bytes) is not one segment (see [`segment`]).
+const HTML_BLOCK_LINES: usize = 12;
+const HTML_BLOCK_BYTES: usize = 2048;
 
 /// True when line `i` opens a subtitle cue: it is a cue's timing line, or an identifier (a
 /// number, a short name) right above one.
