@@ -15,10 +15,12 @@
 //!
 //! **Order.** Imports (`import`, `#include`, `using`, `package`, `require`…) at the top level;
 //! with a query, the definitions whose opening line names one of the query's identifiers,
-//! whole; then every opener (the outline: classes, then their methods, shallower first); then
-//! the lines beside them (fields, constants); then body lines, with a query those that
-//! mention its words first, then short blocks before long ones, each from its start; comments
-//! last. [`fit_units`] keeps the longest prefix that fits, then smaller units after it.
+//! whole (a block, or a statement over several lines: `CREATE TABLE order_lines (` … `);`);
+//! then every opener (the outline: classes, then their methods, shallower first); then the
+//! lines beside them (fields, constants; with a query, those that mention its words first);
+//! then body lines, with a query those that mention its words first, then short blocks before
+//! long ones, each from its start; comments last. [`fit_units`] keeps the longest prefix that
+//! fits, then smaller units after it.
 //!
 //! **Output.** The kept lines, byte-exact, in input order; each run of dropped lines becomes
 //! one line at the run's indentation in the text's own comment syntax (`// … 12 lines omitted`,
@@ -505,7 +507,9 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     let mut named = vec![false; n];
     for u in 0..n {
         let p = units[u].parent;
-        named[u] = p.is_some_and(|p| named[p]) || units[u].children > 0 && !names.is_empty() && opens_named(&units[u]);
+        // A block, or a statement over several lines (`CREATE TABLE order_lines (` … `);`).
+        let definition = units[u].children > 0 || units[u].lines.len() > 1;
+        named[u] = p.is_some_and(|p| named[p]) || definition && !names.is_empty() && opens_named(&units[u]);
     }
     let block_size = |u: &Unit| u.parent.map_or(lines.len(), |p| units[p].children);
     // The outline: openers whose parents are all in it, except the blocks of statements
@@ -543,20 +547,21 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         } else if named[i] {
             1
         } else if u.comment {
-            7
+            8
         } else if outline[i] {
             2
         } else if u.parent.is_none_or(|p| units[p].depth == 0 && units[p].children > 0 && u.depth == 1) {
-            // Top-level lines, and lines beside the methods of a top-level block (fields).
-            3
+            // Top-level lines, and lines beside the methods of a top-level block (fields);
+            // those that mention the query first.
+            if mentions(u) > 0 { 3 } else { 4 }
         } else if mentions(u) > 0 {
-            4
-        } else {
             5
+        } else {
+            6
         };
         let secondary = match tier {
             2 => u.depth,
-            5 => block_size(u),
+            6 => block_size(u),
             _ => 0,
         };
         (tier, secondary, u.first)
@@ -735,6 +740,18 @@ mod tests {
         let p = compress_outline(yaml, Some("what does the deploy job run"), total / 2, &approx).unwrap();
         let start = yaml.find("  deploy:\n").unwrap();
         assert!(p.text.contains(yaml[start..].trim_end()), "{}", p.text);
+    }
+
+    #[test]
+    fn a_statement_over_several_lines_that_the_query_names_comes_whole() {
+        // SQL: `CREATE TABLE order_lines (` … `);` is one unit (its brackets), not a block.
+        let sql = include_str!("../../tests/support/schema.sql");
+        let p =
+            compress_outline(sql, Some("which columns does order_lines have"), approx(sql) * 2 / 5, &approx).unwrap();
+        let start = sql.find("CREATE TABLE order_lines (").unwrap();
+        let end = start + sql[start..].find(");").unwrap() + 2;
+        assert!(p.text.contains(&sql[start..end]), "{}", p.text);
+        assert!(p.text.contains("-- … "), "{}", p.text);
     }
 
     #[test]
