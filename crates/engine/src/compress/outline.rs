@@ -24,7 +24,7 @@
 //!
 //! **Output.** The kept lines, byte-exact, in input order; each run of dropped lines becomes
 //! one line at the run's indentation in the text's own comment syntax (`// … 12 lines omitted`,
-//! `# …` or `-- …`), the only text added; blank lines only between kept lines, one per run.
+//! `# …`, `-- …` or `% …`), the only text added; blank lines only between kept lines, one per run.
 //!
 //! **YAML** (a CI workflow, a manifest, a schema: [`super::detect::looks_like_yaml`]) is
 //! outlined by indentation alone: every `key:` is a parent (not a label), no word closes a
@@ -216,9 +216,10 @@ fn first_word(t: &str) -> &str {
     t.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ';')).next().unwrap_or("")
 }
 
-/// The comment mark of the text: the one its comment lines use most (`//` when it has none).
+/// The comment mark of the text: the one its comment lines use most (`//` when it has none;
+/// `%` for TeX and its kin).
 fn comment_mark(lines: &[&str]) -> &'static str {
-    let (mut slash, mut hash, mut dash) = (0, 0, 0);
+    let (mut slash, mut hash, mut dash, mut percent) = (0, 0, 0, 0);
     for l in lines {
         let t = l.trim_start();
         if t.starts_with("//") || t.starts_with("/*") {
@@ -227,9 +228,15 @@ fn comment_mark(lines: &[&str]) -> &'static str {
             dash += 1;
         } else if is_comment(t) && t.starts_with('#') {
             hash += 1;
+        } else if t.starts_with("% ") || t.starts_with("%%") || t == "%" {
+            // TeX, Erlang, MATLAB, Prolog.
+            percent += 1;
         }
     }
-    if hash > slash && hash >= dash {
+    let most = slash.max(hash).max(dash);
+    if percent > most {
+        "%"
+    } else if hash > slash && hash >= dash {
         "#"
     } else if dash > slash {
         "--"
@@ -740,6 +747,14 @@ mod tests {
         let p = compress_outline(yaml, Some("what does the deploy job run"), total / 2, &approx).unwrap();
         let start = yaml.find("  deploy:\n").unwrap();
         assert!(p.text.contains(yaml[start..].trim_end()), "{}", p.text);
+    }
+
+    #[test]
+    fn elisions_are_marked_in_the_text_s_own_comment_syntax() {
+        assert_eq!(comment_mark(&["% Template for a section.", "% Remove this.", "\\section{Intro}"]), "%");
+        assert_eq!(comment_mark(&["# setup", "x=1"]), "#");
+        assert_eq!(comment_mark(&["-- schema", "CREATE TABLE t (", ");"]), "--");
+        assert_eq!(comment_mark(&["int x = 5 % 3;", "// why"]), "//");
     }
 
     #[test]
