@@ -499,6 +499,23 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         of.iter().any(|q| words.iter().any(|w| w == q))
     };
     let mentions = |u: &Unit| usize::from(has_any(u, &qwords));
+    // YAML: how much a line says about the query, each query word it holds (a plural `s`
+    // aside: `limits` holds `limit`) weighed by how few lines hold it (`web`, in every name of
+    // a manifest, says less than `memory`).
+    let same = |w: &str, q: &str| w == q || w.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(w);
+    let line_words: Vec<Vec<String>> =
+        if yaml && !qwords.is_empty() { lines.iter().map(|l| super::code::words(l)).collect() } else { Vec::new() };
+    let idf: Vec<f64> = qwords
+        .iter()
+        .map(|q| {
+            let holders = line_words.iter().filter(|ws| ws.iter().any(|w| same(w, q))).count();
+            (1.0 + lines.len() as f64 / holders.max(1) as f64).ln()
+        })
+        .collect();
+    let yaml_score = |u: &Unit| -> f64 {
+        let Some(ws) = line_words.get(u.head) else { return 0.0 };
+        qwords.iter().zip(&idf).filter(|(q, _)| ws.iter().any(|w| same(w, q))).map(|(_, f)| f).sum()
+    };
     // A definition the query names: an opener whose first line has one of its names, or (for
     // a unit that brace pairing merged) one of its lines that opens a block.
     let opens_named = |u: &Unit| {
@@ -511,6 +528,14 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
                     && super::code::words(t).iter().any(|w| names.contains(w))
             })
     };
+    // In YAML a block is named by its key (`deploy:` by "the deploy job"), not by a value
+    // (`name: web` is not named by "web", which is in every name of a manifest).
+    let yaml_key_named = |u: &Unit| {
+        let t = lines[u.head].trim();
+        let key = t.strip_prefix("- ").unwrap_or(t).split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+        names.iter().any(|q| key.eq_ignore_ascii_case(q))
+    };
+    let opens_named = |u: &Unit| if yaml { yaml_key_named(u) } else { opens_named(u) };
     let mut named = vec![false; n];
     for u in 0..n {
         let p = units[u].parent;
@@ -537,17 +562,24 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         if yaml {
             // Every key holds a value: shallower first, the ones the query names or
             // mentions before the rest, comments last.
+            let score = yaml_score(u);
             let tier = if named[i] {
                 1
             } else if u.comment {
                 7
-            } else if mentions(u) > 0 {
+            } else if score > 0.0 {
                 2
             } else {
                 3
             };
-            // A definition the query names comes whole, in input order.
-            return (tier, if tier == 1 { 0 } else { u.depth }, u.first);
+            // A definition the query names comes whole, in input order; lines that say more
+            // about the query before those that say less.
+            let secondary = match tier {
+                1 => 0,
+                2 => usize::MAX - (score * 1e6) as usize,
+                _ => u.depth,
+            };
+            return (tier, secondary, u.first);
         }
         let tier = if u.import {
             0
@@ -610,6 +642,20 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             }
             out.push_str(line);
         };
+        let mut last_dropped = 0usize;
+        // A run of dropped lines becomes its marker; in YAML, one line no longer than its
+        // marker is shown instead (`app: web` costs less than `# … 1 line omitted`). Its
+        // parent is kept: the line above it is, and kept lines come with their ancestors.
+        let close_run =
+            |out: &mut String, kept: &mut Vec<usize>, n: usize, indent: &str, at: usize, blank: &mut bool| {
+                let m = marker(indent, n);
+                if yaml && n == 1 && lines[at].len() <= m.len() {
+                    emit(out, lines[at], blank);
+                    kept.push(at);
+                } else {
+                    emit(out, &m, blank);
+                }
+            };
         for (i, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
                 blank |= dropped == 0 && !out.is_empty();
@@ -617,7 +663,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             }
             if keep[i] {
                 if dropped > 0 {
-                    emit(&mut out, &marker(dropped_indent, dropped), &mut blank);
+                    close_run(&mut out, &mut kept, dropped, dropped_indent, last_dropped, &mut blank);
                     dropped = 0;
                 }
                 emit(&mut out, line, &mut blank);
@@ -627,11 +673,13 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
                     dropped_indent = &line[..line.len() - line.trim_start().len()];
                 }
                 dropped += 1;
+                last_dropped = i;
             }
         }
         if dropped > 0 {
-            emit(&mut out, &marker(dropped_indent, dropped), &mut blank);
+            close_run(&mut out, &mut kept, dropped, dropped_indent, last_dropped, &mut blank);
         }
+        kept.sort_unstable();
         (out, kept)
     };
     let parent = |u: usize| units[u].parent;
@@ -767,6 +815,31 @@ mod tests {
         let end = start + sql[start..].find(");").unwrap() + 2;
         assert!(p.text.contains(&sql[start..end]), "{}", p.text);
         assert!(p.text.contains("-- … "), "{}", p.text);
+    }
+
+    #[test]
+    fn a_manifest_answers_with_its_rarest_matching_line_and_shows_short_lines_for_markers() {
+        let yaml = include_str!("../../tests/support/web.k8s.yaml");
+        // `web` is in every name; `memory` in one line, which comes with its parents.
+        let p = compress_outline(
+            yaml,
+            Some("what memory limit does the web container have"),
+            approx(yaml) * 3 / 10,
+            &approx,
+        )
+        .unwrap();
+        assert!(p.text.contains("          resources:\n            limits:\n"), "{}", p.text);
+        assert!(p.text.lines().any(|l| l == "              memory: 512Mi"), "{}", p.text);
+        assert!(parents_kept(yaml, &p.text), "{}", p.text);
+        // A single line no longer than its marker is shown instead of the marker.
+        let p = compress_outline(yaml, None, approx(yaml) * 2 / 5, &approx).unwrap();
+        assert!(
+            !p.text.contains("# … 1 line omitted") || !p.text.contains("  labels:\n    # … 1 line omitted"),
+            "{}",
+            p.text
+        );
+        assert!(p.text.contains("  labels:\n    app: web\n"), "{}", p.text);
+        assert!(parents_kept(yaml, &p.text), "{}", p.text);
     }
 
     #[test]
