@@ -14,7 +14,7 @@ For each, one changed file picked at random (seed 5) is named in the query, "wha
 Head truncation keeps the longest prefix of whole lines within the same budget. Needs tiktoken
 with cl100k (see shared/tools/README.md).
 
-    python scripts/diff_eval.py [--repo .] [--registry ~/.cargo/registry/src/*] [--bin …] [--limit 60]
+    python scripts/diff_eval.py [--repo .] [--rev HEAD] [--registry ~/.cargo/registry/src/*] [--bin …] [--limit 60]
 """
 import argparse, glob, json, os, random, re, subprocess, sys, tempfile
 
@@ -67,8 +67,8 @@ def parse(text):
     return lines, files, hunks, by_file
 
 
-def git_items(repo, limit):
-    shas = subprocess.run(["git", "-C", repo, "log", "--format=%H", "-n", "400"], capture_output=True, text=True,
+def git_items(repo, rev, limit):
+    shas = subprocess.run(["git", "-C", repo, "log", "--format=%H", "-n", "400", rev], capture_output=True, text=True,
                           check=True).stdout.split()
     out = []
     for sha in shas:
@@ -110,13 +110,14 @@ def crate_items(registry, limit):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", default=".")
+    ap.add_argument("--rev", default="HEAD", help="the commits of git log REV (pin it to compare builds)")
     ap.add_argument("--registry", default=glob.glob(os.path.expanduser("~/.cargo/registry/src/*"))[0])
     ap.add_argument("--bin", default="target/release/omnimemory")
     ap.add_argument("--limit", type=int, default=60)
     a = ap.parse_args()
     rnd = random.Random(5)
     its = []
-    for kind, text in git_items(a.repo, a.limit) + crate_items(a.registry, a.limit):
+    for kind, text in git_items(a.repo, a.rev, a.limit) + crate_items(a.registry, a.limit):
         lines, files, hunks, by_file = parse(text)
         changed_files = [p for p, c in by_file.items() if c]
         if len(hunks) < 2 or not changed_files:

@@ -17,7 +17,8 @@
 //! then context lines by their distance to a change; then the rest of the message.
 //!
 //! **Output.** The kept lines, byte-exact, in input order; each run of dropped lines becomes
-//! one `[… N lines omitted]` line, which no diff line starts with.
+//! one `[… N lines omitted]` line, which no diff line starts with (one line of a hunk no longer
+//! than that marker is shown instead).
 
 use super::Packed;
 use super::query::QueryWords;
@@ -277,10 +278,22 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
         let mut out: Vec<String> = Vec::new();
         let mut kept = Vec::new();
         let mut dropped = 0usize;
+        // A run of dropped lines becomes its marker; one line of a hunk no longer than the
+        // marker (`     }`) is shown instead.
+        let close_run = |out: &mut Vec<String>, kept: &mut Vec<usize>, n: usize, last: usize| {
+            let m = marker(n);
+            let line = lines[last];
+            if n == 1 && line.len() <= m.len() && (line.is_empty() || line.starts_with([' ', '+', '-'])) {
+                out.push(line.to_string());
+                kept.push(last);
+            } else {
+                out.push(m);
+            }
+        };
         for (i, line) in lines.iter().enumerate() {
             if keep[i] {
                 if dropped > 0 {
-                    out.push(marker(dropped));
+                    close_run(&mut out, &mut kept, dropped, i - 1);
                     dropped = 0;
                 }
                 out.push((*line).to_string());
@@ -290,8 +303,10 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
             }
         }
         if dropped > 0 {
-            out.push(marker(dropped));
+            let last = if lines.last().is_some_and(|l| l.is_empty()) { lines.len() - 2 } else { lines.len() - 1 };
+            close_run(&mut out, &mut kept, dropped, last);
         }
+        kept.sort_unstable();
         (out.join("\n"), kept)
     };
     let parent = |u: usize| units[u].parent;
