@@ -81,7 +81,7 @@ enum Kind {
 
 #[derive(Debug)]
 struct Unit {
-    /// Line numbers, ascending and contiguous.
+    /// Line numbers, ascending.
     lines: Vec<usize>,
     kind: Kind,
     parent: Option<usize>,
