@@ -379,3 +379,26 @@ fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
         assert!(html.lines().any(|o| o.contains(l.trim())), "{l}\n{}", c.text);
     }
 }
+
+#[test]
+fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
+    let post = include_str!("support/post.md");
+    let front = &post[..post.find("\n---\n").unwrap() + 4];
+    for (query, ratio) in [(Some("what broke"), 0.6), (None, 0.5), (None, 0.75), (Some("who wrote the post"), 0.6)] {
+        let c = compress(
+            &CompressRequest { context: post, query, budget: Budget::Ratio(ratio), granularity: Default::default() },
+            Encoding::Cl100k,
+        );
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        // The front matter comes whole or not at all: no key without its `---` fences.
+        assert!(
+            c.text.starts_with(front) || !c.text.contains("tags:") && !c.text.contains("  - raft"),
+            "{query:?} {ratio}\n{}",
+            c.text
+        );
+        if query == Some("what broke") {
+            // The heading matches the query; the answer is the paragraph under it.
+            assert!(c.text.contains("A partitioned leader kept its lease for up to nine seconds"), "{}", c.text);
+        }
+    }
+}

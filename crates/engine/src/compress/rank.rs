@@ -981,12 +981,24 @@ fn query_utilities(
         block_score[b] =
             bm25(&tf, qterms, words.len() as f64, avg_block) + PROXIMITY_WEIGHT * proximity(words, a, qterms);
     }
-    // Title bonus.
+    // Title bonus, to the header's block and to the other blocks of its section (a markdown
+    // heading is a block of its own: "## What broke" vouches for the paragraphs under it).
+    let mut title_bonus = vec![0.0; segs.len()];
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
             let tf = qtf(&a.words[a.seg_range(i)], qterms);
-            block_score[s.block] += TITLE_WEIGHT * tf.iter().map(|&(t, _)| a.idf[t as usize]).sum::<f64>();
+            title_bonus[i] = TITLE_WEIGHT * tf.iter().map(|&(t, _)| a.idf[t as usize]).sum::<f64>();
+            block_score[s.block] += title_bonus[i];
         }
+    }
+    let mut section_bonus = vec![0.0f64; nblocks];
+    for s in segs {
+        if let Some(p) = s.parent.filter(|&p| segs[p].kind == SegKind::Header && segs[p].block != s.block) {
+            section_bonus[s.block] = section_bonus[s.block].max(title_bonus[p]);
+        }
+    }
+    for (score, bonus) in block_score.iter_mut().zip(&section_bonus) {
+        *score += bonus;
     }
     let best_block = block_score.iter().cloned().fold(0.0, f64::max);
 

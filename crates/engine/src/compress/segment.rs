@@ -11,8 +11,8 @@
 //! - a fenced code block: one atomic segment; so is an HTML block that opens a block (up to the
 //!   blank line that ends it, or a comment's `-->`; at most 12 lines and 2 KiB, else its lines
 //!   are read as text), and a subtitle cue (SRT, WebVTT: its
-//!   number, its timing line and its text, up to the blank line), and a `<script>`, `<style>`
-//!   or `<svg>` element, up to its closing tag;
+//!   number, its timing line and its text, up to the blank line), a `<script>`, `<style>`
+//!   or `<svg>` element, up to its closing tag, and a document's front matter (`---` … `---`);
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter,
 //!   or by a number after a lower-case word, continues the sentence; in a quote, `> ` prefixes of
 //!   the same depth are skipped); other newlines end a segment (list items, lines of a poem, …).
@@ -117,6 +117,18 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             push_capped(&mut out, text, ts, end, block, section_parent(label, &headings), SegKind::Code);
             i = last + 1;
             continue;
+        }
+
+        // Front matter (`---` … `---` YAML, `+++` … `+++` TOML, at the very top): one unit, so
+        // no key is kept without its fences nor a fence without its close.
+        if i == 0 && (trimmed == "---" || trimmed == "+++") {
+            let close = |l: &str| l.trim() == trimmed || trimmed == "---" && l.trim() == "...";
+            if let Some(j) = (1..lines.len().min(FRONT_MATTER_LINES)).find(|&j| close(&text[lines[j].0..lines[j].1])) {
+                let (_, end) = trim_range(text, ls, lines[j].1);
+                push_capped(&mut out, text, ts, end, block, None, SegKind::Code);
+                i = j + 1;
+                continue;
+            }
         }
 
         // A script, style or SVG element: atomic up to its closing tag, blank lines included.
@@ -403,6 +415,9 @@ pub(crate) fn raw_element(trimmed: &str) -> Option<&'static str> {
             && rest[tag.len()..].starts_with(|c: char| c == '>' || c.is_ascii_whitespace())
     })
 }
+
+/// Front matter longer than this many lines is not taken for front matter.
+const FRONT_MATTER_LINES: usize = 64;
 
 /// An HTML block longer than this (lines or bytes) is not one segment (see [`segment`]).
 const HTML_BLOCK_LINES: usize = 12;
