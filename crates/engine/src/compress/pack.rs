@@ -13,7 +13,8 @@
 //! Output pieces are byte ranges of the input, in input order. Between two pieces that were
 //! adjacent in the input the original white space is kept; across a gap the join is the
 //! original white space next to the pieces (the stronger of the two: a newline beats a space),
-//! or a blank line between blocks. Nothing else is ever inserted.
+//! or a blank line between blocks, with the indentation of the next piece's line when it opens
+//! it (a fence inside a list item stays inside it). Nothing else is ever inserted.
 
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
@@ -130,12 +131,18 @@ fn separator(text: &str, a: (usize, usize, usize), b: (usize, usize, usize), crl
     if gap.trim().is_empty() {
         return gap; // adjacent in the input: its own white space
     }
-    if a.2 != b.2 {
-        return if crlf { "\r\n\r\n" } else { "\n\n" };
-    }
     let after = &gap[..gap.len() - gap.trim_start().len()];
     let before = &gap[gap.trim_end().len()..];
     let newlines = |s: &str| s.bytes().filter(|&c| c == b'\n').count();
+    if a.2 != b.2 {
+        // A new block: a blank line, and the indentation `b`'s line had when `b` opens it (a
+        // fence inside a list item stays inside it).
+        if newlines(before) >= 2 && before.len() <= 64 {
+            // From its first line break: a dropped line's trailing spaces are not `a`'s.
+            return &before[before.find('\n').unwrap_or(0)..];
+        }
+        return if crlf { "\r\n\r\n" } else { "\n\n" };
+    }
     let pick = if newlines(after) > newlines(before) { after } else { before };
     if !pick.is_empty() {
         if pick.len() <= 64 {
@@ -887,5 +894,10 @@ mod tests {
         assert_eq!(separator(t, (0, 6, 0), (14, 22, 0), false), "\n");
         // across blocks
         assert_eq!(separator(t, (0, 6, 0), (24, 31, 1), false), "\n\n");
+        // across blocks, to a piece that opens an indented line (a fence in a list item): its
+        // indentation comes with it, and a dropped line's trailing spaces do not
+        let t = "- Install:\n\n  Dropped words.   \n\n    ```sh\n    make\n    ```\n";
+        let fence = t.find("```sh").unwrap();
+        assert_eq!(separator(t, (0, 10, 0), (fence, t.len() - 1, 2), false), "\n\n    ");
     }
 }
