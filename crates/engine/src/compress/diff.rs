@@ -22,7 +22,7 @@
 
 use super::Packed;
 use super::query::QueryWords;
-use super::units::{Count, ancestors_first, fit_units};
+use super::units::{Count, LineUnits, Rendering, ancestors_first};
 
 /// Runs of changed lines up to this long are kept or dropped whole.
 const ATOMIC_EDIT: usize = 8;
@@ -259,16 +259,8 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
     let mut sorted: Vec<usize> = (0..units.len()).collect();
     sorted.sort_by_cached_key(|&i| key(i));
     let order = ancestors_first(&sorted, &|u| units[u].parent);
-    let per_byte = count.count(text) as f64 / text.len().max(1) as f64;
-    let est: Vec<usize> = order
-        .iter()
-        .map(|&u| {
-            let bytes: usize = units[u].lines.iter().map(|&l| lines[l].len() + 1).sum();
-            (bytes as f64 * per_byte).ceil() as usize + 1
-        })
-        .collect();
     let marker = |n: usize| format!("[… {n} {} omitted]", if n == 1 { "line" } else { "lines" });
-    let render = |chosen: &[usize]| -> (String, Vec<usize>) {
+    let render = |chosen: &[usize]| -> Rendering {
         let mut keep = vec![false; lines.len()];
         for &u in chosen {
             for &l in &units[u].lines {
@@ -309,18 +301,16 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
         kept.sort_unstable();
         (out.join("\n"), kept)
     };
-    let parent = |u: usize| units[u].parent;
-    let measure = |r: &(String, Vec<usize>)| if r.0.is_empty() { usize::MAX } else { count.count(&r.0) };
-    let (chosen, (text_out, kept)) = fit_units(&order, &est, &parent, &render, &measure, budget)?;
     // Information: the changed lines count whole, the rest a third.
     let weight = |l: usize| {
         let t = lines[l];
         let w = t.trim().len() as f64;
         if t.starts_with(['-', '+']) { w } else { w / 3.0 }
     };
-    let total: f64 = (0..lines.len()).map(weight).sum();
-    let kept_weight: f64 = chosen.iter().flat_map(|&u| units[u].lines.iter()).map(|&l| weight(l)).sum();
-    Some(Packed { text: text_out, retained_indices: kept, kept_information: kept_weight / total.max(1.0) })
+    let unit_lines = |u: usize| units[u].lines.as_slice();
+    let line_units =
+        LineUnits { text, lines: &lines, unit_lines: &unit_lines, parent: &|u| units[u].parent, weight: &weight };
+    line_units.fit(&order, &render, budget, count)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@
 
 use super::Packed;
 use super::query::QueryWords;
-use super::units::{Count, ancestors_first, fit_units};
+use super::units::{Count, LineUnits, Rendering, ancestors_first};
 
 /// Lines longer than this mean minified or generated code: nothing to outline.
 const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -609,19 +609,10 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     // Each key once: it may read the unit's words for the query's.
     sorted.sort_by_cached_key(|&i| key(i));
     let order = ancestors_first(&sorted, &|u| units[u].parent);
-    let total_tokens = count.count(text);
-    let per_byte = total_tokens as f64 / text.len().max(1) as f64;
-    let est: Vec<usize> = order
-        .iter()
-        .map(|&u| {
-            let bytes: usize = units[u].lines.iter().map(|&l| lines[l].len() + 1).sum();
-            (bytes as f64 * per_byte).ceil() as usize + 1
-        })
-        .collect();
     let mark = if yaml { "#" } else { comment_mark(&lines) };
     let marker =
         |indent: &str, n: usize| format!("{indent}{mark} … {n} {} omitted", if n == 1 { "line" } else { "lines" });
-    let render = |chosen: &[usize]| -> (String, Vec<usize>) {
+    let render = |chosen: &[usize]| -> Rendering {
         let mut keep = vec![false; lines.len()];
         for &u in chosen {
             for &l in &units[u].lines {
@@ -682,13 +673,11 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
         kept.sort_unstable();
         (out, kept)
     };
-    let parent = |u: usize| units[u].parent;
-    let measure = |r: &(String, Vec<usize>)| if r.0.is_empty() { usize::MAX } else { count.count(&r.0) };
-    let (chosen, (text_out, kept)) = fit_units(&order, &est, &parent, &render, &measure, budget)?;
     let weight = |l: usize| lines[l].trim().len() as f64;
-    let total: f64 = (0..lines.len()).map(weight).sum();
-    let kept_weight: f64 = chosen.iter().flat_map(|&u| units[u].lines.iter()).map(|&l| weight(l)).sum();
-    Some(Packed { text: text_out, retained_indices: kept, kept_information: kept_weight / total.max(1.0) })
+    let unit_lines = |u: usize| units[u].lines.as_slice();
+    let line_units =
+        LineUnits { text, lines: &lines, unit_lines: &unit_lines, parent: &|u| units[u].parent, weight: &weight };
+    line_units.fit(&order, &render, budget, count)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //!
 //! Not here: parsing, ranking or rendering of any kind.
 
+use super::Packed;
 use crate::tokens::PieceCounter;
 
 /// How a kind counts its candidate outputs: exactly as the caller's encoding does. Any
@@ -183,4 +184,49 @@ pub(crate) fn fit_units<R: Default>(
         }
     }
     Some(best)
+}
+
+/// A kind whose units are sets of whole lines of its input (the outline, diffs), for
+/// [`LineUnits::fit`].
+pub(crate) struct LineUnits<'a> {
+    pub text: &'a str,
+    pub lines: &'a [&'a str],
+    /// Each unit's line numbers.
+    pub unit_lines: &'a dyn Fn(usize) -> &'a [usize],
+    /// The unit that must be shown for another to be shown.
+    pub parent: &'a dyn Fn(usize) -> Option<usize>,
+    /// What a line is worth, for `kept_information`.
+    pub weight: &'a dyn Fn(usize) -> f64,
+}
+
+/// A rendering of chosen units: the text, and the input lines it shows, ascending.
+pub(crate) type Rendering = (String, Vec<usize>);
+
+impl LineUnits<'_> {
+    /// [`fit_units`] over these units: each unit's estimate is its lines' bytes at the input's
+    /// tokens per byte, plus one for its line break; `kept_information` is the weight of the
+    /// chosen units' lines over that of all lines. `None` when not even the first unit of
+    /// `order` fits.
+    pub(crate) fn fit(
+        &self,
+        order: &[usize],
+        render: &dyn Fn(&[usize]) -> Rendering,
+        budget: usize,
+        count: &dyn Count,
+    ) -> Option<Packed> {
+        let (lines, unit_lines, weight) = (self.lines, self.unit_lines, self.weight);
+        let per_byte = count.count(self.text) as f64 / self.text.len().max(1) as f64;
+        let est: Vec<usize> = order
+            .iter()
+            .map(|&u| {
+                let bytes: usize = unit_lines(u).iter().map(|&l| lines[l].len() + 1).sum();
+                (bytes as f64 * per_byte).ceil() as usize + 1
+            })
+            .collect();
+        let measure = |r: &Rendering| if r.0.is_empty() { usize::MAX } else { count.count(&r.0) };
+        let (chosen, (text, kept)) = fit_units(order, &est, self.parent, render, &measure, budget)?;
+        let total: f64 = (0..lines.len()).map(weight).sum();
+        let kept_weight: f64 = chosen.iter().flat_map(|&u| unit_lines(u).iter()).map(|&l| weight(l)).sum();
+        Some(Packed { text, retained_indices: kept, kept_information: kept_weight / total.max(1.0) })
+    }
 }
