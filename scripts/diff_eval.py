@@ -16,10 +16,11 @@ with cl100k (see shared/tools/README.md).
 
     python scripts/diff_eval.py [--repo .] [--rev HEAD] [--registry ~/.cargo/registry/src/*] [--bin …] [--limit 60]
 """
-import argparse, glob, json, os, random, re, subprocess, sys, tempfile
+import argparse, glob, os, random, re, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tools"))
 import compression_eval as ce  # noqa: E402
+from batch import compress_all, head_lines, kept_lines  # noqa: E402
 
 MARKER = re.compile(r"^\[… \d+ lines? omitted\]$")
 HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
@@ -125,59 +126,37 @@ def main():
         path = rnd.choice(changed_files)
         its.append({"kind": kind, "context": text, "lines": lines, "files": files, "hunks": hunks,
                     "named": by_file[path], "query": f"what changed in `{path}`"})
-    with tempfile.TemporaryDirectory() as tmp:
-        for ratio in (2, 4):
-            for mode in ("n", "q"):
-                req, resp = os.path.join(tmp, "req.jsonl"), os.path.join(tmp, "resp.jsonl")
-                with open(req, "w") as f:
-                    for it in its:
-                        body = {"context": it["context"], "target_compression": 1 - 1 / ratio}
-                        if mode == "q":
-                            body["query"] = it["query"]
-                        f.write(json.dumps(body) + "\n")
-                subprocess.run([a.bin, "compress", "--jsonl", req, "--out", resp], check=True)
-                for kind in ("git", "crate", "all"):
-                    r = dict.fromkeys(["n", "multi", "files", "hunks", "changed", "named", "verb",
-                                       "hfiles", "hhunks", "hchanged", "hnamed"], 0.0)
-                    for it, o in zip(its, (json.loads(l) for l in open(resp))):
-                        if kind != "all" and it["kind"] != kind:
-                            continue
-                        lines = it["lines"]
-                        kept, at, ok = set(), 0, True
-                        for l in o["compressed_text"].split("\n"):
-                            if MARKER.match(l):
-                                continue
-                            while at < len(lines) and lines[at] != l:
-                                at += 1
-                            if at == len(lines):
-                                ok = False
-                                break
-                            kept.add(at)
-                            at += 1
-                        budget = int(ce.ntok(it["context"]) / ratio)
-                        head, used = set(), 0
-                        for i, l in enumerate(lines):
-                            used += ce.ntok(l + "\n")
-                            if used > budget:
-                                break
-                            head.add(i)
-                        changed = [c for h in it["hunks"] for c in h]
-                        for prefix, ks in (("", kept if ok else set()), ("h", head)):
-                            r[prefix + "files"] += sum(f in ks for f in it["files"]) / max(len(it["files"]), 1)
-                            r[prefix + "hunks"] += sum(any(c in ks for c in h) for h in it["hunks"]) / len(it["hunks"])
-                            r[prefix + "changed"] += sum(c in ks for c in changed) / max(len(changed), 1)
-                            r[prefix + "named"] += len(it["files"]) > 1 and all(c in ks for c in it["named"])
-                        r["n"] += 1
-                        r["multi"] += len(it["files"]) > 1
-                        r["verb"] += ok
-                    n = max(r["n"], 1)
-                    pct = lambda k: f"{100 * r[k] / n:5.1f}"  # noqa: E731
-                    m = max(r["multi"], 1)
-                    named = f" named {100 * r['named'] / m:5.1f} (of {int(r['multi'])})" if mode == "q" else ""
-                    hnamed = f" named {100 * r['hnamed'] / m:5.1f}" if mode == "q" else ""
-                    print(f"{ratio}x {'query   ' if mode == 'q' else 'no query'} {kind:5} n={int(r['n']):3} files {pct('files')} "
-                          f"hunks {pct('hunks')} changed {pct('changed')}{named} verbatim {pct('verb')} | head files "
-                          f"{pct('hfiles')} hunks {pct('hhunks')} changed {pct('hchanged')}{hnamed}")
+    for ratio in (2, 4):
+        for mode in ("n", "q"):
+            outs = compress_all(a.bin, its, ratio, mode == "q")
+            for kind in ("git", "crate", "all"):
+                r = dict.fromkeys(["n", "multi", "files", "hunks", "changed", "named", "verb",
+                                   "hfiles", "hhunks", "hchanged", "hnamed"], 0.0)
+                for it, o in zip(its, outs):
+                    if kind != "all" and it["kind"] != kind:
+                        continue
+                    lines = it["lines"]
+                    shown = kept_lines(lines, o["compressed_text"], MARKER, skip_blank=False)
+                    ok, kept = shown is not None, set(shown or [])
+                    budget = int(ce.ntok(it["context"]) / ratio)
+                    head = head_lines(lines, budget)
+                    changed = [c for h in it["hunks"] for c in h]
+                    for prefix, ks in (("", kept), ("h", head)):
+                        r[prefix + "files"] += sum(f in ks for f in it["files"]) / max(len(it["files"]), 1)
+                        r[prefix + "hunks"] += sum(any(c in ks for c in h) for h in it["hunks"]) / len(it["hunks"])
+                        r[prefix + "changed"] += sum(c in ks for c in changed) / max(len(changed), 1)
+                        r[prefix + "named"] += len(it["files"]) > 1 and all(c in ks for c in it["named"])
+                    r["n"] += 1
+                    r["multi"] += len(it["files"]) > 1
+                    r["verb"] += ok
+                n = max(r["n"], 1)
+                pct = lambda k: f"{100 * r[k] / n:5.1f}"  # noqa: E731
+                m = max(r["multi"], 1)
+                named = f" named {100 * r['named'] / m:5.1f} (of {int(r['multi'])})" if mode == "q" else ""
+                hnamed = f" named {100 * r['hnamed'] / m:5.1f}" if mode == "q" else ""
+                print(f"{ratio}x {'query   ' if mode == 'q' else 'no query'} {kind:5} n={int(r['n']):3} files {pct('files')} "
+                      f"hunks {pct('hunks')} changed {pct('changed')}{named} verbatim {pct('verb')} | head files "
+                      f"{pct('hfiles')} hunks {pct('hhunks')} changed {pct('hchanged')}{hnamed}")
 
 
 if __name__ == "__main__":

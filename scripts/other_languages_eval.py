@@ -9,10 +9,11 @@ marker (verbatim). Needs tiktoken with cl100k (see shared/tools/README.md).
 
     python scripts/other_languages_eval.py SRC_ZIP AWS_LC_DIR [--bin target/release/omnimemory]
 """
-import argparse, glob, json, os, random, re, subprocess, sys, tempfile, zipfile
+import argparse, glob, os, random, re, sys, tempfile, zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tools"))
 import compression_eval as ce  # noqa: E402
+from batch import compress_all  # noqa: E402
 
 DEF = {
     "java": re.compile(r"^    (?:public|private|protected|static|final|synchronized|abstract|default|<[^>]+>|\s)*[\w<>\[\],? ]+\s+(\w+)\s*\([^;]*\)\s*(?:throws [\w., ]+)?\{\s*$"),
@@ -84,15 +85,7 @@ def main():
         its = items(a.src_zip, a.aws_lc, tmp)
         for ratio in (2, 4):
             for mode in ("q", "n"):
-                req, resp = os.path.join(tmp, "req.jsonl"), os.path.join(tmp, "resp.jsonl")
-                with open(req, "w") as f:
-                    for it in its:
-                        body = {"context": it["context"], "target_compression": 1 - 1 / ratio}
-                        if mode == "q":
-                            body["query"] = it["query"]
-                        f.write(json.dumps(body) + "\n")
-                subprocess.run([a.bin, "compress", "--jsonl", req, "--out", resp], check=True)
-                outs = [json.loads(l) for l in open(resp)]
+                outs = compress_all(a.bin, its, ratio, mode == "q")
                 for lang in ("java", "c", "cpp", "all"):
                     r = dict.fromkeys(["n", "code", "sig", "body", "bal", "verb", "hsig", "hbody", "hbal"], 0)
                     for it, o in zip(its, outs):

@@ -14,10 +14,11 @@ tiktoken with cl100k (see shared/tools/README.md).
 
     python scripts/yaml_eval.py FOLDER... [--bin target/release/omnimemory] [--limit 150]
 """
-import argparse, json, os, random, re, subprocess, sys, tempfile
+import argparse, os, random, re, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tools"))
 import compression_eval as ce  # noqa: E402
+from batch import compress_all, head_lines, kept_lines  # noqa: E402
 
 MARKER = re.compile(r"^\s*# … \d+ lines? omitted$")
 
@@ -71,21 +72,6 @@ def items(folders, limit):
     return out
 
 
-def kept_lines(lines, out_text):
-    """Input line numbers of the output's lines, matched in order; None if one is not found."""
-    kept, at = [], 0
-    for l in out_text.split("\n"):
-        if not l.strip() or MARKER.match(l):
-            continue
-        while at < len(lines) and lines[at] != l:
-            at += 1
-        if at == len(lines):
-            return None
-        kept.append(at)
-        at += 1
-    return kept
-
-
 def parents_kept(lines, kept):
     ks = set(kept)
     for i in kept:
@@ -99,17 +85,6 @@ def parents_kept(lines, kept):
     return True
 
 
-def head_lines(lines, budget):
-    n, used = 0, 0
-    for l in lines:
-        t = ce.ntok(l + "\n")
-        if used + t > budget:
-            break
-        used += t
-        n += 1
-    return list(range(n))
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folders", nargs="+")
@@ -117,39 +92,30 @@ def main():
     ap.add_argument("--limit", type=int, default=150)
     a = ap.parse_args()
     its = items(a.folders, a.limit)
-    with tempfile.TemporaryDirectory() as tmp:
-        for ratio in (2, 4):
-            for mode in ("n", "q"):
-                req, resp = os.path.join(tmp, "req.jsonl"), os.path.join(tmp, "resp.jsonl")
-                with open(req, "w") as f:
-                    for it in its:
-                        body = {"context": it["context"], "target_compression": 1 - 1 / ratio}
-                        if mode == "q":
-                            body["query"] = it["query"]
-                        f.write(json.dumps(body) + "\n")
-                subprocess.run([a.bin, "compress", "--jsonl", req, "--out", resp], check=True)
-                r = dict.fromkeys(["n", "code", "shallow", "block", "verb", "par", "hshallow", "hblock"], 0.0)
-                for it, o in zip(its, (json.loads(l) for l in open(resp))):
-                    lines = it["context"].split("\n")
-                    kept = kept_lines(lines, o["compressed_text"])
-                    budget = int(ce.ntok(it["context"]) / ratio)
-                    head = set(head_lines(lines, budget))
-                    i, j = it["block"]
-                    block = [k for k in range(i, j) if lines[k].strip()]
-                    r["n"] += 1
-                    r["code"] += o["content_type"] == "code"
-                    r["verb"] += kept is not None
-                    ks = set(kept or [])
-                    r["par"] += kept is not None and parents_kept(lines, kept)
-                    r["shallow"] += sum(k in ks for k in it["shallow"]) / len(it["shallow"])
-                    r["block"] += all(k in ks for k in block)
-                    r["hshallow"] += sum(k in head for k in it["shallow"]) / len(it["shallow"])
-                    r["hblock"] += all(k in head for k in block)
-                n = max(r["n"], 1)
-                pct = lambda k: f"{100 * r[k] / n:5.1f}"  # noqa: E731
-                print(f"{ratio}x {'query' if mode == 'q' else 'no query'}: n={int(r['n'])} outlined={int(r['code'])} "
-                      f"shallow {pct('shallow')} block {pct('block')} verbatim {pct('verb')} parents {pct('par')} | "
-                      f"head shallow {pct('hshallow')} block {pct('hblock')}")
+    for ratio in (2, 4):
+        for mode in ("n", "q"):
+            r = dict.fromkeys(["n", "code", "shallow", "block", "verb", "par", "hshallow", "hblock"], 0.0)
+            for it, o in zip(its, compress_all(a.bin, its, ratio, mode == "q")):
+                lines = it["context"].split("\n")
+                kept = kept_lines(lines, o["compressed_text"], MARKER, skip_blank=True)
+                budget = int(ce.ntok(it["context"]) / ratio)
+                head = head_lines(lines, budget)
+                i, j = it["block"]
+                block = [k for k in range(i, j) if lines[k].strip()]
+                r["n"] += 1
+                r["code"] += o["content_type"] == "code"
+                r["verb"] += kept is not None
+                ks = set(kept or [])
+                r["par"] += kept is not None and parents_kept(lines, kept)
+                r["shallow"] += sum(k in ks for k in it["shallow"]) / len(it["shallow"])
+                r["block"] += all(k in ks for k in block)
+                r["hshallow"] += sum(k in head for k in it["shallow"]) / len(it["shallow"])
+                r["hblock"] += all(k in head for k in block)
+            n = max(r["n"], 1)
+            pct = lambda k: f"{100 * r[k] / n:5.1f}"  # noqa: E731
+            print(f"{ratio}x {'query' if mode == 'q' else 'no query'}: n={int(r['n'])} outlined={int(r['code'])} "
+                  f"shallow {pct('shallow')} block {pct('block')} verbatim {pct('verb')} parents {pct('par')} | "
+                  f"head shallow {pct('hshallow')} block {pct('hblock')}")
 
 
 if __name__ == "__main__":
