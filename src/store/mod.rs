@@ -56,6 +56,9 @@ pub enum StoreError {
     CreateHome { path: String, source: std::io::Error },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite usage writer's own connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     #[error(
@@ -124,6 +127,7 @@ impl StoreError {
             StoreError::FolderInUse { .. } => ErrorClass::Conflict,
             StoreError::Corrupt(_) => ErrorClass::Corrupt,
             StoreError::Database(e) => sql::class_of(e),
+            StoreError::Sqlite(e) => sql::sqlite_class_of(e),
         }
     }
 

@@ -1,9 +1,9 @@
 //! The SQL backends (see the parent module for the guarantees): one implementation over
 //! sqlx's `Any` driver, for SQLite and PostgreSQL. Queries use `$N` placeholders, which both
 //! understand; the few statements that differ (schemas, the health probe, reading a JSON tag)
-//! come from [`Dialect`].
+//! come from [`Dialect`]. The one exception is the SQLite usage batch, written by a thread of
+//! its own over rusqlite (`sqlite_writer`), with the same statements (`batch`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,18 +13,24 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
 
 use super::{
-    ANSWERS_KEPT_FOR, Charge, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, OverQuota, StoreError,
-    StoredAnswer, TagUsage, Unwritten, UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
+    Charge, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, StoreError, StoredAnswer, TagUsage, Unwritten,
+    UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
 };
 use crate::keys::{KeyHash, KeyId, KeyRecord, LimitOverride, NewKey, Tier};
 use crate::policy::{Bucket, KeySnapshot};
 use crate::quota::Period;
 
 pub mod alerts;
+mod batch;
 pub mod export;
 pub mod last_use;
 pub mod reports;
 pub mod rotation;
+mod sqlite_writer;
+
+use batch::Batch;
+use sqlite_writer::SqliteWriter;
+pub(super) use sqlite_writer::class_of as sqlite_class_of;
 
 const SQLITE_KEYS_SCHEMA: &[&str] = &[
     "
@@ -207,6 +213,8 @@ pub struct Store {
     /// Quota alert thresholds (percent), when alerts are on: crossings are queued in the
     /// transaction that charges them (`alerts.rs`).
     alert_thresholds: Option<std::sync::Arc<[u32]>>,
+    /// SQLite: the thread that writes usage batches on a connection of its own.
+    sqlite_writer: Option<std::sync::Arc<SqliteWriter>>,
 }
 
 impl Store {
@@ -227,9 +235,11 @@ impl Store {
         migrate_sqlite(&keys, SQLITE_KEYS_SCHEMA).await?;
         let usage = open_sqlite_pool(&home.join("usage.db")).await?;
         migrate_sqlite(&usage, SQLITE_USAGE_SCHEMA).await?;
+        let sqlite_writer = Some(std::sync::Arc::new(SqliteWriter::start(home.join("usage.db"))?));
         let location = home.display().to_string();
         let home = Some(home.to_path_buf());
-        Ok(Store { dialect: Dialect::Sqlite, location, home, probe_urls, keys, usage, alert_thresholds: None })
+        let alert_thresholds = None;
+        Ok(Store { dialect: Dialect::Sqlite, location, home, probe_urls, keys, usage, alert_thresholds, sqlite_writer })
     }
 
     async fn open_postgres(url: &str) -> Result<Store, StoreError> {
@@ -245,6 +255,7 @@ impl Store {
             keys: pool.clone(),
             usage: pool,
             alert_thresholds: None,
+            sqlite_writer: None,
         })
     }
 
@@ -253,6 +264,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close().await;
+        }
         self.keys.close().await;
         self.usage.close().await;
     }
@@ -589,131 +603,15 @@ impl Store {
     ///   flush with requests in flight).
     pub async fn commit_usage(
         &self,
-        records: &[(&UsageRecord, Charge)],
-        snapshots: &[KeySnapshot],
+        records: Vec<(UsageRecord, Charge)>,
+        snapshots: Vec<KeySnapshot>,
     ) -> Result<Unwritten, StoreError> {
+        let batch = Batch { records, snapshots, alert_thresholds: self.alert_thresholds.clone() };
+        if let Some(writer) = &self.sqlite_writer {
+            return writer.commit(batch).await;
+        }
         let mut tx = self.begin_write(&self.usage).await?;
-        let mut unwritten = Unwritten::default();
-        // Answers first, in one order for every transaction (no two wait on each other).
-        let mut answered: Vec<usize> = (0..records.len()).filter(|&i| records[i].0.answer.is_some()).collect();
-        answered.sort_by_key(|&i| (records[i].0.key_id, records[i].0.answer.as_ref().map(|a| a.idem_key.as_str())));
-        for &i in &answered {
-            let (r, _) = records[i];
-            let Some(answer) = &r.answer else { continue };
-            // An expired answer under the same key gives way; a live one stays.
-            let written = sqlx::query(
-                "INSERT INTO idempotent_answers (key_id, idem_key, body_sha256, request_id, answer, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (key_id, idem_key) DO UPDATE SET body_sha256 = excluded.body_sha256,
-                    request_id = excluded.request_id, answer = excluded.answer, created_at = excluded.created_at
-                 WHERE idempotent_answers.created_at < $7",
-            )
-            .bind(r.key_id.row())
-            .bind(&answer.idem_key)
-            .bind(&answer.body_sha256)
-            .bind(&r.request_id)
-            .bind(&answer.answer)
-            .bind(format_timestamp(r.timestamp))
-            .bind(format_timestamp(r.timestamp - ANSWERS_KEPT_FOR))
-            .execute(&mut *tx.conn)
-            .await?
-            .rows_affected();
-            if written == 0 {
-                unwritten.answered_elsewhere.push(i);
-            }
-        }
-        // Charges, summed per key and month; only when a sum does not fit (never while the
-        // limiter is exact) is the key's charge taken record by record, in order.
-        /// One key's charges of one month in this batch: their sum, the limit, the records.
-        #[derive(Default)]
-        struct Group {
-            total: u64,
-            limit: Option<u64>,
-            members: Vec<usize>,
-        }
-        let mut groups: BTreeMap<(KeyId, Period), Group> = BTreeMap::new();
-        for (i, (_, c)) in records.iter().enumerate() {
-            if unwritten.answered_elsewhere.contains(&i) {
-                continue;
-            }
-            let group = groups.entry((c.key_id, c.period)).or_default();
-            group.total += c.tokens;
-            group.limit = match (group.limit, c.limit) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            group.members.push(i);
-        }
-        for ((key_id, period), Group { total, limit, members }) in groups {
-            let first = records[members[0]].0;
-            if charge_ledger(&mut tx, key_id, period, total, limit).await?.is_ok() {
-                self.queue_crossed_alerts(&mut tx, first, period, limit).await?;
-                continue;
-            }
-            for i in members {
-                if let Err(used) = charge_ledger(&mut tx, key_id, period, records[i].1.tokens, limit).await? {
-                    unwritten.over_quota.push(OverQuota { index: i, limit: limit.unwrap_or(0), used });
-                    // Its answer was written above: take it back.
-                    if let Some(answer) = &records[i].0.answer {
-                        sqlx::query(
-                            "DELETE FROM idempotent_answers WHERE key_id = $1 AND idem_key = $2 AND request_id = $3",
-                        )
-                        .bind(key_id.row())
-                        .bind(&answer.idem_key)
-                        .bind(&records[i].0.request_id)
-                        .execute(&mut *tx.conn)
-                        .await?;
-                    }
-                }
-            }
-            self.queue_crossed_alerts(&mut tx, first, period, limit).await?;
-        }
-        let written: Vec<&UsageRecord> =
-            records.iter().enumerate().filter(|(i, _)| !unwritten.contains(*i)).map(|(_, (r, _))| *r).collect();
-        // Multi-row inserts: one round trip per chunk instead of one per record. Chunk sizes
-        // are powers of two, so a handful of distinct statements stay in the statement cache.
-        let mut rest = written.as_slice();
-        while !rest.is_empty() {
-            let size = RECORDS_PER_INSERT.min(1 << rest.len().ilog2());
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut query = sqlx::query(AssertSqlSafe(insert_records_sql(chunk.len(), self.dialect)));
-            for r in chunk {
-                query = query
-                    .bind(r.request_id.clone())
-                    .bind(r.api_key.clone())
-                    .bind(r.key_id.row())
-                    .bind(r.user_id.clone())
-                    .bind(r.operation)
-                    .bind(r.original_tokens as i64)
-                    .bind(r.compressed_tokens as i64)
-                    .bind(r.original_tokens.saturating_sub(r.compressed_tokens) as i64)
-                    .bind(r.model_id.clone())
-                    .bind(r.compression_ratio)
-                    .bind(r.quality_score)
-                    .bind(r.tool_id.clone())
-                    .bind(r.session_id.clone())
-                    .bind(r.metadata.clone())
-                    .bind(format_timestamp(r.timestamp));
-            }
-            query.execute(&mut *tx.conn).await?;
-        }
-        for s in snapshots {
-            sqlx::query(
-                "INSERT INTO rate_buckets (key_id, requests_level, requests_at_ms, tokens_level, tokens_at_ms)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (key_id) DO UPDATE SET requests_level = excluded.requests_level,
-                    requests_at_ms = excluded.requests_at_ms, tokens_level = excluded.tokens_level,
-                    tokens_at_ms = excluded.tokens_at_ms",
-            )
-            .bind(s.key_id.row())
-            .bind(s.requests.level)
-            .bind(s.requests.at_ms)
-            .bind(s.tokens.map(|t| t.level))
-            .bind(s.tokens.map(|t| t.at_ms))
-            .execute(&mut *tx.conn)
-            .await?;
-        }
+        let unwritten = batch.write(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(unwritten)
     }
@@ -788,59 +686,6 @@ impl Store {
 /// locked") until the process dies. Here any failure, and any drop before `commit`, closes the
 /// connection instead of returning it to the pool: closing rolls back whatever was open, and
 /// the pool opens a fresh connection for the next write.
-/// Adds `tokens` to a key's ledger for `period` unless that would take it past `limit`;
-/// `Err(used)` (the ledger's use) when it would. Atomic on both backends: the condition is
-/// read on the row the upsert has locked.
-async fn charge_ledger(
-    tx: &mut WriteTx,
-    key_id: KeyId,
-    period: Period,
-    tokens: u64,
-    limit: Option<u64>,
-) -> Result<Result<(), u64>, StoreError> {
-    let Some(limit) = limit else {
-        sqlx::query(
-            "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
-             ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used",
-        )
-        .bind(key_id.row())
-        .bind(period.to_string())
-        .bind(tokens as i64)
-        .execute(&mut *tx.conn)
-        .await?;
-        return Ok(Ok(()));
-    };
-    if tokens > limit {
-        return Ok(Err(ledger_used(tx, key_id, period).await?));
-    }
-    let limit = limit.min(i64::MAX as u64) as i64;
-    let applied: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO quota_ledger (key_id, period, used) VALUES ($1, $2, $3)
-         ON CONFLICT (key_id, period) DO UPDATE SET used = quota_ledger.used + excluded.used
-         WHERE excluded.used = 0 OR quota_ledger.used + excluded.used <= $4
-         RETURNING used",
-    )
-    .bind(key_id.row())
-    .bind(period.to_string())
-    .bind(tokens as i64)
-    .bind(limit)
-    .fetch_optional(&mut *tx.conn)
-    .await?;
-    match applied {
-        Some(_) => Ok(Ok(())),
-        None => Ok(Err(ledger_used(tx, key_id, period).await?)),
-    }
-}
-
-async fn ledger_used(tx: &mut WriteTx, key_id: KeyId, period: Period) -> Result<u64, StoreError> {
-    let used: Option<i64> = sqlx::query_scalar("SELECT used FROM quota_ledger WHERE key_id = $1 AND period = $2")
-        .bind(key_id.row())
-        .bind(period.to_string())
-        .fetch_optional(&mut *tx.conn)
-        .await?;
-    Ok(used.unwrap_or(0).max(0) as u64)
-}
-
 struct WriteTx {
     conn: sqlx::pool::PoolConnection<sqlx::Any>,
     committed: bool,

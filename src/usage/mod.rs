@@ -164,33 +164,37 @@ pub fn start_answer_purge(store: Store, clock: Arc<dyn Clock>) -> tokio::task::J
 
 /// Commits one batch and answers its jobs; returns the outage when it failed.
 async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Option<Outage> {
-    let mut records: Vec<(&UsageRecord, Charge)> = Vec::new();
+    let mut records: Vec<(UsageRecord, Charge)> = Vec::new();
+    let mut waiting = Vec::with_capacity(batch.len());
     let mut touched = BTreeSet::new();
-    for job in batch.iter() {
+    for job in batch.drain(..) {
         match job {
-            Job::Record { record, admission, .. } => {
+            Job::Record { record, admission, done } => {
                 let charge = Charge {
                     key_id: record.key_id,
                     period: admission.period,
                     tokens: admission.tokens,
                     limit: admission.monthly_limit(),
                 };
-                records.push((record, charge));
                 touched.insert(record.key_id);
+                records.push((*record, charge));
+                waiting.push((admission, Some(done)));
             }
-            Job::Touch { key_id, .. } => {
-                touched.insert(*key_id);
+            Job::Touch { key_id, admission } => {
+                touched.insert(key_id);
+                waiting.push((admission, None));
             }
         }
     }
+    let count = records.len();
     // Held until the batch's admissions are settled (see `Limiter::ledger_turn`).
     let _turn = limiter.ledger_turn().await;
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
-    let result = store.commit_usage(&records, &snapshots).await;
-    metrics::histogram!("omnimemory_usage_batch_records").record(records.len() as f64);
+    let result = store.commit_usage(records, snapshots).await;
+    metrics::histogram!("omnimemory_usage_batch_records").record(count as f64);
     // Logged once here with the driver's words; the waiting requests get only the kind of outage.
     let failure = result.as_ref().err().map(|e| {
-        tracing::error!("usage batch of {} records not committed: {e}", records.len());
+        tracing::error!("usage batch of {count} records not committed: {e}");
         e.outage().unwrap_or(Outage::Failed)
     });
     let mut over_quota: BTreeMap<usize, OverQuota> = BTreeMap::new();
@@ -204,25 +208,25 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
         answered_elsewhere.extend(unwritten.answered_elsewhere.iter().copied());
     }
     let mut index = 0;
-    for job in batch.drain(..) {
-        match job {
-            Job::Record { admission, done, .. } => {
-                let outcome = match (failure, over_quota.get(&index)) {
-                    (Some(outage), _) => Err(WriteError::Store(StoreError::Unavailable(outage))),
-                    (None, Some(o)) => Err(WriteError::OverQuota { limit: o.limit, used: o.used }),
-                    (None, None) if answered_elsewhere.contains(&index) => Err(WriteError::AnsweredElsewhere),
-                    (None, None) => Ok(()),
-                };
-                index += 1;
-                // Settled only when written; dropped, it gives back what it reserved.
-                match outcome {
-                    Ok(()) => admission.settle(),
-                    Err(_) => drop(admission),
-                }
-                let _ = done.send(outcome);
-            }
-            Job::Touch { admission, .. } => admission.settle(),
+    for (admission, done) in waiting {
+        // A touch leaves no record: it is settled whatever became of the batch.
+        let Some(done) = done else {
+            admission.settle();
+            continue;
+        };
+        let outcome = match (failure, over_quota.get(&index)) {
+            (Some(outage), _) => Err(WriteError::Store(StoreError::Unavailable(outage))),
+            (None, Some(o)) => Err(WriteError::OverQuota { limit: o.limit, used: o.used }),
+            (None, None) if answered_elsewhere.contains(&index) => Err(WriteError::AnsweredElsewhere),
+            (None, None) => Ok(()),
+        };
+        index += 1;
+        // Settled only when written; dropped, it gives back what it reserved.
+        match outcome {
+            Ok(()) => admission.settle(),
+            Err(_) => drop(admission),
         }
+        let _ = done.send(outcome);
     }
     failure
 }

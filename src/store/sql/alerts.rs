@@ -6,9 +6,9 @@
 
 use sqlx::Row as _;
 
-use super::{Store, WriteTx, ledger_used};
+use super::Store;
 use crate::quota::Period;
-use crate::store::{StoreError, UsageRecord, format_timestamp};
+use crate::store::{StoreError, format_timestamp};
 
 /// Schema step (usage database).
 pub const SQLITE_ALERT_OUTBOX: &str = "
@@ -62,52 +62,6 @@ impl Store {
     pub fn with_quota_alerts(mut self, thresholds: &[u32]) -> Store {
         self.alert_thresholds = Some(thresholds.into());
         self
-    }
-
-    /// Queues the alert of every threshold the key's month has reached (once per period: a
-    /// queued one stays as it is). `record` is one of the charged records, for the body.
-    pub(super) async fn queue_crossed_alerts(
-        &self,
-        tx: &mut WriteTx,
-        record: &UsageRecord,
-        period: Period,
-        limit: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let (Some(thresholds), Some(limit)) = (&self.alert_thresholds, limit) else { return Ok(()) };
-        // Keyless traffic (anonymous access) has no customer to warn.
-        if record.key_id.caller() == crate::keys::Caller::Anonymous {
-            return Ok(());
-        }
-        let used = ledger_used(tx, record.key_id, period).await?;
-        // Queued when its request was recorded.
-        let now = format_timestamp(record.timestamp);
-        // The tier is the public id's second part (`om_pro_…`).
-        let tier = record.api_key.split('_').nth(1).unwrap_or_default();
-        for &threshold in thresholds.iter() {
-            if u128::from(used) * 100 < u128::from(threshold) * u128::from(limit) {
-                continue;
-            }
-            let event_id = format!("evt_{:032x}", rand::random::<u128>());
-            let body = serde_json::json!({
-                "event_id": event_id, "type": "quota.threshold_reached",
-                "key_id": record.api_key, "user_id": record.user_id, "tier": tier,
-                "threshold": threshold, "used": used, "limit": limit, "period": period, "created_at": now,
-            })
-            .to_string();
-            sqlx::query(
-                "INSERT INTO alert_outbox (event_id, key_id, period, threshold, body, created_at, next_attempt_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (key_id, period, threshold) DO NOTHING",
-            )
-            .bind(&event_id)
-            .bind(record.key_id.row())
-            .bind(period.to_string())
-            .bind(i64::from(threshold))
-            .bind(&body)
-            .bind(&now)
-            .execute(&mut *tx.conn)
-            .await?;
-        }
-        Ok(())
     }
 
     /// Claims up to `max` undelivered alerts due at `now`, each for `lease` (another instance
