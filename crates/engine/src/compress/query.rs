@@ -77,13 +77,6 @@ impl QueryWords {
     pub fn is_empty(&self) -> bool {
         self.phrases.is_empty() && self.words.is_empty()
     }
-
-    /// The words sorted, for binary search.
-    pub fn sorted_words(&self) -> Vec<String> {
-        let mut w = self.words.clone();
-        w.sort();
-        w
-    }
 }
 
 #[cfg(test)]
