@@ -351,6 +351,11 @@ fn is_regular_machine_text(lines: &[&str]) -> bool {
 /// The machine-written shape of a line's start, if it has one; see
 /// [`is_regular_machine_text`].
 fn machine_shape(line: &str) -> Option<String> {
+    // A table row (`| Team | $794/mo | 5 |`, markdown or a database shell's) is no log line,
+    // whatever its cells hold.
+    if line.trim_start().starts_with('|') {
+        return None;
+    }
     let mut tokens = line.split(|c: char| c.is_whitespace() || c == '|').filter(|t| !t.is_empty());
     let first = tokens.next()?;
     let second = tokens.next().unwrap_or("");
@@ -543,6 +548,18 @@ mod tests {
         // Deeper than serde_json goes is still JSON (the engine then keeps it valid).
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert_eq!(detect(&deep), ContentType::Json);
+    }
+
+    #[test]
+    fn a_table_of_names_and_numbers_is_markdown_not_a_log() {
+        let mut table = String::from("| Plan | Price | Requests/s |\n|---|---|---|\n");
+        let plans =
+            ["Hobby", "Starter", "Team", "Business", "Scale", "Growth", "Premium", "Enterprise", "Custom", "Edu"];
+        for (k, plan) in plans.iter().enumerate() {
+            table.push_str(&format!("| {plan} | ${}/mo | {} |\n", 100 * k + 9, 5 * k + 1));
+        }
+        assert_eq!(detect(&table), ContentType::Markdown);
+        assert_eq!(detect(&format!("# Pricing\n\nOur plans.\n\n{table}")), ContentType::Markdown);
     }
 
     #[test]
