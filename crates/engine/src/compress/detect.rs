@@ -368,7 +368,7 @@ fn machine_shape(line: &str) -> Option<String> {
         return None;
     }
     let first_shape = token_shape(first);
-    if matches!(first_shape.as_str(), "0." | "0)" | "a:") {
+    if matches!(first_shape.as_str(), "0." | "0)" | "a:") || is_clause_number(first, second) {
         return None;
     }
     if looks_machine_written(first) {
@@ -385,6 +385,16 @@ fn machine_shape(line: &str) -> Option<String> {
     // A word (a host, a component), then a field with a number (`sshd[24200]:`, a pid).
     let second_shape = token_shape(second);
     (first_shape == "a" && second_shape.contains('0')).then(|| format!("a {second_shape}"))
+}
+
+/// A numbered clause or section of a document (`2.1 This Agreement…`, `4.3.2 "Fees" means…`):
+/// two to four groups of at most three digits, then a capital, a quote or a bracket. An
+/// epoch timestamp (`1617181920.123`) has longer groups.
+fn is_clause_number(first: &str, second: &str) -> bool {
+    let groups: Vec<&str> = first.strip_suffix('.').unwrap_or(first).split('.').collect();
+    (2..=4).contains(&groups.len())
+        && groups.iter().all(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()))
+        && second.starts_with(|c: char| c.is_uppercase() || matches!(c, '"' | '“' | '(' | '\''))
 }
 
 /// A token with runs of digits written `0` and runs of ASCII letters `a` (at most 48
@@ -560,6 +570,22 @@ mod tests {
         }
         assert_eq!(detect(&table), ContentType::Markdown);
         assert_eq!(detect(&format!("# Pricing\n\nOur plans.\n\n{table}")), ContentType::Markdown);
+    }
+
+    #[test]
+    fn numbered_clauses_are_a_document_and_epoch_stamped_lines_a_log() {
+        let mut contract = String::from("SERVICES AGREEMENT\n\n");
+        for section in 1..=4 {
+            contract.push_str(&format!("{section}. SECTION {section}\n\n"));
+            for clause in 1..=3 {
+                contract.push_str(&format!(
+                    "{section}.{clause} The Supplier shall give the Customer notice of change {clause} in writing.\n\n"
+                ));
+            }
+        }
+        assert_ne!(detect(&contract), ContentType::Logs);
+        let log: String = (0..12).map(|i| format!("1617181920.{i:03} INFO worker {i} done\n")).collect();
+        assert_eq!(detect(&log), ContentType::Logs);
     }
 
     #[test]
