@@ -983,7 +983,11 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     // C's `#include`, Java's `package x;`, YAML: a language without a grammar here (the
     // outline's). A diff that the diff handler could not fit is outlined too.
     // The JavaScript grammar would read much of it with few errors, and none of its meaning.
-    if foreign_marks(text) || super::detect::looks_like_yaml(text) || super::diff::is_diff(text) {
+    if foreign_marks(text)
+        || super::detect::looks_like_yaml(text)
+        || super::detect::looks_like_xml(text)
+        || super::diff::is_diff(text)
+    {
         return None;
     }
     let candidates = guess_languages(text);

@@ -146,6 +146,10 @@ pub fn detect(text: &str) -> ContentType {
     if super::diff::is_diff(sample) {
         return ContentType::Code;
     }
+    // XML before chat: `<title>…</title>` is no IRC nick's line.
+    if looks_like_xml(sample) {
+        return ContentType::Code;
+    }
     if super::chat::is_chat(sample) {
         return ContentType::Chat;
     }
@@ -215,6 +219,37 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Code;
     }
     ContentType::Prose
+}
+
+/// XML (a feed, a build or layout file, a SOAP answer, an SVG drawing): a `<?xml` prolog, or
+/// lines that are mostly tags, most ending with one and a quarter closing one, under a root that is not HTML's
+/// (a page is read as text, its tags around it). It is code: the outline (`outline.rs`) keeps
+/// every kept element's opening and closing tags.
+pub(crate) fn looks_like_xml(text: &str) -> bool {
+    let sample = prefix(text, SAMPLE_BYTES);
+    let start = sample.trim_start();
+    if start.starts_with("<?xml") {
+        return true;
+    }
+    let root = start.strip_prefix('<').map_or(String::new(), |r| {
+        r.split(|c: char| !(c.is_alphanumeric() || matches!(c, ':' | '-' | '_')))
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    });
+    const HTML_ROOTS: &[&str] = &[
+        "a", "article", "body", "br", "div", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "header",
+        "html", "img", "li", "main", "nav", "ol", "p", "section", "span", "table", "ul",
+    ];
+    if root.is_empty() || HTML_ROOTS.contains(&root.as_str()) {
+        return false;
+    }
+    let lines: Vec<&str> = sample.lines().map(str::trim).filter(|l| !l.is_empty()).take(SAMPLE_LINES).collect();
+    let tags = lines.iter().filter(|l| l.starts_with('<')).count();
+    let closing = lines.iter().filter(|l| l.contains("</") || l.ends_with("/>")).count();
+    // An IRC line opens with `<nick>` too, but rarely ends with a tag.
+    let ended = lines.iter().filter(|l| l.ends_with('>')).count();
+    lines.len() >= 4 && tags * 10 >= lines.len() * 8 && closing * 4 >= lines.len() && ended * 10 >= lines.len() * 6
 }
 
 /// A YAML document in block style: among the sampled lines outside block scalars (`run: |`
@@ -352,8 +387,9 @@ fn is_regular_machine_text(lines: &[&str]) -> bool {
 /// [`is_regular_machine_text`].
 fn machine_shape(line: &str) -> Option<String> {
     // A table row (`| Team | $794/mo | 5 |`, markdown or a database shell's) is no log line,
-    // whatever its cells hold.
-    if line.trim_start().starts_with('|') {
+    // whatever its cells hold; a log's fields may open with a `|` (`|Step_LSC|3000|…`).
+    let t = line.trim();
+    if t.len() > 1 && t.starts_with('|') && t.ends_with('|') {
         return None;
     }
     let mut tokens = line.split(|c: char| c.is_whitespace() || c == '|').filter(|t| !t.is_empty());
@@ -586,6 +622,21 @@ mod tests {
         assert_ne!(detect(&contract), ContentType::Logs);
         let log: String = (0..12).map(|i| format!("1617181920.{i:03} INFO worker {i} done\n")).collect();
         assert_eq!(detect(&log), ContentType::Logs);
+    }
+
+    #[test]
+    fn xml_is_code_and_a_page_or_an_irc_log_is_not() {
+        let mut pom = String::from("<project>\n  <dependencies>\n");
+        for i in 0..6 {
+            pom.push_str(&format!("    <dependency>\n      <artifactId>lib-{i}</artifactId>\n    </dependency>\n"));
+        }
+        pom.push_str("  </dependencies>\n</project>\n");
+        assert_eq!(detect(&pom), ContentType::Code);
+        assert_eq!(detect("<?xml version=\"1.0\"?>\n<note><to>Tove</to></note>\n"), ContentType::Code);
+        let page = include_str!("../../tests/support/article.html");
+        assert_ne!(detect(page), ContentType::Code);
+        let irc = "<alice> anyone seen the build break?\n<bob> yes, since </div> was removed\n<alice> ok\n<carol> fixed now\n";
+        assert!(!looks_like_xml(irc));
     }
 
     #[test]

@@ -32,6 +32,13 @@
 //! first (the document's outline, then its detail), with a query the blocks it names whole and
 //! the lines that mention its words before the rest. Markers are `# …`.
 //!
+//! **XML** ([`super::detect::looks_like_xml`]) nests by its tags, not its indentation: a start
+//! tag is one unit with its closing tag (and with its own lines while it is open, attributes one
+//! per line), and its values are in its elements' text, so leaves come as YAML's lines do,
+//! every element's first child before any's second, an element's tags only with something
+//! inside them (or last); with a query, the element around the few lines that say most about
+//! it, whole. Markers are `<!-- … N lines omitted -->`, never before the `<?xml` declaration.
+//!
 //! Not here: languages with a grammar ([`super::code`]), minified code (lines over 16 KiB:
 //! `None`).
 
@@ -245,30 +252,83 @@ fn comment_mark(lines: &[&str]) -> &'static str {
     }
 }
 
+/// Whether an XML line leaves a tag open: a `<` with no `>` after it (or, for a line that
+/// goes on with a tag already open, `inside`, no `>` at all).
+fn open_tag(t: &str, inside: bool) -> bool {
+    match (t.rfind('<'), t.rfind('>')) {
+        (Some(lt), Some(gt)) => lt > gt,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (None, None) => inside,
+    }
+}
+
+/// Each XML line's depth: the elements open before it (a closing tag's line, the depth of the
+/// element it closes). Counted from the tags: `<name` opens, `</` and `/>` close; comments,
+/// `<?…?>` and `<!…>` do neither.
+fn tag_depths(lines: &[&str]) -> Vec<usize> {
+    let mut depth = 0usize;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let t = line.trim();
+        let b = t.as_bytes();
+        let (mut opens, mut closes) = (0usize, 0usize);
+        for i in 0..b.len() {
+            match b[i] {
+                b'<' if b.get(i + 1) == Some(&b'/') => closes += 1,
+                b'<' if b.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') => opens += 1,
+                b'>' if i > 0 && b[i - 1] == b'/' => closes += 1,
+                _ => {}
+            }
+        }
+        // A line that opens with its closing tag sits at the depth of the element it closes.
+        let leading_close = usize::from(t.starts_with("</"));
+        depth = depth.saturating_sub(leading_close);
+        out.push(depth);
+        depth = (depth + opens).saturating_sub(closes - leading_close.min(closes));
+    }
+    out
+}
+
 /// Cuts `lines` into units (see the module docs). In YAML (`yaml`) indentation alone nests:
 /// `key:` is a parent, not a label, and no word closes or continues a block (`end: 3`,
 /// `when: …` are keys).
-fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
+fn units(lines: &[&str], yaml: bool, xml: bool) -> Vec<Unit> {
     // Comments and preprocessor lines at a shallower indentation than the code after them
     // (`#if` at column 0 in a function) sit at that code's indentation; one before a closer
     // sits inside the block it closes.
     // YAML's one comment syntax is `#` (a `* item` or `/*` is text in a block scalar).
-    let is_comment = |t: &str| if yaml { t.starts_with('#') } else { is_comment(t) };
-    let mut placement: Vec<usize> = lines.iter().map(|l| indent_of(l)).collect();
+    let is_comment = |t: &str| {
+        if yaml {
+            t.starts_with('#')
+        } else if xml {
+            t.starts_with("<!--")
+        } else {
+            is_comment(t)
+        }
+    };
+    // XML nests by its tags, whatever the indentation (`<rss>` and `<channel>` often share
+    // column 0).
+    let mut placement: Vec<usize> = if xml { tag_depths(lines) } else { lines.iter().map(|l| indent_of(l)).collect() };
     let mut next_code: Option<(usize, bool)> = None;
     for i in (0..lines.len()).rev() {
         let t = lines[i].trim();
         if t.is_empty() {
             continue;
         }
-        let transparent = is_comment(t) || !yaml && (is_directive(t) || is_label(t));
+        let transparent = is_comment(t) || !yaml && !xml && (is_directive(t) || is_label(t));
         if transparent {
             if let Some((w, closer)) = next_code {
                 let inside = if closer { w + 1 } else { w };
                 placement[i] = placement[i].max(inside);
             }
         } else {
-            next_code = Some((placement[i], t.starts_with(['}', ')', ']']) || CLOSER_WORDS.contains(&first_word(t))));
+            let closer = if xml {
+                t.starts_with("</")
+            } else {
+                t.starts_with(['}', ')', ']']) || CLOSER_WORDS.contains(&first_word(t))
+            };
+            next_code = Some((placement[i], closer));
         }
     }
     let mut units: Vec<Unit> = Vec::new();
@@ -289,6 +349,8 @@ fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
             units[u].lines.push(i);
             if in_comment {
                 in_comment = !t.contains("*/");
+            } else if xml {
+                open_brackets = i32::from(open_tag(t, true));
             } else {
                 open_brackets = (open_brackets + bracket_balance(t)).max(0);
             }
@@ -296,8 +358,12 @@ fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
         }
         let w = placement[i];
         let word = first_word(t);
-        let closes = !yaml && (t.starts_with(['}', ']', ')']) || CLOSER_WORDS.contains(&word) && t.len() <= 8);
-        let middle = !yaml && MIDDLE_WORDS.contains(&word) || closes && t.ends_with(['{', ':']);
+        let closes = if xml {
+            t.starts_with("</")
+        } else {
+            !yaml && (t.starts_with(['}', ']', ')']) || CLOSER_WORDS.contains(&word) && t.len() <= 8)
+        };
+        let middle = !yaml && !xml && (MIDDLE_WORDS.contains(&word) || closes && t.ends_with(['{', ':']));
         if closes || middle {
             while stack.last().is_some_and(|&(k, _)| k > w) {
                 stack.pop();
@@ -311,7 +377,7 @@ fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
                     stack.pop();
                 }
                 last = Some(u);
-                open_brackets = bracket_balance(t).max(0);
+                open_brackets = if xml { i32::from(open_tag(t, false)) } else { bracket_balance(t).max(0) };
                 continue;
             }
         }
@@ -335,7 +401,9 @@ fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
             units[p].children += 1;
         }
         let depth = parent.map_or(0, |p| units[p].depth + 1);
-        let import = parent.is_none() && IMPORT_PREFIXES.iter().any(|p| t.starts_with(p));
+        // XML's declaration must stay the document's first line: no marker may come before it.
+        let import = parent.is_none()
+            && if xml { t.starts_with("<?xml") } else { IMPORT_PREFIXES.iter().any(|p| t.starts_with(p)) };
         units.push(Unit {
             lines: vec![i],
             parent,
@@ -350,10 +418,18 @@ fn units(lines: &[&str], yaml: bool) -> Vec<Unit> {
         let u = units.len() - 1;
         stack.push((w, u));
         last = Some(u);
-        in_comment = !yaml && t.starts_with("/*") && !t.contains("*/");
-        open_brackets = if units[u].comment { 0 } else { bracket_balance(t).max(0) };
+        in_comment = !yaml && !xml && t.starts_with("/*") && !t.contains("*/");
+        // In XML a start tag over several lines (attributes one per line) goes on to its `>`;
+        // brackets in an element's text are words.
+        open_brackets = if units[u].comment {
+            0
+        } else if xml {
+            i32::from(open_tag(t, false))
+        } else {
+            bracket_balance(t).max(0)
+        };
     }
-    if !yaml {
+    if !yaml && !xml {
         pair_braces(lines, &mut units);
     }
     // An opener takes the annotations and the one-line comment right above it.
@@ -469,7 +545,8 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     }
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let yaml = super::detect::looks_like_yaml(text);
-    let units = units(&lines, yaml);
+    let xml = !yaml && super::detect::looks_like_xml(text);
+    let units = units(&lines, yaml, xml);
     if units.len() < 2 {
         return None;
     }
@@ -503,8 +580,25 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     // aside: `limits` holds `limit`) weighed by how few lines hold it (`web`, in every name of
     // a manifest, says less than `memory`).
     let same = |w: &str, q: &str| w == q || w.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(w);
-    let line_words: Vec<Vec<String>> =
-        if yaml && !qwords.is_empty() { lines.iter().map(|l| super::code::words(l)).collect() } else { Vec::new() };
+    let line_words: Vec<Vec<String>> = if (yaml || xml) && !qwords.is_empty() {
+        lines
+            .iter()
+            .map(|l| {
+                let mut words = super::code::words(l);
+                // XML text holds versions and ids whole (`2.3.0`, `ord-75`).
+                if xml {
+                    words.extend(
+                        l.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+                            .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+                            .filter(|t| t.len() >= 3),
+                    );
+                }
+                words
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let idf: Vec<f64> = qwords
         .iter()
         .map(|q| {
@@ -537,11 +631,25 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     };
     let opens_named = |u: &Unit| if yaml { yaml_key_named(u) } else { opens_named(u) };
     let mut named = vec![false; n];
+    // XML: the element around the few lines that say most about the query comes whole (the
+    // item whose title names the release asked about, with its description).
+    if xml {
+        let scores: Vec<f64> = units.iter().map(|u| if u.children == 0 { yaml_score(u) } else { 0.0 }).collect();
+        let best = scores.iter().copied().fold(0.0, f64::max);
+        let top: Vec<usize> = (0..n).filter(|&u| best > 0.0 && scores[u] >= best).collect();
+        if top.len() <= 3 {
+            for u in top {
+                if let Some(p) = units[u].parent {
+                    named[p] = true;
+                }
+            }
+        }
+    }
     for u in 0..n {
         let p = units[u].parent;
         // A block, or a statement over several lines (`CREATE TABLE order_lines (` … `);`).
         let definition = units[u].children > 0 || units[u].lines.len() > 1;
-        named[u] = p.is_some_and(|p| named[p]) || definition && !names.is_empty() && opens_named(&units[u]);
+        named[u] |= p.is_some_and(|p| named[p]) || definition && !names.is_empty() && opens_named(&units[u]);
     }
     let block_size = |u: &Unit| u.parent.map_or(lines.len(), |p| units[p].children);
     // The outline: openers whose parents are all in it, except the blocks of statements
@@ -556,17 +664,33 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             || t.starts_with(['}', ')', ']']);
         outline[u] = units[u].children > 0 && !statement && units[u].parent.is_none_or(|p| outline[p]);
     }
+    // XML: each element's place among its parent's children (an item's title is its first).
+    let mut sibling = vec![0usize; n];
+    if xml {
+        let mut seen = vec![0usize; n + 1];
+        for u in 0..n {
+            let slot = units[u].parent.map_or(n, |p| p);
+            sibling[u] = seen[slot];
+            seen[slot] += 1;
+        }
+    }
     // (tier, secondary, line): smaller first.
     let key = |i: usize| -> (u8, usize, usize) {
         let u = &units[i];
-        if yaml {
-            // Every key holds a value: shallower first, the ones the query names or
-            // mentions before the rest, comments last.
+        if yaml || xml {
+            // Every key holds a value: shallower first, the ones the query names or mentions
+            // before the rest, comments last. In XML the values are in the elements' text: an
+            // element's tags come only with a child of it (or last), and every element's first
+            // child before any's second (each item's title, then each item's link…).
             let score = yaml_score(u);
-            let tier = if named[i] {
+            let tier = if xml && u.import {
+                0
+            } else if named[i] {
                 1
             } else if u.comment {
                 7
+            } else if xml && u.children > 0 {
+                8
             } else if score > 0.0 {
                 2
             } else {
@@ -577,6 +701,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             let secondary = match tier {
                 1 => 0,
                 2 => usize::MAX - (score * 1e6) as usize,
+                _ if xml => sibling[i] * 64 + u.depth.min(63),
                 _ => u.depth,
             };
             return (tier, secondary, u.first);
@@ -610,8 +735,14 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     sorted.sort_by_cached_key(|&i| key(i));
     let order = ancestors_first(&sorted, &|u| units[u].parent);
     let mark = if yaml { "#" } else { comment_mark(&lines) };
-    let marker =
-        |indent: &str, n: usize| format!("{indent}{mark} … {n} {} omitted", if n == 1 { "line" } else { "lines" });
+    let marker = |indent: &str, n: usize| {
+        let what = if n == 1 { "line" } else { "lines" };
+        if xml {
+            format!("{indent}<!-- … {n} {what} omitted -->")
+        } else {
+            format!("{indent}{mark} … {n} {what} omitted")
+        }
+    };
     let render = |chosen: &[usize]| -> Rendering {
         let mut keep = vec![false; lines.len()];
         for &u in chosen {
@@ -737,6 +868,70 @@ mod tests {
 
     /// Each kept line of `out` that is indented has its parent (the nearest line above it
     /// with less indentation, comments left out) kept too.
+    /// Whether every element `out` opens it closes, in order, and a declaration comes first.
+    fn well_formed(out: &str) -> bool {
+        if out.contains("<?xml") && !out.starts_with("<?xml") {
+            return false;
+        }
+        let mut open: Vec<String> = Vec::new();
+        let mut rest = out;
+        while let Some(at) = rest.find('<') {
+            rest = &rest[at..];
+            let end =
+                if rest.starts_with("<!--") { rest.find("-->").map(|e| e + 3) } else { rest.find('>').map(|e| e + 1) };
+            let Some(end) = end else { return false };
+            let tag = &rest[..end];
+            let name =
+                |t: &str| t.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next().unwrap_or("").to_string();
+            if let Some(closing) = tag.strip_prefix("</") {
+                if open.pop() != Some(name(closing)) {
+                    return false;
+                }
+            } else if !tag.starts_with("<!") && !tag.starts_with("<?") && !tag.ends_with("/>") {
+                open.push(name(&tag[1..]));
+            }
+            rest = &rest[end..];
+        }
+        open.is_empty()
+    }
+
+    fn feed() -> String {
+        let mut xml =
+            String::from("<?xml version=\"1.0\"?>\n<rss version=\"2.0\">\n<channel>\n  <title>Releases</title>\n");
+        for i in 0..30 {
+            xml.push_str(&format!(
+                "  <item>\n    <title>Release {}.{}.0 of the toolkit</title>\n    <link\n      href=\"https://example.com/{i}\"/>\n    <description>Release {i} fixes bug {} (see the notes).</description>\n  </item>\n",
+                i / 10,
+                i % 10,
+                1000 + i
+            ));
+        }
+        xml.push_str("</channel>\n</rss>\n");
+        xml
+    }
+
+    #[test]
+    fn xml_keeps_every_kept_element_closed_and_the_asked_element_whole() {
+        let xml = feed();
+        assert!(crate::compress::detect::looks_like_xml(&xml));
+        let total = approx(&xml);
+        for budget in [total / 10, total / 4, total / 2, total * 3 / 4] {
+            for query in [None, Some("what does release 2.3.0 fix?")] {
+                let p = compress_outline(&xml, query, budget, &approx).unwrap();
+                assert!(well_formed(&p.text), "{budget} {query:?}:\n{}", p.text);
+                assert!(approx(&p.text) <= budget);
+                assert!(p.text.contains("<!-- … "), "{}", p.text);
+            }
+        }
+        // Every item's title before any item's description.
+        let p = compress_outline(&xml, None, total / 2, &approx).unwrap();
+        assert!(p.text.matches("of the toolkit</title>").count() >= 20, "{}", p.text);
+        assert!(!p.text.contains("fixes bug"), "{}", p.text);
+        // The item the query names comes whole.
+        let p = compress_outline(&xml, Some("what does release 2.3.0 fix?"), total / 10, &approx).unwrap();
+        assert!(p.text.contains("fixes bug 1023"), "{}", p.text);
+    }
+
     fn parents_kept(input: &str, out: &str) -> bool {
         let lines: Vec<&str> = input.lines().collect();
         let kept: Vec<&str> = out.lines().collect();
