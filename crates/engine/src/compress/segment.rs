@@ -579,8 +579,10 @@ pub fn split_sentences(text: &str, s: usize, e: usize, mut f: impl FnMut(usize, 
             quoted = None;
             continue;
         }
-        // Latin: needs white space after, then not a lower-case start.
-        if j >= e || !bytes[j].is_ascii_whitespace() {
+        // Latin: needs white space after, then not a lower-case start. A run of four dots or
+        // more (a leader, a test runner's `....F...`) ends nothing.
+        let leader = text[i..j].matches('.').count() >= 4;
+        if j >= e || !bytes[j].is_ascii_whitespace() || leader {
             i = j;
             continue;
         }
@@ -641,6 +643,16 @@ mod tests {
         let mut v = Vec::new();
         split_sentences(text, 0, text.len(), |s, e| v.push(&text[s..e]));
         v
+    }
+
+    #[test]
+    fn a_run_of_dots_is_a_leader_not_a_sentence_end() {
+        let progress = "tests/test_api.py .................................................. [69%]";
+        assert_eq!(sentences(progress), vec![progress]);
+        let toc = "Introduction .......... 3 Methods .......... 9";
+        assert_eq!(sentences(toc), vec![toc]);
+        // Three dots still end a sentence before a capital.
+        assert_eq!(sentences("He waited... Then he left."), vec!["He waited...", "Then he left."]);
     }
 
     fn segs(text: &str) -> Vec<&str> {
