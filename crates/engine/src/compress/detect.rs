@@ -13,23 +13,26 @@
 //! 3. Chat: the lines have the shape of a conversation (`[hh:mm] <nick> …`, `<nick> …`,
 //!    `User:` / `Assistant:` / `Human:` … role labels, or `nick: …` names that recur); see
 //!    [`chat::parse`](super::chat) for the exact rule.
-//! 4. Subtitles (SRT, WebVTT: at least 3 cue timing lines `00:00:06,500 --> 00:00:09,000`,
+//! 4. XML ([`looks_like_xml`]) is code, before chat (`<title>…</title>` is no IRC line).
+//! 5. Subtitles (SRT, WebVTT: at least 3 cue timing lines `00:00:06,500 --> 00:00:09,000`,
 //!    and a fifth of the lines) are prose, each cue one segment (`segment.rs`).
-//! 5. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
+//! 6. Logs: at least 3 lines, and at least 40% of the non-blank lines, carry a timestamp or a
 //!    level word (`INFO`, `WARN`, `ERROR`, `DEBUG`, …) near their start; or, whatever the
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
-//!    [`is_regular_machine_text`]).
-//! 6. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
+//!    [`is_regular_machine_text`]); or the text is a failed build's or test run's output
+//!    ([`is_failed_run`]). Table rows (`| … |`) and numbered clauses (`2.1 The …`) have no
+//!    machine shape.
+//! 7. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
 //!    keeps its keys under their parents.
-//! 7. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
+//! 8. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
 //!    and 5 code lines) look like code (keywords at the start, lines ending in
 //!    `{ } ; (`, assignments, indented code punctuation) and they outnumber markdown lines
 //!    (`# comment` lines count for neither); else markdown when headings, lists, tables,
 //!    quotes or links make up 10% of the lines (at least two of them).
-//! 8. Prose otherwise.
+//! 9. Prose otherwise.
 //!
 //! It does not decide the programming language; `code.rs` does that.
 
@@ -161,7 +164,7 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Prose;
     }
     let log_lines = lines.iter().filter(|l| is_log_line(l)).count();
-    if (log_lines >= 3 && log_lines * 10 >= n * 4) || is_regular_machine_text(&lines) {
+    if (log_lines >= 3 && log_lines * 10 >= n * 4) || is_regular_machine_text(&lines) || is_failed_run(&lines) {
         return ContentType::Logs;
     }
 
@@ -468,6 +471,32 @@ fn looks_machine_written(token: &str) -> bool {
     })
 }
 
+/// The output of a build, a test run or a command that failed: at least two unindented lines
+/// open with an error word (`error[E0308]: …`, `FAILED tests/…`, pytest's `E   assert …`,
+/// `Traceback …`, `fatal: …`), and little of the text is prose (lines ending with a period),
+/// code (lines ending with `;`, `{`, `}`, `)` or `,`; under 30% each) or markdown (headings,
+/// fences). The log handler keeps its
+/// errors, their locations and its summary first, and folds repeats (`Compiling …`).
+fn is_failed_run(lines: &[&str]) -> bool {
+    const ERROR_WORDS: &[&str] =
+        &["critical", "error", "exception", "fail", "failed", "failure", "fatal", "panic", "panicked", "traceback"];
+    let n = lines.len();
+    // At the line's start, not indented (code's `err = …` and `error: null,` are).
+    let opens_with_error = |l: &str| {
+        let word = l.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("");
+        // pytest's `E` lines: the capital, then a run of spaces.
+        if word == "E" {
+            return l[1..].starts_with("  ");
+        }
+        ERROR_WORDS.contains(&word.to_ascii_lowercase().as_str())
+    };
+    let errors = lines.iter().filter(|l| opens_with_error(l)).count();
+    let prose = lines.iter().filter(|l| l.trim_end().ends_with('.')).count();
+    let code = lines.iter().filter(|l| l.trim_end().ends_with([';', '{', '}', ')', ','])).count();
+    let markdown = lines.iter().any(|l| l.starts_with("```") || l.starts_with("# ") || l.starts_with("## "));
+    errors >= 2 && !markdown && prose * 10 < n * 3 && code * 10 < n * 3
+}
+
 /// A timestamp or level word near the start of the line.
 fn is_log_line(line: &str) -> bool {
     let head = prefix(line, 80);
@@ -637,6 +666,26 @@ mod tests {
         assert_ne!(detect(page), ContentType::Code);
         let irc = "<alice> anyone seen the build break?\n<bob> yes, since </div> was removed\n<alice> ok\n<carol> fixed now\n";
         assert!(!looks_like_xml(irc));
+    }
+
+    #[test]
+    fn a_failed_build_or_test_run_is_a_log_and_code_handling_errors_is_not() {
+        let build = "   Compiling serde v1.0.210\n   Compiling billing v0.3.1 (/srv/billing)\n\
+                     error[E0308]: mismatched types\n  --> src/invoice.rs:42:20\n   |\n\
+                     42 |     let total: u32 = lines.iter().sum::<u64>();\n   |                ^^^ expected `u32`\n\n\
+                     error[E0425]: cannot find function `round_cents` in this scope\n  --> src/invoice.rs:57:5\n\
+                     error: could not compile `billing` (lib) due to 2 previous errors\n";
+        assert_eq!(detect(build), ContentType::Logs);
+        let pytest = "collected 214 items\n\ntests/test_billing.py ....F..F [62%]\n\n\
+                      >       assert invoice_total([10, 20]) == 31\nE       assert 30 == 31\n\n\
+                      tests/test_billing.py:120: AssertionError\n\
+                      FAILED tests/test_billing.py::test_refund_partial - RefundError: cannot refund 30\n\
+                      FAILED tests/test_billing.py::test_invoice_totals - assert 30 == 31\n";
+        assert_eq!(detect(pytest), ContentType::Logs);
+        let go = "func load(path string) (*Config, error) {\n\tdata, err := os.ReadFile(path)\n\
+                  \tif err != nil {\n\t\treturn nil, err\n\t}\n\terr = json.Unmarshal(data, &cfg)\n\
+                  \tif err != nil {\n\t\treturn nil, fmt.Errorf(\"parse %s: %w\", path, err)\n\t}\n\treturn &cfg, nil\n}\n";
+        assert_ne!(detect(go), ContentType::Logs);
     }
 
     #[test]
