@@ -612,7 +612,8 @@ fn each_block_term(
 ///   passage naming it (a passage another one names by its title is a second hop, however
 ///   little it shares with the rest). For a lead, the standing counts only below the median
 ///   block's (`(c / median)`, at most 1): the leads of passages that share least with the others
-///   wait, the rest stay in input order. For later sentences it counts steeply
+///   wait, the rest stay in input order; in a text without titles or headings, the opening
+///   paragraph never waits (a contract's preamble names its parties once). For later sentences it counts steeply
 ///   (`(c / mean)^`[`CENTRALITY_POWER`]),
 ///   so whole central passages come before the rest, and among those the sentences dense in
 ///   rare words, names and numbers (information per word over the mean sentence's, square root).
@@ -684,6 +685,16 @@ pub fn agnostic_utilities(
         }
     }
     let mean_density = if dn > 0 { dsum / dn as f64 } else { 0.0 };
+    // A plain document (no titles, no headings: a letter, a contract, an article) opens with
+    // what it is about: its first paragraph (not a title line above it) never waits. Passages
+    // with titles (retrieved contexts) and sections with headings rank as they are.
+    let opening = if segs.iter().any(|s| s.kind == SegKind::Header) {
+        None
+    } else {
+        segs.iter()
+            .find(|s| s.kind == SegKind::Sentence && text[s.start..s.end].split_whitespace().nth(7).is_some())
+            .map(|s| s.block)
+    };
     let mut j = 0usize;
     let mut leads: Vec<usize> = Vec::new();
     let mut lead: Option<usize> = None;
@@ -717,6 +728,7 @@ pub fn agnostic_utilities(
         // most with the others first, steeply: whole central passages before the rest.
         let centrality = match standing.get(s.block) {
             Some(&c) if pos > 0 && mean_centrality > 0.0 => (c / mean_centrality).powf(CENTRALITY_POWER),
+            Some(_) if Some(s.block) == opening => 1.0,
             Some(&c) if median_centrality > 0.0 => (c / median_centrality).min(1.0).powf(LEAD_CENTRALITY_POWER),
             _ => 1.0,
         };
@@ -1122,6 +1134,28 @@ mod tests {
         for b in 0..6 {
             assert!(u[sentence(b, 0)] >= u[sentence(b, 1)], "{b}: {u:?}");
         }
+    }
+
+    #[test]
+    fn a_plain_documents_opening_paragraph_never_waits() {
+        // A contract: the preamble names the parties once; the clauses share their own words.
+        let text = "SERVICES AGREEMENT\n\n\
+                    This agreement is made on 1 March 2026 between Acme Analytics Ltd of London and \
+                    Northwind Traders Inc of Delaware.\n\n\
+                    1.1 The supplier shall provide the services in each statement of work.\n\n\
+                    1.2 The supplier shall invoice the fees for the services monthly.\n\n\
+                    1.3 The customer shall pay the fees for the services within thirty days.\n\n\
+                    1.4 The customer may end the services with thirty days of notice.\n";
+        let segs = segment(text, SegmentOptions::default());
+        let a = Analysis::new(text, &segs);
+        let u = agnostic_utilities(&a, text, &segs, &|_| 1, &[]);
+        let at = |needle: &str| segs.iter().position(|s| text[s.start..s.end].contains(needle)).unwrap();
+        let preamble = u[at("Acme Analytics")];
+        for clause in ["1.1 The supplier", "1.2 The supplier", "1.3 The customer", "1.4 The customer"] {
+            assert!(preamble >= u[at(clause)], "{clause}: {u:?}");
+        }
+        // With titles (retrieved passages), the first passage has no such privilege: see
+        // `without_a_query_off_topic_leads_wait_and_named_passages_do_not`.
     }
 
     #[test]
