@@ -233,9 +233,10 @@ impl Store {
         let probe_urls = ["api_keys.db", "usage.db"].map(|f| sqlite_url(&home.join(f))).to_vec();
         let keys = open_sqlite_pool(&home.join("api_keys.db")).await?;
         migrate_sqlite(&keys, SQLITE_KEYS_SCHEMA).await?;
-        let usage = open_sqlite_pool(&home.join("usage.db")).await?;
+        let usage_path = home.join("usage.db");
+        let usage = open_sqlite_pool(&usage_path).await?;
         migrate_sqlite(&usage, SQLITE_USAGE_SCHEMA).await?;
-        let sqlite_writer = Some(std::sync::Arc::new(SqliteWriter::start(home.join("usage.db"))?));
+        let sqlite_writer = Some(std::sync::Arc::new(SqliteWriter::start(usage_path)?));
         let location = home.display().to_string();
         let home = Some(home.to_path_buf());
         let alert_thresholds = None;
@@ -720,25 +721,30 @@ pub(super) fn class_of(e: &sqlx::Error) -> ErrorClass {
             if db.is_unique_violation() {
                 return ErrorClass::Conflict;
             }
-            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
-            // SQLITE_CORRUPT, SQLITE_NOTADB; PostgreSQL's data_corrupted, index_corrupted.
-            let corrupt = match (sqlite, db.code()) {
-                (true, Some(code)) => matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(11 | 26)),
-                (false, Some(code)) => matches!(&*code, "XX001" | "XX002"),
-                (_, None) => false,
-            };
-            if corrupt {
+            let code = db.code();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return code.and_then(|c| c.parse::<i32>().ok()).and_then(sqlite_code_class).unwrap_or(ErrorClass::Bug);
+            }
+            // PostgreSQL's data_corrupted, index_corrupted.
+            if code.as_deref().is_some_and(|c| matches!(c, "XX001" | "XX002")) {
                 return ErrorClass::Corrupt;
             }
-            db.code().and_then(|code| match sqlite {
-                true => sqlite_outage(code.parse::<i32>().ok()? & 0xff),
-                false => postgres_outage(&code),
-            })
+            code.and_then(|c| postgres_outage(&c))
         }
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => return ErrorClass::Corrupt,
         _ => None,
     };
     outage.map_or(ErrorClass::Bug, ErrorClass::Unavailable)
+}
+
+/// The class a SQLite result code (primary or extended) gives, when it is not a statement's
+/// own error: corrupt data (SQLITE_CORRUPT, SQLITE_NOTADB) or storage that cannot serve. Read
+/// the same from sqlx's errors and from the usage writer's own connection (`sqlite_writer`).
+fn sqlite_code_class(code: i32) -> Option<ErrorClass> {
+    match code & 0xff {
+        11 | 26 => Some(ErrorClass::Corrupt),
+        primary => sqlite_outage(primary).map(ErrorClass::Unavailable),
+    }
 }
 
 /// SQLite primary result codes that describe the storage, not the statement.
@@ -863,6 +869,11 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
+/// What every connection to a SQLite file sets: durable commits, a wait for the write lock,
+/// foreign keys (the pool's connections and the usage writer's own).
+const SQLITE_CONNECTION_PRAGMAS: &str =
+    "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON";
+
 /// A pool on one SQLite file: created if missing (owner-only), WAL (a persistent property of
 /// the file, set once here), `synchronous=FULL` and a busy timeout on every connection.
 async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
@@ -874,7 +885,7 @@ async fn open_sqlite_pool(path: &Path) -> Result<AnyPool, StoreError> {
         .max_connections(4)
         .after_connect(|conn, _| {
             Box::pin(async move {
-                conn.execute("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON").await?;
+                conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
                 Ok(())
             })
         })

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, ToSql, params_from
 use tokio::sync::oneshot;
 
 use super::batch::{Arg, Batch, Statements};
-use super::{Dialect, sqlite_outage};
+use super::{Dialect, SQLITE_CONNECTION_PRAGMAS, sqlite_code_class};
 use crate::store::{ErrorClass, Outage, StoreError, Unwritten};
 
 /// Batches in flight are few (the usage writer waits for each), so the queue is unbounded.
@@ -96,7 +96,7 @@ fn commit(conn: &mut Option<Connection>, path: &Path, batch: &Batch) -> Result<U
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON")?;
+    conn.execute_batch(SQLITE_CONNECTION_PRAGMAS)?;
     Ok(conn)
 }
 
@@ -142,16 +142,11 @@ impl ToSql for Arg<'_> {
 pub(in crate::store) fn class_of(e: &rusqlite::Error) -> ErrorClass {
     match e {
         rusqlite::Error::SqliteFailure(failure, _) => {
-            let primary = failure.extended_code & 0xff;
             // SQLITE_CONSTRAINT_PRIMARYKEY, _UNIQUE.
             if matches!(failure.extended_code, 1555 | 2067) {
                 return ErrorClass::Conflict;
             }
-            // SQLITE_CORRUPT, SQLITE_NOTADB.
-            if matches!(primary, 11 | 26) {
-                return ErrorClass::Corrupt;
-            }
-            sqlite_outage(primary).map_or(ErrorClass::Bug, ErrorClass::Unavailable)
+            sqlite_code_class(failure.extended_code).unwrap_or(ErrorClass::Bug)
         }
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::IntegralValueOutOfRange(..)

@@ -223,8 +223,6 @@ struct QueryMatch {
     /// The query words' term ids (sorted), and the words with a digit (sorted).
     terms: Vec<u32>,
     numbers: Vec<String>,
-    /// How many distinct words the query has: the share's denominator.
-    words: usize,
     lexicon: Lexicon,
 }
 
@@ -242,8 +240,7 @@ impl QueryMatch {
         terms.sort_unstable();
         terms.dedup();
         numbers.sort();
-        let words = terms.len() + numbers.len();
-        QueryMatch { phrases: q.phrases.clone(), terms, numbers, words, lexicon }
+        QueryMatch { phrases: q.phrases.clone(), terms, numbers, lexicon }
     }
 
     /// Share of the query matched by a line, in [0, 1].
@@ -261,7 +258,8 @@ impl QueryMatch {
                 hit[k] = true;
             }
         }
-        let word_share = hit.iter().filter(|h| **h).count() as f64 / self.words.max(1) as f64;
+        // Over the query's distinct words (stems, and words with a digit).
+        let word_share = hit.iter().filter(|h| **h).count() as f64 / hit.len().max(1) as f64;
         let phrases = &self.phrases;
         let phrase_share =
             phrases.iter().filter(|p| lower.contains(p.as_str())).count() as f64 / phrases.len().max(1) as f64;

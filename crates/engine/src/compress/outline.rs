@@ -285,7 +285,7 @@ fn tag_depths(lines: &[&str]) -> Vec<usize> {
         let leading_close = usize::from(t.starts_with("</"));
         depth = depth.saturating_sub(leading_close);
         out.push(depth);
-        depth = (depth + opens).saturating_sub(closes - leading_close.min(closes));
+        depth = (depth + opens).saturating_sub(closes.saturating_sub(leading_close));
     }
     out
 }
@@ -633,10 +633,12 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     let mut named = vec![false; n];
     // XML: the element around the few lines that say most about the query comes whole (the
     // item whose title names the release asked about, with its description).
+    // Each unit's score, read once (the order's key reads it too).
+    let scores: Vec<f64> = if yaml || xml { units.iter().map(yaml_score).collect() } else { Vec::new() };
     if xml {
-        let scores: Vec<f64> = units.iter().map(|u| if u.children == 0 { yaml_score(u) } else { 0.0 }).collect();
-        let best = scores.iter().copied().fold(0.0, f64::max);
-        let top: Vec<usize> = (0..n).filter(|&u| best > 0.0 && scores[u] >= best).collect();
+        let leaf = |u: usize| if units[u].children == 0 { scores[u] } else { 0.0 };
+        let best = (0..n).map(leaf).fold(0.0, f64::max);
+        let top: Vec<usize> = (0..n).filter(|&u| best > 0.0 && leaf(u) >= best).collect();
         if top.len() <= 3 {
             for u in top {
                 if let Some(p) = units[u].parent {
@@ -669,7 +671,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     if xml {
         let mut seen = vec![0usize; n + 1];
         for u in 0..n {
-            let slot = units[u].parent.map_or(n, |p| p);
+            let slot = units[u].parent.unwrap_or(n);
             sibling[u] = seen[slot];
             seen[slot] += 1;
         }
@@ -682,7 +684,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             // before the rest, comments last. In XML the values are in the elements' text: an
             // element's tags come only with a child of it (or last), and every element's first
             // child before any's second (each item's title, then each item's link…).
-            let score = yaml_score(u);
+            let score = scores[i];
             let tier = if xml && u.import {
                 0
             } else if named[i] {
