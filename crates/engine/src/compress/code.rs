@@ -36,10 +36,13 @@
 //! dropped whole.
 //!
 //! Priority: imports (top-level ones, then nested ones); then skeletons and definitions (top
-//! level first, compact ones first); then doc comments; then body statements — with a query,
-//! bodies and statements mentioning the query's words come first (identifiers are split on
-//! `_` and camelCase), without one short bodies come first, each from its start. Lines outside any item (stray statements,
-//! unattached comments) come last. Blank lines are kept only between kept lines, one per run.
+//! level first, compact ones first). With a query, then doc comments, then body statements,
+//! bodies and statements mentioning the query's words first (identifiers are split on `_`
+//! and camelCase). Without one, whole bodies, shortest first (each body's statements
+//! together, from its start), then doc comments' first paragraphs, then the rest of the doc
+//! comments (details, examples): a definition kept whole tells more than the second page of
+//! another's documentation. Lines outside any item (stray statements, unattached comments)
+//! come last. Blank lines are kept only between kept lines, one per run.
 //! A piece is only shown with the pieces it needs (a statement with its function's skeleton,
 //! a method with its class's), and the longest prefix of this order that fits is kept, then
 //! smaller later pieces fill what is left.
@@ -320,6 +323,8 @@ struct Piece {
     seq: usize,
     /// The name of the definition this piece opens (its skeleton or whole item), if any.
     name: Option<(usize, usize)>,
+    /// A doc comment past its first paragraph (details, examples).
+    detail: bool,
 }
 
 /// Splits the tree into pieces; `whole_only` keeps every top-level item whole.
@@ -385,7 +390,7 @@ impl Segmenter<'_> {
     }
 
     fn push(&mut self, lines: Vec<(usize, usize)>, parent: Option<usize>, kind: PieceKind, depth: usize) -> usize {
-        self.pieces.push(Piece { lines, parent, kind, depth, group: None, seq: 0, name: None });
+        self.pieces.push(Piece { lines, parent, kind, depth, group: None, seq: 0, name: None, detail: false });
         self.pieces.len() - 1
     }
 
@@ -394,8 +399,9 @@ impl Segmenter<'_> {
     /// `Doc` piece that needs the item.
     fn item(&mut self, node: Node<'_>, attached: &[Node<'_>], parent: Option<usize>, depth: usize) {
         let mut with_item: Vec<LineRange> = Vec::new();
-        let mut doc: Vec<LineRange> = Vec::new();
+        let mut doc: Vec<(LineRange, bool)> = Vec::new();
         let mut summary_taken = false;
+        let mut past_first_paragraph = false;
         for c in attached {
             let range = (c.start_position().row, last_row(*c));
             if matches!(c.kind(), "attribute_item" | "inner_attribute_item" | "decorator") {
@@ -405,7 +411,10 @@ impl Segmenter<'_> {
                 with_item.push(range);
             } else {
                 summary_taken = true;
-                doc.push(range);
+                doc.push((range, past_first_paragraph));
+                let text = &self.text[c.byte_range()];
+                past_first_paragraph |=
+                    text.trim_matches(|ch: char| ch.is_whitespace() || "/*!#".contains(ch)).is_empty();
             }
         }
         let before = self.pieces.len();
@@ -415,9 +424,10 @@ impl Segmenter<'_> {
             self.pieces[before].name = definition_name(node).map(|n| (n.start_byte(), n.end_byte()));
             self.pieces[before].lines.extend(with_item);
             // One piece per comment node (a `///` line, a `/** … */` block), kept in order.
-            for (seq, range) in doc.into_iter().enumerate() {
+            for (seq, (range, detail)) in doc.into_iter().enumerate() {
                 let p = self.push(vec![range], Some(before), PieceKind::Doc, depth);
                 self.pieces[p].seq = seq;
+                self.pieces[p].detail = detail;
             }
         }
     }
@@ -1260,16 +1270,19 @@ fn select(
                 _ if units.targets[i] => 90.0 - 0.001 * p.seq.min(1000) as f64 - depth,
                 // Compact signatures first: many of them say more than one long definition.
                 PieceKind::Signature => 60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64),
+                // Without a query, a doc comment's details and examples wait for the bodies.
+                PieceKind::Doc if p.detail && query_words.is_empty() => 15.0 - 0.001 * p.seq.min(1000) as f64,
                 PieceKind::Doc => 30.0 + 20.0 * rel - 0.001 * p.seq.min(1000) as f64,
-                // Statements: short bodies first, each body from its start; with a query,
-                // bodies about it first and matching statements first within them.
+                // Statements. Without a query, whole bodies after every signature, shortest
+                // first, each body's statements together (equal scores keep input order);
+                // with one, bodies about it first and matching statements first within them.
                 PieceKind::Body => {
                     let (body_lines, body_rel) = p.group.map_or((line_count, rel), |g| {
                         (groups[g].1 + 1 - groups[g].0.min(groups[g].1 + 1), group_rel[g])
                     });
                     let seq = p.seq.min(1000) as f64;
                     if query_words.is_empty() {
-                        20.0 + 5.0 / (1.0 + body_lines as f64 / 10.0) - 0.001 * seq
+                        38.0 + 22.0 / (1.0 + body_lines as f64 / 5.0)
                     } else {
                         20.0 + 15.0 * body_rel + 15.0 * rel - 0.001 * seq
                     }
@@ -2125,6 +2138,34 @@ class Outer:
         assert!(p.text.lines().any(|l| l == "    use crate::serve;"), "{}", p.text);
         assert!(approx(&p.text) <= budget);
         assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
+    }
+
+    #[test]
+    fn without_a_query_whole_short_functions_come_before_a_docs_examples() {
+        // One type with a long doc comment (a summary, then details and an example), and
+        // short functions: at half the tokens, every function is kept whole and it is the
+        // example that goes, not their bodies.
+        let example: String = (0..30).map(|i| format!("/// let value_{i} = Config::load(\"path/{i}\");\n")).collect();
+        let functions: String = (0..6)
+            .map(|i| format!("pub fn step_{i}(x: u32) -> u32 {{\n    let y = x * {i};\n    y + 1\n}}\n\n"))
+            .collect();
+        let src = format!(
+            "use std::fs;\n\n/// The settings.\n/// Loaded once at start.\n///\n/// # Example\n///\n/// ```\n{example}/// ```\n\
+             pub struct Config {{\n    pub path: String,\n}}\n\n{functions}"
+        );
+        let budget = approx(&src) / 2;
+        let p = compress_code(&src, None, budget, &approx).unwrap();
+        assert!(approx(&p.text) <= budget);
+        for i in 0..6 {
+            let whole = format!("pub fn step_{i}(x: u32) -> u32 {{\n    let y = x * {i};\n    y + 1\n}}");
+            assert!(p.text.contains(&whole), "step_{i} not whole:\n{}", p.text);
+        }
+        assert!(p.text.contains("/// The settings.\n/// Loaded once at start.\n"), "{}", p.text);
+        assert!(p.text.contains("pub struct Config {"), "{}", p.text);
+        assert!(!p.text.contains("value_29"), "{}", p.text);
+        // With a query about the example, the example comes first again.
+        let p = compress_code(&src, Some("load config value path"), budget, &approx).unwrap();
+        assert!(p.text.contains("value_0"), "{}", p.text);
     }
 
     #[test]
