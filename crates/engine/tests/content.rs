@@ -161,7 +161,9 @@ fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
                 if line.trim_start().starts_with('#') {
                     assert!(headings.contains(&line.trim()), "cut heading {line:?} in {ctx}");
                 }
-                if line.trim_start().starts_with('|') {
+                // A table row is an input row, or the marker of the rows a cut table lost.
+                let rows_marker = line.starts_with("| \u{2026} ") && line.ends_with(" rows omitted |");
+                if line.trim_start().starts_with('|') && !rows_marker {
                     assert!(input_lines.contains(&line.trim()), "cut table row {line:?}");
                 }
                 if line.split_whitespace().any(|w| list_only.iter().any(|l| *l == w)) {

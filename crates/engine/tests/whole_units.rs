@@ -154,3 +154,35 @@ fn without_a_query_every_passage_lead_comes_before_the_titles_when_the_leads_fit
     let out = run(&text, None, Budget::Tokens(budget), Granularity::Sentence);
     assert_eq!(out.matches("Title: ").count(), leads.len(), "{out}");
 }
+
+#[test]
+fn a_table_cut_down_says_how_many_rows_it_lost() {
+    let rows: String = (0..40)
+        .map(|i| {
+            format!("| Region-{i} | {} | ${}/mo | {} |\n", ["Basic", "Team", "Enterprise"][i % 3], 40 + 17 * i, 3 + i)
+        })
+        .collect();
+    let text = format!(
+        "# Billing\n\nThe table lists every region's plan as of March.\n\n| Region | Plan | Cost | Seats |\n|---|---|---|---|\n{rows}\nCosts are billed monthly.\n"
+    );
+    let all = Encoding::Cl100k.count(&text);
+    let budgets = [Budget::Ratio(0.6), Budget::Ratio(0.3), Budget::Tokens(all - 4), Budget::Tokens(all - 40)];
+    for query in [None, Some("Which region has the Enterprise plan?")] {
+        for budget in budgets {
+            let out = run(&text, query, budget, Granularity::Sentence);
+            let lines: Vec<&str> = out.lines().collect();
+            let head = lines.iter().position(|l| l.starts_with("| Region |")).expect("header kept");
+            let table: Vec<&str> = lines[head..].iter().copied().take_while(|l| l.starts_with('|')).collect();
+            // Every row shown is an input row, and the table's last line says what is missing.
+            let rows_shown: Vec<&str> = table.iter().copied().filter(|r| text.lines().any(|l| l == *r)).collect();
+            let kept = rows_shown.len() - 2; // header and separator
+            assert!(kept > 0, "{out}");
+            if kept == 40 {
+                assert_eq!(table.len(), 42, "{out}");
+            } else {
+                assert_eq!(table.len(), rows_shown.len() + 1, "{out}");
+                assert_eq!(table[table.len() - 1], format!("| \u{2026} {} of 40 rows omitted |", 40 - kept), "{out}");
+            }
+        }
+    }
+}

@@ -14,7 +14,9 @@
 //! adjacent in the input the original white space is kept; across a gap the join is the
 //! original white space next to the pieces (the stronger of the two: a newline beats a space),
 //! or a blank line between blocks, with the indentation of the next piece's line when it opens
-//! it (a fence inside a list item stays inside it). Nothing else is ever inserted.
+//! it (a fence inside a list item stays inside it). The one other text inserted: a markdown
+//! table that lost rows ends with a row that says how many, `| … 33 of 40 rows omitted |`
+//! (a row, so the table stays a table), counted with the rest.
 
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
@@ -61,16 +63,39 @@ impl State<'_> {
         }
     }
 
-    fn spans(&self) -> Vec<(usize, usize, usize)> {
+    /// The kept pieces, in order: `(start, end, block, segment)`.
+    fn spans(&self) -> Vec<(usize, usize, usize, usize)> {
         let mut v = Vec::new();
         for (i, s) in self.segs.iter().enumerate() {
             if self.full[i] {
-                v.push((s.start, s.end, s.block));
+                v.push((s.start, s.end, s.block, i));
             } else if let Some(p) = self.partial.filter(|p| p.seg == i) {
-                v.push((p.start, p.end, s.block));
+                v.push((p.start, p.end, s.block, i));
             }
         }
         v
+    }
+
+    /// For a kept table row that is its table's last kept row while some rows of the table
+    /// are dropped: the marker row that says so, `| … 12 of 40 rows omitted |`.
+    fn table_marker(&self, spans: &[(usize, usize, usize, usize)], k: usize) -> Option<String> {
+        let seg = &self.segs[spans[k].3];
+        let table = seg.parent.filter(|_| seg.kind == SegKind::TableRow)?;
+        let of_table = |i: usize| self.segs[i].kind == SegKind::TableRow && self.segs[i].parent == Some(table);
+        if spans.get(k + 1).is_some_and(|n| of_table(n.3)) {
+            return None;
+        }
+        // A row longer than a segment is several segments; rows are counted by their first.
+        let starts_row = |i: usize| self.text[..self.segs[i].start].trim_end_matches([' ', '\t']).ends_with('\n');
+        let rows: Vec<usize> = (table + 1..self.segs.len())
+            .take_while(|&i| self.segs[i].block == seg.block)
+            .filter(|&i| of_table(i) && starts_row(i))
+            .collect();
+        let dropped = rows.iter().filter(|&&i| !self.full[i]).count();
+        (dropped > 0).then(|| {
+            let noun = if rows.len() == 1 { "row" } else { "rows" };
+            format!("| \u{2026} {dropped} of {} {noun} omitted |", rows.len())
+        })
     }
 
     /// How many kept segments each segment is the parent of.
@@ -94,25 +119,30 @@ impl State<'_> {
     /// [`PieceCounter::count_spliced`].
     fn render_runs(&self) -> (String, Vec<(usize, usize, usize)>) {
         let spans = self.spans();
-        let mut out = String::with_capacity(spans.iter().map(|s| s.1 - s.0 + 2).sum());
+        let mut out = String::with_capacity(spans.iter().map(|s| s.1 - s.0 + 2).sum::<usize>() + 32);
         let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(spans.len());
-        for (k, &(s, e, b)) in spans.iter().enumerate() {
+        let mut marked = false;
+        for (k, &(s, e, b, _)) in spans.iter().enumerate() {
+            let mut run_goes_on = false;
             if k > 0 {
-                let (ps, pe, pb) = spans[k - 1];
+                let (ps, pe, pb, _) = spans[k - 1];
                 let sep = separator(self.text, (ps, pe, pb), (s, e, b), self.crlf);
                 out.push_str(sep);
                 // The input's own white space between the two: one run goes on.
-                if std::ptr::eq(sep.as_ptr(), self.text[pe..].as_ptr())
-                    && pe + sep.len() == s
-                    && let Some(last) = runs.last_mut()
-                {
-                    out.push_str(&self.text[s..e]);
-                    last.2 = e - last.1;
-                    continue;
-                }
+                run_goes_on = !std::mem::take(&mut marked)
+                    && std::ptr::eq(sep.as_ptr(), self.text[pe..].as_ptr())
+                    && pe + sep.len() == s;
             }
-            runs.push((out.len(), s, e - s));
+            match runs.last_mut() {
+                Some(last) if run_goes_on => last.2 = e - last.1,
+                _ => runs.push((out.len(), s, e - s)),
+            }
             out.push_str(&self.text[s..e]);
+            if let Some(marker) = self.table_marker(&spans, k) {
+                out.push_str(if self.crlf { "\r\n" } else { "\n" });
+                out.push_str(&marker);
+                marked = true;
+            }
         }
         (out, runs)
     }
