@@ -13,10 +13,14 @@
 //!   identifier-like word of the query come first (so `key "2a8d…"` finds that key), then
 //!   BM25-like overlap of query words with keys and values. Without a query: input order,
 //!   except that array elements introducing keys not seen before come first (schema stays
-//!   visible) and small members are kept whole before large ones are sampled.
+//!   visible) and small members are kept whole before large ones are sampled. An array that
+//!   keeps some elements whole keeps no element in part (a record cut to its cheapest field,
+//!   `{"rank": 18}`, would read as one more whole record), and its elements are never swapped
+//!   for larger ones (its order means something: ranks, time); an array none of whose
+//!   elements fits whole is sampled inside its elements.
 //! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
-//!   selection runs against an internal budget (greedy, then swapping kept members for larger
-//!   dropped ones while more than 2% is left), and that internal budget is searched
+//!   selection runs against an internal budget (greedy, then, in objects, swapping kept
+//!   members for larger dropped ones while more than 2% is left), and that internal budget is searched
 //!   (interpolation inside a bracket, at most 12 rounds) until the real `count` of the
 //!   rendered text fits and is within 3% under the budget (aiming inside the 5% promise), or
 //!   the step of one whole member makes that impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
@@ -371,12 +375,22 @@ impl Ctx<'_> {
                 deferred.push(c);
             }
         }
+        // In an array with whole elements kept, a cut element would be a stub of its cheapest
+        // fields (`{"rank": 18}`) read as one more whole record: the array ends with its whole
+        // elements instead. An array none of whose elements fits whole is still sampled.
+        if self.nodes[idx].kind == Kind::Array && self.nodes[idx].children.iter().any(|&c| sel[c] == Sel::Whole) {
+            deferred.clear();
+        }
         let mut left = deferred.len();
         for c in deferred {
             let remaining = budget.saturating_sub(used);
             let share = remaining / left.max(1);
             left -= 1;
             used += self.select_member(c, share, depth, sel);
+        }
+        // An array's order means something (ranks, time): its elements are not swapped.
+        if self.nodes[idx].kind == Kind::Array {
+            return used;
         }
         used + self.swap_fill(&order, budget, budget.saturating_sub(used), sel)
     }
@@ -634,6 +648,46 @@ mod tests {
         assert!(compress_json(&deep, None, 10, &approx).is_none());
         let deep_obj = "{\"a\":".repeat(10_000) + "1" + &"}".repeat(10_000);
         assert!(compress_json(&deep_obj, Some("a"), 10, &approx).is_none());
+    }
+
+    #[test]
+    fn records_are_kept_whole_from_the_first_without_stubs() {
+        // Search results of one shape: without a query, whole results from the first, in
+        // order; never a cut record such as `{"rank": 18}` that reads like one more result.
+        let results: Vec<serde_json::Value> = (1..=25)
+            .map(|i| {
+                serde_json::json!({
+                    "rank": i,
+                    "title": format!("Result {i}: notes on topic number {i}"),
+                    "url": format!("https://example.com/docs/{i}"),
+                    "snippet": format!("This page explains how feature {i} behaves in production, with caveats ({}).", "x".repeat(i % 7 * 9)),
+                    "score": 1.0 / i as f64,
+                })
+            })
+            .collect();
+        let original = serde_json::json!({ "query": "eviction", "total": 25, "results": results });
+        let doc = serde_json::to_string_pretty(&original).unwrap();
+        for div in [2, 4, 10] {
+            let budget = approx(&doc) / div;
+            let p = compress_json(&doc, None, budget, &approx).unwrap();
+            assert!(approx(&p.text) <= budget);
+            let v: serde_json::Value = serde_json::from_str(&p.text).unwrap();
+            let kept = v["results"].as_array().unwrap();
+            assert!(!kept.is_empty(), "{}", p.text);
+            let mut previous = 0;
+            for r in kept {
+                let rank = r["rank"].as_u64().unwrap() as usize;
+                let whole =
+                    r.as_object().unwrap().len() == 5 && r["snippet"] == original["results"][rank - 1]["snippet"];
+                assert!(
+                    whole && rank > previous,
+                    "1/{div}: result {rank} is not the input's, whole, in order:\n{}",
+                    p.text
+                );
+                previous = rank;
+            }
+            assert_eq!(kept[0]["rank"], 1, "{}", p.text);
+        }
     }
 
     #[test]
