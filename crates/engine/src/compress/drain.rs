@@ -14,7 +14,11 @@
 //! header comes before its message) — when that share is at least [`SIMILARITY`] (or what
 //! the caller asks for the class); the positions where they differ become variable. Otherwise it starts a new
 //! template. Only the [`MAX_CANDIDATES`] latest templates of a group are compared, so the cost
-//! is linear in the input whatever it holds.
+//! is linear in the input whatever it holds. Last, templates keyed alike but for their
+//! second key word, that agree on at least [`FAMILY_SIMILARITY`] of their other positions,
+//! are merged when at least [`FAMILY_MIN`] of them do: a word that takes that many values
+//! where a message would start is a parameter (`Compiling <crate> v…`, `User <name> is over
+//! quota`), while a few messages that start differently stay apart.
 //!
 //! Each line also gets a *variant*: its template and the words it has at the template's
 //! variable positions where few distinct words occur (at most [`MAX_VARIANT_WORDS`], and at
@@ -153,6 +157,9 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 /// ([`SIMILARITY`] for a class past its end).
 pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
     let mut groups: FxMap<(u8, usize, u64, u64), Vec<usize>> = FxMap::default();
+    // Templates that differ only in their second key word (`Compiling serde v1.0.0`,
+    // `Compiling tokio v1.1.0`): class, length, first key word and the two keys' positions.
+    let mut families: FxMap<(u8, usize, u64, usize, usize), Vec<usize>> = FxMap::default();
     let mut templates: Vec<Vec<Option<u64>>> = Vec::new();
     let mut template = Vec::with_capacity(lines.len());
     // Every line's tokens, one after another: line i's are `all[starts[i]..starts[i + 1]]`.
@@ -191,6 +198,7 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
             }
         }
         let members = groups.entry((class[i], tokens.len(), key[0], key[1])).or_default();
+        let family_key = (class[i], tokens.len(), key[0], key_at[0], key_at[1]);
         let least = similarity.get(usize::from(class[i])).copied().unwrap_or(SIMILARITY);
         let mut best: Option<(f64, usize)> = None;
         for &c in members.iter().rev().take(MAX_CANDIDATES) {
@@ -224,11 +232,15 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
             None => {
                 templates.push(tokens.clone());
                 members.push(templates.len() - 1);
+                if key_at[1] != usize::MAX {
+                    families.entry(family_key).or_default().push(templates.len() - 1);
+                }
                 templates.len() - 1
             }
         };
         template.push(id);
     }
+    let template = merge_families(&mut templates, families, template);
     // Template ids are created in line order, so they are dense and in order of first
     // appearance.
     let line_tokens = |i: usize| &all[starts[i]..starts[i + 1]];
@@ -245,6 +257,84 @@ pub(crate) fn mine(lines: &[&str], class: &[u8], similarity: &[f64]) -> Mined {
         shape.push(*ids.entry(h.finish()).or_insert(next));
     }
     Mined { templates: templates.len(), variants, shapes: ids.len(), template, variant, shape }
+}
+
+/// Templates at least that differ only in their second key word for that word to be read
+/// as a parameter (a crate, a file, a user name) rather than the message's first word.
+const FAMILY_MIN: usize = 6;
+
+/// Share of the other positions two templates of a family must agree on to be merged.
+const FAMILY_SIMILARITY: f64 = 0.8;
+
+/// Merges, in each family of templates keyed alike but for their second key word, the
+/// templates that agree elsewhere, when at least [`FAMILY_MIN`] of them do: that word then
+/// takes so many values that it is a parameter (`Compiling <*> <*>`), while two messages that
+/// start differently (`Accepted password …`, `Failed password …`) stay apart. Returns the
+/// lines' templates, renumbered densely in order of first appearance.
+fn merge_families(
+    templates: &mut Vec<Vec<Option<u64>>>,
+    families: FxMap<(u8, usize, u64, usize, usize), Vec<usize>>,
+    template: Vec<usize>,
+) -> Vec<usize> {
+    let mut into: Vec<usize> = (0..templates.len()).collect();
+    let mut any = false;
+    for ((_, _, _, at0, at1), members) in families {
+        if members.len() < FAMILY_MIN {
+            continue;
+        }
+        // Clusters of members that agree off the key positions, each led by its first.
+        let mut clusters: Vec<Vec<usize>> = Vec::new();
+        for &t in &members {
+            let agrees = |lead: usize| {
+                let (mut same, mut compared) = (0usize, 0usize);
+                for (p, (a, b)) in templates[lead].iter().zip(&templates[t]).enumerate() {
+                    if p == at0 || p == at1 || (a.is_none() && b.is_none()) {
+                        continue;
+                    }
+                    compared += 1;
+                    same += usize::from(a.is_some() && a == b);
+                }
+                compared == 0 || same as f64 >= FAMILY_SIMILARITY * compared as f64
+            };
+            match clusters.iter_mut().find(|c| agrees(c[0])) {
+                Some(c) => c.push(t),
+                None => clusters.push(vec![t]),
+            }
+        }
+        for c in clusters.into_iter().filter(|c| c.len() >= FAMILY_MIN) {
+            let lead = c[0];
+            for &t in &c[1..] {
+                into[t] = lead;
+                let other = std::mem::take(&mut templates[t]);
+                for (a, b) in templates[lead].iter_mut().zip(&other) {
+                    if *a != *b {
+                        *a = None;
+                    }
+                }
+            }
+            templates[lead][at1] = None;
+            any = true;
+        }
+    }
+    if !any {
+        return template;
+    }
+    // Dense ids again, in order of first appearance.
+    let mut dense = vec![usize::MAX; templates.len()];
+    let mut kept: Vec<Vec<Option<u64>>> = Vec::new();
+    let template = template
+        .into_iter()
+        .map(|t| {
+            let lead = into[t];
+            if dense[lead] == usize::MAX {
+                dense[lead] = kept.len();
+                kept.push(std::mem::take(&mut templates[lead]));
+            }
+            dense[lead]
+        })
+        .collect();
+    *templates = kept;
+    template
 }
 
 /// Most distinct words at a template's variable position for them to tell variants apart.
@@ -324,6 +414,39 @@ mod tests {
         // tell variants apart): 2 variants, and a third for the parameter `test9`.
         assert_eq!(m.variant, vec![0, 0, 1, 2, 3, 4]);
         assert_eq!(m.shape, vec![0, 0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_key_word_with_many_values_is_a_parameter_and_two_messages_stay_apart() {
+        let crates = ["serde", "tokio", "hyper", "axum", "rand", "regex", "clap", "anyhow"];
+        let mut lines: Vec<String> = crates.iter().map(|c| format!("   Compiling {c} v1.0.3")).collect();
+        // Seven messages of one length after one level word, which differ in their first
+        // word and in the rest: seven templates, however many lines each has.
+        let messages = [
+            "Accepted password",
+            "Failed password",
+            "Closed session",
+            "Opened session",
+            "Invalid key",
+            "Expired token",
+            "Locked account",
+        ];
+        for user in ["root", "admin", "guest"] {
+            for m in messages {
+                lines.push(format!("INFO {m} for {user} from 10.0.0.1"));
+            }
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let m = mine(&refs, &vec![0; refs.len()], &[]);
+        assert!(m.template[..8].iter().all(|&t| t == 0), "{:?}", m.template);
+        let first: Vec<usize> = m.template[8..15].to_vec();
+        assert_eq!(first, (1..8).collect::<Vec<_>>(), "{:?}", m.template);
+        for run in m.template[8..].chunks(7) {
+            assert_eq!(run, first, "{:?}", m.template);
+        }
+        // Fewer than a family's worth: each crate is still its own template.
+        let m = mine(&refs[..3], &[0; 3], &[]);
+        assert_eq!(m.template, vec![0, 1, 2]);
     }
 
     #[test]

@@ -670,6 +670,23 @@ mod tests {
     }
 
     #[test]
+    fn a_builds_progress_lines_collapse_and_its_errors_come_whole() {
+        let crates = ["serde", "tokio", "hyper", "axum", "rand", "regex", "clap", "anyhow", "bytes", "mio", "libc", "syn"];
+        let mut log: String = crates.iter().map(|c| format!("   Compiling {c} v1.2.0\n")).collect::<String>().repeat(3);
+        log.push_str(
+            "error[E0308]: mismatched types\n  --> src/lib.rs:42:5\n   |\n42 |     \"hello\"\n   |     ^^^^^^^ expected `u32`, found `&str`\n\n\
+             error: could not compile `myapp` (lib) due to 1 previous error\n",
+        );
+        let p = compress_logs(&log, None, approx(&log) / 4, &approx).unwrap();
+        assert!(p.text.contains("expected `u32`, found `&str`"), "{}", p.text);
+        assert!(p.text.contains("  --> src/lib.rs:42:5"), "{}", p.text);
+        // The progress lines are one template: one shown, the rest counted.
+        let shown = p.text.lines().filter(|l| l.contains("Compiling")).count();
+        assert!(shown >= 1 && shown < 6, "{}", p.text);
+        assert!(p.text.contains(" similar lines omitted]"), "{}", p.text);
+    }
+
+    #[test]
     fn markers_count_every_dropped_repeat() {
         let log = "start\n".to_string() + &"same line again\n".repeat(500) + "end\n";
         let p = compress_logs(&log, None, 16, &approx).unwrap();
