@@ -5,7 +5,7 @@
 //! - IRC: `[hh:mm] <nick> text`, `hh:mm <nick> text` or `<nick> text`; status lines
 //!   (`=== nick has joined`, `* nick waves`, `-!- …`) are turns without a speaker;
 //! - role labels: `User:`, `Assistant:`, `Human:`, `System:`, `AI:` … (also `[user]`,
-//!   `**User:**`, `### Assistant`);
+//!   `**User:**`, `### Assistant`, and a chat app's copy, `You said:` / `ChatGPT said:`);
 //! - names: `nick: text`, or a name of up to three words, the later ones capitalised or
 //!   numbers (`John Smith:`, `Speaker 2:`), when at least two names each start two lines, such
 //!   lines are at least half of the text, their messages average three words or more and the
@@ -15,8 +15,9 @@
 //!   `12/03/2024, 09:05 - Name: text`), except a bare one to the second with a date or a
 //!   separator, which is a log's;
 //! - stamped headers: a name and a time alone on a line (`Alice Smith  9:05 AM`,
-//!   `Alice — Today at 9:05 AM`, `[9:05 AM] Alice`), the message on the lines below, when at
-//!   least two speakers have three headers between them.
+//!   `Alice — Today at 9:05 AM`, `[9:05 AM] Alice`, a meeting transcript's
+//!   `Speaker 1 (00:01:23):`), the message on the lines below, when at least two speakers have
+//!   three headers between them.
 //!
 //! A turn runs from its label to the next label (the lines between, blank lines included,
 //! belong to it), so a kept turn always carries its speaker.
@@ -59,6 +60,8 @@ const ROLES: &[&str] = &[
     "gpt",
     "chatgpt",
     "claude",
+    "gemini",
+    "copilot",
     "customer",
     "agent",
     "support",
@@ -230,7 +233,20 @@ fn bare_stamp(b: &[u8]) -> Option<(usize, bool, bool)> {
 fn stamped_header(t: &str) -> Option<(usize, usize)> {
     let t = t.trim_end();
     let ts = skip_timestamp(t);
-    let (start, name) = if ts > 0 {
+    // A meeting transcript's `Speaker 1 (00:01:23):`, `Alice Smith [1:05:09]`: the time in
+    // brackets after the name.
+    let core = t.strip_suffix(':').unwrap_or(t).trim_end();
+    let bracketed = [('(', ')'), ('[', ']')].iter().find_map(|&(open, close)| {
+        let inner = core.strip_suffix(close)?;
+        let at = inner.rfind(open)?;
+        let stamp = &inner[at + 1..];
+        let whole = stamp.starts_with(|c: char| c.is_ascii_digit())
+            && bare_stamp(stamp.as_bytes()).map(|s| s.0) == Some(stamp.len());
+        (whole && at > 0).then(|| inner[..at].trim_end())
+    });
+    let (start, name) = if let Some(name) = bracketed {
+        (0, name)
+    } else if ts > 0 {
         (ts, &t[ts..])
     } else {
         // A time at the end: the name is what comes before it and its separator.
@@ -252,7 +268,10 @@ fn stamped_header(t: &str) -> Option<(usize, usize)> {
         w.chars().next().is_some_and(char::is_alphabetic)
             && w.chars().all(|c| c.is_alphanumeric() || "._-'".contains(c))
     };
-    if words.is_empty() || words.len() > 4 || name.len() > 40 || !words.iter().all(word_ok) {
+    // `Speaker 2`: a number after the first word.
+    let later_ok = |w: &&str| word_ok(w) || w.bytes().all(|c| c.is_ascii_digit());
+    if words.is_empty() || words.len() > 4 || name.len() > 40 || !word_ok(&words[0]) || !words[1..].iter().all(later_ok)
+    {
         return None;
     }
     if words.len() == 1 && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(words[0])) {
@@ -380,7 +399,14 @@ fn label(line: &str) -> Option<Label> {
         }
     }
     let name = &r[..end];
-    let after = r[end..].trim_start_matches('*');
+    let mut after = r[end..].trim_start_matches('*');
+    // A chat app's copy: `You said:`, `ChatGPT said:`.
+    if let Some(said) = after.strip_prefix(" said")
+        && said.starts_with(':')
+        && ROLES.contains(&name.to_ascii_lowercase().as_str())
+    {
+        after = said;
+    }
     let heading = rest.starts_with('#') && after.trim().is_empty();
     if !(after.starts_with(':') || heading) {
         return None;

@@ -21,7 +21,8 @@
 //!    format, the lines are regular machine text: at least [`REGULAR_MIN_LINES`] lines, and
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]); or the text is a failed build's or test run's output
-//!    ([`is_failed_run`]). Table rows (`| … |`) and numbered clauses (`2.1 The …`) have no
+//!    ([`is_failed_run`]). A stack trace's frames ([`is_trace_frame`]: `at a.b.C(C.java:12)`,
+//!    `Caused by:`, `... 21 more`, `File "x.py", line 3`) count for neither side. Table rows (`| … |`) and numbered clauses (`2.1 The …`) have no
 //!    machine shape.
 //! 7. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
 //!    keeps its keys under their parents.
@@ -164,7 +165,12 @@ pub fn detect(text: &str) -> ContentType {
         return ContentType::Prose;
     }
     let log_lines = lines.iter().filter(|l| is_log_line(l)).count();
-    if (log_lines >= 3 && log_lines * 10 >= n * 4) || is_regular_machine_text(&lines) || is_failed_run(&lines) {
+    // A stack trace's frames belong to the log line above them: they count for neither side.
+    let frames = lines.iter().filter(|l| is_trace_frame(l)).count();
+    if (log_lines >= 3 && log_lines * 10 >= (n - frames) * 4)
+        || is_regular_machine_text(&lines)
+        || is_failed_run(&lines)
+    {
         return ContentType::Logs;
     }
 
@@ -497,6 +503,27 @@ fn is_failed_run(lines: &[&str]) -> bool {
     errors >= 2 && !markdown && prose * 10 < n * 3 && code * 10 < n * 3
 }
 
+/// A line of a stack trace under a log line: a Java or JavaScript frame (`at a.b.C.m(C.java:12)`,
+/// `at handler (/srv/app.js:10:5)`), `Caused by: …`, `... 21 more` / `... 21 common frames
+/// omitted`, or a Python traceback's `Traceback (most recent call last):` and
+/// `File "x.py", line 3, in f`.
+fn is_trace_frame(line: &str) -> bool {
+    let t = line.trim();
+    if let Some(frame) = t.strip_prefix("at ") {
+        let site = frame.split_whitespace().next().unwrap_or("");
+        let located = t.ends_with(')') || t.ends_with(|c: char| c.is_ascii_digit());
+        return located && !site.is_empty() && site.contains(['.', '/', '(', ':']) && !site.ends_with(',');
+    }
+    if let Some(rest) = t.strip_prefix("... ") {
+        return rest.starts_with(|c: char| c.is_ascii_digit())
+            && (rest.ends_with(" more") || rest.ends_with(" omitted"));
+    }
+    t.starts_with("Caused by: ")
+        || t.starts_with("Suppressed: ")
+        || t == "Traceback (most recent call last):"
+        || (t.starts_with("File \"") && t.contains("\", line "))
+}
+
 /// A timestamp or level word near the start of the line.
 fn is_log_line(line: &str) -> bool {
     let head = prefix(line, 80);
@@ -686,6 +713,61 @@ mod tests {
                   \tif err != nil {\n\t\treturn nil, err\n\t}\n\terr = json.Unmarshal(data, &cfg)\n\
                   \tif err != nil {\n\t\treturn nil, fmt.Errorf(\"parse %s: %w\", path, err)\n\t}\n\treturn &cfg, nil\n}\n";
         assert_ne!(detect(go), ContentType::Logs);
+    }
+
+    #[test]
+    fn a_log_with_long_stack_traces_is_a_log() {
+        let mut log = String::new();
+        for i in 0..6 {
+            log.push_str(&format!(
+                "2024-07-22 14:31:{i:02}.475  INFO 4187 --- [main] c.a.App : GET /api/invoices/{i} -> 200\n"
+            ));
+        }
+        log.push_str("2024-07-22 14:31:32.146 ERROR 4187 --- [job-1] c.a.Job : Invoice generation failed\n");
+        log.push_str("org.springframework.dao.DataIntegrityViolationException: could not execute statement\n");
+        for i in 0..25 {
+            log.push_str(&format!("\tat org.springframework.aop.Proxy{i}.invoke(Proxy{i}.java:{})\n", 100 + i));
+        }
+        log.push_str("Caused by: org.postgresql.util.PSQLException: duplicate key\n\t... 21 common frames omitted\n");
+        log.push_str("2024-07-22 14:31:42.688  INFO 4187 --- [job-1] c.a.Job : finished: 1,282 generated, 2 failed\n");
+        assert_eq!(detect(&log), ContentType::Logs);
+        let python = "2024-05-01 10:00:01,120 INFO etl: batch 17 started\n2024-05-01 10:00:02,340 ERROR etl: load failed\n\
+                      Traceback (most recent call last):\n  File \"/app/etl/main.py\", line 142, in run\n    load(batch)\n\
+                      \x20 File \"/app/etl/load.py\", line 88, in load\n    raise LoadError(batch.id)\n\
+                      etl.errors.LoadError: batch 17\n2024-05-01 10:00:03,001 INFO etl: retrying batch 17\n";
+        assert_eq!(detect(python), ContentType::Logs);
+        // Prose that mentions being "at" places is no stack trace.
+        let prose =
+            "We met at the station. At noon the train left.\nShe was at home (mostly).\nThey arrived at 10:30.\n";
+        assert_ne!(detect(prose), ContentType::Logs);
+    }
+
+    #[test]
+    fn meeting_transcripts_and_chat_app_copies_are_chats() {
+        let mut teams = String::new();
+        for (i, (who, said)) in [
+            ("Speaker 1", "Hey, can you hear me okay?"),
+            ("Speaker 2", "Yeah, loud and clear. Just waiting for Olu."),
+            ("Speaker 3", "Morning! Sorry, my camera is being weird today."),
+            ("Speaker 1", "No worries at all. How was the offsite?"),
+            ("Speaker 2", "Good, we agreed on the Q3 budget request."),
+        ]
+        .iter()
+        .enumerate()
+        {
+            teams.push_str(&format!("{who} (00:0{i}:1{i}):\n{said}\n\n"));
+        }
+        assert_eq!(detect(&teams), ContentType::Chat);
+        let named = teams.replace("Speaker 1", "Hannah Whitfield").replace("Speaker 2", "Nadia Petrova");
+        assert_eq!(detect(&named), ContentType::Chat);
+        let turns = super::super::chat::parse(&teams).unwrap();
+        assert_eq!(turns.len(), 5);
+        let copy = "You said:\nHow do I fix a CORS error from my Flask API?\nChatGPT said:\n\nEnable CORS in Flask with flask-cors.\n\n\
+                    You said:\nthat worked! what about production?\nChatGPT said:\n\nList the production origins explicitly.\n";
+        assert_eq!(detect(copy), ContentType::Chat);
+        let turns = super::super::chat::parse(copy).unwrap();
+        assert_eq!(turns.len(), 4);
+        assert_eq!(&copy[turns[1].speaker.unwrap().0..turns[1].speaker.unwrap().1], "ChatGPT");
     }
 
     #[test]

@@ -671,7 +671,8 @@ mod tests {
 
     #[test]
     fn a_builds_progress_lines_collapse_and_its_errors_come_whole() {
-        let crates = ["serde", "tokio", "hyper", "axum", "rand", "regex", "clap", "anyhow", "bytes", "mio", "libc", "syn"];
+        let crates =
+            ["serde", "tokio", "hyper", "axum", "rand", "regex", "clap", "anyhow", "bytes", "mio", "libc", "syn"];
         let mut log: String = crates.iter().map(|c| format!("   Compiling {c} v1.2.0\n")).collect::<String>().repeat(3);
         log.push_str(
             "error[E0308]: mismatched types\n  --> src/lib.rs:42:5\n   |\n42 |     \"hello\"\n   |     ^^^^^^^ expected `u32`, found `&str`\n\n\
