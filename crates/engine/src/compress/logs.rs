@@ -683,7 +683,7 @@ mod tests {
         assert!(p.text.contains("  --> src/lib.rs:42:5"), "{}", p.text);
         // The progress lines are one template: one shown, the rest counted.
         let shown = p.text.lines().filter(|l| l.contains("Compiling")).count();
-        assert!(shown >= 1 && shown < 6, "{}", p.text);
+        assert!((1..6).contains(&shown), "{}", p.text);
         assert!(p.text.contains(" similar lines omitted]"), "{}", p.text);
     }
 
