@@ -525,7 +525,7 @@ fn is_trace_frame(line: &str) -> bool {
 }
 
 /// A timestamp or level word near the start of the line.
-fn is_log_line(line: &str) -> bool {
+pub(crate) fn is_log_line(line: &str) -> bool {
     let head = prefix(line, 80);
     has_timestamp(head) || has_level(head)
 }

@@ -6,8 +6,9 @@
 //! word (`ERROR`, `FATAL`, `CRITICAL`, `SEVERE`, `panic`, `Traceback`, `failed`, `failure`,
 //! `…Exception`, `…Error`, …) or an error level letter (`E`/`F` in a column of one-letter
 //! levels, as in logcat, or leading a glog line, `E0612 …`); trace for the continuation lines
-//! that follow an error (indented lines, `at …`, `Caused by:`); warning for `WARN`/`WARNING`
-//! (or a `W` level letter); other otherwise. Templates are mined from the lines themselves
+//! that follow an error (indented lines, `at …`, `Caused by:`, and the line right under it when
+//! it starts no record of its own: `ERROR in a.tsx:41` over `TS2339: Property …`); warning for
+//! `WARN`/`WARNING` (or a `W` level letter); other otherwise. Templates are mined from the lines themselves
 //! (see `drain.rs`: variable tokens are those with digits and dates in words; lines of
 //! different severity never share a template, and error lines need a closer match to share
 //! one), so no log format needs to be known.
@@ -20,13 +21,15 @@
 //!    line of every trace template (so a stack trace follows its error);
 //! 2. lines matching the query's words (by their stems) or quoted phrases, best first, one per
 //!    variant (in a delimited table, every matching row);
-//! 3. one line of every warning template, then of every other template (the cheapest line of
+//! 3. the log's last line ([`LAST_LINES`]; where it ended: the service up again, a run's
+//!    summary), but in a delimited table;
+//! 4. one line of every warning template, then of every other template (the cheapest line of
 //!    the template; cheap templates first, so a tight budget shows as many as it can); then the
 //!    query's other matching lines, best first;
-//! 4. the first line of each variant not yet shown (a template's lines that differ in one of
+//! 5. the first line of each variant not yet shown (a template's lines that differ in one of
 //!    a few words, `closed` / `reset`), then of each shape (every constant word), errors
 //!    first, then larger ones first;
-//! 5. the remaining lines, each shape's second line before any third, and so on; blank
+//! 6. the remaining lines, each shape's second line before any third, and so on; blank
 //!    lines last.
 //!
 //! Output: the kept lines in input order, byte-exact, joined by `\n`. When lines of a kept
@@ -59,6 +62,10 @@ use super::drain;
 use super::query::QueryWords;
 use super::text::Lexicon;
 use super::units::{Count, fit_units};
+
+/// The log's last lines kept right after its errors and the query's matches: where it ended.
+/// One: at 10x on logs-dev a second cost a template.
+const LAST_LINES: usize = 1;
 
 /// Collapse-line pieces; see the module docs for the exact form.
 const MARKER_PREFIX: &str = "  [\u{2026} ";
@@ -191,6 +198,7 @@ fn severities(lines: &[&str]) -> Vec<Severity> {
     let column = level_letter_column(lines);
     let mut out = Vec::with_capacity(lines.len());
     let mut in_error_block = false;
+    let mut after_error_line = false;
     for line in lines {
         let mut sev = word_severity(line);
         if sev != Severity::Error {
@@ -202,10 +210,15 @@ fn severities(lines: &[&str]) -> Vec<Severity> {
                 sev = sev.max(letter_severity(l));
             }
         }
+        // The line right under an error line, when it starts no record of its own (no stamp,
+        // no level), is that error's message: `ERROR in src/a.tsx:41:27` over `TS2339:
+        // Property 'planTier' does not exist…`.
+        let message = after_error_line && !line.trim().is_empty() && !super::detect::is_log_line(line);
+        after_error_line = sev == Severity::Error;
         let sev = if sev == Severity::Error {
             in_error_block = true;
             Severity::Error
-        } else if in_error_block && is_continuation(line) {
+        } else if in_error_block && (is_continuation(line) || message) {
             Severity::Trace
         } else {
             in_error_block = false;
@@ -486,7 +499,14 @@ fn priority_order(
         }
     }
 
-    // 3. Warnings, then every other template; then the query's other matches, best first
+    // 3. Where the log ends (the service up again, the run's summary): its last lines.
+    if !table {
+        for i in (0..n).rev().filter(|&i| !blank[i]).take(LAST_LINES) {
+            take(i, &mut order, &mut variant_shown);
+        }
+    }
+
+    // 4. Warnings, then every other template; then the query's other matches, best first
     // (which orders failed, not only that one did).
     for s in [Severity::Warn, Severity::Other] {
         for i in by_cost(reps_of(s, &cheapest)) {
@@ -497,7 +517,7 @@ fn priority_order(
         take(i, &mut order, &mut variant_shown);
     }
 
-    // 4. One line of each variant not yet shown, then of each shape.
+    // 5. One line of each variant not yet shown, then of each shape.
     let mut variant_first = vec![usize::MAX; mined.variants];
     for i in (0..n).rev() {
         variant_first[variant[i]] = i;
@@ -525,7 +545,7 @@ fn priority_order(
         take(i, &mut order, &mut variant_shown);
     }
 
-    // 5. The rest: each shape's k-th line before any (k+1)-th; blank lines last.
+    // 6. The rest: each shape's k-th line before any (k+1)-th; blank lines last.
     let mut rank = vec![0usize; mined.shapes];
     let mut rest: Vec<(bool, usize, usize)> = Vec::with_capacity(n);
     for i in 0..n {
@@ -685,6 +705,40 @@ mod tests {
         let shown = p.text.lines().filter(|l| l.contains("Compiling")).count();
         assert!((1..6).contains(&shown), "{}", p.text);
         assert!(p.text.contains(" similar lines omitted]"), "{}", p.text);
+    }
+
+    #[test]
+    fn an_errors_message_line_and_where_the_log_ended_are_kept() {
+        let mut log = String::new();
+        for i in 0..40 {
+            log.push_str(&format!("<s> [webpack.Progress] {i}% building {i}/40 entries {}/980 dependencies\n", i * 20));
+        }
+        for i in 0..30 {
+            log.push_str(&format!(
+                "Nov 03 02:1{}:{:02} db-3 CRON[{}]: session opened for user root\n",
+                i / 10,
+                i,
+                1000 + i
+            ));
+        }
+        log.push_str("ERROR in src/pages/Settings/BillingPanel.tsx:41:27\n");
+        log.push_str(
+            "TS2339: Property 'planTier' does not exist on type 'Subscription'. Did you mean 'plan_tier'? \
+             The type comes from the generated client in src/api/types.ts, regenerated on every schema change.\n",
+        );
+        log.push_str("    39 |   const { data: sub } = useSubscription(orgId);\n");
+        // Many templates, more than the budget can show one line of each.
+        let words = ["backup", "vacuum", "checkpoint", "replica", "archive", "rotate", "reindex", "analyze"];
+        let verbs = ["started", "queued", "skipped", "resumed", "paused"];
+        for (i, w) in words.iter().enumerate() {
+            for (j, v) in verbs.iter().enumerate() {
+                log.push_str(&format!("Nov 03 02:2{i}:{j:02} db-3 {w}d[{}]: {w} job {v} on volume data\n", 2000 + i));
+            }
+        }
+        log.push_str("Nov 03 02:29:58 db-3 postgresql[4495]: database system is ready to accept connections\n");
+        let p = compress_logs(&log, None, approx(&log) / 12, &approx).unwrap();
+        assert!(p.text.contains("TS2339: Property 'planTier'"), "{}", p.text);
+        assert!(p.text.ends_with("database system is ready to accept connections"), "{}", p.text);
     }
 
     #[test]
