@@ -30,7 +30,9 @@
 //! outlined by indentation alone: every `key:` is a parent (not a label), no word closes a
 //! block, only `#` starts a comment, and every line holds a value, so lines come shallower
 //! first (the document's outline, then its detail), with a query the blocks it names whole and
-//! the lines that mention its words before the rest. Markers are `# …`.
+//! the lines that mention its words before the rest; a document's `---` comes with anything
+//! of it, and each document's top-level values (`kind: Service`) right after what the query
+//! matches, so documents stay apart and named. Markers are `# …`.
 //!
 //! **XML** ([`super::detect::looks_like_xml`]) nests by its tags, not its indentation: a start
 //! tag is one unit with its closing tag (and with its own lines while it is open, attributes one
@@ -432,6 +434,23 @@ fn units(lines: &[&str], yaml: bool, xml: bool) -> Vec<Unit> {
     if !yaml && !xml {
         pair_braces(lines, &mut units);
     }
+    // A YAML stream's `---` is the parent of its document's top-level keys: whatever of a
+    // document is shown comes under its separator, so documents never run together (a
+    // Service's `spec:` read as the Deployment's).
+    if yaml {
+        let mut separator: Option<usize> = None;
+        for u in 0..units.len() {
+            let head = lines[units[u].head].trim_end();
+            if units[u].parent.is_none() && (head == "---" || head.starts_with("--- ") || head == "...") {
+                separator = Some(u);
+            } else if units[u].parent.is_none()
+                && let Some(s) = separator
+            {
+                units[u].parent = Some(s);
+                units[s].children += 1;
+            }
+        }
+    }
     // An opener takes the annotations and the one-line comment right above it.
     for u in 1..units.len() {
         if units[u].children == 0 {
@@ -685,6 +704,9 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             // element's tags come only with a child of it (or last), and every element's first
             // child before any's second (each item's title, then each item's link…).
             let score = scores[i];
+            // A document's top-level values (`kind: Service`) say what it is: they come right
+            // after the lines the query matches.
+            let top_value = yaml && u.depth == 0 && u.children == 0 && !u.comment;
             let tier = if xml && u.import {
                 0
             } else if named[i] {
@@ -693,7 +715,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
                 7
             } else if xml && u.children > 0 {
                 8
-            } else if score > 0.0 {
+            } else if score > 0.0 || top_value {
                 2
             } else {
                 3
@@ -702,7 +724,8 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             // about the query before those that say less.
             let secondary = match tier {
                 1 => 0,
-                2 => usize::MAX - (score * 1e6) as usize,
+                // Top-level values right after the lines the query matches.
+                2 => usize::MAX - (score * 1e6) as usize - usize::from(score > 0.0),
                 _ if xml => sibling[i] * 64 + u.depth.min(63),
                 _ => u.depth,
             };
@@ -1001,6 +1024,32 @@ mod tests {
         let end = start + sql[start..].find(");").unwrap() + 2;
         assert!(p.text.contains(&sql[start..end]), "{}", p.text);
         assert!(p.text.contains("-- … "), "{}", p.text);
+    }
+
+    #[test]
+    fn the_documents_of_a_yaml_stream_never_run_together() {
+        let yaml = include_str!("../../tests/support/web.k8s.yaml");
+        // Which input document each line of a text is in, by its `---` lines.
+        let documents = |text: &str| -> Vec<Vec<String>> {
+            text.split("\n---\n")
+                .map(|d| d.lines().filter(|l| !l.trim_start().starts_with("# … ")).map(String::from).collect())
+                .collect()
+        };
+        let input = documents(yaml);
+        for query in
+            [Some("what memory limit does the web container have"), Some("which host does the ingress route"), None]
+        {
+            for share in [3, 4, 6] {
+                let p = compress_outline(yaml, query, approx(yaml) * share / 10, &approx).unwrap();
+                // Each output document is (part of) one input document, in order.
+                let mut next = 0;
+                for doc in documents(&p.text).iter().filter(|d| !d.is_empty()) {
+                    let k = (next..input.len()).find(|&k| doc.iter().all(|l| input[k].contains(l)));
+                    assert!(k.is_some(), "{query:?} {share}: documents run together:\n{}", p.text);
+                    next = k.unwrap() + 1;
+                }
+            }
+        }
     }
 
     #[test]
