@@ -186,3 +186,35 @@ fn a_table_cut_down_says_how_many_rows_it_lost() {
         }
     }
 }
+
+#[test]
+fn a_heading_shown_without_its_lines_says_they_were_omitted() {
+    let topics = ["Upgrade status", "Cost review", "Runner proposal", "On-call retro", "Hiring", "Security review"];
+    let mut text = String::from("# Platform Guild weekly sync\n\nNotes by Pavel, facilitator Ines.\n\n");
+    for (i, t) in topics.iter().enumerate() {
+        text.push_str(&format!("## {}. {t}\n\n", i + 1));
+        for k in 0..4 {
+            text.push_str(&format!(
+                "- Item {k} of {t}: owner{i}{k} reported {} open tickets and {} closed since the last sync.\n",
+                3 + i * k,
+                7 + k
+            ));
+        }
+        text.push('\n');
+    }
+    for ratio in [0.6, 0.75, 0.9] {
+        let out = run(&text, None, Budget::Ratio(ratio), Granularity::Sentence);
+        let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+        for (k, l) in lines.iter().enumerate() {
+            if l.starts_with("## ") {
+                // What follows a section's heading is its content or the marker, never the
+                // next heading.
+                let next = lines.get(k + 1).copied().unwrap_or("");
+                assert!(!next.starts_with('#') && !next.is_empty(), "{l:?} reads as empty at {ratio}:\n{out}");
+                if next.starts_with("[\u{2026} ") {
+                    assert!(next.ends_with(" lines omitted]") || next.ends_with(" line omitted]"), "{next}");
+                }
+            }
+        }
+    }
+}

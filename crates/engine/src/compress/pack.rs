@@ -14,9 +14,11 @@
 //! adjacent in the input the original white space is kept; across a gap the join is the
 //! original white space next to the pieces (the stronger of the two: a newline beats a space),
 //! or a blank line between blocks, with the indentation of the next piece's line when it opens
-//! it (a fence inside a list item stays inside it). The one other text inserted: a markdown
+//! it (a fence inside a list item stays inside it). The only other text inserted: a markdown
 //! table that lost rows ends with a row that says how many, `| … 33 of 40 rows omitted |`
-//! (a row, so the table stays a table), counted with the rest.
+//! (a row, so the table stays a table), and a markdown heading shown without any of its own
+//! lines is followed by `[… 6 lines omitted]`, so its section does not read as empty; both
+//! are counted with the rest.
 
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
@@ -48,6 +50,9 @@ struct State<'a> {
     crlf: bool,
     /// Number of fully kept segments per block.
     block_kept: Vec<usize>,
+    /// Per markdown heading, its own content (the segments under it, not its subsections')
+    /// with each one's line number: a heading shown without any of it gets a marker.
+    section: Vec<Vec<(usize, usize)>>,
 }
 
 impl State<'_> {
@@ -98,6 +103,21 @@ impl State<'_> {
         })
     }
 
+    /// For a markdown heading shown without any of its own content: the marker that says how
+    /// many lines of it were dropped (`[… 6 lines omitted]`), so the section does not read as
+    /// empty.
+    fn section_marker(&self, seg: usize) -> Option<String> {
+        let own = &self.section[seg];
+        let shown = |i: usize| self.full[i] || self.partial.is_some_and(|p| p.seg == i);
+        if own.is_empty() || own.iter().any(|&(i, _)| shown(i)) {
+            return None;
+        }
+        let mut lines: Vec<usize> = own.iter().map(|&(_, l)| l).collect();
+        lines.dedup();
+        let noun = if lines.len() == 1 { "line" } else { "lines" };
+        Some(format!("[\u{2026} {} {noun} omitted]", lines.len()))
+    }
+
     /// How many kept segments each segment is the parent of.
     fn kept_children(&self) -> Vec<usize> {
         let mut kids = vec![0usize; self.segs.len()];
@@ -138,7 +158,7 @@ impl State<'_> {
                 _ => runs.push((out.len(), s, e - s)),
             }
             out.push_str(&self.text[s..e]);
-            if let Some(marker) = self.table_marker(&spans, k) {
+            if let Some(marker) = self.table_marker(&spans, k).or_else(|| self.section_marker(spans[k].3)) {
                 out.push_str(if self.crlf { "\r\n" } else { "\n" });
                 out.push_str(&marker);
                 marked = true;
@@ -153,6 +173,26 @@ impl State<'_> {
         let tokens = counter.count_spliced(&text, &runs);
         (text, tokens)
     }
+}
+
+/// Per segment: for a markdown heading, the segments of its own content (not its
+/// subsections') with their line numbers; empty otherwise.
+fn sections(text: &str, segs: &[Segment]) -> Vec<Vec<(usize, usize)>> {
+    let mut section = vec![Vec::new(); segs.len()];
+    let is_heading = |s: &Segment| s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some();
+    if !segs.iter().any(is_heading) {
+        return section;
+    }
+    let mut line = 0;
+    let mut at = 0;
+    for (i, s) in segs.iter().enumerate() {
+        line += text.as_bytes()[at..s.start].iter().filter(|&&b| b == b'\n').count();
+        at = s.start;
+        if let Some(p) = s.parent.filter(|&p| is_heading(&segs[p]) && s.kind != SegKind::Header) {
+            section[p].push((i, line));
+        }
+    }
+    section
 }
 
 /// The white space to put between two kept pieces `a` and `b` (a before b).
@@ -279,6 +319,7 @@ pub fn pack(
         partial: None,
         crlf: text.contains("\r\n"),
         block_kept: vec![0; nblocks],
+        section: sections(text, segs),
     };
     // A new block costs about one token for its blank line.
     let sep_cost = |i: usize, st: &State| -> usize { usize::from(st.block_kept[segs[i].block] == 0) };
