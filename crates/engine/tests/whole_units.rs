@@ -218,3 +218,37 @@ fn a_heading_shown_without_its_lines_says_they_were_omitted() {
         }
     }
 }
+
+#[test]
+fn a_hard_wrapped_sentence_is_kept_whole_whatever_its_lines_open_with() {
+    let para = "   This document specifies the Lightweight Telemetry Framing Protocol\n   \
+                (LTFP), a binary framing layer for carrying batches of telemetry\n   \
+                records from constrained devices to collectors over TCP or QUIC.\n   \
+                A collector SHOULD send an ACK at least once per second while DATA\n   \
+                frames arrive, and MUST send one when its receive window is full.\n";
+    let mut text = String::new();
+    for k in 0..8 {
+        text.push_str(&format!("{}.  Section {k}\n\n{para}\n", k + 1));
+    }
+    let sentences = [
+        "This document specifies the Lightweight Telemetry Framing Protocol",
+        "A collector SHOULD send an ACK at least once per second while DATA",
+    ];
+    for ratio in [0.5, 0.75] {
+        let out = run(&text, None, Budget::Ratio(ratio), Granularity::Sentence);
+        let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        for s in sentences {
+            // A kept first line of a sentence comes with the rest of the sentence.
+            let whole = if s.starts_with("This") {
+                "This document specifies the Lightweight Telemetry Framing Protocol (LTFP), a binary framing layer for carrying batches of telemetry records from constrained devices to collectors over TCP or QUIC."
+            } else {
+                "A collector SHOULD send an ACK at least once per second while DATA frames arrive, and MUST send one when its receive window is full."
+            };
+            assert_eq!(
+                flat.matches(s).count(),
+                flat.matches(whole).count(),
+                "{ratio}: a sentence cut at a line end:\n{out}"
+            );
+        }
+    }
+}

@@ -14,8 +14,10 @@
 //!   number, its timing line and its text, up to the blank line), a `<script>`, `<style>`
 //!   or `<svg>` element, up to its closing tag, and a document's front matter (`---` … `---`);
 //! - otherwise sentences. Hard-wrapped lines are joined (a newline followed by a lower-case letter,
-//!   or by a number after a lower-case word, continues the sentence; in a quote, `> ` prefixes of
-//!   the same depth are skipped); other newlines end a segment (list items, lines of a poem, …).
+//!   or by a number after a lower-case word, continues the sentence; so does any line aligned
+//!   with a long one, 60+ characters, that ends no sentence, as an RFC's or a mail's lines are;
+//!   in a quote, `> ` prefixes of the same depth are skipped); other newlines end a segment
+//!   (list items, lines of a poem, …).
 //!   A quote's `>` and a list marker start their line's first sentence, never stand alone.
 //!
 //! Sentence ends: `.`, `!`, `?`, `…` (plus closing quotes and brackets) followed by white space
@@ -57,6 +59,10 @@ pub struct Segment {
     pub parent: Option<usize>,
     pub kind: SegKind,
 }
+
+/// A line at least this long that does not end a sentence is hard-wrapped: the next line
+/// at its indentation goes on with it.
+const WRAPPED_LINE_CHARS: usize = 60;
 
 /// Longest segment, in bytes, before a sentence is cut into pieces.
 pub const MAX_SEGMENT: usize = 2048;
@@ -253,8 +259,19 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             let (prev_quote, prev) = split_quote(text[lines[j].0..lines[j].1].trim());
             // A lower-case start goes on; so does a number after a line that stops on a
             // lower-case word (`about\n20 minutes`).
+            // A hard-wrapped paragraph (an RFC, a plain-text mail) goes on whatever the next
+            // line opens with: a long line at the paragraph's own indentation, the next one
+            // aligned with it (`… the Lightweight Telemetry Framing Protocol\n(LTFP), a …`).
+            let indent = |k: usize| {
+                let l = &text[lines[k].0..lines[k].1];
+                l.len() - l.trim_start().len()
+            };
+            let wrapped = prev.chars().count() >= WRAPPED_LINE_CHARS
+                && indent(j + 1) == indent(j)
+                && next.starts_with(|c: char| c.is_alphanumeric() || "(\"'`".contains(c));
             let goes_on = next.chars().next().is_some_and(char::is_lowercase)
-                || next.starts_with(|c: char| c.is_ascii_digit()) && prev.ends_with(char::is_lowercase);
+                || next.starts_with(|c: char| c.is_ascii_digit()) && prev.ends_with(char::is_lowercase)
+                || wrapped;
             let continues = goes_on
                 && next_quote.matches('>').count() == prev_quote.matches('>').count()
                 && !prev.ends_with(['.', '!', '?', ':', '。', '！', '？'])
