@@ -228,9 +228,13 @@ fn first_word(t: &str) -> &str {
 /// The comment mark of the text: the one its comment lines use most (`//` when it has none;
 /// `%` for TeX and its kin).
 fn comment_mark(lines: &[&str]) -> &'static str {
-    let (mut slash, mut hash, mut dash, mut percent) = (0, 0, 0, 0);
+    let (mut slash, mut hash, mut dash, mut percent, mut tex) = (0, 0, 0, 0, 0);
     for l in lines {
         let t = l.trim_start();
+        // `\begin{equation}`, `\section{…}`: TeX, whose comments are `%`.
+        if t.starts_with('\\') && t[1..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+            tex += 1;
+        }
         if t.starts_with("//") || t.starts_with("/*") {
             slash += 1;
         } else if t.starts_with("--") && !t.chars().all(|c| c == '-') {
@@ -243,7 +247,7 @@ fn comment_mark(lines: &[&str]) -> &'static str {
         }
     }
     let most = slash.max(hash).max(dash);
-    if percent > most {
+    if percent > most || most == 0 && tex >= 3 {
         "%"
     } else if hash > slash && hash >= dash {
         "#"
@@ -1024,6 +1028,27 @@ mod tests {
         let end = start + sql[start..].find(");").unwrap() + 2;
         assert!(p.text.contains(&sql[start..end]), "{}", p.text);
         assert!(p.text.contains("-- … "), "{}", p.text);
+    }
+
+    #[test]
+    fn tex_without_comment_lines_is_marked_with_percent() {
+        let mut tex = String::from("\\documentclass{article}\n\\begin{document}\n");
+        for k in 0..12 {
+            tex.push_str(&format!(
+                "\\section{{Results {k}}}\nThe median lead time fell to {k} days across the {} services we measured.\n\
+                 \\begin{{itemize}}\n  \\item Deploys per week rose by {}.\n  \\item Rollbacks fell by {}.\n\\end{{itemize}}\n",
+                10 + k,
+                3 * k,
+                k
+            ));
+        }
+        tex.push_str("\\end{document}\n");
+        assert_eq!(comment_mark(&tex.lines().collect::<Vec<_>>()), "%");
+        if let Some(p) = compress_outline(&tex, None, approx(&tex) / 3, &approx) {
+            assert!(p.text.lines().all(|l| !l.trim_start().starts_with("//")), "{}", p.text);
+        }
+        // A language with `//` comments keeps them.
+        assert_eq!(comment_mark(&["// a comment", "int x = 1;"]), "//");
     }
 
     #[test]

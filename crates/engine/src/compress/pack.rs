@@ -12,7 +12,8 @@
 //!
 //! Output pieces are byte ranges of the input, in input order. Between two pieces that were
 //! adjacent in the input the original white space is kept; across a gap the join is the
-//! original white space next to the pieces (the stronger of the two: a newline beats a space),
+//! original white space next to the pieces (the stronger of the two: a newline beats a space;
+//! a newline whenever the gap holds one, so pieces of two lines never share one),
 //! or a blank line between blocks, with the indentation of the next piece's line when it opens
 //! it (a fence inside a list item stays inside it). The only other text inserted: a markdown
 //! table that lost rows ends with a row that says how many, `| … 33 of 40 rows omitted |`
@@ -214,6 +215,12 @@ fn separator(text: &str, a: (usize, usize, usize), b: (usize, usize, usize), crl
         return if crlf { "\r\n\r\n" } else { "\n\n" };
     }
     let pick = if newlines(after) > newlines(before) { after } else { before };
+    // Two pieces of different lines never share one: the tail of one line after the head of
+    // another (`<dd>Yes.` and `Registered non-profits get 50% off.</dd>`) would read as one
+    // statement.
+    if newlines(pick) == 0 && newlines(gap) > 0 {
+        return if crlf { "\r\n" } else { "\n" };
+    }
     if !pick.is_empty() {
         if pick.len() <= 64 {
             return pick;
@@ -965,6 +972,11 @@ mod tests {
         assert_eq!(separator(t, (0, 6, 0), (14, 22, 0), false), "\n");
         // across blocks
         assert_eq!(separator(t, (0, 6, 0), (24, 31, 1), false), "\n\n");
+        // pieces of two lines of one block, a space on either side: a line break all the same
+        let t = "<dd>Yes. You can switch.</dd>\n<dd>No. Non-profits get 50% off.</dd>";
+        let (yes, off) = (t.find("Yes.").unwrap() + 4, t.find("Non-profits").unwrap());
+        assert_eq!(separator(t, (0, yes, 0), (off, t.len(), 0), false), "\n");
+        assert_eq!(separator(t, (0, yes, 0), (off, t.len(), 0), true), "\r\n");
         // across blocks, to a piece that opens an indented line (a fence in a list item): its
         // indentation comes with it, and a dropped line's trailing spaces do not
         let t = "- Install:\n\n  Dropped words.   \n\n    ```sh\n    make\n    ```\n";
