@@ -252,3 +252,40 @@ fn a_hard_wrapped_sentence_is_kept_whole_whatever_its_lines_open_with() {
         }
     }
 }
+
+#[test]
+fn a_sql_dump_is_outlined_and_says_what_it_dropped() {
+    let mut dump = String::from(
+        "-- MySQL dump 10.13  Distrib 8.0.36\n--\n-- Host: 127.0.0.1    Database: bookshop\n\n\
+         /*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n/*!50503 SET NAMES utf8mb4 */;\n\
+         /*!40103 SET TIME_ZONE='+00:00' */;\n/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\n",
+    );
+    for table in ["authors", "books", "orders", "customers"] {
+        dump.push_str(&format!(
+            "--\n-- Table structure for table `{table}`\n--\n\nDROP TABLE IF EXISTS `{table}`;\n\
+             CREATE TABLE `{table}` (\n  `id` int unsigned NOT NULL AUTO_INCREMENT,\n  `name` varchar(200) NOT NULL,\n  \
+             PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\nLOCK TABLES `{table}` WRITE;\n"
+        ));
+        for k in 0..6 {
+            let rows: Vec<String> = (0..12).map(|r| format!("({},'{table} row {k}-{r}')", k * 12 + r)).collect();
+            dump.push_str(&format!("INSERT INTO `{table}` VALUES {};\n", rows.join(",")));
+        }
+        dump.push_str("UNLOCK TABLES;\n\n");
+    }
+    let c = compress(
+        &CompressRequest {
+            context: &dump,
+            query: None,
+            budget: Budget::Ratio(0.75),
+            granularity: Granularity::Sentence,
+        },
+        Encoding::Cl100k,
+    );
+    assert_eq!(c.content_type, omnimemory_engine::compress::ContentType::Code);
+    // Dropped statements leave a marker in SQL's own comment syntax, never in C's.
+    assert!(c.text.contains("-- \u{2026} "), "{}", c.text);
+    assert!(!c.text.contains("// \u{2026} "), "{}", c.text);
+    for line in c.text.lines() {
+        assert!(dump.lines().any(|l| l == line) || line.trim_start().starts_with("-- \u{2026} "), "{line:?}");
+    }
+}

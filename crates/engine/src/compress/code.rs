@@ -5,7 +5,8 @@
 //! without errors wins; failing that, the one whose error nodes cover least of the text, if
 //! under 10%. Anything else (other languages, prose, minified code with a line over 16 KiB)
 //! is `None`, and so is, without a parse, a text with lines only C, C++, C# or Java have
-//! (`#include`, `package x;`, `public class`): [`super::outline`] takes those.
+//! (`#include`, `package x;`, `public class`) or SQL statements (`CREATE TABLE`, `INSERT
+//! INTO` at a line's start): [`super::outline`] takes those.
 //!
 //! Segments are the input's lines (split on `\n`), and the output is always a subset of
 //! whole input lines in input order, byte-exact, joined by `\n`: nothing is added, nothing is
@@ -276,7 +277,7 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
     strong
 }
 
-/// True when the start of `text` has lines only C, C++, C# or Java have.
+/// True when the start of `text` has lines only C, C++, C# or Java have, or SQL statements.
 fn foreign_marks(text: &str) -> bool {
     let mut end = text.len().min(SAMPLE_BYTES);
     while !text.is_char_boundary(end) {
@@ -292,6 +293,8 @@ fn foreign_marks(text: &str) -> bool {
             || t.starts_with("template <")
             || t.starts_with("template<")
             || t == "@Override"
+            // SQL (a dump, a migration): no grammar here reads it.
+            || (t.starts_with("CREATE TABLE ") || t.starts_with("INSERT INTO ")) && !t.contains("\"\"\"")
     })
 }
 

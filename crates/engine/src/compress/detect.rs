@@ -54,6 +54,15 @@ pub(crate) const LEVELS: &[&str] = &[
 ];
 
 const CODE_STARTS: &[&str] = &[
+    // SQL statements, as dumps and migrations write them.
+    "INSERT INTO ",
+    "CREATE TABLE ",
+    "CREATE INDEX ",
+    "CREATE UNIQUE INDEX ",
+    "ALTER TABLE ",
+    "DROP TABLE ",
+    "LOCK TABLES ",
+    "UNLOCK TABLES;",
     "fn ",
     "pub ",
     "use ",
@@ -197,9 +206,11 @@ pub fn detect(text: &str) -> ContentType {
     // C-style comment lines (a licence header, Javadoc, `///` docs with their own lists and
     // fences) are neither code nor markdown: when there are a few, with code around them, the
     // shares are taken over the other lines.
+    // (`/*!40101 SET NAMES utf8mb4 */;` in a MySQL dump is a statement, not a comment.)
     let is_slash_comment = |l: &str| {
         let t = l.trim_start();
-        t.starts_with("/*") || t.starts_with("*/") || t.starts_with("//") || t.starts_with('*') && l.starts_with(' ')
+        (t.starts_with("/*") || t.starts_with("*/") || t.starts_with("//") || t.starts_with('*') && l.starts_with(' '))
+            && !t.trim_end().ends_with("*/;")
     };
     let slash_comments = lines.iter().filter(|l| is_slash_comment(l)).count();
     let code_outside_comments = lines.iter().filter(|l| !is_slash_comment(l) && is_code_line(l)).count();

@@ -235,7 +235,8 @@ fn comment_mark(lines: &[&str]) -> &'static str {
         if t.starts_with('\\') && t[1..].starts_with(|c: char| c.is_ascii_alphabetic()) {
             tex += 1;
         }
-        if t.starts_with("//") || t.starts_with("/*") {
+        // (`/*!40101 SET NAMES utf8mb4 */;`, a MySQL dump's statement, is no comment.)
+        if (t.starts_with("//") || t.starts_with("/*")) && !t.trim_end().ends_with("*/;") {
             slash += 1;
         } else if t.starts_with("--") && !t.chars().all(|c| c == '-') {
             dash += 1;
