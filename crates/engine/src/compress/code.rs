@@ -6,7 +6,8 @@
 //! under 10%. Anything else (other languages, prose, minified code with a line over 16 KiB)
 //! is `None`, and so is, without a parse, a text with lines only C, C++, C# or Java have
 //! (`#include`, `package x;`, `public class`) or SQL statements (`CREATE TABLE`, `INSERT
-//! INTO` at a line's start): [`super::outline`] takes those.
+//! INTO` at a line's start) with no keyword of the five languages: [`super::outline`] takes
+//! those.
 //!
 //! Segments are the input's lines (split on `\n`), and the output is always a subset of
 //! whole input lines in input order, byte-exact, joined by `\n`: nothing is added, nothing is
@@ -192,15 +193,14 @@ fn point_at(text: &str, at: usize) -> tree_sitter::Point {
     tree_sitter::Point { row, column }
 }
 
+/// How many languages this module parses.
+const LANGUAGES: usize = 5;
+
 /// Guesses the language from keyword patterns: up to three candidates with evidence, best
 /// first; all five, best first, when none has enough evidence (the parse then decides).
 pub fn guess_languages(text: &str) -> Vec<Lang> {
-    let mut end = text.len().min(SAMPLE_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let sample = &text[..end];
-    let mut score = [0usize; 5];
+    let sample = super::detect::prefix(text, SAMPLE_BYTES);
+    let mut score = [0usize; LANGUAGES];
     let mut add = |lang: Lang, n: usize| score[lang as usize] += n;
     for line in sample.lines().take(2000) {
         let t = line.trim();
@@ -267,7 +267,7 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
             add(Lang::TypeScript, 3);
         }
     }
-    let mut langs = [Lang::Rust, Lang::Python, Lang::JavaScript, Lang::TypeScript, Lang::Go];
+    let mut langs: [Lang; LANGUAGES] = [Lang::Rust, Lang::Python, Lang::JavaScript, Lang::TypeScript, Lang::Go];
     langs.sort_by_key(|&l| std::cmp::Reverse(score[l as usize]));
     let strong: Vec<Lang> = langs.iter().copied().filter(|&l| score[l as usize] >= 3).take(3).collect();
     if strong.is_empty() {
@@ -277,13 +277,9 @@ pub fn guess_languages(text: &str) -> Vec<Lang> {
     strong
 }
 
-/// True when the start of `text` has lines only C, C++, C# or Java have, or SQL statements.
+/// True when the start of `text` has lines only C, C++, C# or Java have.
 fn foreign_marks(text: &str) -> bool {
-    let mut end = text.len().min(SAMPLE_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].lines().take(2000).any(|l| {
+    super::detect::prefix(text, SAMPLE_BYTES).lines().take(2000).any(|l| {
         let t = l.trim();
         t.starts_with("#include")
             || t.starts_with("#define ")
@@ -293,8 +289,16 @@ fn foreign_marks(text: &str) -> bool {
             || t.starts_with("template <")
             || t.starts_with("template<")
             || t == "@Override"
-            // SQL (a dump, a migration): no grammar here reads it.
-            || (t.starts_with("CREATE TABLE ") || t.starts_with("INSERT INTO ")) && !t.contains("\"\"\"")
+    })
+}
+
+/// True when the start of `text` has SQL statements at a line's start (`CREATE TABLE`,
+/// `INSERT INTO`): a dump or a migration, unless the text shows a language of its own (SQL in a
+/// Python string is Python's).
+fn sql_statements(text: &str) -> bool {
+    super::detect::prefix(text, SAMPLE_BYTES).lines().take(2000).any(|l| {
+        let t = l.trim();
+        t.starts_with("CREATE TABLE ") || t.starts_with("INSERT INTO ")
     })
 }
 
@@ -996,14 +1000,18 @@ pub fn compress_code(text: &str, query: Option<&str>, budget: usize, count: &dyn
     // C's `#include`, Java's `package x;`, YAML: a language without a grammar here (the
     // outline's). A diff that the diff handler could not fit is outlined too.
     // The JavaScript grammar would read much of it with few errors, and none of its meaning.
+    let candidates = guess_languages(text);
+    // SQL statements with no other language's evidence (every candidate kept): no grammar
+    // here reads SQL, yet one of them may accept it with few errors and none of its meaning.
+    let no_evidence = candidates.len() == LANGUAGES;
     if foreign_marks(text)
+        || no_evidence && sql_statements(text)
         || super::detect::looks_like_yaml(text)
         || super::detect::looks_like_xml(text)
         || super::diff::is_diff(text)
     {
         return None;
     }
-    let candidates = guess_languages(text);
     // The first candidate that parses cleanly; else the one with the least text in error
     // nodes, if that is under a tenth of the text (a fragment or a small syntax slip).
     let mut chosen: Option<(Lang, Vec<Tree>, usize)> = None;
@@ -2217,6 +2225,21 @@ class Outer:
         }
         assert!(body.iter().any(|l| is_elision_line(l)), "{}", p.text);
         assert!(!parse(Lang::Go, &p.text).unwrap().root_node().has_error());
+    }
+
+    #[test]
+    fn sql_in_a_python_string_is_python_and_a_dump_is_not_parsed() {
+        let mut py = String::from(
+            "import sqlite3\n\nSCHEMA = \"\"\"\nCREATE TABLE users (\n    id INTEGER PRIMARY KEY\n);\n\"\"\"\n\n",
+        );
+        for i in 0..8 {
+            py.push_str(&format!("def load_{i}(db):\n    rows = db.execute(\"SELECT * FROM users\").fetchall()\n    return [r[{i}] for r in rows]\n\n"));
+        }
+        let p = compress_code(&py, None, approx(&py) / 2, &approx).expect("parsed as Python");
+        assert!(p.text.contains("def load_0(db):"), "{}", p.text);
+        let dump = "CREATE TABLE users (\n  id int NOT NULL,\n  name varchar(20)\n);\n\
+                    INSERT INTO users VALUES (1,'ann'),(2,'bo');\nINSERT INTO users VALUES (3,'cy');\n";
+        assert!(compress_code(&dump.repeat(6), None, 40, &approx).is_none());
     }
 
     #[test]

@@ -352,7 +352,7 @@ fn yaml_key(t: &str) -> Option<&str> {
 }
 
 /// The longest prefix of at most `max` bytes that ends on a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
+pub(crate) fn prefix(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
