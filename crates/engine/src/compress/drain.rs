@@ -282,7 +282,9 @@ fn merge_families(
         if members.len() < FAMILY_MIN {
             continue;
         }
-        // Clusters of members that agree off the key positions, each led by its first.
+        // Clusters of members that agree off the key positions, each led by its first; a
+        // member is compared with the latest [`MAX_CANDIDATES`] clusters only, as a line with
+        // templates, so that a family of many unlike templates stays linear.
         let mut clusters: Vec<Vec<usize>> = Vec::new();
         for &t in &members {
             let agrees = |lead: usize| {
@@ -296,7 +298,7 @@ fn merge_families(
                 }
                 compared == 0 || same as f64 >= FAMILY_SIMILARITY * compared as f64
             };
-            match clusters.iter_mut().find(|c| agrees(c[0])) {
+            match clusters.iter_mut().rev().take(MAX_CANDIDATES).find(|c| agrees(c[0])) {
                 Some(c) => c.push(t),
                 None => clusters.push(vec![t]),
             }
