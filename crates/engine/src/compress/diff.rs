@@ -22,7 +22,7 @@
 
 use super::Packed;
 use super::query::QueryWords;
-use super::units::{Count, LineUnits, Rendering, ancestors_first};
+use super::units::{Count, LineUnits, Rendering, ancestors_first, lines_omitted};
 
 /// Runs of changed lines up to this long are kept or dropped whole.
 const ATOMIC_EDIT: usize = 8;
@@ -259,7 +259,6 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
     let mut sorted: Vec<usize> = (0..units.len()).collect();
     sorted.sort_by_cached_key(|&i| key(i));
     let order = ancestors_first(&sorted, &|u| units[u].parent);
-    let marker = |n: usize| format!("[… {n} {} omitted]", if n == 1 { "line" } else { "lines" });
     let render = |chosen: &[usize]| -> Rendering {
         let mut keep = vec![false; lines.len()];
         for &u in chosen {
@@ -273,7 +272,7 @@ pub fn compress_diff(text: &str, query: Option<&str>, budget: usize, count: &dyn
         // A run of dropped lines becomes its marker; one line of a hunk no longer than the
         // marker (`     }`) is shown instead.
         let close_run = |out: &mut Vec<String>, kept: &mut Vec<usize>, n: usize, last: usize| {
-            let m = marker(n);
+            let m = lines_omitted(n);
             let line = lines[last];
             if n == 1 && line.len() <= m.len() && (line.is_empty() || line.starts_with([' ', '+', '-'])) {
                 out.push(line.to_string());

@@ -24,6 +24,7 @@
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
 use super::text::{balanced, is_cjk};
+use super::units::lines_omitted;
 use crate::tokens::PieceCounter;
 
 pub struct Packing {
@@ -52,8 +53,8 @@ struct State<'a> {
     /// Number of fully kept segments per block.
     block_kept: Vec<usize>,
     /// Per markdown heading, its own content (the segments under it, not its subsections')
-    /// with each one's line number: a heading shown without any of it gets a marker.
-    section: Vec<Vec<(usize, usize)>>,
+    /// and how many lines that content spans: a heading shown without any of it gets a marker.
+    section: Vec<(Vec<usize>, usize)>,
 }
 
 impl State<'_> {
@@ -108,15 +109,9 @@ impl State<'_> {
     /// many lines of it were dropped (`[… 6 lines omitted]`), so the section does not read as
     /// empty.
     fn section_marker(&self, seg: usize) -> Option<String> {
-        let own = &self.section[seg];
+        let (own, lines) = &self.section[seg];
         let shown = |i: usize| self.full[i] || self.partial.is_some_and(|p| p.seg == i);
-        if own.is_empty() || own.iter().any(|&(i, _)| shown(i)) {
-            return None;
-        }
-        let mut lines: Vec<usize> = own.iter().map(|&(_, l)| l).collect();
-        lines.dedup();
-        let noun = if lines.len() == 1 { "line" } else { "lines" };
-        Some(format!("[\u{2026} {} {noun} omitted]", lines.len()))
+        (!own.is_empty() && !own.iter().any(|&i| shown(i))).then(|| lines_omitted(*lines))
     }
 
     /// How many kept segments each segment is the parent of.
@@ -177,20 +172,25 @@ impl State<'_> {
 }
 
 /// Per segment: for a markdown heading, the segments of its own content (not its
-/// subsections') with their line numbers; empty otherwise.
-fn sections(text: &str, segs: &[Segment]) -> Vec<Vec<(usize, usize)>> {
-    let mut section = vec![Vec::new(); segs.len()];
+/// subsections') and the number of lines they start on; empty otherwise.
+fn sections(text: &str, segs: &[Segment]) -> Vec<(Vec<usize>, usize)> {
+    let mut section = vec![(Vec::new(), 0); segs.len()];
     let is_heading = |s: &Segment| s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some();
     if !segs.iter().any(is_heading) {
         return section;
     }
+    // The line each heading's content last started on, so a line is counted once.
+    let mut last_line = vec![usize::MAX; segs.len()];
     let mut line = 0;
     let mut at = 0;
     for (i, s) in segs.iter().enumerate() {
         line += text.as_bytes()[at..s.start].iter().filter(|&&b| b == b'\n').count();
         at = s.start;
         if let Some(p) = s.parent.filter(|&p| is_heading(&segs[p]) && s.kind != SegKind::Header) {
-            section[p].push((i, line));
+            section[p].0.push(i);
+            if std::mem::replace(&mut last_line[p], line) != line {
+                section[p].1 += 1;
+            }
         }
     }
     section

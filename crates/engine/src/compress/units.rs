@@ -110,6 +110,12 @@ fn fit_prefix<R: Default>(
     (lo > 0).then_some((lo, lo_text, lo_tokens))
 }
 
+/// The line that stands for `n` dropped lines where a kind has no comment syntax of its own
+/// (a diff's hunk, a markdown section): `[… 6 lines omitted]`.
+pub(crate) fn lines_omitted(n: usize) -> String {
+    format!("[\u{2026} {n} {} omitted]", if n == 1 { "line" } else { "lines" })
+}
+
 /// `sorted` (all units `0..n`, by priority) with each unit's missing ancestors placed just before it,
 /// outermost first, so that every prefix of the result can be shown.
 pub(crate) fn ancestors_first(sorted: &[usize], parent: &dyn Fn(usize) -> Option<usize>) -> Vec<usize> {
