@@ -378,7 +378,8 @@ impl Ctx<'_> {
         // In an array with whole elements kept, a cut element would be a stub of its cheapest
         // fields (`{"rank": 18}`) read as one more whole record: the array ends with its whole
         // elements instead. An array none of whose elements fits whole is still sampled.
-        if self.nodes[idx].kind == Kind::Array && self.nodes[idx].children.iter().any(|&c| sel[c] == Sel::Whole) {
+        let array = self.nodes[idx].kind == Kind::Array;
+        if array && order.iter().any(|&c| sel[c] == Sel::Whole) {
             deferred.clear();
         }
         let mut left = deferred.len();
@@ -389,10 +390,7 @@ impl Ctx<'_> {
             used += self.select_member(c, share, depth, sel);
         }
         // An array's order means something (ranks, time): its elements are not swapped.
-        if self.nodes[idx].kind == Kind::Array {
-            return used;
-        }
-        used + self.swap_fill(&order, budget, budget.saturating_sub(used), sel)
+        if array { used } else { used + self.swap_fill(&order, budget, budget.saturating_sub(used), sel) }
     }
 
     /// Whole members make the fit a step function: when more than 2 % of `budget` is left,
