@@ -156,6 +156,34 @@ fn without_a_query_every_passage_lead_comes_before_the_titles_when_the_leads_fit
 }
 
 #[test]
+fn a_title_repeated_by_a_later_chunk_of_its_article_is_never_shown_alone_again() {
+    // Passages 4, 8 and 11 are later chunks of passage 0's article: same title line.
+    let text: Vec<String> = titled_passages()
+        .split("\n\n")
+        .enumerate()
+        .map(|(i, p)| match i {
+            4 | 8 | 11 => p.replacen(p.lines().next().unwrap(), "Title: The old harbour of town 0", 1),
+            _ => p.to_string(),
+        })
+        .collect();
+    let text = text.join("\n\n");
+    // Leads far over the budget, a fifth of the text: the titles name the passages left out.
+    let budget = Encoding::Cl100k.count(&text) / 5 + 1;
+    let out = run(&text, None, Budget::Tokens(budget), Granularity::Sentence);
+    let mut shown = std::collections::HashSet::new();
+    for block in out.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
+        let lines: Vec<&str> = block.lines().collect();
+        if lines.len() == 1 && lines[0].starts_with("Title: ") {
+            assert!(shown.insert(lines[0]), "{:?} shown alone twice in:\n{out}", lines[0]);
+        }
+    }
+    // Every distinct title is still there.
+    for t in text.lines().filter(|l| l.starts_with("Title: ")) {
+        assert!(out.contains(t), "{t:?} missing from:\n{out}");
+    }
+}
+
+#[test]
 fn a_table_cut_down_says_how_many_rows_it_lost() {
     let rows: String = (0..40)
         .map(|i| {

@@ -348,9 +348,13 @@ pub fn pack(
         }
         added[mark..].reverse();
     };
-    // A speaker label alone says nothing.
+    // A speaker label alone says nothing, nor does a title or heading that repeats an earlier
+    // one word for word (the second chunk of one article): each comes only with its own lines.
+    let mut seen = std::collections::HashSet::new();
+    let repeated: Vec<bool> =
+        (0..n).map(|i| is_parent[i] && !seen.insert(text[segs[i].start..segs[i].end].trim())).collect();
     let is_parent: Vec<bool> =
-        (0..n).map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label)).collect();
+        (0..n).map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label || repeated[i])).collect();
     // Nothing worth nothing is kept for itself (a lone `>` or list marker, a wrapper tag, a
     // script): a parent comes with what it introduces.
     order.retain(|&i| !is_parent[i] && utility[i] > 0.0);
