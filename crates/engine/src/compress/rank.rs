@@ -842,7 +842,10 @@ fn opens_mid_sentence(sentence: &str) -> bool {
 }
 
 /// True when segment `i` is the last sentence of its block, on the line of the sentence before
-/// it, which ends a sentence while it ends none: the tail of a chunk cut mid-sentence.
+/// it, which ends a sentence while it ends none: the tail of a chunk cut mid-sentence, an opening
+/// without its end, worth nothing with or without a query (with one, nq-multidoc-dev at 10x:
+/// 90.6 → 91.3%, multi-hop 44.7 → 45.3%; the items within 5% of the budget 93.9 → 88.5%, as
+/// these cheap pieces no longer top outputs up).
 fn cut_at_end(text: &str, segs: &[Segment], i: usize) -> bool {
     let s = &segs[i];
     let last = segs.get(i + 1).is_none_or(|n| n.block != s.block);
@@ -1098,7 +1101,13 @@ fn query_utilities(
             || segs[i - 1].block != s.block
             || (segs[i - 1].kind == SegKind::Header && s.kind == SegKind::Sentence);
         let lead = if first { LEAD } else { 0.0 };
-        let kind = if s.kind == SegKind::Header { 0.5 } else { 1.0 };
+        let kind = if s.kind == SegKind::Header {
+            0.5
+        } else if cut_at_end(text, segs, i) {
+            0.0
+        } else {
+            1.0
+        };
         out.push(kind * (TAU * (z - 1.0)).exp() * (alpha + rel + lead));
     }
     out
@@ -1225,7 +1234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_cut_mid_sentence_at_its_end_is_worth_nothing_without_a_query() {
+    fn a_chunk_cut_mid_sentence_at_its_end_is_worth_nothing() {
         let text = "Title: Awards\nThe awards were first given in 1929. They honour films of the year. The academy announces\n\n\
                     Title: Menu\nThe menu changes with the seasons. Two dishes stay all year:\n- bread and olives\n";
         let segs = segment(text, SegmentOptions::default());
@@ -1236,6 +1245,13 @@ mod tests {
         assert!(u[at("They honour films of the year.")] > 0.0, "{u:?}");
         // A line of its own without a full stop (a list item) is no cut sentence.
         assert!(u[at("- bread and olives")] > 0.0, "{u:?}");
+        // Nor is it worth anything when it holds the query's words.
+        let mut a = Analysis::new(text, &segs);
+        let q = "what does the academy announce";
+        let qterms = query_terms(&mut a, q);
+        let u = utilities(&mut a, text, &segs, q, &qterms, 0.5);
+        assert_eq!(u[at("The academy announces")], 0.0, "{u:?}");
+        assert!(u[at("They honour films of the year.")] > 0.0, "{u:?}");
     }
 
     #[test]
