@@ -216,6 +216,57 @@ fn a_table_cut_down_says_how_many_rows_it_lost() {
 }
 
 #[test]
+fn a_list_cut_down_says_how_many_items_it_lost() {
+    let agenda: String = [
+        "Review of last week's incidents and what the on-call rotation learned.",
+        "Status of the database migration to the new cluster in eu-west.",
+        "Budget review for the third quarter and the instance renewals.",
+        "Hiring update for the two open backend positions.",
+        "Deprecation plan for the legacy v1 API and its customers.",
+        "Security audit findings from the external penetration test.",
+        "Load testing results for checkout under holiday traffic.",
+        "Roadmap alignment with the product team for the next cycle.",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, t)| format!("{}. {t}\n", i + 1))
+    .collect();
+    let checklist = "- [ ] Dana writes the incident review for the cache outage.\n\n\
+                     - [x] Sam confirms the migration window with the vendor.\n  \
+                     The vendor asked for two weeks of notice.\n\n\
+                     - [ ] Priya drafts the deprecation notice for v1 customers.\n\n\
+                     - [ ] Leo schedules the follow-up with the auditors.\n";
+    let text = format!(
+        "# Weekly sync\n\nNotes from the platform sync.\n\n## Agenda\n\n{agenda}\n## Action items\n\n{checklist}\n\
+         ## Decisions\n\nThe v1 API is switched off on 30 June.\n"
+    );
+    let all = Encoding::Cl100k.count(&text);
+    for query in [None, Some("Who confirms the migration window?")] {
+        for budget in [Budget::Ratio(0.5), Budget::Ratio(0.7), Budget::Tokens(all)] {
+            let out = run(&text, query, budget, Granularity::Sentence);
+            for (items, total) in [(&agenda, 8), (&checklist.to_string(), 4)] {
+                let starts: Vec<&str> = items.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()).collect();
+                let shown = starts.iter().filter(|l| out.lines().any(|o| o == **l)).count();
+                assert_eq!(starts.len(), total);
+                let marker =
+                    format!("[\u{2026} {} item{} omitted]", total - shown, if total - shown == 1 { "" } else { "s" });
+                if shown == total || shown == 0 {
+                    assert!(!out.contains(&marker), "{out}");
+                    continue;
+                }
+                // The marker line follows the list's last shown line.
+                let lines: Vec<&str> = out.lines().collect();
+                let last = lines
+                    .iter()
+                    .rposition(|o| items.lines().any(|l| !l.trim().is_empty() && l.trim() == o.trim()))
+                    .unwrap();
+                assert_eq!(lines.get(last + 1), Some(&marker.as_str()), "{out}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_heading_shown_without_its_lines_says_they_were_omitted() {
     let topics = ["Upgrade status", "Cost review", "Runner proposal", "On-call retro", "Hiring", "Security review"];
     let mut text = String::from("# Platform Guild weekly sync\n\nNotes by Pavel, facilitator Ines.\n\n");

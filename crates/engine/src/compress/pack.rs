@@ -17,8 +17,9 @@
 //! or a blank line between blocks, with the indentation of the next piece's line when it opens
 //! it (a fence inside a list item stays inside it). The only other text inserted: a markdown
 //! table that lost rows ends with a row that says how many, `| … 33 of 40 rows omitted |`
-//! (a row, so the table stays a table), and a markdown heading shown without any of its own
-//! lines is followed by `[… 6 lines omitted]`, so its section does not read as empty; both
+//! (a row, so the table stays a table); a list that lost items ends with `[… 9 items
+//! omitted]` at its indentation; and a markdown heading shown without any of its own
+//! lines is followed by `[… 6 lines omitted]`, so its section does not read as empty; all
 //! are counted with the rest.
 
 use super::rank::Analysis;
@@ -55,7 +56,14 @@ struct State<'a> {
     /// Per markdown heading, its own content (the segments under it, not its subsections')
     /// and how many lines that content spans: a heading shown without any of it gets a marker.
     section: Vec<(Vec<usize>, usize)>,
+    /// Per segment, the list it is part of; per list, its items' first segments and the
+    /// indentation of its first item.
+    list_of: Vec<Option<usize>>,
+    lists: Vec<List>,
 }
+
+/// A list's items (the first segment of each) and the indentation of its first item.
+type List = (Vec<usize>, usize);
 
 impl State<'_> {
     fn set_full(&mut self, i: usize, keep: bool) {
@@ -102,6 +110,23 @@ impl State<'_> {
         (dropped > 0).then(|| {
             let noun = if rows.len() == 1 { "row" } else { "rows" };
             format!("| \u{2026} {dropped} of {} {noun} omitted |", rows.len())
+        })
+    }
+
+    /// For a kept piece of a list that is the list's last kept piece while some of its items are
+    /// dropped: the line that says so, `[… 9 items omitted]`, at the list's indentation
+    /// (an agenda or a checklist cut down would otherwise read as complete).
+    fn list_marker(&self, spans: &[(usize, usize, usize, usize)], k: usize) -> Option<String> {
+        // A phrase cut from an item for a tiny budget has no room for more.
+        let list = self.list_of[spans[k].3].filter(|_| self.full[spans[k].3])?;
+        if spans.get(k + 1).is_some_and(|n| self.list_of[n.3] == Some(list)) {
+            return None;
+        }
+        let (items, indent) = &self.lists[list];
+        let dropped = items.iter().filter(|&&i| !self.full[i]).count();
+        (dropped > 0).then(|| {
+            let noun = if dropped == 1 { "item" } else { "items" };
+            format!("{:indent$}[\u{2026} {dropped} {noun} omitted]", "")
         })
     }
 
@@ -154,7 +179,11 @@ impl State<'_> {
                 _ => runs.push((out.len(), s, e - s)),
             }
             out.push_str(&self.text[s..e]);
-            if let Some(marker) = self.table_marker(&spans, k).or_else(|| self.section_marker(spans[k].3)) {
+            if let Some(marker) = self
+                .table_marker(&spans, k)
+                .or_else(|| self.list_marker(&spans, k))
+                .or_else(|| self.section_marker(spans[k].3))
+            {
                 out.push_str(if self.crlf { "\r\n" } else { "\n" });
                 out.push_str(&marker);
                 marked = true;
@@ -194,6 +223,39 @@ fn sections(text: &str, segs: &[Segment]) -> Vec<(Vec<usize>, usize)> {
         }
     }
     section
+}
+
+/// The lists of the text (runs of `-`, `*`, `+` or `1.` items, tight or loose, with what is
+/// indented under their items): per segment its list, and per list the first segment of each of
+/// its items (nested ones too) and the indentation of its first item. A heading, or a line at
+/// or left of the first item's indentation that is no item, ends a list.
+fn lists(text: &str, segs: &[Segment]) -> (Vec<Option<usize>>, Vec<List>) {
+    let mut list_of = vec![None; segs.len()];
+    let mut lists: Vec<List> = Vec::new();
+    let mut current: Option<usize> = None;
+    for (i, s) in segs.iter().enumerate() {
+        let line_start = text[..s.start].rfind('\n').map_or(0, |k| k + 1);
+        let before = &text[line_start..s.start];
+        let opens_line = before.trim_start_matches([' ', '\t']).is_empty();
+        let indent = before.len();
+        if s.kind == SegKind::Header || s.kind == SegKind::Label {
+            current = None;
+            continue;
+        }
+        if opens_line && s.kind == SegKind::Sentence && is_list_item(&text[s.start..s.end]) {
+            let l = *current.get_or_insert_with(|| {
+                lists.push((Vec::new(), indent));
+                lists.len() - 1
+            });
+            lists[l].0.push(i);
+            list_of[i] = Some(l);
+        } else if let Some(l) = current.filter(|&l| !opens_line || indent > lists[l].1) {
+            list_of[i] = Some(l);
+        } else {
+            current = None;
+        }
+    }
+    (list_of, lists)
 }
 
 /// The white space to put between two kept pieces `a` and `b` (a before b).
@@ -319,6 +381,7 @@ pub fn pack(
     order.sort_by(|&a, &b| key[b].total_cmp(&key[a]).then(a.cmp(&b)));
 
     let nblocks = segs.last().map_or(0, |s| s.block + 1);
+    let (list_of, lists) = lists(text, segs);
     let mut st = State {
         text,
         segs,
@@ -327,6 +390,8 @@ pub fn pack(
         crlf: text.contains("\r\n"),
         block_kept: vec![0; nblocks],
         section: sections(text, segs),
+        list_of,
+        lists,
     };
     // A new block costs about one token for its blank line.
     let sep_cost = |i: usize, st: &State| -> usize { usize::from(st.block_kept[segs[i].block] == 0) };
