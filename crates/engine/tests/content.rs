@@ -357,6 +357,56 @@ fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
 }
 
 #[test]
+fn an_email_thread_keeps_its_subject_and_senders_and_drops_its_wrapping() {
+    let thread = include_str!("support/thread.txt");
+    let greetings = ["Hi Owen,", "Hello,", "Morning Owen,"];
+    let wrapping =
+        ["Best regards,", "Thanks,", "Kind regards,", "Senior Support Engineer", "Sent from my iPhone", "T: +44"];
+    // The sender of each input line: the latest `From:` line above it.
+    let senders = |text: &str| -> Vec<(String, String)> {
+        let mut from = String::new();
+        text.lines()
+            .filter_map(|l| {
+                if l.starts_with("From: ") {
+                    from = l.to_string();
+                    None
+                } else {
+                    Some((l.to_string(), from.clone()))
+                }
+            })
+            .collect()
+    };
+    let input_senders = senders(thread);
+    for query in [None, Some("when does the importer fix go live")] {
+        for ratio in [0.6, 0.8] {
+            let c = compress(
+                &CompressRequest {
+                    context: thread,
+                    query,
+                    budget: Budget::Ratio(ratio),
+                    granularity: Default::default(),
+                },
+                Encoding::Cl100k,
+            );
+            assert!(c.compressed_tokens <= c.budget_tokens);
+            let out = &c.text;
+            assert_eq!(out.matches("Subject: ").count(), 1, "{query:?} {ratio}:\n{out}");
+            assert!(out.contains("Subject: RE: Ferry timetable import failing since Monday"), "{out}");
+            for l in out.lines() {
+                assert!(!greetings.contains(&l) && !wrapping.iter().any(|w| l.starts_with(w)), "{l:?} in:\n{out}");
+            }
+            // Every kept body line is under its own sender.
+            for (line, from) in senders(out) {
+                if line.trim().len() > 30 && !line.starts_with("Subject:") && !line.starts_with('[') {
+                    let want = input_senders.iter().find(|(l, _)| l.contains(line.trim())).map(|(_, f)| f);
+                    assert_eq!(want, Some(&from), "{line:?} in:\n{out}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
     let html = include_str!("support/article.html");
     let c = compress(

@@ -267,6 +267,22 @@ fn a_list_cut_down_says_how_many_items_it_lost() {
 }
 
 #[test]
+fn a_line_that_introduces_a_list_none_of_whose_items_is_kept_says_so() {
+    let text = "The venue is confirmed for the seventh and eighth of November, and the deposit was paid on time.\n\n\
+                Next milestones on our side:\n  \u{2022} 4 Oct: run-of-show draft\n  \u{2022} 10 Oct: room block release\n  \
+                \u{2022} 18 Oct: final headcount\n  \u{2022} 31 Oct: final dietary list\n\n\
+                The keynote moves to half past nine, and the lectern microphone costs nothing extra.\n";
+    // Room for the introduction and one item, then for the introduction alone.
+    let out = run(text, Some("what are the next milestones"), Budget::Tokens(30), Granularity::Sentence);
+    assert!(
+        out.contains("Next milestones on our side:\n  \u{2022} 4 Oct: run-of-show draft\n  [\u{2026} 3 items omitted]"),
+        "{out}"
+    );
+    let out = run(text, Some("what are the next milestones"), Budget::Tokens(22), Granularity::Sentence);
+    assert_eq!(out.trim_end(), "Next milestones on our side:\n  [\u{2026} 4 items omitted]");
+}
+
+#[test]
 fn a_heading_shown_without_its_lines_says_they_were_omitted() {
     let topics = ["Upgrade status", "Cost review", "Runner proposal", "On-call retro", "Hiring", "Security review"];
     let mut text = String::from("# Platform Guild weekly sync\n\nNotes by Pavel, facilitator Ines.\n\n");

@@ -189,7 +189,20 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         chat: content_type == ContentType::Chat,
         lines: matches!(content_type, ContentType::Code | ContentType::Logs),
     };
-    let segs = segment::segment(text, opts);
+    let mut segs = segment::segment(text, opts);
+    // An email thread: who wrote each message, and what is only its wrapping.
+    let email =
+        matches!(content_type, ContentType::Prose | ContentType::Markdown).then(|| email::roles(text, &segs)).flatten();
+    if let Some(roles) = &email {
+        for (s, &p) in segs.iter_mut().zip(&roles.parent) {
+            s.parent = p;
+        }
+    }
+    let weigh = |utility: &mut Vec<f64>| {
+        if let Some(roles) = &email {
+            roles.apply(utility, &|i| est(segs[i].start, segs[i].end));
+        }
+    };
     let mut analysis = rank::Analysis::new(text, &segs);
     let qterms = match query {
         Some(q) => rank::query_terms(&mut analysis, q),
@@ -201,7 +214,8 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
     } else if qterms.is_empty() {
         let cost = |i: usize| est(segs[i].start, segs[i].end);
         let late = rank::late_titles(text, &segs, &cost, budget);
-        let utility = rank::agnostic_utilities(&analysis, text, &segs, &cost, &late);
+        let mut utility = rank::agnostic_utilities(&analysis, text, &segs, &cost, &late);
+        weigh(&mut utility);
         if late.is_empty() {
             pack::pack(text, &segs, &analysis, &utility, budget, counter)
         } else {
@@ -212,7 +226,8 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         }
     } else {
         let keep_fraction = budget as f64 / original_tokens.max(1) as f64;
-        let utility = rank::utilities(&mut analysis, text, &segs, query.unwrap_or(""), &qterms, keep_fraction);
+        let mut utility = rank::utilities(&mut analysis, text, &segs, query.unwrap_or(""), &qterms, keep_fraction);
+        weigh(&mut utility);
         pack::pack(text, &segs, &analysis, &utility, budget, counter)
     };
 
@@ -304,6 +319,7 @@ pub mod code;
 pub mod detect;
 pub mod diff;
 pub(crate) mod drain;
+pub(crate) mod email;
 pub mod json;
 pub(crate) mod json_syntax;
 pub mod logs;

@@ -114,14 +114,31 @@ impl State<'_> {
     }
 
     /// For a kept piece of a list that is the list's last kept piece while some of its items are
-    /// dropped: the line that says so, `[… 9 items omitted]`, at the list's indentation
-    /// (an agenda or a checklist cut down would otherwise read as complete).
+    /// dropped, or for a kept line that introduces a list ("Next steps:") none of whose items
+    /// is kept: the line that says so, `[… 9 items omitted]`, at the list's indentation (an
+    /// agenda or a checklist cut down would otherwise read as complete, an introduction as
+    /// introducing nothing).
     fn list_marker(&self, spans: &[(usize, usize, usize, usize)], k: usize) -> Option<String> {
+        let seg = spans[k].3;
         // A phrase cut from an item for a tiny budget has no room for more.
-        let list = self.list_of[spans[k].3].filter(|_| self.full[spans[k].3])?;
-        if spans.get(k + 1).is_some_and(|n| self.list_of[n.3] == Some(list)) {
+        if !self.full[seg] {
             return None;
         }
+        let list = match self.list_of[seg] {
+            Some(list) if spans.get(k + 1).is_some_and(|n| self.list_of[n.3] == Some(list)) => return None,
+            Some(list) => list,
+            // A line that introduces a list ("Next steps:") none of whose items is kept.
+            None => {
+                let list = self.list_of.get(seg + 1).copied().flatten()?;
+                let items = &self.lists[list].0;
+                let introduces = items.first() == Some(&(seg + 1))
+                    && self.text[self.segs[seg].start..self.segs[seg].end].ends_with(':');
+                if !introduces || items.iter().any(|&i| self.full[i]) {
+                    return None;
+                }
+                list
+            }
+        };
         let (items, indent) = &self.lists[list];
         let dropped = items.iter().filter(|&&i| !self.full[i]).count();
         (dropped > 0).then(|| {

@@ -275,7 +275,8 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             let continues = goes_on
                 && next_quote.matches('>').count() == prev_quote.matches('>').count()
                 && !prev.ends_with(['.', '!', '?', ':', '。', '！', '？'])
-                && !is_list_item(next);
+                && !is_list_item(next)
+                && speaker_label_len(next).is_none();
             if !continues {
                 break;
             }
@@ -481,7 +482,7 @@ fn opens_html_block(line: &str) -> bool {
 
 pub(crate) fn is_list_item(line: &str) -> bool {
     let b = line.as_bytes();
-    if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' {
+    if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' || line.starts_with("\u{2022} ") {
         return true;
     }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();

@@ -1,0 +1,346 @@
+//! Email threads copied from a mail client: messages under `From:` / `Sent:` / `To:` /
+//! `Subject:` header blocks (quoted with `>` or not), or under `On … wrote:` lines.
+//!
+//! Read as prose, a thread's greetings ("Hi Daniel,"), sign-offs ("Best,\nHelen"), signatures
+//! and address lines are each a short paragraph, so each ranks as a paragraph's first sentence
+//! and they fill the budget before the messages' substance. [`roles`] tells the ranking what
+//! they are:
+//! - the sentences of a message's body come with its `From:` and date lines (who wrote them,
+//!   and when), as a chat turn comes with its speaker;
+//! - the thread's subject is kept first, once (`RE: …` repeats of it are worth nothing);
+//! - greetings, everything from a sign-off on (the name, the signature, "Sent from my
+//!   iPhone"), address lines (`To:`, `Cc:`), separators (`-----Original Message-----`) and a
+//!   sentence repeated from earlier in the thread (a quoted copy, a legal footer) are worth
+//!   nothing;
+//! - a message's date line comes with its `From:` line, between it and the body.
+
+use super::segment::{SegKind, Segment};
+
+/// What the ranking should make of each segment of an email thread.
+pub struct Roles {
+    /// Factor on each segment's utility: 0 for boilerplate, 1 for the messages' substance.
+    pub weight: Vec<f64>,
+    /// The thread's subject line (its text after `Subject:`), to keep first.
+    pub subject: Option<usize>,
+    /// Each segment's parent: a body segment without one comes with its message's `From:` line.
+    pub parent: Vec<Option<usize>>,
+}
+
+impl Roles {
+    /// Weighs `utility` (value × cost, per segment): boilerplate to nothing, the subject to
+    /// the best value of any segment, so it comes first.
+    pub fn apply(&self, utility: &mut [f64], cost: &dyn Fn(usize) -> usize) {
+        for (u, w) in utility.iter_mut().zip(&self.weight) {
+            *u *= w;
+        }
+        if let Some(s) = self.subject {
+            let best = (0..utility.len()).map(|i| utility[i] / cost(i).max(1) as f64).fold(0.0, f64::max);
+            utility[s] = best * cost(s).max(1) as f64;
+        }
+    }
+}
+
+/// A sentence repeated from earlier in the thread is dropped from this many words up (short
+/// ones, "Thanks!", may well be said twice).
+const REPEAT_WORDS: usize = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Field {
+    From,
+    Date,
+    Address,
+    Subject,
+    Other,
+}
+
+/// The header field a line (without its quote markers) opens, if any.
+fn field(line: &str) -> Option<Field> {
+    let (name, rest) = line.split_once(':')?;
+    if !rest.starts_with([' ', '\t']) && !rest.is_empty() {
+        return None;
+    }
+    Some(match name {
+        "From" => Field::From,
+        "Sent" | "Date" => Field::Date,
+        "To" | "Cc" | "CC" | "Bcc" | "BCC" | "Reply-To" => Field::Address,
+        "Subject" => Field::Subject,
+        "Attachments" | "Attachment" | "Importance" => Field::Other,
+        _ => return None,
+    })
+}
+
+/// A reply's quote introduction: `On Mon, 16 Sep 2024 at 09:07, Rachel <r@x.com> wrote:`.
+fn quote_intro(line: &str) -> bool {
+    line.starts_with("On ") && line.ends_with("wrote:") && line.len() < 300
+}
+
+/// A line that only separates messages.
+fn separator(line: &str) -> bool {
+    let t = line.trim();
+    (t.starts_with("-----") && t.ends_with("-----") && t.len() > 10)
+        || t == "[quoted text hidden]"
+        || (t.len() >= 3 && t.chars().all(|c| matches!(c, '-' | '_' | '=' | '*')))
+}
+
+/// The line without its quote markers (`> `, `>> `).
+fn unquoted(line: &str) -> &str {
+    line.trim_start().trim_start_matches(['>', ' ', '\t']).trim_end()
+}
+
+fn words(line: &str) -> usize {
+    line.split_whitespace().count()
+}
+
+/// A greeting: "Hi Daniel,", "Morning both,", "Helen,", "Hello!".
+fn greeting(line: &str) -> bool {
+    let w = words(line);
+    (w <= 4 && line.ends_with(',')) || (w <= 2 && line.ends_with('!'))
+}
+
+/// A sign-off: "Best,", "Thanks!", "Kind regards,", "Have a lovely weekend,", "--".
+fn sign_off(line: &str) -> bool {
+    line == "--" || (words(line) <= 5 && line.ends_with([',', '!']))
+}
+
+/// A line that reads as a paragraph of its own: eight words or more, ending a sentence.
+fn paragraph(line: &str) -> bool {
+    words(line) >= 8 && line.ends_with(['.', '?', '!'])
+}
+
+/// A line of one to four capitalised words and nothing else: a name, a job title.
+fn name_line(line: &str) -> bool {
+    let w = words(line);
+    (1..=4).contains(&w)
+        && line.split_whitespace().all(|w| {
+            w.starts_with(|c: char| c.is_uppercase()) && w.chars().all(|c| c.is_alphabetic() || "-.'&".contains(c))
+        })
+}
+
+/// A subject without its `RE:` / `Fwd:` prefixes, for comparing.
+fn bare_subject(s: &str) -> String {
+    let mut t = s.trim();
+    loop {
+        let lower = t.to_ascii_lowercase();
+        match ["re:", "fw:", "fwd:", "aw:", "sv:"].iter().find(|p| lower.starts_with(**p)) {
+            Some(p) => t = t[p.len()..].trim_start(),
+            None => return t.to_string(),
+        }
+    }
+}
+
+/// The roles of `segs` when `text` is an email thread (at least one header block with `From:`
+/// and a subject or date, or two `On … wrote:` messages); `None` otherwise.
+pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
+    // Lines: (start, end, content without quote markers).
+    let mut lines: Vec<(usize, usize, &str)> = Vec::new();
+    let mut at = 0;
+    for l in text.split_inclusive('\n') {
+        lines.push((at, at + l.len(), unquoted(l)));
+        at += l.len();
+    }
+    // Message starts: header blocks (From + date or subject) and quote introductions. Per
+    // line: its header field, if it is in a message's header block.
+    let mut fields: Vec<Option<Field>> = vec![None; lines.len()];
+    let mut starts: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if quote_intro(lines[i].2) {
+            starts.push(i);
+            fields[i] = Some(Field::From);
+            i += 1;
+            continue;
+        }
+        let block: Vec<Field> = lines[i..].iter().map_while(|l| field(l.2)).collect();
+        if block.contains(&Field::From) && block.iter().any(|f| matches!(f, Field::Date | Field::Subject)) {
+            starts.push(i);
+            for (k, f) in block.iter().enumerate() {
+                fields[i + k] = Some(*f);
+            }
+            i += block.len();
+        } else {
+            i += 1;
+        }
+    }
+    let headed = fields.iter().filter(|f| **f == Some(Field::From)).count();
+    let with_subject = fields.contains(&Some(Field::Subject));
+    if headed == 0 || (headed == 1 && !with_subject) {
+        return None;
+    }
+
+    // Per line: its factor, and for body lines the line of their message's sender (its date
+    // line when it has one, which comes with its `From:` line).
+    let mut weight = vec![1.0f64; lines.len()];
+    let mut from_line: Vec<Option<usize>> = vec![None; lines.len()];
+    let mut date_of: Vec<(usize, usize)> = Vec::new();
+    let mut subject_line = None;
+    let mut subjects_seen: Vec<String> = Vec::new();
+    for (m, &start) in starts.iter().enumerate() {
+        let end = starts.get(m + 1).copied().unwrap_or(lines.len());
+        let from = (start..end).find(|&k| fields[k] == Some(Field::From));
+        let date = (start..end).find(|&k| fields[k] == Some(Field::Date));
+        if let (Some(f), Some(d)) = (from, date) {
+            date_of.push((d, f));
+        }
+        let sender = date.or(from);
+        let mut body: Vec<usize> = Vec::new();
+        for k in start..end {
+            match fields[k] {
+                Some(Field::From) | Some(Field::Address) | Some(Field::Date) => weight[k] = 0.0,
+                Some(Field::Subject) => {
+                    let bare = bare_subject(lines[k].2.split_once(':').map_or("", |x| x.1));
+                    if subjects_seen.contains(&bare) {
+                        weight[k] = 0.0;
+                    } else {
+                        subject_line.get_or_insert(k);
+                        subjects_seen.push(bare);
+                    }
+                }
+                Some(Field::Other) => {}
+                None if separator(lines[k].2) => weight[k] = 0.0,
+                None if !lines[k].2.is_empty() => body.push(k),
+                None => {}
+            }
+            if fields[k].is_none() {
+                from_line[k] = sender;
+            }
+        }
+        // The greeting, then everything from the sign-off on when only short lines (a name,
+        // a signature) follow it.
+        if let Some(&first) = body.first()
+            && greeting(lines[first].2)
+        {
+            weight[first] = 0.0;
+        }
+        // From a sign-off to the next paragraph (a legal footer, a P.S.): the name, the
+        // signature's titles, numbers and addresses.
+        if let Some(p) = body.iter().skip(1).position(|&k| sign_off(lines[k].2)) {
+            for &k in body[p + 1..].iter().take_while(|&&k| !paragraph(lines[k].2)) {
+                weight[k] = 0.0;
+            }
+        }
+        // A signature without a sign-off: a name alone on its line ("Daniel", then a blank
+        // line) or opening the message's last block ("Helen Osei", "Senior Event Manager"),
+        // with no paragraph after it.
+        let blank_after = |k: usize| lines.get(k + 1).is_none_or(|l| l.2.is_empty());
+        let last_block = body.iter().rposition(|&k| k == 0 || lines[k - 1].2.is_empty()).unwrap_or(0);
+        if let Some(p) = body.iter().enumerate().skip(1).position(|(j, &k)| {
+            name_line(lines[k].2)
+                && (blank_after(k) || j == last_block)
+                && !body.iter().any(|&later| later > k && paragraph(lines[later].2))
+        }) {
+            for &k in &body[p + 1..] {
+                weight[k] = 0.0;
+            }
+        }
+    }
+
+    // Per segment: the factor and parent of the line it starts on; a sentence said before is
+    // worth nothing.
+    let line_of = |offset: usize| lines.partition_point(|l| l.1 <= offset).min(lines.len() - 1);
+    let mut seg_weight = vec![1.0f64; segs.len()];
+    let mut parent: Vec<Option<usize>> = segs.iter().map(|s| s.parent).collect();
+    let mut subject = None;
+    let mut said: std::collections::HashSet<String> = Default::default();
+    // The segment that ends each line (a `From:` line's name, after its label).
+    let mut last_on_line: Vec<Option<usize>> = vec![None; lines.len()];
+    for (i, s) in segs.iter().enumerate() {
+        last_on_line[line_of(s.start)] = Some(i);
+    }
+    // A date line's first segment (its label) comes with the sender's line.
+    for &(d, f) in &date_of {
+        if let (Some(first), Some(from)) = (segs.iter().position(|s| line_of(s.start) == d), last_on_line[f])
+            && from < first
+            && parent[first].is_none()
+        {
+            parent[first] = Some(from);
+        }
+    }
+    for (i, s) in segs.iter().enumerate() {
+        let l = line_of(s.start);
+        seg_weight[i] = weight[l];
+        if Some(l) == subject_line && s.kind != SegKind::Label {
+            subject = Some(i);
+        }
+        let piece = text[s.start..s.end].split_whitespace().filter(|w| !w.starts_with('>')).collect::<Vec<_>>();
+        if piece.len() >= REPEAT_WORDS && !said.insert(piece.join(" ")) {
+            seg_weight[i] = 0.0;
+        }
+        if parent[i].is_none()
+            && let Some(from) = from_line[l].and_then(|f| last_on_line[f])
+            && from < i
+        {
+            parent[i] = Some(from);
+        }
+    }
+    Some(Roles { weight: seg_weight, subject, parent })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::segment::{SegmentOptions, segment};
+
+    const THREAD: &str = "From: Helen Osei <h.osei@example.com>\n\
+        Sent: Friday, September 13, 2024 4:52 PM\n\
+        To: Daniel Whitcombe <daniel@example.com>\n\
+        Subject: RE: Partner Summit venue change\n\
+        \n\
+        Hi Daniel,\n\
+        \n\
+        The Granary Rooms are booked for 7 November. The deposit is due by 27 September.\n\
+        \n\
+        Best,\n\
+        Helen\n\
+        \n\
+        Helen Osei\n\
+        Senior Event Manager\n\
+        \n\
+        -----Original Message-----\n\
+        From: Daniel Whitcombe <daniel@example.com>\n\
+        Sent: Friday, September 13, 2024 2:15 PM\n\
+        Subject: Partner Summit venue change\n\
+        \n\
+        Helen,\n\
+        \n\
+        Let's go with the Granary Rooms. Thanks!\n\
+        \n\
+        Daniel\n";
+
+    #[test]
+    fn a_thread_reads_its_boilerplate_as_boilerplate() {
+        let segs = segment(THREAD, SegmentOptions::default());
+        let r = roles(THREAD, &segs).expect("an email thread");
+        let at =
+            |p: &str| segs.iter().position(|s| THREAD[s.start..s.end].trim() == p).unwrap_or_else(|| panic!("{p}"));
+        for boilerplate in [
+            "Hi Daniel,",
+            "Best,",
+            "Helen",
+            "Senior Event Manager",
+            "-----Original Message-----",
+            "Helen,",
+            "Daniel",
+            "To:",
+        ] {
+            assert_eq!(r.weight[at(boilerplate)], 0.0, "{boilerplate}");
+        }
+        for substance in ["The Granary Rooms are booked for 7 November.", "Let's go with the Granary Rooms."] {
+            assert_eq!(r.weight[at(substance)], 1.0, "{substance}");
+        }
+        // Each body sentence comes with its message's sender; the subject is the first one.
+        let booked = at("The Granary Rooms are booked for 7 November.");
+        let date = at("Friday, September 13, 2024 4:52 PM");
+        assert_eq!(r.parent[booked], Some(date));
+        assert_eq!(r.parent[date - 1], Some(at("Helen Osei <h.osei@example.com>")));
+        let go = at("Let's go with the Granary Rooms.");
+        assert_eq!(r.parent[go], Some(at("Friday, September 13, 2024 2:15 PM")));
+        assert_eq!(r.subject, Some(at("RE: Partner Summit venue change")));
+        assert_eq!(r.weight[at("Partner Summit venue change")], 0.0);
+    }
+
+    #[test]
+    fn prose_with_a_from_line_is_no_thread() {
+        let text = "From: the desk of the editor\n\nThe issue goes to print on Monday. Send corrections by Friday.\n";
+        assert!(roles(text, &segment(text, SegmentOptions::default())).is_none());
+    }
+}
