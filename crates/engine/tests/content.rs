@@ -407,6 +407,32 @@ fn an_email_thread_keeps_its_subject_and_senders_and_drops_its_wrapping() {
 }
 
 #[test]
+fn a_handler_that_misreads_its_input_does_not_return_a_sliver_of_the_budget() {
+    // Terraform's output after its `$ terraform apply` prompt: a grammar takes it for code and
+    // the code handler kept 84 of 2,148 tokens at 4x; the line packer fills the budget.
+    let plan = include_str!("support/terraform_plan.txt");
+    for ratio in [0.5, 0.75, 0.9] {
+        let c = compress(
+            &CompressRequest {
+                context: plan,
+                query: None,
+                budget: Budget::Ratio(ratio),
+                granularity: Default::default(),
+            },
+            Encoding::Cl100k,
+        );
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        assert!(
+            c.compressed_tokens * 2 >= c.budget_tokens,
+            "{ratio}: {} of {}\n{}",
+            c.compressed_tokens,
+            c.budget_tokens,
+            c.text
+        );
+    }
+}
+
+#[test]
 fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
     let html = include_str!("support/article.html");
     let c = compress(

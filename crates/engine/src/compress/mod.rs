@@ -107,6 +107,11 @@ pub struct Compressed {
 /// Inputs with fewer tokens than this come back unchanged: there is nothing worth dropping.
 pub const MIN_TOKENS: usize = 16;
 
+/// A code handler whose output is under 1/`THIN_FILL` of its budget misread its input: the
+/// next handler, or the line packer after the last, is tried. (A chat's whole turns may well
+/// leave half the budget unused.)
+const THIN_FILL: usize = 2;
+
 /// The token budget for a request: `floor(original × (1 − r))` (r clamped to [0, 1]), or the
 /// absolute `target_tokens`.
 pub fn budget_tokens(budget: Budget, original_tokens: usize) -> usize {
@@ -165,6 +170,11 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         let t = count(&p.text);
         let valid = content_type != ContentType::Json || json_syntax::minify(&p.text).is_some();
         if t <= budget && valid && !p.text.is_empty() {
+            // A structure its handler misread (Terraform's output parsed as Python) comes back
+            // a sliver of its budget: the next handler, or the line packer, reads it better.
+            if content_type == ContentType::Code && t * THIN_FILL < budget {
+                continue;
+            }
             let dropped = p.text != text;
             return Compressed {
                 compressed_tokens: t,
