@@ -149,6 +149,20 @@ fn word_severity(line: &str) -> Severity {
     sev
 }
 
+/// The severity of an access-log line by its response status, which follows the quoted
+/// request (`"GET /x HTTP/1.1" 504 0`, the common and combined formats): 5xx an error, 4xx a
+/// warning.
+fn status_severity(line: &str) -> Severity {
+    let Some(at) = line.find(" HTTP/") else { return Severity::Other };
+    let Some(quote) = line[at..].find("\" ") else { return Severity::Other };
+    let status = line[at + quote + 2..].split(' ').next().unwrap_or("").as_bytes();
+    match status {
+        [b'5', a, b] if a.is_ascii_digit() && b.is_ascii_digit() => Severity::Error,
+        [b'4', a, b] if a.is_ascii_digit() && b.is_ascii_digit() => Severity::Warn,
+        _ => Severity::Other,
+    }
+}
+
 fn letter_severity(letter: u8) -> Severity {
     match letter {
         b'E' | b'F' => Severity::Error,
@@ -200,7 +214,7 @@ fn severities(lines: &[&str]) -> Vec<Severity> {
     let mut in_error_block = false;
     let mut after_error_line = false;
     for line in lines {
-        let mut sev = word_severity(line);
+        let mut sev = word_severity(line).max(status_severity(line));
         if sev != Severity::Error {
             let letter = glog_letter(line).or_else(|| {
                 let tok = line.split_whitespace().nth(column?)?;
@@ -668,6 +682,34 @@ mod tests {
             }
         }
         log
+    }
+
+    #[test]
+    fn an_access_logs_server_errors_survive_among_its_successes() {
+        let mut log = String::new();
+        for i in 0..400 {
+            let status = match i {
+                137 | 263 => 504,
+                201 => 502,
+                _ => 200,
+            };
+            log.push_str(&format!(
+                "10.0.{}.{} - - [14/Mar/2024:13:{:02}:{:02} +0100] \"GET /api/v2/items/{} HTTP/1.1\" {status} {} \"-\" \"curl/8.5.0\"\n",
+                i % 7,
+                i % 250,
+                i / 60,
+                i % 60,
+                1000 + i,
+                200 + i * 13 % 900
+            ));
+        }
+        let budget = approx(&log) / 10;
+        let p = compress_logs(&log, None, budget, &approx).unwrap();
+        for status in ["HTTP/1.1\" 504", "HTTP/1.1\" 502"] {
+            assert!(p.text.contains(status), "{status} missing:\n{}", p.text);
+        }
+        assert_eq!(status_severity("\"GET / HTTP/1.1\" 404 0"), Severity::Warn);
+        assert_eq!(status_severity("GET / HTTP/1.1 took 504 ms"), Severity::Other);
     }
 
     #[test]
