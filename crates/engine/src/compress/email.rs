@@ -137,10 +137,14 @@ fn bare_subject(s: &str) -> String {
 /// and a subject or date, or two `On … wrote:` messages); `None` otherwise.
 pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
     // Lines: (start, end, content without quote markers).
+    // (Lines of a code block count as blank: an email shown in a README's fence is no thread.)
+    let mut code = segs.iter().filter(|s| s.kind == SegKind::Code).map(|s| (s.start, s.end)).peekable();
     let mut lines: Vec<(usize, usize, &str)> = Vec::new();
     let mut at = 0;
     for l in text.split_inclusive('\n') {
-        lines.push((at, at + l.len(), unquoted(l)));
+        while code.next_if(|&(_, e)| e <= at).is_some() {}
+        let in_code = code.peek().is_some_and(|&(s, e)| s <= at && at < e);
+        lines.push((at, at + l.len(), if in_code { "" } else { unquoted(l) }));
         at += l.len();
     }
     // Message starts: header blocks (From + date or subject) and quote introductions. Per
@@ -345,8 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn prose_with_a_from_line_is_no_thread() {
+    fn prose_with_a_from_line_or_a_mail_in_a_code_block_is_no_thread() {
         let text = "From: the desk of the editor\n\nThe issue goes to print on Monday. Send corrections by Friday.\n";
         assert!(roles(text, &segment(text, SegmentOptions::default())).is_none());
+        let readme = "# Mailer\n\nThe mailer sends messages like this one:\n\n```\nFrom: a@example.com\nTo: b@example.com\n\
+                      Subject: Hello\n\nHi there,\n```\n\nConfigure it in `mailer.toml`.\n";
+        assert!(roles(readme, &segment(readme, SegmentOptions::default())).is_none());
     }
 }
