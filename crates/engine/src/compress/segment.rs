@@ -485,6 +485,11 @@ pub(crate) fn is_list_item(line: &str) -> bool {
     if b.len() >= 2 && matches!(b[0], b'-' | b'*' | b'+') && b[1] == b' ' || line.starts_with("\u{2022} ") {
         return true;
     }
+    // `(1) `, `(a) `, `(iv) `: a contract's parties, clauses and recitals.
+    if b.first() == Some(&b'(') {
+        let label = b[1..].iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+        return (1..=4).contains(&label) && b.get(label + 1) == Some(&b')') && b.get(label + 2) == Some(&b' ');
+    }
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     digits > 0 && digits < 4 && b.len() > digits + 1 && matches!(b[digits], b'.' | b')') && b[digits + 1] == b' '
 }
@@ -690,6 +695,18 @@ mod tests {
         assert!(s.contains(&"Some text."), "{s:?}");
         // Inline HTML inside a paragraph is text.
         assert_eq!(segs("A line.\n<b>bold</b> words."), ["A line.", "<b>bold</b> words."]);
+    }
+
+    #[test]
+    fn list_items_by_their_markers() {
+        for item in
+            ["- a", "* a", "+ a", "1. a", "12) a", "\u{2022} a", "(1) NORTHGATE", "(a) the Client", "(iv) any SOW"]
+        {
+            assert!(is_list_item(item), "{item}");
+        }
+        for not in ["-a", "1.5 a", "2024. a", "(see above) a", "(1)a", "() a", "(costs) a"] {
+            assert!(!is_list_item(not), "{not}");
+        }
     }
 
     #[test]
