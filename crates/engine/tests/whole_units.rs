@@ -283,6 +283,29 @@ fn a_line_that_introduces_a_list_none_of_whose_items_is_kept_says_so() {
 }
 
 #[test]
+fn a_release_heading_whose_subsections_are_all_dropped_says_so() {
+    let mut text = String::from("# Changelog\n\nAll notable changes to this project are listed here.\n\n");
+    for v in 0..12 {
+        text.push_str(&format!(
+            "## [3.{v}.0] - 2024-0{}-1{}\n\n### Added\n- Option `--mode-{v}` for the tile writer.\n\n\
+             ### Fixed\n- Crash {v} when the input folder was empty.\n- Leak {v} in the cache reader.\n\n",
+            1 + v % 9,
+            v % 10
+        ));
+    }
+    let out = run(&text, None, Budget::Ratio(0.8), Granularity::Sentence);
+    let lines: Vec<&str> = out.lines().collect();
+    for (k, l) in lines.iter().enumerate() {
+        if l.starts_with("## [") {
+            // What follows a release heading: its subsections, or the marker of their lines.
+            let next = lines[k + 1..].iter().find(|n| !n.trim().is_empty()).copied().unwrap_or("");
+            assert!(next.starts_with("### ") || next == "[\u{2026} 5 lines omitted]", "{l:?} then {next:?}:\n{out}");
+        }
+    }
+    assert!(out.contains("[\u{2026} 5 lines omitted]"), "{out}");
+}
+
+#[test]
 fn a_heading_shown_without_its_lines_says_they_were_omitted() {
     let topics = ["Upgrade status", "Cost review", "Runner proposal", "On-call retro", "Hiring", "Security review"];
     let mut text = String::from("# Platform Guild weekly sync\n\nNotes by Pavel, facilitator Ines.\n\n");

@@ -53,8 +53,8 @@ struct State<'a> {
     crlf: bool,
     /// Number of fully kept segments per block.
     block_kept: Vec<usize>,
-    /// Per markdown heading, its own content (the segments under it, not its subsections')
-    /// and how many lines that content spans: a heading shown without any of it gets a marker.
+    /// Per markdown heading, its section (the segments under it, its subsections' too) and how
+    /// many lines that section spans: a heading shown without any of it gets a marker.
     section: Vec<(Vec<usize>, usize)>,
     /// Per segment, the list it is part of; per list, its items' first segments and the
     /// indentation of its first item.
@@ -147,13 +147,13 @@ impl State<'_> {
         })
     }
 
-    /// For a markdown heading shown without any of its own content: the marker that says how
-    /// many lines of it were dropped (`[… 6 lines omitted]`), so the section does not read as
-    /// empty.
+    /// For a markdown heading shown without anything of its section (its subsections' headings
+    /// included): the marker that says how many lines of it were dropped (`[… 6 lines
+    /// omitted]`), so the section does not read as empty.
     fn section_marker(&self, seg: usize) -> Option<String> {
-        let (own, lines) = &self.section[seg];
+        let (section, lines) = &self.section[seg];
         let shown = |i: usize| self.full[i] || self.partial.is_some_and(|p| p.seg == i);
-        (!own.is_empty() && !own.iter().any(|&i| shown(i))).then(|| lines_omitted(*lines))
+        (!section.is_empty() && !section.iter().any(|&i| shown(i))).then(|| lines_omitted(*lines))
     }
 
     /// How many kept segments each segment is the parent of.
@@ -217,26 +217,31 @@ impl State<'_> {
     }
 }
 
-/// Per segment: for a markdown heading, the segments of its own content (not its
-/// subsections') and the number of lines they start on; empty otherwise.
+/// Per segment: for a markdown heading, the segments of its section (its content and its
+/// subsections', their headings included) and the number of lines they start on; empty
+/// otherwise.
 fn sections(text: &str, segs: &[Segment]) -> Vec<(Vec<usize>, usize)> {
     let mut section = vec![(Vec::new(), 0); segs.len()];
     let is_heading = |s: &Segment| s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some();
     if !segs.iter().any(is_heading) {
         return section;
     }
-    // The line each heading's content last started on, so a line is counted once.
+    // The line each heading's section last started on, so a line is counted once.
     let mut last_line = vec![usize::MAX; segs.len()];
     let mut line = 0;
     let mut at = 0;
     for (i, s) in segs.iter().enumerate() {
         line += text.as_bytes()[at..s.start].iter().filter(|&&b| b == b'\n').count();
         at = s.start;
-        if let Some(p) = s.parent.filter(|&p| is_heading(&segs[p]) && s.kind != SegKind::Header) {
-            section[p].0.push(i);
-            if std::mem::replace(&mut last_line[p], line) != line {
-                section[p].1 += 1;
+        let mut up = s.parent;
+        while let Some(p) = up {
+            if is_heading(&segs[p]) {
+                section[p].0.push(i);
+                if std::mem::replace(&mut last_line[p], line) != line {
+                    section[p].1 += 1;
+                }
             }
+            up = segs[p].parent;
         }
     }
     section
