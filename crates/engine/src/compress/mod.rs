@@ -9,9 +9,12 @@
 //!   form or, if even that does not fit, to an empty container of the same kind — JSON in never
 //!   gives invalid JSON out. Text that starts with `{`/`[` and parses as JSON is treated as JSON
 //!   whatever `detect` says;
+//! - a code handler's output under half its budget means it misread the text: the next
+//!   handler, or the line packer, is tried;
 //! - prose, markdown and chat are segmented ([`segment`]), ranked ([`rank`]: query-aware BM25
-//!   with title and proximity signals, or information-based without a query) and packed
-//!   ([`pack`]) into the budget.
+//!   with title and proximity signals, or information-based without a query; an email
+//!   thread's greetings, signatures and senders weighed by `email`) and packed ([`pack`]) into
+//!   the budget.
 //!
 //! # Guarantees (the budget rules of API.md)
 //! - `compressed_tokens` is the count of the actual output text and is ≤ the budget, unless the
