@@ -1,5 +1,6 @@
 //! Email threads copied from a mail client: messages under `From:` / `Sent:` / `To:` /
-//! `Subject:` header blocks (quoted with `>` or not), or under `On … wrote:` lines.
+//! `Subject:` header blocks (quoted with `>` or not), or under `On … wrote:` lines; and
+//! helpdesk ticket exports, whose replies open with a rule, their author's line and a date.
 //!
 //! Read as prose, a thread's greetings ("Hi Daniel,"), sign-offs ("Best,\nHelen"), signatures
 //! and address lines are each a short paragraph, so each ranks as a paragraph's first sentence
@@ -107,6 +108,28 @@ fn sign_off(line: &str) -> bool {
     line == "--" || (words(line) <= 5 && line.ends_with([',', '!']))
 }
 
+/// A reply's author line in a ticket export: one to six words, capitalised, ending no
+/// sentence ("Priya Raman", "Autoresponder (Helpdesk)").
+fn author_line(line: &str) -> bool {
+    (1..=6).contains(&words(line))
+        && line.starts_with(|c: char| c.is_uppercase())
+        && !line.ends_with(['.', ':', '!', '?', ','])
+        && field(line).is_none()
+}
+
+/// A line that gives a date: a year (19xx, 20xx) and a time or a month's name, and few words
+/// besides ("Mon, 4 Mar 2024 at 09:12 CET", "2024-03-04 09:12").
+fn date_line(line: &str) -> bool {
+    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let year =
+        line.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")));
+    let time = line.as_bytes().windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit());
+    let month = line
+        .split(|c: char| !c.is_alphabetic())
+        .any(|w| w.len() >= 3 && MONTHS.iter().any(|m| w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(m))));
+    words(line) <= 10 && year && (time || month)
+}
+
 /// A line that reads as a paragraph of its own: eight words or more, ending a sentence.
 fn paragraph(line: &str) -> bool {
     words(line) >= 8 && line.ends_with(['.', '?', '!'])
@@ -158,6 +181,21 @@ pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
             fields[i] = Some(Field::From);
             i += 1;
             continue;
+        }
+        // A helpdesk ticket's reply: a rule, then its author's line and a date line.
+        if separator(lines[i].2) && lines[i].2.len() >= 10 {
+            let author = (i + 1..lines.len()).find(|&k| !lines[k].2.is_empty());
+            if let Some(a) = author
+                && a + 1 < lines.len()
+                && author_line(lines[a].2)
+                && date_line(lines[a + 1].2)
+            {
+                starts.push(a);
+                fields[a] = Some(Field::From);
+                fields[a + 1] = Some(Field::Date);
+                i = a + 2;
+                continue;
+            }
         }
         let block: Vec<Field> = lines[i..].iter().map_while(|l| field(l.2)).collect();
         if block.contains(&Field::From) && block.iter().any(|f| matches!(f, Field::Date | Field::Subject)) {
@@ -255,10 +293,13 @@ pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
         last_on_line[line_of(s.start)] = Some(i);
     }
     // A date line's first segment (its label) comes with the sender's line.
+    // A segment without a parent, or only its heading's (which the sender line has), comes
+    // with its sender.
+    let free = |parent: &[Option<usize>], i: usize| parent[i].is_none_or(|p| segs[p].kind == SegKind::Header);
     for &(d, f) in &date_of {
         if let (Some(first), Some(from)) = (segs.iter().position(|s| line_of(s.start) == d), last_on_line[f])
             && from < first
-            && parent[first].is_none()
+            && free(&parent, first)
         {
             parent[first] = Some(from);
         }
@@ -273,7 +314,7 @@ pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
         if piece.len() >= REPEAT_WORDS && !said.insert(piece.join(" ")) {
             seg_weight[i] = 0.0;
         }
-        if parent[i].is_none()
+        if free(&parent, i)
             && let Some(from) = from_line[l].and_then(|f| last_on_line[f])
             && from < i
         {
@@ -346,6 +387,33 @@ mod tests {
         assert_eq!(r.parent[go], Some(daniel));
         assert_eq!(r.subject, Some(at("RE: Partner Summit venue change")));
         assert_eq!(r.weight[at("Partner Summit venue change")], 0.0);
+    }
+
+    #[test]
+    fn a_ticket_export_reads_each_reply_under_its_author() {
+        let rule = "-".repeat(69);
+        let ticket = format!(
+            "Ticket #48213 - Invoices show wrong VAT\n=======================================\n\
+             Status:        Pending\n\n{rule}\nMartin Lindqvist\nMon, 4 Mar 2024 at 09:12 CET\n\n\
+             Hello,\n\nOur invoices show Swedish VAT since the plan change.\n\nBest regards,\nMartin\n\n\
+             {rule}\nPriya Raman (Agent)\nTue, 5 Mar 2024 at 09:31 CET\n\nHi Martin,\n\n\
+             I have restored the reverse-charge status on your account.\n\nPriya\n"
+        );
+        let segs = segment(&ticket, SegmentOptions::default());
+        let r = roles(&ticket, &segs).expect("a ticket's replies");
+        let at =
+            |p: &str| segs.iter().position(|s| ticket[s.start..s.end].trim() == p).unwrap_or_else(|| panic!("{p}"));
+        // The rule above an author's line is no text that wraps onto it.
+        let martin = at("Martin Lindqvist");
+        assert_eq!(r.parent[at("Our invoices show Swedish VAT since the plan change.")], Some(martin));
+        assert_eq!(
+            r.parent[at("I have restored the reverse-charge status on your account.")],
+            Some(at("Priya Raman (Agent)"))
+        );
+        assert_eq!(r.parent[at("Mon, 4 Mar 2024 at 09:12 CET")], Some(martin));
+        for boilerplate in ["Hello,", "Best regards,", "Martin", "Hi Martin,", "Priya", "Martin Lindqvist"] {
+            assert_eq!(r.weight[at(boilerplate)], 0.0, "{boilerplate}");
+        }
     }
 
     #[test]

@@ -266,7 +266,9 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
                 let l = &text[lines[k].0..lines[k].1];
                 l.len() - l.trim_start().len()
             };
+            // (A rule of dashes or `=` is no text that wraps.)
             let wrapped = prev.chars().count() >= WRAPPED_LINE_CHARS
+                && prev.chars().any(char::is_alphanumeric)
                 && indent(j + 1) == indent(j)
                 && next.starts_with(|c: char| c.is_alphanumeric() || "(\"'`".contains(c));
             let goes_on = next.chars().next().is_some_and(char::is_lowercase)
