@@ -436,6 +436,23 @@ fn a_handler_that_misreads_its_input_does_not_return_a_sliver_of_the_budget() {
 }
 
 #[test]
+fn a_turn_cut_to_some_of_its_sentences_keeps_the_white_space_after_its_label() {
+    let answer: String = (0..30)
+        .map(|i| format!("Step {i} moves the limiter state into Redis so that every instance agrees on the count. "))
+        .collect();
+    let text = format!(
+        "You said:\nHow do I rate limit across four instances?\n\nChatGPT said:\n\n{answer}\n\n\
+         You said:\nAnd with clock drift?\n\nChatGPT said:\n\n{answer}\n"
+    );
+    let c = compress(
+        &CompressRequest { context: &text, query: None, budget: Budget::Tokens(60), granularity: Default::default() },
+        Encoding::Cl100k,
+    );
+    assert!(c.compressed_tokens <= 60, "{}", c.text);
+    assert!(c.text.starts_with("ChatGPT said:\n\nStep "), "{:?}", c.text);
+}
+
+#[test]
 fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
     let html = include_str!("support/article.html");
     let c = compress(

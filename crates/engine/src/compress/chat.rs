@@ -805,10 +805,20 @@ pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &d
             // sentences, or failing that the best run of the next turn in priority.
             order.iter().find_map(|&i| {
                 let t = turns[i];
-                let label = &text[t.start..t.body];
-                let measure = |a: usize, b: usize| count(&format!("{label}{}", &text[a..b]));
+                // The label with the white space after it ("ChatGPT said:\n\n"), so a run
+                // that starts later in the turn is not glued to it.
+                let body = &text[t.body..t.end];
+                let head = &text[t.start..t.body + body.len() - body.trim_start().len()];
+                let shown = |a: usize, b: usize| {
+                    if a <= t.start + head.len() {
+                        text[t.start..b].to_string()
+                    } else {
+                        format!("{head}{}", &text[a..b])
+                    }
+                };
+                let measure = |a: usize, b: usize| count(&shown(a, b));
                 let (a, b) = sentence_run(text, t.body, t.end, budget, &measure)?;
-                Some((vec![i], format!("{label}{}", &text[a..b])))
+                Some((vec![i], shown(a, b)))
             })?
         }
     };
