@@ -1,9 +1,14 @@
 //! Content types through the public entry point `compress::compress`: what each kind of input
 //! keeps, measured the way EVAL.md measures it.
 
-use omnimemory_engine::compress::{Budget, CompressRequest, ContentType, compress};
+use omnimemory_engine::compress::{Budget, CompressRequest, Compressed, ContentType, compress};
 use omnimemory_engine::eval;
 use omnimemory_engine::tokens::Encoding;
+
+/// Compresses `context` for cl100k with the default (whole-sentence) granularity.
+fn run(context: &str, query: Option<&str>, budget: Budget) -> Compressed {
+    compress(&CompressRequest { context, query, budget, granularity: Default::default() }, Encoding::Cl100k)
+}
 
 /// A deterministic pseudo-UUID (lower-case hex, 8-4-4-4-12).
 fn uuid(i: u64) -> String {
@@ -35,15 +40,7 @@ fn kv75_answer_is_retained_as_eval_measures_it_and_output_is_json() {
         for (i, (k, v)) in pairs.iter().enumerate().step_by(11) {
             let query = format!("What is the value associated with key \"{k}\"?");
             for ratio in [0.5, 0.75, 0.9] {
-                let c = compress(
-                    &CompressRequest {
-                        context: &doc,
-                        query: Some(&query),
-                        budget: Budget::Ratio(ratio),
-                        granularity: Default::default(),
-                    },
-                    Encoding::Cl100k,
-                );
+                let c = run(&doc, Some(&query), Budget::Ratio(ratio));
                 assert_eq!(c.content_type, ContentType::Json);
                 assert!(c.compressed_tokens <= c.budget_tokens, "over budget");
                 let parsed: serde_json::Value = serde_json::from_str(&c.text).expect("output parses as JSON");
@@ -140,15 +137,7 @@ fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
     assert!(list_only.len() > 10);
     for query in [None, Some("How do I back up the storage database?")] {
         for ratio in [0.5, 0.75, 0.9] {
-            let c = compress(
-                &CompressRequest {
-                    context: &doc,
-                    query,
-                    budget: Budget::Ratio(ratio),
-                    granularity: Default::default(),
-                },
-                Encoding::Cl100k,
-            );
+            let c = run(&doc, query, Budget::Ratio(ratio));
             assert_eq!(c.content_type, ContentType::Markdown);
             assert!(c.compressed_tokens <= c.budget_tokens);
             let ctx = format!("query {query:?} ratio {ratio}:\n{}", c.text);
@@ -216,15 +205,7 @@ fn chat_keeps_the_speaker_label_on_every_kept_turn() {
     let turns: Vec<&str> = doc.lines().filter(|l| !l.trim().is_empty()).collect();
     for query in [None, Some("Why does the CSV export stop?")] {
         for ratio in [0.5, 0.75, 0.9] {
-            let c = compress(
-                &CompressRequest {
-                    context: &doc,
-                    query,
-                    budget: Budget::Ratio(ratio),
-                    granularity: Default::default(),
-                },
-                Encoding::Cl100k,
-            );
+            let c = run(&doc, query, Budget::Ratio(ratio));
             assert_eq!(c.content_type, ContentType::Chat);
             assert!(c.compressed_tokens <= c.budget_tokens);
             for line in c.text.lines().filter(|l| !l.trim().is_empty()) {
@@ -250,15 +231,7 @@ fn chat_keeps_the_speaker_label_on_every_kept_turn() {
 fn yaml_comes_back_as_its_outline_with_hash_markers_not_as_markdown() {
     let yaml = include_str!("support/deploy.yml");
     for ratio in [0.5, 0.75] {
-        let c = compress(
-            &CompressRequest {
-                context: yaml,
-                query: None,
-                budget: Budget::Ratio(ratio),
-                granularity: Default::default(),
-            },
-            Encoding::Cl100k,
-        );
+        let c = run(yaml, None, Budget::Ratio(ratio));
         assert_eq!(c.content_type, ContentType::Code);
         assert!(c.compressed_tokens <= c.budget_tokens);
         // Whole input lines, indentation included, or `# …` markers of what was left out.
@@ -273,10 +246,7 @@ fn yaml_comes_back_as_its_outline_with_hash_markers_not_as_markdown() {
 #[test]
 fn a_diff_keeps_every_file_header_and_marks_what_it_leaves_out() {
     let diff = include_str!("support/change.diff");
-    let c = compress(
-        &CompressRequest { context: diff, query: None, budget: Budget::Ratio(0.5), granularity: Default::default() },
-        Encoding::Cl100k,
-    );
+    let c = run(diff, None, Budget::Ratio(0.5));
     assert_eq!(c.content_type, ContentType::Code);
     assert!(c.compressed_tokens <= c.budget_tokens);
     for header in diff.lines().filter(|l| l.starts_with("diff --git ")) {
@@ -295,10 +265,7 @@ fn subtitles_keep_each_cue_whole_with_its_timing() {
     let timing = |l: &str| l.contains(" --> ");
     let cues: Vec<&str> = vtt.split("\n\n").skip(1).map(str::trim).collect();
     for (query, ratio) in [(None, 0.5), (None, 0.75), (Some("how long does failover take now"), 0.75)] {
-        let c = compress(
-            &CompressRequest { context: vtt, query, budget: Budget::Ratio(ratio), granularity: Default::default() },
-            Encoding::Cl100k,
-        );
+        let c = run(vtt, query, Budget::Ratio(ratio));
         // Read as a transcript, not as logs (its timing lines carry timestamps).
         assert_eq!(c.content_type, ContentType::Prose, "{query:?} {ratio}");
         assert!(c.compressed_tokens <= c.budget_tokens);
@@ -327,15 +294,7 @@ fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
     };
     for query in [None, Some("when does the billing batch start"), Some("what are the migration steps")] {
         for ratio in [0.5, 0.75] {
-            let c = compress(
-                &CompressRequest {
-                    context: mail,
-                    query,
-                    budget: Budget::Ratio(ratio),
-                    granularity: Default::default(),
-                },
-                Encoding::Cl100k,
-            );
+            let c = run(mail, query, Budget::Ratio(ratio));
             assert!(c.compressed_tokens <= c.budget_tokens);
             for l in c.text.lines() {
                 assert!(!bare(l), "{query:?} {ratio}: {l:?}\n{}", c.text);
@@ -344,15 +303,7 @@ fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
     }
     // A quoted sentence hard-wrapped over two lines, the second starting with a number, is kept
     // whole or not at all.
-    let c = compress(
-        &CompressRequest {
-            context: mail,
-            query: Some("expected downtime for writes"),
-            budget: Budget::Ratio(0.6),
-            granularity: Default::default(),
-        },
-        Encoding::Cl100k,
-    );
+    let c = run(mail, Some("expected downtime for writes"), Budget::Ratio(0.6));
     assert!(c.text.contains("Expected downtime for writes is about\n> 20 minutes;"), "{}", c.text);
 }
 
@@ -379,15 +330,7 @@ fn an_email_thread_keeps_its_subject_and_senders_and_drops_its_wrapping() {
     let input_senders = senders(thread);
     for query in [None, Some("when does the importer fix go live")] {
         for ratio in [0.6, 0.8] {
-            let c = compress(
-                &CompressRequest {
-                    context: thread,
-                    query,
-                    budget: Budget::Ratio(ratio),
-                    granularity: Default::default(),
-                },
-                Encoding::Cl100k,
-            );
+            let c = run(thread, query, Budget::Ratio(ratio));
             assert!(c.compressed_tokens <= c.budget_tokens);
             let out = &c.text;
             assert_eq!(out.matches("Subject: ").count(), 1, "{query:?} {ratio}:\n{out}");
@@ -415,15 +358,7 @@ fn a_handler_that_misreads_its_input_does_not_return_a_sliver_of_the_budget() {
     // the code handler kept 84 of 2,148 tokens at 4x; the line packer fills the budget.
     let plan = include_str!("support/terraform_plan.txt");
     for ratio in [0.5, 0.75, 0.9] {
-        let c = compress(
-            &CompressRequest {
-                context: plan,
-                query: None,
-                budget: Budget::Ratio(ratio),
-                granularity: Default::default(),
-            },
-            Encoding::Cl100k,
-        );
+        let c = run(plan, None, Budget::Ratio(ratio));
         assert!(c.compressed_tokens <= c.budget_tokens);
         assert!(
             c.compressed_tokens * 2 >= c.budget_tokens,
@@ -444,10 +379,7 @@ fn a_turn_cut_to_some_of_its_sentences_keeps_the_white_space_after_its_label() {
         "You said:\nHow do I rate limit across four instances?\n\nChatGPT said:\n\n{answer}\n\n\
          You said:\nAnd with clock drift?\n\nChatGPT said:\n\n{answer}\n"
     );
-    let c = compress(
-        &CompressRequest { context: &text, query: None, budget: Budget::Tokens(60), granularity: Default::default() },
-        Encoding::Cl100k,
-    );
+    let c = run(&text, None, Budget::Tokens(60));
     assert!(c.compressed_tokens <= 60, "{}", c.text);
     assert!(c.text.starts_with("ChatGPT said:\n\nStep "), "{:?}", c.text);
 }
@@ -455,15 +387,7 @@ fn a_turn_cut_to_some_of_its_sentences_keeps_the_white_space_after_its_label() {
 #[test]
 fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
     let html = include_str!("support/article.html");
-    let c = compress(
-        &CompressRequest {
-            context: html,
-            query: Some("how long does failover take"),
-            budget: Budget::Ratio(0.6),
-            granularity: Default::default(),
-        },
-        Encoding::Cl100k,
-    );
+    let c = run(html, Some("how long does failover take"), Budget::Ratio(0.6));
     // `<li> …` lines are not IRC messages, and a page without blank lines is not one atomic
     // block cut to a window of words: the sentence that answers comes whole.
     assert_ne!(c.content_type, ContentType::Chat);
@@ -483,10 +407,7 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
     let post = include_str!("support/post.md");
     let front = &post[..post.find("\n---\n").unwrap() + 4];
     for (query, ratio) in [(Some("what broke"), 0.6), (None, 0.5), (None, 0.75), (Some("who wrote the post"), 0.6)] {
-        let c = compress(
-            &CompressRequest { context: post, query, budget: Budget::Ratio(ratio), granularity: Default::default() },
-            Encoding::Cl100k,
-        );
+        let c = run(post, query, Budget::Ratio(ratio));
         assert!(c.compressed_tokens <= c.budget_tokens);
         // The front matter comes whole or not at all: no key without its `---` fences.
         assert!(
