@@ -23,7 +23,7 @@
 //! are counted with the rest.
 
 use super::rank::Analysis;
-use super::segment::{SegKind, Segment, heading_level, is_list_item, title_name};
+use super::segment::{SegKind, Segment, heading_level, is_list_item, is_title, title_name};
 use super::text::{balanced, is_cjk};
 use super::units::lines_omitted;
 use crate::tokens::PieceCounter;
@@ -905,7 +905,7 @@ pub fn pack_words(
 /// Whether sentence `s` names the `Title:` line `title` (its words outside brackets, in any
 /// case), so that the sentence read alone still says what it is about.
 fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
-    if !text[title.start..title.end].trim_start().starts_with("Title:") {
+    if !is_title(text, title) {
         return false;
     }
     let name = &text[title_name(text, title)];

@@ -38,7 +38,7 @@
 //! information kept.
 
 use super::query::QueryWords;
-use super::segment::{SegKind, Segment, title_name};
+use super::segment::{SegKind, Segment, is_title, title_name};
 use super::semantic;
 use super::text::{Lexicon, for_each_word, is_common, is_stopword};
 
@@ -514,7 +514,7 @@ pub fn late_titles(text: &str, segs: &[Segment], cost: &dyn Fn(usize) -> usize, 
     let mut titles = 0usize;
     for i in 0..n {
         let s = &segs[i];
-        if s.kind == SegKind::Header && text[s.start..s.end].trim_start().starts_with("Title:") {
+        if is_title(text, s) {
             late[i] = true;
             titles += 1;
             // The passage's first sentence.
@@ -575,9 +575,9 @@ fn same_source_counts(
     let mut source: Vec<usize> = (0..nblocks).collect();
     let mut first_with: std::collections::HashMap<&str, usize> = Default::default();
     let mut shared = false;
-    for s in segs.iter().filter(|s| s.kind == SegKind::Header) {
+    for s in segs.iter().filter(|s| is_title(text, s)) {
         let title = text[s.start..s.end].trim();
-        if title.starts_with("Title:") && s.block < nblocks {
+        if s.block < nblocks {
             let first = *first_with.entry(title).or_insert(s.block);
             shared |= first != s.block;
             source[s.block] = first;
@@ -710,11 +710,7 @@ pub fn agnostic_utilities(
             .map(|s| s.block)
     };
     // Separate passages (`Title:` lines), whose order says little of their worth.
-    let passages = segs
-        .iter()
-        .filter(|s| s.kind == SegKind::Header && text[s.start..s.end].trim_start().starts_with("Title:"))
-        .nth(1)
-        .is_some();
+    let passages = segs.iter().filter(|s| is_title(text, s)).nth(1).is_some();
     let mut j = 0usize;
     let mut leads: Vec<usize> = Vec::new();
     let mut lead: Option<usize> = None;
@@ -750,8 +746,9 @@ pub fn agnostic_utilities(
         let prior = 1.0 + if pos == 0 { LEAD_PRIOR } else { FOLLOW_PRIOR / (1 + pos) as f64 };
         // The leads of passages that share less with the others than the median one wait, in
         // proportion; the others stay in input order in a document, whose order is its
-        // author's, and follow their centrality, gently, in a set of titled passages. After the lead, the passages that share
-        // most with the others first, steeply: whole central passages before the rest.
+        // author's, and follow their centrality, gently, in a set of titled passages. After
+        // the lead, the passages that share most with the others first, steeply: whole central
+        // passages before the rest.
         let centrality = match standing.get(s.block) {
             Some(&c) if pos > 0 && mean_centrality > 0.0 => (c / mean_centrality).powf(CENTRALITY_POWER),
             Some(_) if Some(s.block) == opening => 1.0,
@@ -759,7 +756,6 @@ pub fn agnostic_utilities(
                 (c / median_centrality).powf(LEAD_CENTRALITY_POWER)
             }
             Some(&c) if median_centrality > 0.0 && passages => (c / median_centrality).powf(LEAD_ORDER_POWER),
-            Some(_) if median_centrality > 0.0 => 1.0,
             _ => 1.0,
         };
         // After the lead: sentences dense in rare words, names and numbers first.

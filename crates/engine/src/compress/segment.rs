@@ -403,6 +403,11 @@ pub fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// Whether `s` is a passage's `Title: …` line.
+pub(crate) fn is_title(text: &str, s: &Segment) -> bool {
+    s.kind == SegKind::Header && text[s.start..s.end].trim_start().starts_with("Title:")
+}
+
 /// The name a header segment gives its passage, as a byte range of `text`: after `Title:` when
 /// the line has it, up to the first bracket (`The Rack (1915 film)` names `The Rack`), trimmed.
 pub(crate) fn title_name(text: &str, header: &Segment) -> std::ops::Range<usize> {
