@@ -13,9 +13,9 @@
 //! - greetings, everything from a sign-off on (the name, the signature, "Sent from my
 //!   iPhone"), address lines (`To:`, `Cc:`), separators (`-----Original Message-----`) and a
 //!   sentence repeated from earlier in the thread (a quoted copy, a legal footer) are worth
-//!   nothing;
-//! - a message's date line comes with its `From:` line, between it and the body.
+//!   nothing.
 
+use super::rank::MONTHS;
 use super::segment::{SegKind, Segment};
 
 /// What the ranking should make of each segment of an email thread.
@@ -120,13 +120,12 @@ fn author_line(line: &str) -> bool {
 /// A line that gives a date: a year (19xx, 20xx) and a time or a month's name, and few words
 /// besides ("Mon, 4 Mar 2024 at 09:12 CET", "2024-03-04 09:12").
 fn date_line(line: &str) -> bool {
-    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     let year =
         line.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")));
     let time = line.as_bytes().windows(3).any(|w| w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit());
     let month = line
         .split(|c: char| !c.is_alphabetic())
-        .any(|w| w.len() >= 3 && MONTHS.iter().any(|m| w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(m))));
+        .any(|w| w.len() >= 3 && MONTHS.iter().any(|m| w.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(&m[..3]))));
     words(line) <= 10 && year && (time || month)
 }
 
@@ -250,8 +249,7 @@ pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
                 from_line[k] = from;
             }
         }
-        // The greeting, then everything from the sign-off on when only short lines (a name,
-        // a signature) follow it.
+        // The greeting.
         if let Some(&first) = body.first()
             && greeting(lines[first].2)
         {
@@ -287,17 +285,20 @@ pub fn roles(text: &str, segs: &[Segment]) -> Option<Roles> {
     let mut parent: Vec<Option<usize>> = segs.iter().map(|s| s.parent).collect();
     let mut subject = None;
     let mut said: std::collections::HashSet<String> = Default::default();
-    // The segment that ends each line (a `From:` line's name, after its label).
+    // The segments that open and end each line (a `From:` line's name, after its label).
+    let mut first_on_line: Vec<Option<usize>> = vec![None; lines.len()];
     let mut last_on_line: Vec<Option<usize>> = vec![None; lines.len()];
     for (i, s) in segs.iter().enumerate() {
-        last_on_line[line_of(s.start)] = Some(i);
+        let l = line_of(s.start);
+        first_on_line[l].get_or_insert(i);
+        last_on_line[l] = Some(i);
     }
-    // A date line's first segment (its label) comes with the sender's line.
     // A segment without a parent, or only its heading's (which the sender line has), comes
     // with its sender.
     let free = |parent: &[Option<usize>], i: usize| parent[i].is_none_or(|p| segs[p].kind == SegKind::Header);
+    // A date line's first segment (its label) comes with the sender's line.
     for &(d, f) in &date_of {
-        if let (Some(first), Some(from)) = (segs.iter().position(|s| line_of(s.start) == d), last_on_line[f])
+        if let (Some(first), Some(from)) = (first_on_line[d], last_on_line[f])
             && from < first
             && free(&parent, first)
         {

@@ -439,7 +439,8 @@ pub fn answer_kind(query: &str) -> AnswerKind {
     }
 }
 
-const MONTHS: &[&str] = &[
+/// The months' names, in order.
+pub(crate) const MONTHS: &[&str] = &[
     "january",
     "february",
     "march",
