@@ -18,14 +18,14 @@
 //! it (a fence inside a list item stays inside it). The only other text inserted: a markdown
 //! table that lost rows ends with a row that says how many, `| … 33 of 40 rows omitted |`
 //! (a row, so the table stays a table); a list that lost items ends with `[… 9 items
-//! omitted]` at its indentation; and a markdown heading shown without any of its own
-//! lines is followed by `[… 6 lines omitted]`, so its section does not read as empty; all
+//! omitted]` at its indentation; and a markdown heading shown without anything of its
+//! section is followed by `[… 6 lines omitted]`, so the section does not read as empty; all
 //! are counted with the rest.
 
 use super::rank::Analysis;
 use super::segment::{SegKind, Segment, heading_level, is_list_item, is_title, title_name};
 use super::text::{balanced, is_cjk};
-use super::units::lines_omitted;
+use super::units::{lines_omitted, omitted};
 use crate::tokens::PieceCounter;
 
 pub struct Packing {
@@ -141,10 +141,7 @@ impl State<'_> {
         };
         let (items, indent) = &self.lists[list];
         let dropped = items.iter().filter(|&&i| !self.full[i]).count();
-        (dropped > 0).then(|| {
-            let noun = if dropped == 1 { "item" } else { "items" };
-            format!("{:indent$}[\u{2026} {dropped} {noun} omitted]", "")
-        })
+        (dropped > 0).then(|| format!("{:indent$}{}", "", omitted(dropped, "item")))
     }
 
     /// For a markdown heading shown without anything of its section (its subsections' headings
@@ -247,8 +244,8 @@ fn sections(text: &str, segs: &[Segment]) -> Vec<(Vec<usize>, usize)> {
     section
 }
 
-/// The lists of the text (runs of `-`, `*`, `+` or `1.` items, tight or loose, with what is
-/// indented under their items): per segment its list, and per list the first segment of each of
+/// The lists of the text (runs of items as [`is_list_item`] reads them, tight or loose, with
+/// what is indented under their items): per segment its list, and per list the first segment of each of
 /// its items (nested ones too) and the indentation of its first item. A heading, or a line at
 /// or left of the first item's indentation that is no item, ends a list.
 fn lists(text: &str, segs: &[Segment]) -> (Vec<Option<usize>>, Vec<List>) {

@@ -113,7 +113,12 @@ fn fit_prefix<R: Default>(
 /// The line that stands for `n` dropped lines where a kind has no comment syntax of its own
 /// (a diff's hunk, a markdown section): `[… 6 lines omitted]`.
 pub(crate) fn lines_omitted(n: usize) -> String {
-    format!("[\u{2026} {n} {} omitted]", if n == 1 { "line" } else { "lines" })
+    omitted(n, "line")
+}
+
+/// `[… 9 items omitted]`: `n` dropped `unit`s (singular; an `s` is added for several).
+pub(crate) fn omitted(n: usize, unit: &str) -> String {
+    format!("[\u{2026} {n} {unit}{} omitted]", if n == 1 { "" } else { "s" })
 }
 
 /// `sorted` (all units `0..n`, by priority) with each unit's missing ancestors placed just before it,
