@@ -22,8 +22,8 @@
 //!    at least 60% of them begin with one of three *shapes* that look machine-written (see
 //!    [`is_regular_machine_text`]); or the text is a failed build's or test run's output
 //!    ([`is_failed_run`]). A stack trace's frames ([`is_trace_frame`]: `at a.b.C(C.java:12)`,
-//!    `Caused by:`, `... 21 more`, `File "x.py", line 3`) count for neither side. Table rows (`| … |`) and numbered clauses (`2.1 The …`) have no
-//!    machine shape.
+//!    `Caused by:`, `... 21 more`, `File "x.py", line 3`) count for neither side. Table rows
+//!    (`| … |`) and numbered clauses (`2.1 The …`) have no machine shape.
 //! 7. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
 //!    keeps its keys under their parents.
 //! 8. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
