@@ -9,7 +9,9 @@ time on the same items, so the request path's overhead is a measured number.
 ITEMS: one JSON object per line with `context` (and `query`, `answers` for the engine's side:
 any QA file of shared/data). For each number of clients it sends `--requests` requests in all,
 each client on its own keep-alive connection cycling through the items, and prints p50 / p90 /
-p99 latency and requests per second. The engine's time is the median per-item compression
+p99 latency and requests per second; for requests the server compressed inline (up to 32 KiB), the
+engine's time it reports in `Server-Timing` and what the request path added to it, request by
+request. The engine's time is the median per-item compression
 time that `omnimemory eval ITEMS --ratios R` measures in the same run (R = 1 / (1 - target)).
 Python's standard library only; the key needs a quota and rate limits large enough for the run.
 """
@@ -27,9 +29,19 @@ def percentile(values, p):
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+def engine_ms(server_timing):
+    """The engine's share of one answer, from its `Server-Timing` header: counting + compressing."""
+    steps = {}
+    for part in (server_timing or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if dur:
+            steps[name] = float(dur)
+    return steps["count"] + steps["engine"] if "count" in steps and "engine" in steps else None
+
+
 def run_clients(url, key, bodies, clients, requests):
     parsed = urllib.parse.urlparse(url)
-    latencies, errors = [], []
+    latencies, errors, overheads = [], [], []
     lock = threading.Lock()
     per_client = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
 
@@ -43,7 +55,12 @@ def run_clients(url, key, bodies, clients, requests):
             conn.request("POST", "/compress", body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()
-            mine.append((time.perf_counter() - t0) * 1e3)
+            ms = (time.perf_counter() - t0) * 1e3
+            mine.append(ms)
+            engine = engine_ms(resp.getheader("Server-Timing"))
+            if engine is not None:
+                with lock:
+                    overheads.append((ms - engine, engine))
             if resp.status != 200:
                 with lock:
                     errors.append(resp.status)
@@ -57,7 +74,7 @@ def run_clients(url, key, bodies, clients, requests):
         t.start()
     for t in threads:
         t.join()
-    return latencies, errors, time.perf_counter() - t0
+    return latencies, errors, overheads, time.perf_counter() - t0
 
 
 def main():
@@ -83,11 +100,18 @@ def main():
 
     # Warm up: one pass over a few items (connection set-up, the server's lazy tables).
     run_clients(a.url, a.key, bodies[:20], 1, min(20, len(bodies)))
-    print(f"{'clients':>7} {'requests':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>8} {'non-200':>8}")
+    print(f"{'clients':>7} {'requests':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>8} {'non-200':>8}"
+          f" {'engine p50':>11} {'added p50':>10} {'added p90':>10}")
     for clients in [int(c) for c in a.clients.split(",") if c]:
-        lat, errors, secs = run_clients(a.url, a.key, bodies, clients, a.requests)
-        print(f"{clients:>7} {len(lat):>9} {percentile(lat, 50):>8.2f} {percentile(lat, 90):>8.2f} "
-              f"{percentile(lat, 99):>8.2f} {len(lat) / secs:>8.0f} {len(errors):>8}")
+        lat, errors, overheads, secs = run_clients(a.url, a.key, bodies, clients, a.requests)
+        row = (f"{clients:>7} {len(lat):>9} {percentile(lat, 50):>8.2f} {percentile(lat, 90):>8.2f} "
+               f"{percentile(lat, 99):>8.2f} {len(lat) / secs:>8.0f} {len(errors):>8}")
+        if overheads:
+            added, engine = [o for o, _ in overheads], [e for _, e in overheads]
+            row += f" {percentile(engine, 50):>11.2f} {percentile(added, 50):>10.2f} {percentile(added, 90):>10.2f}"
+        print(row)
+    print("engine p50: the server's own counting + compressing per request (its Server-Timing header); "
+          "added: each request's latency minus that, as the client saw it")
 
     if all("answers" in it for it in items):
         ratio = 1 / (1 - a.target)

@@ -22,8 +22,9 @@ use super::token_floor::TokenFloor;
 use super::work::{Lane, STANDARD_MAX_BYTES};
 use crate::api::{CompressBody, CountResponse, DEFAULT_MODEL, check_model_id};
 use crate::keys::KeyId;
-use crate::store::{ANSWERS_KEPT_FOR, StoredAnswer, UsageRecord};
-use crate::usage::WriteError;
+use crate::limits::{Admission, RateStatus};
+use crate::store::{ANSWERS_KEPT_FOR, Completion, StoredAnswer, UsageRecord};
+use crate::usage::{Committed, WriteError};
 use omnimemory_engine::compress;
 use omnimemory_engine::tokens::PieceCounter;
 use std::time::Instant;
@@ -81,29 +82,68 @@ pub async fn compress(
     // The input's tokens (for messages, the sum over their contents) are what is reserved now
     // and charged with the usage record. The input is tokenized once: the engine compresses
     // with the counter that gave the reservation its count.
-    let (original_tokens, admission, timestamp, response) = match Lane::for_bytes(bytes) {
+    let request_id = format!("{:032x}", rand::random::<u128>());
+    // The record as it is before the output is known: as if the text came back unchanged.
+    let record_of = |original_tokens: usize, timestamp| UsageRecord {
+        request_id: request_id.clone(),
+        api_key: key.public_id.clone(),
+        key_id: key.id,
+        user_id: key.user_id.clone(),
+        operation: "compress",
+        original_tokens: original_tokens as u64,
+        compressed_tokens: original_tokens as u64,
+        model_id: model_id.clone(),
+        compression_ratio: 0.0,
+        // Not NULL: sqlx's PostgreSQL driver refuses a NULL where the cached insert was
+        // prepared with a number.
+        quality_score: Some(1.0),
+        tool_id,
+        session_id,
+        metadata,
+        timestamp,
+        answer: None,
+    };
+    // The inline path's steps, in ms, for the `Server-Timing` header.
+    let mut timing: Vec<(&str, f64)> = Vec::new();
+    let (original_tokens, recording, response) = match Lane::for_bytes(bytes) {
         Lane::Inline => {
             let t = Instant::now();
             let text = job.text();
             let counter = PieceCounter::new(encoding, &text);
             let original_tokens = job.tokens(&counter);
-            stage("count", t);
+            timing.push(("count", stage("count", t)));
             let t = Instant::now();
             let admission = admit(&state, &key, original_tokens as u64).await?;
-            stage("admit", t);
+            timing.push(("admit", stage("admit", t)));
             let timestamp = state.clock.now();
-            let t = Instant::now();
-            let response = job.run_counted(&counter, encoding, model_id);
-            stage("engine", t);
-            (original_tokens, admission, timestamp, response)
+            let record = record_of(original_tokens, timestamp);
+            let model_id = model_id.clone();
+            if original_tokens >= OVERLAPPED_RECORD_TOKENS && idempotency.is_none() {
+                // The record and its charge are committed while the engine runs (the flush
+                // overlaps the work); the output completes the record after.
+                let status = admission.status.clone();
+                let committed = state.writer.open(record, admission).await?;
+                // Lets the usage writer take the record before the engine holds this thread.
+                tokio::task::yield_now().await;
+                let t = Instant::now();
+                let response = job.run_counted(&counter, encoding, model_id);
+                timing.push(("engine", stage("engine", t)));
+                (original_tokens, Recording::Opened { committed, status, timestamp }, response)
+            } else {
+                let t = Instant::now();
+                let response = job.run_counted(&counter, encoding, model_id);
+                timing.push(("engine", stage("engine", t)));
+                (original_tokens, Recording::After(Box::new(record), admission), response)
+            }
         }
         // Larger, a context or `messages`: counted once in its lane, which waits there for the
         // admission (made here, on the executor) before it compresses with the same count.
         _ => {
             let (count_tx, count_rx) = tokio::sync::oneshot::channel::<usize>();
             let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
+            let engine_model = model_id.clone();
             let work = state.engine_lanes.run(key.id, bytes, move || {
-                job.run_gated(encoding, model_id, |n| count_tx.send(n).is_ok() && go_rx.blocking_recv() == Ok(true))
+                job.run_gated(encoding, engine_model, |n| count_tx.send(n).is_ok() && go_rx.blocking_recv() == Ok(true))
             });
             let admission = async {
                 // No count: the job never ran (its lane refused it); `work` says why.
@@ -115,7 +155,9 @@ pub async fn compress(
             let (work, admission) = tokio::join!(work, admission);
             match (admission, work) {
                 (Some(Err(refusal)), _) => return Err(refusal),
-                (Some(Ok((n, admission, timestamp))), Ok(Some(response))) => (n, admission, timestamp, response),
+                (Some(Ok((n, admission, timestamp))), Ok(Some(response))) => {
+                    (n, Recording::After(Box::new(record_of(n, timestamp)), admission), response)
+                }
                 (_, Err(e)) => return Err(e),
                 (_, Ok(_)) => {
                     return Err(ApiError::Internal(anyhow::anyhow!("the engine job ended without its admission")));
@@ -124,39 +166,47 @@ pub async fn compress(
         }
     };
 
-    let request_id = format!("{:032x}", rand::random::<u128>());
-    let record = UsageRecord {
-        request_id: request_id.clone(),
-        api_key: key.public_id.clone(),
-        key_id: key.id,
-        user_id: key.user_id.clone(),
-        operation: "compress",
-        original_tokens: original_tokens as u64,
-        compressed_tokens: response.compressed_tokens as u64,
-        model_id: response.model_id.clone(),
-        compression_ratio: response.compression_ratio,
-        quality_score: Some(response.quality_score),
-        tool_id,
-        session_id,
-        metadata,
-        timestamp,
-        answer: None,
-    };
     let replay_of = idempotency.as_ref().map(|(idem_key, digest, _)| (idem_key.clone(), digest.clone()));
-    let (record, _in_flight) = match idempotency {
-        Some((idem_key, body_sha256, guard)) => {
-            let answer = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
-            let stored = StoredAnswer { idem_key, body_sha256, request_id: request_id.clone(), answer };
-            (UsageRecord { answer: Some(stored), ..record }, Some(guard))
+    let mut _in_flight = None;
+    let (status, timestamp, recorded) = match recording {
+        Recording::After(record, admission) => {
+            let mut record = UsageRecord {
+                compressed_tokens: response.compressed_tokens as u64,
+                compression_ratio: response.compression_ratio,
+                quality_score: Some(response.quality_score),
+                ..*record
+            };
+            if let Some((idem_key, body_sha256, guard)) = idempotency {
+                let answer = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
+                record.answer = Some(StoredAnswer { idem_key, body_sha256, request_id: request_id.clone(), answer });
+                _in_flight = Some(guard);
+            }
+            let (status, timestamp) = (admission.status.clone(), record.timestamp);
+            let t = Instant::now();
+            let recorded = state.writer.record(record, admission).await;
+            timing.push(("record", stage("record", t)));
+            (status, timestamp, recorded)
         }
-        None => (record, None),
+        Recording::Opened { committed, status, timestamp } => {
+            let t = Instant::now();
+            // Queued behind the record, so written in the record's batch or a later one (and
+            // even if this request is dropped meanwhile).
+            let completion = Completion {
+                key_id: key.id,
+                timestamp,
+                request_id: request_id.clone(),
+                compressed_tokens: response.compressed_tokens as u64,
+                compression_ratio: response.compression_ratio,
+                quality_score: Some(response.quality_score),
+            };
+            // Not waited for: the record and its charge are durable once `committed` says so;
+            // a failed batch is logged by the writer, and the record then shows nothing saved.
+            let _ = state.writer.complete(completion).await;
+            let recorded = committed.wait().await;
+            timing.push(("record", stage("record", t)));
+            (status, timestamp, recorded)
+        }
     };
-    let mut out_headers = HeaderMap::new();
-    rate_headers(&mut out_headers, &admission.status);
-    let status = admission.status.clone();
-    let t = Instant::now();
-    let recorded = state.writer.record(record, admission).await;
-    stage("record", t);
     match recorded {
         Ok(()) => {}
         // The ledger of record found the month spent (the limiter had lost its state).
@@ -176,20 +226,44 @@ pub async fn compress(
         }
         Err(e) => return Err(e.into()),
     }
+    let mut out_headers = HeaderMap::new();
+    rate_headers(&mut out_headers, &status);
     metrics::counter!("omnimemory_compress_original_tokens_total").increment(original_tokens as u64);
     metrics::counter!("omnimemory_compress_output_tokens_total").increment(response.compressed_tokens as u64);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         out_headers.insert("x-request-id", v);
+    }
+    if !timing.is_empty() {
+        let steps: Vec<String> = timing.iter().map(|(name, ms)| format!("{name};dur={ms:.3}")).collect();
+        if let Ok(v) = HeaderValue::from_str(&steps.join(", ")) {
+            out_headers.insert("server-timing", v);
+        }
     }
     // The usage record's time, so the last use and the latest record agree.
     state.last_use.record(key.id, Some(&response.model_id), timestamp);
     Ok((out_headers, axum::Json(response)).into_response())
 }
 
+/// How an inline request of this many tokens or more is recorded: its record and charge are
+/// committed while the engine runs ([`UsageWriter::open`](crate::usage::UsageWriter::open)),
+/// so the disk's flush is off its path. A smaller request's engine work is shorter than the
+/// flush; it is recorded after, in one commit.
+const OVERLAPPED_RECORD_TOKENS: usize = 1000;
+
+/// How a request's usage record is written.
+enum Recording {
+    /// After the engine, whole, with its admission (and the answer for an `Idempotency-Key`).
+    After(Box<UsageRecord>, Admission),
+    /// Committed while the engine ran; its output completes it.
+    Opened { committed: Committed, status: RateStatus, timestamp: jiff::Timestamp },
+}
+
 /// How long a step of an inline `/compress` took (`omnimemory_compress_stage_seconds{stage}`):
 /// `count` (the context's tokens), `admit` (rate and quota), `engine`, `record` (the usage
 /// record committed). What the handler adds beyond them is read off the request's own latency.
-fn stage(name: &'static str, since: Instant) {
+/// Returns the step's time in milliseconds.
+fn stage(name: &'static str, since: Instant) -> f64 {
+    let seconds = since.elapsed().as_secs_f64();
     // One handle per step, looked up once: a lookup by name and label on every request cost
     // more than the recording itself.
     static HANDLES: std::sync::OnceLock<[(&'static str, metrics::Histogram); 4]> = std::sync::OnceLock::new();
@@ -198,8 +272,9 @@ fn stage(name: &'static str, since: Instant) {
             .map(|s| (s, metrics::histogram!("omnimemory_compress_stage_seconds", "stage" => s)))
     });
     if let Some((_, h)) = handles.iter().find(|(s, _)| *s == name) {
-        h.record(since.elapsed().as_secs_f64());
+        h.record(seconds);
     }
+    seconds * 1e3
 }
 
 /// The body, read as it arrives. Once more than [`STANDARD_MAX_BYTES`] have come (a request

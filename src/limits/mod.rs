@@ -303,7 +303,7 @@ impl Limiter {
     pub async fn save_levels(&self, store: &Store) -> Result<(), StoreError> {
         let Backend::Local(local) = &self.backend else { return Ok(()) };
         let snapshots: Vec<_> = local.loaded_keys().into_iter().filter_map(|k| local.snapshot(k)).collect();
-        store.commit_usage(Vec::new(), snapshots).await.map(drop)
+        store.commit_usage(Vec::new(), Vec::new(), snapshots).await.map(drop)
     }
 
     /// Waits for the limiter's copy of durable quota use to be free to change, and holds it:

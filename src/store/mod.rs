@@ -14,7 +14,7 @@
 mod records;
 mod sql;
 
-pub use records::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoredAnswer, Unwritten, UsageRecord};
+pub use records::{ANSWERS_KEPT_FOR, Charge, Completion, OverQuota, StoredAnswer, Unwritten, UsageRecord};
 pub use sql::Store;
 pub use sql::alerts::QueuedAlert;
 pub use sql::export::{ExportFilter, ExportedRecord};

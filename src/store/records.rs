@@ -28,6 +28,18 @@ pub struct UsageRecord {
     pub answer: Option<StoredAnswer>,
 }
 
+/// What a request's output adds to the record written while it ran (`UsageWriter::open`):
+/// the record is found by its key, time and request id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub key_id: KeyId,
+    pub timestamp: jiff::Timestamp,
+    pub request_id: String,
+    pub compressed_tokens: u64,
+    pub compression_ratio: f64,
+    pub quality_score: Option<f64>,
+}
+
 /// How long the answer to a request sent with an `Idempotency-Key` is kept for its retries.
 pub const ANSWERS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 

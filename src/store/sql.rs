@@ -13,8 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, AssertSqlSafe, Connection as _, Executor as _, Row};
 
 use super::{
-    Charge, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, StoreError, StoredAnswer, TagUsage, Unwritten,
-    UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
+    Charge, Completion, DatabaseFile, DatabaseInfo, ErrorClass, ModelUsage, Outage, StoreError, StoredAnswer, TagUsage,
+    Unwritten, UsageRecord, UsageSummary, format_timestamp, parse_timestamp,
 };
 use crate::keys::{KeyHash, KeyId, KeyRecord, LimitOverride, NewKey, Tier};
 use crate::policy::{Bucket, KeySnapshot};
@@ -602,16 +602,25 @@ impl Store {
     /// - a record whose charge would take its key's ledger past the monthly limit: the ledger
     ///   of record holds the quota by itself, even when the limiter lost its state (a Redis
     ///   flush with requests in flight).
+    ///
+    /// `completions` give records of earlier batches their outputs (`UsageWriter::open`); a
+    /// batch of completions without records commits without waiting for the disk's flush
+    /// (`Batch::needs_flush`).
     pub async fn commit_usage(
         &self,
         records: Vec<(UsageRecord, Charge)>,
+        completions: Vec<Completion>,
         snapshots: Vec<KeySnapshot>,
     ) -> Result<Unwritten, StoreError> {
-        let batch = Batch { records, snapshots, alert_thresholds: self.alert_thresholds.clone() };
+        let batch = Batch { records, completions, snapshots, alert_thresholds: self.alert_thresholds.clone() };
         if let Some(writer) = &self.sqlite_writer {
             return writer.commit(batch).await;
         }
         let mut tx = self.begin_write(&self.usage).await?;
+        if !batch.needs_flush() {
+            // PostgreSQL's commit then returns before its WAL record is flushed.
+            tx.conn.execute("SET LOCAL synchronous_commit = off").await?;
+        }
         let unwritten = batch.write(&mut tx, self.dialect).await?;
         tx.commit().await?;
         Ok(unwritten)

@@ -2,7 +2,10 @@
 //! the request's `Admission` and wait; it commits records in batches (one durable transaction
 //! per batch, with the quota charges and bucket levels), then settles the admissions and
 //! answers. A response is therefore sent only after its record is durable; a failed commit
-//! refunds the admissions and the handler answers 503. The store checks each charge against
+//! refunds the admissions and the handler answers 503. A request whose engine work takes longer
+//! than a commit queues its record before that work (`open`, charged its input's tokens, nothing
+//! saved yet), so the flush overlaps it, and its output after (`complete`): a batch of
+//! completions alone commits without waiting for the disk's flush. The store checks each charge against
 //! the key's monthly limit as it commits: a record that would pass it is not written, and its
 //! request is answered 402 (this happens only when the limiter lost its state, see
 //! `limits::redis`).
@@ -29,7 +32,7 @@ use crate::clock::Clock;
 use crate::keys::KeyId;
 use crate::limits::{Admission, Limiter};
 use crate::quota::Period;
-use crate::store::{ANSWERS_KEPT_FOR, Charge, Outage, OverQuota, Store, StoreError, UsageRecord};
+use crate::store::{ANSWERS_KEPT_FOR, Charge, Completion, Outage, OverQuota, Store, StoreError, UsageRecord};
 
 /// The most jobs one transaction takes.
 const MAX_BATCH: usize = 1024;
@@ -46,6 +49,11 @@ enum Job {
     Record {
         record: Box<UsageRecord>,
         admission: Admission,
+        done: oneshot::Sender<Result<(), WriteError>>,
+    },
+    /// The output of a request whose record an earlier batch wrote (`UsageWriter::open`).
+    Complete {
+        completion: Completion,
         done: oneshot::Sender<Result<(), WriteError>>,
     },
     /// Save this key's bucket levels with the next batch (requests that leave no record).
@@ -76,6 +84,17 @@ pub struct UsageWriter {
     last_failure: LastFailure,
 }
 
+/// The commit of a record or completion queued by [`UsageWriter::open`] or
+/// [`UsageWriter::complete`].
+pub struct Committed(oneshot::Receiver<Result<(), WriteError>>);
+
+impl Committed {
+    /// Waits until the record is durable (its admission then settled).
+    pub async fn wait(self) -> Result<(), WriteError> {
+        self.0.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
 /// The latest batch that failed, cleared by the next one that commits.
 type LastFailure = Arc<Mutex<Option<(Instant, Outage)>>>;
 
@@ -97,12 +116,29 @@ impl UsageWriter {
 
     /// Queues the record and waits until it is durable (its admission then settled).
     pub async fn record(&self, record: UsageRecord, admission: Admission) -> Result<(), WriteError> {
+        self.open(record, admission).await?.wait().await
+    }
+
+    /// Queues the record of a request that is still running and returns at once: its commit,
+    /// with the disk's flush, overlaps the rest of the request, whose output then follows with
+    /// [`UsageWriter::complete`]. The record's charge is the admission's, known before the
+    /// output; until completed, the record reads as an unchanged text (nothing saved).
+    pub async fn open(&self, record: UsageRecord, admission: Admission) -> Result<Committed, WriteError> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job::Record { record: Box::new(record), admission, done })
             .await
             .map_err(|_| WriteError::Stopped)?;
-        wait.await.map_err(|_| WriteError::Stopped)?
+        Ok(Committed(wait))
+    }
+
+    /// Queues the output of a request whose record was queued by [`UsageWriter::open`]; it
+    /// is committed with that record or after it, without the disk's flush (the record and its
+    /// charge are flushed when written).
+    pub async fn complete(&self, completion: Completion) -> Result<Committed, WriteError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Complete { completion, done }).await.map_err(|_| WriteError::Stopped)?;
+        Ok(Committed(wait))
     }
 
     /// Settles an admission that leaves no record (it charged no tokens) and saves the
@@ -165,6 +201,7 @@ pub fn start_answer_purge(store: Store, clock: Arc<dyn Clock>) -> tokio::task::J
 /// Commits one batch and answers its jobs; returns the outage when it failed.
 async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Option<Outage> {
     let mut records: Vec<(UsageRecord, Charge)> = Vec::new();
+    let (mut completions, mut completed) = (Vec::new(), Vec::new());
     let mut waiting = Vec::with_capacity(batch.len());
     let mut touched = BTreeSet::new();
     for job in batch.drain(..) {
@@ -180,21 +217,25 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
                 records.push((*record, charge));
                 waiting.push((admission, Some(done)));
             }
+            Job::Complete { completion, done } => {
+                completions.push(completion);
+                completed.push(done);
+            }
             Job::Touch { key_id, admission } => {
                 touched.insert(key_id);
                 waiting.push((admission, None));
             }
         }
     }
-    let count = records.len();
+    let (count, completing) = (records.len(), completions.len());
     // Held until the batch's admissions are settled (see `Limiter::ledger_turn`).
     let _turn = limiter.ledger_turn().await;
     let snapshots: Vec<_> = touched.into_iter().filter_map(|k| limiter.snapshot(k)).collect();
-    let result = store.commit_usage(records, snapshots).await;
+    let result = store.commit_usage(records, completions, snapshots).await;
     metrics::histogram!("omnimemory_usage_batch_records").record(count as f64);
     // Logged once here with the driver's words; the waiting requests get only the kind of outage.
     let failure = result.as_ref().err().map(|e| {
-        tracing::error!("usage batch of {count} records not committed: {e}");
+        tracing::error!("usage batch of {count} records and {completing} outputs not committed: {e}");
         e.outage().unwrap_or(Outage::Failed)
     });
     let mut over_quota: BTreeMap<usize, OverQuota> = BTreeMap::new();
@@ -206,6 +247,9 @@ async fn commit(store: &Store, limiter: &Limiter, batch: &mut Vec<Job>) -> Optio
         }
         over_quota.extend(unwritten.over_quota.iter().map(|o| (o.index, *o)));
         answered_elsewhere.extend(unwritten.answered_elsewhere.iter().copied());
+    }
+    for done in completed {
+        let _ = done.send(failure.map_or(Ok(()), |outage| Err(WriteError::Store(StoreError::Unavailable(outage)))));
     }
     let mut index = 0;
     for (admission, done) in waiting {

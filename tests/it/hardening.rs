@@ -12,6 +12,12 @@ use crate::harness::{ADMIN_KEY, Backend, Server, bin, client, error_code, prose}
 
 const TEXT: &str = "The launch moved to March 3. Budget stays at 2 million. The team grows by four engineers.";
 
+/// About 1,500 tokens: a request whose record is committed while the engine runs
+/// (`UsageWriter::open`), where `TEXT`'s is committed after.
+fn long_text() -> String {
+    (0..120).map(|i| format!("Item {i} of the plan moves to week {} with owner number {}. ", i % 13, i * 7)).collect()
+}
+
 /// What the load saw: acknowledged request ids and every status.
 #[derive(Default)]
 struct Load {
@@ -28,12 +34,13 @@ fn spawn_load(
     stop: &Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..6)
-        .map(|_| {
+        .map(|worker| {
             let (c, url, key, load, stop) =
                 (client(), server.url("/compress"), key.to_string(), load.clone(), stop.clone());
+            let text = if worker % 2 == 0 { TEXT.to_string() } else { long_text() };
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(resp) = c.post(&url).bearer_auth(&key).json(&json!({"context": TEXT})).send().await else {
+                    let Ok(resp) = c.post(&url).bearer_auth(&key).json(&json!({"context": text})).send().await else {
                         break;
                     };
                     let status = resp.status().as_u16();
@@ -882,7 +889,63 @@ async fn a_crash_mid_request_and_a_retry_charge_each_request_once(backend: Backe
     );
 }
 
+/// A request long enough for its record to be committed while the engine runs: once it is
+/// answered, its record and its charge are in storage; the output's size follows.
+async fn a_long_requests_record_is_charged_before_its_answer_and_completed_after(backend: Backend) {
+    let server = Server::start(&backend);
+    let key = fast_key(&server, "long");
+    // Before it, a long one and a short one (recorded whole after its engine work): the
+    // statements it goes through were prepared for either kind of record.
+    let body = json!({"context": long_text(), "target_compression": 0.75, "tool_id": "bot"});
+    for first in [body.clone(), json!({"context": TEXT})] {
+        let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&first).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = client().post(server.url("/compress")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    // Where its time went, step by step, in milliseconds.
+    let timing = resp.headers()["server-timing"].to_str().unwrap().to_string();
+    let steps: Vec<(&str, f64)> = timing
+        .split(", ")
+        .map(|step| {
+            let (name, ms) = step.split_once(";dur=").unwrap();
+            (name, ms.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(steps.iter().map(|s| s.0).collect::<Vec<_>>(), ["count", "admit", "engine", "record"], "{timing}");
+    assert!(steps.iter().all(|s| s.1 >= 0.0) && steps[2].1 > 0.0, "{timing}");
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let (original, compressed) =
+        (answer["original_tokens"].as_i64().unwrap(), answer["compressed_tokens"].as_i64().unwrap());
+    assert!(original >= 1000 && compressed * 2 < original, "{answer}");
+    assert!(recorded_ids(&server).await.contains(&id));
+    ledger_matches_records(&server).await;
+    let row = async || {
+        let mut db = server.db("usage_records").await;
+        let row: (i64, i64, i64, f64, Option<f64>, Option<String>) = sqlx::query_as(
+            "SELECT original_tokens, compressed_tokens, tokens_saved, compression_ratio, quality_score, tool_id
+             FROM usage_records WHERE request_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        row
+    };
+    eventually("the record carries the answer's output", async || row().await.1 == compressed).await;
+    let (charged, _, saved, ratio, quality, tool) = row().await;
+    assert_eq!((charged, saved, tool.as_deref()), (original, original - compressed, Some("bot")));
+    assert!((ratio - answer["compression_ratio"].as_f64().unwrap()).abs() < 1e-9, "{ratio} {answer}");
+    assert_eq!(quality, answer["quality_score"].as_f64());
+    // And the customer's view agrees.
+    let recent: serde_json::Value =
+        client().get(server.url("/usage/recent")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(recent["requests"][0]["compressed_tokens"].as_i64(), Some(compressed), "{recent}");
+}
+
 crate::on_both_backends! {
+    a_long_requests_record_is_charged_before_its_answer_and_completed_after,
     wrong_admin_keys_are_throttled_per_address,
     every_stored_or_echoed_string_is_bounded_and_the_refusal_names_the_bound,
     refusals_decided_before_the_body_have_the_error_shape,

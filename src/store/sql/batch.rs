@@ -14,7 +14,9 @@ use super::{Dialect, RECORD_COLUMNS, RECORDS_PER_INSERT, WriteTx, insert_records
 use crate::keys::{Caller, KeyId};
 use crate::policy::KeySnapshot;
 use crate::quota::Period;
-use crate::store::{ANSWERS_KEPT_FOR, Charge, OverQuota, StoreError, Unwritten, UsageRecord, format_timestamp};
+use crate::store::{
+    ANSWERS_KEPT_FOR, Charge, Completion, OverQuota, StoreError, Unwritten, UsageRecord, format_timestamp,
+};
 
 /// A value bound to one of a batch's statements.
 #[derive(Debug, Clone, Copy)]
@@ -61,12 +63,22 @@ fn any_query<'q>(sql: &str, args: &[Arg<'_>]) -> sqlx::query::Query<'q, sqlx::An
 /// What one usage transaction writes (see `Store::commit_usage`).
 pub(super) struct Batch {
     pub records: Vec<(UsageRecord, Charge)>,
+    /// The outputs of requests whose records earlier batches wrote.
+    pub completions: Vec<Completion>,
     pub snapshots: Vec<KeySnapshot>,
     /// Quota alert thresholds (percent), when alerts are on.
     pub alert_thresholds: Option<Arc<[u32]>>,
 }
 
 impl Batch {
+    /// Whether the commit must wait for the disk's flush. Not for a batch that only completes
+    /// records (and saves bucket levels on the way): the records and their charges are durable
+    /// already, the commit survives a crash of the process at once, and the next flush (the
+    /// next batch with a record, a checkpoint) takes it to the disk.
+    pub fn needs_flush(&self) -> bool {
+        !self.records.is_empty() || self.completions.is_empty()
+    }
+
     /// Writes the batch inside the transaction open on `tx` (the caller commits it).
     pub async fn write(&self, tx: &mut impl Statements, dialect: Dialect) -> Result<Unwritten, StoreError> {
         let records = &self.records;
@@ -174,6 +186,23 @@ impl Batch {
                 ]);
             }
             tx.execute(&insert_records_sql(chunk.len(), dialect), &args).await?;
+        }
+        for c in &self.completions {
+            // Found by the (key, time) index; a record the ledger refused is not there.
+            tx.execute(
+                "UPDATE usage_records SET compressed_tokens = $1, tokens_saved = original_tokens - $1,
+                    compression_ratio = $2, quality_score = $3
+                 WHERE key_id = $4 AND timestamp = $5 AND request_id = $6",
+                &[
+                    Arg::Int(c.compressed_tokens as i64),
+                    Arg::Real(c.compression_ratio),
+                    Arg::MaybeReal(c.quality_score),
+                    Arg::Int(c.key_id.row()),
+                    Arg::Text(&format_timestamp(c.timestamp)),
+                    Arg::Text(&c.request_id),
+                ],
+            )
+            .await?;
         }
         for s in &self.snapshots {
             tx.execute(

@@ -4,7 +4,9 @@
 //! batch's logic is `batch::Batch::write`, the same as on PostgreSQL.
 //!
 //! The same guarantees as the pooled path: `BEGIN IMMEDIATE` … `COMMIT` with
-//! `synchronous=FULL`, so an answered batch is durable; a batch that fails closes the connection
+//! `synchronous=FULL`, so an answered batch is durable (a batch that only completes records
+//! written earlier commits with `synchronous=NORMAL`: the write-ahead log holds it at once, the
+//! next full commit flushes it, `Batch::needs_flush`); a batch that fails closes the connection
 //! (closing rolls back whatever was open) and the next one opens a fresh one, so the writer
 //! heals by itself once storage can write again.
 
@@ -70,6 +72,12 @@ impl SqliteWriter {
     }
 }
 
+/// The writer's connection and its `synchronous` setting (FULL when opened).
+struct Writer {
+    conn: Connection,
+    flushing: bool,
+}
+
 fn run(path: &Path, queue: mpsc::Receiver<Job>) {
     let mut conn = None;
     while let Ok(Job { batch, done }) = queue.recv() {
@@ -82,11 +90,17 @@ fn run(path: &Path, queue: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit(conn: &mut Option<Connection>, path: &Path, batch: &Batch) -> Result<Unwritten, StoreError> {
-    let conn = match conn {
-        Some(conn) => conn,
-        None => conn.insert(open(path)?),
+fn commit(writer: &mut Option<Writer>, path: &Path, batch: &Batch) -> Result<Unwritten, StoreError> {
+    let writer = match writer {
+        Some(writer) => writer,
+        None => writer.insert(Writer { conn: open(path)?, flushing: true }),
     };
+    if writer.flushing != batch.needs_flush() {
+        let mode = if batch.needs_flush() { "FULL" } else { "NORMAL" };
+        writer.conn.execute_batch(&format!("PRAGMA synchronous = {mode}"))?;
+        writer.flushing = batch.needs_flush();
+    }
+    let conn = &writer.conn;
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let unwritten = at_once(batch.write(&mut Tx(conn), Dialect::Sqlite))??;
     conn.prepare_cached("COMMIT")?.execute([])?;
