@@ -855,7 +855,9 @@ pub struct ChatMessage<'a> {
 pub struct Keep {
     /// System (and developer) messages.
     pub system: bool,
-    /// The last message whose role is `user`.
+    /// The last message whose role is `user`, when only system messages follow it (the question
+    /// being asked); a last user message that a reply follows ranks beside that reply, within
+    /// the budget.
     pub last_user: bool,
 }
 
@@ -979,12 +981,16 @@ pub fn compress_messages_counted(
         };
     }
     let role = |i: usize| messages[i].role.trim().to_ascii_lowercase();
+    let is_system = |i: usize| matches!(role(i).as_str(), "system" | "developer");
     let last_user = (0..messages.len()).rev().find(|&i| role(i) == "user");
+    // The last user message is the question being asked when only system messages follow it;
+    // when a reply follows it, that reply is the newest turn, which a next question builds on:
+    // the question it answered ranks beside it (below), kept past the budget only when nothing
+    // else fits.
+    let asking = last_user.filter(|&i| (i + 1..messages.len()).all(is_system));
+    let answered = last_user.filter(|_| keep.last_user && asking.is_none());
     let mut protected: Vec<usize> = (0..messages.len())
-        .filter(|&i| {
-            (keep.system && matches!(role(i).as_str(), "system" | "developer"))
-                || (keep.last_user && Some(i) == last_user)
-        })
+        .filter(|&i| (keep.system && is_system(i)) || (keep.last_user && Some(i) == asking))
         .collect();
     protected.sort_unstable();
     // Without a query, the last user message stands for it: its last IMPLICIT_QUERY_BYTES (where
@@ -1002,12 +1008,20 @@ pub fn compress_messages_counted(
     let mut order = protected.clone();
     // `protected` and (below) `chosen` are sorted: membership is a binary search, so that a
     // long conversation costs n log n, not n².
-    for i in priority(text, &turns, query, &roots) {
+    let protected_cost: usize = protected.iter().map(|&i| costs[i]).sum();
+    let mut ranked = priority(text, &turns, query, &roots).into_iter();
+    // `priority` puts the newest message first. An answered question follows it when it fits
+    // whole; when it does not (it will give a run of its sentences), the question goes first.
+    let newest = ranked.next();
+    let answered = answered.filter(|&a| Some(a) != newest);
+    let rest = ranked.filter(|&i| Some(i) != answered);
+    let reply_fits = newest.is_some_and(|i| protected_cost + costs[i] <= budget_tokens);
+    let (first, second) = if reply_fits { (newest, answered) } else { (answered, newest) };
+    for i in first.into_iter().chain(second).chain(rest) {
         if protected.binary_search(&i).is_err() {
             order.push(i);
         }
     }
-    let protected_cost: usize = protected.iter().map(|&i| costs[i]).sum();
     let measure = |a: usize, b: usize| count(&text[a..b]);
     // Whole messages in priority order while they fit; then the best message that does not fit
     // whole gives its best run of sentences, before smaller, lower-ranked messages fill the
@@ -1030,6 +1044,11 @@ pub fn compress_messages_counted(
                 }
             }
         }
+    }
+    // Nothing fits, not even a sentence: the question being answered stays, past the budget,
+    // rather than an empty conversation.
+    if chosen.is_empty() && run.is_none() {
+        chosen.extend(answered);
     }
     chosen.sort_unstable();
     let mut pieces: Vec<(usize, String, String)> = whole(&chosen);
@@ -1253,6 +1272,44 @@ mod tests {
             assert_eq!(role, msgs[*i].role);
             assert!(msgs[*i].content.contains(content.as_str()));
         }
+    }
+
+    #[test]
+    fn a_reply_after_the_last_user_message_is_the_newest_turn_and_comes_first() {
+        let draft = "Here is my draft for the newsletter, please review it. The library opens a new \
+                     reading room in March. It has forty seats and quiet booths. Volunteers are \
+                     needed for the opening week. The cafe will serve tea and cake every afternoon. \
+                     Parking stays free for members on weekends.";
+        let reply = "The draft is clear. Cut the parking line and end on the date.";
+        let msgs = [
+            ChatMessage { role: "system", content: "You edit newsletters." },
+            ChatMessage { role: "user", content: draft },
+            ChatMessage { role: "assistant", content: reply },
+        ];
+        let out = compress_messages(&msgs, None, super::super::Budget::Tokens(30), Keep::default(), Encoding::Cl100k);
+        // The reply a next question builds on is kept whole, within the budget; the draft it
+        // answered is not kept past it.
+        assert!(out.messages.iter().any(|m| m.0 == 2 && m.2 == reply), "{out:?}");
+        assert!(out.compressed_tokens <= 30 && !out.over_budget, "{out:?}");
+        assert!(!out.messages.iter().any(|m| m.0 == 1 && m.2 == draft), "{out:?}");
+        // With room for both, the question follows its answer in, whole.
+        let out = compress_messages(&msgs, None, super::super::Budget::Tokens(75), Keep::default(), Encoding::Cl100k);
+        let kept: Vec<usize> = out.messages.iter().map(|m| m.0).collect();
+        assert_eq!(kept, [0, 1, 2], "{out:?}");
+        // A reply too long to keep whole gives a run of its sentences after its question.
+        let long_reply = "The reading room opens on the third of March. It seats forty people in quiet \
+                          booths. Volunteers sign up at the front desk before the opening week.";
+        let msgs2 = [
+            ChatMessage { role: "user", content: "When does it open?" },
+            ChatMessage { role: "assistant", content: long_reply },
+        ];
+        let out = compress_messages(&msgs2, None, super::super::Budget::Tokens(24), Keep::default(), Encoding::Cl100k);
+        assert_eq!(out.messages.first().map(|m| m.2.as_str()), Some("When does it open?"), "{out:?}");
+        assert!(out.messages.iter().any(|m| m.0 == 1 && long_reply.contains(&m.2)) && !out.over_budget, "{out:?}");
+        // When nothing fits, not even a sentence, the question stays rather than nothing.
+        let out =
+            compress_messages(&msgs[1..], None, super::super::Budget::Tokens(3), Keep::default(), Encoding::Cl100k);
+        assert!(out.messages.iter().any(|m| m.0 == 0 && m.2 == draft) && out.over_budget, "{out:?}");
     }
 
     #[test]
