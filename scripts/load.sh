@@ -3,18 +3,23 @@
 # tracking on, measured with wrk. Prints requests/s and the latency distribution (p50, p99).
 #
 #   [BIN=path/to/omnimemory] scripts/load.sh [--duration 10] [--connections 64] [--instances N]
+#                                            [--payload small|100]
+#
+# `small` (the default) is a two-sentence context of 19 tokens; `100` a five-sentence one of
+# about 100 tokens (cl100k), the "small request" of issue 11.
 #
 # With OMNIMEMORY_DATABASE_URL / OMNIMEMORY_REDIS_URL set, the instances share PostgreSQL and
 # Redis; otherwise one instance runs on SQLite in a temporary data folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=10 connections=64 instances=1
+duration=10 connections=64 instances=1 payload=small
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
         --instances) instances=$2; shift 2 ;;
+        --payload) payload=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -41,14 +46,19 @@ for port in "${ports[@]}"; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 done
 
+case "$payload" in
+    small) context="OmniMemory keeps what the model needs. The rest is noise that costs tokens and accuracy." ;;
+    100) context="The launch moved to March 3 after the vendor missed two deadlines and the test plan changed twice. Budget stays at 2 million dollars for the year, with a review in the autumn. The team grows by four engineers in the spring, two of them for the data platform. Customers asked for exports in CSV and for a status page they can follow. The old dashboard will be retired in June once the new one covers billing. Support hours move to eight to six on weekdays from the first of May." ;;
+    *) echo "unknown payload $payload (small or 100)" >&2; exit 2 ;;
+esac
 script=$(mktemp --suffix .lua)
 cat > "$script" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $key"
-wrk.body = '{"context": "OmniMemory keeps what the model needs. The rest is noise that costs tokens and accuracy.", "target_compression": 0.5, "model_id": "gpt-4"}'
+wrk.body = '{"context": "$context", "target_compression": 0.5, "model_id": "gpt-4"}'
 LUA
-echo "== $instances instance(s), $connections connections per instance, ${duration}s, $(nproc) cores shared with wrk"
+echo "== $instances instance(s), $connections connections per instance, ${duration}s, payload $payload, $(nproc) cores shared with wrk"
 outs=() loaders=()
 for port in "${ports[@]}"; do
     out=$(mktemp); outs+=("$out")
