@@ -421,3 +421,35 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
         }
     }
 }
+
+#[test]
+fn a_kubectl_describe_report_keeps_its_keys_with_their_values_and_its_blocks_under_their_names() {
+    let report = include_str!("support/describe_pod.txt");
+    let marker = |l: &str| l.trim_start().starts_with("# … ") && l.trim_end().ends_with(" omitted");
+    for (query, ratio) in [(None, 0.75), (None, 0.9), (Some("why does the api container keep restarting?"), 0.75)] {
+        let c = run(report, query, Budget::Ratio(ratio));
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        for l in c.text.lines() {
+            // Whole input lines or a marker: a key such as `Finished:` never loses its value.
+            assert!(marker(l) || report.lines().any(|o| o == l), "{l:?}\n{}", c.text);
+        }
+        // A nested line comes with the block that names it.
+        if c.text.contains("Reason:       OOMKilled") {
+            assert!(c.text.contains("  api:\n") && c.text.contains("Last State:     Terminated"), "{}", c.text);
+        }
+        if query.is_some() {
+            for fact in
+                ["Reason:       CrashLoopBackOff", "Reason:       OOMKilled", "Restart Count:  14", "memory:  512Mi"]
+            {
+                assert!(c.text.contains(fact), "{fact}\n{}", c.text);
+            }
+        } else {
+            assert!(c.text.starts_with("Name:             checkout-api-7d9f8c6b5-x2x7q\n"), "{}", c.text);
+        }
+        if query.is_none() && ratio < 0.8 {
+            // Without a question, the events that report trouble come before the quiet ones.
+            assert!(c.text.contains("Warning  BackOff    2m (x187 over 47m)"), "{}", c.text);
+            assert!(!c.text.contains("Started container migrate"), "{}", c.text);
+        }
+    }
+}

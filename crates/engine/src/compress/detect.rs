@@ -25,7 +25,9 @@
 //!    `Caused by:`, `... 21 more`, `File "x.py", line 3`) count for neither side. Table rows
 //!    (`| … |`) and numbered clauses (`2.1 The …`) have no machine shape.
 //! 7. YAML in block style (see [`looks_like_yaml`]) is code: the outline (`outline.rs`)
-//!    keeps its keys under their parents.
+//!    keeps its keys under their parents. So is a report of aligned `Key Of Words:   value`
+//!    lines (`kubectl describe`), whose continued values and tables under a key count with its
+//!    keys while they do not outnumber them ([`is_report`]).
 //! 8. Markdown / code (on the lines outside fenced blocks): markdown when the sample has a code
 //!    fence and the lines around it are not mostly code; code when at least two lines
 //!    and 30% of the non-blank lines (C-style comment lines left out when there are 3 or more
@@ -283,6 +285,8 @@ pub(crate) fn looks_like_xml(text: &str) -> bool {
 pub(crate) fn looks_like_yaml(text: &str) -> bool {
     let sample = prefix(text, SAMPLE_BYTES);
     let (mut content, mut keys, mut items, mut indented, mut nested) = (0usize, 0usize, 0usize, 0usize, false);
+    // Lines under a key that are neither keys nor items, and the indentation of the last key.
+    let (mut values, mut last_key) = (0usize, None::<usize>);
     // The indentation of the key line that opened a block scalar, while inside it.
     let mut scalar_of: Option<usize> = None;
     // The indentation of the last key line that ended with its colon, until the next line.
@@ -311,7 +315,7 @@ pub(crate) fn looks_like_yaml(text: &str) -> bool {
             Some(r) => (true, r.trim_start()),
             None => (t == "-", t),
         };
-        let value = yaml_key(rest);
+        let value = yaml_key(rest).or_else(|| (!item).then(|| report_key(t)).flatten());
         match value {
             Some(v) => {
                 keys += 1;
@@ -323,14 +327,66 @@ pub(crate) fn looks_like_yaml(text: &str) -> bool {
                 }
             }
             None if item => items += 1,
+            // A value continued under its key (`Labels:  app=web` then `        team=x`), or a
+            // row of a table a key opened (`Events:` then `  Type  Reason  Age …`).
+            None if last_key.is_some_and(|k| indent > k) => {
+                values += 1;
+                continue;
+            }
             None => continue,
         }
+        last_key = Some(indent);
         if indent > 0 {
             indented += 1;
         }
     }
     let structured = keys + items;
-    keys >= 3 && keys * 2 >= structured && structured * 10 >= content * 9 && nested && indented >= 2
+    // Values under keys fill in a report, never outnumber its keys (a changelog's entries
+    // under `Bug fixes:` do).
+    keys >= 3
+        && keys * 2 >= structured
+        && values <= keys
+        && (structured + values) * 10 >= content * 9
+        && nested
+        && indented >= 2
+}
+
+/// Whether an outlined text is a report (`kubectl describe`, `systemctl show`) rather than a
+/// configuration: at least three of its key lines align their values in a column, two or more
+/// spaces after the colon, and they are at least a fifth of its key lines.
+pub(crate) fn is_report(text: &str) -> bool {
+    let (mut keys, mut aligned) = (0usize, 0usize);
+    for line in prefix(text, SAMPLE_BYTES).lines().take(SAMPLE_LINES) {
+        let t = line.trim();
+        if !is_key_line(t) {
+            continue;
+        }
+        keys += 1;
+        aligned += usize::from(t.split_once(':').is_some_and(|(_, v)| v.starts_with("  ") && !v.trim().is_empty()));
+    }
+    aligned >= 3 && aligned * 5 >= keys
+}
+
+/// Whether a line of YAML or of a report is a key's (`key: value`, `- key: value`, `Start
+/// Time:   …`) rather than a row or text under one.
+pub(crate) fn is_key_line(line: &str) -> bool {
+    let t = line.trim();
+    let rest = t.strip_prefix("- ").map_or(t, str::trim_start);
+    yaml_key(rest).is_some() || report_key(t).is_some()
+}
+
+/// The value of a report's `Key Of Words:   value` line (`kubectl describe`, `systemctl
+/// status`): a key of one to four capitalised words, its colon, then the line's end or at least
+/// two spaces before the value, which aligns the values of a block into a column.
+fn report_key(t: &str) -> Option<&str> {
+    let (key, rest) = t.split_once(':')?;
+    let words = key.split(' ').collect::<Vec<_>>();
+    let is_word = |w: &&str| {
+        w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    };
+    let aligned = rest.is_empty() || rest.starts_with("  ");
+    (key.len() <= 40 && words.len() <= 4 && words.iter().all(is_word) && aligned).then_some(rest)
 }
 
 /// The value after a YAML `key:` at the start of `t` (empty when the line ends there), or
@@ -890,6 +946,23 @@ mod tests {
         assert!(!looks_like_yaml(passages));
         let list = "Things to pack:\n  - a warm coat for the evenings\n  - walking shoes\n  - the charger\nThen book the taxi.\n";
         assert!(!looks_like_yaml(list));
+        // A report of aligned `Key Of Words:   value` lines (`kubectl describe`), with values
+        // continued under their keys and a table under `Events:`.
+        let report = "Name:             web-1\nService Account:  web\nStart Time:       Mon, 07 Dec 2026\n\
+                      Labels:           app=web\n                  team=shop\nContainers:\n  api:\n\
+                      \x20   Image:          shop/api:2.1\n    Restart Count:  14\n    Limits:\n      memory:  512Mi\n\
+                      Events:\n  Type     Reason   Age  Message\n  Warning  BackOff  2m   Back-off restarting\n";
+        assert!(looks_like_yaml(report) && is_report(report));
+        assert!(!is_report(workflow) && !is_report(compose));
+        // A changelog: a few keys (`Bug fixes:`), their entries under them outnumbering them.
+        let changelog = "Release 2.5.0 Tue October 25 2022\n        Security fixes:\n\
+                         \x20 #616  CVE-2022-43680 -- Fix heap use-after-free after overeager\n\
+                         \x20                 destruction of a shared DTD in function\n\
+                         \x20                 XML_ExternalEntityParserCreate in out-of-memory situations.\n\
+                         \x20       Bug fixes:\n       #612  Fix curruption from undefined entities\n\
+                         \x20      #613  Fix case when parsing was suspended while processing nested\n\
+                         \x20                   entities\n        Other changes:\n            #663  Protect header\n";
+        assert!(!looks_like_yaml(changelog));
     }
 
     #[test]

@@ -149,6 +149,12 @@ fn word_severity(line: &str) -> Severity {
     sev
 }
 
+/// Whether a line's words say something went wrong or may go wrong (an error or warning word:
+/// `failed`, `Exception`, `Warning`), read as in a log.
+pub(crate) fn raises_alarm(line: &str) -> bool {
+    word_severity(line) != Severity::Other
+}
+
 /// The severity of an access-log line by its response status, which follows the quoted
 /// request (`"GET /x HTTP/1.1" 504 0`, the common and combined formats): 5xx an error, 4xx a
 /// warning.

@@ -32,7 +32,9 @@
 //! first (the document's outline, then its detail), with a query the blocks it names whole and
 //! the lines that mention its words before the rest; a document's `---` comes with anything
 //! of it, and each document's top-level values (`kind: Service`) right after what the query
-//! matches, so documents stay apart and named. Markers are `# …`.
+//! matches, so documents stay apart and named. Markers are `# …`. A report read the same way
+//! (`kubectl describe`: [`super::detect::is_report`]) brings its rows that tell of a failure or a
+//! warning (its `Warning` events) up with those top-level values.
 //!
 //! **XML** ([`super::detect::looks_like_xml`]) nests by its tags, not its indentation: a start
 //! tag is one unit with its closing tag (and with its own lines while it is open, attributes one
@@ -569,6 +571,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
     }
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let yaml = super::detect::looks_like_yaml(text);
+    let report = yaml && super::detect::is_report(text);
     let xml = !yaml && super::detect::looks_like_xml(text);
     let units = units(&lines, yaml, xml);
     if units.len() < 2 {
@@ -712,6 +715,13 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             // A document's top-level values (`kind: Service`) say what it is: they come right
             // after the lines the query matches.
             let top_value = yaml && u.depth == 0 && u.children == 0 && !u.comment;
+            // In a report, a row or text line that tells of a failure or a warning (`Warning
+            // BackOff … failed container` among its events) comes with them; keys do not, nor
+            // does a configuration's line (`fail-fast: false`, `echo "build failed"`).
+            let alarm = report
+                && !u.comment
+                && !super::detect::is_key_line(lines[u.head])
+                && super::logs::raises_alarm(lines[u.head]);
             let tier = if xml && u.import {
                 0
             } else if named[i] {
@@ -720,7 +730,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
                 7
             } else if xml && u.children > 0 {
                 8
-            } else if score > 0.0 || top_value {
+            } else if score > 0.0 || top_value || alarm {
                 2
             } else {
                 3
@@ -729,7 +739,7 @@ pub fn compress_outline(text: &str, query: Option<&str>, budget: usize, count: &
             // about the query before those that say less.
             let secondary = match tier {
                 1 => 0,
-                // Top-level values right after the lines the query matches.
+                // Top-level values and alarms right after the lines the query matches.
                 2 => usize::MAX - (score * 1e6) as usize - usize::from(score > 0.0),
                 _ if xml => sibling[i] * 64 + u.depth.min(63),
                 _ => u.depth,
