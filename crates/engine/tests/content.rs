@@ -453,3 +453,24 @@ fn a_kubectl_describe_report_keeps_its_keys_with_their_values_and_its_blocks_und
         }
     }
 }
+
+#[test]
+fn a_passage_retrieved_twice_is_said_once_and_its_room_goes_to_other_sentences() {
+    let tokyo = "Tokyo is the capital of Japan and one of the most populous cities in the world. \
+                 It lies in the Kanto region of Honshu. The city became the capital in 1868. \
+                 Famous sights include Senso-ji temple and Tokyo Tower. The subway network covers \
+                 the whole city.";
+    // The same chunk from two sources, the second wrapped differently.
+    let context = format!("{tokyo}\n\n{}\n\nOsaka is the second largest city of Japan.", tokyo.replace(". ", ".\n"));
+    for query in [None, Some("when did Tokyo become the capital")] {
+        let c = run(&context, query, Budget::Ratio(0.5));
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        for sentence in tokyo.split_inclusive(". ") {
+            let s = sentence.trim();
+            assert!(c.text.matches(s).count() <= 1, "{s:?} twice:\n{}", c.text);
+        }
+        // The room a second copy would take holds the sentences the first left out.
+        let kept = tokyo.split_inclusive(". ").filter(|s| c.text.contains(s.trim())).count();
+        assert!(kept >= 4, "{query:?}\n{}", c.text);
+    }
+}

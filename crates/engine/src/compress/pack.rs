@@ -3,6 +3,9 @@
 //! 1. Every segment's cost is its token estimate from the input's one counting pass (plus its
 //!    unkept parents'); candidates are
 //!    taken greedily by `utility / cost`, each with its parent chain (title, heading, speaker).
+//!    A sentence of 24 bytes or more that ends like one and repeats another word for word (a
+//!    passage retrieved twice, overlapping chunks) is a candidate once: the copy first in that
+//!    order.
 //! 2. The output is rendered and counted **as a whole**: token counts are not additive across
 //!    joins, so the estimate is checked, and segments are taken back (lowest value first) while
 //!    the real count is over budget.
@@ -442,6 +445,17 @@ pub fn pack(
     // Nothing worth nothing is kept for itself (a lone `>` or list marker, a wrapper tag, a
     // script): a parent comes with what it introduces.
     order.retain(|&i| !is_parent[i] && utility[i] > 0.0);
+    // A sentence said twice (a passage retrieved twice, chunks that overlap) is kept once: the
+    // copy the order reaches first. Only whole sentences of some length: a line that recurs in
+    // a configuration or a short reply ("Thanks.") is no copy.
+    let mut said = std::collections::HashSet::new();
+    order.retain(|&i| {
+        let t = text[segs[i].start..segs[i].end].trim();
+        let sentence = segs[i].kind == SegKind::Sentence
+            && t.len() >= MIN_COPY_BYTES
+            && t.ends_with(['.', '!', '?', '\u{3002}', '\u{FF01}', '\u{FF1F}']);
+        !sentence || said.insert(words_hash(t))
+    });
     for &i in &order {
         if st.full[i] {
             continue;
@@ -627,6 +641,19 @@ pub fn pack(
         }
     }
     Packing { text: rendered, tokens, kept, over_budget, kept_weight }
+}
+
+/// The shortest sentence (in bytes) whose second copy [`pack`] leaves out.
+const MIN_COPY_BYTES: usize = 24;
+
+/// A hash of a text's words, so that copies wrapped or spaced differently are one text.
+fn words_hash(t: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for w in t.split_whitespace() {
+        w.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// How strongly a block's centrality scales its words in [`pack_words`].
