@@ -54,6 +54,18 @@ pub fn is_cjk(c: char) -> bool {
         0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF | 0x20000..=0x2FFFF)
 }
 
+/// Most lower-cased words whose stems a thread remembers across texts; it forgets them all when
+/// full (about 3 MB).
+const STEMMED_MAX: usize = 1 << 16;
+
+thread_local! {
+    /// Lower-cased word -> (its stem, whether it is a stopword), for every text this thread
+    /// reads: a text's words are mostly words of the texts before it, and stemming them was a
+    /// fifth of the work on a short text.
+    static STEMMED: std::cell::RefCell<HashMap<Box<str>, (Box<str>, bool), FxBuild>> =
+        std::cell::RefCell::new(HashMap::default());
+}
+
 /// Maps words to term ids: lower-cased, stemmed with the Snowball English stemmer; a cache keeps
 /// the stemmer off the hot path for repeated words.
 pub struct Lexicon {
@@ -106,11 +118,22 @@ impl Lexicon {
             return id;
         }
         let lower = std::mem::take(&mut self.buf);
-        let stem = self.stemmer.stem(&lower).into_owned();
+        let (stem, stop) = STEMMED.with_borrow_mut(|seen| match seen.get(lower.as_str()) {
+            Some((stem, stop)) => (stem.to_string(), *stop),
+            None => {
+                let stem = self.stemmer.stem(&lower).into_owned();
+                let stop = is_stopword(&lower);
+                if seen.len() >= STEMMED_MAX {
+                    seen.clear();
+                }
+                seen.insert(lower.clone().into_boxed_str(), (stem.clone().into_boxed_str(), stop));
+                (stem, stop)
+            }
+        });
         let next = self.stop.len() as u32;
         let id = *self.stems.entry(stem).or_insert(next);
         if id == next {
-            self.stop.push(is_stopword(&lower));
+            self.stop.push(stop);
         }
         self.surface.insert(lower, id);
         id

@@ -45,6 +45,7 @@
 //! No network, no tokenizer files at run time, no chat-message framing overhead (the few tokens a
 //! chat API adds per message are not counted).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Counts many texts made of pieces of one source text (a compressor's candidate outputs) fast
@@ -308,15 +309,52 @@ fn count_alone<'a>(tok: &'a bpe_openai::Tokenizer, text: &'a str) -> (Vec<(usize
     let mut cache = PieceCache::default();
     let mut pieces = Vec::new();
     let at = text.as_ptr() as usize;
-    for piece in tok.split(text) {
-        let n = if piece.len() > PieceCounter::MAX_PIECE {
-            tok.bpe.count(piece.as_bytes()) as u32
-        } else {
-            *cache.entry(piece).or_insert_with(|| tok.bpe.count(piece.as_bytes()) as u32)
+    COUNTED.with_borrow_mut(|counted| {
+        // This encoding's pieces (each tokenizer is a static: its address names it).
+        let id = std::ptr::from_ref(tok) as usize;
+        let slot = match counted.iter().position(|(t, _)| *t == id) {
+            Some(slot) => slot,
+            None => {
+                counted.push((id, HashMap::default()));
+                counted.len() - 1
+            }
         };
-        pieces.push((piece.as_ptr() as usize - at + piece.len(), n));
-    }
+        let known = &mut counted[slot].1;
+        for piece in tok.split(text) {
+            let n = if piece.len() > PieceCounter::MAX_PIECE {
+                tok.bpe.count(piece.as_bytes()) as u32
+            } else {
+                *cache.entry(piece).or_insert_with(|| match known.get(piece) {
+                    Some(&n) => n,
+                    None => {
+                        let n = tok.bpe.count(piece.as_bytes()) as u32;
+                        if piece.len() <= COUNTED_PIECE {
+                            if known.len() >= COUNTED_MAX {
+                                known.clear();
+                            }
+                            known.insert(piece.into(), n);
+                        }
+                        n
+                    }
+                })
+            };
+            pieces.push((piece.as_ptr() as usize - at + piece.len(), n));
+        }
+    });
     (pieces, cache)
+}
+
+/// Most pieces whose BPE counts a thread remembers per encoding across texts, each of at most
+/// [`COUNTED_PIECE`] bytes (words, numbers, punctuation); it forgets them all when full (about
+/// 4 MB).
+const COUNTED_MAX: usize = 1 << 16;
+const COUNTED_PIECE: usize = 32;
+
+thread_local! {
+    /// Per encoding (its tokenizer's address), the BPE tokens of the short pieces this thread
+    /// has counted: a text's pieces are mostly pieces of the texts before it.
+    static COUNTED: std::cell::RefCell<Vec<(usize, HashMap<Box<str>, u32, FxBuild>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A place near the middle of `text` where both encodings' pre-tokenizers end a piece and
@@ -626,6 +664,24 @@ mod tests {
         let reference = tiktoken_rs::o200k_base().unwrap();
         for s in SAMPLES {
             assert_eq!(Encoding::O200k.count(s), reference.encode_ordinary(s).len(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn pieces_remembered_across_texts_keep_each_encodings_own_count() {
+        // One thread counts the same pieces with both encodings, in turn: each count is its
+        // encoding's, not the other's remembered one.
+        let cl = tiktoken_rs::cl100k_base().unwrap();
+        let o = tiktoken_rs::o200k_base().unwrap();
+        for _ in 0..2 {
+            for s in SAMPLES {
+                assert_eq!(
+                    PieceCounter::new(Encoding::Cl100k, s).source_tokens(),
+                    cl.encode_ordinary(s).len(),
+                    "{s:?}"
+                );
+                assert_eq!(PieceCounter::new(Encoding::O200k, s).source_tokens(), o.encode_ordinary(s).len(), "{s:?}");
+            }
         }
     }
 
