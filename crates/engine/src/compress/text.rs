@@ -62,9 +62,11 @@ thread_local! {
     /// Lower-cased word -> (its stem, whether it is a stopword), for every text this thread
     /// reads: a text's words are mostly words of the texts before it, and stemming them was a
     /// fifth of the work on a short text.
-    static STEMMED: std::cell::RefCell<HashMap<Box<str>, (Box<str>, bool), FxBuild>> =
-        std::cell::RefCell::new(HashMap::default());
+    static STEMMED: std::cell::RefCell<Stemmed> = std::cell::RefCell::new(HashMap::default());
 }
+
+/// Lower-cased word -> (its stem, whether it is a stopword).
+type Stemmed = HashMap<Box<str>, (Box<str>, bool), FxBuild>;
 
 /// Maps words to term ids: lower-cased, stemmed with the Snowball English stemmer; a cache keeps
 /// the stemmer off the hot path for repeated words.

@@ -353,9 +353,11 @@ const COUNTED_PIECE: usize = 32;
 thread_local! {
     /// Per encoding (its tokenizer's address), the BPE tokens of the short pieces this thread
     /// has counted: a text's pieces are mostly pieces of the texts before it.
-    static COUNTED: std::cell::RefCell<Vec<(usize, HashMap<Box<str>, u32, FxBuild>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static COUNTED: std::cell::RefCell<Vec<(usize, Counted)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Piece -> its BPE tokens in one encoding.
+type Counted = HashMap<Box<str>, u32, FxBuild>;
 
 /// A place near the middle of `text` where both encodings' pre-tokenizers end a piece and
 /// start another: right after a line break followed by an ASCII letter. No piece pattern
