@@ -28,7 +28,9 @@
 //! turn (in IRC: its author's other messages and messages addressed to or by its author, more
 //! the closer they are) and recency; without a query, recency and the turn's information.
 //! Status lines come last. When the most recent turn alone is larger than the budget, its best
-//! run of whole sentences that fits is kept, with its label.
+//! run of whole sentences that fits is kept, with its label, and the whole turns that still fit
+//! beside it, in priority order (a run cut short by a long quotation leaves room for the question
+//! it answers).
 //!
 //! **Output:** the kept turns in input order, byte-exact, joined by the input's own separator
 //! between turns (a newline, or a blank line in transcripts). A turn is kept whole, or (the most
@@ -760,6 +762,9 @@ fn sentence_run(
     best.map(|(a, b, _)| (a, b))
 }
 
+/// How many turns, in priority order, are tried beside a turn shown in part.
+const FILL_TRIES: usize = 64;
+
 /// Compresses a conversation; see the module docs. `None` when the text is not one, or when
 /// nothing fits.
 pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &dyn Count) -> Option<Packed> {
@@ -793,6 +798,31 @@ pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &d
         }
         out
     };
+    // A turn shown as a run of its sentences, then, in priority order, the whole turns that
+    // still fit beside it (a run that took little of the budget leaves room for the question
+    // it answers), all in input order.
+    let fill_beside = |i: usize, piece: String| -> (Vec<usize>, String) {
+        let mut parts = std::collections::BTreeMap::from([(i, piece)]);
+        let join = |parts: &std::collections::BTreeMap<usize, String>| {
+            parts.values().map(String::as_str).collect::<Vec<_>>().join(sep)
+        };
+        let mut out = join(&parts);
+        let mut used = count(&out);
+        for (k, &j) in order.iter().enumerate().take(FILL_TRIES) {
+            if j == i || used + est[k] > budget {
+                continue;
+            }
+            parts.insert(j, text[turns[j].start..turns[j].end].to_string());
+            let candidate = join(&parts);
+            let tokens = count(&candidate);
+            if tokens <= budget {
+                (out, used) = (candidate, tokens);
+            } else {
+                parts.remove(&j);
+            }
+        }
+        (parts.into_keys().collect(), out)
+    };
     let fitted = if est[0] <= budget + sep_cost {
         fit_units(&order, &est, &|_| None, &render, &|t: &String| count(t), budget)
     } else {
@@ -818,7 +848,7 @@ pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &d
                 };
                 let measure = |a: usize, b: usize| count(&shown(a, b));
                 let (a, b) = sentence_run(text, t.body, t.end, budget, &measure)?;
-                Some((vec![i], shown(a, b)))
+                Some(fill_beside(i, shown(a, b)))
             })?
         }
     };
@@ -1123,6 +1153,19 @@ mod tests {
         for l in p.text.lines() {
             assert!(IRC.lines().any(|o| o == l), "{l}");
         }
+    }
+
+    #[test]
+    fn a_last_turn_shown_in_part_leaves_its_room_to_the_question_it_answers() {
+        let quote = "\"The library opens a new reading room in March. It has forty seats and quiet \
+                     booths for study. Volunteers are needed for the opening week, and the cafe \
+                     will serve tea every afternoon. Parking stays free for members.\"";
+        let text = format!("Human: Can you reformat this notice for me?\n\nAssistant: Sure! {quote}");
+        let p = compress_chat(&text, None, 22, &approx).unwrap();
+        assert!(approx(&p.text) <= 22, "{}", p.text);
+        // The answer's one sentence that fits, and beside it the whole question it answers.
+        assert_eq!(p.text, "Human: Can you reformat this notice for me?\n\nAssistant: Sure!", "{}", p.text);
+        assert_eq!(p.retained_indices, [0, 1]);
     }
 
     #[test]
