@@ -381,7 +381,9 @@ fn a_turn_cut_to_some_of_its_sentences_keeps_the_white_space_after_its_label() {
     );
     let c = run(&text, None, Budget::Tokens(60));
     assert!(c.compressed_tokens <= 60, "{}", c.text);
-    assert!(c.text.starts_with("ChatGPT said:\n\nStep "), "{:?}", c.text);
+    // The cut answer keeps the white space after its label; the question it answers fits
+    // beside it.
+    assert!(c.text.starts_with("You said:\nAnd with clock drift?\n\nChatGPT said:\n\nStep "), "{:?}", c.text);
 }
 
 #[test]
