@@ -134,8 +134,13 @@ fn paragraph(line: &str) -> bool {
     words(line) >= 8 && line.ends_with(['.', '?', '!'])
 }
 
-/// A line of one to four capitalised words and nothing else: a name, a job title.
+/// A line of one to four capitalised words and nothing else: a name, a job title; also signed
+/// with a slash or a dash before it ("/Martin", "- Priya", "—Helen").
 fn name_line(line: &str) -> bool {
+    let line = match line.strip_prefix(['/', '-', '\u{2013}', '\u{2014}']) {
+        Some(rest) => rest.trim_start(),
+        None => line,
+    };
     let w = words(line);
     (1..=4).contains(&w)
         && line.split_whitespace().all(|w| {
@@ -398,7 +403,7 @@ mod tests {
              Status:        Pending\n\n{rule}\nMartin Lindqvist\nMon, 4 Mar 2024 at 09:12 CET\n\n\
              Hello,\n\nOur invoices show Swedish VAT since the plan change.\n\nBest regards,\nMartin\n\n\
              {rule}\nPriya Raman (Agent)\nTue, 5 Mar 2024 at 09:31 CET\n\nHi Martin,\n\n\
-             I have restored the reverse-charge status on your account.\n\nPriya\n"
+             I have restored the reverse-charge status on your account.\n\n/Priya\n"
         );
         let segs = segment(&ticket, SegmentOptions::default());
         let r = roles(&ticket, &segs).expect("a ticket's replies");
@@ -412,7 +417,7 @@ mod tests {
             Some(at("Priya Raman (Agent)"))
         );
         assert_eq!(r.parent[at("Mon, 4 Mar 2024 at 09:12 CET")], Some(martin));
-        for boilerplate in ["Hello,", "Best regards,", "Martin", "Hi Martin,", "Priya", "Martin Lindqvist"] {
+        for boilerplate in ["Hello,", "Best regards,", "Martin", "Hi Martin,", "/Priya", "Martin Lindqvist"] {
             assert_eq!(r.weight[at(boilerplate)], 0.0, "{boilerplate}");
         }
     }
