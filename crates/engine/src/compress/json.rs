@@ -26,13 +26,17 @@
 //!   the step of one whole member makes that impossible. When not even one member fits, the output is the bare outer brackets (`{}` or
 //!   `[]`, still valid JSON and non-empty); `None` only when even those do not fit.
 //!
-//! What it does not do: it never rewrites a key or value, never cuts inside a string or
-//! number, and never inserts elision markers (`"..."` would not be input text); a dropped
-//! member is simply absent. It does not repair invalid JSON, and it does not handle JSON
-//! Lines or a bare scalar document (`None`).
+//! - Marking: an array that lost elements ends with one more, a string that says how many
+//!   (`"… 22 of 30 items omitted"`): a list of 30 search results cut to 8 would otherwise read
+//!   as 8 results. Its tokens count like the rest. An object that lost members is not marked (a
+//!   key of its own would read as data); the bare outer brackets are never marked.
+//!
+//! What it does not do: it never rewrites a key or value and never cuts inside a string or
+//! number; besides the arrays' markers, nothing is added. It does not repair invalid JSON, and
+//! it does not handle JSON Lines or a bare scalar document (`None`).
 //!
 //! Invariants of `Some(p)`: `p.text` parses as JSON; every key and scalar in it is byte-exact
-//! from the input; members stay in input order; `count(&p.text) <= budget` (checked with
+//! from the input, but the arrays' markers; members stay in input order; `count(&p.text) <= budget` (checked with
 //! `count` on the final text); `retained_indices` are the kept top-level members/elements in
 //! input order; `kept_information` is the fraction of the minified document's bytes present in
 //! the output (1.0 only when nothing was dropped).
@@ -464,7 +468,8 @@ fn clear(nodes: &[Node], idx: usize, sel: &mut [Sel]) {
     }
 }
 
-fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
+/// Renders the selection; `marks`: an array that lost elements says how many.
+fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], marks: bool, out: &mut String) {
     let node = &nodes[idx];
     if let Some((s, e)) = node.key {
         out.push_str(&m[s..e]);
@@ -485,7 +490,17 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], out: &mut String) {
                     out.push_str(", ");
                 }
                 first = false;
-                render(m, nodes, c, sel, out);
+                render(m, nodes, c, sel, marks, out);
+            }
+            // An array that lost elements says how many, as its last element: a list of 30
+            // results cut to 8 would otherwise read as 8 results.
+            let dropped = node.children.iter().filter(|&&c| sel[c] == Sel::Dropped).count();
+            if marks && node.kind == Kind::Array && dropped > 0 {
+                if !first {
+                    out.push_str(", ");
+                }
+                let total = node.children.len();
+                out.push_str(&format!("\"\u{2026} {dropped} of {total} items omitted\""));
             }
             out.push(close);
         }
@@ -532,7 +547,7 @@ pub fn compress_json(text: &str, query: Option<&str>, budget: usize, counter: &d
         let mut sel = vec![Sel::Dropped; nodes.len()];
         ctx.select(0, internal, 0, &mut sel);
         let mut out = String::new();
-        render(&m, &nodes, 0, &sel, &mut out);
+        render(&m, &nodes, 0, &sel, true, &mut out);
         let c = count(&out);
         let next = if c <= budget {
             fits_at = internal;
@@ -570,7 +585,7 @@ pub fn compress_json(text: &str, query: Option<&str>, budget: usize, counter: &d
             let mut sel = vec![Sel::Dropped; nodes.len()];
             sel[0] = Sel::Partial;
             let mut out = String::new();
-            render(&m, &nodes, 0, &sel, &mut out);
+            render(&m, &nodes, 0, &sel, false, &mut out);
             if count(&out) > budget {
                 return None;
             }
@@ -670,8 +685,10 @@ mod tests {
             let p = compress_json(&doc, None, budget, &approx).unwrap();
             assert!(approx(&p.text) <= budget);
             let v: serde_json::Value = serde_json::from_str(&p.text).unwrap();
-            let kept = v["results"].as_array().unwrap();
+            let (marker, kept) = v["results"].as_array().unwrap().split_last().unwrap();
             assert!(!kept.is_empty(), "{}", p.text);
+            // The array says how many of its results it lost, as its last element.
+            assert_eq!(marker, &format!("\u{2026} {} of 25 items omitted", 25 - kept.len()), "{}", p.text);
             let mut previous = 0;
             for r in kept {
                 let rank = r["rank"].as_u64().unwrap() as usize;
