@@ -94,8 +94,8 @@ pub async fn compress(
         compressed_tokens: original_tokens as u64,
         model_id: model_id.clone(),
         compression_ratio: 0.0,
-        // Not NULL: sqlx's PostgreSQL driver refuses a NULL where the cached insert was
-        // prepared with a number.
+        // Not NULL: through sqlx's Any driver, PostgreSQL refused a NULL here in the records'
+        // multi-row insert ("incorrect binary data format in bind parameter 11").
         quality_score: Some(1.0),
         tool_id,
         session_id,
