@@ -166,8 +166,12 @@ pub async fn compress(
         }
     };
 
-    let replay_of = idempotency.as_ref().map(|(idem_key, digest, _)| (idem_key.clone(), digest.clone()));
-    let mut _in_flight = None;
+    // The `Idempotency-Key` and the body's digest; its claim is held to the answer.
+    let (idempotent, _in_flight) = match idempotency {
+        Some((idem_key, digest, guard)) => (Some((idem_key, digest)), Some(guard)),
+        None => (None, None),
+    };
+    let replay_of = idempotent.clone();
     let (status, timestamp, recorded) = match recording {
         Recording::After(record, admission) => {
             let mut record = UsageRecord {
@@ -176,10 +180,9 @@ pub async fn compress(
                 quality_score: Some(response.quality_score),
                 ..*record
             };
-            if let Some((idem_key, body_sha256, guard)) = idempotency {
+            if let Some((idem_key, body_sha256)) = idempotent {
                 let answer = serde_json::to_string(&response).map_err(|e| ApiError::Internal(e.into()))?;
                 record.answer = Some(StoredAnswer { idem_key, body_sha256, request_id: request_id.clone(), answer });
-                _in_flight = Some(guard);
             }
             let (status, timestamp) = (admission.status.clone(), record.timestamp);
             let t = Instant::now();

@@ -36,9 +36,9 @@
 //! it does not handle JSON Lines or a bare scalar document (`None`).
 //!
 //! Invariants of `Some(p)`: `p.text` parses as JSON; every key and scalar in it is byte-exact
-//! from the input, but the arrays' markers; members stay in input order; `count(&p.text) <= budget` (checked with
-//! `count` on the final text); `retained_indices` are the kept top-level members/elements in
-//! input order; `kept_information` is the fraction of the minified document's bytes present in
+//! from the input, but the arrays' markers; members stay in input order; `count(&p.text) <=
+//! budget` (checked with `count` on the final text); `retained_indices` are the kept top-level
+//! members/elements in input order; `kept_information` is the fraction of the minified document's bytes present in
 //! the output (1.0 only when nothing was dropped).
 
 use super::Packed;
@@ -494,13 +494,15 @@ fn render(m: &str, nodes: &[Node], idx: usize, sel: &[Sel], marks: bool, out: &m
             }
             // An array that lost elements says how many, as its last element: a list of 30
             // results cut to 8 would otherwise read as 8 results.
-            let dropped = node.children.iter().filter(|&&c| sel[c] == Sel::Dropped).count();
-            if marks && node.kind == Kind::Array && dropped > 0 {
-                if !first {
-                    out.push_str(", ");
+            if marks && node.kind == Kind::Array {
+                let dropped = node.children.iter().filter(|&&c| sel[c] == Sel::Dropped).count();
+                if dropped > 0 {
+                    if !first {
+                        out.push_str(", ");
+                    }
+                    let total = node.children.len();
+                    out.push_str(&format!("\"\u{2026} {dropped} of {total} items omitted\""));
                 }
-                let total = node.children.len();
-                out.push_str(&format!("\"\u{2026} {dropped} of {total} items omitted\""));
             }
             out.push(close);
         }

@@ -101,11 +101,11 @@ impl<'a> PieceCounter<'a> {
         let (first, second) = source.split_at(cut.unwrap_or(source.len()));
         let tok = c.tokenizer();
         let halves = if second.is_empty() {
-            vec![(0, count_alone(tok, first))]
+            vec![(0, count_alone(tok, first, true))]
         } else {
             std::thread::scope(|scope| {
-                let later = scope.spawn(|| count_alone(tok, second));
-                let earlier = count_alone(tok, first);
+                let later = scope.spawn(|| count_alone(tok, second, false));
+                let earlier = count_alone(tok, first, true);
                 vec![(0, earlier), (first.len(), later.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))]
             })
         };
@@ -304,11 +304,17 @@ impl<'a> PieceCounter<'a> {
 
 /// The pieces of `text` (end offset, BPE tokens) and the counts of those short enough to
 /// remember, counted on its own: the second half of a source that [`PieceCounter::new`]
-/// counts on two threads.
-fn count_alone<'a>(tok: &'a bpe_openai::Tokenizer, text: &'a str) -> (Vec<(usize, u32)>, PieceCache<'a>) {
-    let mut cache = PieceCache::default();
-    let mut pieces = Vec::new();
-    let at = text.as_ptr() as usize;
+/// counts on two threads. With `remember`, short pieces are looked up in, and added to, the
+/// counts this thread keeps across texts ([`COUNTED`]); a thread spawned for one text does not
+/// keep them, so it neither reads nor fills them.
+fn count_alone<'a>(
+    tok: &'a bpe_openai::Tokenizer,
+    text: &'a str,
+    remember: bool,
+) -> (Vec<(usize, u32)>, PieceCache<'a>) {
+    if !remember {
+        return split_and_count(tok, text, None);
+    }
     COUNTED.with_borrow_mut(|counted| {
         // This encoding's pieces (each tokenizer is a static: its address names it).
         let id = std::ptr::from_ref(tok) as usize;
@@ -319,28 +325,39 @@ fn count_alone<'a>(tok: &'a bpe_openai::Tokenizer, text: &'a str) -> (Vec<(usize
                 counted.len() - 1
             }
         };
-        let known = &mut counted[slot].1;
-        for piece in tok.split(text) {
-            let n = if piece.len() > PieceCounter::MAX_PIECE {
-                tok.bpe.count(piece.as_bytes()) as u32
-            } else {
-                *cache.entry(piece).or_insert_with(|| match known.get(piece) {
-                    Some(&n) => n,
-                    None => {
-                        let n = tok.bpe.count(piece.as_bytes()) as u32;
-                        if piece.len() <= COUNTED_PIECE {
-                            if known.len() >= COUNTED_MAX {
-                                known.clear();
-                            }
-                            known.insert(piece.into(), n);
-                        }
-                        n
+        split_and_count(tok, text, Some(&mut counted[slot].1))
+    })
+}
+
+/// [`count_alone`]'s work, with the thread's counts of this encoding when it keeps them.
+fn split_and_count<'a>(
+    tok: &'a bpe_openai::Tokenizer,
+    text: &'a str,
+    mut known: Option<&mut Counted>,
+) -> (Vec<(usize, u32)>, PieceCache<'a>) {
+    let mut cache = PieceCache::default();
+    let mut pieces = Vec::new();
+    let at = text.as_ptr() as usize;
+    for piece in tok.split(text) {
+        let n = if piece.len() > PieceCounter::MAX_PIECE {
+            tok.bpe.count(piece.as_bytes()) as u32
+        } else {
+            *cache.entry(piece).or_insert_with(|| {
+                if let Some(&n) = known.as_deref().and_then(|k| k.get(piece)) {
+                    return n;
+                }
+                let n = tok.bpe.count(piece.as_bytes()) as u32;
+                if let Some(known) = known.as_deref_mut().filter(|_| piece.len() <= COUNTED_PIECE) {
+                    if known.len() >= COUNTED_MAX {
+                        known.clear();
                     }
-                })
-            };
-            pieces.push((piece.as_ptr() as usize - at + piece.len(), n));
-        }
-    });
+                    known.insert(piece.into(), n);
+                }
+                n
+            })
+        };
+        pieces.push((piece.as_ptr() as usize - at + piece.len(), n));
+    }
     (pieces, cache)
 }
 
