@@ -9,9 +9,14 @@
 //! 2. The output is rendered and counted **as a whole**: token counts are not additive across
 //!    joins, so the estimate is checked, and segments are taken back (lowest value first) while
 //!    the real count is over budget.
-//! 3. Leftover budget is filled with more whole segments, then with the best window of words of
-//!    one more sentence (cut only at white space, or between CJK characters, so numbers, URLs,
-//!    paths and identifiers are kept whole or not at all), again checked by a real count.
+//! 3. Leftover budget is filled with more whole segments, again checked by a real count; then
+//!    a larger segment may take the place of the least valuable kept ones: when it is worth
+//!    more than they are, or, while the output fills less than 96% of the budget (a ratio more
+//!    than 5% above the one asked for), of the least valuable kept sentence when it fills the
+//!    budget better at a cost of at most 2% of the value kept.
+//! 4. Only when no whole segment fits: the best window of words of one segment (cut only at
+//!    white space, or between CJK characters, so numbers, URLs, paths and identifiers are kept
+//!    whole or not at all).
 //!
 //! Output pieces are byte ranges of the input, in input order. Between two pieces that were
 //! adjacent in the input the original white space is kept; across a gap the join is the
@@ -611,6 +616,47 @@ pub fn pack(
         }
     }
 
+    // 3d. Filling swaps: while the rendering fills less than `FILL_BELOW` of the budget, the
+    // least valuable kept sentence gives its place to the first segment in order that fills the
+    // budget that far, if that costs at most `FILL_LOSS` of the value kept. Whole sentences
+    // leave up to half a sentence unused; a caller asking for 10x then gets 10.8x.
+    if tokens > 0 && tokens * 100 < budget * FILL_BELOW {
+        let want = (budget * FILL_BELOW).div_ceil(100);
+        let mut tried = std::collections::HashSet::new();
+        while tried.len() < SWAP_TRIES && tokens < want {
+            let kids = st.kept_children();
+            // A sentence gives its place; a title or heading that names a passage stays.
+            let Some(&k) = order.iter().rev().find(|&&k| st.full[k] && kids[k] == 0 && segs[k].kind == SegKind::Sentence)
+            else {
+                break;
+            };
+            let kept_value: f64 = (0..n).filter(|&j| st.full[j]).map(|j| utility[j]).sum();
+            let room = budget - tokens + costs[k];
+            let fills = |c: usize| {
+                let need = costs[c] + chain_cost(c, &st.full);
+                need <= room && tokens + need >= want + costs[k]
+            };
+            let Some(&c) = order.iter().find(|&&c| {
+                !st.full[c] && !tried.contains(&c) && utility[c] >= utility[k] - FILL_LOSS * kept_value && fills(c)
+            }) else {
+                break;
+            };
+            tried.insert(c);
+            let before = st.full.clone();
+            st.set_full(k, false);
+            select(&mut st, c, &mut Vec::new());
+            drop_orphans(&mut st, &is_parent);
+            let (r, t) = st.render_counted(counter);
+            if t <= budget && t > tokens {
+                (rendered, tokens) = (r, t);
+            } else {
+                for (j, &f) in before.iter().enumerate() {
+                    st.set_full(j, f);
+                }
+            }
+        }
+    }
+
     // 4. Nothing whole fits: the most informative run of whole words of one segment.
     let mut over_budget = false;
     if rendered.is_empty() && !text.trim().is_empty() {
@@ -950,6 +996,12 @@ const SWAP_BELOW: usize = 95;
 /// ... and at most this many times.
 const SWAP_TRIES: usize = 8;
 
+/// Filling swaps are tried while the rendering fills less than this share of the budget
+/// (percent): a ratio within 5% of the one asked for needs 95.2% ...
+const FILL_BELOW: usize = 96;
+/// ... each giving up at most this share of the value kept.
+const FILL_LOSS: f64 = 0.02;
+
 /// Unkeeps kept parents none of whose children are kept (deepest first).
 fn drop_orphans(st: &mut State, is_parent: &[bool]) -> bool {
     let n = st.segs.len();
@@ -1076,6 +1128,33 @@ mod tests {
         let t = "ab  3.14 東京x y";
         let c: Vec<&str> = chunks(t, 0, t.len()).iter().map(|&(s, e)| &t[s..e]).collect();
         assert_eq!(c, ["ab", "3.14", "東", "京", "x", "y"]);
+    }
+
+    /// Packs `text`'s sentences, of the given utilities, into `budget`.
+    fn pack_with(text: &str, utility: &[f64], budget: usize) -> Packing {
+        let segs = super::super::segment::segment(text, Default::default());
+        assert_eq!(segs.len(), utility.len());
+        let analysis = Analysis::new(text, &segs);
+        pack(text, &segs, &analysis, utility, budget, &PieceCounter::new(crate::tokens::Encoding::Cl100k, text))
+    }
+
+    #[test]
+    fn a_longer_sentence_worth_nearly_as_much_takes_the_place_that_leaves_room_unused() {
+        let a = "Rust appeared in 2015.";
+        let b = "It is maintained by the Rust Foundation today.";
+        let c = "The borrow checker, which tracks the lifetimes of references at compile time, rejects programs with data races before they run.";
+        let text = format!("{a} {b} {c}");
+        let counter = PieceCounter::new(crate::tokens::Encoding::Cl100k, &text);
+        let budget = counter.count(&format!("{a} {c}"));
+        assert!(counter.count(&format!("{a} {b}")) * 100 < budget * 80);
+        // Per token, a and b come before c; a and b leave a fifth of the budget unused, a and c
+        // fill it, and c is worth almost as much as b: c takes b's place.
+        let p = pack_with(&text, &[1.0, 1.0, 0.99], budget);
+        assert_eq!(p.text, format!("{a} {c}"));
+        assert_eq!(p.tokens, budget);
+        // Worth clearly less, c does not: the budget is not filled at any price.
+        let p = pack_with(&text, &[1.0, 1.0, 0.8], budget);
+        assert_eq!(p.text, format!("{a} {b}"));
     }
 
     #[test]
