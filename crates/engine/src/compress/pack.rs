@@ -622,6 +622,8 @@ pub fn pack(
     // leave up to half a sentence unused; a caller asking for 10x then gets 10.8x.
     if tokens > 0 && tokens * 100 < budget * FILL_BELOW {
         let want = (budget * FILL_BELOW).div_ceil(100);
+        // What all the swaps together may give up.
+        let mut allowance = FILL_LOSS * (0..n).filter(|&j| st.full[j]).map(|j| utility[j]).sum::<f64>();
         let mut tried = std::collections::HashSet::new();
         while tried.len() < SWAP_TRIES && tokens < want {
             let kids = st.kept_children();
@@ -630,14 +632,13 @@ pub fn pack(
             else {
                 break;
             };
-            let kept_value: f64 = (0..n).filter(|&j| st.full[j]).map(|j| utility[j]).sum();
             let room = budget - tokens + costs[k];
             let fills = |c: usize| {
                 let need = costs[c] + chain_cost(c, &st.full);
                 need <= room && tokens + need >= want + costs[k]
             };
             let Some(&c) = order.iter().find(|&&c| {
-                !st.full[c] && !tried.contains(&c) && utility[c] >= utility[k] - FILL_LOSS * kept_value && fills(c)
+                !st.full[c] && !tried.contains(&c) && utility[c] >= utility[k] - allowance && fills(c)
             }) else {
                 break;
             };
@@ -649,6 +650,7 @@ pub fn pack(
             let (r, t) = st.render_counted(counter);
             if t <= budget && t > tokens {
                 (rendered, tokens) = (r, t);
+                allowance -= (utility[k] - utility[c]).max(0.0);
             } else {
                 for (j, &f) in before.iter().enumerate() {
                     st.set_full(j, f);
