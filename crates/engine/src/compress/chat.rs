@@ -571,8 +571,11 @@ pub(crate) fn is_chat(text: &str) -> bool {
 const THREAD: f64 = 1.2;
 /// Weight of recency (1 for the last turn, 0 for the first).
 const RECENCY_WITH_QUERY: f64 = 0.3;
-/// Without a query: weight of a turn's information (scaled to the best turn) next to recency.
-const INFORMATION: f64 = 0.3;
+/// Without a query: weight of a turn's information (scaled to the best turn) next to recency,
+/// a tie-breaker among turns about as recent. The conversation's end is what a reader without
+/// a question wants: at 0.3, long older turns displaced recent ones and IRC at 10x kept less
+/// of a thread than the plain tail did.
+const INFORMATION: f64 = 0.1;
 /// Turns within this distance of the query's turn count fully as its thread; farther ones less.
 const THREAD_REACH: f64 = 20.0;
 
@@ -1173,6 +1176,27 @@ mod tests {
         let p = compress_chat(IRC, None, 40, &approx).unwrap();
         assert!(p.text.ends_with("imagemagick rocks, it does everything with images"));
         assert!(!p.text.contains("has joined"));
+    }
+
+    #[test]
+    fn without_a_query_the_conversations_end_comes_before_a_long_older_message() {
+        let nicks = ["ana", "bo", "cy", "dee"];
+        let mut lines: Vec<String> =
+            (0..200).map(|i| format!("[10:{:02}] <{}> short note number {i} here", i % 60, nicks[i % 4])).collect();
+        // Seventy lines before the end, one long message full of rare words.
+        lines[130] = "[11:10] <eve> the nightly rsync between the backup appliance and the colocated \
+                      storage array throttles itself whenever the fibre uplink saturates, so \
+                      snapshots lag behind replication by several hours on Sundays"
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text = lines.join("\n");
+        // Room for about the last forty lines.
+        let p = compress_chat(&text, None, 280, &approx).unwrap();
+        for l in &lines[165..] {
+            assert!(p.text.contains(l.as_str()), "{l:?} missing from:\n{}", p.text);
+        }
+        assert!(!p.text.contains("nightly rsync"), "{}", p.text);
     }
 
     #[test]
