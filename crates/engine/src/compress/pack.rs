@@ -628,7 +628,8 @@ pub fn pack(
         while tried.len() < SWAP_TRIES && tokens < want {
             let kids = st.kept_children();
             // A sentence gives its place; a title or heading that names a passage stays.
-            let Some(&k) = order.iter().rev().find(|&&k| st.full[k] && kids[k] == 0 && segs[k].kind == SegKind::Sentence)
+            let Some(&k) =
+                order.iter().rev().find(|&&k| st.full[k] && kids[k] == 0 && segs[k].kind == SegKind::Sentence)
             else {
                 break;
             };
@@ -637,9 +638,10 @@ pub fn pack(
                 let need = costs[c] + chain_cost(c, &st.full);
                 need <= room && tokens + need >= want + costs[k]
             };
-            let Some(&c) = order.iter().find(|&&c| {
-                !st.full[c] && !tried.contains(&c) && utility[c] >= utility[k] - allowance && fills(c)
-            }) else {
+            let Some(&c) = order
+                .iter()
+                .find(|&&c| !st.full[c] && !tried.contains(&c) && utility[c] >= utility[k] - allowance && fills(c))
+            else {
                 break;
             };
             tried.insert(c);
