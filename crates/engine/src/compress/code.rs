@@ -64,8 +64,9 @@
 //! or any word of 4+ letters that is a definition's exact name), that definition comes right
 //! after the imports: its skeleton, then its body from the start, then its members.
 //! Imports wrapped in `if TYPE_CHECKING:` or `try:` / `except ImportError:` count as imports.
-//! Nested imports (in a body, a module, a compound statement) come right after the signature
-//! of the definition the query names and before the rest of it, with the headers they need.
+//! Nested imports in that definition or in what holds it (its module's `use` lines, its
+//! class's) come right after its signature and before the rest of it, with the headers they
+//! need; nested imports elsewhere (other bodies, `if __name__ == "__main__":`) after all of it.
 //!
 //! What it does not do: it never keeps part of a line or of a multi-line
 //! statement inside a body; it does not cut inside huge single expressions (a 3,000-line
@@ -1263,6 +1264,18 @@ fn select(
         .iter()
         .map(|&(a, b)| if query_words.is_empty() || a > b { 0.0 } else { relevance(&mut (a..=b.min(lines.len() - 1))) })
         .collect();
+    // The pieces that hold a definition the query names (its module, its class): their own
+    // imports are the named definition's too.
+    let mut encloses = vec![false; pieces.len()];
+    for (i, p) in pieces.iter().enumerate() {
+        if units.targets[i] && p.parent.is_none_or(|q| !units.targets[q]) {
+            let mut up = p.parent;
+            while let Some(q) = up {
+                encloses[q] = true;
+                up = pieces[q].parent;
+            }
+        }
+    }
     let score: Vec<f64> = pieces
         .iter()
         .zip(&piece_rel)
@@ -1274,11 +1287,14 @@ fn select(
                 PieceKind::Import if p.parent.is_none() => 100.0,
                 // The signature of the definition the query names,
                 _ if units.targets[i] && p.parent.is_none_or(|q| !units.targets[q]) => 95.0 - 0.1 * depth,
-                // then nested imports (in a body, under `if __name__ == "__main__":`, in a
-                // module), which bring the headers they sit under,
-                PieceKind::Import => 92.0,
-                // then the rest of that definition, whole, from its start.
+                // then the nested imports in it and around it (its module's, its class's), which
+                // bring the headers they sit under,
+                PieceKind::Import if units.targets[i] || p.parent.is_some_and(|q| encloses[q]) => 92.0,
+                // then the rest of that definition, whole, from its start,
                 _ if units.targets[i] => 90.0 - 0.001 * p.seq.min(1000) as f64 - depth,
+                // then the other nested imports (in other bodies, under `if __name__ ==
+                // "__main__":`, in a module); without a query, right after the top-level ones.
+                PieceKind::Import => 85.0,
                 // Compact signatures first: many of them say more than one long definition.
                 PieceKind::Signature => 60.0 - 2.0 * depth + 20.0 * rel - 0.2 * (line_count.min(20) as f64),
                 // Without a query, a doc comment's details and examples wait for the bodies.
@@ -2087,23 +2103,52 @@ class Outer:
              if __name__ == \"__main__\":\n    print('starting the report')\n    import sys\n    \
              from pathlib import Path\n{main}    sys.exit(0)\n"
         );
+        let main_imports = ["    import sys", "    from pathlib import Path", "if __name__ == \"__main__\":"];
         for (pct, query) in [(40, None), (25, None), (25, Some("how is `total` computed"))] {
             let budget = approx(&src) * pct / 100;
             let p = compress_code(&src, query, budget, &approx).unwrap();
             assert!(approx(&p.text) <= budget);
-            for line in [
-                "            import numpy as np",
-                "    import sys",
-                "    from pathlib import Path",
-                "if __name__ == \"__main__\":",
-            ] {
-                assert!(p.text.lines().any(|l| l == line), "{pct}% lost {line}:\n{}", p.text);
+            // The import inside `total` always; the `__main__` block's only without the query:
+            // with it, their room goes to the body of the function it asks about.
+            assert!(p.text.lines().any(|l| l == "            import numpy as np"), "{pct}%:\n{}", p.text);
+            for line in main_imports {
+                assert_eq!(p.text.lines().any(|l| l == line), query.is_none(), "{pct}% {line}:\n{}", p.text);
             }
             // What was cut around them is marked, and the result is still Python.
             assert!(p.text.lines().any(is_elision_line), "{}", p.text);
             let tree = parse(Lang::Python, &p.text).unwrap();
             assert!(!tree.root_node().has_error(), "{pct}%:\n{}", p.text);
         }
+    }
+
+    #[test]
+    fn the_imports_of_the_module_that_holds_the_named_test_come_with_it() {
+        let helpers: String = (0..8)
+            .map(|i| {
+                format!(
+                    "pub fn helper_{i}(x: u32) -> u32 {{\n    use std::ops::Mul;\n    let y = x.mul({i});\n    \
+                     y + {i}\n}}\n\n"
+                )
+            })
+            .collect();
+        let src = format!(
+            "use std::collections::HashMap;\n\n{helpers}#[cfg(test)]\nmod tests {{\n    use super::*;\n    \
+             use std::collections::BTreeMap;\n\n    #[test]\n    fn counts_words() {{\n        \
+             let mut seen = BTreeMap::new();\n        for w in [\"a\", \"b\", \"a\"] {{\n            \
+             *seen.entry(w).or_insert(0) += 1;\n        }}\n        assert_eq!(seen[\"a\"], 2);\n        \
+             assert_eq!(helper_1(3), 4);\n    }}\n}}\n"
+        );
+        let counts = &src[src.find("    #[test]").unwrap()..src.rfind("}\n").unwrap()];
+        let budget = approx(&src) * 35 / 100;
+        let p = compress_code(&src, Some("How is the function `counts_words` implemented?"), budget, &approx).unwrap();
+        assert!(approx(&p.text) <= budget);
+        assert!(p.text.contains(counts), "{}", p.text);
+        for line in ["    use super::*;", "    use std::collections::BTreeMap;"] {
+            assert!(p.text.lines().any(|l| l == line), "lost {line}:\n{}", p.text);
+        }
+        // The helpers' own imports wait for the named test.
+        assert!(p.text.matches("use std::ops::Mul;").count() < 8, "{}", p.text);
+        assert!(!parse(Lang::Rust, &p.text).unwrap().root_node().has_error());
     }
 
     #[test]
