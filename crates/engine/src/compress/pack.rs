@@ -12,8 +12,8 @@
 //! 3. Leftover budget is filled with more whole segments, again checked by a real count; then
 //!    a larger segment may take the place of the least valuable kept ones: when it is worth
 //!    more than they are, or, while the output fills less than 96% of the budget (a ratio more
-//!    than 5% above the one asked for), of the least valuable kept sentence when it fills the
-//!    budget better at a cost of at most 2% of the value kept.
+//!    than 5% above the one asked for), of the kept sentence worth least when it fills the
+//!    budget better, all such swaps together giving up at most 2% of the value kept.
 //! 4. Only when no whole segment fits: the best window of words of one segment (cut only at
 //!    white space, or between CJK characters, so numbers, URLs, paths and identifiers are kept
 //!    whole or not at all).
@@ -617,9 +617,10 @@ pub fn pack(
     }
 
     // 3d. Filling swaps: while the rendering fills less than `FILL_BELOW` of the budget, the
-    // least valuable kept sentence gives its place to the first segment in order that fills the
-    // budget that far, if that costs at most `FILL_LOSS` of the value kept. Whole sentences
-    // leave up to half a sentence unused; a caller asking for 10x then gets 10.8x.
+    // kept sentence worth least (of those no kept segment depends on) gives its place to the
+    // first segment in order that fills the budget that far, all such swaps together giving up
+    // at most `FILL_LOSS` of the value kept. Whole sentences leave up to half a sentence
+    // unused; a caller asking for 10x then gets 10.8x.
     if tokens > 0 && tokens * 100 < budget * FILL_BELOW {
         let want = (budget * FILL_BELOW).div_ceil(100);
         // What all the swaps together may give up.
@@ -627,9 +628,13 @@ pub fn pack(
         let mut tried = std::collections::HashSet::new();
         while tried.len() < SWAP_TRIES && tokens < want {
             let kids = st.kept_children();
-            // A sentence gives its place; a title or heading that names a passage stays.
-            let Some(&k) =
-                order.iter().rev().find(|&&k| st.full[k] && kids[k] == 0 && segs[k].kind == SegKind::Sentence)
+            // A sentence gives its place (the later in order of two worth the same); a title or
+            // heading that names a passage stays.
+            let Some(&k) = order
+                .iter()
+                .rev()
+                .filter(|&&k| st.full[k] && kids[k] == 0 && segs[k].kind == SegKind::Sentence)
+                .min_by(|&&a, &&b| utility[a].total_cmp(&utility[b]))
             else {
                 break;
             };
