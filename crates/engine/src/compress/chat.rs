@@ -30,12 +30,13 @@
 //! Status lines come last. When the most recent turn alone is larger than the budget, its best
 //! run of whole sentences that fits is kept, with its label, and the whole turns that still fit
 //! beside it, in priority order (a run cut short by a long quotation leaves room for the question
-//! it answers).
+//! it answers). When no sentence fits with its label, the label and the turn's opening words,
+//! followed by ` …`.
 //!
 //! **Output:** the kept turns in input order, byte-exact, joined by the input's own separator
 //! between turns (a newline, or a blank line in transcripts). A turn is kept whole, or (the most
 //! recent one, or one that fills the last of the budget) as its label and one contiguous run of
-//! its sentences. Dropped turns leave no marker: every kept line stays an original line.
+//! its sentences (or of its opening words, then ` …`: the only text added). Dropped turns leave no marker: every kept line stays an original line.
 //!
 //! [`compress_messages`] applies the same selection to an OpenAI-style `messages` array: roles
 //! are untouched, the system message and the last user message are kept whole unless the
@@ -765,6 +766,26 @@ fn sentence_run(
     best.map(|(a, b, _)| (a, b))
 }
 
+/// A turn's label and the most of its opening words that fit `budget` with ` …` after them
+/// (cut only at white space), `None` when not even one word does.
+fn opening_words(text: &str, t: &Turn, budget: usize, count: &dyn Fn(&str) -> usize) -> Option<String> {
+    let body = &text[t.body..t.end];
+    // Where each word of the body ends, as offsets into the text.
+    let ends: Vec<usize> = body
+        .char_indices()
+        .filter(|&(k, c)| !c.is_whitespace() && body[k + c.len_utf8()..].chars().next().is_none_or(char::is_whitespace))
+        .map(|(k, c)| t.body + k + c.len_utf8())
+        .collect();
+    let shown = |k: usize| format!("{} …", &text[t.start..ends[k]]);
+    // The longest prefix that fits: counts grow with the words.
+    let (mut lo, mut hi) = (0usize, ends.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if count(&shown(mid)) <= budget { lo = mid + 1 } else { hi = mid }
+    }
+    (lo > 0).then(|| shown(lo - 1))
+}
+
 /// How many turns, in priority order, are tried beside a turn shown in part.
 const FILL_TRIES: usize = 64;
 
@@ -836,23 +857,30 @@ pub fn compress_chat(text: &str, query: Option<&str>, budget: usize, counter: &d
         None => {
             // The most recent turn alone is too large: its label and its best run of whole
             // sentences, or failing that the best run of the next turn in priority.
-            order.iter().find_map(|&i| {
-                let t = turns[i];
-                // The label with the white space after it ("ChatGPT said:\n\n"), so a run
-                // that starts later in the turn is not glued to it.
-                let body = &text[t.body..t.end];
-                let head = &text[t.start..t.body + body.len() - body.trim_start().len()];
-                let shown = |a: usize, b: usize| {
-                    if a <= t.start + head.len() {
-                        text[t.start..b].to_string()
-                    } else {
-                        format!("{head}{}", &text[a..b])
-                    }
-                };
-                let measure = |a: usize, b: usize| count(&shown(a, b));
-                let (a, b) = sentence_run(text, t.body, t.end, budget, &measure)?;
-                Some(fill_beside(i, shown(a, b)))
-            })?
+            order
+                .iter()
+                .find_map(|&i| {
+                    let t = turns[i];
+                    // The label with the white space after it ("ChatGPT said:\n\n"), so a run
+                    // that starts later in the turn is not glued to it.
+                    let body = &text[t.body..t.end];
+                    let head = &text[t.start..t.body + body.len() - body.trim_start().len()];
+                    let shown = |a: usize, b: usize| {
+                        if a <= t.start + head.len() {
+                            text[t.start..b].to_string()
+                        } else {
+                            format!("{head}{}", &text[a..b])
+                        }
+                    };
+                    let measure = |a: usize, b: usize| count(&shown(a, b));
+                    let (a, b) = sentence_run(text, t.body, t.end, budget, &measure)?;
+                    Some(fill_beside(i, shown(a, b)))
+                })
+                // No sentence fits with its label: the label and the opening words of the turn
+                // first in priority, marked as cut.
+                .or_else(|| {
+                    order.iter().find_map(|&i| opening_words(text, &turns[i], budget, count).map(|p| (vec![i], p)))
+                })?
         }
     };
     let mut retained_indices = chosen;
@@ -1197,6 +1225,18 @@ mod tests {
             assert!(p.text.contains(l.as_str()), "{l:?} missing from:\n{}", p.text);
         }
         assert!(!p.text.contains("nightly rsync"), "{}", p.text);
+    }
+
+    #[test]
+    fn when_no_sentence_fits_with_its_label_the_label_and_opening_words_are_kept_marked() {
+        let text = "Human: Could you write a short poem about the sea for my grandmother's birthday card?\n\n\
+                    Assistant: The grey sea hums beneath a patient moon and every wave returns to shore at last.";
+        let p = compress_chat(text, None, 10, &approx).unwrap();
+        assert_eq!(p.text, "Assistant: The grey sea hums beneath a patient moon …");
+        assert!(approx(&p.text) <= 10);
+        assert_eq!(p.retained_indices, [1]);
+        // Not even the label and one word: nothing here, the caller's phrase fallback decides.
+        assert!(compress_chat(text, None, 1, &approx).is_none());
     }
 
     #[test]
