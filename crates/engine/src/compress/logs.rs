@@ -17,7 +17,8 @@
 //! (`has_table_header`).
 //!
 //! Priority, highest first:
-//! 1. the first line of every error template (cheapest templates first), then the first
+//! 1. the first line of every error template (those of the gravest levels first: `FATAL`,
+//!    `panic`, `[emerg]`, `CRITICAL`…; cheapest templates first within each), then the first
 //!    line of every trace template (so a stack trace follows its error);
 //! 2. lines matching the query's words (by their stems) or quoted phrases, best first, one per
 //!    variant (in a delimited table, every matching row);
@@ -147,6 +148,18 @@ fn word_severity(line: &str) -> Severity {
         }
     }
     sev
+}
+
+/// Error words of the gravest levels (syslog's emergency, alert and critical; fatal, panic).
+const GRAVE_WORDS: &[&str] = &["fatal", "panic", "panicked", "emerg", "alert", "critical", "crit", "severe"];
+
+/// Whether an error line is of the gravest levels: what stopped a program, where the lines
+/// after it (`failed`, `exited`) tell what followed.
+fn is_grave(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| (4..=9).contains(&w.len()))
+        .take(64)
+        .any(|w| GRAVE_WORDS.iter().any(|g| w.eq_ignore_ascii_case(g)))
 }
 
 /// Whether a line's words say something went wrong or may go wrong (an error or warning word:
@@ -494,8 +507,11 @@ fn priority_order(
         (0..mined.templates).map(|t| pick[t]).filter(|&i| sev[i] == s && !blank[i]).collect()
     };
 
-    // 1. Errors, then the first line of each trace template, in input order.
-    for i in by_cost(reps_of(Severity::Error, &first)) {
+    // 1. Errors, the grave first (a service's `[emerg]` cause before the `failed` lines that
+    // follow from it), then the first line of each trace template, in input order.
+    let mut errors = by_cost(reps_of(Severity::Error, &first));
+    errors.sort_by_key(|&i| !is_grave(lines[i]));
+    for i in errors {
         take(i, &mut order, &mut variant_shown);
     }
     let mut traces = reps_of(Severity::Trace, &first);
@@ -716,6 +732,25 @@ mod tests {
         }
         assert_eq!(status_severity("\"GET / HTTP/1.1\" 404 0"), Severity::Warn);
         assert_eq!(status_severity("GET / HTTP/1.1 took 504 ms"), Severity::Other);
+    }
+
+    #[test]
+    fn a_services_fatal_cause_comes_before_the_failures_that_follow_it() {
+        let log = "Dec 07 10:00:00 web-1 systemd[1]: Starting nginx.service...\n\
+                   Dec 07 10:00:00 web-1 nginx[1234]: 2026/12/07 10:00:00 [emerg] 1234#1234: unknown directive \
+                   \"servr_name\" in /etc/nginx/sites-enabled/shop.conf:14\n\
+                   Dec 07 10:00:00 web-1 nginx[1234]: nginx: configuration file test failed\n\
+                   Dec 07 10:00:01 web-1 systemd[1]: nginx.service: Control process exited, status=1/FAILURE\n\
+                   Dec 07 10:00:01 web-1 systemd[1]: nginx.service: Failed with result 'exit-code'.\n\
+                   Dec 07 10:00:01 web-1 systemd[1]: Failed to start nginx.service.\n";
+        // Room for the cause and about one more line: the cause, though the longest error.
+        let emerg = log.lines().nth(1).unwrap();
+        let budget = approx(emerg) + 12;
+        let p = compress_logs(log, None, budget, &approx).unwrap();
+        assert!(p.text.contains(emerg), "{}", p.text);
+        assert!(approx(&p.text) <= budget);
+        assert!(is_grave("2026/12/07 [emerg] 1234#1234: unknown directive") && is_grave("FATAL: out of memory"));
+        assert!(!is_grave("nginx.service: Failed with result 'exit-code'."));
     }
 
     #[test]
