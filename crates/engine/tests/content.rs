@@ -425,6 +425,15 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
 }
 
 #[test]
+fn without_a_query_a_posts_front_matter_waits_behind_its_opening() {
+    let post = include_str!("support/post.md");
+    let c = run(post, None, Budget::Ratio(0.75));
+    // Room for the front matter alone, or for the title and the opening sentence: the latter.
+    assert!(c.text.starts_with("# Moving the metadata service to Raft\n\nThis quarter we moved"), "{}", c.text);
+    assert!(!c.text.contains("author:"), "{}", c.text);
+}
+
+#[test]
 fn a_kubectl_describe_report_keeps_its_keys_with_their_values_and_its_blocks_under_their_names() {
     let report = include_str!("support/describe_pod.txt");
     let marker = |l: &str| l.trim_start().starts_with("# … ") && l.trim_end().ends_with(" omitted");

@@ -777,13 +777,18 @@ pub fn agnostic_utilities(
             j += 1;
         }
     }
-    // Held-back titles come right after the last lead.
+    // Held-back titles come right after the last lead, and so does a document's front matter
+    // (its title, author, date and tags): the opening it precedes says more of what the
+    // document holds, and the title is most often the first heading's too.
     let last_lead = leads.iter().map(|&l| value[l]).fold(f64::INFINITY, f64::min);
     let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
     for (i, s) in segs.iter().enumerate() {
         if s.kind == SegKind::Header {
             value[i] = if late_titles.get(i) == Some(&true) && last_lead.is_finite() { 0.99 * last_lead } else { best };
         }
+    }
+    if segs.first().is_some_and(|s| super::segment::is_front_matter(text, s)) && last_lead.is_finite() {
+        value[0] = value[0].min(0.99 * last_lead);
     }
     (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()
 }

@@ -441,6 +441,15 @@ pub(crate) fn raw_element(trimmed: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether `s` is a document's front matter (`---` … `---` YAML or `+++` … `+++` TOML at the
+/// very top, one segment).
+pub fn is_front_matter(text: &str, s: &Segment) -> bool {
+    let t = &text[s.start..s.end];
+    s.start == text.len() - text.trim_start().len()
+        && s.kind == SegKind::Code
+        && (t.starts_with("---\n") || t.starts_with("---\r\n") || t.starts_with("+++\n") || t.starts_with("+++\r\n"))
+}
+
 /// Front matter longer than this many lines is not taken for front matter.
 const FRONT_MATTER_LINES: usize = 64;
 
