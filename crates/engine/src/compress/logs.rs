@@ -14,7 +14,8 @@
 //! one), so no log format needs to be known.
 //!
 //! A delimited table (CSV, TSV) that the log tests took for logs keeps its header row first
-//! (`has_table_header`).
+//! (`has_table_header`), and one line at its end says how many rows were dropped,
+//! `  [… 182 of 200 rows omitted]`, instead of counts of "similar lines" under its rows.
 //!
 //! Priority, highest first:
 //! 1. the first line of every error template (those of the gravest levels first: `FATAL`,
@@ -41,8 +42,9 @@
 //! there is none, the first one after it). When M ≥ 2 consecutive output lines each have the
 //! same N, one collapse line follows the last of them instead:
 //! `  [… N similar lines omitted after each of the M lines above]` (a repeated stack trace
-//! gets one collapse line, not one per frame). Collapse lines are the only text this module
-//! adds; [`is_collapse_line`] recognises them. The ellipsis and the word "omitted" say that
+//! gets one collapse line, not one per frame). In a delimited table one line at the end says
+//! instead how many rows were dropped: `  [… 182 of 200 rows omitted]`. These markers are the
+//! only text this module adds; [`is_collapse_line`] recognises them. The ellipsis and the word "omitted" say that
 //! the compressor, not the program that logged, wrote the line.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
@@ -73,6 +75,8 @@ const MARKER_PREFIX: &str = "  [\u{2026} ";
 const MARKER_SUFFIX: &str = " similar lines omitted";
 const MARKER_EACH: &str = " after each of the ";
 const MARKER_EACH_END: &str = " lines above";
+/// The end of a delimited table's marker: `  [… 182 of 200 rows omitted]`.
+const MARKER_ROWS: &str = " rows omitted";
 
 /// Least similarity for an error line to join a template (others: `drain::SIMILARITY`).
 const ERROR_SIMILARITY: f64 = 0.75;
@@ -95,6 +99,9 @@ pub fn is_collapse_line(line: &str) -> bool {
         return false;
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if let Some(total) = rest[digits..].strip_prefix(" of ").and_then(|r| r.strip_suffix(MARKER_ROWS)) {
+        return digits > 0 && !total.is_empty() && total.bytes().all(|b| b.is_ascii_digit());
+    }
     let Some(rest) = rest[digits..].strip_prefix(MARKER_SUFFIX) else {
         return false;
     };
@@ -414,7 +421,9 @@ pub fn compress_logs(text: &str, query: Option<&str>, budget: usize, counter: &d
     // A unit that alone is larger than the budget can never be shown.
     let (order, est): (Vec<usize>, Vec<usize>) = order.into_iter().zip(est).filter(|&(_, e)| e <= budget).unzip();
 
-    let render = |chosen: &[usize]| -> String { render_selection(&lines, template, chosen) };
+    let render = |chosen: &[usize]| -> String {
+        if table { render_rows(&lines, chosen) } else { render_selection(&lines, template, chosen) }
+    };
     let (chosen, out) = fit_units(&order, &est, &|_| None, &render, &|t: &String| count(t), budget)?;
     // Only blank lines fit: nothing of the log is shown, so the caller packs it as text.
     if out.trim().is_empty() {
@@ -452,6 +461,10 @@ fn fields(line: &str, delimiter: char) -> Option<Vec<&str>> {
 /// least 80% of the next lines (up to 50) with as many fields.
 fn has_table_header(lines: &[&str]) -> bool {
     let Some(head) = lines.first() else { return false };
+    // A JSON record (JSON lines) is a row of its own, not the names of the rows under it.
+    if head.trim_start().starts_with(['{', '[']) {
+        return false;
+    }
     [',', '\t', ';', '|'].into_iter().any(|d| {
         let Some(names) = fields(head, d) else { return false };
         let named = names.iter().all(|f| !f.is_empty() && f.parse::<f64>().is_err())
@@ -594,6 +607,25 @@ fn priority_order(
         take(i, &mut order, &mut variant_shown);
     }
     order
+}
+
+/// Renders a delimited table's chosen rows in input order, then, when rows were dropped, one
+/// line that says how many of how many (`  [… 182 of 200 rows omitted]`, as a markdown table's
+/// marker does): a row's template says nothing of the values of the rows beside it, so a
+/// count of "similar lines" under a row would mislead.
+fn render_rows(lines: &[&str], chosen: &[usize]) -> String {
+    let mut shown = vec![false; lines.len()];
+    for &i in chosen {
+        shown[i] = true;
+    }
+    let rows = |keep: bool| (1..lines.len()).filter(|&i| shown[i] == keep && !lines[i].trim().is_empty()).count();
+    let mut out: Vec<&str> = (0..lines.len()).filter(|&i| shown[i]).map(|i| lines[i]).collect();
+    let dropped = rows(false);
+    let marker = format!("{MARKER_PREFIX}{dropped} of {}{MARKER_ROWS}]", dropped + rows(true));
+    if dropped > 0 && !out.is_empty() {
+        out.push(&marker);
+    }
+    out.join("\n")
 }
 
 /// Renders the chosen lines in input order with their collapse lines.
@@ -879,9 +911,19 @@ mod tests {
         assert!(p.text.starts_with("order_id,"), "{}", p.text);
         let wanted: Vec<&str> = csv.lines().filter(|l| l.contains(",Hooli,") && l.ends_with(",returned")).collect();
         assert!(wanted.len() >= 3);
-        for row in wanted {
-            assert!(p.text.lines().any(|l| l == row), "{row}\n{}", p.text);
+        for row in &wanted {
+            assert!(p.text.lines().any(|l| l == *row), "{row}\n{}", p.text);
         }
+        // One line at the end says how many rows went: no count of "similar lines" under a
+        // returned order that would pass shipped ones for more of it.
+        let rows = p.text.lines().filter(|l| l.starts_with("10")).count();
+        let marker = format!("  [… {} of 80 rows omitted]", 80 - rows);
+        assert!(p.text.ends_with(&marker), "{}", p.text);
+        assert!(is_collapse_line(&marker) && !p.text.contains("similar lines"), "{}", p.text);
+        assert!(approx(&p.text) <= budget);
+        // Nor JSON lines, whose first record is a row like the others.
+        let json = r#"{"ts": "2024-05-01T10:00:00Z", "level": "info", "msg": "up"}"#;
+        assert!(!has_table_header(&[json, json, json]));
         // A log whose first line has fields, but numbers among them, has no header.
         assert!(!has_table_header(&["Step_LSC|30002312|onStandStepChanged 3579", "Step_LSC|30002312|x", "a|b|c"]));
     }
