@@ -425,6 +425,25 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
 }
 
 #[test]
+fn an_issues_bold_labels_come_only_with_what_they_label() {
+    let issue = include_str!("support/issue.md");
+    let bold = |l: &str| l.starts_with("**") && (l.ends_with("**") || l.ends_with("commented:"));
+    for (query, ratio) in [(None, 0.5), (None, 0.75), (None, 0.9), (Some("why did the upload fail?"), 0.75)] {
+        let c = run(issue, query, Budget::Ratio(ratio));
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        let lines: Vec<&str> = c.text.lines().collect();
+        for (k, l) in lines.iter().enumerate() {
+            if bold(l) {
+                // Under a label, a line of what it labels: no label alone, nor over a marker.
+                let next = lines.get(k + 1).copied().unwrap_or("");
+                assert!(!next.is_empty() && !bold(next) && !next.starts_with("[…"), "{query:?} {ratio}\n{}", c.text);
+            }
+        }
+        assert!(c.text.contains("fails with a 500 error") || c.text.contains("integer overflow"), "{}", c.text);
+    }
+}
+
+#[test]
 fn without_a_query_a_posts_front_matter_waits_behind_its_opening() {
     let post = include_str!("support/post.md");
     let c = run(post, None, Budget::Ratio(0.75));

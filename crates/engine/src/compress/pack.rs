@@ -31,7 +31,7 @@
 //! are counted with the rest.
 
 use super::rank::Analysis;
-use super::segment::{SegKind, Segment, heading_level, is_list_item, is_title, title_name};
+use super::segment::{SegKind, Segment, bold_heading, is_heading, is_list_item, is_title, title_name};
 use super::text::{balanced, is_cjk};
 use super::units::{lines_omitted, omitted};
 use crate::tokens::PieceCounter;
@@ -227,7 +227,7 @@ impl State<'_> {
 /// otherwise.
 fn sections(text: &str, segs: &[Segment]) -> Vec<(Vec<usize>, usize)> {
     let mut section = vec![(Vec::new(), 0); segs.len()];
-    let is_heading = |s: &Segment| s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some();
+    let is_heading = |s: &Segment| s.kind == SegKind::Header && is_heading(&text[s.start..s.end]);
     if !segs.iter().any(is_heading) {
         return section;
     }
@@ -373,7 +373,8 @@ pub fn pack(
     // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
     // only wastes tokens.
     let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
-    // Below that, a sentence that names its passage's `Title:` needs no title line above it.
+    // Below that, a sentence that names its passage's `Title:` needs no title line above it,
+    // and no line needs the bold label it sits under (`**Describe the bug**`).
     let owned: Vec<Segment>;
     let segs: &[Segment] = if parents_alone {
         segs
@@ -382,7 +383,9 @@ pub fn pack(
             .iter()
             .map(|s| {
                 let mut s = *s;
-                if s.parent.is_some_and(|p| names_its_title(text, &segs[p], &s)) {
+                if s.parent.is_some_and(|p| {
+                    names_its_title(text, &segs[p], &s) || bold_heading(&text[segs[p].start..segs[p].end])
+                }) {
                     s.parent = None;
                 }
                 s
@@ -445,11 +448,22 @@ pub fn pack(
     let mut seen = std::collections::HashSet::new();
     let repeated: Vec<bool> =
         (0..n).map(|i| is_parent[i] && !seen.insert(text[segs[i].start..segs[i].end].trim())).collect();
-    let is_parent: Vec<bool> =
-        (0..n).map(|i| is_parent[i] && (!parents_alone || segs[i].kind == SegKind::Label || repeated[i])).collect();
+    // Nor does a line in bold that serves as a heading (`**Describe the bug**`): a form's or a
+    // thread's label, not a document's outline.
+    let is_parent: Vec<bool> = (0..n)
+        .map(|i| {
+            is_parent[i]
+                && (!parents_alone
+                    || segs[i].kind == SegKind::Label
+                    || repeated[i]
+                    || bold_heading(&text[segs[i].start..segs[i].end]))
+        })
+        .collect();
     // Nothing worth nothing is kept for itself (a lone `>` or list marker, a wrapper tag, a
-    // script): a parent comes with what it introduces.
-    order.retain(|&i| !is_parent[i] && utility[i] > 0.0);
+    // script, a rule with no word in it): a parent comes with what it introduces.
+    order.retain(|&i| {
+        !is_parent[i] && utility[i] > 0.0 && text[segs[i].start..segs[i].end].chars().any(char::is_alphanumeric)
+    });
     // A sentence said twice (a passage retrieved twice, chunks that overlap) is kept once: the
     // copy the order reaches first. Only whole sentences of some length: a line that recurs in
     // a configuration or a short reply ("Thanks.") is no copy.
@@ -536,6 +550,10 @@ pub fn pack(
                         None => break,
                     }
                 }
+                (rendered, tokens) = st.render_counted(counter);
+            }
+            // An undo that stopped after a child leaves its parent alone.
+            if drop_orphans(&mut st, &is_parent) {
                 (rendered, tokens) = st.render_counted(counter);
             }
         }
@@ -749,7 +767,7 @@ pub fn pack_words(
         let weights = &analysis.word_weight[range];
         // Markdown headings are kept or dropped whole: no `#` left without its title.
         let whole = matches!(s.kind, SegKind::Code | SegKind::TableRow | SegKind::TableHead | SegKind::Label)
-            || (s.kind == SegKind::Header && heading_level(&text[s.start..s.end]).is_some());
+            || (s.kind == SegKind::Header && is_heading(&text[s.start..s.end]));
         let pieces = if whole { vec![(s.start, s.end)] } else { chunks(text, s.start, s.end) };
         let mut k = 0;
         for (cs, ce) in pieces {

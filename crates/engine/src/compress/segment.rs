@@ -194,8 +194,9 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
             }
         }
 
-        // Markdown heading.
-        if let Some(level) = heading_level(trimmed) {
+        // Markdown heading, or a line in bold alone that serves as one (an issue template's
+        // `**Describe the bug**`, a comment's `**alice** commented:`), below every `#` level.
+        if let Some(level) = heading_level(trimmed).or_else(|| (!opts.chat && bold_heading(trimmed)).then_some(7)) {
             while headings.last().is_some_and(|&(l, _)| l >= level) {
                 headings.pop();
             }
@@ -417,6 +418,34 @@ pub(crate) fn title_name(text: &str, header: &Segment) -> std::ops::Range<usize>
     let name = &line[from..to];
     let start = header.start + from + (name.len() - name.trim_start().len());
     start..(header.start + from + name.trim_end().len()).max(start)
+}
+
+/// A markdown heading or a line in bold alone that serves as one (see [`bold_heading`]).
+pub(crate) fn is_heading(line: &str) -> bool {
+    heading_level(line).is_some() || bold_heading(line)
+}
+
+/// A line that is a bold phrase alone (`**Describe the bug**`, `**v5:**`, `__Notes__`), or one
+/// followed by a short verb phrase and a colon (`**alice** commented:`): a heading in all but
+/// its syntax. The phrase has a letter or digit, no other emphasis, and at most 80 bytes.
+pub(crate) fn bold_heading(line: &str) -> bool {
+    let Some(mark) = ["**", "__"].into_iter().find(|m| line.starts_with(m)) else {
+        return false;
+    };
+    let Some(close) = line[2..].find(mark).map(|k| k + 2) else {
+        return false;
+    };
+    let inner = &line[2..close];
+    let rest = line[close + 2..].trim();
+    inner.len() <= 80
+        && !inner.starts_with(char::is_whitespace)
+        && !inner.contains(['*', '_'])
+        && inner.chars().any(char::is_alphanumeric)
+        && (rest.is_empty()
+            || rest == ":"
+            || rest.ends_with(':')
+                && rest.split_whitespace().count() <= 3
+                && rest[..rest.len() - 1].chars().all(|c| c.is_alphabetic() || c == ' '))
 }
 
 pub(crate) fn heading_level(line: &str) -> Option<usize> {
@@ -839,6 +868,37 @@ mod tests {
         assert_eq!(s[7].parent, Some(6));
         assert_eq!(s[6].parent, Some(5));
         assert_eq!(s[8].kind, SegKind::Code);
+    }
+
+    #[test]
+    fn a_line_in_bold_alone_is_a_heading_over_what_follows() {
+        for line in ["**Describe the bug**", "**v4 (master):**", "__Notes__", "**alice** commented:", "**Impact**:"] {
+            assert!(bold_heading(line), "{line}");
+        }
+        for line in [
+            "**Impact:** 🔴 **CRITICAL BREAKING CHANGE**",
+            "**Note** that the cache is per thread.",
+            "** not bold **",
+            "**a** and **b**",
+            "****",
+            "__init__.py holds the package",
+        ] {
+            assert!(!bold_heading(line), "{line}");
+        }
+        let text = "**To Reproduce**\nRun the build.\n\n**Expected**\nIt passes.\n\n# Notes\nNone.";
+        let segs = segment(text, SegmentOptions::default());
+        let kinds: Vec<(SegKind, Option<usize>)> = segs.iter().map(|s| (s.kind, s.parent)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (SegKind::Header, None),
+                (SegKind::Sentence, Some(0)),
+                (SegKind::Header, None),
+                (SegKind::Sentence, Some(2)),
+                (SegKind::Header, None),
+                (SegKind::Sentence, Some(4)),
+            ]
+        );
     }
 
     #[test]
