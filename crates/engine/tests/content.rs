@@ -425,6 +425,27 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
 }
 
 #[test]
+fn a_short_documents_headings_do_not_crowd_out_what_they_head() {
+    let pr = include_str!("support/pr.md");
+    for ratio in [0.5, 0.75, 0.9] {
+        let c = run(pr, None, Budget::Ratio(ratio));
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        // Whole sentences or items of the input under their headings; not an outline of
+        // headings over `[… 1 line omitted]` markers, nor a phrase cut out of a sentence.
+        let content: Vec<&str> =
+            c.text.lines().filter(|l| !l.is_empty() && !l.starts_with("###") && !l.starts_with("[…")).collect();
+        assert!(!content.is_empty(), "{ratio}\n{}", c.text);
+        for l in content {
+            let whole = l.ends_with('.') || pr.lines().any(|o| o.trim() == l.trim());
+            assert!(pr.contains(l) && whole, "{ratio}: {l:?}\n{}", c.text);
+        }
+        let markers = c.text.lines().filter(|l| l.starts_with("[…")).count();
+        let headings = c.text.lines().filter(|l| l.starts_with("###")).count();
+        assert!(markers < headings || markers <= 1, "{ratio}\n{}", c.text);
+    }
+}
+
+#[test]
 fn an_issues_bold_labels_come_only_with_what_they_label() {
     let issue = include_str!("support/issue.md");
     let bold = |l: &str| l.starts_with("**") && (l.ends_with("**") || l.ends_with("commented:"));

@@ -371,8 +371,17 @@ pub fn pack(
         }
     }
     // With a generous budget (≥ 20 % kept) a title alone is a cheap, useful hint; below that it
-    // only wastes tokens.
-    let parents_alone = budget * 5 >= costs.iter().sum::<usize>();
+    // only wastes tokens. So do markdown headings when all of them alone (a heading shown alone
+    // brings a marker, `[… 6 lines omitted]`) would take more than a third of the budget: a
+    // short document's outline is no summary of it. (`Title:` lines and bold labels do not
+    // count: the first never bring a marker, the second never stand alone.)
+    let outline: usize = (0..n)
+        .filter(|&i| is_parent[i] && segs[i].kind == SegKind::Header)
+        .map(|i| (costs[i], &text[segs[i].start..segs[i].end]))
+        .filter(|(_, t)| is_heading(t) && !bold_heading(t))
+        .map(|(c, _)| c + OUTLINE_MARKER)
+        .sum();
+    let parents_alone = budget * 5 >= costs.iter().sum::<usize>() && outline * 3 <= budget;
     // Below that, a sentence that names its passage's `Title:` needs no title line above it,
     // and no line needs the bold label it sits under (`**Describe the bug**`).
     let owned: Vec<Segment>;
@@ -561,8 +570,9 @@ pub fn pack(
 
     // 3b. Top up by the real count: the next segments in order whose estimate leaves a
     // chance, each kept only if the rendering still fits (estimates are off by a token or so
-    // at the edges, and the undo above may have left more room than it needed).
-    if tokens > 0 && tokens < budget {
+    // at the edges, and the undo above may have left more room than it needed, or nothing:
+    // then a smaller whole segment still beats a phrase).
+    if tokens < budget {
         let mut tries = 0;
         for &i in &order {
             if tokens * 100 >= budget * TOP_UP_FULL || tries >= TOP_UP_TRIES {
@@ -1012,6 +1022,9 @@ fn names_its_title(text: &str, title: &Segment, s: &Segment) -> bool {
     let body = text[s.start..s.end].to_lowercase();
     body.contains(&name.to_lowercase())
 }
+
+/// About what a heading's `[… 6 lines omitted]` marker costs, in tokens.
+const OUTLINE_MARKER: usize = 8;
 
 /// The top-up stops at this share of the budget (percent) ...
 const TOP_UP_FULL: usize = 99;

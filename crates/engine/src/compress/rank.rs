@@ -491,6 +491,8 @@ const LEAD_CENTRALITY_POWER: f64 = 1.0;
 /// sets of titled passages: in a document with headings the author's order is the better one
 /// (markdown-dev at 4x: the queried section kept 90 → 80%).
 const LEAD_ORDER_POWER: f64 = 0.1;
+/// A document's front matter is worth this share of its last section lead, per token.
+const FRONT_MATTER: f64 = 0.5;
 /// How much a later sentence's information per word (over the mean sentence's) raises it.
 const DENSITY_POWER: f64 = 0.5;
 
@@ -777,9 +779,9 @@ pub fn agnostic_utilities(
             j += 1;
         }
     }
-    // Held-back titles come right after the last lead, and so does a document's front matter
-    // (its title, author, date and tags): the opening it precedes says more of what the
-    // document holds, and the title is most often the first heading's too.
+    // Held-back titles come right after the last lead, and a document's front matter (its
+    // title, author, date and tags) after the leads too: the opening it precedes says more of
+    // what the document holds, and the title is most often the first heading's too.
     let last_lead = leads.iter().map(|&l| value[l]).fold(f64::INFINITY, f64::min);
     let best = value.iter().cloned().fold(0.0, f64::max).max(1e-9);
     for (i, s) in segs.iter().enumerate() {
@@ -788,7 +790,9 @@ pub fn agnostic_utilities(
         }
     }
     if segs.first().is_some_and(|s| super::segment::is_front_matter(text, s)) && last_lead.is_finite() {
-        value[0] = value[0].min(0.99 * last_lead);
+        // Half the last lead's worth per token: below it even when the lead's heading comes
+        // with it (the packer weighs a segment by its own cost and its headings').
+        value[0] = value[0].min(FRONT_MATTER * last_lead);
     }
     (0..n).map(|i| value[i] * cost(i).max(1) as f64).collect()
 }
