@@ -14,8 +14,8 @@
 //!   BM25-like overlap of query words with keys and values. Without a query: input order,
 //!   except that array elements introducing keys not seen before come first (schema stays
 //!   visible) and small members are kept whole before large ones are sampled. An array that
-//!   keeps some elements whole keeps no element in part (a record cut to its cheapest field,
-//!   `{"rank": 18}`, would read as one more whole record), and its elements are never swapped
+//!   keeps some elements whole keeps no element in part, relevant to the query or not (a record
+//!   cut to its cheapest field, `{"rank": 18}`, would read as one more whole record), and its elements are never swapped
 //!   for larger ones (its order means something: ranks, time); an array none of whose
 //!   elements fits whole is sampled inside its elements.
 //! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
@@ -357,6 +357,8 @@ impl Ctx<'_> {
         let order = self.priority(idx);
         let any_rel = order.iter().any(|&c| self.rel[c] > 0.0);
         let mut deferred: Vec<usize> = Vec::new();
+        // Relevant containers kept in part, with what they took.
+        let mut cut: Vec<(usize, usize)> = Vec::new();
         for (pos, &c) in order.iter().enumerate() {
             let cost = self.cost(c);
             let remaining = budget.saturating_sub(used);
@@ -374,7 +376,9 @@ impl Ctx<'_> {
                 // irrelevant members can take it.
                 let rest: f64 = order[pos..].iter().map(|&o| self.rel[o]).filter(|r| *r > 0.0).sum();
                 let share = (remaining as f64 * self.rel[c] / rest.max(f64::MIN_POSITIVE)) as usize;
-                used += self.select_member(c, share.min(remaining), depth, sel);
+                let took = self.select_member(c, share.min(remaining), depth, sel);
+                used += took;
+                cut.push((c, took));
             } else {
                 deferred.push(c);
             }
@@ -382,9 +386,15 @@ impl Ctx<'_> {
         // In an array with whole elements kept, a cut element would be a stub of its cheapest
         // fields (`{"rank": 18}`) read as one more whole record: the array ends with its whole
         // elements instead. An array none of whose elements fits whole is still sampled.
+        // So it does when the query matched it: a relevant record too large to keep whole
+        // gives way to the whole ones, as an irrelevant one does.
         let array = self.nodes[idx].kind == Kind::Array;
         if array && order.iter().any(|&c| sel[c] == Sel::Whole) {
             deferred.clear();
+            for (c, took) in cut {
+                clear(self.nodes, c, sel);
+                used -= took;
+            }
         }
         let mut left = deferred.len();
         for c in deferred {
@@ -705,6 +715,14 @@ mod tests {
             }
             assert_eq!(kept[0]["rank"], 1, "{}", p.text);
         }
+        // A query that every result matches by a key (`score`) and one by its title: whole
+        // results still, no `{"score": 0.05}` cut out of the others.
+        let budget = approx(&doc) / 10;
+        let p = compress_json(&doc, Some("what score did result 17 get"), budget, &approx).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&p.text).unwrap();
+        let kept: Vec<&serde_json::Value> = v["results"].as_array().unwrap().iter().filter(|r| r.is_object()).collect();
+        assert!(kept.iter().any(|r| r["rank"] == 17), "{}", p.text);
+        assert!(kept.iter().all(|r| r.as_object().unwrap().len() == 5), "{}", p.text);
     }
 
     #[test]
