@@ -425,6 +425,19 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
 }
 
 #[test]
+fn a_pasted_traceback_keeps_the_exception_that_ends_it() {
+    let ticket = include_str!("support/ticket.txt");
+    let error = "requests.exceptions.HTTPError: 429 Client Error: Too Many Requests for url: \
+                 https://api.acme.example/v2/export?dataset=sales";
+    for (query, ratio) in [(None, 0.5), (None, 0.75), (Some("why does the export fail?"), 0.75)] {
+        let c = run(ticket, query, Budget::Ratio(ratio));
+        assert!(c.compressed_tokens <= c.budget_tokens);
+        // The line alone, not glued to the frame above it.
+        assert!(c.text.lines().any(|l| l == error), "{query:?} {ratio}\n{}", c.text);
+    }
+}
+
+#[test]
 fn a_short_documents_headings_do_not_crowd_out_what_they_head() {
     let pr = include_str!("support/pr.md");
     for ratio in [0.5, 0.75, 0.9] {

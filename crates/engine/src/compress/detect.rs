@@ -591,6 +591,25 @@ fn is_trace_frame(line: &str) -> bool {
         || (t.starts_with("File \"") && t.contains("\", line "))
 }
 
+/// The line that names an exception and its message, which ends a stack trace:
+/// `requests.exceptions.HTTPError: 429 …`, `ValueError: bad input`, `java.lang.IllegalStateException`,
+/// `Exception in thread "main" …`, Rust's `thread 'main' panicked at …`.
+pub(crate) fn is_exception_line(line: &str) -> bool {
+    let t = line.trim();
+    if t.starts_with("Exception in thread ") || (t.starts_with("thread '") && t.contains("' panicked at ")) {
+        return true;
+    }
+    // A class name, dotted or not, then `:` and the message (or, dotted, alone).
+    let name = t.split(':').next().unwrap_or("");
+    let last = name.rsplit('.').next().unwrap_or("");
+    let identifier = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    name.split('.').all(identifier)
+        && last.len() > 5
+        && last.starts_with(|c: char| c.is_ascii_uppercase())
+        && (last.ends_with("Error") || last.ends_with("Exception"))
+        && (name.len() < t.len() || name.contains('.'))
+}
+
 /// A timestamp or level word near the start of the line.
 pub(crate) fn is_log_line(line: &str) -> bool {
     let head = prefix(line, 80);
@@ -707,6 +726,28 @@ fn is_assignment(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exception_lines_are_told_from_prose_and_frames() {
+        for l in [
+            "requests.exceptions.HTTPError: 429 Client Error: Too Many Requests",
+            "ValueError: invalid literal for int() with base 10: 'x'",
+            "java.lang.IllegalStateException",
+            "Exception in thread \"main\" java.lang.NullPointerException",
+            "thread 'main' panicked at src/main.rs:4:5:",
+        ] {
+            assert!(is_exception_line(l), "{l}");
+        }
+        for l in [
+            "Error: could not connect",
+            "The error: nothing was saved.",
+            "  File \"/opt/run.py\", line 112, in <module>",
+            "MyError",
+            "raise HTTPError(http_error_msg, response=self)",
+        ] {
+            assert!(!is_exception_line(l), "{l}");
+        }
+    }
 
     #[test]
     fn detects_json() {

@@ -279,7 +279,9 @@ pub fn segment(text: &str, opts: SegmentOptions) -> Vec<Segment> {
                 && next_quote.matches('>').count() == prev_quote.matches('>').count()
                 && !prev.ends_with(['.', '!', '?', ':', '。', '！', '？'])
                 && !is_list_item(next)
-                && speaker_label_len(next).is_none();
+                && speaker_label_len(next).is_none()
+                // A stack trace's exception line is no wrapped text (`requests.exceptions.…`).
+                && !super::detect::is_exception_line(next);
             if !continues {
                 break;
             }
