@@ -1039,7 +1039,7 @@ const SWAP_TRIES: usize = 8;
 /// Filling swaps are tried while the rendering fills less than this share of the budget
 /// (percent): a ratio within 5% of the one asked for needs 95.2% ...
 const FILL_BELOW: usize = 96;
-/// ... each giving up at most this share of the value kept.
+/// ... all of them together giving up at most this share of the value kept.
 const FILL_LOSS: f64 = 0.02;
 
 /// Unkeeps kept parents none of whose children are kept (deepest first).
