@@ -5,9 +5,12 @@ use omnimemory_engine::compress::{Budget, CompressRequest, Compressed, ContentTy
 use omnimemory_engine::eval;
 use omnimemory_engine::tokens::Encoding;
 
-/// Compresses `context` for cl100k with the default (whole-sentence) granularity.
+/// Compresses `context` for cl100k with the default (whole-sentence) granularity; the output is
+/// within its budget.
 fn run(context: &str, query: Option<&str>, budget: Budget) -> Compressed {
-    compress(&CompressRequest { context, query, budget, granularity: Default::default() }, Encoding::Cl100k)
+    let c = compress(&CompressRequest { context, query, budget, granularity: Default::default() }, Encoding::Cl100k);
+    assert!(c.compressed_tokens <= c.budget_tokens, "{} > {}:\n{}", c.compressed_tokens, c.budget_tokens, c.text);
+    c
 }
 
 /// A deterministic pseudo-UUID (lower-case hex, 8-4-4-4-12).
@@ -42,7 +45,6 @@ fn kv75_answer_is_retained_as_eval_measures_it_and_output_is_json() {
             for ratio in [0.5, 0.75, 0.9] {
                 let c = run(&doc, Some(&query), Budget::Ratio(ratio));
                 assert_eq!(c.content_type, ContentType::Json);
-                assert!(c.compressed_tokens <= c.budget_tokens, "over budget");
                 let parsed: serde_json::Value = serde_json::from_str(&c.text).expect("output parses as JSON");
                 assert_eq!(parsed[k.as_str()].as_str(), Some(v.as_str()));
                 assert!(
@@ -139,7 +141,6 @@ fn markdown_keeps_headings_whole_lists_marked_and_tables_with_their_header() {
         for ratio in [0.5, 0.75, 0.9] {
             let c = run(&doc, query, Budget::Ratio(ratio));
             assert_eq!(c.content_type, ContentType::Markdown);
-            assert!(c.compressed_tokens <= c.budget_tokens);
             let ctx = format!("query {query:?} ratio {ratio}:\n{}", c.text);
             let mut previous = "";
             for line in c.text.lines() {
@@ -207,7 +208,6 @@ fn chat_keeps_the_speaker_label_on_every_kept_turn() {
         for ratio in [0.5, 0.75, 0.9] {
             let c = run(&doc, query, Budget::Ratio(ratio));
             assert_eq!(c.content_type, ContentType::Chat);
-            assert!(c.compressed_tokens <= c.budget_tokens);
             for line in c.text.lines().filter(|l| !l.trim().is_empty()) {
                 let label = ["User: ", "Assistant: "].into_iter().find(|l| line.starts_with(l));
                 let Some(label) = label else {
@@ -233,7 +233,6 @@ fn yaml_comes_back_as_its_outline_with_hash_markers_not_as_markdown() {
     for ratio in [0.5, 0.75] {
         let c = run(yaml, None, Budget::Ratio(ratio));
         assert_eq!(c.content_type, ContentType::Code);
-        assert!(c.compressed_tokens <= c.budget_tokens);
         // Whole input lines, indentation included, or `# …` markers of what was left out.
         for l in c.text.lines().filter(|l| !l.trim().is_empty()) {
             assert!(yaml.lines().any(|o| o == l) || l.trim_start().starts_with("# … "), "{l}\n{}", c.text);
@@ -248,7 +247,6 @@ fn a_diff_keeps_every_file_header_and_marks_what_it_leaves_out() {
     let diff = include_str!("support/change.diff");
     let c = run(diff, None, Budget::Ratio(0.5));
     assert_eq!(c.content_type, ContentType::Code);
-    assert!(c.compressed_tokens <= c.budget_tokens);
     for header in diff.lines().filter(|l| l.starts_with("diff --git ")) {
         assert!(c.text.lines().any(|l| l == header), "{header}\n{}", c.text);
     }
@@ -268,7 +266,6 @@ fn subtitles_keep_each_cue_whole_with_its_timing() {
         let c = run(vtt, query, Budget::Ratio(ratio));
         // Read as a transcript, not as logs (its timing lines carry timestamps).
         assert_eq!(c.content_type, ContentType::Prose, "{query:?} {ratio}");
-        assert!(c.compressed_tokens <= c.budget_tokens);
         // Every kept piece is a whole cue: its timing and all its text, never one without the other.
         let kept: Vec<&str> = c.text.split("\n\n").map(str::trim).filter(|p| !p.is_empty() && *p != "WEBVTT").collect();
         assert!(!kept.is_empty());
@@ -295,7 +292,6 @@ fn an_email_reply_never_keeps_a_bare_quote_marker_or_list_number() {
     for query in [None, Some("when does the billing batch start"), Some("what are the migration steps")] {
         for ratio in [0.5, 0.75] {
             let c = run(mail, query, Budget::Ratio(ratio));
-            assert!(c.compressed_tokens <= c.budget_tokens);
             for l in c.text.lines() {
                 assert!(!bare(l), "{query:?} {ratio}: {l:?}\n{}", c.text);
             }
@@ -331,7 +327,6 @@ fn an_email_thread_keeps_its_subject_and_senders_and_drops_its_wrapping() {
     for query in [None, Some("when does the importer fix go live")] {
         for ratio in [0.6, 0.8] {
             let c = run(thread, query, Budget::Ratio(ratio));
-            assert!(c.compressed_tokens <= c.budget_tokens);
             let out = &c.text;
             assert_eq!(out.matches("Subject: ").count(), 1, "{query:?} {ratio}:\n{out}");
             assert!(out.contains("Subject: RE: Ferry timetable import failing since Monday"), "{out}");
@@ -359,7 +354,6 @@ fn a_handler_that_misreads_its_input_does_not_return_a_sliver_of_the_budget() {
     let plan = include_str!("support/terraform_plan.txt");
     for ratio in [0.5, 0.75, 0.9] {
         let c = run(plan, None, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         assert!(
             c.compressed_tokens * 2 >= c.budget_tokens,
             "{ratio}: {} of {}\n{}",
@@ -393,7 +387,6 @@ fn an_html_article_is_read_as_text_not_as_a_chat_nor_as_one_block() {
     // `<li> …` lines are not IRC messages, and a page without blank lines is not one atomic
     // block cut to a window of words: the sentence that answers comes whole.
     assert_ne!(c.content_type, ContentType::Chat);
-    assert!(c.compressed_tokens <= c.budget_tokens);
     assert!(
         c.text.contains("Failover used to take about four minutes of manual work. It now takes under two seconds."),
         "{}",
@@ -410,7 +403,6 @@ fn a_heading_the_query_names_brings_its_section_and_front_matter_stays_whole() {
     let front = &post[..post.find("\n---\n").unwrap() + 4];
     for (query, ratio) in [(Some("what broke"), 0.6), (None, 0.5), (None, 0.75), (Some("who wrote the post"), 0.6)] {
         let c = run(post, query, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         // The front matter comes whole or not at all: no key without its `---` fences.
         assert!(
             c.text.starts_with(front) || !c.text.contains("tags:") && !c.text.contains("  - raft"),
@@ -431,7 +423,6 @@ fn a_pasted_traceback_keeps_the_exception_that_ends_it() {
                  https://api.acme.example/v2/export?dataset=sales";
     for (query, ratio) in [(None, 0.5), (None, 0.75), (Some("why does the export fail?"), 0.75)] {
         let c = run(ticket, query, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         // The line alone, not glued to the frame above it.
         assert!(c.text.lines().any(|l| l == error), "{query:?} {ratio}\n{}", c.text);
     }
@@ -442,7 +433,6 @@ fn a_short_documents_headings_do_not_crowd_out_what_they_head() {
     let pr = include_str!("support/pr.md");
     for ratio in [0.5, 0.75, 0.9] {
         let c = run(pr, None, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         // Whole sentences or items of the input under their headings; not an outline of
         // headings over `[… 1 line omitted]` markers, nor a phrase cut out of a sentence.
         let content: Vec<&str> =
@@ -464,7 +454,6 @@ fn an_issues_bold_labels_come_only_with_what_they_label() {
     let bold = |l: &str| l.starts_with("**") && (l.ends_with("**") || l.ends_with("commented:"));
     for (query, ratio) in [(None, 0.5), (None, 0.75), (None, 0.9), (Some("why did the upload fail?"), 0.75)] {
         let c = run(issue, query, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         let lines: Vec<&str> = c.text.lines().collect();
         for (k, l) in lines.iter().enumerate() {
             if bold(l) {
@@ -492,7 +481,6 @@ fn a_kubectl_describe_report_keeps_its_keys_with_their_values_and_its_blocks_und
     let marker = |l: &str| l.trim_start().starts_with("# … ") && l.trim_end().ends_with(" omitted");
     for (query, ratio) in [(None, 0.75), (None, 0.9), (Some("why does the api container keep restarting?"), 0.75)] {
         let c = run(report, query, Budget::Ratio(ratio));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         for l in c.text.lines() {
             // Whole input lines or a marker: a key such as `Finished:` never loses its value.
             assert!(marker(l) || report.lines().any(|o| o == l), "{l:?}\n{}", c.text);
@@ -528,7 +516,6 @@ fn a_passage_retrieved_twice_is_said_once_and_its_room_goes_to_other_sentences()
     let context = format!("{tokyo}\n\n{}\n\nOsaka is the second largest city of Japan.", tokyo.replace(". ", ".\n"));
     for query in [None, Some("when did Tokyo become the capital")] {
         let c = run(&context, query, Budget::Ratio(0.5));
-        assert!(c.compressed_tokens <= c.budget_tokens);
         for sentence in tokyo.split_inclusive(". ") {
             let s = sentence.trim();
             assert!(c.text.matches(s).count() <= 1, "{s:?} twice:\n{}", c.text);

@@ -36,7 +36,8 @@
 //! **Output:** the kept turns in input order, byte-exact, joined by the input's own separator
 //! between turns (a newline, or a blank line in transcripts). A turn is kept whole, or (the most
 //! recent one, or one that fills the last of the budget) as its label and one contiguous run of
-//! its sentences (or of its opening words, then ` …`: the only text added). Dropped turns leave no marker: every kept line stays an original line.
+//! its sentences (or of its opening words, then ` …`: the only text added). Dropped turns
+//! leave no marker: every kept line stays an original line.
 //!
 //! [`compress_messages`] applies the same selection to an OpenAI-style `messages` array: roles
 //! are untouched, the system message and the last user message are kept whole unless the

@@ -592,8 +592,9 @@ fn is_trace_frame(line: &str) -> bool {
 }
 
 /// The line that names an exception and its message, which ends a stack trace:
-/// `requests.exceptions.HTTPError: 429 …`, `ValueError: bad input`, `java.lang.IllegalStateException`,
-/// `Exception in thread "main" …`, Rust's `thread 'main' panicked at …`.
+/// `requests.exceptions.HTTPError: 429 …`, `ValueError: bad input`,
+/// `java.lang.IllegalStateException`, `Exception in thread "main" …`, Rust's `thread 'main'
+/// panicked at …`.
 pub(crate) fn is_exception_line(line: &str) -> bool {
     let t = line.trim();
     if t.starts_with("Exception in thread ") || (t.starts_with("thread '") && t.contains("' panicked at ")) {

@@ -15,9 +15,9 @@
 //!   except that array elements introducing keys not seen before come first (schema stays
 //!   visible) and small members are kept whole before large ones are sampled. An array that
 //!   keeps some elements whole keeps no element in part, relevant to the query or not (a record
-//!   cut to its cheapest field, `{"rank": 18}`, would read as one more whole record), and its elements are never swapped
-//!   for larger ones (its order means something: ranks, time); an array none of whose
-//!   elements fits whole is sampled inside its elements.
+//!   cut to its cheapest field, `{"rank": 18}`, would read as one more whole record), and its
+//!   elements are never swapped for larger ones (its order means something: ranks, time); an
+//!   array none of whose elements fits whole is sampled inside its elements.
 //! - Fitting: member costs are counted one by one (estimates; counts are not additive), the
 //!   selection runs against an internal budget (greedy, then, in objects, swapping kept
 //!   members for larger dropped ones while more than 2% is left), and that internal budget is searched

@@ -44,8 +44,8 @@
 //! `  [… N similar lines omitted after each of the M lines above]` (a repeated stack trace
 //! gets one collapse line, not one per frame). In a delimited table one line at the end says
 //! instead how many rows were dropped: `  [… 182 of 200 rows omitted]`. These markers are the
-//! only text this module adds; [`is_collapse_line`] recognises them. The ellipsis and the word "omitted" say that
-//! the compressor, not the program that logged, wrote the line.
+//! only text this module adds; [`is_collapse_line`] recognises them. The ellipsis and the word
+//! "omitted" say that the compressor, not the program that logged, wrote the line.
 //!
 //! What it does not do: it never rewrites or truncates a line (a single line larger than the
 //! budget is never kept; if nothing but blank lines fits it gives `None` and the caller packs
@@ -522,8 +522,8 @@ fn priority_order(
 
     // 1. Errors, the grave first (a service's `[emerg]` cause before the `failed` lines that
     // follow from it), then the first line of each trace template, in input order.
-    let mut errors = by_cost(reps_of(Severity::Error, &first));
-    errors.sort_by_key(|&i| !is_grave(lines[i]));
+    let mut errors = reps_of(Severity::Error, &first);
+    errors.sort_by_cached_key(|&i| (!is_grave(lines[i]), cost[i], i));
     for i in errors {
         take(i, &mut order, &mut variant_shown);
     }

@@ -218,10 +218,12 @@ pub fn compress_counted(req: &CompressRequest<'_>, counter: &PieceCounter<'_>) -
         // A stack trace pasted into a message ends with what went wrong (`HTTPError: 429 Too
         // Many Requests …`): that line is worth as much per token as the best one, so it is
         // never the one the trace's frames leave out.
-        let cost = |i: usize| est(segs[i].start, segs[i].end).max(1) as f64;
-        let best = (0..segs.len()).map(|i| utility[i] / cost(i)).fold(0.0, f64::max);
-        for (i, s) in segs.iter().enumerate() {
-            if detect::is_exception_line(&text[s.start..s.end]) {
+        let exceptions: Vec<usize> =
+            (0..segs.len()).filter(|&i| detect::is_exception_line(&text[segs[i].start..segs[i].end])).collect();
+        if !exceptions.is_empty() {
+            let cost = |i: usize| est(segs[i].start, segs[i].end).max(1) as f64;
+            let best = (0..segs.len()).map(|i| utility[i] / cost(i)).fold(0.0, f64::max);
+            for i in exceptions {
                 utility[i] = utility[i].max(best * cost(i));
             }
         }

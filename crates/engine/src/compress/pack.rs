@@ -86,6 +86,13 @@ impl State<'_> {
         }
     }
 
+    /// Puts back a selection saved before a trial (`full` as it was).
+    fn restore(&mut self, full: &[bool]) {
+        for (i, &keep) in full.iter().enumerate() {
+            self.set_full(i, keep);
+        }
+    }
+
     /// The kept pieces, in order: `(start, end, block, segment)`.
     fn spans(&self) -> Vec<(usize, usize, usize, usize)> {
         let mut v = Vec::new();
@@ -637,9 +644,7 @@ pub fn pack(
             if t <= budget {
                 (rendered, tokens) = (r, t);
             } else {
-                for (k, &f) in before.iter().enumerate() {
-                    st.set_full(k, f);
-                }
+                st.restore(&before);
             }
         }
     }
@@ -687,9 +692,7 @@ pub fn pack(
                 (rendered, tokens) = (r, t);
                 allowance -= (utility[k] - utility[c]).max(0.0);
             } else {
-                for (j, &f) in before.iter().enumerate() {
-                    st.set_full(j, f);
-                }
+                st.restore(&before);
             }
         }
     }

@@ -474,7 +474,7 @@ pub(crate) fn raw_element(trimmed: &str) -> Option<&'static str> {
 
 /// Whether `s` is a document's front matter (`---` … `---` YAML or `+++` … `+++` TOML at the
 /// very top, one segment).
-pub fn is_front_matter(text: &str, s: &Segment) -> bool {
+pub(crate) fn is_front_matter(text: &str, s: &Segment) -> bool {
     let t = &text[s.start..s.end];
     s.start == text.len() - text.trim_start().len()
         && s.kind == SegKind::Code
